@@ -1,0 +1,63 @@
+"""zoo: a plugin-based zoo of GANs and their relatives.
+
+The public API for plugin authors is what this module exports. Importing ``zoo`` is
+instant: torch and the rest load the first time one of these names is used.
+
+    import zoo
+
+    @dataclass
+    class TinyConfig(zoo.Config):
+        latent_dim: int = zoo.option(16, "length of z")
+
+    class Tiny(zoo.Model):
+        name = "tiny"
+        Config = TinyConfig
+        capabilities = frozenset({zoo.Capability.LATENT})
+        ...
+
+See docs/plugins.md for the whole contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Config": "zoo.config",
+    "option": "zoo.config",
+    "ZooError": "zoo.errors",
+    "UsageError": "zoo.errors",
+    "Model": "zoo.model",
+    "Capability": "zoo.model",
+    "DataSpec": "zoo.model",
+    "Batch": "zoo.model",
+    "Batches": "zoo.model",
+    "Progress": "zoo.model",
+    "Metrics": "zoo.model",
+    "evaluating": "zoo.model",
+    "init_normal": "zoo.model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .config import Config, option
+    from .errors import UsageError, ZooError
+    from .model import (Batch, Batches, Capability, DataSpec, Metrics, Model, Progress,
+                        evaluating, init_normal)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,240 @@
+"""The ``zoo`` command line. Each command parses, then hands off to one pipeline function.
+
+Expected errors end as one line and a non-zero exit (2 for bad usage); ``--verbose`` shows
+the traceback. Heavy imports (torch, wandb, matplotlib) happen inside the commands, so
+``zoo --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import ZooError
+
+app = typer.Typer(
+    name="zoo",
+    help="A zoo of GANs and their relatives: prepare data, train, sample.\n\n"
+         "Start with [bold]zoo list[/], then [bold]zoo train dcgan --data mnist[/].",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+console = Console()
+err_console = Console(stderr=True)
+_state = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ZooError into one red line and its exit code (a traceback with --verbose)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ZooError as exc:
+            if _state["verbose"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def examples(*lines: str) -> str:
+    return "[bold]Examples[/]\n\n" + "\n\n".join(f"  [cyan]{line}[/]" for line in lines)
+
+
+# -- zoo list / zoo info ---------------------------------------------------------------------
+
+@app.command("list", epilog=examples("zoo list"))
+@handles_errors
+def list_models() -> None:
+    """List every model plugin: built-in and installed, working or broken."""
+    from rich.table import Table
+
+    from .registry import registry
+
+    reg = registry()
+    table = Table(title="zoo models", show_lines=False)
+    for column in ("name", "family", "capabilities", "summary", "package", "status"):
+        table.add_column(column, overflow="fold")
+    for entry in reg.entries():
+        conflict = reg.conflict(entry.name)
+        if entry.model is not None:
+            m = entry.model
+            caps = ", ".join(sorted(str(c) for c in m.capabilities)) or "-"
+            status = "[red]name conflict[/]" if conflict else "[green]ok[/]"
+            table.add_row(m.name, m.family, caps, m.summary, entry.package, status)
+        else:
+            table.add_row(entry.name, "?", "?", f"[red]{entry.error}[/]", entry.package, "[red]broken[/]")
+    console.print(table)
+    for name in reg.names():
+        if problem := reg.conflict(name):
+            err_console.print(f"[yellow]warning:[/] {problem}")
+
+
+@app.command(epilog=examples("zoo info dcgan"))
+@handles_errors
+def info(model: Annotated[str, typer.Argument(help="Model name, as in `zoo list`.")]) -> None:
+    """Show a model: its paper, capabilities and every config key with its default."""
+    from rich.table import Table
+
+    from .config import describe
+    from .registry import registry
+
+    cls = registry().get(model)
+    caps = ", ".join(sorted(str(c) for c in cls.capabilities)) or "none"
+    console.print(f"[bold]{cls.name}[/] ({cls.family}, plugin version {cls.version})\n{cls.summary}\n"
+                  f"paper: {cls.paper or '-'}\ncapabilities: {caps}")
+    table = Table(title=f"{cls.name} config (change with --set key=value)")
+    for column in ("key", "type", "default", "help"):
+        table.add_column(column, overflow="fold")
+    for f in describe(cls.Config):
+        table.add_row(f.name, f.type, repr(f.default), f.help)
+    console.print(table)
+
+
+# -- zoo prep ----------------------------------------------------------------------------------
+
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Look here first for the raw files (then $ZOO_DATA_DIR, the cache, system "
+                       "folders; then download).")]
+Size = Annotated[Optional[int], typer.Option("--size", help="Resize (and centre-crop) to SIZE x SIZE.")]
+Channels = Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
+
+
+@app.command(epilog=examples("zoo prep mnist", "zoo prep fashion-mnist --size 32",
+                             "zoo prep folder:~/pictures/cats --size 64 --channels 3",
+                             "zoo prep mnist --data-dir ~/datasets/mnist"))
+@handles_errors
+def prep(
+    data: Annotated[str, typer.Argument(help="mnist, fashion-mnist, cifar10, svhn, or folder:PATH.")],
+    size: Size = None,
+    channels: Channels = None,
+    data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Prepare again even if cached.")] = False,
+) -> None:
+    """Prepare a data set once (train does this on demand) and draw what is in it."""
+    from rich.table import Table
+
+    from .pipelines.prep import describe, prepare
+
+    prepared = prepare(data, size=size, channels=channels, data_dir=data_dir, force=force,
+                       console=err_console)
+    table = Table(show_header=False, title=f"prepared {data}")
+    for key, value in describe(prepared).items():
+        table.add_row(key, str(value))
+    for note in prepared.meta.get("notes", []):
+        table.add_row("note", note)
+    pictures = ", ".join(p.name for p in sorted(prepared.path.glob("*.png")))
+    table.add_row("pictures", pictures)
+    console.print(table)
+
+
+# -- zoo train ---------------------------------------------------------------------------------
+
+@app.command(epilog=examples(
+    "zoo train dcgan --data mnist --epochs 5",
+    "zoo train dcgan --data mnist --steps 1560 --set real_label=0.9",
+    "zoo train dcgan --data folder:~/monet --size 64 --channels 3 --device cuda",
+    "zoo train dcgan --data mnist --dry-run",
+    "zoo train dcgan --resume runs/dcgan-mnist-20261122-101500 --epochs 10",
+))
+@handles_errors
+def train(
+    model: Annotated[str, typer.Argument(help="Model name, as in `zoo list`.")],
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="mnist, fashion-mnist, cifar10, svhn or folder:PATH.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the data (default 5).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps instead of epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Images per batch (default: the paper's).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 0).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/MODEL-DATA-TIME).")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value; repeatable. See `zoo info MODEL`.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or JSON file of config keys.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a run: its folder, checkpoint, or the model's latest run.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the run already in --out.")] = False,
+    size: Size = None,
+    channels: Channels = None,
+    data_dir: DataDir = None,
+    wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and plan, then stop.")] = False,
+) -> None:
+    """Train a model; a preview grid each epoch, checkpoints, loss curves and a GIF.
+
+    Config precedence: the plugin's defaults < --config file < --set key=value < flags
+    such as --batch-size. Ctrl-C saves a checkpoint; --resume continues from it.
+    """
+    from .pipelines.train import TrainOptions, plan, train as run_training
+
+    if wandb not in ("auto", "online", "offline"):
+        raise typer.BadParameter("must be auto, online or offline", param_hint="--wandb")
+    opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, batch_size=batch_size,
+                        seed=seed, device=device, out=out, sets=list(sets or []),
+                        config_file=config_file, resume=resume, force=force,
+                        wandb="off" if no_wandb else wandb, size=size, channels=channels,
+                        data_dir=data_dir)
+    if dry_run:
+        import json
+
+        from .config import to_dict
+
+        p = plan(opts)
+        console.print_json(json.dumps({"model": p.cls.name, "data": p.data, "seed": p.seed,
+                                       "resume_from": str(p.resume_from) if p.resume_from else None,
+                                       "config": to_dict(p.config)}))
+        return
+    run_training(opts, console=console)
+
+
+# -- zoo sample --------------------------------------------------------------------------------
+
+@app.command(epilog=examples("zoo sample dcgan --n 64 --out samples/",
+                             "zoo sample runs/dcgan-mnist-20261122-101500 --n 16 --seed 3",
+                             "zoo sample runs/dcgan-mnist-20261122-101500/checkpoint.safetensors"))
+@handles_errors
+def sample(
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
+    n: Annotated[int, typer.Option("--n", "-n", help="How many images.")] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the latent vectors.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default samples/RUN-seedS).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Generate N images from a trained model: one PNG each plus grid.png."""
+    from .pipelines.sample import sample as run_sampling
+
+    run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, console=console)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

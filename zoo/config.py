@@ -1,0 +1,248 @@
+"""Typed model configuration with one precedence.
+
+dataclass defaults  <  config file (TOML or JSON)  <  ``--set key=value``  <  explicit flags
+
+Every value is checked against its field's annotation, and an unknown key is an error that
+lists the valid ones. Nothing here imports torch, so the CLI can resolve and print a config
+(``--dry-run``) instantly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import UsageError
+
+_NONE_WORDS = {"none", "null"}
+_TRUE_WORDS = {"true", "yes", "on", "1"}
+_FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def option(default: Any, help: str) -> Any:
+    """A config field with its default and a one-line help text (shown by ``zoo info``)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass
+class Config:
+    """Settings every model has. A plugin subclasses this with its paper's defaults.
+
+    Validate cross-field rules in ``__post_init__`` and raise :class:`zoo.UsageError`.
+    """
+
+    batch_size: int = option(64, "images per training batch")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise UsageError(f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
+def describe(cls: type[Config]) -> list[FieldInfo]:
+    """The fields of a config class, for help screens."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append(FieldInfo(f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+    return out
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """A JSON-ready dict of the config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def from_dict(cls: type[Config], values: Mapping[str, Any], *, source: str) -> Config:
+    """Build a config from typed values (a checkpoint, a config file); unknown keys are errors."""
+    return cls(**_checked(cls, values, source=source))
+
+
+def resolve(
+    cls: type[Config],
+    *,
+    config_file: Path | None = None,
+    sets: Iterable[str] = (),
+    flags: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> Config:
+    """Apply the precedence: defaults < base < config file < ``--set`` < flags (None = not given)."""
+    values: dict[str, Any] = {}
+    if base:
+        values.update(_checked(cls, base, source="the checkpoint"))
+    if config_file is not None:
+        values.update(_checked(cls, load_file(config_file), source=str(config_file)))
+    hints = typing.get_type_hints(cls)
+    for item in sets:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got {item!r}")
+        _require_known(cls, key, source="--set")
+        values[key] = parse_value(text.strip(), hints[key], key=key)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            values.update(_checked(cls, {key: value}, source="the command line"))
+    return cls(**values)
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file into a dict."""
+    if not path.is_file():
+        raise UsageError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise UsageError(f"config file {path} must end in .toml or .json")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} could not be parsed: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a table of key = value pairs")
+    return data
+
+
+def parse_value(text: str, annotation: Any, *, key: str) -> Any:
+    """Turn the text of ``--set key=value`` into a value of the field's type."""
+    try:
+        return _parse(text, annotation)
+    except ValueError:
+        raise UsageError(
+            f"--set {key}={text}: expected {_type_name(annotation)}"
+        ) from None
+
+
+def _parse(text: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        for choice in args:
+            if str(choice) == text:
+                return choice
+        raise ValueError(text)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in _NONE_WORDS:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _parse(text, arg)
+            except ValueError:
+                continue
+        raise ValueError(text)
+    if origin is tuple:
+        parts = [p.strip() for p in text.strip("()[] ").split(",") if p.strip()]
+        item_types = args[:1] * len(parts) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(item_types) != len(parts):
+            raise ValueError(text)
+        return tuple(_parse(p, t) for p, t in zip(parts, item_types))
+    if annotation is bool:
+        low = text.lower()
+        if low in _TRUE_WORDS:
+            return True
+        if low in _FALSE_WORDS:
+            return False
+        raise ValueError(text)
+    if annotation is int:
+        return int(text)
+    if annotation is float:
+        return float(text)
+    if annotation is str:
+        return text
+    raise ValueError(f"unsupported field type {annotation!r}")
+
+
+def _checked(cls: type[Config], values: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in values.items():
+        _require_known(cls, key, source=source)
+        if not _matches(value, hints[key]):
+            if not isinstance(value, str):
+                raise UsageError(f"{key} = {value!r} in {source}: expected {_type_name(hints[key])}")
+            try:
+                value = _parse(value, hints[key])
+            except ValueError:
+                raise UsageError(
+                    f"{key} = {value!r} in {source}: expected {_type_name(hints[key])}"
+                ) from None
+        out[key] = _normalise(value, hints[key])
+    return out
+
+
+def _require_known(cls: type[Config], key: str, *, source: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    if key in names:
+        return
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UsageError(f"unknown config key {key!r} in {source}{hint}; valid keys: {', '.join(names)}")
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if annotation is type(None):
+        return value is None
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        item_types = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        return len(item_types) == len(value) and all(_matches(v, t) for v, t in zip(value, item_types))
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    return False
+
+
+def _normalise(value: Any, annotation: Any) -> Any:
+    if annotation is float and isinstance(value, int):
+        return float(value)
+    if typing.get_origin(annotation) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return "one of " + "|".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if annotation is type(None):
+        return "none"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"comma-separated {_type_name(args[0])}s"
+        return "comma-separated (" + ", ".join(_type_name(a) for a in args) + ")"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )

@@ -1,0 +1,113 @@
+"""Prepared data in memory: one uint8 tensor of images (and one of labels), and batches of it.
+
+``zoo prep`` (``zoo.pipelines.prep``) turns a data set into a ``data.safetensors`` file with a
+``meta.json`` beside it. Training loads that once, moves it to the training device, and draws
+shuffled batches by indexing: no per-item Python, no image files read during training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from .errors import UsageError, ZooError
+from .model import Batch, DataSpec
+
+PREPARED_FORMAT = "zoo-prepared/1"
+
+
+@dataclass
+class PreparedData:
+    """A prepared data set: ``images`` uint8 N x C x H x W, ``labels`` int64 N (or None)."""
+
+    path: Path
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    meta: dict[str, Any]
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(
+            name=self.meta["name"],
+            channels=int(self.images.shape[1]),
+            height=int(self.images.shape[2]),
+            width=int(self.images.shape[3]),
+            class_names=tuple(self.meta.get("class_names", ())),
+        )
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def load_prepared(folder: Path) -> PreparedData:
+    """Read a prepared data set written by the prep pipeline."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format") != PREPARED_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}")
+        tensors = load_file(str(folder / "data.safetensors"))
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"prepared data in {folder} is unreadable ({exc}); "
+                       "run `zoo prep` again with --force") from None
+    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the one convention images cross modules in."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], for writing files."""
+    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class TensorBatches:
+    """Endless shuffled batches from tensors on one device; an epoch is one permutation.
+
+    The order depends only on the seed and the epoch number, and the position is part of
+    the checkpoint, so a resumed run sees exactly the batches it would have seen.
+    Incomplete final batches are dropped (batch norm and GAN losses dislike tiny batches).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
+                 seed: int, device: torch.device | str = "cpu") -> None:
+        if images.shape[0] < batch_size:
+            raise UsageError(f"batch size {batch_size} is larger than the data set "
+                             f"({images.shape[0]} images); pass a smaller --batch-size")
+        self.images = images.to(device)
+        self.labels = labels.to(device) if labels is not None else None
+        self.batch_size = batch_size
+        self.seed = seed
+        self.batches_per_epoch = images.shape[0] // batch_size
+        self.epoch = 0
+        self.position = 0
+        self._order = self._permutation(0)
+
+    def next(self) -> Batch:
+        if self.position == self.batches_per_epoch:
+            self.epoch += 1
+            self.position = 0
+            self._order = self._permutation(self.epoch)
+        start = self.position * self.batch_size
+        index = self._order[start:start + self.batch_size]
+        self.position += 1
+        labels = self.labels[index] if self.labels is not None else None
+        return Batch(to_float(self.images[index]), labels)
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._permutation(self.epoch)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.images.shape[0], generator=generator)
+        return order.to(self.images.device)

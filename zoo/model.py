@@ -1,0 +1,239 @@
+"""The plugin contract: what a model family tells zoo, and what zoo asks of it.
+
+A plugin is a subclass of :class:`Model`, an ``nn.Module`` that holds all of a family's
+networks (one generator and one discriminator, two of each for CycleGAN, an encoder...).
+Its class attributes declare what it is and what it can do; the pipelines read those
+before any work starts and never test a model's name.
+
+The train pipeline owns the loop, the devices, checkpoints and logging. A model owns one
+step: :meth:`Model.train_step` draws as many batches as it needs (a WGAN critic takes
+five per generator update), updates whichever networks it has with its own optimisers,
+and returns the numbers worth plotting. Progressive growing and learning-rate schedules
+read :class:`Progress`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .config import Config
+from .errors import UsageError
+
+
+class Capability(str, enum.Enum):
+    """What a model can do, declared as data and checked by the pipelines."""
+
+    LATENT = "latent"
+    """Generates from a latent vector drawn from a noise prior (sample, interpolate, invert)."""
+    CLASS_CONDITIONAL = "class-conditional"
+    """Generates an image of a requested class; trains on labelled data."""
+    TEXT_CONDITIONAL = "text-conditional"
+    """Generates from a text description."""
+    IMAGE_TO_IMAGE = "image-to-image"
+    """Translates an input image into an output image (pix2pix, CycleGAN, SRGAN)."""
+    ENCODER = "encoder"
+    """Maps an image to a latent vector (autoencoders, VAEs)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The shape of the data a model is built for; saved in every checkpoint."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["class_names"] = list(self.class_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
+        return cls(
+            name=str(data["name"]),
+            channels=int(data["channels"]),
+            height=int(data["height"]),
+            width=int(data["width"]),
+            class_names=tuple(data.get("class_names", ())),
+        )
+
+
+@dataclass
+class Batch:
+    """Images as float tensors in [-1, 1], N x C x H x W, on the training device."""
+
+    images: Tensor
+    labels: Tensor | None = None
+
+
+class Batches(Protocol):
+    """An endless, shuffled supply of batches; ``next()`` gives the next one."""
+
+    def next(self) -> Batch: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands when a step begins."""
+
+    step: int
+    """Steps completed so far (0 for the first step)."""
+    total_steps: int
+    epoch: int
+
+    @property
+    def fraction(self) -> float:
+        """How far through training, in [0, 1); for schedules and progressive growing."""
+        return self.step / max(1, self.total_steps)
+
+
+Metrics = Mapping[str, "Tensor | float"]
+
+
+class Model(nn.Module):
+    """Base class of every zoo model plugin.
+
+    Subclasses set the class attributes, build their networks in ``__init__(config, spec)``
+    and implement :meth:`configure_optimizers` and :meth:`train_step`. Models with the
+    ``latent`` capability implement :meth:`generate` and get sampling and previews free.
+    """
+
+    name: ClassVar[str]
+    """The registry name, as typed on the command line."""
+    summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    family: ClassVar[str] = "GAN"
+    version: ClassVar[str] = "1"
+    """Bump when a change makes older checkpoints of this plugin unloadable."""
+    Config: ClassVar[type[Config]] = Config
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    tiny_config: ClassVar[dict[str, Any]] = {}
+    """Config overrides for the smallest working model: the conformance tests train it."""
+
+    def __init__(self, config: Config, spec: DataSpec) -> None:
+        super().__init__()
+        self.config = config
+        self.spec = spec
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # -- declared before any work starts -----------------------------------------------
+
+    @classmethod
+    def check_data(cls, config: Config, spec: DataSpec) -> None:
+        """Raise :class:`zoo.UsageError` if this model cannot be built for data of this shape."""
+
+    @classmethod
+    def has(cls, capability: Capability) -> bool:
+        return capability in cls.capabilities
+
+    # -- training -------------------------------------------------------------------------
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Create the optimisers, by name. Called once, after the model is on its device."""
+        raise NotImplementedError
+
+    def batches_per_step(self) -> int:
+        """How many batches one :meth:`train_step` draws; sets how many steps make an epoch."""
+        return 1
+
+    def train_step(self, batches: Batches, progress: Progress) -> Metrics:
+        """One update of the model. Returns scalar metrics (losses, D(x), ...) by name."""
+        raise NotImplementedError
+
+    # -- generation --------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def latent_dim(self) -> int:
+        """Length of the latent vector, for models with the ``latent`` capability."""
+        return int(getattr(self.config, "latent_dim"))
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` latent vectors from the prior. A CPU ``generator`` makes them reproducible
+        on every device; without one they come from the device's global random stream."""
+        if generator is None:
+            return torch.randn(n, self.latent_dim, device=self.device)
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images in [-1, 1] for latent vectors ``z`` (and class labels, if conditional)."""
+        raise NotImplementedError(f"{self.name} does not generate from a latent vector")
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None,
+               labels: Tensor | None = None) -> Tensor:
+        """``n`` new images in [-1, 1], N x C x H x W, with the networks in eval mode."""
+        if not self.has(Capability.LATENT):
+            raise UsageError(f"{self.name} does not sample from noise")
+        with evaluating(self):
+            return self.generate(self.sample_latent(n, generator), labels)
+
+    # -- the pictures shown during training --------------------------------------------------
+
+    def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """Fixed inputs, made once per run, whose outputs are drawn after every epoch."""
+        return {"z": self.sample_latent(n, generator)}
+
+    @torch.no_grad()
+    def preview(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        """Images in [-1, 1] for the fixed preview inputs (one grid per epoch, then a GIF)."""
+        with evaluating(self):
+            return self.generate(**inputs)
+
+    # -- state a checkpoint needs beyond the weights -----------------------------------------
+
+    def extra_state(self) -> dict[str, Any]:
+        """Tensors, numbers and strings (nested in dicts and lists) to checkpoint."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module) -> Iterator[None]:
+    """Put a module in eval mode for a block, then restore each submodule's own mode."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN's initialisation: conv and linear weights N(0, std), norm scales N(1, std)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+

@@ -1,0 +1,1 @@
+"""The verbs: prep, train, sample (installed as ``zoo.pipelines``). Generic over plugins."""

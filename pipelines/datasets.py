@@ -1,0 +1,231 @@
+"""Where raw data sets come from, and how their files are read.
+
+Each named data set is searched for, in order: ``--data-dir``, ``$ZOO_DATA_DIR``, the user
+cache, then places a system package installs to (Debian's ``dataset-fashion-mnist``), and
+only then downloaded with torchvision's own downloader into the user cache. Files are read
+by the small format readers below (IDX, the CIFAR binary records, MATLAB) -- never by
+unpickling.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.errors import UsageError, ZooError
+from zoo.paths import downloads_dir
+
+DEBIAN_DATASETS = Path("/usr/share/datasets")
+
+
+@dataclass
+class RawData:
+    """A data set as read from its files: uint8 N x C x H x W, labels int64, names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    class_names: list[str]
+    origin: str
+    split: str = "train"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named data set: its files, where they may lie, how to read and download them."""
+
+    name: str
+    class_names: tuple[str, ...]
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    subdirs: tuple[str, ...]
+    read: Callable[[Path, Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
+    download: Callable[[Path], None]
+    system_dirs: tuple[Path, ...] = ()
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format), gzipped or not, as a uint8 array."""
+    with _open(path) as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ZooError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ZooError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {body.size}")
+    return body.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx_pair(folder: Path, stems: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    images = read_idx(_find(folder, stems[0]))  # type: ignore[arg-type]
+    labels = read_idx(_find(folder, stems[1]))  # type: ignore[arg-type]
+    if len(images) != len(labels):
+        raise ZooError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+CIFAR_RECORD = 1 + 3 * 32 * 32
+
+
+def read_cifar_binary(folder: Path, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10's binary version: records of one label byte then 3 x 32 x 32 pixel bytes."""
+    chunks = []
+    for name in names:
+        raw = np.fromfile(folder / name, dtype=np.uint8)
+        if raw.size % CIFAR_RECORD:
+            raise ZooError(f"{folder / name} is truncated (not a whole number of CIFAR records)")
+        chunks.append(raw.reshape(-1, CIFAR_RECORD))
+    records = np.concatenate(chunks)
+    images = records[:, 1:].reshape(-1, 3, 32, 32)
+    return torch.from_numpy(images.copy()), torch.from_numpy(records[:, 0].astype(np.int64))
+
+
+def read_svhn(folder: Path, names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """SVHN's cropped digits (.mat): X is 32 x 32 x 3 x N, y holds 1-10 with 10 meaning 0."""
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(folder / names[0])
+    except Exception as exc:
+        raise ZooError(f"{folder / names[0]} could not be read as a MATLAB file: {exc}") from None
+    images = np.transpose(mat["X"], (3, 2, 0, 1))
+    labels = mat["y"].reshape(-1).astype(np.int64) % 10
+    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
+
+
+# -- downloads through torchvision ---------------------------------------------------------------
+
+def _torchvision_mnist(cls_name: str) -> Callable[[Path], None]:
+    def download(root: Path) -> None:
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, cls_name)
+        cls(str(root), train=True, download=True)
+        cls(str(root), train=False, download=True)
+
+    return download
+
+
+def _download_cifar10(root: Path) -> None:
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    # The binary version: the Python version of CIFAR-10 is pickled, and zoo never unpickles.
+    download_and_extract_archive("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                                 str(root), md5="c32a1d4ab5d03f1284b67883e8d87530")
+
+
+def _download_svhn(root: Path) -> None:
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import download_url
+
+    for split in ("train", "test"):
+        url, filename, md5 = tvd.SVHN.split_list[split]
+        download_url(url, str(root / "svhn"), filename, md5)
+
+
+DIGITS = tuple(str(d) for d in range(10))
+FASHION = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+           "bag", "ankle-boot")
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+MNIST_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+MNIST_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+SOURCES: dict[str, Source] = {s.name: s for s in [
+    Source("mnist", DIGITS, MNIST_TRAIN, MNIST_TEST, ("mnist", "MNIST/raw"),
+           read_idx_pair, _torchvision_mnist("MNIST")),
+    Source("fashion-mnist", FASHION, MNIST_TRAIN, MNIST_TEST, ("fashion-mnist", "FashionMNIST/raw"),
+           read_idx_pair, _torchvision_mnist("FashionMNIST"),
+           system_dirs=(DEBIAN_DATASETS / "fashion-mnist",)),
+    Source("cifar10", CIFAR10, tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
+           ("cifar-10-batches-bin", "cifar10/cifar-10-batches-bin"), read_cifar_binary, _download_cifar10),
+    Source("svhn", DIGITS, ("train_32x32.mat",), ("test_32x32.mat",), ("svhn",), read_svhn, _download_svhn),
+]}
+
+
+# -- the search ----------------------------------------------------------------------------------
+
+def candidate_dirs(source: Source, data_dir: Path | None, env_dir: Path | None) -> list[Path]:
+    """The folders to look in, in order of precedence."""
+    dirs: list[Path] = []
+    if data_dir is not None:
+        dirs.append(data_dir)  # the user may point straight at the files
+        dirs += [data_dir / sub for sub in source.subdirs]
+    if env_dir is not None:
+        dirs += [env_dir / sub for sub in source.subdirs]
+    dirs += [downloads_dir() / sub for sub in source.subdirs]
+    dirs += list(source.system_dirs)
+    return dirs
+
+
+def _has(folder: Path, names: Sequence[str], source: Source) -> bool:
+    if source.read is read_idx_pair:
+        return all(_find(folder, n) is not None for n in names)
+    return all((folder / n).is_file() for n in names)
+
+
+def load_named(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable[[str], None]) -> RawData:
+    """Find (or download) a named data set and read its training split."""
+    source = SOURCES[name]
+    dirs = candidate_dirs(source, data_dir, env_dir)
+    for folder in dirs:
+        if _has(folder, source.train_files, source):
+            images, labels = source.read(folder, source.train_files)
+            return RawData(images, labels, list(source.class_names), str(folder))
+    # Only the test split present (as with this project's offline MNIST): use it, and say so.
+    for folder in dirs:
+        if _has(folder, source.test_files, source):
+            images, labels = source.read(folder, source.test_files)
+            note = (f"only the test split of {name} was found ({len(images):,} images in {folder}); "
+                    "training on it")
+            say(note)
+            return RawData(images, labels, list(source.class_names), str(folder), "test", [note])
+    root = downloads_dir()
+    say(f"{name} not found locally; downloading into {root}")
+    try:
+        source.download(root)
+    except Exception as exc:
+        searched = "\n  ".join(str(d) for d in dirs)
+        wanted = ", ".join(source.train_files)
+        raise ZooError(
+            f"{name} could not be found or downloaded ({type(exc).__name__}: {exc}). Searched:\n  "
+            f"{searched}\nPut the files ({wanted}, optionally .gz) in one of these folders, "
+            "or pass --data-dir DIR / set ZOO_DATA_DIR"
+        ) from None
+    for folder in dirs:
+        if _has(folder, source.train_files, source):
+            images, labels = source.read(folder, source.train_files)
+            return RawData(images, labels, list(source.class_names), str(folder))
+    raise ZooError(f"{name} was downloaded into {root} but its files were not where expected")
+
+
+def known_sources() -> list[str]:
+    return sorted(SOURCES) + ["folder:PATH"]
+
+
+def unknown_source(name: str) -> UsageError:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(SOURCES), n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return UsageError(f"unknown data set {name!r}{hint} (known: {', '.join(known_sources())})")
+

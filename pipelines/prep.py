@@ -1,0 +1,243 @@
+"""Prepare a data set once: find it, read it, resize it, cache it, and draw what is in it.
+
+The result is a folder in the user cache holding ``data.safetensors`` (images as one uint8
+tensor, labels as one int64 tensor), ``meta.json`` (source, split, size, channels, class
+names and counts) and the exploration pictures of seed 003: per-pixel mean / std / min /
+max images, per-channel histograms, class counts and a sample grid. Training reads only
+the tensor file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from safetensors.torch import save_file
+
+from zoo import figures
+from zoo.data import PREPARED_FORMAT, PreparedData, load_prepared
+from zoo.errors import UsageError, ZooError
+from zoo.paths import prepared_dir
+
+from .datasets import SOURCES, RawData, load_named, unknown_source
+
+FOLDER_PREFIX = "folder:"
+DEFAULT_FOLDER_SIZE = 64
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def prepare(data: str, *, size: int | None = None, channels: int | None = None,
+            data_dir: Path | None = None, force: bool = False,
+            console: Console | None = None) -> PreparedData:
+    """The prepared form of ``data`` (a data set name or ``folder:PATH``), made if needed."""
+    console = console or Console(stderr=True)
+    if size is not None and not 8 <= size <= 1024:
+        raise UsageError(f"--size must be between 8 and 1024 pixels, got {size}")
+    if channels not in (None, 1, 3):
+        raise UsageError(f"--channels must be 1 or 3, got {channels}")
+    if data_dir is not None and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a folder")
+
+    folder = _cache_folder(data, size, channels, data_dir)
+    if not force and (folder / "meta.json").exists():
+        return load_prepared(folder)
+
+    started = time.perf_counter()
+    raw = _read(data, size, channels, data_dir, console)
+    images = _resize(raw.images, size) if size else raw.images
+    images = _convert_channels(images, channels) if channels else images
+    if images.shape[0] == 0:
+        raise ZooError(f"{data} holds no images")
+    _write(folder, data, images, raw)
+    prepared = load_prepared(folder)
+    figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder,
+                         title=data)
+    console.print(f"prepared {data}: {len(prepared):,} images of {images.shape[1]}x"
+                  f"{images.shape[2]}x{images.shape[3]} in {time.perf_counter() - started:.1f}s "
+                  f"-> {folder}")
+    return prepared
+
+
+def describe(prepared: PreparedData) -> dict[str, object]:
+    """The facts about a prepared data set, for ``zoo prep``'s summary table."""
+    meta = prepared.meta
+    return {
+        "data": meta["name"],
+        "images": f"{len(prepared):,}",
+        "split": meta.get("split", "train"),
+        "shape": f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
+        "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"]))
+        or "unlabelled",
+        "from": meta["origin"],
+        "folder": str(prepared.path),
+    }
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+def _read(data: str, size: int | None, channels: int | None, data_dir: Path | None,
+          console: Console) -> RawData:
+    say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
+    if data.startswith(FOLDER_PREFIX):
+        return read_folder(Path(data[len(FOLDER_PREFIX):]).expanduser(), size or DEFAULT_FOLDER_SIZE,
+                           channels, console)
+    if data not in SOURCES:
+        raise unknown_source(data)
+    env = os.environ.get("ZOO_DATA_DIR")
+    return load_named(data, data_dir, Path(env).expanduser() if env else None, say)
+
+
+def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (sub-folder names, or none) and every file with its class index."""
+    if not root.exists():
+        raise UsageError(f"folder {root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; folder: needs a folder of images")
+    visible = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
+    subdirs = [p for p in visible if p.is_dir()]
+    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if subdirs and not top_images:
+        classes = [d.name for d in subdirs]
+        files = [(f, i) for i, d in enumerate(subdirs) for f in _files_under(d)]
+    else:
+        classes = []
+        files = [(f, -1) for f in _files_under(root)]
+    if not files:
+        raise UsageError(f"folder {root} holds no files; put images in it (optionally in one "
+                         "sub-folder per class)")
+    return classes, files
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def read_folder(root: Path, size: int, channels: int | None, console: Console) -> RawData:
+    """Every readable image under ``root``, fitted (resized and centre-cropped) to size x size."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    from rich.progress import track
+
+    classes, files = folder_layout(root)
+    pictures, labels, skipped, gray = [], [], [], True
+    for path, label in track(files, description=f"reading {root}", console=console,
+                             disable=len(files) < 200, transient=True):
+        try:
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)
+                gray &= img.mode in GRAY_MODES
+                img = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            skipped.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        pictures.append(torch.from_numpy(_array(img)).permute(2, 0, 1))
+        labels.append(label)
+    if not pictures:
+        raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
+                       f"(e.g. {skipped[0]})")
+    notes = []
+    if skipped:
+        notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
+                     + (" ..." if len(skipped) > 5 else ""))
+        console.print(f"[yellow]warning:[/] {notes[-1]}")
+    images = torch.stack(pictures)
+    if channels is None and gray:
+        channels = 1
+    if channels == 1:
+        images = _convert_channels(images, 1)
+    label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
+    return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes)
+
+
+def _array(img):
+    import numpy as np
+
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+# -- shaping ------------------------------------------------------------------------------------
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[2] == size and images.shape[3] == size:
+        return images
+    if images.shape[2] != images.shape[3]:
+        side = min(images.shape[2], images.shape[3])
+        top, left = (images.shape[2] - side) // 2, (images.shape[3] - side) // 2
+        images = images[:, :, top:top + side, left:left + side]
+    out = []
+    for chunk in images.split(4096):
+        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear",
+                                antialias=True, align_corners=False)
+        out.append(resized.round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    if images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R 601 luma
+    return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: Path | None) -> Path:
+    shape = f"{size or 'native'}px-{channels or 'native'}ch"
+    if data.startswith(FOLDER_PREFIX):
+        root = Path(data[len(FOLDER_PREFIX):]).expanduser()
+        _, files = folder_layout(root)
+        fingerprint = hashlib.sha256(str(root.resolve()).encode())
+        for path, label in files:
+            stat = path.stat()
+            fingerprint.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        name = f"folder-{root.resolve().name}-{fingerprint.hexdigest()[:10]}"
+        shape = f"{size or DEFAULT_FOLDER_SIZE}px-{channels or 'auto'}ch"
+    elif data in SOURCES:
+        name = data
+        if data_dir is not None:  # an explicit source is its own data set, cached apart
+            name += "-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
+    else:
+        raise unknown_source(data)
+    return prepared_dir() / f"{name}-{shape}"
+
+
+def _write(folder: Path, data: str, images: torch.Tensor, raw: RawData) -> None:
+    """Write the prepared files into a fresh folder, then swap it in whole."""
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tensors = {"images": images.contiguous()}
+    counts: list[int] = []
+    if raw.labels is not None and raw.class_names:
+        tensors["labels"] = raw.labels.contiguous()
+        counts = torch.bincount(raw.labels, minlength=len(raw.class_names)).tolist()
+    save_file(tensors, str(tmp / "data.safetensors"))
+    meta = {
+        "format": PREPARED_FORMAT,
+        "name": data,
+        "origin": raw.origin,
+        "split": raw.split,
+        "count": int(images.shape[0]),
+        "channels": int(images.shape[1]),
+        "height": int(images.shape[2]),
+        "width": int(images.shape[3]),
+        "class_names": raw.class_names,
+        "class_counts": counts,
+        "notes": raw.notes,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)

@@ -1,0 +1,79 @@
+"""Shared test set-up: isolated cache and runs folders, offline data, W&B off unless asked."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests never touch the user's cache, runs or W&B account.
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ["COLUMNS"] = "250"  # rich folds table cells at 80 columns; keep messages whole
+    if "ZOO_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
+        os.environ["ZOO_DATA_DIR"] = str(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zoo-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated(cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own runs folder and working directory; the data cache is shared."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("ZOO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mnist(cache_dir: Path):
+    """The offline MNIST (10k test split), prepared once for the whole session."""
+    os.environ["ZOO_CACHE_DIR"] = str(cache_dir)
+    if not (Path(os.environ.get("ZOO_DATA_DIR", "")) / "mnist").is_dir():
+        pytest.fail("the offline MNIST files are missing: set ZOO_DATA_DIR to a folder with mnist/")
+    from zoo.pipelines.prep import prepare
+
+    return prepare("mnist")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A small labelled folder of real image files in mixed formats and sizes."""
+    return make_image_folder(tmp_path / "shapes", per_class=12)
+
+
+def make_image_folder(root: Path, per_class: int, classes=("circle", "square")) -> Path:
+    from PIL import Image, ImageDraw
+
+    for c, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            size = (40 + 3 * i, 30 + 2 * i)  # odd, non-square sizes
+            img = Image.new("RGB", size, (20 * i % 255, 80, 160))
+            draw = ImageDraw.Draw(img)
+            box = (5, 5, size[0] - 5, size[1] - 5)
+            (draw.ellipse if name == "circle" else draw.rectangle)(box, fill=(250, 250, 250 - 10 * i))
+            img.save(folder / f"{i:02d}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+def run_cli(*args: str):
+    """Invoke the CLI in-process (Typer's runner); returns the result."""
+    from typer.testing import CliRunner
+
+    from zoo.cli import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+TINY = ["--set", "g_width=4", "--set", "d_width=4", "--set", "latent_dim=8", "--batch-size", "16"]

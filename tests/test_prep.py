@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from zoo.pipelines import datasets
+from zoo.pipelines.prep import prepare
+
+from .conftest import run_cli
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist(folder: Path, n: int = 20) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.arange(n * 28 * 28).reshape(n, 28, 28) % 256
+    write_idx(folder / "train-images-idx3-ubyte.gz", images)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return folder
+
+
+def test_offline_mnist_uses_the_test_split_and_says_so(mnist) -> None:
+    assert len(mnist) == 10_000 and mnist.meta["split"] == "test"
+    assert mnist.images.dtype == torch.uint8 and mnist.images.shape == (10_000, 1, 28, 28)
+    assert mnist.meta["class_counts"][7] == 1028 and sum(mnist.meta["class_counts"]) == 10_000
+    assert any("only the test split" in note for note in mnist.meta["notes"])
+    assert mnist.spec.class_names == tuple("0123456789")
+
+
+def test_exploration_pictures_lie_beside_the_prepared_file(mnist) -> None:
+    names = {p.name for p in mnist.path.iterdir()}
+    assert {"data.safetensors", "meta.json", "stats.png", "histogram.png", "class_counts.png",
+            "samples.png"} <= names
+    from PIL import Image
+
+    assert Image.open(mnist.path / "samples.png").size[0] > 200
+
+
+def test_prepared_data_is_cached_and_not_read_again(mnist, capsys) -> None:
+    stamp = (mnist.path / "data.safetensors").stat().st_mtime_ns
+    again = prepare("mnist")
+    assert again.path == mnist.path and (again.path / "data.safetensors").stat().st_mtime_ns == stamp
+    assert "only the test split" not in capsys.readouterr().err  # said once, at preparation
+
+
+def test_resize_and_channels(mnist) -> None:
+    rgb = prepare("mnist", size=32, channels=3)
+    assert rgb.images.shape == (10_000, 3, 32, 32) and rgb.path != mnist.path
+    assert torch.equal(rgb.images[:, 0], rgb.images[:, 2])
+
+
+def test_fashion_mnist_comes_from_debians_package() -> None:
+    debian = Path("/usr/share/datasets/fashion-mnist")
+    assert debian.is_dir(), "install it: apt-get install -y dataset-fashion-mnist"
+    data = prepare("fashion-mnist")
+    assert len(data) == 60_000 and data.meta["origin"] == str(debian)
+    assert data.spec.class_names[7] == "sneaker"
+
+
+def test_data_dir_comes_before_zoo_data_dir(tmp_path: Path) -> None:
+    data = prepare("mnist", data_dir=fake_mnist(tmp_path / "mine"))
+    assert len(data) == 20 and data.meta["split"] == "train"
+    assert data.meta["origin"] == str(tmp_path / "mine")
+
+
+def test_offline_and_not_found_lists_the_places_searched(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "empty"))
+
+    def offline(root: Path) -> None:
+        raise OSError("network is unreachable")
+
+    source = datasets.SOURCES["svhn"]
+    monkeypatch.setitem(datasets.SOURCES, "svhn", datasets.Source(
+        **{**source.__dict__, "download": offline}))
+    with pytest.raises(zoo.ZooError) as err:
+        prepare("svhn")
+    message = str(err.value)
+    assert "could not be found or downloaded" in message and "network is unreachable" in message
+    assert str(tmp_path / "empty" / "svhn") in message and "--data-dir" in message
+
+
+def test_cifar10_binary_records_are_read(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        records = rng.integers(0, 256, (4, datasets.CIFAR_RECORD), dtype=np.uint8)
+        records[:, 0] = [3, 1, 4, 1]
+        records[0, 1] = 200  # red channel, top-left pixel of the first image
+        records.tofile(folder / name)
+    data = prepare("cifar10", data_dir=tmp_path)
+    assert data.images.shape == (20, 3, 32, 32) and data.labels[:4].tolist() == [3, 1, 4, 1]
+    assert data.images[0, 0, 0, 0] == 200 and data.spec.class_names[3] == "cat"
+
+
+def test_svhn_mat_files_are_read_with_10_meaning_0(tmp_path: Path) -> None:
+    from scipy.io import savemat
+
+    folder = tmp_path / "svhn"
+    folder.mkdir()
+    x = np.zeros((32, 32, 3, 3), dtype=np.uint8)
+    x[0, 1, 2, 1] = 99  # row 0, column 1, blue, second image
+    savemat(folder / "train_32x32.mat", {"X": x, "y": np.array([[10], [1], [9]])})
+    data = prepare("svhn", data_dir=tmp_path)
+    assert data.labels.tolist() == [0, 1, 9] and data.images[1, 2, 0, 1] == 99
+
+
+def test_a_labelled_folder_of_mixed_images(image_folder: Path) -> None:
+    data = prepare(f"folder:{image_folder}", size=16)
+    assert data.images.shape == (24, 3, 16, 16)
+    assert data.spec.class_names == ("circle", "square") and data.meta["class_counts"] == [12, 12]
+
+
+def test_a_flat_grayscale_folder_is_unlabelled_and_one_channel(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(5):
+        Image.new("L", (20 + i, 30), 40 * i).save(folder / f"{i}.png")
+    data = prepare(f"folder:{folder}", size=12)
+    assert data.images.shape == (5, 1, 12, 12) and data.labels is None and not data.spec.labelled
+
+
+def test_unreadable_files_are_skipped_and_counted(image_folder: Path) -> None:
+    (image_folder / "circle" / "broken.png").write_bytes(b"not an image")
+    (image_folder / "square" / "notes.txt").write_text("hello")
+    data = prepare(f"folder:{image_folder}", size=16)
+    assert len(data) == 24
+    assert any("skipped 2 unreadable" in n for n in data.meta["notes"])
+
+
+def test_a_folder_with_nothing_readable_fails(tmp_path: Path) -> None:
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"garbage")
+    with pytest.raises(zoo.ZooError, match="none of the 1 files .* could be read"):
+        prepare(f"folder:{folder}")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "holds no files"),
+    (lambda p: (p / "file.png").write_bytes(b"x") and p / "file.png", "is not a folder"),
+])
+def test_bad_folder_paths(tmp_path: Path, make, message: str) -> None:
+    with pytest.raises(zoo.UsageError, match=message):
+        prepare(f"folder:{make(tmp_path)}")
+
+
+def test_unknown_data_set_suggests_a_name() -> None:
+    with pytest.raises(zoo.UsageError, match="did you mean mnist"):
+        prepare("mnst")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"size": 4}, "--size must be between"),
+    ({"channels": 2}, "--channels must be 1 or 3"),
+    ({"data_dir": Path("/nonexistent")}, "is not a folder"),
+])
+def test_bad_prep_options(kwargs, message: str) -> None:
+    with pytest.raises(zoo.UsageError, match=message):
+        prepare("mnist", **kwargs)
+
+
+def test_prep_command_prints_a_summary(mnist) -> None:
+    result = run_cli("prep", "mnist")
+    assert result.exit_code == 0
+    assert "10,000" in result.output and "stats.png" in result.output and "only the test split" in result.output
+    meta = json.loads((mnist.path / "meta.json").read_text())
+    assert meta["format"] == "zoo-prepared/1"

@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from zoo import checkpoint as ckpt_io
+from zoo.plugins.dcgan import DCGAN
+
+from .conftest import TINY, make_image_folder, run_cli
+from .wandb_files import summarise
+
+
+def train(*args: str):
+    return run_cli("train", "dcgan", "--no-wandb", *TINY, *args)
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> str:
+    """24 images at 28x28 in batches of 8: three steps make an epoch."""
+    return f"folder:{make_image_folder(tmp_path / 'shapes', per_class=12)}"
+
+
+def checkpoint_tensors(run: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / ckpt_io.FILENAME))
+
+
+def test_a_run_folder_holds_everything(mnist) -> None:
+    result = train("--data", "mnist", "--steps", "4", "--out", "run")
+    assert result.exit_code == 0, result.output
+    run = Path("run")
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["step"] == 4 and info["model"] == "dcgan"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert {"loss_d", "loss_g", "d_real", "d_fake"} <= set(rows[0])
+    meta = ckpt_io.read_meta(run / ckpt_io.FILENAME)
+    assert meta["plugin"] == "dcgan" and meta["config"]["g_width"] == 4 and meta["train"]["step"] == 4
+    assert meta["data"]["height"] == 28 and meta["train"]["data"]["source"] == "mnist"
+    assert "rng.cpu" in checkpoint_tensors(run) and "optimizers.generator.state.0.exp_avg" in checkpoint_tensors(run)
+    for picture in ("losses.png", "progress.gif", "progress/epoch-0001.png"):
+        assert (run / picture).is_file(), picture
+    assert "D(G(z))" in result.output
+
+
+def test_a_preview_grid_each_epoch_and_a_gif_of_them(shapes: str) -> None:
+    result = run_cli("train", "dcgan", "--no-wandb", "--data", shapes, "--size", "28", "--epochs", "3",
+                     "--batch-size", "8", "--set", "g_width=4", "--set", "d_width=4", "--out", "run")
+    assert result.exit_code == 0, result.output
+    grids = sorted(p.name for p in Path("run/progress").iterdir())
+    assert grids == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
+    assert Image.open("run/progress/epoch-0001.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 64 previews
+    assert Image.open("run/progress.gif").n_frames == 3
+
+
+def test_resuming_matches_an_uninterrupted_run_exactly(shapes: str) -> None:
+    common = ["--data", shapes, "--size", "28", "--batch-size", "8", "--seed", "5",
+              "--set", "g_width=4", "--set", "d_width=4"]
+    straight = run_cli("train", "dcgan", "--no-wandb", *common, "--steps", "7", "--out", "straight")
+    assert straight.exit_code == 0, straight.output
+    first = run_cli("train", "dcgan", "--no-wandb", *common, "--steps", "4", "--out", "split")
+    assert first.exit_code == 0, first.output
+    second = run_cli("train", "dcgan", "--no-wandb", "--resume", "split", "--steps", "7")
+    assert second.exit_code == 0, second.output
+    a, b = checkpoint_tensors(Path("straight")), checkpoint_tensors(Path("split"))
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]
+    steps = [json.loads(line)["step"] for line in Path("split/metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 8))
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(mnist, monkeypatch) -> None:
+    real_step = DCGAN.train_step
+    calls = {"n": 0}
+
+    def interrupted_on_third(self, batches, progress):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(self, batches, progress)
+
+    monkeypatch.setattr(DCGAN, "train_step", interrupted_on_third)
+    result = train("--data", "mnist", "--steps", "5", "--out", "run")
+    assert result.exit_code == 130
+    assert "interrupted at step 2/5" in result.output and "--resume run" in result.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2
+    assert json.loads(Path("run/run.json").read_text())["status"] == "interrupted"
+    assert Path("run/losses.png").is_file()
+
+    monkeypatch.setattr(DCGAN, "train_step", real_step)
+    resumed = run_cli("train", "dcgan", "--no-wandb", "--resume", "run")
+    assert resumed.exit_code == 0, resumed.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 5
+
+
+def test_an_existing_run_is_never_overwritten_without_force(mnist) -> None:
+    assert train("--data", "mnist", "--steps", "1", "--out", "run").exit_code == 0
+    before = (Path("run") / ckpt_io.FILENAME).read_bytes()
+    refused = train("--data", "mnist", "--steps", "1", "--out", "run")
+    assert refused.exit_code == 2 and "already holds a run" in refused.output
+    assert "--resume run" in refused.output
+    assert (Path("run") / ckpt_io.FILENAME).read_bytes() == before
+    forced = train("--data", "mnist", "--steps", "2", "--out", "run", "--force")
+    assert forced.exit_code == 0 and ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2
+
+
+def test_force_never_deletes_a_folder_that_is_not_a_run(mnist) -> None:
+    Path("mine").mkdir()
+    Path("mine/thesis.tex").write_text("precious")
+    result = train("--data", "mnist", "--steps", "1", "--out", "mine", "--force")
+    assert result.exit_code == 2 and "not a zoo run" in result.output
+    assert Path("mine/thesis.tex").read_text() == "precious"
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_checkpoint(mnist, monkeypatch) -> None:
+    real_step = DCGAN.train_step
+    calls = {"n": 0}
+
+    def nan_on_second(self, batches, progress):
+        calls["n"] += 1
+        metrics = dict(real_step(self, batches, progress))
+        if calls["n"] == 2:
+            metrics["loss_d"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(DCGAN, "train_step", nan_on_second)
+    result = run_cli("train", "dcgan", "--no-wandb", "--data", "mnist", "--steps", "3", "--out", "run",
+                     "--batch-size", "6000", "--set", "g_width=4", "--set", "d_width=4")
+    assert result.exit_code == 1 and "loss_d became nan at step 2" in result.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 1
+    assert json.loads(Path("run/run.json").read_text())["status"].startswith("failed")
+
+
+def test_wandb_offline_writes_a_real_run(mnist, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "2", "--out", "run")
+    assert result.exit_code == 0, result.output
+    info = json.loads(Path("run/run.json").read_text())
+    assert info["wandb"] == "offline"
+    run_files = list(Path("run/wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 1
+    logged = summarise(run_files[0])
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "samples", "progress", "losses"} <= logged["history"]
+    assert logged["config"]["model"] == "dcgan" and logged["config"]["g_width"] == 4
+    assert any(kind == "model" and "checkpoint.safetensors" in files for kind, files in logged["artifacts"])
+    media = list(Path("run/wandb").glob("offline-run-*/files/media/images/samples_*.png"))
+    assert media
+
+
+def test_dry_run_prints_the_resolved_config_and_does_nothing() -> None:
+    result = run_cli("train", "dcgan", "--data", "mnist", "--set", "real_label=0.9", "-b", "32", "--dry-run")
+    assert result.exit_code == 0
+    assert '"real_label": 0.9' in result.output and '"batch_size": 32' in result.output
+    assert not Path("runs").exists()
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["dcgn", "--data", "mnist"], 2, "did you mean dcgan"),
+    (["dcgan", "--data", "mnist", "--set", "widht=3"], 2, "valid keys: batch_size, latent_dim"),
+    (["dcgan", "--data", "mnist", "--set", "lr=fast"], 2, "--set lr=fast: expected a number"),
+    (["dcgan", "--data", "mnist", "--set", "real_label=2"], 2, "real_label must be within [0, 1]"),
+    (["dcgan", "--data", "imagenet"], 2, "unknown data set 'imagenet'"),
+    (["dcgan"], 2, "--data is required"),
+    (["dcgan", "--data", "mnist", "--epochs", "2", "--steps", "3"], 2, "not both"),
+    (["dcgan", "--data", "mnist", "--device", "cuda"], 2, "no CUDA GPU is available"),
+    (["dcgan", "--data", "mnist", "--device", "tpu"], 2, "--device must be one of"),
+    (["dcgan", "--data", "mnist", "--size", "20"], 2, "prep it with --size 32 or --size 64"),
+    (["dcgan", "--data", "mnist", "--batch-size", "20000"], 2, "larger than the data set"),
+    (["dcgan", "--resume", "nowhere/run"], 2, "nowhere/run does not exist"),
+    (["dcgan", "--resume", "dcgan"], 1, "no dcgan run found"),
+])
+def test_bad_input_is_one_clear_line(mnist, args: list[str], code: int, message: str) -> None:
+    if "--device" in args and "cuda" in args and torch.cuda.is_available():
+        pytest.fail("this check needs a machine without a GPU")
+    result = run_cli("train", "--no-wandb", *args)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) <= 3
+
+
+def test_resume_refuses_a_run_of_another_model(mnist) -> None:
+    assert run_cli("train", "tiny", "--no-wandb", "--data", "mnist", "--steps", "1", "--out", "t").exit_code == 0
+    result = run_cli("train", "dcgan", "--no-wandb", "--resume", "t")
+    assert result.exit_code == 2 and "that checkpoint is from tiny, not dcgan" in result.output
+
+
+def test_resume_refuses_config_changes(mnist) -> None:
+    assert train("--data", "mnist", "--steps", "1", "--out", "run").exit_code == 0
+    result = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--set", "lr=0.1")
+    assert result.exit_code == 2 and "keeps its config" in result.output
+
+
+def test_the_third_party_plugin_trains_and_samples_with_no_core_change(mnist) -> None:
+    trained = run_cli("train", "tiny", "--no-wandb", "--data", "mnist", "--steps", "3")
+    assert trained.exit_code == 0, trained.output
+    sampled = run_cli("sample", "tiny", "--n", "5", "--out", "tiny-samples")
+    assert sampled.exit_code == 0, sampled.output
+    assert len(list(Path("tiny-samples").glob("0*.png"))) == 5

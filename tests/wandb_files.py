@@ -1,0 +1,56 @@
+"""Read an offline W&B run file (``run-ID.wandb``) without a W&B account or server.
+
+The file is W&B's documented record log: a 7-byte header (":W&B", magic, version), then
+leveldb-log blocks of 32 KiB whose records (CRC, length, type) carry protobuf ``Record``s.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+BLOCK = 32 * 1024
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_records(path: Path) -> list:
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    records, pos, pending = [], 7, b""
+    while pos + 7 <= len(data):
+        room = BLOCK - pos % BLOCK
+        if room < 7:  # the rest of a block too small for a header is padding
+            pos += room
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        body = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        if kind in (FULL, FIRST):
+            pending = body
+        else:
+            pending += body
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def summarise(path: Path) -> dict:
+    """History keys, config keys and logged artifacts of a run file."""
+    history, config, artifacts = set(), {}, []
+    for record in read_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history.update(item.key or item.nested_key[0] for item in record.history.item)
+        elif kind in ("run", "config"):
+            updates = record.run.config.update if kind == "run" else record.config.update
+            config.update({item.key: json.loads(item.value_json) for item in updates})
+        elif kind == "artifact":
+            artifacts.append((record.artifact.type, [c.path for c in record.artifact.manifest.contents]))
+    return {"history": history, "config": config, "artifacts": artifacts}

@@ -1,0 +1,33 @@
+# Two entry points, each setting itself up on a fresh clone:
+#   make demo   train the DCGAN on MNIST, then sample 64 digits from it
+#   make test   run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+# Offline development data (the project's shared folder beside the clone), when present.
+export ZOO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+
+.PHONY: setup demo test clean
+
+$(BIN)/zoo: pyproject.toml tests/thirdparty/zoo-tiny/pyproject.toml
+	@echo "setting up $(VENV): torch, torchvision, wandb, ... (a few minutes the first time)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]" ./tests/thirdparty/zoo-tiny
+	@touch $@
+
+setup: $(BIN)/zoo
+
+demo: setup
+	$(BIN)/zoo train dcgan --data mnist --steps 1560
+	$(BIN)/zoo sample dcgan --n 64 --force
+
+test: setup
+	@test -d /usr/share/datasets/fashion-mnist || [ "$$(id -u)" != 0 ] || \
+		apt-get install -y -qq dataset-fashion-mnist >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || true
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

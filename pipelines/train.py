@@ -324,5 +324,4 @@ def _epoch_label(step: int, steps_per_epoch: int, total: int) -> str:
 
 
 def _format(values: dict[str, float]) -> str:
-    names = {"d_real": "D(x)", "d_fake": "D(G(z))"}
-    return "  ".join(f"{names.get(k, k)} {v:.3f}" for k, v in values.items())
+    return "  ".join(f"{figures.metric_label(k)} {v:.3f}" for k, v in values.items())

@@ -18,6 +18,12 @@ from PIL import Image
 from .data import to_uint8
 
 GRID_PADDING = 2
+METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+def metric_label(name: str) -> str:
+    """How a metric is named for people: D(x) rather than d_real."""
+    return METRIC_LABELS.get(name, name)
 
 
 def as_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -113,7 +119,7 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
         for key in panel:
             values = [r.get(key, float("nan")) for r in records]
             line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
-            ax.plot(steps, _smooth(values), color=line.get_color(), label=key, linewidth=1.6)
+            ax.plot(steps, _smooth(values), color=line.get_color(), label=metric_label(key), linewidth=1.6)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)

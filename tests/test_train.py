@@ -154,6 +154,18 @@ def test_wandb_offline_writes_a_real_run(mnist, monkeypatch) -> None:
     assert media
 
 
+def test_an_unreachable_wandb_server_never_stops_training(mnist, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
+    result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "2", "--out", "run")
+    assert result.exit_code == 0, result.output
+    assert "W&B server unreachable; logging offline" in result.output
+    assert json.loads(Path("run/run.json").read_text())["wandb"] == "offline"
+    assert list(Path("run/wandb").glob("offline-run-*/run-*.wandb"))
+
+
 def test_dry_run_prints_the_resolved_config_and_does_nothing() -> None:
     result = run_cli("train", "dcgan", "--data", "mnist", "--set", "real_label=0.9", "-b", "32", "--dry-run")
     assert result.exit_code == 0

@@ -45,6 +45,14 @@ def choose_mode(requested: str) -> str:
     return "online" if has_credentials() else "offline"
 
 
+def _init_timeout() -> float:
+    """Seconds to wait for the W&B server before falling back to offline."""
+    try:
+        return float(os.environ.get("WANDB_INIT_TIMEOUT", 30))
+    except ValueError:
+        return 30.0
+
+
 class Tracker:
     """A W&B run, or nothing. Every method is safe to call whatever happens to W&B."""
 
@@ -130,7 +138,7 @@ def open_tracker(requested: str, run_dir: Path, name: str, config: Mapping[str, 
                 dir=str(run_dir),
                 config=dict(config),
                 mode=attempt,
-                settings=wandb.Settings(silent=True, console="off", init_timeout=30,
+                settings=wandb.Settings(silent=True, console="off", init_timeout=_init_timeout(),
                                         save_code=False, disable_git=True,
                                         x_disable_stats=True),
             )

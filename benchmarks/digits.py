@@ -26,10 +26,13 @@ def network() -> nn.Sequential:
     )
 
 
-def classifier(train_count: int = 8000, epochs: int = 4, seed: int = 0) -> tuple[nn.Module, float]:
-    """The trained classifier and its accuracy on the held-out real digits."""
+def classifier(train: slice = slice(0, 8000), check: slice = slice(8000, None), epochs: int = 4,
+               seed: int = 0) -> tuple[nn.Module, float]:
+    """A classifier trained on the real digits ``train`` (a slice of the offline MNIST), and its
+    accuracy on the real digits ``check``."""
     data = prepare("mnist")
-    path = cache_dir() / "benchmarks" / f"digits-{train_count}-{epochs}-{seed}.safetensors"
+    key = f"{train.start}-{train.stop}-{check.start}-{check.stop}-{epochs}-{seed}"
+    path = cache_dir() / "benchmarks" / f"digits-{key}.safetensors"
     images, labels = to_float(data.images), data.labels
     net = network()
     if path.exists():
@@ -39,20 +42,33 @@ def classifier(train_count: int = 8000, epochs: int = 4, seed: int = 0) -> tuple
         return net.eval(), accuracy
     torch.manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x, y = images[:train_count], labels[:train_count]
+    x, y = images[train], labels[train]
     for _ in range(epochs):
         net.train()
-        for idx in torch.randperm(train_count).split(64):
+        for idx in torch.randperm(len(x)).split(64):
             opt.zero_grad()
             # a little shift augmentation makes it robust to off-centre generated digits
             batch = torch.roll(x[idx], shifts=tuple(torch.randint(-2, 3, (2,)).tolist()), dims=(2, 3))
             F.cross_entropy(net(batch), y[idx]).backward()
             opt.step()
     net.eval()
-    accuracy = float((predict(net, images[train_count:]).argmax(1) == labels[train_count:]).float().mean())
+    accuracy = float((predict(net, images[check]).argmax(1) == labels[check]).float().mean())
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({**net.state_dict(), "_accuracy": torch.tensor(accuracy)}, str(path))
     return net, accuracy
+
+
+def diversity(images: torch.Tensor, reference: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:
+    """Mean pixel distance between random pairs of ``images``, over the same for ``reference``
+    (real images of the same kind): about 1 as varied as the data, near 0 a collapsed mode."""
+    g = torch.Generator().manual_seed(seed)
+
+    def spread(x: torch.Tensor) -> float:
+        a, b = torch.randint(len(x), (2, pairs), generator=g)
+        keep = a != b
+        return float((x[a[keep]] - x[b[keep]]).flatten(1).norm(dim=1).mean())
+
+    return spread(images) / spread(reference)
 
 
 @torch.no_grad()

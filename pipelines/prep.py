@@ -36,10 +36,15 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
 def prepare(data: str, *, size: int | None = None, channels: int | None = None,
-            data_dir: Path | None = None, force: bool = False,
-            console: Console | None = None) -> PreparedData:
-    """The prepared form of ``data`` (a data set name or ``folder:PATH``), made if needed."""
+            data_dir: Path | None = None, classes: str | None = None, subset: str | None = None,
+            force: bool = False, console: Console | None = None) -> PreparedData:
+    """The prepared form of ``data`` (a data set name or ``folder:PATH``), made if needed.
+
+    ``subset`` ("START:STOP", Python slice rules) keeps part of the data set in its order;
+    ``classes`` ("7" or "sneaker,sandal") keeps only those classes, relabelled 0..k-1.
+    Each selection is cached on its own."""
     console = console or Console(stderr=True)
+    span = parse_subset(subset)
     if size is not None and not 8 <= size <= 1024:
         raise UsageError(f"--size must be between 8 and 1024 pixels, got {size}")
     if channels not in (None, 1, 3):
@@ -47,17 +52,17 @@ def prepare(data: str, *, size: int | None = None, channels: int | None = None,
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
-    folder = _cache_folder(data, size, channels, data_dir)
+    folder = _cache_folder(data, size, channels, data_dir, classes, subset)
     if not force and (folder / "meta.json").exists():
         return load_prepared(folder)
 
     started = time.perf_counter()
-    raw = _read(data, size, channels, data_dir, console)
+    raw = _select(_read(data, size, channels, data_dir, console), span, classes, data)
     images = _resize(raw.images, size) if size else raw.images
     images = _convert_channels(images, channels) if channels else images
     if images.shape[0] == 0:
         raise ZooError(f"{data} holds no images")
-    _write(folder, data, images, raw)
+    _write(folder, data, images, raw, {"classes": classes, "subset": subset})
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder,
                          title=data)
@@ -65,6 +70,58 @@ def prepare(data: str, *, size: int | None = None, channels: int | None = None,
                   f"{images.shape[2]}x{images.shape[3]} in {time.perf_counter() - started:.1f}s "
                   f"-> {folder}")
     return prepared
+
+
+def parse_subset(subset: str | None) -> slice | None:
+    """"START:STOP" -> a slice; either end may be left out ("8000:", ":5000")."""
+    if subset is None:
+        return None
+    start, sep, stop = subset.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)
+    except ValueError:
+        raise UsageError(f"--subset takes START:STOP (like 0:8000 or 8000:), got {subset!r}") from None
+
+
+def parse_classes(classes: str, names: list[str], data: str) -> list[int]:
+    """Class indices for "7" or "sneaker,sandal": names or indices of ``names``."""
+    if not names:
+        raise UsageError(f"--classes needs labelled data; {data} has no classes (for folder: data, "
+                         "put each class's images in its own sub-folder)")
+    lower = [n.lower() for n in names]
+    picked = []
+    for item in (part.strip() for part in classes.split(",")):
+        if item.lower() in lower:
+            picked.append(lower.index(item.lower()))
+        elif item.isdigit() and int(item) < len(names):
+            picked.append(int(item))
+        else:
+            raise UsageError(f"{data} has no class {item!r}; its classes are: "
+                             + ", ".join(f"{i} {n}" if n != str(i) else n for i, n in enumerate(names)))
+    return sorted(set(picked))
+
+
+def _select(raw: RawData, span: slice | None, classes: str | None, data: str) -> RawData:
+    notes = list(raw.notes)
+    images, labels, names = raw.images, raw.labels, raw.class_names
+    if span is not None:
+        images = images[span]
+        labels = labels[span] if labels is not None else None
+        bounds = f"{'' if span.start is None else span.start}:{'' if span.stop is None else span.stop}"
+        notes.append(f"subset [{bounds}] of {len(raw.images):,} images")
+    if classes is not None:
+        keep = parse_classes(classes, names, data)
+        mask = torch.isin(labels, torch.tensor(keep))
+        remap = torch.full((len(names),), -1, dtype=torch.int64)
+        remap[torch.tensor(keep)] = torch.arange(len(keep))
+        images, labels = images[mask], remap[labels[mask]]
+        names = [names[i] for i in keep]
+        notes.append(f"classes {', '.join(names)} only")
+    if len(images) == 0:
+        raise UsageError(f"the selection left no images of {data}; check --subset and --classes")
+    return RawData(images, labels, names, raw.origin, raw.split, notes)
 
 
 def describe(prepared: PreparedData) -> dict[str, object]:
@@ -192,7 +249,8 @@ def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 # -- the cache ------------------------------------------------------------------------------------
 
-def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: Path | None) -> Path:
+def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: Path | None,
+                  classes: str | None = None, subset: str | None = None) -> Path:
     shape = f"{size or 'native'}px-{channels or 'native'}ch"
     if data.startswith(FOLDER_PREFIX):
         root = Path(data[len(FOLDER_PREFIX):]).expanduser()
@@ -209,10 +267,18 @@ def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: P
             name += "-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
     else:
         raise unknown_source(data)
-    return prepared_dir() / f"{name}-{shape}"
+    selection = ""
+    if subset is not None:
+        span = parse_subset(subset)
+        selection += f"-subset{span.start if span.start is not None else ''}_{span.stop if span.stop is not None else ''}"
+    if classes is not None:
+        wanted = ",".join(sorted(part.strip().lower() for part in classes.split(",")))
+        safe = "".join(c if c.isalnum() or c in "-," else "_" for c in wanted).replace(",", "+")
+        selection += f"-classes-{safe[:40]}-{hashlib.sha256(wanted.encode()).hexdigest()[:6]}"
+    return prepared_dir() / f"{name}-{shape}{selection}"
 
 
-def _write(folder: Path, data: str, images: torch.Tensor, raw: RawData) -> None:
+def _write(folder: Path, data: str, images: torch.Tensor, raw: RawData, selection: dict) -> None:
     """Write the prepared files into a fresh folder, then swap it in whole."""
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -234,6 +300,7 @@ def _write(folder: Path, data: str, images: torch.Tensor, raw: RawData) -> None:
         "width": int(images.shape[3]),
         "class_names": raw.class_names,
         "class_counts": counts,
+        "selection": selection,
         "notes": raw.notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

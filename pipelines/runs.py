@@ -36,13 +36,12 @@ def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> Path:
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not out.is_dir():
             raise UsageError(f"--out {out} is a file; pick a folder for the run")
-        if not force:
-            kind = "a run" if (out / RUN_FILE).exists() else "files"
-            raise UsageError(f"--out {out} already holds {kind}; continue it with --resume {out}, "
-                             "or pass --force to replace it")
         if not (out / RUN_FILE).exists():
-            raise UsageError(f"--out {out} holds files that are not a zoo run; --force only replaces "
-                             "runs, so pick another folder")
+            raise UsageError(f"--out {out} already holds files that are not a zoo run; pick another "
+                             "folder (--force only ever replaces runs)")
+        if not force:
+            raise UsageError(f"--out {out} already holds a run; continue it with --resume {out}, "
+                             "or pass --force to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out

@@ -2,11 +2,14 @@
 
 The target is a run folder, a checkpoint file, or a model name (its latest run). The
 latents come from a CPU generator seeded with ``--seed``, so the same seed gives the same
-images on every device.
+images on every device. A class-conditional model makes the class asked for, or, when
+none is, a grid with one row per class; file names carry the class.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import torch
@@ -15,23 +18,37 @@ from rich.console import Console
 from zoo import figures, registry
 from zoo.devices import resolve_device
 from zoo.errors import UsageError
-from zoo.model import Capability
+from zoo.model import Capability, DataSpec, Model, class_rows
 
 from . import runs
 
 CHUNK = 256
 GRID_LIMIT = 1024
+DIGITS = tuple(str(d) for d in range(10))
 
 
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
-           device: str = "auto", console: Console | None = None) -> Path:
+           device: str = "auto", class_: str | None = None, digit: str | None = None,
+           console: Console | None = None) -> Path:
     """Write ``n`` samples and ``grid.png`` into a folder; returns it."""
     console = console or Console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
+    if class_ is not None and digit is not None:
+        raise UsageError("give --class or --digit, not both")
     path = runs.find_checkpoint(target)
     model, checkpoint = runs.load_model(path, resolve_device(device))
-    registry.registry().require(type(model), Capability.LATENT, "sample from noise")
+    reg = registry.registry()
+    reg.require(type(model), Capability.LATENT, "sample from noise")
+    wanted = class_ if class_ is not None else digit
+    if wanted is not None and not model.has(Capability.CLASS_CONDITIONAL):
+        able = ", ".join(reg.with_capability(Capability.CLASS_CONDITIONAL)) or "none installed"
+        raise UsageError(f"{model.name} is not class-conditional, so it cannot make only "
+                         f"{'digit ' if digit else 'class '}{wanted} (class-conditional models: {able}); "
+                         f"or train it on that class alone: zoo train {model.name} --data DATA --classes {wanted}")
+    if digit is not None and model.spec.class_names != DIGITS:
+        raise UsageError(f"--digit is for digit data sets; this model's classes are "
+                         f"{', '.join(model.spec.class_names)}: use --class")
 
     run_name = checkpoint.train.get("run") or path.parent.name
     out = out or Path("samples") / f"{run_name}-seed{seed}"
@@ -39,13 +56,47 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
         raise UsageError(f"--out {out} already holds files; pick another folder or pass --force "
                          "to write over them")
 
+    labels, nrow = _labels(model, n, wanted)
     generator = torch.Generator().manual_seed(seed)
-    images = torch.cat([model.sample(min(CHUNK, n - start), generator=generator).cpu()
-                        for start in range(0, n, CHUNK)])
-    width = len(str(n - 1))
-    figures.save_images(images, out, [f"{i:0{max(4, width)}d}" for i in range(n)])
-    figures.save_grid(images[:GRID_LIMIT], out / "grid.png")
+    images = torch.cat([
+        model.sample(min(CHUNK, n - start), generator=generator,
+                     labels=None if labels is None else labels[start:start + CHUNK]).cpu()
+        for start in range(0, n, CHUNK)
+    ])
+    width = max(4, len(str(n - 1)))
+    names = [f"{i:0{width}d}" for i in range(n)]
+    if labels is not None:
+        names = [f"{_safe(model.spec.class_names[c])}-{name}" for c, name in zip(labels.tolist(), names)]
+    figures.save_images(images, out, names)
+    figures.save_grid(images[:GRID_LIMIT], out / "grid.png", nrow=nrow)
     note = f" (grid shows the first {GRID_LIMIT})" if n > GRID_LIMIT else ""
-    console.print(f"{n} samples of {model.name} (step {checkpoint.train.get('step', '?')}) "
+    what = f" of class {model.spec.class_names[int(labels[0])]}" if wanted is not None else ""
+    console.print(f"{n} samples{what} of {model.name} (step {checkpoint.train.get('step', '?')}) "
                   f"-> {out}/ and {out / 'grid.png'}{note}")
     return out
+
+
+def class_index(spec: DataSpec, wanted: str) -> int:
+    """The index of a class given by name or index, or an error listing the valid ones."""
+    names = list(spec.class_names)
+    lower = [name.lower() for name in names]
+    if wanted.lower() in lower:
+        return lower.index(wanted.lower())
+    if wanted.isdigit() and int(wanted) < len(names):
+        return int(wanted)
+    listing = ", ".join(name if name == str(i) else f"{i} {name}" for i, name in enumerate(names))
+    raise UsageError(f"no class {wanted!r} in this model's data; its classes are: {listing}")
+
+
+def _labels(model: Model, n: int, wanted: str | None) -> tuple[torch.Tensor | None, int | None]:
+    """Labels for each image and the grid width: one class, or a row per class."""
+    if not model.has(Capability.CLASS_CONDITIONAL):
+        return None, None
+    if wanted is not None:
+        return torch.full((n,), class_index(model.spec, wanted), dtype=torch.long), None
+    per_class = math.ceil(n / model.spec.num_classes)
+    return class_rows(model.spec.num_classes, per_class)[:n], per_class
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name) or "class"

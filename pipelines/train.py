@@ -61,6 +61,8 @@ class TrainOptions:
     size: int | None = None
     channels: int | None = None
     data_dir: Path | None = None
+    classes: str | None = None
+    subset: str | None = None
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Plan:
     size: int | None
     channels: int | None
     seed: int
+    classes: str | None = None
+    subset: str | None = None
     resume_from: Path | None = None
     resume_train: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +96,7 @@ def plan(opts: TrainOptions) -> Plan:
         config = config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
                                    flags={"batch_size": opts.batch_size})
         seed = 0 if opts.seed is None else opts.seed
-        return Plan(cls, config, opts.data, opts.size, opts.channels, seed)
+        return Plan(cls, config, opts.data, opts.size, opts.channels, seed, opts.classes, opts.subset)
 
     path = runs.find_checkpoint(opts.resume, action="resume")
     meta = ckpt_io.read_meta(path)
@@ -107,9 +111,12 @@ def plan(opts: TrainOptions) -> Plan:
         raise UsageError(f"--resume: that run trained on {data['source']}, not {opts.data}")
     if opts.seed is not None and opts.seed != saved["seed"]:
         raise UsageError(f"--resume: that run used --seed {saved['seed']}")
+    for flag, value, key in (("--classes", opts.classes, "classes"), ("--subset", opts.subset, "subset")):
+        if value is not None and value != data.get(key):
+            raise UsageError(f"--resume: that run trained with {flag} {data.get(key)}")
     config = config_io.from_dict(cls.Config, meta["config"], source=str(path))
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
-                resume_from=path, resume_train=saved)
+                data.get("classes"), data.get("subset"), resume_from=path, resume_train=saved)
 
 
 def train(opts: TrainOptions, console: Console | None = None) -> Path:
@@ -119,7 +126,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     device = resolve_device(opts.device)
 
     # Data: prepared once, cached, then held as a uint8 tensor on the training device.
-    prepared = prepare(p.data, size=p.size, channels=p.channels, data_dir=opts.data_dir, console=console)
+    prepared = prepare(p.data, size=p.size, channels=p.channels, data_dir=opts.data_dir,
+                       classes=p.classes, subset=p.subset, console=console)
     spec = prepared.spec
     if p.cls.has(Capability.CLASS_CONDITIONAL) and not spec.labelled:
         raise UsageError(f"{p.cls.name} is class-conditional and needs labelled data; {p.data} has no "
@@ -171,7 +179,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
         train_state = {
             "step": step, "epoch": step // steps_per_epoch, "total_steps": total,
             "steps_per_epoch": steps_per_epoch, "seed": p.seed, "batches": batches.state(),
-            "data": {"source": p.data, "size": p.size, "channels": p.channels},
+            "data": {"source": p.data, "size": p.size, "channels": p.channels,
+                     "classes": p.classes, "subset": p.subset},
             "run": run_name, "zoo_version": zoo.__version__, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         state = {"model": model.state_dict(),
@@ -183,7 +192,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
         runs.write_run_info(run_dir, info)
         return path
 
-    console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}[/] ({len(prepared):,} images, "
+    selected = "".join(f" {flag} {v}" for flag, v in (("--classes", p.classes), ("--subset", p.subset)) if v)
+    console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({len(prepared):,} images, "
                   f"{spec.channels}x{spec.height}x{spec.width}) | device {device} | "
                   f"{total:,} steps ({steps_per_epoch} per epoch) | batch {p.config.batch_size} | "
                   f"W&B {tracker.mode}\nrun folder: {run_dir}")

@@ -128,16 +128,16 @@ def lab_generator(latent_dim: int, width: int, channels: int) -> Generator:
     ))
 
 
-def lab_discriminator(width: int, channels: int, logits: int, slope: float) -> nn.Sequential:
-    """The lab's 28x28 discriminator: 14x14 -> 7x7 -> 4x4 -> 1x1 -> linear head."""
-    return nn.Sequential(
+def lab_features(width: int, channels: int, slope: float) -> tuple[nn.Sequential, int]:
+    """The lab's 28x28 discriminator body: 14x14 -> 7x7 -> 4x4 -> 1x1, flattened."""
+    body = nn.Sequential(
         *_down(channels, width, 2, 1, slope, norm=False),
         *_down(width, 2 * width, 2, 1, slope),
         *_down(2 * width, 4 * width, 1, 0, slope),
         *_down(4 * width, 8 * width, 1, 0, slope),
         nn.Flatten(),
-        nn.Linear(8 * width, logits),
     )
+    return body, 8 * width
 
 
 def radford_generator(latent_dim: int, width: int, channels: int, size: int) -> Generator:
@@ -152,33 +152,42 @@ def radford_generator(latent_dim: int, width: int, channels: int, size: int) -> 
     return Generator(nn.Sequential(*layers))
 
 
-def radford_discriminator(width: int, channels: int, size: int, logits: int, slope: float) -> nn.Sequential:
-    """The paper's discriminator: halve the size down to 4x4, then one 4x4 convolution."""
+def radford_features(width: int, channels: int, size: int, slope: float) -> tuple[nn.Sequential, int]:
+    """The paper's discriminator body: halve the size down to 4x4, flattened. The paper's
+    last 4x4 convolution over it is the same function as a linear head on these features."""
     layers = _down(channels, width, 2, 1, slope, norm=False)
     c, s = width, size // 2
     while s > 4:
         layers += _down(c, 2 * c, 2, 1, slope)
         c, s = 2 * c, s // 2
-    layers += [nn.Conv2d(c, logits, 4, 1, 0, bias=False), nn.Flatten()]
-    return nn.Sequential(*layers)
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers), c * 4 * 4
 
 
-def build_pair(config: DCGANConfig, spec: zoo.DataSpec, in_channels: int | None = None,
-               latent_dim: int | None = None) -> tuple[Generator, nn.Sequential]:
-    """Generator and discriminator for ``spec``; conditional models widen their inputs."""
-    arch = pick_architecture(config.architecture, spec)
-    z = latent_dim if latent_dim is not None else config.latent_dim
-    d_in = in_channels if in_channels is not None else spec.channels
-    n_logits = losses.logits_per_image(config.loss)
-    if arch == "lab":
-        g_width = config.g_width or LAB_WIDTHS["generator"]
-        d_width = config.d_width or LAB_WIDTHS["discriminator"]
-        return (lab_generator(z, g_width, spec.channels),
-                lab_discriminator(d_width, d_in, n_logits, config.leaky_slope))
-    g_width = config.g_width or RADFORD_WIDTH
-    d_width = config.d_width or RADFORD_WIDTH
-    return (radford_generator(z, g_width, spec.channels, spec.height),
-            radford_discriminator(d_width, d_in, spec.height, n_logits, config.leaky_slope))
+class Discriminator(nn.Module):
+    """A convolutional body and a linear head: images -> logits."""
+
+    def __init__(self, features: nn.Sequential, feature_dim: int, logits: int) -> None:
+        super().__init__()
+        self.features = features
+        self.head = nn.Linear(feature_dim, logits)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def build_generator(config: DCGANConfig, spec: zoo.DataSpec, input_dim: int) -> Generator:
+    """The generator for ``spec``, taking vectors of ``input_dim`` (z, or z with a label code)."""
+    if pick_architecture(config.architecture, spec) == "lab":
+        return lab_generator(input_dim, config.g_width or LAB_WIDTHS["generator"], spec.channels)
+    return radford_generator(input_dim, config.g_width or RADFORD_WIDTH, spec.channels, spec.height)
+
+
+def build_features(config: DCGANConfig, spec: zoo.DataSpec) -> tuple[nn.Sequential, int]:
+    """The discriminator body for ``spec`` and the length of its feature vector."""
+    if pick_architecture(config.architecture, spec) == "lab":
+        return lab_features(config.d_width or LAB_WIDTHS["discriminator"], spec.channels, config.leaky_slope)
+    return radford_features(config.d_width or RADFORD_WIDTH, spec.channels, spec.height, config.leaky_slope)
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -197,7 +206,9 @@ class DCGAN(zoo.Model):
 
     def __init__(self, config: DCGANConfig, spec: zoo.DataSpec) -> None:
         super().__init__(config, spec)
-        self.generator, self.discriminator = build_pair(config, spec)
+        self.generator = build_generator(config, spec, config.latent_dim)
+        features, feature_dim = build_features(config, spec)
+        self.discriminator = Discriminator(features, feature_dim, losses.logits_per_image(config.loss))
         zoo.init_normal(self)
 
     @classmethod

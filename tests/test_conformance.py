@@ -80,14 +80,28 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
         with pytest.raises(zoo.UsageError):
             model.sample(2)
         return
-    images = model.sample(5, generator=torch.Generator().manual_seed(1))
+    labels = labels_for(model, 5)
+    images = model.sample(5, generator=torch.Generator().manual_seed(1), labels=labels)
     assert images.shape == (5, spec.channels, spec.height, spec.width)
     assert images.min() >= -1 and images.max() <= 1
-    again = model.sample(5, generator=torch.Generator().manual_seed(1))
+    again = model.sample(5, generator=torch.Generator().manual_seed(1), labels=labels)
     assert torch.equal(images, again), "the same seed must give the same samples"
     assert model.training, "sampling must leave the model in the mode it found it"
     preview = model.preview(model.preview_inputs(4, torch.Generator().manual_seed(0)))
-    assert preview.shape[1:] == (spec.channels, spec.height, spec.width)
+    assert preview.shape[-3:] == (spec.channels, spec.height, spec.width)
+    if model.has(zoo.Capability.CLASS_CONDITIONAL):
+        assert preview.shape[0] == spec.num_classes, "conditional previews have a row per class"
+        with pytest.raises(zoo.UsageError):
+            model.sample(2)  # a conditional model needs to be told the classes
+        ones = model.sample(3, generator=torch.Generator().manual_seed(1), labels=torch.ones(3, dtype=torch.long))
+        twos = model.sample(3, generator=torch.Generator().manual_seed(1), labels=torch.full((3,), 2))
+        assert not torch.equal(ones, twos), "the class must change the image"
+
+
+def labels_for(model: zoo.Model, n: int) -> torch.Tensor | None:
+    if not model.has(zoo.Capability.CLASS_CONDITIONAL):
+        return None
+    return torch.arange(n) % model.spec.num_classes
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -104,6 +118,6 @@ def test_checkpoint_round_trip_gives_the_same_model(name: str, tmp_path: Path) -
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
     if model.has(zoo.Capability.LATENT):
-        a = model.sample(3, generator=torch.Generator().manual_seed(2))
-        b = loaded.sample(3, generator=torch.Generator().manual_seed(2))
+        a = model.sample(3, generator=torch.Generator().manual_seed(2), labels=labels_for(model, 3))
+        b = loaded.sample(3, generator=torch.Generator().manual_seed(2), labels=labels_for(model, 3))
         assert torch.equal(a, b)

@@ -114,8 +114,10 @@ def test_an_existing_run_is_never_overwritten_without_force(mnist) -> None:
 def test_force_never_deletes_a_folder_that_is_not_a_run(mnist) -> None:
     Path("mine").mkdir()
     Path("mine/thesis.tex").write_text("precious")
-    result = train("--data", "mnist", "--steps", "1", "--out", "mine", "--force")
-    assert result.exit_code == 2 and "not a zoo run" in result.output
+    for force in ([], ["--force"]):
+        result = train("--data", "mnist", "--steps", "1", "--out", "mine", *force)
+        assert result.exit_code == 2 and "not a zoo run" in result.output
+        assert "--resume" not in result.output
     assert Path("mine/thesis.tex").read_text() == "precious"
 
 

@@ -39,6 +39,7 @@ _EXPORTS = {
     "Metrics": "zoo.model",
     "evaluating": "zoo.model",
     "init_normal": "zoo.model",
+    "class_rows": "zoo.model",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from .config import Config, option
     from .errors import UsageError, ZooError
     from .model import (Batch, Batches, Capability, DataSpec, Metrics, Model, Progress,
-                        evaluating, init_normal)
+                        class_rows, evaluating, init_normal)
 
 
 def __getattr__(name: str) -> Any:

@@ -125,9 +125,14 @@ DataDir = Annotated[Optional[Path], typer.Option(
                        "folders; then download).")]
 Size = Annotated[Optional[int], typer.Option("--size", help="Resize (and centre-crop) to SIZE x SIZE.")]
 Channels = Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
+Classes = Annotated[Optional[str], typer.Option(
+    "--classes", help="Keep only these classes, by name or index: 7, or sneaker,sandal.")]
+Subset = Annotated[Optional[str], typer.Option(
+    "--subset", help="Keep part of the data set, START:STOP in its order: 0:8000, 8000:.")]
 
 
 @app.command(epilog=examples("zoo prep mnist", "zoo prep fashion-mnist --size 32",
+                             "zoo prep mnist --classes 7", "zoo prep fashion-mnist --classes sneaker,sandal",
                              "zoo prep folder:~/pictures/cats --size 64 --channels 3",
                              "zoo prep mnist --data-dir ~/datasets/mnist"))
 @handles_errors
@@ -136,6 +141,8 @@ def prep(
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,
+    classes: Classes = None,
+    subset: Subset = None,
     force: Annotated[bool, typer.Option("--force", help="Prepare again even if cached.")] = False,
 ) -> None:
     """Prepare a data set once (train does this on demand) and draw what is in it."""
@@ -143,8 +150,8 @@ def prep(
 
     from .pipelines.prep import describe, prepare
 
-    prepared = prepare(data, size=size, channels=channels, data_dir=data_dir, force=force,
-                       console=err_console)
+    prepared = prepare(data, size=size, channels=channels, data_dir=data_dir, classes=classes,
+                       subset=subset, force=force, console=err_console)
     table = Table(show_header=False, title=f"prepared {data}")
     for key, value in describe(prepared).items():
         table.add_row(key, str(value))
@@ -162,6 +169,8 @@ def prep(
     "zoo train dcgan --data mnist --steps 1560 --set real_label=0.9",
     "zoo train dcgan --data folder:~/monet --size 64 --channels 3 --device cuda",
     "zoo train dcgan --data mnist --dry-run",
+    "zoo train cgan --data fashion-mnist --epochs 20",
+    "zoo train dcgan --data mnist --classes 7",
     "zoo train dcgan --resume runs/dcgan-mnist-20261122-101500 --epochs 10",
 ))
 @handles_errors
@@ -181,6 +190,8 @@ def train(
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,
+    classes: Classes = None,
+    subset: Subset = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and plan, then stop.")] = False,
@@ -198,7 +209,7 @@ def train(
                         seed=seed, device=device, out=out, sets=list(sets or []),
                         config_file=config_file, resume=resume, force=force,
                         wandb="off" if no_wandb else wandb, size=size, channels=channels,
-                        data_dir=data_dir)
+                        data_dir=data_dir, classes=classes, subset=subset)
     if dry_run:
         import json
 
@@ -215,6 +226,9 @@ def train(
 # -- zoo sample --------------------------------------------------------------------------------
 
 @app.command(epilog=examples("zoo sample dcgan --n 64 --out samples/",
+                             "zoo sample cgan --digit 7 --n 100 --out sevens/",
+                             "zoo sample cgan --n 100                      # a row per class",
+                             "zoo sample cgan --class sneaker",
                              "zoo sample runs/dcgan-mnist-20261122-101500 --n 16 --seed 3",
                              "zoo sample runs/dcgan-mnist-20261122-101500/checkpoint.safetensors"))
 @handles_errors
@@ -225,11 +239,17 @@ def sample(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default samples/RUN-seedS).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    class_: Annotated[Optional[str], typer.Option("--class", help="Class-conditional models: the class to make, by name or index.")] = None,
+    digit: Annotated[Optional[str], typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
 ) -> None:
-    """Generate N images from a trained model: one PNG each plus grid.png."""
+    """Generate N images from a trained model: one PNG each plus grid.png.
+
+    Class-conditional models make --class (or --digit) only, or else a grid with one row
+    per class; each file name starts with its class."""
     from .pipelines.sample import sample as run_sampling
 
-    run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, console=console)
+    run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
+                 digit=digit, console=console)
 
 
 def main() -> None:

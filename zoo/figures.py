@@ -39,8 +39,13 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, padding: int = GRID_PADDING) -> Image.Image:
-    """Tile images into one picture, ``nrow`` per row (default: as square as possible)."""
+    """Tile images into one picture, ``nrow`` per row (default: as square as possible).
+    A rows x columns x C x H x W tensor keeps its own layout."""
     from torchvision.utils import make_grid
+
+    if images.dim() == 5:
+        nrow = images.shape[1]
+        images = images.flatten(0, 1)
 
     images = as_uint8(images).cpu()
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))

@@ -186,23 +186,37 @@ class Model(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None,
                labels: Tensor | None = None) -> Tensor:
-        """``n`` new images in [-1, 1], N x C x H x W, with the networks in eval mode."""
+        """``n`` new images in [-1, 1], N x C x H x W, with the networks in eval mode.
+        Class-conditional models need ``labels`` (N class indices)."""
         if not self.has(Capability.LATENT):
             raise UsageError(f"{self.name} does not sample from noise")
+        if self.has(Capability.CLASS_CONDITIONAL):
+            if labels is None or len(labels) != n:
+                raise UsageError(f"{self.name} is class-conditional: give a class for each of the {n} images")
+            labels = labels.to(self.device)
         with evaluating(self):
             return self.generate(self.sample_latent(n, generator), labels)
 
     # -- the pictures shown during training --------------------------------------------------
 
     def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """Fixed inputs, made once per run, whose outputs are drawn after every epoch."""
+        """Fixed inputs, made once per run, whose outputs are drawn after every epoch.
+
+        Class-conditional models get one row per class, ``PREVIEW_PER_CLASS`` wide."""
+        if self.has(Capability.CLASS_CONDITIONAL):
+            labels = class_rows(self.spec.num_classes, PREVIEW_PER_CLASS)
+            return {"z": self.sample_latent(len(labels), generator), "labels": labels.to(self.device)}
         return {"z": self.sample_latent(n, generator)}
 
     @torch.no_grad()
     def preview(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Images in [-1, 1] for the fixed preview inputs (one grid per epoch, then a GIF)."""
+        """Images in [-1, 1] for the fixed preview inputs (one grid per epoch, then a GIF):
+        N x C x H x W, or rows x columns x C x H x W to fix the grid's layout."""
         with evaluating(self):
-            return self.generate(**inputs)
+            images = self.generate(**inputs)
+        if self.has(Capability.CLASS_CONDITIONAL):
+            return images.view(self.spec.num_classes, -1, *images.shape[1:])
+        return images
 
     # -- state a checkpoint needs beyond the weights -----------------------------------------
 
@@ -212,6 +226,14 @@ class Model(nn.Module):
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+
+PREVIEW_PER_CLASS = 8
+
+
+def class_rows(num_classes: int, per_class: int) -> Tensor:
+    """Labels 0,0,..,1,1,..: ``per_class`` of each class in turn (a grid with a row per class)."""
+    return torch.arange(num_classes).repeat_interleave(per_class)
 
 
 @contextlib.contextmanager

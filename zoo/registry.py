@@ -31,6 +31,7 @@ GROUP = "zoo.plugins"
 # Adding a built-in model: write plugins/NAME.py and add one line here.
 BUILTINS = [
     "dcgan = zoo.plugins.dcgan:DCGAN",
+    "cgan = zoo.plugins.cgan:CGAN",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"

@@ -1,0 +1,170 @@
+"""Conditional GAN: Mirza & Osindero, "Conditional Generative Adversarial Nets", 2014
+(arXiv:1411.1784), with the discriminator of Miyato & Koyama, "cGANs with Projection
+Discriminator", ICLR 2018 (arXiv:1802.05637), or Odena et al.'s auxiliary classifier
+(ACGAN, "Conditional Image Synthesis with Auxiliary Classifier GANs", ICML 2017).
+
+The generator is DCGAN's, fed the latent vector z joined to a learned embedding of the
+class label. The discriminator is DCGAN's body; its head depends on ``conditioning``:
+
+* **projection** (default): D(x, y) = w . phi(x) + embed(y) . phi(x). Miyato & Koyama show
+  it gives better class fidelity than concatenating the label to D's input, and it costs
+  one inner product instead of widening every input pixel with a one-hot map.
+* **acgan**: an unconditional real/fake head plus a classifier head; both networks also
+  minimise the classifier's cross-entropy on the label of each image.
+
+Networks, initialisation, optimiser and losses are the DCGAN plugin's (shared, not
+copied); so are its sizes: the lab's networks at 28x28, the paper's at 16-256 px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import zoo
+from zoo import losses
+from zoo.config import option
+
+from .dcgan import DCGANConfig, build_features, build_generator, pick_architecture
+
+
+@dataclass
+class CGANConfig(DCGANConfig):
+    embed_dim: int = option(50, "length of the class embedding joined to z")
+    conditioning: Literal["projection", "acgan"] = option(
+        "projection", "projection: Miyato & Koyama's D; acgan: an auxiliary classifier head")
+    aux_weight: float = option(1.0, "weight of the classifier loss (acgan)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.embed_dim < 1:
+            raise zoo.UsageError(f"embed_dim must be at least 1, got {self.embed_dim}")
+        if self.aux_weight < 0:
+            raise zoo.UsageError(f"aux_weight must not be negative, got {self.aux_weight}")
+
+
+class ConditionalGenerator(nn.Module):
+    """(z, y) -> images: DCGAN's generator on z joined to a learned code of y."""
+
+    def __init__(self, body: nn.Module, num_classes: int, embed_dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.body = body
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        return self.body(torch.cat([z, self.embed(labels)], dim=1))
+
+
+class ConditionalDiscriminator(nn.Module):
+    """(x, y) -> (real/fake logits, class logits or None)."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int, logits: int,
+                 conditioning: str) -> None:
+        super().__init__()
+        self.features = features
+        self.head = nn.Linear(feature_dim, logits)
+        self.conditioning = conditioning
+        if conditioning == "projection":
+            self.project = nn.Embedding(num_classes, feature_dim)
+        else:
+            self.classify = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        phi = self.features(x)
+        logits = self.head(phi)
+        if self.conditioning == "acgan":
+            return logits, self.classify(phi)
+        projection = (self.project(labels) * phi).sum(dim=1, keepdim=True)
+        if logits.shape[1] == 2:  # the lab's two logits (fake, real): the projection backs "real"
+            projection = torch.cat([torch.zeros_like(projection), projection], dim=1)
+        return logits + projection, None
+
+
+class CGAN(zoo.Model):
+    name = "cgan"
+    summary = "Class-conditional DCGAN: projection discriminator or auxiliary classifier (ACGAN)"
+    paper = "Mirza & Osindero 2014, arXiv:1411.1784; Miyato & Koyama 2018, arXiv:1802.05637"
+    family = "GAN"
+    version = "1"
+    Config = CGANConfig
+    capabilities = frozenset({zoo.Capability.LATENT, zoo.Capability.CLASS_CONDITIONAL})
+    tiny_config = {"g_width": 4, "d_width": 4, "batch_size": 8, "latent_dim": 8, "embed_dim": 4}
+
+    config: CGANConfig
+
+    def __init__(self, config: CGANConfig, spec: zoo.DataSpec) -> None:
+        super().__init__(config, spec)
+        k = spec.num_classes
+        self.generator = ConditionalGenerator(
+            build_generator(config, spec, config.latent_dim + config.embed_dim), k, config.embed_dim)
+        features, feature_dim = build_features(config, spec)
+        self.discriminator = ConditionalDiscriminator(
+            features, feature_dim, k, losses.logits_per_image(config.loss), config.conditioning)
+        zoo.init_normal(self)
+        if config.conditioning == "projection":
+            # Like every other weight of D: N(0, 1) embeddings would swamp the logits at the
+            # start (an inner product over hundreds of features).
+            nn.init.normal_(self.discriminator.project.weight, 0.0, 0.02)
+
+    @classmethod
+    def check_data(cls, config: CGANConfig, spec: zoo.DataSpec) -> None:
+        if not spec.labelled:
+            raise zoo.UsageError("cgan needs labelled data: a named data set, or a folder: with one "
+                                 "sub-folder of images per class")
+        pick_architecture(config.architecture, spec)
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        betas = (self.config.beta1, self.config.beta2)
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), self.config.lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), self.config.lr, betas=betas),
+        }
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        if labels is None:
+            raise zoo.UsageError("cgan needs a class for every image it generates")
+        return self.generator(z, labels)
+
+    def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
+        cfg = self.config
+        batch = batches.next()
+        real, labels = batch.images, batch.labels
+        # Generated images get the labels of the real batch: the data's class balance.
+        fake = self.generator(self.sample_latent(real.shape[0]), labels)
+
+        opt_d = self.optimizers["discriminator"]
+        opt_d.zero_grad(set_to_none=True)
+        real_logits, real_class = self.discriminator(real, labels)
+        fake_logits, fake_class = self.discriminator(fake.detach(), labels)
+        loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits,
+                                           real_label=cfg.real_label, fake_label=cfg.fake_label)
+        metrics = {}
+        if real_class is not None:
+            aux = F.cross_entropy(real_class, labels) + F.cross_entropy(fake_class, labels)
+            loss_d = loss_d + cfg.aux_weight * aux
+            metrics["class_acc_real"] = (real_class.argmax(1) == labels).float().mean()
+        loss_d.backward()
+        opt_d.step()
+
+        opt_g = self.optimizers["generator"]
+        opt_g.zero_grad(set_to_none=True)
+        self.discriminator.requires_grad_(False)
+        logits, classes = self.discriminator(fake, labels)
+        loss_g = losses.generator_loss(cfg.loss, logits)
+        if classes is not None:
+            loss_g = loss_g + cfg.aux_weight * F.cross_entropy(classes, labels)
+        loss_g.backward()
+        self.discriminator.requires_grad_(True)
+        opt_g.step()
+
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": losses.real_probability(cfg.loss, real_logits.detach()).mean(),
+            "d_fake": losses.real_probability(cfg.loss, fake_logits.detach()).mean(),
+            **{k: v.detach() for k, v in metrics.items()},
+        }

@@ -50,13 +50,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="cgan training steps")
     parser.add_argument("--dcgan-steps", type=int, default=1500, help="dcgan --classes 7 training steps")
     parser.add_argument("--per-class", type=int, default=1000)
-    parser.add_argument("--conditioning", default="projection", choices=["projection", "acgan"])
+    parser.add_argument("--conditioning", default="concat", choices=["concat", "projection", "acgan"])
     parser.add_argument("--dcgan-set", action="append", default=[], help="extra --set for dcgan")
     args = parser.parse_args()
     shutil.rmtree(RESULTS, ignore_errors=True)
     RESULTS.mkdir(parents=True)
 
-    net, accuracy = classifier(train=slice(5000, 9000), check=slice(9000, None), epochs=10)
+    net, accuracy = classifier(train=slice(5000, 9000), check=slice(9000, None), epochs=15)
     print(f"judge: CNN on real digits 5000-8999, accuracy {accuracy:.3f} on real digits 9000-9999")
     real = prepare("mnist", subset=GAN_DATA)
     real_images = to_float(real.images)
@@ -65,17 +65,23 @@ def main() -> None:
         model="cgan", data="mnist", subset=GAN_DATA, steps=args.steps, wandb="off", out=RESULTS / "cgan",
         sets=[f"conditioning={args.conditioning}"]))
     print(f"\ncgan ({args.conditioning}) on mnist {GAN_DATA}: {args.steps} steps in {seconds:.0f}s")
-    shares = []
+    shares, truncated_shares = [], []
     for digit in range(10):
         folder = sample(str(run), n=args.per_class, seed=digit, digit=str(digit),
                         out=RESULTS / f"cgan-digit{digit}", console=QUIET)
         images = load_pngs(folder)
         shares.append(float((predict(net, images).argmax(1) == digit).float().mean()))
         spread = diversity(images, real_images[real.labels == digit])
-        print(f"  --digit {digit}: {shares[-1]:6.1%} of {args.per_class} classified as {digit}; "
-              f"diversity {spread:.2f}")
-    print(f"  sevens {shares[7]:.1%} (target 95%), worst digit {min(shares):.1%} (target 90%), "
-          f"mean {sum(shares) / 10:.1%}")
+        folder = sample(str(run), n=args.per_class, seed=digit, digit=str(digit), truncation=1.0,
+                        out=RESULTS / f"cgan-digit{digit}-truncated", console=QUIET)
+        truncated = load_pngs(folder)
+        truncated_shares.append(float((predict(net, truncated).argmax(1) == digit).float().mean()))
+        print(f"  --digit {digit}: {shares[-1]:6.1%} of {args.per_class} classified as {digit}, diversity "
+              f"{spread:.2f}  | --truncation 1: {truncated_shares[-1]:6.1%}, diversity "
+              f"{diversity(truncated, real_images[real.labels == digit]):.2f}")
+    for name, values in (("default", shares), ("--truncation 1", truncated_shares)):
+        print(f"  {name}: sevens {values[7]:.1%} (target 95%), worst digit {min(values):.1%} "
+              f"(target 90%), mean {sum(values) / 10:.1%}")
 
     run, seconds = timed_train(TrainOptions(
         model="dcgan", data="mnist", subset=GAN_DATA, classes="7", steps=args.dcgan_steps,

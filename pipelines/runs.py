@@ -60,7 +60,7 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def find_checkpoint(target: str, *, action: str = "sample") -> Path:
+def find_checkpoint(target: str) -> Path:
     """The checkpoint file meant by a run folder, a checkpoint path, or a model name."""
     path = Path(target).expanduser()
     if path.is_file():
@@ -81,7 +81,7 @@ def find_checkpoint(target: str, *, action: str = "sample") -> Path:
     if os.sep in target or target.endswith(".safetensors"):
         raise UsageError(f"{target} does not exist")
     raise UsageError(f"{target!r} is neither a run folder, a checkpoint file nor a model name; "
-                     f"{reg._unknown_message(target)}")
+                     f"{reg.unknown_message(target)}")
 
 
 def latest_run(model: str) -> Path | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, registry
+from zoo import figures, priors, registry
 from zoo.devices import resolve_device
 from zoo.errors import UsageError
 from zoo.model import Capability, DataSpec, Model, class_rows
@@ -29,26 +29,14 @@ DIGITS = tuple(str(d) for d in range(10))
 
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
            device: str = "auto", class_: str | None = None, digit: str | None = None,
+           noise: str | None = None, truncation: float | None = None,
            console: Console | None = None) -> Path:
     """Write ``n`` samples and ``grid.png`` into a folder; returns it."""
     console = console or Console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
-    if class_ is not None and digit is not None:
-        raise UsageError("give --class or --digit, not both")
-    path = runs.find_checkpoint(target)
-    model, checkpoint = runs.load_model(path, resolve_device(device))
-    reg = registry.registry()
-    reg.require(type(model), Capability.LATENT, "sample from noise")
-    wanted = class_ if class_ is not None else digit
-    if wanted is not None and not model.has(Capability.CLASS_CONDITIONAL):
-        able = ", ".join(reg.with_capability(Capability.CLASS_CONDITIONAL)) or "none installed"
-        raise UsageError(f"{model.name} is not class-conditional, so it cannot make only "
-                         f"{'digit ' if digit else 'class '}{wanted} (class-conditional models: {able}); "
-                         f"or train it on that class alone: zoo train {model.name} --data DATA --classes {wanted}")
-    if digit is not None and model.spec.class_names != DIGITS:
-        raise UsageError(f"--digit is for digit data sets; this model's classes are "
-                         f"{', '.join(model.spec.class_names)}: use --class")
+    model, checkpoint, path = load_latent_model(target, device, "sample from noise")
+    wanted = chosen_class(model, class_, digit)
 
     run_name = checkpoint.train.get("run") or path.parent.name
     out = out or Path("samples") / f"{run_name}-seed{seed}"
@@ -57,9 +45,12 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
                          "to write over them")
 
     labels, nrow = _labels(model, n, wanted)
+    prior = priors.parse(noise) if noise is not None else model.prior
+    if truncation is not None:
+        priors.check_truncation(prior, truncation)
     generator = torch.Generator().manual_seed(seed)
     images = torch.cat([
-        model.sample(min(CHUNK, n - start), generator=generator,
+        model.sample(min(CHUNK, n - start), generator=generator, prior=prior, truncation=truncation,
                      labels=None if labels is None else labels[start:start + CHUNK]).cpu()
         for start in range(0, n, CHUNK)
     ])
@@ -71,9 +62,37 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     figures.save_grid(images[:GRID_LIMIT], out / "grid.png", nrow=nrow)
     note = f" (grid shows the first {GRID_LIMIT})" if n > GRID_LIMIT else ""
     what = f" of class {model.spec.class_names[int(labels[0])]}" if wanted is not None else ""
+    if noise is not None or truncation is not None:
+        what += f" (z ~ {prior}{f', truncated at {truncation:g}' if truncation is not None else ''})"
     console.print(f"{n} samples{what} of {model.name} (step {checkpoint.train.get('step', '?')}) "
                   f"-> {out}/ and {out / 'grid.png'}{note}")
     return out
+
+
+def load_latent_model(target: str, device: str, action: str):
+    """(model, checkpoint, path) for a command that needs a latent prior; refuses others."""
+    path = runs.find_checkpoint(target)
+    model, checkpoint = runs.load_model(path, resolve_device(device))
+    registry.registry().require(type(model), Capability.LATENT, action)
+    return model, checkpoint, path
+
+
+def chosen_class(model: Model, class_: str | None, digit: str | None) -> str | None:
+    """The class asked for with --class or --digit, checked against the model."""
+    if class_ is not None and digit is not None:
+        raise UsageError("give --class or --digit, not both")
+    wanted = class_ if class_ is not None else digit
+    if wanted is not None and not model.has(Capability.CLASS_CONDITIONAL):
+        able = ", ".join(registry.registry().with_capability(Capability.CLASS_CONDITIONAL)) or "none installed"
+        raise UsageError(f"{model.name} is not class-conditional, so it cannot make only "
+                         f"{'digit ' if digit else 'class '}{wanted} (class-conditional models: {able}); "
+                         f"or train it on that class alone: zoo train {model.name} --data DATA --classes {wanted}")
+    if digit is not None and model.spec.class_names != DIGITS:
+        raise UsageError(f"--digit is for digit data sets; this model's classes are "
+                         f"{', '.join(model.spec.class_names)}: use --class")
+    if wanted is not None:
+        class_index(model.spec, wanted)
+    return wanted
 
 
 def class_index(spec: DataSpec, wanted: str) -> int:

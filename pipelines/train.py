@@ -63,6 +63,7 @@ class TrainOptions:
     data_dir: Path | None = None
     classes: str | None = None
     subset: str | None = None
+    noise: str | None = None
 
 
 @dataclass
@@ -93,17 +94,19 @@ def plan(opts: TrainOptions) -> Plan:
         if opts.data is None:
             raise UsageError(f"--data is required: which data set should {opts.model} learn? "
                              f"(e.g. zoo train {opts.model} --data mnist)")
+        if opts.noise is not None:
+            _require_noise_key(cls)
         config = config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
-                                   flags={"batch_size": opts.batch_size})
+                                   flags={"batch_size": opts.batch_size, "noise": opts.noise})
         seed = 0 if opts.seed is None else opts.seed
         return Plan(cls, config, opts.data, opts.size, opts.channels, seed, opts.classes, opts.subset)
 
-    path = runs.find_checkpoint(opts.resume, action="resume")
+    path = runs.find_checkpoint(opts.resume)
     meta = ckpt_io.read_meta(path)
     if meta["plugin"] != cls.name:
         raise UsageError(f"--resume {opts.resume}: that checkpoint is from {meta['plugin']}, not {cls.name}")
-    if opts.sets or opts.config_file or opts.batch_size is not None:
-        raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size, "
+    if opts.sets or opts.config_file or opts.batch_size is not None or opts.noise is not None:
+        raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size/--noise, "
                          "or start a new run to change them")
     saved = meta["train"]
     data = saved["data"]
@@ -268,6 +271,14 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def _require_noise_key(cls: type[Model]) -> None:
+    if not cls.has(Capability.LATENT):
+        able = ", ".join(registry.registry().with_capability(Capability.LATENT))
+        raise UsageError(f"--noise: {cls.name} draws no latent vector (models that do: {able})")
+    if "noise" not in {f.name for f in config_io.describe(cls.Config)}:
+        raise UsageError(f"--noise: {cls.name} has a fixed N(0, 1) prior (its config has no noise key)")
+
 
 def _total_steps(opts: TrainOptions, p: Plan, steps_per_epoch: int) -> int:
     if opts.steps is not None:

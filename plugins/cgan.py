@@ -4,13 +4,19 @@ Discriminator", ICLR 2018 (arXiv:1802.05637), or Odena et al.'s auxiliary classi
 (ACGAN, "Conditional Image Synthesis with Auxiliary Classifier GANs", ICML 2017).
 
 The generator is DCGAN's, fed the latent vector z joined to a learned embedding of the
-class label. The discriminator is DCGAN's body; its head depends on ``conditioning``:
+class label. The discriminator is DCGAN's body; how it sees the label is ``conditioning``:
 
-* **projection** (default): D(x, y) = w . phi(x) + embed(y) . phi(x). Miyato & Koyama show
-  it gives better class fidelity than concatenating the label to D's input, and it costs
-  one inner product instead of widening every input pixel with a one-hot map.
+* **concat** (default): one-hot label maps joined to D's input channels, Mirza &
+  Osindero's original scheme. Chosen because it trains balanced with DCGAN's batch-normed
+  discriminator: on the offline MNIST after 800 steps, D(G(z)) 0.48 and samples as varied
+  as the real digits of their class (pair-distance ratio 0.90).
+* **projection**: D(x, y) = w . phi(x) + embed(y) . phi(x) (Miyato & Koyama). Cheaper and
+  sharper in the paper, which pairs it with a spectrally normalised ResNet critic; on
+  DCGAN's batch-normed body it overpowers the generator (same budget: D(G(z)) 0.06, every
+  sample of a class nearly the same, ratio 0.06).
 * **acgan**: an unconditional real/fake head plus a classifier head; both networks also
-  minimise the classifier's cross-entropy on the label of each image.
+  minimise the classifier's cross-entropy. Known to favour easily classified samples over
+  varied ones (same budget: ratio 0.12).
 
 Networks, initialisation, optimiser and losses are the DCGAN plugin's (shared, not
 copied); so are its sizes: the lab's networks at 28x28, the paper's at 16-256 px.
@@ -18,7 +24,7 @@ copied); so are its sizes: the lab's networks at 28x28, the paper's at 16-256 px
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -35,8 +41,9 @@ from .dcgan import DCGANConfig, build_features, build_generator, pick_architectu
 @dataclass
 class CGANConfig(DCGANConfig):
     embed_dim: int = option(50, "length of the class embedding joined to z")
-    conditioning: Literal["projection", "acgan"] = option(
-        "projection", "projection: Miyato & Koyama's D; acgan: an auxiliary classifier head")
+    conditioning: Literal["concat", "projection", "acgan"] = option(
+        "concat", "concat: one-hot label maps joined to D's input (Mirza & Osindero); "
+                  "projection: Miyato & Koyama's D; acgan: an auxiliary classifier head")
     aux_weight: float = option(1.0, "weight of the classifier loss (acgan)")
 
     def __post_init__(self) -> None:
@@ -56,7 +63,10 @@ class ConditionalGenerator(nn.Module):
         self.body = body
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:
-        return self.body(torch.cat([z, self.embed(labels)], dim=1))
+        # Class indices, or N x K class weights (a blend of classes, for interpolation).
+        code = labels.to(self.embed.weight.dtype) @ self.embed.weight if labels.is_floating_point() \
+            else self.embed(labels)
+        return self.body(torch.cat([z, code], dim=1))
 
 
 class ConditionalDiscriminator(nn.Module):
@@ -68,16 +78,22 @@ class ConditionalDiscriminator(nn.Module):
         self.features = features
         self.head = nn.Linear(feature_dim, logits)
         self.conditioning = conditioning
+        self.num_classes = num_classes
         if conditioning == "projection":
             self.project = nn.Embedding(num_classes, feature_dim)
-        else:
+        elif conditioning == "acgan":
             self.classify = nn.Linear(feature_dim, num_classes)
 
     def forward(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.conditioning == "concat":
+            maps = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1)
         phi = self.features(x)
         logits = self.head(phi)
         if self.conditioning == "acgan":
             return logits, self.classify(phi)
+        if self.conditioning == "concat":
+            return logits, None
         projection = (self.project(labels) * phi).sum(dim=1, keepdim=True)
         if logits.shape[1] == 2:  # the lab's two logits (fake, real): the projection backs "real"
             projection = torch.cat([torch.zeros_like(projection), projection], dim=1)
@@ -86,7 +102,7 @@ class ConditionalDiscriminator(nn.Module):
 
 class CGAN(zoo.Model):
     name = "cgan"
-    summary = "Class-conditional DCGAN: projection discriminator or auxiliary classifier (ACGAN)"
+    summary = "Class-conditional DCGAN: label maps, projection discriminator or ACGAN's classifier"
     paper = "Mirza & Osindero 2014, arXiv:1411.1784; Miyato & Koyama 2018, arXiv:1802.05637"
     family = "GAN"
     version = "1"
@@ -101,7 +117,8 @@ class CGAN(zoo.Model):
         k = spec.num_classes
         self.generator = ConditionalGenerator(
             build_generator(config, spec, config.latent_dim + config.embed_dim), k, config.embed_dim)
-        features, feature_dim = build_features(config, spec)
+        d_spec = replace(spec, channels=spec.channels + k) if config.conditioning == "concat" else spec
+        features, feature_dim = build_features(config, d_spec)
         self.discriminator = ConditionalDiscriminator(
             features, feature_dim, k, losses.logits_per_image(config.loss), config.conditioning)
         zoo.init_normal(self)
@@ -109,6 +126,7 @@ class CGAN(zoo.Model):
             # Like every other weight of D: N(0, 1) embeddings would swamp the logits at the
             # start (an inner product over hundreds of features).
             nn.init.normal_(self.discriminator.project.weight, 0.0, 0.02)
+
 
     @classmethod
     def check_data(cls, config: CGANConfig, spec: zoo.DataSpec) -> None:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 import zoo
-from zoo import losses
+from zoo import losses, priors
 from zoo.config import option
 
 LAB_SIZE = 28
@@ -41,6 +41,8 @@ RADFORD_WIDTH = 64
 class DCGANConfig(zoo.Config):
     batch_size: int = option(128, "images per training batch (the paper: 128)")
     latent_dim: int = option(100, "length of the noise vector z")
+    noise: str = option("normal", "the prior z is drawn from: normal:MEAN,STD, uniform:LOW,HIGH, "
+                                  "gamma:SHAPE,SCALE or laplace:LOC,SCALE")
     architecture: Literal["auto", "lab", "radford"] = option(
         "auto", "auto: lab networks for 28x28 data, Radford et al.'s for 16..256 powers of two")
     g_width: int | None = option(
@@ -60,6 +62,7 @@ class DCGANConfig(zoo.Config):
         super().__post_init__()
         if self.latent_dim < 1:
             raise zoo.UsageError(f"latent_dim must be at least 1, got {self.latent_dim}")
+        priors.parse(self.noise)
         for key in ("g_width", "d_width"):
             value = getattr(self, key)
             if value is not None and value < 1:

@@ -155,3 +155,51 @@ def test_classes_on_unlabelled_data_is_refused(tmp_path: Path) -> None:
     Image.new("L", (28, 28)).save(folder / "a.png")
     with pytest.raises(zoo.UsageError, match="--classes needs labelled data"):
         prepare(f"folder:{folder}", classes="1")
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (3, 64), (1, 16)])
+def test_the_convolutional_models_work_at_every_size(name: str, channels: int, size: int) -> None:
+    from zoo import config as config_io
+    from zoo.data import TensorBatches
+    from zoo.registry import get
+
+    cls = get(name)
+    spec = zoo.DataSpec("x", channels, size, size, ("a", "b", "c"))
+    model = cls(config_io.from_dict(cls.Config, cls.tiny_config, source="test"), spec)
+    model.optimizers = model.configure_optimizers()
+    images = torch.randint(0, 256, (16, channels, size, size), dtype=torch.uint8)
+    metrics = model.train_step(TensorBatches(images, torch.arange(16) % 3, 8, 0), zoo.Progress(0, 1, 0))
+    assert all(torch.isfinite(torch.as_tensor(float(v))) for v in metrics.values())
+    labels = torch.tensor([0, 2]) if model.has(zoo.Capability.CLASS_CONDITIONAL) else None
+    assert model.sample(2, labels=labels).shape == (2, channels, size, size)
+
+
+def test_sizes_the_networks_cannot_take_are_refused_with_what_fits() -> None:
+    from zoo.registry import get
+
+    cls = get("cgan")
+    with pytest.raises(zoo.UsageError, match="prep it with --size 32 or --size 64"):
+        cls.check_data(cls.Config(), zoo.DataSpec("x", 3, 48, 48, ("a", "b")))
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "projection", "acgan"])
+def test_every_conditioning_trains_and_the_label_reaches_both_networks(conditioning: str) -> None:
+    from zoo import config as config_io
+    from zoo.data import TensorBatches
+    from zoo.registry import get
+
+    cls = get("cgan")
+    config = config_io.from_dict(cls.Config, {**cls.tiny_config, "conditioning": conditioning}, source="test")
+    spec = zoo.DataSpec("x", 1, 28, 28, ("a", "b", "c"))
+    torch.manual_seed(0)
+    model = cls(config, spec)
+    model.optimizers = model.configure_optimizers()
+    images = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    model.train_step(TensorBatches(images, torch.arange(16) % 3, 8, 0), zoo.Progress(0, 1, 0))
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad(), zoo.evaluating(model):
+        a, _ = model.discriminator(x, torch.zeros(4, dtype=torch.long))
+        b, _ = model.discriminator(x, torch.full((4,), 2))
+    if conditioning != "acgan":  # ACGAN's real/fake head is unconditional by design
+        assert not torch.equal(a, b), "the discriminator must see the label"

@@ -106,7 +106,7 @@ def test_capability_refusal_names_the_models_that_can() -> None:
 
     with pytest.raises(zoo.UsageError) as err:
         registry.registry().require(Translator, zoo.Capability.LATENT, "sample from noise")
-    assert "translator cannot sample from noise" in str(err.value)
+    assert "translator cannot sample from noise: it lacks the 'latent' capability" in str(err.value)
     assert "dcgan" in str(err.value) and "tiny" in str(err.value)
 
 

@@ -23,8 +23,10 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
+from . import priors
 from .config import Config
 from .errors import UsageError
+from .priors import Prior
 
 
 class Capability(str, enum.Enum):
@@ -172,20 +174,34 @@ class Model(nn.Module):
         """Length of the latent vector, for models with the ``latent`` capability."""
         return int(getattr(self.config, "latent_dim"))
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` latent vectors from the prior. A CPU ``generator`` makes them reproducible
-        on every device; without one they come from the device's global random stream."""
-        if generator is None:
-            return torch.randn(n, self.latent_dim, device=self.device)
-        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+    @property
+    def prior(self) -> Prior:
+        """The noise prior z is drawn from: the config's ``noise`` key, else N(0, 1)."""
+        return priors.parse(getattr(self.config, "noise", "normal"))
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None, *,
+                      prior: Prior | None = None, truncation: float | None = None) -> Tensor:
+        """Draw ``n`` latent vectors from the prior (or another one, for experiments). A CPU
+        ``generator`` makes them reproducible on every device; without one they come from
+        the device's global random stream."""
+        return (prior or self.prior).sample(n, self.latent_dim, generator=generator,
+                                            device=self.device, truncation=truncation)
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Images in [-1, 1] for latent vectors ``z`` (and class labels, if conditional)."""
+        """Images in [-1, 1] for latent vectors ``z``. Class-conditional models also take
+        ``labels``: N class indices, or an N x K float tensor of class weights (a blend,
+        used to interpolate from one class to another)."""
         raise NotImplementedError(f"{self.name} does not generate from a latent vector")
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Latent vectors for images in [-1, 1], for models with the ``encoder`` capability
+        (inversion starts from this guess)."""
+        raise NotImplementedError(f"{self.name} has no encoder")
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None,
-               labels: Tensor | None = None) -> Tensor:
+               labels: Tensor | None = None, prior: Prior | None = None,
+               truncation: float | None = None) -> Tensor:
         """``n`` new images in [-1, 1], N x C x H x W, with the networks in eval mode.
         Class-conditional models need ``labels`` (N class indices)."""
         if not self.has(Capability.LATENT):
@@ -195,7 +211,7 @@ class Model(nn.Module):
                 raise UsageError(f"{self.name} is class-conditional: give a class for each of the {n} images")
             labels = labels.to(self.device)
         with evaluating(self):
-            return self.generate(self.sample_latent(n, generator), labels)
+            return self.generate(self.sample_latent(n, generator, prior=prior, truncation=truncation), labels)
 
     # -- the pictures shown during training --------------------------------------------------
 

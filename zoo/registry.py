@@ -101,7 +101,7 @@ class Registry:
     def get(self, name: str) -> type[Model]:
         """The model class registered as ``name``, or a clear error."""
         if name not in self._entries:
-            raise UsageError(self._unknown_message(name))
+            raise UsageError(self.unknown_message(name))
         problem = self.conflict(name)
         if problem:
             raise ZooError(problem)
@@ -123,12 +123,13 @@ class Registry:
             return
         able = [n for n in self.with_capability(capability) if n != model.name]
         alternatives = f"; models that can: {', '.join(able)}" if able else ""
-        raise UsageError(f"{model.name} cannot {action}: it is not {capability.value}{alternatives}")
+        raise UsageError(f"{model.name} cannot {action}: it lacks the {capability.value!r} "
+                         f"capability{alternatives}")
 
     def is_name(self, name: str) -> bool:
         return name in self._entries
 
-    def _unknown_message(self, name: str) -> str:
+    def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         return f"unknown model {name!r}{hint} (known: {', '.join(self.names())}; see `zoo list`)"

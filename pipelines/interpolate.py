@@ -1,0 +1,209 @@
+"""Walk through a model's latent space: interpolate between two points, or vary one
+coordinate (seed 001, figures 10 and 11; seed 004).
+
+Endpoints are seeds, latent files (from ``zoo invert`` or an earlier interpolation) or
+images, which are inverted first. Several pairs make several rows. Paths are straight
+(lerp) or along the great circle (slerp, the default for Gaussian priors, where most of
+the probability lies near a sphere). Class-conditional models walk at a fixed class, or
+from one class to another by blending the two labels. Outputs: a strip PNG (a row per
+pair), a GIF that goes there and back, and the latents as safetensors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from safetensors.torch import load_file, save_file
+
+from zoo import figures
+from zoo.errors import UsageError, ZooError
+from zoo.model import Capability, Model, evaluating
+
+from .invert import _check_out, fit_latents, load_targets
+from .sample import chosen_class, class_index, load_latent_model
+
+Method = Literal["lerp", "slerp"]
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Straight lines from rows of ``a`` to rows of ``b``: pairs x steps x d."""
+    return a[:, None] + (b - a)[:, None] * t[None, :, None]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Great-circle paths (Shoemake 1985) from rows of ``a`` to rows of ``b``: pairs x steps x d.
+    Nearly parallel endpoints fall back to a straight line."""
+    cos = F.cosine_similarity(a, b, dim=1).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.arccos(cos)[:, None, None]
+    t = t[None, :, None]
+    sin = torch.sin(omega)
+    curved = (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / sin
+    return torch.where(sin.abs() < 1e-4, lerp(a, b, t[0, :, 0]), curved)
+
+
+def frame_changes(frames: torch.Tensor) -> torch.Tensor:
+    """Mean absolute pixel change between neighbouring frames: pairs x (steps - 1)."""
+    return (frames[:, 1:] - frames[:, :-1]).abs().flatten(2).mean(2)
+
+
+def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: list[int] | None = None,
+                from_latent: Path | None = None, to_latent: Path | None = None,
+                from_image: Path | None = None, to_image: Path | None = None,
+                steps: int = 10, method: Method | None = None, class_: str | None = None,
+                digit: str | None = None, from_class: str | None = None, to_class: str | None = None,
+                invert_steps: int = 300, restarts: int = 4, out: Path | None = None,
+                force: bool = False, device: str = "auto", console: Console | None = None) -> Path:
+    console = console or Console()
+    if steps < 2:
+        raise UsageError(f"--steps must be at least 2, got {steps}")
+    model, _, _ = load_latent_model(target, device, "interpolate")
+    method = method or ("slerp" if model.prior.gaussian else "lerp")
+    if method not in ("lerp", "slerp"):
+        raise UsageError(f"--method must be lerp or slerp, got {method!r}")
+    start_labels, end_labels = _labels(model, class_, digit, from_class, to_class)
+
+    kinds = [k for k, v in (("seeds", from_seed or to_seed), ("latent files", from_latent or to_latent),
+                            ("images", from_image or to_image)) if v]
+    if len(kinds) != 1:
+        raise UsageError("give one kind of endpoints: --from-seed/--to-seed, --from-latent/--to-latent "
+                         "or --from-image/--to-image")
+    if from_seed or to_seed:
+        if not from_seed or not to_seed or len(from_seed) != len(to_seed):
+            raise UsageError("--from-seed and --to-seed take the same number of seeds (1,2,3 for three rows)")
+        a = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in from_seed])
+        b = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in to_seed])
+    elif from_latent or to_latent:
+        if not (from_latent and to_latent):
+            raise UsageError("give both --from-latent and --to-latent")
+        a, b = _read_latent(from_latent, model), _read_latent(to_latent, model)
+        if len(a) != len(b):
+            raise UsageError(f"{from_latent} holds {len(a)} latents but {to_latent} holds {len(b)}")
+    else:
+        if not (from_image and to_image):
+            raise UsageError("give both --from-image and --to-image")
+        a, b = _invert(model, from_image, to_image, start_labels, end_labels, invert_steps, restarts, console)
+    pairs = len(a)
+
+    t = torch.linspace(0, 1, steps, device=model.device)
+    path = (slerp if method == "slerp" else lerp)(a, b, t)  # pairs x steps x d
+    labels = None
+    if start_labels is not None:
+        k = model.spec.num_classes
+        one_a = F.one_hot(start_labels, k).float().to(model.device)
+        one_b = F.one_hot(end_labels, k).float().to(model.device)
+        labels = lerp(one_a.expand(pairs, k), one_b.expand(pairs, k), t)  # pairs x steps x k
+    with torch.no_grad(), evaluating(model):
+        flat_labels = labels.flatten(0, 1) if labels is not None else None
+        frames = model.generate(path.flatten(0, 1), flat_labels)
+    frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
+
+    out = out or Path("interpolations") / f"{model.name}-{method}"
+    _check_out(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    figures.save_grid(frames, out / "strip.png", scale=2)
+    frame_paths = []
+    for i in range(steps):
+        frame_paths.append(figures.save_grid(frames[:, i], out / "frames" / f"{i:03d}.png", nrow=1, scale=2))
+    there_and_back = frame_paths + frame_paths[-2:0:-1]
+    figures.save_gif(there_and_back, out / "interpolation.gif", frame_ms=150, hold_last_ms=150)
+    tensors = {"z": path.cpu().contiguous(), "t": t.cpu()}
+    if labels is not None:
+        tensors["labels"] = labels.cpu().contiguous()
+    save_file(tensors, str(out / "latents.safetensors"), metadata={"model": model.name, "method": method})
+    change = frame_changes(frames)
+    console.print(f"{pairs} interpolation(s) of {steps} steps by {method} -> {out}/strip.png, "
+                  f"interpolation.gif, latents.safetensors; frame-to-frame change: mean "
+                  f"{float(change.mean()):.4f}, largest {float(change.max()):.4f}")
+    return out
+
+
+def explore(target: str, *, dim: int | None = None, dims: int | None = None,
+            span: tuple[float, float] = (-3.0, 3.0), steps: int = 9, seed: int = 0,
+            latent: Path | None = None, class_: str | None = None, digit: str | None = None,
+            out: Path | None = None, force: bool = False, device: str = "auto",
+            console: Console | None = None) -> Path:
+    """Vary one latent coordinate (a row), or each of the first ``dims`` (a grid of rows)."""
+    console = console or Console()
+    model, _, _ = load_latent_model(target, device, "explore a latent space")
+    if (dim is None) == (dims is None):
+        raise UsageError("give --dim D (one coordinate) or --dims K (the first K, one row each)")
+    chosen = [dim] if dim is not None else list(range(dims or 0))
+    bad = [d for d in chosen if not 0 <= d < model.latent_dim]
+    if bad or not chosen:
+        raise UsageError(f"latent coordinates run from 0 to {model.latent_dim - 1}; got {bad or dims}")
+    if steps < 2:
+        raise UsageError(f"--steps must be at least 2, got {steps}")
+    if span[0] >= span[1]:
+        raise UsageError(f"--range LOW,HIGH needs LOW < HIGH, got {span[0]:g},{span[1]:g}")
+    wanted = chosen_class(model, class_, digit)
+    if model.has(Capability.CLASS_CONDITIONAL) and wanted is None:
+        raise UsageError(f"{model.name} is class-conditional: pick the class to explore with --class")
+    base = _read_latent(latent, model)[:1] if latent else model.sample_latent(1, torch.Generator().manual_seed(seed))
+    values = torch.linspace(span[0], span[1], steps, device=model.device)
+    z = base.repeat(len(chosen) * steps, 1).view(len(chosen), steps, -1).clone()
+    for row, d in enumerate(chosen):
+        z[row, :, d] = values
+    labels = (torch.full((len(chosen) * steps,), class_index(model.spec, wanted), device=model.device)
+              if wanted is not None else None)
+    with torch.no_grad(), evaluating(model):
+        images = model.generate(z.flatten(0, 1), labels)
+    grid = images.view(len(chosen), steps, *images.shape[1:]).cpu()
+    out = out or Path("explorations") / f"{model.name}-seed{seed}"
+    _check_out(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    picture = figures.save_grid(grid, out / "explore.png", scale=2)
+    save_file({"z": z.cpu().contiguous(), "values": values.cpu()}, str(out / "latents.safetensors"),
+              metadata={"model": model.name, "dims": ",".join(map(str, chosen))})
+    console.print(f"latent coordinate{'s' if len(chosen) > 1 else ''} {', '.join(map(str, chosen))} of "
+                  f"{model.name} from {span[0]:g} to {span[1]:g} in {steps} steps -> {picture}")
+    return out
+
+
+def _labels(model: Model, class_, digit, from_class, to_class):
+    """(start labels, end labels) as class indices (1,), or (None, None) when unconditional."""
+    fixed = chosen_class(model, class_, digit)
+    if (from_class is None) != (to_class is None):
+        raise UsageError("give both --from-class and --to-class")
+    if from_class is not None:
+        if fixed is not None:
+            raise UsageError("give --class, or --from-class and --to-class, not both")
+        chosen_class(model, from_class, None)
+        chosen_class(model, to_class, None)
+        return (torch.tensor([class_index(model.spec, from_class)]),
+                torch.tensor([class_index(model.spec, to_class)]))
+    if model.has(Capability.CLASS_CONDITIONAL):
+        if fixed is None:
+            raise UsageError(f"{model.name} is class-conditional: give --class, or --from-class and --to-class")
+        index = torch.tensor([class_index(model.spec, fixed)])
+        return index, index
+    return None, None
+
+
+def _read_latent(path: Path, model: Model) -> torch.Tensor:
+    if not path.is_file():
+        raise UsageError(f"latent file {path} does not exist")
+    try:
+        z = load_file(str(path))["z"]
+    except Exception as exc:
+        raise ZooError(f"{path} is not a zoo latent file (safetensors with a 'z' tensor): {exc}") from None
+    z = z.reshape(-1, z.shape[-1])
+    if z.shape[-1] != model.latent_dim:
+        raise UsageError(f"{path} holds latents of length {z.shape[-1]}; {model.name}'s are {model.latent_dim}")
+    return z.to(model.device)
+
+
+def _invert(model, from_image, to_image, start_labels, end_labels, steps, restarts, console):
+    zs = []
+    for image, labels in ((from_image, start_labels), (to_image, end_labels)):
+        _, targets = load_targets(image, model, console)
+        fit = fit_latents(model, targets, labels=labels.expand(len(targets)) if labels is not None else None,
+                          steps=steps, restarts=restarts)
+        console.print(f"inverted {image}: PSNR {float(fit.psnr.mean()):.2f} dB")
+        zs.append(fit.z)
+    if len(zs[0]) != len(zs[1]):
+        raise UsageError(f"{from_image} and {to_image} hold different numbers of images")
+    return zs

@@ -35,7 +35,7 @@ import zoo
 from zoo import losses
 from zoo.config import option
 
-from .dcgan import DCGANConfig, build_features, build_generator, pick_architecture
+from .dcgan import DCGANConfig, adam_pair, build_features, build_generator, pick_architecture
 
 
 @dataclass
@@ -136,11 +136,7 @@ class CGAN(zoo.Model):
         pick_architecture(config.architecture, spec)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), self.config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), self.config.lr, betas=betas),
-        }
+        return adam_pair(self.generator, self.discriminator, self.config)
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         if labels is None:

@@ -193,6 +193,13 @@ def build_features(config: DCGANConfig, spec: zoo.DataSpec) -> tuple[nn.Sequenti
     return radford_features(config.d_width or RADFORD_WIDTH, spec.channels, spec.height, config.leaky_slope)
 
 
+def adam_pair(generator: nn.Module, discriminator: nn.Module, config: DCGANConfig) -> dict[str, torch.optim.Optimizer]:
+    """The paper's optimisers: Adam(lr, betas (beta1, beta2)) for each network."""
+    betas = (config.beta1, config.beta2)
+    return {"generator": torch.optim.Adam(generator.parameters(), config.lr, betas=betas),
+            "discriminator": torch.optim.Adam(discriminator.parameters(), config.lr, betas=betas)}
+
+
 # -- the model ----------------------------------------------------------------------------------
 
 class DCGAN(zoo.Model):
@@ -219,11 +226,7 @@ class DCGAN(zoo.Model):
         pick_architecture(config.architecture, spec)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = (self.config.beta1, self.config.beta2)
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), self.config.lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), self.config.lr, betas=betas),
-        }
+        return adam_pair(self.generator, self.discriminator, self.config)
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.generator(z)

@@ -202,3 +202,28 @@ def test_models_without_a_latent_refuse_and_name_those_that_can(extra_plugins, d
         result = run_cli(*args)
         assert result.exit_code == 2, (args, result.output)
         assert "translator cannot" in result.output and "models that can: cgan, dcgan" in result.output
+
+
+def test_models_with_an_encoder_start_from_its_guess() -> None:
+    from zoo.plugins.dcgan import DCGAN
+
+    class Encoded(DCGAN):
+        capabilities = DCGAN.capabilities | {zoo.Capability.ENCODER}
+
+        def encode(self, images: torch.Tensor) -> torch.Tensor:
+            return self.known.expand(len(images), -1)
+
+    torch.manual_seed(0)
+    model = Encoded(config_io.from_dict(Encoded.Config, Encoded.tiny_config, source="test"), zoo.DataSpec("x", 1, 28, 28))
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            module.reset_parameters()
+    model.known = torch.randn(1, model.latent_dim)
+    with torch.no_grad(), zoo.evaluating(model):
+        target = model.generate(model.known)
+    fit = fit_latents(model, target, steps=1, restarts=3, lr=1e-6)
+    # every restart starts at (or jittered around) the guess: a near-perfect fit at once
+    assert float(fit.psnr[0]) > 60 and float((fit.z - model.known).abs().max()) < 0.5
+    blind = DCGAN(model.config, model.spec)  # the same weights, no encoder: random starts
+    blind.load_state_dict(model.state_dict())
+    assert float(fit_latents(blind, target, steps=1, restarts=3, lr=1e-6).psnr[0]) < float(fit.psnr[0]) - 10

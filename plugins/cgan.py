@@ -166,19 +166,12 @@ class CGAN(zoo.Model):
 
         opt_g = self.optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
-        self.discriminator.requires_grad_(False)
-        logits, classes = self.discriminator(fake, labels)
-        loss_g = losses.generator_loss(cfg.loss, logits)
-        if classes is not None:
-            loss_g = loss_g + cfg.aux_weight * F.cross_entropy(classes, labels)
-        loss_g.backward()
-        self.discriminator.requires_grad_(True)
+        with zoo.frozen(self.discriminator):
+            logits, classes = self.discriminator(fake, labels)
+            loss_g = losses.generator_loss(cfg.loss, logits)
+            if classes is not None:
+                loss_g = loss_g + cfg.aux_weight * F.cross_entropy(classes, labels)
+            loss_g.backward()
         opt_g.step()
-
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": losses.real_probability(cfg.loss, real_logits.detach()).mean(),
-            "d_fake": losses.real_probability(cfg.loss, fake_logits.detach()).mean(),
-            **{k: v.detach() for k, v in metrics.items()},
-        }
+        return {**losses.step_metrics(cfg.loss, loss_d, loss_g, real_logits, fake_logits),
+                **{k: v.detach() for k, v in metrics.items()}}

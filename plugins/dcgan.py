@@ -251,15 +251,8 @@ class DCGAN(zoo.Model):
         # need no gradient here, which saves a third of its backward pass.
         opt_g = self.optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
-        self.discriminator.requires_grad_(False)
-        loss_g = losses.generator_loss(cfg.loss, self.discriminator(fake))
-        loss_g.backward()
-        self.discriminator.requires_grad_(True)
+        with zoo.frozen(self.discriminator):
+            loss_g = losses.generator_loss(cfg.loss, self.discriminator(fake))
+            loss_g.backward()
         opt_g.step()
-
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": losses.real_probability(cfg.loss, real_logits.detach()).mean(),
-            "d_fake": losses.real_probability(cfg.loss, fake_logits.detach()).mean(),
-        }
+        return losses.step_metrics(cfg.loss, loss_d, loss_g, real_logits, fake_logits)

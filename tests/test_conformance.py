@@ -121,3 +121,11 @@ def test_checkpoint_round_trip_gives_the_same_model(name: str, tmp_path: Path) -
         a = model.sample(3, generator=torch.Generator().manual_seed(2), labels=labels_for(model, 3))
         b = loaded.sample(3, generator=torch.Generator().manual_seed(2), labels=labels_for(model, 3))
         assert torch.equal(a, b)
+
+
+def test_frozen_restores_each_parameters_own_flag() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    net[1].weight.requires_grad_(False)
+    with zoo.frozen(net):
+        assert not any(p.requires_grad for p in net.parameters())
+    assert [p.requires_grad for p in net.parameters()] == [True, True, False, True]

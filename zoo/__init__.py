@@ -38,6 +38,7 @@ _EXPORTS = {
     "Progress": "zoo.model",
     "Metrics": "zoo.model",
     "evaluating": "zoo.model",
+    "frozen": "zoo.model",
     "init_normal": "zoo.model",
     "class_rows": "zoo.model",
 }
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .config import Config, option
     from .errors import UsageError, ZooError
     from .model import (Batch, Batches, Capability, DataSpec, Metrics, Model, Progress,
-                        class_rows, evaluating, init_normal)
+                        class_rows, evaluating, frozen, init_normal)
 
 
 def __getattr__(name: str) -> Any:

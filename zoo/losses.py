@@ -45,3 +45,14 @@ def real_probability(kind: str, logits: Tensor) -> Tensor:
     if kind == "cross_entropy":
         return logits.softmax(dim=1)[:, 1]
     return torch.sigmoid(logits.view(-1))
+
+
+def step_metrics(kind: str, loss_d: Tensor, loss_g: Tensor, real_logits: Tensor,
+                 fake_logits: Tensor) -> dict[str, Tensor]:
+    """What a GAN step reports: both losses, D(x) and D(G(z)) (mean beliefs that images are real)."""
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_real": real_probability(kind, real_logits.detach()).mean(),
+        "d_fake": real_probability(kind, fake_logits.detach()).mean(),
+    }

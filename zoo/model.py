@@ -253,6 +253,19 @@ def class_rows(num_classes: int, per_class: int) -> Tensor:
 
 
 @contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No weight gradients for a module within a block (a GAN's generator step needs none
+    for the discriminator's weights: a third of its backward pass saved)."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
 def evaluating(module: nn.Module) -> Iterator[None]:
     """Put a module in eval mode for a block, then restore each submodule's own mode."""
     modes = [(m, m.training) for m in module.modules()]

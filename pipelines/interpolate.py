@@ -23,8 +23,9 @@ from zoo import figures
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, evaluating
 
-from .invert import _check_out, fit_latents, load_targets
-from .sample import chosen_class, class_index, load_latent_model
+from .classes import chosen_class, class_index
+from .invert import fit_latents, load_targets
+from .runs import load_latent_model, output_dir
 
 Method = Literal["lerp", "slerp"]
 
@@ -101,9 +102,7 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
         frames = model.generate(path.flatten(0, 1), flat_labels)
     frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
 
-    out = out or Path("interpolations") / f"{model.name}-{method}"
-    _check_out(out, force)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out or Path("interpolations") / f"{model.name}-{method}", force)
     figures.save_grid(frames, out / "strip.png", scale=2)
     frame_paths = []
     for i in range(steps):
@@ -152,9 +151,7 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
     with torch.no_grad(), evaluating(model):
         images = model.generate(z.flatten(0, 1), labels)
     grid = images.view(len(chosen), steps, *images.shape[1:]).cpu()
-    out = out or Path("explorations") / f"{model.name}-seed{seed}"
-    _check_out(out, force)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out or Path("explorations") / f"{model.name}-seed{seed}", force)
     picture = figures.save_grid(grid, out / "explore.png", scale=2)
     save_file({"z": z.cpu().contiguous(), "values": values.cpu()}, str(out / "latents.safetensors"),
               metadata={"model": model.name, "dims": ",".join(map(str, chosen))})

@@ -20,12 +20,13 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures, metrics
-from zoo.data import to_float
+from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, evaluating
 
-from .prep import IMAGE_SUFFIXES
-from .sample import chosen_class, class_index, load_latent_model
+from .classes import chosen_class, class_index
+from .prep import GRAY_MODES, IMAGE_SUFFIXES
+from .runs import load_latent_model, output_dir
 
 SNAPSHOTS = 8
 
@@ -99,8 +100,6 @@ def _loss(images, targets, z, prior, ssim_weight: float, prior_weight: float) ->
 
 def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str], torch.Tensor]:
     """Target images as the model sees them: its size and channels, float in [-1, 1]."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if target.is_dir():
         files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -110,30 +109,24 @@ def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str
     else:
         raise UsageError(f"target {target} does not exist")
     spec = model.spec
-    names, tensors, converted = [], [], []
+    after = f"{spec.width}x{spec.height} {'grayscale' if spec.channels == 1 else 'RGB'}"
+    names, pictures, converted = [], [], []
     for path in files:
         try:
-            with Image.open(path) as img:
-                before = f"{img.width}x{img.height} {img.mode}"
-                img = ImageOps.fit(ImageOps.exif_transpose(img).convert("RGB"), (spec.width, spec.height),
-                                   Image.Resampling.LANCZOS)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            picture, mode, (w, h) = figures.read_image(path, spec.height, spec.width)
+        except figures.UNREADABLE as exc:
             raise ZooError(f"cannot read target {path} as an image ({type(exc).__name__})") from None
-        if spec.channels == 1:
-            img = img.convert("L")
-        after = f"{spec.width}x{spec.height} {'grayscale' if spec.channels == 1 else 'RGB'}"
-        if not before.startswith(f"{spec.width}x{spec.height} ") or (spec.channels == 1) != (before.endswith(" L")):
+        before = f"{w}x{h} {mode}"
+        if (w, h) != (spec.width, spec.height) or (spec.channels == 1) != (mode in GRAY_MODES):
             converted.append(f"{path.name}: {before} -> {after}")
-        import numpy as np
-
-        array = np.asarray(img, dtype=np.uint8).reshape(spec.height, spec.width, spec.channels).copy()
-        tensors.append(torch.from_numpy(array).permute(2, 0, 1))
+        pictures.append(picture)
         names.append(path.stem)
     for line in converted[:5]:
         console.print(f"[cyan]note:[/] converted {line} (the model's size and channels)")
     if len(converted) > 5:
         console.print(f"[cyan]note:[/] ... and {len(converted) - 5} more converted")
-    return names, to_float(torch.stack(tensors)).to(model.device)
+    images = convert_channels(torch.stack(pictures), spec.channels)
+    return names, to_float(images).to(model.device)
 
 
 def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int = 8, lr: float = 0.05,
@@ -152,8 +145,7 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
     names, targets = load_targets(target, model, console)
     labels = (torch.full((len(names),), class_index(model.spec, wanted), dtype=torch.long)
               if wanted is not None else None)
-    out = out or Path("inversions") / f"{target.stem}-{model.name}"
-    _check_out(out, force)
+    out = output_dir(out or Path("inversions") / f"{target.stem}-{model.name}", force)
 
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"inverting {len(names)} image(s), {restarts} restarts", total=steps)
@@ -161,7 +153,6 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
                           ssim_weight=ssim_weight, prior_weight=prior_weight, seed=seed,
                           progress=lambda done, total: bar.update(task, completed=done))
 
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, name in enumerate(names):
         latent = {"z": fit.z[i:i + 1].cpu().contiguous()}
@@ -186,10 +177,4 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
     console.print(f"inverted {len(names)} image(s) with {model.name}: mean PSNR {mean['psnr']:.2f} dB, "
                   f"SSIM {mean['ssim']:.3f}, MSE {mean['mse']:.4f} -> {out}/")
     return out
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise UsageError(f"--out {out} already holds files; pick another folder or pass --force "
-                         "to write over them")
 

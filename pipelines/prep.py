@@ -23,7 +23,7 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures
-from zoo.data import PREPARED_FORMAT, PreparedData, load_prepared
+from zoo.data import PREPARED_FORMAT, PreparedData, convert_channels, load_prepared
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
 
@@ -59,7 +59,7 @@ def prepare(data: str, *, size: int | None = None, channels: int | None = None,
     started = time.perf_counter()
     raw = _select(_read(data, size, channels, data_dir, console), span, classes, data)
     images = _resize(raw.images, size) if size else raw.images
-    images = _convert_channels(images, channels) if channels else images
+    images = convert_channels(images, channels) if channels else images
     if images.shape[0] == 0:
         raise ZooError(f"{data} holds no images")
     _write(folder, data, images, raw, {"classes": classes, "subset": subset})
@@ -181,7 +181,6 @@ def _files_under(folder: Path) -> list[Path]:
 
 def read_folder(root: Path, size: int, channels: int | None, console: Console) -> RawData:
     """Every readable image under ``root``, fitted (resized and centre-cropped) to size x size."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
     from rich.progress import track
 
     classes, files = folder_layout(root)
@@ -189,14 +188,12 @@ def read_folder(root: Path, size: int, channels: int | None, console: Console) -
     for path, label in track(files, description=f"reading {root}", console=console,
                              disable=len(files) < 200, transient=True):
         try:
-            with Image.open(path) as img:
-                img = ImageOps.exif_transpose(img)
-                gray &= img.mode in GRAY_MODES
-                img = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            picture, mode, _ = figures.read_image(path, size, size)
+        except figures.UNREADABLE as exc:
             skipped.append(f"{path.name} ({type(exc).__name__})")
             continue
-        pictures.append(torch.from_numpy(_array(img)).permute(2, 0, 1))
+        gray &= mode in GRAY_MODES
+        pictures.append(picture)
         labels.append(label)
     if not pictures:
         raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
@@ -210,15 +207,9 @@ def read_folder(root: Path, size: int, channels: int | None, console: Console) -
     if channels is None and gray:
         channels = 1
     if channels == 1:
-        images = _convert_channels(images, 1)
+        images = convert_channels(images, 1)
     label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
     return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes)
-
-
-def _array(img):
-    import numpy as np
-
-    return np.asarray(img, dtype=np.uint8).copy()
 
 
 # -- shaping ------------------------------------------------------------------------------------
@@ -236,15 +227,6 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
                                 antialias=True, align_corners=False)
         out.append(resized.round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out)
-
-
-def _convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    if images.shape[1] == channels:
-        return images
-    if channels == 3:
-        return images.expand(-1, 3, -1, -1).contiguous()
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R 601 luma
-    return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
 # -- the cache ------------------------------------------------------------------------------------

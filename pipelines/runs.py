@@ -121,3 +121,23 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
                        f"{str(exc).splitlines()[0]}") from None
     model.load_extra_state(checkpoint.state.get("extra", {}))
     return model.to(device), checkpoint
+
+
+def output_dir(out: Path, force: bool) -> Path:
+    """A folder for a command's pictures and files: new or empty, or written over with --force."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise UsageError(f"--out {out} already holds files; pick another folder or pass --force "
+                         "to write over them")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def load_latent_model(target: str, device: str, action: str):
+    """(model, checkpoint, path) for a command that needs a latent prior; refuses others."""
+    from zoo.devices import resolve_device
+    from zoo.model import Capability
+
+    path = find_checkpoint(target)
+    model, checkpoint = load_model(path, resolve_device(device))
+    registry.registry().require(type(model), Capability.LATENT, action)
+    return model, checkpoint, path

@@ -15,16 +15,15 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, priors, registry
-from zoo.devices import resolve_device
+from zoo import figures, priors
 from zoo.errors import UsageError
-from zoo.model import Capability, DataSpec, Model, class_rows
+from zoo.model import Capability, Model, class_rows
 
 from . import runs
+from .classes import chosen_class, class_index
 
 CHUNK = 256
 GRID_LIMIT = 1024
-DIGITS = tuple(str(d) for d in range(10))
 
 
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
@@ -35,14 +34,11 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     console = console or Console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
-    model, checkpoint, path = load_latent_model(target, device, "sample from noise")
+    model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise")
     wanted = chosen_class(model, class_, digit)
 
     run_name = checkpoint.train.get("run") or path.parent.name
-    out = out or Path("samples") / f"{run_name}-seed{seed}"
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise UsageError(f"--out {out} already holds files; pick another folder or pass --force "
-                         "to write over them")
+    out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
 
     labels, nrow = _labels(model, n, wanted)
     prior = priors.parse(noise) if noise is not None else model.prior
@@ -67,44 +63,6 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     console.print(f"{n} samples{what} of {model.name} (step {checkpoint.train.get('step', '?')}) "
                   f"-> {out}/ and {out / 'grid.png'}{note}")
     return out
-
-
-def load_latent_model(target: str, device: str, action: str):
-    """(model, checkpoint, path) for a command that needs a latent prior; refuses others."""
-    path = runs.find_checkpoint(target)
-    model, checkpoint = runs.load_model(path, resolve_device(device))
-    registry.registry().require(type(model), Capability.LATENT, action)
-    return model, checkpoint, path
-
-
-def chosen_class(model: Model, class_: str | None, digit: str | None) -> str | None:
-    """The class asked for with --class or --digit, checked against the model."""
-    if class_ is not None and digit is not None:
-        raise UsageError("give --class or --digit, not both")
-    wanted = class_ if class_ is not None else digit
-    if wanted is not None and not model.has(Capability.CLASS_CONDITIONAL):
-        able = ", ".join(registry.registry().with_capability(Capability.CLASS_CONDITIONAL)) or "none installed"
-        raise UsageError(f"{model.name} is not class-conditional, so it cannot make only "
-                         f"{'digit ' if digit else 'class '}{wanted} (class-conditional models: {able}); "
-                         f"or train it on that class alone: zoo train {model.name} --data DATA --classes {wanted}")
-    if digit is not None and model.spec.class_names != DIGITS:
-        raise UsageError(f"--digit is for digit data sets; this model's classes are "
-                         f"{', '.join(model.spec.class_names)}: use --class")
-    if wanted is not None:
-        class_index(model.spec, wanted)
-    return wanted
-
-
-def class_index(spec: DataSpec, wanted: str) -> int:
-    """The index of a class given by name or index, or an error listing the valid ones."""
-    names = list(spec.class_names)
-    lower = [name.lower() for name in names]
-    if wanted.lower() in lower:
-        return lower.index(wanted.lower())
-    if wanted.isdigit() and int(wanted) < len(names):
-        return int(wanted)
-    listing = ", ".join(name if name == str(i) else f"{i} {name}" for i, name in enumerate(names))
-    raise UsageError(f"no class {wanted!r} in this model's data; its classes are: {listing}")
 
 
 def _labels(model: Model, n: int, wanted: str | None) -> tuple[torch.Tensor | None, int | None]:

@@ -130,9 +130,7 @@ class CGAN(zoo.Model):
 
     @classmethod
     def check_data(cls, config: CGANConfig, spec: zoo.DataSpec) -> None:
-        if not spec.labelled:
-            raise zoo.UsageError("cgan needs labelled data: a named data set, or a folder: with one "
-                                 "sub-folder of images per class")
+        # Unlabelled data is refused for every class-conditional model by the train pipeline.
         pick_architecture(config.architecture, spec)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:

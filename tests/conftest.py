@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+
+from zoo import registry
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -77,3 +82,36 @@ def run_cli(*args: str):
 
 
 TINY = ["--set", "g_width=4", "--set", "d_width=4", "--set", "latent_dim=8", "--batch-size", "16"]
+
+
+@dataclass
+class FakeEntryPoint:
+    """What importlib.metadata gives for an installed package's entry point."""
+
+    name: str
+    value: str
+    package: str
+    group: str = registry.GROUP
+
+    @property
+    def dist(self) -> Any:
+        return SimpleNamespace(name=self.package, version="9.9")
+
+    def load(self) -> Any:
+        from importlib.metadata import EntryPoint  # the real loader, on our name and value
+
+        return EntryPoint(self.name, self.value, self.group).load()
+
+
+@pytest.fixture
+def extra_plugins(monkeypatch: pytest.MonkeyPatch):
+    """Install fake third-party entry points for one test."""
+
+    def install(*entry_points: FakeEntryPoint) -> registry.Registry:
+        monkeypatch.setattr(registry, "entry_point_source",
+                            lambda: registry.installed_entry_points() + list(entry_points))
+        registry.registry.cache_clear()
+        return registry.registry()
+
+    yield install
+    registry.registry.cache_clear()

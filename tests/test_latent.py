@@ -17,8 +17,7 @@ from zoo import config as config_io
 from zoo.pipelines.interpolate import lerp, slerp
 from zoo.pipelines.invert import fit_latents
 
-from .conftest import TINY, run_cli
-from .test_registry import FakeEntryPoint, extra_plugins  # noqa: F401  (fixture)
+from .conftest import TINY, FakeEntryPoint, run_cli
 
 
 @pytest.fixture

@@ -1,48 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 import zoo
 from zoo import registry
 
-from .conftest import run_cli
-
-
-@dataclass
-class FakeEntryPoint:
-    """What importlib.metadata gives for an installed package's entry point."""
-
-    name: str
-    value: str
-    package: str
-    group: str = registry.GROUP
-
-    @property
-    def dist(self) -> Any:
-        return SimpleNamespace(name=self.package, version="9.9")
-
-    def load(self) -> Any:
-        from importlib.metadata import EntryPoint
-
-        return EntryPoint(self.name, self.value, self.group).load()
-
-
-@pytest.fixture
-def extra_plugins(monkeypatch: pytest.MonkeyPatch):
-    """Install fake third-party entry points for one test."""
-
-    def install(*entry_points: FakeEntryPoint) -> registry.Registry:
-        monkeypatch.setattr(registry, "entry_point_source",
-                            lambda: registry.installed_entry_points() + list(entry_points))
-        registry.registry.cache_clear()
-        return registry.registry()
-
-    yield install
-    registry.registry.cache_clear()
+from .conftest import FakeEntryPoint, run_cli
 
 
 class NotAModel:

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-import zoo
 from zoo import checkpoint as ckpt_io
 from zoo.plugins.dcgan import DCGAN
 

@@ -67,6 +67,16 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 images to 1 channel (ITU-R 601 luma) or 3 (gray repeated)."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
 class TensorBatches:
     """Endless shuffled batches from tensors on one device; an epoch is one permutation.
 

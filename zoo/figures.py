@@ -18,6 +18,7 @@ from PIL import Image
 from .data import to_uint8
 
 GRID_PADDING = 2
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)  # UnidentifiedImageError is an OSError
 METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
 
 
@@ -28,6 +29,20 @@ def metric_label(name: str) -> str:
 
 def as_uint8(images: torch.Tensor) -> torch.Tensor:
     return images if images.dtype == torch.uint8 else to_uint8(images)
+
+
+def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, tuple[int, int]]:
+    """An image file of any size and format, upright, fitted (resized and centre-cropped) to
+    height x width: a uint8 3 x H x W tensor, the file's own PIL mode and (width, height).
+    Raises one of ``UNREADABLE`` for files that are not images."""
+    from PIL import ImageOps
+
+    with Image.open(path) as img:
+        mode, size = img.mode, img.size
+        img = ImageOps.fit(ImageOps.exif_transpose(img).convert("RGB"), (width, height),
+                           Image.Resampling.LANCZOS)
+        array = np.asarray(img, dtype=np.uint8).copy()
+    return torch.from_numpy(array).permute(2, 0, 1), mode, size
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -27,7 +27,9 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from digits import classifier, diversity, load_pngs, predict  # noqa: E402
+from digits import classifier, load_pngs, predict  # noqa: E402
+
+from zoo.metrics import diversity  # noqa: E402
 
 from zoo.data import to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--dcgan-steps", type=int, default=1500, help="dcgan --classes 7 training steps")
     parser.add_argument("--per-class", type=int, default=1000)
     parser.add_argument("--conditioning", default="concat", choices=["concat", "projection", "acgan"])
+    parser.add_argument("--cgan-set", action="append", default=[], help="extra --set for cgan")
     parser.add_argument("--dcgan-set", action="append", default=[], help="extra --set for dcgan")
     args = parser.parse_args()
     shutil.rmtree(RESULTS, ignore_errors=True)
@@ -63,8 +66,8 @@ def main() -> None:
 
     run, seconds = timed_train(TrainOptions(
         model="cgan", data="mnist", subset=GAN_DATA, steps=args.steps, wandb="off", out=RESULTS / "cgan",
-        sets=[f"conditioning={args.conditioning}"]))
-    print(f"\ncgan ({args.conditioning}) on mnist {GAN_DATA}: {args.steps} steps in {seconds:.0f}s")
+        sets=[f"conditioning={args.conditioning}", *args.cgan_set]))
+    print(f"\ncgan ({args.conditioning}) {' '.join(args.cgan_set)} on mnist {GAN_DATA}: {args.steps} steps in {seconds:.0f}s")
     shares, truncated_shares = [], []
     for digit in range(10):
         folder = sample(str(run), n=args.per_class, seed=digit, digit=str(digit),

@@ -75,19 +75,6 @@ def classifier(train: slice = slice(0, 8000), check: slice = slice(8000, None), 
     return net, accuracy
 
 
-def diversity(images: torch.Tensor, reference: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:
-    """Mean pixel distance between random pairs of ``images``, over the same for ``reference``
-    (real images of the same kind): about 1 as varied as the data, near 0 a collapsed mode."""
-    g = torch.Generator().manual_seed(seed)
-
-    def spread(x: torch.Tensor) -> float:
-        a, b = torch.randint(len(x), (2, pairs), generator=g)
-        keep = a != b
-        return float((x[a[keep]] - x[b[keep]]).flatten(1).norm(dim=1).mean())
-
-    return spread(images) / spread(reference)
-
-
 @torch.no_grad()
 def predict(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Class probabilities for float images in [-1, 1], N x 1 x 28 x 28."""

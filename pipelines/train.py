@@ -30,6 +30,7 @@ from zoo.model import Capability, Model
 from zoo.tracking import open_tracker
 
 from . import runs
+from .diagnostics import Alert, Watch, reference_images
 from .prep import prepare
 
 DEFAULT_EPOCHS = 5
@@ -49,6 +50,7 @@ class TrainOptions:
     data: str | None = None
     epochs: int | None = None
     steps: int | None = None
+    minutes: float | None = None
     batch_size: int | None = None
     seed: int | None = None
     device: str = "auto"
@@ -89,6 +91,8 @@ def plan(opts: TrainOptions) -> Plan:
     for flag, value in (("--epochs", opts.epochs), ("--steps", opts.steps)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
+    if opts.minutes is not None and not opts.minutes > 0:
+        raise UsageError(f"--minutes must be more than 0, got {opts.minutes}")
     cls = registry.get(opts.model)
     if opts.resume is None:
         if opts.data is None:
@@ -201,9 +205,18 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                   f"{total:,} steps ({steps_per_epoch} per epoch) | batch {p.config.batch_size} | "
                   f"W&B {tracker.mode}\nrun folder: {run_dir}")
 
+    watch = Watch()
+    alerts: list[dict[str, Any]] = info.setdefault("warnings", [])
+
+    def warn(found: list[Alert]) -> None:
+        for alert in found:
+            bar.console.print(f"[yellow]warning[/] at step {alert.step:,}: {alert.message}")
+            alerts.append({"step": alert.step, "kind": alert.kind, "message": alert.message})
+
     # The loop.
     last_save = time.monotonic()
     started = epoch_started = time.perf_counter()
+    deadline = started + opts.minutes * 60 if opts.minutes else math.inf
     epoch_sums: dict[str, float] = {}
     epoch_steps = 0
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -224,26 +237,38 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                                    f"stopped. The last good checkpoint is in {run_dir}")
                 metrics_file.write(json.dumps({"step": step, "epoch": progress.epoch, **values}) + "\n")
                 tracker.log(values, step)
+                warn(watch.after_step(step, values))
                 for k, v in values.items():
                     epoch_sums[k] = epoch_sums.get(k, 0.0) + v
                 epoch_steps += 1
                 bar.update(task, completed=step, description=_epoch_label(step, steps_per_epoch, total),
                            metrics=_format(values))
 
-                epoch_done = step % steps_per_epoch == 0 or step == total
+                out_of_time = time.perf_counter() >= deadline
+                epoch_done = step % steps_per_epoch == 0 or step == total or out_of_time
                 if epoch_done:
                     metrics_file.flush()
                     epoch = math.ceil(step / steps_per_epoch)
-                    grid = figures.save_grid(model.preview(preview_inputs),
-                                             run_dir / "progress" / f"epoch-{epoch:04d}.png")
+                    preview = model.preview(preview_inputs)
+                    grid = figures.save_grid(preview, run_dir / "progress" / f"epoch-{epoch:04d}.png")
                     tracker.log_image("samples", grid, step, caption=f"epoch {epoch}")
                     means = {k: v / epoch_steps for k, v in epoch_sums.items()}
+                    if watch.reference is None:
+                        watch.reference = reference_images(prepared.images, prepared.labels, preview, p.seed)
+                    variety, found = watch.after_epoch(step, step / total, preview)
+                    if variety is not None:
+                        means["diversity"] = variety
+                        tracker.log({"diversity": variety}, step)
+                    warn(found)
                     bar.console.print(f"epoch {epoch}: step {step:,}/{total:,}  {_format(means)}  "
                                       f"({time.perf_counter() - epoch_started:.1f}s)", highlight=False)
                     epoch_sums, epoch_steps, epoch_started = {}, 0, time.perf_counter()
                 if epoch_done or time.monotonic() - last_save > SAVE_EVERY_SECONDS:
                     save("running")
                     last_save = time.monotonic()
+                if out_of_time:
+                    bar.console.print(f"--minutes {opts.minutes:g}: time is up after {step:,} of {total:,} steps")
+                    break
     except KeyboardInterrupt:
         save("interrupted")
         _finish_pictures(run_dir, metrics_path, p.cls.name, p.data)
@@ -256,7 +281,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
         tracker.finish(exit_code=1)
         raise
 
-    checkpoint = save("finished")
+    checkpoint = save("finished" if step >= total else "time limit")
     gif, losses = _finish_pictures(run_dir, metrics_path, p.cls.name, p.data)
     if gif:
         tracker.log_gif("progress", gif, step)
@@ -267,6 +292,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     tracker.finish()
     elapsed = time.perf_counter() - started
     console.print(f"done: {step:,} steps in {elapsed:.0f}s. Samples: zoo sample {run_dir}")
+    if step < total:
+        console.print(f"to train the remaining {total - step:,} steps: zoo train {p.cls.name} --resume {run_dir}")
     return run_dir
 
 

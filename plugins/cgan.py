@@ -18,8 +18,9 @@ class label. The discriminator is DCGAN's body; how it sees the label is ``condi
   minimise the classifier's cross-entropy. Known to favour easily classified samples over
   varied ones (same budget: ratio 0.12).
 
-Networks, initialisation, optimiser and losses are the DCGAN plugin's (shared, not
-copied); so are its sizes: the lab's networks at 28x28, the paper's at 16-256 px.
+Networks, initialisation, optimisers, losses, training aids and the training step are the
+DCGAN plugin's (cgan subclasses it); so are its sizes: the lab's networks at 28x28, the
+paper's at 16-256 px.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import zoo
 from zoo import losses
 from zoo.config import option
 
-from .dcgan import DCGANConfig, adam_pair, build_features, build_generator, pick_architecture
+from .dcgan import DCGAN, DCGANConfig, build_features, build_generator
 
 
 @dataclass
@@ -100,7 +101,7 @@ class ConditionalDiscriminator(nn.Module):
         return logits + projection, None
 
 
-class CGAN(zoo.Model):
+class CGAN(DCGAN):
     name = "cgan"
     summary = "Class-conditional DCGAN: label maps, projection discriminator or ACGAN's classifier"
     paper = "Mirza & Osindero 2014, arXiv:1411.1784; Miyato & Koyama 2018, arXiv:1802.05637"
@@ -112,64 +113,30 @@ class CGAN(zoo.Model):
 
     config: CGANConfig
 
-    def __init__(self, config: CGANConfig, spec: zoo.DataSpec) -> None:
-        super().__init__(config, spec)
+    def build_networks(self, config: CGANConfig, spec: zoo.DataSpec) -> tuple[nn.Module, nn.Module]:
+        # Unlabelled data is refused for every class-conditional model by the train pipeline.
         k = spec.num_classes
-        self.generator = ConditionalGenerator(
+        generator = ConditionalGenerator(
             build_generator(config, spec, config.latent_dim + config.embed_dim), k, config.embed_dim)
         d_spec = replace(spec, channels=spec.channels + k) if config.conditioning == "concat" else spec
         features, feature_dim = build_features(config, d_spec)
-        self.discriminator = ConditionalDiscriminator(
+        return generator, ConditionalDiscriminator(
             features, feature_dim, k, losses.logits_per_image(config.loss), config.conditioning)
-        zoo.init_normal(self)
-        if config.conditioning == "projection":
+
+    def initialise(self) -> None:
+        if self.config.conditioning == "projection":
             # Like every other weight of D: N(0, 1) embeddings would swamp the logits at the
             # start (an inner product over hundreds of features).
             nn.init.normal_(self.discriminator.project.weight, 0.0, 0.02)
 
-
-    @classmethod
-    def check_data(cls, config: CGANConfig, spec: zoo.DataSpec) -> None:
-        # Unlabelled data is refused for every class-conditional model by the train pipeline.
-        pick_architecture(config.architecture, spec)
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return adam_pair(self.generator, self.discriminator, self.config)
-
-    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def run_generator(self, generator: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+        # Generated images get the labels of the real batch: the data's class balance.
         if labels is None:
             raise zoo.UsageError("cgan needs a class for every image it generates")
-        return self.generator(z, labels)
+        return generator(z, labels)
 
-    def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
-        cfg = self.config
-        batch = batches.next()
-        real, labels = batch.images, batch.labels
-        # Generated images get the labels of the real batch: the data's class balance.
-        fake = self.generator(self.sample_latent(real.shape[0]), labels)
+    def critic(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return self.discriminator(images, labels)
 
-        opt_d = self.optimizers["discriminator"]
-        opt_d.zero_grad(set_to_none=True)
-        real_logits, real_class = self.discriminator(real, labels)
-        fake_logits, fake_class = self.discriminator(fake.detach(), labels)
-        loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits,
-                                           real_label=cfg.real_label, fake_label=cfg.fake_label)
-        metrics = {}
-        if real_class is not None:
-            aux = F.cross_entropy(real_class, labels) + F.cross_entropy(fake_class, labels)
-            loss_d = loss_d + cfg.aux_weight * aux
-            metrics["class_acc_real"] = (real_class.argmax(1) == labels).float().mean()
-        loss_d.backward()
-        opt_d.step()
-
-        opt_g = self.optimizers["generator"]
-        opt_g.zero_grad(set_to_none=True)
-        with zoo.frozen(self.discriminator):
-            logits, classes = self.discriminator(fake, labels)
-            loss_g = losses.generator_loss(cfg.loss, logits)
-            if classes is not None:
-                loss_g = loss_g + cfg.aux_weight * F.cross_entropy(classes, labels)
-            loss_g.backward()
-        opt_g.step()
-        return {**losses.step_metrics(cfg.loss, loss_d, loss_g, real_logits, fake_logits),
-                **{k: v.detach() for k, v in metrics.items()}}
+    def class_loss(self, class_logits: Tensor, labels: Tensor) -> Tensor:
+        return self.config.aux_weight * F.cross_entropy(class_logits, labels)

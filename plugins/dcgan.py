@@ -13,10 +13,13 @@ Two network families, chosen by the data's size:
   generator, LeakyReLU(0.2) in the discriminator.
 
 Both start from N(0, 0.02) weights and train with Adam(2e-4, betas 0.5 / 0.999). The loss
-is the paper's one-logit binary cross-entropy, or the lab's two-logit cross-entropy, with
-optional label smoothing (seed 002 uses a real label of 0.9, seed 003 0.8 real / 0.1 fake).
+is the paper's one-logit binary cross-entropy by default; every loss and training aid of
+:mod:`zoo.losses` is a ``--set`` away (``loss=hinge``, ``label_noise=0.3``, ``ema=0.999``,
+...), and seed 002's real label of 0.9 or seed 003's 0.8 / 0.1 smooth the targets.
 
-The network builders here are the shared building blocks of the other convolutional GANs.
+The network builders and the training step here are the shared building blocks of the
+other convolutional GANs: cgan, wgan and wgan-gp subclass :class:`DCGAN` and change its
+networks, its defaults, or how the critic sees a label.
 """
 
 from __future__ import annotations
@@ -29,16 +32,17 @@ import torch
 from torch import Tensor, nn
 
 import zoo
-from zoo import losses, priors
+from zoo import losses, priors, tricks
 from zoo.config import option
 
 LAB_SIZE = 28
 LAB_WIDTHS = {"generator": 32, "discriminator": 16}
 RADFORD_WIDTH = 64
+Norm = Literal["batch", "layer", "none"]
 
 
 @dataclass
-class DCGANConfig(zoo.Config):
+class DCGANConfig(losses.AdversarialConfig):
     batch_size: int = option(128, "images per training batch (the paper: 128)")
     latent_dim: int = option(100, "length of the noise vector z")
     noise: str = option("normal", "the prior z is drawn from: normal:MEAN,STD, uniform:LOW,HIGH, "
@@ -49,11 +53,10 @@ class DCGANConfig(zoo.Config):
         None, "generator width: channels of its last hidden layer (default 32 lab, 64 radford)")
     d_width: int | None = option(
         None, "discriminator width: channels of its first layer (default 16 lab, 64 radford)")
-    loss: Literal["bce", "cross_entropy"] = option(
-        "bce", "bce: one logit (the paper); cross_entropy: the lab's two logits")
-    real_label: float = option(1.0, "target for real images; 0.9 or 0.8 smooth the labels")
-    fake_label: float = option(0.0, "target for generated images; seed 003 uses 0.1")
-    lr: float = option(2e-4, "Adam learning rate, both networks")
+    d_norm: Norm = option("batch", "normalisation in the discriminator: batch (the paper), layer "
+                                   "or none (a gradient penalty needs no batch norm)")
+    optimizer: Literal["adam", "rmsprop"] = option("adam", "adam (lr, beta1, beta2) or rmsprop (lr)")
+    lr: float = option(2e-4, "learning rate, both networks")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
     leaky_slope: float = option(0.2, "negative slope of the discriminator's LeakyReLU")
@@ -67,13 +70,11 @@ class DCGANConfig(zoo.Config):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise zoo.UsageError(f"{key} must be at least 1, got {value}")
-        for key in ("real_label", "fake_label"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise zoo.UsageError(f"{key} must be within [0, 1], got {getattr(self, key)}")
-        if self.fake_label >= self.real_label:
-            raise zoo.UsageError("fake_label must be below real_label")
         if self.lr <= 0:
             raise zoo.UsageError(f"lr must be positive, got {self.lr}")
+        for key in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise zoo.UsageError(f"{key} must be within [0, 1), got {getattr(self, key)}")
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -101,10 +102,14 @@ def _up(c_in: int, c_out: int, stride: int, padding: int) -> list[nn.Module]:
             nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def _down(c_in: int, c_out: int, stride: int, padding: int, slope: float, norm: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, stride, padding, bias=False)]
-    if norm:
+def _down(c_in: int, c_out: int, stride: int, padding: int, slope: float, norm: str = "batch") -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, stride, padding, bias=norm == "none")]
+    if norm == "batch":
         layers.append(nn.BatchNorm2d(c_out))
+    elif norm == "layer":
+        # Layer norm over each image's channels and positions: Gulrajani et al.'s drop-in for
+        # batch norm in a critic, which must score each image on its own.
+        layers.append(nn.GroupNorm(1, c_out))
     layers.append(nn.LeakyReLU(slope, inplace=True))
     return layers
 
@@ -131,13 +136,13 @@ def lab_generator(latent_dim: int, width: int, channels: int) -> Generator:
     ))
 
 
-def lab_features(width: int, channels: int, slope: float) -> tuple[nn.Sequential, int]:
+def lab_features(width: int, channels: int, slope: float, norm: str = "batch") -> tuple[nn.Sequential, int]:
     """The lab's 28x28 discriminator body: 14x14 -> 7x7 -> 4x4 -> 1x1, flattened."""
     body = nn.Sequential(
-        *_down(channels, width, 2, 1, slope, norm=False),
-        *_down(width, 2 * width, 2, 1, slope),
-        *_down(2 * width, 4 * width, 1, 0, slope),
-        *_down(4 * width, 8 * width, 1, 0, slope),
+        *_down(channels, width, 2, 1, slope, norm="none"),
+        *_down(width, 2 * width, 2, 1, slope, norm),
+        *_down(2 * width, 4 * width, 1, 0, slope, norm),
+        *_down(4 * width, 8 * width, 1, 0, slope, norm),
         nn.Flatten(),
     )
     return body, 8 * width
@@ -155,13 +160,14 @@ def radford_generator(latent_dim: int, width: int, channels: int, size: int) -> 
     return Generator(nn.Sequential(*layers))
 
 
-def radford_features(width: int, channels: int, size: int, slope: float) -> tuple[nn.Sequential, int]:
+def radford_features(width: int, channels: int, size: int, slope: float,
+                     norm: str = "batch") -> tuple[nn.Sequential, int]:
     """The paper's discriminator body: halve the size down to 4x4, flattened. The paper's
     last 4x4 convolution over it is the same function as a linear head on these features."""
-    layers = _down(channels, width, 2, 1, slope, norm=False)
+    layers = _down(channels, width, 2, 1, slope, norm="none")
     c, s = width, size // 2
     while s > 4:
-        layers += _down(c, 2 * c, 2, 1, slope)
+        layers += _down(c, 2 * c, 2, 1, slope, norm)
         c, s = 2 * c, s // 2
     layers.append(nn.Flatten())
     return nn.Sequential(*layers), c * 4 * 4
@@ -189,12 +195,17 @@ def build_generator(config: DCGANConfig, spec: zoo.DataSpec, input_dim: int) -> 
 def build_features(config: DCGANConfig, spec: zoo.DataSpec) -> tuple[nn.Sequential, int]:
     """The discriminator body for ``spec`` and the length of its feature vector."""
     if pick_architecture(config.architecture, spec) == "lab":
-        return lab_features(config.d_width or LAB_WIDTHS["discriminator"], spec.channels, config.leaky_slope)
-    return radford_features(config.d_width or RADFORD_WIDTH, spec.channels, spec.height, config.leaky_slope)
+        return lab_features(config.d_width or LAB_WIDTHS["discriminator"], spec.channels,
+                            config.leaky_slope, config.d_norm)
+    return radford_features(config.d_width or RADFORD_WIDTH, spec.channels, spec.height,
+                            config.leaky_slope, config.d_norm)
 
 
-def adam_pair(generator: nn.Module, discriminator: nn.Module, config: DCGANConfig) -> dict[str, torch.optim.Optimizer]:
-    """The paper's optimisers: Adam(lr, betas (beta1, beta2)) for each network."""
+def optimisers(generator: nn.Module, discriminator: nn.Module, config: DCGANConfig) -> dict[str, torch.optim.Optimizer]:
+    """One optimiser per network: Adam(lr, betas (beta1, beta2)), or RMSprop(lr) (WGAN)."""
+    if config.optimizer == "rmsprop":
+        return {"generator": torch.optim.RMSprop(generator.parameters(), config.lr),
+                "discriminator": torch.optim.RMSprop(discriminator.parameters(), config.lr)}
     betas = (config.beta1, config.beta2)
     return {"generator": torch.optim.Adam(generator.parameters(), config.lr, betas=betas),
             "discriminator": torch.optim.Adam(discriminator.parameters(), config.lr, betas=betas)}
@@ -216,43 +227,111 @@ class DCGAN(zoo.Model):
 
     def __init__(self, config: DCGANConfig, spec: zoo.DataSpec) -> None:
         super().__init__(config, spec)
-        self.generator = build_generator(config, spec, config.latent_dim)
-        features, feature_dim = build_features(config, spec)
-        self.discriminator = Discriminator(features, feature_dim, losses.logits_per_image(config.loss))
+        self.generator, self.discriminator = self.build_networks(config, spec)
         zoo.init_normal(self)
+        self.initialise()
+        if config.spectral_norm:
+            tricks.spectral_normalise(self.discriminator)
+        # The moving average of the generator, used for sampling when ``ema`` is on.
+        self.generator_ema = tricks.ema_copy(self.generator) if config.ema else None
+
+    # -- what a subclass changes ---------------------------------------------------------------
+
+    def build_networks(self, config: DCGANConfig, spec: zoo.DataSpec) -> tuple[nn.Module, nn.Module]:
+        """The generator and the discriminator (or critic)."""
+        features, feature_dim = build_features(config, spec)
+        return (build_generator(config, spec, config.latent_dim),
+                Discriminator(features, feature_dim, losses.logits_per_image(config.loss)))
+
+    def initialise(self) -> None:
+        """Weights that DCGAN's N(0, 0.02) initialisation does not cover."""
+
+    def run_generator(self, generator: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+        return generator(z)
+
+    def critic(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The discriminator's logits for images, and class logits for models that classify."""
+        return self.discriminator(images), None
+
+    def class_loss(self, class_logits: Tensor, labels: Tensor) -> Tensor:
+        """The auxiliary classifier's loss, for models whose :meth:`critic` classifies."""
+        raise NotImplementedError(f"{self.name} has no classifier")
+
+    # -- the contract ----------------------------------------------------------------------------
 
     @classmethod
     def check_data(cls, config: DCGANConfig, spec: zoo.DataSpec) -> None:
         pick_architecture(config.architecture, spec)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return adam_pair(self.generator, self.discriminator, self.config)
+        return optimisers(self.generator, self.discriminator, self.config)
+
+    def batches_per_step(self) -> int:
+        return self.config.n_critic
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.generator(z)
+        generator = self.generator if self.generator_ema is None else self.generator_ema
+        return self.run_generator(generator, z, labels)
 
     def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
         cfg = self.config
-        real = batches.next().images
-        fake = self.generator(self.sample_latent(real.shape[0]))
+        # The critic learns on ``n_critic`` fresh batches; the generator then learns from the
+        # last batch it made, which the critic has just seen (one forward pass saved).
+        for i in range(cfg.n_critic):
+            batch = batches.next()
+            real, labels = batch.images, batch.labels
+            with torch.set_grad_enabled(i == cfg.n_critic - 1):
+                fake = self.run_generator(self.generator, self.sample_latent(real.shape[0]), labels)
+            loss_d, real_logits, fake_logits, extra = self._discriminator_step(real, fake.detach(), labels, progress)
 
-        # Discriminator: real and generated images as separate batches, so each gets its
-        # own batch-norm statistics (the DCGAN paper's and the lab's practice).
-        opt_d = self.optimizers["discriminator"]
-        opt_d.zero_grad(set_to_none=True)
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake.detach())
-        loss_d = losses.discriminator_loss(cfg.loss, real_logits, fake_logits,
-                                           real_label=cfg.real_label, fake_label=cfg.fake_label)
-        loss_d.backward()
-        opt_d.step()
-
-        # Generator: make the updated discriminator call the same images real. D's weights
-        # need no gradient here, which saves a third of its backward pass.
         opt_g = self.optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
+        # D's weights need no gradient here, which saves a third of its backward pass.
         with zoo.frozen(self.discriminator):
-            loss_g = losses.generator_loss(cfg.loss, self.discriminator(fake))
+            logits, classes = self.critic(losses.instance_noise(fake, cfg.instance_noise, progress.fraction), labels)
+            loss_g = losses.generator_loss(cfg.loss, logits)
+            if classes is not None:
+                loss_g = loss_g + self.class_loss(classes, labels)
             loss_g.backward()
         opt_g.step()
-        return losses.step_metrics(cfg.loss, loss_d, loss_g, real_logits, fake_logits)
+        if self.generator_ema is not None:
+            tricks.ema_update(self.generator_ema, self.generator, tricks.ema_decay(cfg.ema, progress.step))
+        return {**losses.step_metrics(cfg.loss, loss_d, loss_g, real_logits, fake_logits), **extra}
+
+    def _discriminator_step(self, real: Tensor, fake: Tensor, labels: Tensor | None,
+                            progress: zoo.Progress) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        cfg = self.config
+        opt_d = self.optimizers["discriminator"]
+        opt_d.zero_grad(set_to_none=True)
+        real = losses.instance_noise(real, cfg.instance_noise, progress.fraction)
+        fake = losses.instance_noise(fake, cfg.instance_noise, progress.fraction)
+        # Real and generated images as separate batches, so each gets its own batch-norm
+        # statistics (the DCGAN paper's and the lab's practice; seed 004's trick).
+        real_logits, real_classes = self.critic(real, labels)
+        fake_logits, fake_classes = self.critic(fake, labels)
+        real_target, fake_target = losses.targets(real.shape[0], cfg, real.device)
+        loss = losses.discriminator_loss(cfg.loss, real_logits, fake_logits,
+                                         real_label=real_target, fake_label=fake_target)
+        extra: dict[str, Tensor] = {}
+        if real_classes is not None and fake_classes is not None and labels is not None:
+            loss = loss + self.class_loss(real_classes, labels) + self.class_loss(fake_classes, labels)
+            extra["class_acc_real"] = (real_classes.argmax(1) == labels).float().mean()
+
+        def critic_only(x: Tensor) -> Tensor:
+            return self.critic(x, labels)[0]
+
+        if cfg.gp_weight:
+            penalty = losses.gradient_penalty(critic_only, real, fake, cfg.loss)
+            loss = loss + cfg.gp_weight * penalty
+            extra["gradient_penalty"] = penalty.detach()
+        if cfg.r1_weight:
+            penalty = losses.r1_penalty(critic_only, real, cfg.loss)
+            loss = loss + cfg.r1_weight / 2 * penalty
+            extra["r1_penalty"] = penalty.detach()
+        loss.backward()
+        opt_d.step()
+        if cfg.clip:
+            with torch.no_grad():
+                for p in self.discriminator.parameters():
+                    p.clamp_(-cfg.clip, cfg.clip)
+        return loss.detach(), real_logits, fake_logits, extra

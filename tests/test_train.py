@@ -176,7 +176,7 @@ def test_dry_run_prints_the_resolved_config_and_does_nothing() -> None:
 
 @pytest.mark.parametrize("args, code, message", [
     (["dcgn", "--data", "mnist"], 2, "did you mean dcgan"),
-    (["dcgan", "--data", "mnist", "--set", "widht=3"], 2, "valid keys: batch_size, latent_dim"),
+    (["dcgan", "--data", "mnist", "--set", "widht=3"], 2, "valid keys: batch_size, loss"),
     (["dcgan", "--data", "mnist", "--set", "lr=fast"], 2, "--set lr=fast: expected a number"),
     (["dcgan", "--data", "mnist", "--set", "real_label=2"], 2, "real_label must be within [0, 1]"),
     (["dcgan", "--data", "imagenet"], 2, "unknown data set 'imagenet'"),
@@ -217,3 +217,16 @@ def test_the_third_party_plugin_trains_and_samples_with_no_core_change(mnist) ->
     sampled = run_cli("sample", "tiny", "--n", "5", "--out", "tiny-samples")
     assert sampled.exit_code == 0, sampled.output
     assert len(list(Path("tiny-samples").glob("0*.png"))) == 5
+
+
+def test_minutes_stops_training_on_time_and_can_resume(mnist) -> None:
+    result = train("--data", "mnist", "--steps", "100000", "--minutes", "0.002", "--out", "run")
+    assert result.exit_code == 0, result.output
+    assert "--minutes 0.002: time is up after" in result.output
+    meta = ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)
+    assert 1 <= meta["train"]["step"] < 100000
+    assert json.loads(Path("run/run.json").read_text())["status"] == "time limit"
+    assert Path("run/progress.gif").is_file()
+    assert "--resume run" in result.output
+    bad = train("--data", "mnist", "--minutes", "0")
+    assert bad.exit_code == 2 and "--minutes must be more than 0" in bad.output

@@ -170,6 +170,8 @@ def prep(
     "zoo train dcgan --data folder:~/monet --size 64 --channels 3 --device cuda",
     "zoo train dcgan --data mnist --dry-run",
     "zoo train cgan --data fashion-mnist --epochs 20",
+    "zoo train wgan-gp --data mnist --steps 100000 --minutes 10",
+    "zoo train dcgan --data mnist --set loss=hinge --set ema=0.999",
     "zoo train dcgan --data mnist --classes 7",
     "zoo train dcgan --data mnist --noise uniform:-1,1",
     "zoo train dcgan --resume runs/dcgan-mnist-20261122-101500 --epochs 10",
@@ -180,6 +182,7 @@ def train(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="mnist, fashion-mnist, cifar10, svhn or folder:PATH.")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the data (default 5).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps instead of epochs.")] = None,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this much training time, if the steps are not done first (--resume continues).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Images per batch (default: the paper's).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 0).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
@@ -207,7 +210,7 @@ def train(
 
     if wandb not in ("auto", "online", "offline"):
         raise typer.BadParameter("must be auto, online or offline", param_hint="--wandb")
-    opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, batch_size=batch_size,
+    opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, minutes=minutes, batch_size=batch_size,
                         seed=seed, device=device, out=out, sets=list(sets or []),
                         config_file=config_file, resume=resume, force=force,
                         wandb="off" if no_wandb else wandb, size=size, channels=channels,

@@ -19,7 +19,10 @@ from .data import to_uint8
 
 GRID_PADDING = 2
 UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)  # UnidentifiedImageError is an OSError
-METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
+METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)",
+                 "critic_fake": "critic(G(z))", "wasserstein": "Wasserstein estimate"}
+BELIEFS = ("d_real", "d_fake", "class_acc_real")
+"""Metrics in [0, 1], drawn on a panel of their own."""
 
 
 def metric_label(name: str) -> str:
@@ -125,14 +128,16 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | None:
-    """Loss curves (and discriminator outputs) against step, raw and smoothed."""
+    """Loss curves, D's beliefs in [0, 1] and any other metric (a critic's outputs, its
+    Wasserstein estimate, penalties) against step, raw and smoothed: a panel for each kind."""
     if not records:
         return None
     keys = [k for k in records[0] if k not in ("step", "epoch", "time")]
     losses = [k for k in keys if "loss" in k]
-    others = [k for k in keys if k not in losses]
+    beliefs = [k for k in keys if k in BELIEFS]
+    others = [k for k in keys if k not in losses and k not in beliefs]
     plt = _pyplot()
-    panels = [p for p in (losses, others) if p]
+    panels = [p for p in (losses, beliefs, others) if p]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
     steps = [r["step"] for r in records]
     for ax, panel in zip(axes[:, 0], panels):

@@ -1,58 +1,222 @@
-"""Adversarial losses, shared by every GAN plugin and chosen by config.
+"""Adversarial losses and the regularisers around them, shared by every GAN plugin.
 
-A discriminator's output here is its *logits*: one per image for ``bce``, two per image
-(fake, real) for the lab's ``cross_entropy``. Targets may be smoothed (real label 0.9,
-fake label 0.1, ...); the generator always aims at 1 ("call my images real"), the
-non-saturating form of Goodfellow et al.
+A plugin's config inherits :class:`AdversarialConfig`, so a user picks the loss and the
+training aids of seed 004's lecture with ``--set`` on any GAN, and compares them on the
+same data:
+
+=============  ==========================================  ==================================
+``loss``       discriminator / critic minimises             generator minimises
+=============  ==========================================  ==================================
+minimax        -log D(x) - log(1 - D(G(z)))                 log(1 - D(G(z)))  (saturates)
+bce            the same                                     -log D(G(z))  (non-saturating)
+cross_entropy  bce with two logits (fake, real): the lab's  -log D(G(z))
+lsgan          ((D(x) - 1)^2 + D(G(z))^2) / 2               (D(G(z)) - 1)^2 / 2
+hinge          relu(1 - D(x)) + relu(1 + D(G(z)))           -D(G(z))
+wasserstein    D(G(z)) - D(x)  (a 1-Lipschitz critic)       -D(G(z))
+=============  ==========================================  ==================================
+
+(means over the batch; D is the logit for the first three). The targets 1 and 0 of the
+label-based losses can be smoothed (``real_label``, ``fake_label``), drawn from ranges
+(``label_noise``) or swapped for a fraction of the batch (``label_flip``). The regularisers:
+Gulrajani et al.'s gradient penalty, Mescheder et al.'s R1, and instance noise (Sønderby
+et al.) that fades out over training.
+
+A discriminator's output is its *logits*: one per image, two for ``cross_entropy``;
+:func:`score` turns either into one number per image.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LOSSES = ("bce", "cross_entropy")
+from .config import Config, option
+from .errors import UsageError
 
+LOSSES = ("minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein")
+LABELLED = ("minimax", "bce", "cross_entropy", "lsgan")
+"""Losses that aim D's outputs at target labels, which can be smoothed and made noisy."""
+PROBABILISTIC = ("minimax", "bce", "cross_entropy")
+"""Losses whose D outputs a belief that an image is real, reported as D(x) and D(G(z))."""
+
+NOISY_REAL_TOP = 2 / 3
+"""With ``label_noise`` w, real targets come from [real_label - w, real_label + w * 2/3]:
+seed 004's [0.7, 1.2] for w = 0.3 (and fake ones from [fake_label, fake_label + w])."""
+
+LossKind = Literal["minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein"]
+Critic = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class AdversarialConfig(Config):
+    """The loss and training aids every GAN plugin offers; subclass it with the paper's
+    defaults."""
+
+    loss: LossKind = option("bce", "minimax, bce (non-saturating), cross_entropy (the lab's two "
+                                   "logits), lsgan, hinge or wasserstein (needs clip, gp_weight or "
+                                   "spectral_norm)")
+    real_label: float = option(1.0, "target for real images; 0.9 smooths it (one-sided smoothing)")
+    fake_label: float = option(0.0, "target for generated images; seed 003 uses 0.1")
+    label_noise: float = option(0.0, "draw targets from ranges this wide: 0.3 gives seed 004's "
+                                     "[0.7, 1.2] for real, [0, 0.3] for fake")
+    label_flip: float = option(0.0, "fraction of D's examples whose real/fake targets are swapped")
+    instance_noise: float = option(0.0, "std of Gaussian noise added to every image D sees, "
+                                        "fading linearly to 0 by the end of training")
+    gp_weight: float = option(0.0, "gradient penalty on real/fake interpolates (WGAN-GP: 10)")
+    r1_weight: float = option(0.0, "R1 penalty gamma on real images (Mescheder et al.: 10)")
+    spectral_norm: bool = option(False, "spectral normalisation of every discriminator layer")
+    clip: float = option(0.0, "clip every critic weight to [-clip, clip] after each update (WGAN: 0.01)")
+    n_critic: int = option(1, "discriminator updates per generator update (WGAN: 5)")
+    ema: float = option(0.0, "sample from a moving average of the generator's weights "
+                             "with this decay (0.999); 0 turns it off")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("real_label", "fake_label"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise UsageError(f"{key} must be within [0, 1], got {getattr(self, key)}")
+        if self.fake_label >= self.real_label:
+            raise UsageError("fake_label must be below real_label")
+        for key in ("label_noise", "instance_noise", "gp_weight", "r1_weight", "clip"):
+            if getattr(self, key) < 0:
+                raise UsageError(f"{key} must not be negative, got {getattr(self, key)}")
+        if not 0.0 <= self.label_noise <= 0.5:
+            raise UsageError(f"label_noise must be within [0, 0.5], got {self.label_noise}")
+        if not 0.0 <= self.label_flip < 0.5:
+            raise UsageError(f"label_flip must be within [0, 0.5), got {self.label_flip}")
+        if self.n_critic < 1:
+            raise UsageError(f"n_critic must be at least 1, got {self.n_critic}")
+        if not 0.0 <= self.ema < 1.0:
+            raise UsageError(f"ema must be within [0, 1) (0 = off, 0.999 typical), got {self.ema}")
+        labels_changed = (self.real_label != 1.0 or self.fake_label != 0.0 or self.label_noise
+                          or self.label_flip)
+        if labels_changed and self.loss not in LABELLED:
+            raise UsageError(f"loss={self.loss} has no target labels to smooth, noise or flip; "
+                             f"real_label, fake_label, label_noise and label_flip work with "
+                             f"{', '.join(LABELLED)}")
+
+
+# -- the losses --------------------------------------------------------------------------------
 
 def logits_per_image(kind: str) -> int:
     """How many numbers a discriminator outputs per image for this loss."""
     return 2 if kind == "cross_entropy" else 1
 
 
-def _against(kind: str, logits: Tensor, target: float) -> Tensor:
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(logits.view(-1), torch.full_like(logits.view(-1), target))
+def score(kind: str, logits: Tensor) -> Tensor:
+    """One number per image: the logit (log-odds of "real"), or the critic's value."""
     if kind == "cross_entropy":
-        probs = torch.tensor([1.0 - target, target], device=logits.device, dtype=logits.dtype)
-        return F.cross_entropy(logits, probs.expand(logits.shape[0], 2))
-    raise ValueError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+        return logits[:, 1] - logits[:, 0]
+    return logits.reshape(-1)
+
+
+def _against(kind: str, logits: Tensor, target: Tensor) -> Tensor:
+    """Mean loss of aiming each image's output at its target (label-based losses)."""
+    if kind in ("bce", "minimax"):
+        return F.binary_cross_entropy_with_logits(score(kind, logits), target)
+    if kind == "cross_entropy":
+        return F.cross_entropy(logits, torch.stack([1 - target, target], dim=1))
+    if kind == "lsgan":
+        return 0.5 * ((score(kind, logits) - target) ** 2).mean()
+    raise ValueError(f"loss {kind!r} has no targets")
+
+
+def _full(logits: Tensor, value: float | Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.to(logits.dtype)
+    return torch.full((logits.shape[0],), value, dtype=logits.dtype, device=logits.device)
 
 
 def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor, *,
-                       real_label: float = 1.0, fake_label: float = 0.0) -> Tensor:
-    """Real images towards ``real_label``, generated ones towards ``fake_label``."""
-    return _against(kind, real_logits, real_label) + _against(kind, fake_logits, fake_label)
+                       real_label: float | Tensor = 1.0, fake_label: float | Tensor = 0.0) -> Tensor:
+    """What D minimises. Labels are numbers or one target per image (see :func:`targets`)."""
+    if kind in LABELLED:
+        return (_against(kind, real_logits, _full(real_logits, real_label))
+                + _against(kind, fake_logits, _full(fake_logits, fake_label)))
+    real, fake = score(kind, real_logits), score(kind, fake_logits)
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "wasserstein":
+        return fake.mean() - real.mean()
+    raise UsageError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
 
 
 def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
-    """The generator wants its images called real."""
-    return _against(kind, fake_logits, 1.0)
+    """What G minimises: make D call its images real."""
+    if kind == "minimax":
+        # log(1 - D(G(z))) = -softplus(logit): flat where D is sure, so it saturates.
+        return -F.softplus(score(kind, fake_logits)).mean()
+    if kind in LABELLED:
+        return _against(kind, fake_logits, _full(fake_logits, 1.0))
+    if kind in ("hinge", "wasserstein"):
+        return -score(kind, fake_logits).mean()
+    raise UsageError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
 
+
+def targets(n: int, config: AdversarialConfig, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Per-image targets for a real and a fake batch of ``n``: the config's labels, drawn
+    from ranges with ``label_noise``, swapped for a ``label_flip`` fraction."""
+    real = torch.full((n,), config.real_label, device=device)
+    fake = torch.full((n,), config.fake_label, device=device)
+    if config.label_noise:
+        w = config.label_noise
+        real = real - w + (1 + NOISY_REAL_TOP) * w * torch.rand(n, device=device)
+        fake = fake + w * torch.rand(n, device=device)
+    if config.label_flip:
+        swap = torch.rand(n, device=device) < config.label_flip
+        real, fake = torch.where(swap, fake, real), torch.where(swap, real, fake)
+    return real, fake
+
+
+# -- regularisers ------------------------------------------------------------------------------
+
+def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, kind: str = "wasserstein") -> Tensor:
+    """Gulrajani et al.'s penalty: E[(||grad_x D(x_hat)|| - 1)^2] at random points x_hat on
+    lines between real and generated images. The gradient is built with ``create_graph``,
+    so the penalty's own gradient reaches the critic's weights."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    between = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(score(kind, critic(between)).sum(), between, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(critic: Critic, real: Tensor, kind: str = "bce") -> Tensor:
+    """Mescheder et al.'s R1: E[||grad_x D(x)||^2] on real images (weight it by gamma / 2)."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(score(kind, critic(real)).sum(), real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def instance_noise(images: Tensor, std: float, fraction: float) -> Tensor:
+    """Images with Gaussian noise whose std falls linearly from ``std`` at the start of
+    training (``fraction`` 0) to nothing at the end."""
+    sigma = std * max(0.0, 1.0 - fraction)
+    return images + sigma * torch.randn_like(images) if sigma > 0 else images
+
+
+# -- reporting ---------------------------------------------------------------------------------
 
 def real_probability(kind: str, logits: Tensor) -> Tensor:
     """D's belief that each image is real, in [0, 1]: D(x) and D(G(z)) in the logs."""
-    if kind == "cross_entropy":
-        return logits.softmax(dim=1)[:, 1]
-    return torch.sigmoid(logits.view(-1))
+    return torch.sigmoid(score(kind, logits))
 
 
 def step_metrics(kind: str, loss_d: Tensor, loss_g: Tensor, real_logits: Tensor,
                  fake_logits: Tensor) -> dict[str, Tensor]:
-    """What a GAN step reports: both losses, D(x) and D(G(z)) (mean beliefs that images are real)."""
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g": loss_g.detach(),
-        "d_real": real_probability(kind, real_logits.detach()).mean(),
-        "d_fake": real_probability(kind, fake_logits.detach()).mean(),
-    }
+    """What a GAN step reports: both losses, then D(x) and D(G(z)) (mean beliefs that images
+    are real) for probabilistic losses, or the critic's mean outputs; for ``wasserstein``
+    also its estimate of the distance, E[D(x)] - E[D(G(z))]."""
+    metrics = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
+    real, fake = score(kind, real_logits.detach()), score(kind, fake_logits.detach())
+    if kind in PROBABILISTIC:
+        metrics.update(d_real=torch.sigmoid(real).mean(), d_fake=torch.sigmoid(fake).mean())
+    else:
+        metrics.update(critic_real=real.mean(), critic_fake=fake.mean())
+    if kind == "wasserstein":
+        metrics["wasserstein"] = real.mean() - fake.mean()
+    return metrics

@@ -46,3 +46,25 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
     return score.flatten(1).mean(1)
+
+
+def spread(images: Tensor, pairs: int | None = 2000, seed: int = 0) -> float:
+    """Mean pixel distance between two different images of a set: every pair, or ``pairs``
+    random ones (seeded) when there are more than that."""
+    x = images.flatten(1).float()
+    n = x.shape[0]
+    if n < 2:
+        return 0.0
+    if pairs is None or n * (n - 1) // 2 <= pairs:
+        a, b = torch.triu_indices(n, n, offset=1)
+    else:
+        a, b = torch.randint(n, (2, pairs), generator=torch.Generator().manual_seed(seed))
+        keep = a != b
+        a, b = a[keep], b[keep]
+    return float((x[a] - x[b]).norm(dim=1).mean())
+
+
+def diversity(images: Tensor, reference: Tensor, pairs: int | None = 2000, seed: int = 0) -> float:
+    """How varied generated images are next to real ones of the same kind: the ratio of
+    their :func:`spread`. About 1 is as varied as the data; near 0 is a collapsed mode."""
+    return spread(images, pairs, seed) / max(spread(reference, pairs, seed), 1e-12)

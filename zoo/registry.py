@@ -32,6 +32,8 @@ GROUP = "zoo.plugins"
 BUILTINS = [
     "dcgan = zoo.plugins.dcgan:DCGAN",
     "cgan = zoo.plugins.cgan:CGAN",
+    "wgan = zoo.plugins.wgan:WGAN",
+    "wgan-gp = zoo.plugins.wgan:WGANGP",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"

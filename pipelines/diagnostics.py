@@ -1,0 +1,133 @@
+"""Watch a GAN train for the failure modes of seed 004's lecture, and say so as it happens.
+
+* **Vanishing gradients**: the discriminator wins outright, D(x) near 1 and D(G(z)) near 0
+  for a stretch of steps, so the generator learns little from it.
+* **The discriminator fooled**: D(G(z)) near 1; D has stopped telling real from fake.
+* **Mode collapse**: the fixed preview samples are far less varied than real images of
+  the same kind (for class-conditional models: than real images of each class), once
+  training has settled in (every generator starts out drawing one blob).
+
+NaN losses are the train loop's own business: it stops at once and keeps the last good
+checkpoint. The watch only reads the metrics every step reports (``d_real``, ``d_fake``:
+beliefs in [0, 1]) and the preview grid; models that report neither are not watched.
+Each warning is given once, and again only after the condition has cleared.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from zoo.data import to_float
+from zoo.metrics import diversity
+
+WINDOW = 50
+"""Steps averaged before judging D's outputs."""
+SATURATED = 0.98
+"""D(x) above this and D(G(z)) below 1 minus it: D wins outright."""
+FOOLED = 0.95
+"""D(G(z)) above this: D calls generated images real."""
+COLLAPSED = 0.3
+"""Preview samples this varied, or less, next to real images: mode collapse."""
+SETTLED = (0.2, 100)
+"""Every generator starts from one blob: collapse is judged once training is this far
+through (a fraction, and a number of steps)."""
+
+
+@dataclass
+class Alert:
+    step: int
+    kind: str
+    message: str
+
+
+@dataclass
+class Watch:
+    """Fed every step's metrics and every epoch's preview; returns new warnings."""
+
+    reference: Tensor | None = None
+    """Real images in [-1, 1] to compare the preview's variety with: N x C x H x W, or
+    classes x N x C x H x W for previews with a row per class."""
+    window: int = WINDOW
+    _real: deque = field(default_factory=deque)
+    _fake: deque = field(default_factory=deque)
+    _active: set = field(default_factory=set)
+
+    def after_step(self, step: int, values: dict[str, float]) -> list[Alert]:
+        if "d_real" not in values or "d_fake" not in values:
+            return []
+        self._real.append(values["d_real"])
+        self._fake.append(values["d_fake"])
+        if len(self._real) > self.window:
+            self._real.popleft()
+            self._fake.popleft()
+        if len(self._real) < self.window:
+            return []
+        d_real = sum(self._real) / len(self._real)
+        d_fake = sum(self._fake) / len(self._fake)
+        found = []
+        if self._check("saturated", d_real > SATURATED and d_fake < 1 - SATURATED):
+            found.append(Alert(step, "saturated", (
+                f"the discriminator wins outright (D(x) {d_real:.3f}, D(G(z)) {d_fake:.3f} over the "
+                f"last {self.window} steps): the generator's gradients vanish. Try --set "
+                "label_noise=0.3, instance_noise=0.1, loss=lsgan or hinge, or zoo train wgan-gp")))
+        if self._check("fooled", d_fake > FOOLED):
+            found.append(Alert(step, "fooled", (
+                f"the discriminator calls generated images real (D(G(z)) {d_fake:.3f} over the last "
+                f"{self.window} steps): it has stopped learning. Try a wider discriminator "
+                "(--set d_width=...) or n_critic=2")))
+        return found
+
+    def after_epoch(self, step: int, fraction: float, preview: Tensor) -> tuple[float | None, list[Alert]]:
+        """The preview's variety next to real images (1: as varied), and any warning;
+        ``fraction`` is how far through training the run is."""
+        if self.reference is None:
+            return None, []
+        preview = preview.detach().float().cpu()
+        if preview.dim() == 5 and self.reference.dim() == 5:
+            ratios = [diversity(row, real) for row, real in zip(preview, self.reference) if len(real) > 1]
+            ratio = sum(ratios) / len(ratios) if ratios else None
+        else:
+            ratio = diversity(preview.flatten(0, preview.dim() - 4), self.reference.flatten(0, self.reference.dim() - 4))
+        if ratio is None:
+            return None, []
+        found = []
+        settled = fraction >= SETTLED[0] and step >= SETTLED[1]
+        if self._check("collapse", settled and ratio < COLLAPSED):
+            found.append(Alert(step, "collapse", (
+                f"mode collapse: the preview samples are {ratio:.2f} as varied as real images "
+                f"(below {COLLAPSED}); the generator repeats itself. Try --set "
+                "loss=wasserstein with gp_weight=10 (or zoo train wgan-gp), ema=0.999 or "
+                "label_flip=0.05")))
+        return ratio, found
+
+    def _check(self, kind: str, condition: bool) -> bool:
+        """True when a condition newly holds; it must clear before it is reported again."""
+        if not condition:
+            self._active.discard(kind)
+            return False
+        if kind in self._active:
+            return False
+        self._active.add(kind)
+        return True
+
+
+def reference_images(images: Tensor, labels: Tensor | None, preview: Tensor, seed: int,
+                     per_row: int = 64) -> Tensor:
+    """Real images, as float in [-1, 1], laid out like the preview: a random set, or one
+    row of each class for a preview with a row per class."""
+    g = torch.Generator().manual_seed(seed)
+    if preview.dim() == 5 and labels is not None:
+        rows = []
+        for k in range(preview.shape[0]):
+            members = (labels == k).nonzero().view(-1)
+            pick = members[torch.randperm(len(members), generator=g)[:per_row]]
+            rows.append(to_float(images[pick.to(images.device)].cpu()))
+        width = min(len(r) for r in rows)
+        if width >= 2:
+            return torch.stack([r[:width] for r in rows])
+    pick = torch.randperm(len(images), generator=g)[:per_row]
+    return to_float(images[pick.to(images.device)].cpu())

@@ -1,0 +1,97 @@
+"""Training diagnostics: vanishing gradients, a fooled discriminator, mode collapse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from zoo.pipelines.diagnostics import COLLAPSED, WINDOW, Watch, reference_images
+from zoo.plugins.dcgan import DCGAN
+
+from .conftest import TINY, run_cli
+
+
+def feed(watch: Watch, steps: range, d_real: float, d_fake: float) -> list:
+    found = []
+    for step in steps:
+        found += watch.after_step(step, {"loss_d": 0.1, "d_real": d_real, "d_fake": d_fake})
+    return found
+
+
+def test_a_winning_discriminator_is_reported_once_until_it_recovers() -> None:
+    watch = Watch()
+    assert feed(watch, range(WINDOW), 0.7, 0.3) == []
+    found = feed(watch, range(WINDOW, 3 * WINDOW), 0.999, 0.001)
+    assert [a.kind for a in found] == ["saturated"]
+    assert "D(x) 0.98" in found[0].message and "vanish" in found[0].message
+    assert feed(watch, range(3 * WINDOW, 5 * WINDOW), 0.7, 0.3) == []  # recovered
+    assert [a.kind for a in feed(watch, range(5 * WINDOW, 7 * WINDOW), 0.999, 0.001)] == ["saturated"]
+
+
+def test_a_fooled_discriminator_is_reported() -> None:
+    found = feed(Watch(), range(2 * WINDOW), 0.99, 0.99)
+    assert [a.kind for a in found] == ["fooled"]
+
+
+def test_models_without_beliefs_are_not_judged() -> None:
+    watch = Watch()
+    for step in range(3 * WINDOW):
+        assert watch.after_step(step, {"loss_d": -5.0, "wasserstein": 3.0}) == []
+
+
+def test_collapse_is_judged_against_real_variety_once_training_settles() -> None:
+    torch.manual_seed(0)
+    real = torch.rand(64, 1, 8, 8) * 2 - 1
+    watch = Watch(reference=real)
+    varied, found = watch.after_epoch(500, 0.5, torch.rand(64, 1, 8, 8) * 2 - 1)
+    assert 0.9 < varied < 1.1 and found == []
+    one = torch.rand(1, 1, 8, 8).expand(64, 1, 8, 8) + 0.01 * torch.randn(64, 1, 8, 8)
+    early, found = watch.after_epoch(50, 0.05, one)
+    assert early < COLLAPSED and found == []  # every generator starts as one blob
+    late, found = watch.after_epoch(600, 0.6, one)
+    assert [a.kind for a in found] == ["collapse"] and f"{late:.2f} as varied" in found[0].message
+
+
+def test_class_rows_are_compared_with_real_images_of_their_class() -> None:
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.arange(40) % 4
+    preview = torch.zeros(4, 8, 1, 8, 8)
+    reference = reference_images(images, labels, preview, seed=0)
+    assert reference.shape == (4, 10, 1, 8, 8)
+    for k in range(4):
+        members = images[labels == k].float() / 127.5 - 1
+        assert all(any(torch.allclose(r, m) for m in members) for r in reference[k])
+
+
+def test_training_warns_of_collapse_and_keeps_the_warning(mnist, monkeypatch) -> None:
+    def one_image(self, z, labels=None):
+        return torch.zeros(z.shape[0], 1, 28, 28, device=z.device)
+
+    monkeypatch.setattr(DCGAN, "generate", one_image)
+    result = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:160",
+                     "--steps", "120", "--out", "run")
+    assert result.exit_code == 0, result.output
+    assert "warning at step" in result.output and "mode collapse" in result.output
+    info = json.loads(Path("run/run.json").read_text())
+    assert [w["kind"] for w in info["warnings"]] == ["collapse"]
+    assert "diversity 0.000" in result.output
+
+
+def test_wgan_logs_its_wasserstein_estimate(mnist) -> None:
+    result = run_cli("train", "wgan-gp", "--no-wandb", *TINY, "--set", "n_critic=2", "--data", "mnist",
+                     "--subset", "0:64", "--steps", "3", "--out", "run")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in Path("run/metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all("wasserstein" in r and "gradient_penalty" in r for r in rows)
+    assert "Wasserstein estimate" in result.output
+    assert Path("run/losses.png").is_file()
+
+
+def test_a_bad_loss_option_is_one_line(mnist) -> None:
+    result = run_cli("train", "dcgan", "--no-wandb", "--data", "mnist", "--set", "loss=hinge",
+                     "--set", "label_noise=0.3")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "loss=hinge has no target labels" in result.output

@@ -1,0 +1,51 @@
+"""Training aids that change networks rather than losses: a moving average of the
+generator's weights for sampling, and spectral normalisation of a discriminator.
+
+Losses, penalties, label smoothing and instance noise live in :mod:`zoo.losses`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+EMA_WARMUP = 10
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The average's decay at a step: (1 + t) / (10 + t) until that reaches ``decay``, so a
+    short run's average is not stuck near the random initial weights."""
+    return min(decay, (1 + step) / (EMA_WARMUP + step))
+
+
+def ema_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy of a network to hold its moving average (Yazici et al. 2019: averaged
+    generators sample better than the live one, for the price of one forward copy)."""
+    average = copy.deepcopy(module)
+    average.requires_grad_(False)
+    return average
+
+
+@torch.no_grad()
+def ema_update(average: nn.Module, live: nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * live, for weights and for float buffers
+    (batch-norm statistics, so they match the averaged weights); counters are copied."""
+    for a, p in zip(average.parameters(), live.parameters(), strict=True):
+        a.lerp_(p, 1.0 - decay)
+    for a, b in zip(average.buffers(), live.buffers(), strict=True):
+        if a.is_floating_point():
+            a.lerp_(b, 1.0 - decay)
+        else:
+            a.copy_(b)
+
+
+def spectral_normalise(module: nn.Module) -> nn.Module:
+    """Miyato et al.'s spectral normalisation on every convolution and linear layer: each
+    weight divided by its largest singular value (one power iteration per forward pass).
+    Apply it after initialising the weights."""
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(child)
+    return module

@@ -43,12 +43,13 @@ def augment(x: torch.Tensor) -> torch.Tensor:
 
 
 def classifier(train: slice = slice(0, 8000), check: slice = slice(8000, None), epochs: int = 4,
-               seed: int = 0) -> tuple[nn.Module, float]:
-    """A classifier trained on the real digits ``train`` (a slice of the offline MNIST), and its
-    accuracy on the real digits ``check``."""
-    data = prepare("mnist")
+               seed: int = 0, source: str = "mnist") -> tuple[nn.Module, float]:
+    """A classifier trained on the real images ``train`` (a slice of the offline MNIST, or of
+    another 28 x 28 gray data set such as fashion-mnist), and its accuracy on ``check``."""
+    data = prepare(source)
     key = f"v2-{train.start}-{train.stop}-{check.start}-{check.stop}-{epochs}-{seed}"
-    path = cache_dir() / "benchmarks" / f"digits-{key}.safetensors"
+    name = "digits" if source == "mnist" else source
+    path = cache_dir() / "benchmarks" / f"{name}-{key}.safetensors"
     images, labels = to_float(data.images), data.labels
     net = network()
     if path.exists():

@@ -25,7 +25,8 @@ DEBIAN_DATASETS = Path("/usr/share/datasets")
 
 @dataclass
 class RawData:
-    """A data set as read from its files: uint8 N x C x H x W, labels int64, names."""
+    """A data set as read from its files: uint8 N x C x H x W, labels int64, names. Two-domain
+    data (see ``pairs``) has domain B in ``targets``."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
@@ -33,6 +34,9 @@ class RawData:
     origin: str
     split: str = "train"
     notes: list[str] = field(default_factory=list)
+    targets: torch.Tensor | None = None
+    pairing: str = ""
+    domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,8 @@ def load_named(name: str, data_dir: Path | None, env_dir: Path | None, say: Call
 
 
 def known_sources() -> list[str]:
-    return sorted(SOURCES) + ["folder:PATH"]
+    return sorted(SOURCES) + ["folder:PATH", "paired:edges2fashion", "paired:PATH", "unpaired:PATH",
+                              "unpaired:DATASET:CLASS_A,CLASS_B"]
 
 
 def unknown_source(name: str) -> UsageError:

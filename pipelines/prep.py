@@ -27,6 +27,7 @@ from zoo.data import PREPARED_FORMAT, PreparedData, convert_channels, load_prepa
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
 
+from . import pairs
 from .datasets import SOURCES, RawData, load_named, unknown_source
 
 FOLDER_PREFIX = "folder:"
@@ -58,18 +59,41 @@ def prepare(data: str, *, size: int | None = None, channels: int | None = None,
 
     started = time.perf_counter()
     raw = _select(_read(data, size, channels, data_dir, console), span, classes, data)
-    images = _resize(raw.images, size) if size else raw.images
-    images = convert_channels(images, channels) if channels else images
-    if images.shape[0] == 0:
+    images, targets = raw.images, raw.targets
+    if size:
+        images = _resize(images, size)
+        targets = _resize(targets, size) if targets is not None else None
+    if channels:
+        images = convert_channels(images, channels)
+        targets = convert_channels(targets, channels) if targets is not None else None
+    if images.shape[0] == 0 or (targets is not None and targets.shape[0] == 0):
         raise ZooError(f"{data} holds no images")
-    _write(folder, data, images, raw, {"classes": classes, "subset": subset})
+    _write(folder, data, images, targets, raw, {"classes": classes, "subset": subset})
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder,
                          title=data)
-    console.print(f"prepared {data}: {len(prepared):,} images of {images.shape[1]}x"
-                  f"{images.shape[2]}x{images.shape[3]} in {time.perf_counter() - started:.1f}s "
-                  f"-> {folder}")
+    shape = f"{images.shape[1]}x{images.shape[2]}x{images.shape[3]}"
+    if prepared.targets is not None:
+        figures.save_grid(_pair_rows(prepared), folder / "pairs.png", scale=2)
+        a, b = raw.domains
+        t = prepared.targets
+        count = (f"{len(prepared):,} pairs ({a} -> {b})" if raw.pairing == "paired"
+                 else f"{len(prepared):,} {a} and {len(t):,} {b} images")
+        shape += f" -> {t.shape[1]}x{t.shape[2]}x{t.shape[3]}"
+    else:
+        count = f"{len(prepared):,} images"
+    console.print(f"prepared {data}: {count} of {shape} in {time.perf_counter() - started:.1f}s -> {folder}")
     return prepared
+
+
+def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
+    """Domain A's first images over domain B's (each pair in a column, for paired data)."""
+    from zoo.data import to_float
+
+    a, b = prepared.images[:n], prepared.targets[:n]
+    k = min(len(a), len(b))
+    a, b = convert_channels(a[:k], 3), convert_channels(b[:k], 3)
+    return to_float(torch.stack([a, b]))
 
 
 def parse_subset(subset: str | None) -> slice | None:
@@ -105,10 +129,14 @@ def parse_classes(classes: str, names: list[str], data: str) -> list[int]:
 
 def _select(raw: RawData, span: slice | None, classes: str | None, data: str) -> RawData:
     notes = list(raw.notes)
-    images, labels, names = raw.images, raw.labels, raw.class_names
+    images, labels, names, targets = raw.images, raw.labels, raw.class_names, raw.targets
+    if raw.pairing and classes is not None:
+        raise UsageError(f"--classes does not apply to {data}; two classes of a labelled set make "
+                         "two domains with unpaired:DATASET:CLASS_A,CLASS_B")
     if span is not None:
         images = images[span]
         labels = labels[span] if labels is not None else None
+        targets = targets[span] if targets is not None else None
         bounds = f"{'' if span.start is None else span.start}:{'' if span.stop is None else span.stop}"
         notes.append(f"subset [{bounds}] of {len(raw.images):,} images")
     if classes is not None:
@@ -119,9 +147,9 @@ def _select(raw: RawData, span: slice | None, classes: str | None, data: str) ->
         images, labels = images[mask], remap[labels[mask]]
         names = [names[i] for i in keep]
         notes.append(f"classes {', '.join(names)} only")
-    if len(images) == 0:
+    if len(images) == 0 or (targets is not None and len(targets) == 0):
         raise UsageError(f"the selection left no images of {data}; check --subset and --classes")
-    return RawData(images, labels, names, raw.origin, raw.split, notes)
+    return RawData(images, labels, names, raw.origin, raw.split, notes, targets, raw.pairing, raw.domains)
 
 
 def describe(prepared: PreparedData) -> dict[str, object]:
@@ -134,6 +162,9 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "shape": f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
         "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"]))
         or "unlabelled",
+        **({"pairing": f"{meta['pairing']}: A = {meta['domains'][0]}, B = {meta['domains'][1]} "
+                       f"({meta['target_count']:,} images, {prepared.spec.target_channels} channel(s))"}
+           if meta.get("pairing") else {}),
         "from": meta["origin"],
         "folder": str(prepared.path),
     }
@@ -144,13 +175,16 @@ def describe(prepared: PreparedData) -> dict[str, object]:
 def _read(data: str, size: int | None, channels: int | None, data_dir: Path | None,
           console: Console) -> RawData:
     say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
+    env = os.environ.get("ZOO_DATA_DIR")
+    env_dir = Path(env).expanduser() if env else None
+    if pairs.is_two_domain(data):
+        return pairs.read(data, size or DEFAULT_FOLDER_SIZE, channels, say, env_dir, data_dir, console)
     if data.startswith(FOLDER_PREFIX):
         return read_folder(Path(data[len(FOLDER_PREFIX):]).expanduser(), size or DEFAULT_FOLDER_SIZE,
                            channels, console)
     if data not in SOURCES:
         raise unknown_source(data)
-    env = os.environ.get("ZOO_DATA_DIR")
-    return load_named(data, data_dir, Path(env).expanduser() if env else None, say)
+    return load_named(data, data_dir, env_dir, say)
 
 
 def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -234,15 +268,26 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: Path | None,
                   classes: str | None = None, subset: str | None = None) -> Path:
     shape = f"{size or 'native'}px-{channels or 'native'}ch"
-    if data.startswith(FOLDER_PREFIX):
-        root = Path(data[len(FOLDER_PREFIX):]).expanduser()
-        _, files = folder_layout(root)
+    root = pairs.folder_of(data)
+    if data.startswith(FOLDER_PREFIX) or root is not None:
+        kind = "folder"
+        if root is None:
+            root = Path(data[len(FOLDER_PREFIX):]).expanduser()
+            files = folder_layout(root)[1]
+        else:
+            kind = data.split(":", 1)[0]
+            files = [(p, 0) for p in _files_under(root)]
         fingerprint = hashlib.sha256(str(root.resolve()).encode())
         for path, label in files:
             stat = path.stat()
             fingerprint.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        name = f"folder-{root.resolve().name}-{fingerprint.hexdigest()[:10]}"
+        name = f"{kind}-{root.resolve().name}-{fingerprint.hexdigest()[:10]}"
         shape = f"{size or DEFAULT_FOLDER_SIZE}px-{channels or 'auto'}ch"
+    elif pairs.is_two_domain(data):
+        name = "".join(c if c.isalnum() or c in "-," else "_" for c in data.lower()).replace(",", "+")
+        name += "-" + hashlib.sha256(data.lower().encode()).hexdigest()[:6]
+        if data_dir is not None:
+            name += "-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
     elif data in SOURCES:
         name = data
         if data_dir is not None:  # an explicit source is its own data set, cached apart
@@ -260,12 +305,15 @@ def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: P
     return prepared_dir() / f"{name}-{shape}{selection}"
 
 
-def _write(folder: Path, data: str, images: torch.Tensor, raw: RawData, selection: dict) -> None:
+def _write(folder: Path, data: str, images: torch.Tensor, targets: torch.Tensor | None, raw: RawData,
+           selection: dict) -> None:
     """Write the prepared files into a fresh folder, then swap it in whole."""
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     tensors = {"images": images.contiguous()}
+    if targets is not None:
+        tensors["targets"] = targets.contiguous()
     counts: list[int] = []
     if raw.labels is not None and raw.class_names:
         tensors["labels"] = raw.labels.contiguous()
@@ -283,6 +331,9 @@ def _write(folder: Path, data: str, images: torch.Tensor, raw: RawData, selectio
         "class_names": raw.class_names,
         "class_counts": counts,
         "selection": selection,
+        "pairing": raw.pairing,
+        "domains": list(raw.domains),
+        "target_count": int(targets.shape[0]) if targets is not None else 0,
         "notes": raw.notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -139,5 +139,22 @@ def load_latent_model(target: str, device: str, action: str):
 
     path = find_checkpoint(target)
     model, checkpoint = load_model(path, resolve_device(device))
-    registry.registry().require(type(model), Capability.LATENT, action)
+    hint = ""
+    if model.has(Capability.IMAGE_TO_IMAGE):
+        hint = f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
+    registry.registry().require(type(model), Capability.LATENT, action, hint)
+    return model, checkpoint, path
+
+
+def load_translator(target: str, device: str):
+    """(model, checkpoint, path) for ``zoo translate``; refuses models that do not translate."""
+    from zoo.devices import resolve_device
+    from zoo.model import Capability
+
+    path = find_checkpoint(target)
+    model, checkpoint = load_model(path, resolve_device(device))
+    if not model.has(Capability.IMAGE_TO_IMAGE):
+        able = ", ".join(registry.registry().with_capability(Capability.IMAGE_TO_IMAGE)) or "none installed"
+        hint = f"; it samples from noise: zoo sample {target}" if model.has(Capability.LATENT) else ""
+        raise UsageError(f"{model.name} does not translate images (models that do: {able}){hint}")
     return model, checkpoint, path

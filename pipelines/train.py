@@ -139,6 +139,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     if p.cls.has(Capability.CLASS_CONDITIONAL) and not spec.labelled:
         raise UsageError(f"{p.cls.name} is class-conditional and needs labelled data; {p.data} has no "
                          "labels (for folder: data, put each class's images in its own sub-folder)")
+    _check_pairing(p.cls, spec, p.data)
     p.cls.check_data(p.config, spec)
 
     # The run folder: new, or the one being resumed.
@@ -153,7 +154,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     model = p.cls(p.config, spec).to(device)
     model.train()
     model.optimizers = model.configure_optimizers()
-    batches = TensorBatches(prepared.images, prepared.labels, p.config.batch_size, p.seed, device)
+    batches = TensorBatches(prepared.images, prepared.labels, p.config.batch_size, p.seed, device,
+                            targets=prepared.targets, paired=spec.pairing != "unpaired")
     steps_per_epoch = max(1, batches.batches_per_epoch // model.batches_per_step())
     step = 0
     if p.resume_from is not None:
@@ -162,7 +164,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     if step >= total:
         raise UsageError(f"that run already finished {step} steps; ask for more with --steps or --epochs")
 
-    preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed))
+    preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
+                                          _examples(prepared, spec, PREVIEW_COUNT, p.seed, device))
     run_name = run_dir.name
     config_dict = config_io.to_dict(p.config)
     info.update({
@@ -305,6 +308,35 @@ def _require_noise_key(cls: type[Model]) -> None:
         raise UsageError(f"--noise: {cls.name} draws no latent vector (models that do: {able})")
     if "noise" not in {f.name for f in config_io.describe(cls.Config)}:
         raise UsageError(f"--noise: {cls.name} has a fixed N(0, 1) prior (its config has no noise key)")
+
+
+def _check_pairing(cls: type[Model], spec: zoo.DataSpec, data: str) -> None:
+    """Two-domain data for the models that translate, one-domain data for the rest."""
+    if spec.pairing in cls.data_pairing or not (spec.pairing or cls.data_pairing):
+        return
+    if not spec.pairing:
+        kinds = " or ".join(f"{k}:..." for k in cls.data_pairing)
+        raise UsageError(f"{cls.name} translates images and trains on two-domain data ({kinds}), "
+                         f"e.g. --data paired:edges2fashion or unpaired:fashion:sneaker,ankle-boot; "
+                         f"{data} is one set of images")
+    able = registry.registry().trained_on(spec.pairing)
+    if not cls.data_pairing:
+        raise UsageError(f"{cls.name} learns from one set of images; {data} is two-domain data for "
+                         f"image-to-image models ({', '.join(able) or 'none installed'})")
+    raise UsageError(f"{cls.name} needs {' or '.join(cls.data_pairing)} data; {data} is {spec.pairing} "
+                     f"(models for it: {', '.join(able) or 'none installed'})")
+
+
+def _examples(prepared: Any, spec: zoo.DataSpec, n: int, seed: int, device: torch.device) -> zoo.Batch | None:
+    """A fixed, seeded handful of training examples, for the previews of models that need them."""
+    if prepared.targets is None:
+        return None
+    from zoo.data import to_float
+
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(prepared.images), generator=g)[:n]
+    other = pick if spec.pairing == "paired" else torch.randperm(len(prepared.targets), generator=g)[:n]
+    return zoo.Batch(to_float(prepared.images[pick]).to(device), None, to_float(prepared.targets[other]).to(device))
 
 
 def _total_steps(opts: TrainOptions, p: Plan, steps_per_epoch: int) -> int:

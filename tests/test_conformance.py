@@ -6,6 +6,7 @@ takes one training step on the CPU, samples, and survives a checkpoint round tri
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,18 @@ SPECS = [zoo.DataSpec("gray28", 1, 28, 28, tuple("0123456789")),
          zoo.DataSpec("rgb32", 3, 32, 32, tuple("0123456789"))]
 
 
+def specs_for(cls) -> list[zoo.DataSpec]:
+    """The test shapes; two-domain versions of them for models that translate."""
+    if not cls.data_pairing:
+        return SPECS
+    return [replace(s, class_names=(), pairing=cls.data_pairing[0], target_channels=s.channels,
+                    domains=("A", "B")) for s in SPECS]
+
+
 def build(name: str, spec: zoo.DataSpec | None = None):
     cls = registry().get(name)
     config = config_io.from_dict(cls.Config, cls.tiny_config, source=f"{name}.tiny_config")
-    for candidate in ([spec] if spec else SPECS):
+    for candidate in ([spec] if spec else specs_for(cls)):
         try:
             cls.check_data(config, candidate)
         except zoo.UsageError:
@@ -40,7 +49,11 @@ def batches_for(model: zoo.Model, n: int = 64) -> TensorBatches:
     spec = model.spec
     images = torch.randint(0, 256, (n, spec.channels, spec.height, spec.width), dtype=torch.uint8)
     labels = torch.arange(n) % max(1, spec.num_classes)
-    return TensorBatches(images, labels, model.config.batch_size, seed=0)
+    targets = None
+    if spec.pairing:
+        targets = torch.randint(0, 256, (n, spec.target_channels, spec.height, spec.width), dtype=torch.uint8)
+    return TensorBatches(images, labels, model.config.batch_size, seed=0, targets=targets,
+                         paired=spec.pairing != "unpaired")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,6 +93,7 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
         with pytest.raises(zoo.UsageError):
             model.sample(2)
         return
+    assert not model.data_pairing, "a model that trains on two-domain data translates; it has no prior"
     labels = labels_for(model, 5)
     images = model.sample(5, generator=torch.Generator().manual_seed(1), labels=labels)
     assert images.shape == (5, spec.channels, spec.height, spec.width)
@@ -96,6 +110,28 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
         ones = model.sample(3, generator=torch.Generator().manual_seed(1), labels=torch.ones(3, dtype=torch.long))
         twos = model.sample(3, generator=torch.Generator().manual_seed(1), labels=torch.full((3,), 2))
         assert not torch.equal(ones, twos), "the class must change the image"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_translation_matches_the_capabilities(name: str) -> None:
+    model = build(name)
+    spec = model.spec
+    translates = model.has(zoo.Capability.IMAGE_TO_IMAGE)
+    assert bool(model.directions) == translates and bool(model.data_pairing) == translates
+    if not translates:
+        return
+    assert set(model.data_pairing) <= {"paired", "unpaired"}
+    assert set(model.directions) <= {"AtoB", "BtoA"} and "AtoB" in model.directions
+    images = torch.rand(3, spec.channels, spec.height, spec.width) * 2 - 1
+    with zoo.evaluating(model), torch.no_grad():
+        for direction in model.directions:
+            out = model.translate(images, direction)
+            assert out.shape == (3, spec.target_channels, spec.height, spec.width)
+            assert out.min() >= -1 and out.max() <= 1
+    example = batches_for(model).next()
+    preview = model.preview(model.preview_inputs(4, torch.Generator().manual_seed(0), example))
+    assert preview.dim() == 5 and preview.shape[1] >= 2, "a row per example: input | output | ..."
+    assert preview.shape[-2:] == (spec.height, spec.width)
 
 
 def labels_for(model: zoo.Model, n: int) -> torch.Tensor | None:

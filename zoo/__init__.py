@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Config": "zoo.config",
+    "AdversarialConfig": "zoo.losses",
     "option": "zoo.config",
     "ZooError": "zoo.errors",
     "UsageError": "zoo.errors",
@@ -41,15 +42,17 @@ _EXPORTS = {
     "frozen": "zoo.model",
     "init_normal": "zoo.model",
     "class_rows": "zoo.model",
+    "image_rows": "zoo.model",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .config import Config, option
+    from .losses import AdversarialConfig
     from .errors import UsageError, ZooError
     from .model import (Batch, Batches, Capability, DataSpec, Metrics, Model, Progress,
-                        class_rows, evaluating, frozen, init_normal)
+                        class_rows, evaluating, frozen, image_rows, init_normal)
 
 
 def __getattr__(name: str) -> Any:

@@ -23,12 +23,14 @@ PREPARED_FORMAT = "zoo-prepared/1"
 
 @dataclass
 class PreparedData:
-    """A prepared data set: ``images`` uint8 N x C x H x W, ``labels`` int64 N (or None)."""
+    """A prepared data set: ``images`` uint8 N x C x H x W, ``labels`` int64 N (or None), and
+    for two-domain data ``targets`` (domain B; as many as ``images`` when paired)."""
 
     path: Path
     images: torch.Tensor
     labels: torch.Tensor | None
     meta: dict[str, Any]
+    targets: torch.Tensor | None = None
 
     @property
     def spec(self) -> DataSpec:
@@ -38,6 +40,9 @@ class PreparedData:
             height=int(self.images.shape[2]),
             width=int(self.images.shape[3]),
             class_names=tuple(self.meta.get("class_names", ())),
+            pairing=self.meta.get("pairing", ""),
+            target_channels=int(self.targets.shape[1]) if self.targets is not None else 0,
+            domains=tuple(self.meta.get("domains", ())),
         )
 
     def __len__(self) -> int:
@@ -54,7 +59,7 @@ def load_prepared(folder: Path) -> PreparedData:
     except (OSError, ValueError) as exc:
         raise ZooError(f"prepared data in {folder} is unreadable ({exc}); "
                        "run `zoo prep` again with --force") from None
-    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta)
+    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"))
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -83,15 +88,23 @@ class TensorBatches:
     The order depends only on the seed and the epoch number, and the position is part of
     the checkpoint, so a resumed run sees exactly the batches it would have seen.
     Incomplete final batches are dropped (batch norm and GAN losses dislike tiny batches).
+    Two-domain data comes with ``targets``: indexed like the images when ``paired``, else
+    drawn in an order of their own (unpaired domains may differ in size).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
-                 seed: int, device: torch.device | str = "cpu") -> None:
-        if images.shape[0] < batch_size:
+                 seed: int, device: torch.device | str = "cpu", *, targets: torch.Tensor | None = None,
+                 paired: bool = True) -> None:
+        smallest = min(images.shape[0], images.shape[0] if targets is None else targets.shape[0])
+        if smallest < batch_size:
             raise UsageError(f"batch size {batch_size} is larger than the data set "
-                             f"({images.shape[0]} images); pass a smaller --batch-size")
+                             f"({smallest} images); pass a smaller --batch-size")
+        if targets is not None and paired and targets.shape[0] != images.shape[0]:
+            raise ValueError("paired targets must match the images one to one")
         self.images = images.to(device)
         self.labels = labels.to(device) if labels is not None else None
+        self.targets = targets.to(device) if targets is not None else None
+        self.paired = paired
         self.batch_size = batch_size
         self.seed = seed
         self.batches_per_epoch = images.shape[0] // batch_size
@@ -108,7 +121,19 @@ class TensorBatches:
         index = self._order[start:start + self.batch_size]
         self.position += 1
         labels = self.labels[index] if self.labels is not None else None
-        return Batch(to_float(self.images[index]), labels)
+        targets = None
+        if self.targets is not None:
+            targets = to_float(self.targets[index if self.paired else self._unpaired_index()])
+        return Batch(to_float(self.images[index]), labels, targets)
+
+    def _unpaired_index(self) -> torch.Tensor:
+        """Domain B's next batch: its own permutation per pass, from a count of batches drawn."""
+        per_pass = self.targets.shape[0] // self.batch_size
+        drawn = self.epoch * self.batches_per_epoch + self.position - 1
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + drawn // per_pass)
+        order = torch.randperm(self.targets.shape[0], generator=generator)
+        start = (drawn % per_pass) * self.batch_size
+        return order[start:start + self.batch_size].to(self.targets.device)
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}

@@ -56,6 +56,12 @@ class DataSpec:
     height: int
     width: int
     class_names: tuple[str, ...] = ()
+    pairing: str = ""
+    """"paired" (each image has a target), "unpaired" (two domains), or "" (one set of images)."""
+    target_channels: int = 0
+    """Channels of the targets (domain B) of two-domain data."""
+    domains: tuple[str, ...] = ()
+    """Names of domains A and B of two-domain data."""
 
     @property
     def num_classes(self) -> int:
@@ -68,6 +74,7 @@ class DataSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["class_names"] = list(self.class_names)
+        data["domains"] = list(self.domains)
         return data
 
     @classmethod
@@ -78,15 +85,21 @@ class DataSpec:
             height=int(data["height"]),
             width=int(data["width"]),
             class_names=tuple(data.get("class_names", ())),
+            pairing=str(data.get("pairing", "")),
+            target_channels=int(data.get("target_channels", 0)),
+            domains=tuple(data.get("domains", ())),
         )
 
 
 @dataclass
 class Batch:
-    """Images as float tensors in [-1, 1], N x C x H x W, on the training device."""
+    """Images as float tensors in [-1, 1], N x C x H x W, on the training device. For
+    two-domain data ``images`` are domain A and ``targets`` domain B: each image's own
+    target for paired data, an independent draw for unpaired data."""
 
     images: Tensor
     labels: Tensor | None = None
+    targets: Tensor | None = None
 
 
 class Batches(Protocol):
@@ -132,6 +145,10 @@ class Model(nn.Module):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     tiny_config: ClassVar[dict[str, Any]] = {}
     """Config overrides for the smallest working model: the conformance tests train it."""
+    data_pairing: ClassVar[tuple[str, ...]] = ()
+    """Two-domain data an image-to-image model trains on: "paired", "unpaired" or both."""
+    directions: ClassVar[tuple[str, ...]] = ()
+    """The ways an image-to-image model translates: ("AtoB",), or ("AtoB", "BtoA")."""
 
     def __init__(self, config: Config, spec: DataSpec) -> None:
         super().__init__()
@@ -193,6 +210,11 @@ class Model(nn.Module):
         used to interpolate from one class to another)."""
         raise NotImplementedError(f"{self.name} does not generate from a latent vector")
 
+    def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor:
+        """Images in [-1, 1] translated from one domain to the other, for models with the
+        ``image-to-image`` capability; ``direction`` is one of :attr:`directions`."""
+        raise NotImplementedError(f"{self.name} does not translate images")
+
     def encode(self, images: Tensor) -> Tensor:
         """Latent vectors for images in [-1, 1], for models with the ``encoder`` capability
         (inversion starts from this guess)."""
@@ -215,10 +237,18 @@ class Model(nn.Module):
 
     # -- the pictures shown during training --------------------------------------------------
 
-    def preview_inputs(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+    def preview_inputs(self, n: int, generator: torch.Generator, examples: Batch | None = None) -> dict[str, Tensor]:
         """Fixed inputs, made once per run, whose outputs are drawn after every epoch.
 
-        Class-conditional models get one row per class, ``PREVIEW_PER_CLASS`` wide."""
+        Class-conditional models get one row per class, ``PREVIEW_PER_CLASS`` wide;
+        image-to-image models get ``examples``, a fixed batch of the training data."""
+        if self.has(Capability.IMAGE_TO_IMAGE):
+            if examples is None:
+                raise ValueError(f"{self.name} previews need example images")
+            inputs = {"images": examples.images[:PREVIEW_EXAMPLES]}
+            if examples.targets is not None:
+                inputs["targets"] = examples.targets[:PREVIEW_EXAMPLES]
+            return inputs
         if self.has(Capability.CLASS_CONDITIONAL):
             labels = class_rows(self.spec.num_classes, PREVIEW_PER_CLASS)
             return {"z": self.sample_latent(len(labels), generator), "labels": labels.to(self.device)}
@@ -227,7 +257,12 @@ class Model(nn.Module):
     @torch.no_grad()
     def preview(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """Images in [-1, 1] for the fixed preview inputs (one grid per epoch, then a GIF):
-        N x C x H x W, or rows x columns x C x H x W to fix the grid's layout."""
+        N x C x H x W, or rows x columns x C x H x W to fix the grid's layout. Image-to-image
+        models show a row per example: input | output | target."""
+        if self.has(Capability.IMAGE_TO_IMAGE):
+            with evaluating(self):
+                output = self.translate(inputs["images"], self.directions[0] if self.directions else "AtoB")
+            return image_rows(inputs["images"], output, *([inputs["targets"]] if "targets" in inputs else []))
         with evaluating(self):
             images = self.generate(**inputs)
         if self.has(Capability.CLASS_CONDITIONAL):
@@ -245,6 +280,15 @@ class Model(nn.Module):
 
 
 PREVIEW_PER_CLASS = 8
+PREVIEW_EXAMPLES = 8
+
+
+def image_rows(*columns: Tensor) -> Tensor:
+    """Images side by side, one example per row: N x len(columns) x C x H x W, every column
+    in 3 channels when their channels differ (gray inputs beside colour outputs)."""
+    if len({c.shape[1] for c in columns}) > 1:
+        columns = tuple(c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in columns)
+    return torch.stack(columns, dim=1)
 
 
 def class_rows(num_classes: int, per_class: int) -> Tensor:

@@ -34,6 +34,8 @@ BUILTINS = [
     "cgan = zoo.plugins.cgan:CGAN",
     "wgan = zoo.plugins.wgan:WGAN",
     "wgan-gp = zoo.plugins.wgan:WGANGP",
+    "pix2pix = zoo.plugins.pix2pix:Pix2Pix",
+    "cyclegan = zoo.plugins.cyclegan:CycleGAN",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"
@@ -119,14 +121,21 @@ class Registry:
                 if e.model is not None and self.conflict(e.name) is None
                 and capability in e.model.capabilities]
 
-    def require(self, model: type[Model], capability: Capability, action: str) -> None:
-        """Refuse, naming the models that can, when ``model`` lacks ``capability``."""
+    def trained_on(self, pairing: str) -> list[str]:
+        """Names of the working plugins that train on ``paired`` or ``unpaired`` data."""
+        return [e.name for e in self.entries()
+                if e.model is not None and self.conflict(e.name) is None
+                and pairing in e.model.data_pairing]
+
+    def require(self, model: type[Model], capability: Capability, action: str, hint: str = "") -> None:
+        """Refuse, naming the models that can, when ``model`` lacks ``capability``; ``hint``
+        (a sentence) says what the model does instead."""
         if capability in model.capabilities:
             return
         able = [n for n in self.with_capability(capability) if n != model.name]
         alternatives = f"; models that can: {', '.join(able)}" if able else ""
         raise UsageError(f"{model.name} cannot {action}: it lacks the {capability.value!r} "
-                         f"capability{alternatives}")
+                         f"capability{alternatives}{'. ' + hint if hint else ''}")
 
     def is_name(self, name: str) -> bool:
         return name in self._entries

@@ -1,0 +1,81 @@
+"""What every command shares: the Typer app, the consoles, error handling, common options.
+
+Expected errors end as one line and a non-zero exit (2 for bad usage); ``--verbose`` shows
+the traceback. Heavy imports (torch, wandb, matplotlib) happen inside the commands, so
+``zoo --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import ZooError
+
+app = typer.Typer(
+    name="zoo",
+    help="A zoo of GANs and their relatives: prepare data, train, sample.\n\n"
+         "Start with [bold]zoo list[/], then [bold]zoo train dcgan --data mnist[/].",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+console = Console()
+err_console = Console(stderr=True)
+_state = {"verbose": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ZooError into one red line and its exit code (a traceback with --verbose)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ZooError as exc:
+            if _state["verbose"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def examples(*lines: str) -> str:
+    return "[bold]Examples[/]\n\n" + "\n\n".join(f"  [cyan]{line}[/]" for line in lines)
+
+
+# -- options several commands take ---------------------------------------------------------
+
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Look here first for the raw files (then $ZOO_DATA_DIR, the cache, system "
+                       "folders; then download).")]
+Size = Annotated[Optional[int], typer.Option("--size", help="Resize (and centre-crop) to SIZE x SIZE.")]
+Channels = Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
+Classes = Annotated[Optional[str], typer.Option(
+    "--classes", help="Keep only these classes, by name or index: 7, or sneaker,sandal.")]
+Subset = Annotated[Optional[str], typer.Option(
+    "--subset", help="Keep part of the data set, START:STOP in its order: 0:8000, 8000:.")]

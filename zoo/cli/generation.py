@@ -1,0 +1,64 @@
+"""zoo sample and zoo translate: images from a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .base import app, console, examples, handles_errors
+
+
+# -- zoo sample --------------------------------------------------------------------------------
+
+@app.command(epilog=examples("zoo sample dcgan --n 64 --out samples/",
+                             "zoo sample cgan --digit 7 --n 100 --out sevens/",
+                             "zoo sample cgan --n 100                      # a row per class",
+                             "zoo sample cgan --class sneaker",
+                             "zoo sample dcgan --truncation 0.7",
+                             "zoo sample runs/dcgan-mnist-20261122-101500 --n 16 --seed 3",
+                             "zoo sample runs/dcgan-mnist-20261122-101500/checkpoint.safetensors"))
+@handles_errors
+def sample(
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
+    n: Annotated[int, typer.Option("--n", "-n", help="How many images.")] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the latent vectors.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default samples/RUN-seedS).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    class_: Annotated[Optional[str], typer.Option("--class", help="Class-conditional models: the class to make, by name or index.")] = None,
+    digit: Annotated[Optional[str], typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
+    noise: Annotated[Optional[str], typer.Option("--noise", help="Draw z from another prior than the model was trained with (an experiment).")] = None,
+    truncation: Annotated[Optional[float], typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
+) -> None:
+    """Generate N images from a trained model: one PNG each plus grid.png.
+
+    Class-conditional models make --class (or --digit) only, or else a grid with one row
+    per class; each file name starts with its class."""
+    from ..pipelines.sample import sample as run_sampling
+
+    run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
+                 digit=digit, noise=noise, truncation=truncation, console=console)
+
+
+# -- zoo translate -----------------------------------------------------------------------------
+
+@app.command(epilog=examples("zoo translate pix2pix edges.png --out out/",
+                             "zoo translate pix2pix my-sketches/ --out out/",
+                             "zoo translate pix2pix 'photos/*.jpg' --out out/",
+                             "zoo translate cyclegan boots/ --direction BtoA --out sneakers/",
+                             "zoo translate runs/pix2pix-paired-edges2fashion-XXXX edges.png"))
+@handles_errors
+def translate(
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or globs (quote them).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the results (default translations/RUN-DIRECTION).")] = None,
+    direction: Annotated[Optional[str], typer.Option("--direction", help="AtoB (default) or BtoA, for models that go both ways.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Translate images with an image-to-image model: one PNG per input and sheet.png (input | output)."""
+    from ..pipelines.translate import translate as run
+
+    run(target, inputs, out=out, direction=direction, force=force, device=device, console=console)

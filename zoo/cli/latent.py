@@ -1,0 +1,130 @@
+"""zoo interpolate, zoo invert, zoo explore: the latent space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .base import app, console, examples, handles_errors
+
+
+# -- zoo interpolate / invert / explore: the latent space ---------------------------------
+
+Target = Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")]
+Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder.")]
+Force = Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+Class = Annotated[Optional[str], typer.Option("--class", help="Class-conditional models: the class, by name or index.")]
+Digit = Annotated[Optional[str], typer.Option("--digit", help="--class for digit data sets.")]
+
+
+def _ints(text: Optional[str], flag: str) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter("takes seeds as integers, comma-separated: 1 or 1,3,5", param_hint=flag) from None
+
+
+@app.command(epilog=examples(
+    "zoo interpolate dcgan --from-seed 1 --to-seed 2 --steps 10 --method slerp",
+    "zoo interpolate dcgan --from-seed 1,3,5 --to-seed 2,4,6          # three rows",
+    "zoo interpolate dcgan --from-image a.png --to-image b.png        # inverts both first",
+    "zoo interpolate cgan --from-class 1 --to-class 7 --from-seed 0 --to-seed 0",
+))
+@handles_errors
+def interpolate(
+    target: Target,
+    from_seed: Annotated[Optional[str], typer.Option("--from-seed", help="Start seed(s), comma-separated for several rows.")] = None,
+    to_seed: Annotated[Optional[str], typer.Option("--to-seed", help="End seed(s), as many as --from-seed.")] = None,
+    from_latent: Annotated[Optional[Path], typer.Option("--from-latent", help="Start latent(s): a .safetensors from zoo invert.")] = None,
+    to_latent: Annotated[Optional[Path], typer.Option("--to-latent", help="End latent(s).")] = None,
+    from_image: Annotated[Optional[Path], typer.Option("--from-image", help="Start image (inverted first).")] = None,
+    to_image: Annotated[Optional[Path], typer.Option("--to-image", help="End image (inverted first).")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Images along each path, ends included.")] = 10,
+    method: Annotated[Optional[str], typer.Option("--method", help="lerp or slerp (default: slerp for Gaussian priors).")] = None,
+    class_: Class = None,
+    digit: Digit = None,
+    from_class: Annotated[Optional[str], typer.Option("--from-class", help="Conditional models: walk from this class...")] = None,
+    to_class: Annotated[Optional[str], typer.Option("--to-class", help="...to this one.")] = None,
+    invert_steps: Annotated[int, typer.Option("--invert-steps", help="Optimisation steps when inverting images.")] = 300,
+    restarts: Annotated[int, typer.Option("--restarts", help="Random starts when inverting images.")] = 4,
+    out: Out = None,
+    force: Force = False,
+    device: Device = "auto",
+) -> None:
+    """Interpolate between two points of a model's latent space: a strip, a GIF, the latents."""
+    from ..pipelines.interpolate import interpolate as run
+
+    run(target, from_seed=_ints(from_seed, "--from-seed"), to_seed=_ints(to_seed, "--to-seed"),
+        from_latent=from_latent, to_latent=to_latent, from_image=from_image, to_image=to_image,
+        steps=steps, method=method, class_=class_, digit=digit, from_class=from_class, to_class=to_class,
+        invert_steps=invert_steps, restarts=restarts, out=out, force=force, device=device, console=console)
+
+
+@app.command(epilog=examples(
+    "zoo invert dcgan target.png --steps 500 --restarts 8",
+    "zoo invert dcgan photos/ --out fits/                 # every image in a folder",
+    "zoo invert cgan seven.png --digit 7",
+))
+@handles_errors
+def invert(
+    model: Target,
+    target: Annotated[Path, typer.Argument(help="An image file (any size or format) or a folder of them.")],
+    steps: Annotated[int, typer.Option("--steps", help="Optimisation steps.")] = 500,
+    restarts: Annotated[int, typer.Option("--restarts", help="Random starts; the best fit wins.")] = 8,
+    lr: Annotated[float, typer.Option("--lr", help="Adam's starting learning rate (cosine decay).")] = 0.05,
+    ssim_weight: Annotated[float, typer.Option("--ssim-weight", help="Weight of the structural term (1 - SSIM).")] = 0.1,
+    prior_weight: Annotated[float, typer.Option("--prior-weight", help="Weight of the penalty keeping z plausible under the prior.")] = 0.001,
+    class_: Class = None,
+    digit: Digit = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the random starts.")] = 0,
+    out: Out = None,
+    force: Force = False,
+    device: Device = "auto",
+) -> None:
+    """Find the latent vector whose image best matches a target: latent, reconstruction,
+    evolution strip and MSE / PSNR / SSIM."""
+    from ..pipelines.invert import invert as run
+
+    run(model, target, steps=steps, restarts=restarts, lr=lr, ssim_weight=ssim_weight,
+        prior_weight=prior_weight, class_=class_, digit=digit, seed=seed, out=out, force=force,
+        device=device, console=console)
+
+
+def _span(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter("takes LOW,HIGH, like -3,3", param_hint="--range") from None
+    return low, high
+
+
+@app.command(epilog=examples(
+    "zoo explore dcgan --dim 5 --range -3,3 --steps 9",
+    "zoo explore dcgan --dims 10                         # a row for each of the first 10",
+    "zoo explore dcgan --dim 0 --latent fits/cat.latent.safetensors",
+))
+@handles_errors
+def explore(
+    target: Target,
+    dim: Annotated[Optional[int], typer.Option("--dim", help="The latent coordinate to vary.")] = None,
+    dims: Annotated[Optional[int], typer.Option("--dims", help="Vary each of the first K coordinates, a row each.")] = None,
+    span: Annotated[str, typer.Option("--range", help="LOW,HIGH values the coordinate takes.")] = "-3,3",
+    steps: Annotated[int, typer.Option("--steps", help="Values from LOW to HIGH.")] = 9,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the base latent.")] = 0,
+    latent: Annotated[Optional[Path], typer.Option("--latent", help="Base latent from a file instead of a seed.")] = None,
+    class_: Class = None,
+    digit: Digit = None,
+    out: Out = None,
+    force: Force = False,
+    device: Device = "auto",
+) -> None:
+    """Vary one latent value at a time around a base latent and see what it does."""
+    from ..pipelines.interpolate import explore as run
+
+    run(target, dim=dim, dims=dims, span=_span(span), steps=steps, seed=seed, latent=latent,
+        class_=class_, digit=digit, out=out, force=force, device=device, console=console)

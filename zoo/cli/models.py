@@ -1,0 +1,59 @@
+"""zoo list, zoo info: what is installed and how to configure it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .base import app, console, err_console, examples, handles_errors
+
+
+# -- zoo list / zoo info ---------------------------------------------------------------------
+
+@app.command("list", epilog=examples("zoo list"))
+@handles_errors
+def list_models() -> None:
+    """List every model plugin: built-in and installed, working or broken."""
+    from rich.table import Table
+
+    from ..registry import registry
+
+    reg = registry()
+    table = Table(title="zoo models", show_lines=False)
+    for column in ("name", "family", "capabilities", "summary", "package", "status"):
+        table.add_column(column, overflow="fold")
+    for entry in reg.entries():
+        conflict = reg.conflict(entry.name)
+        if entry.model is not None:
+            m = entry.model
+            caps = ", ".join(sorted(str(c) for c in m.capabilities)) or "-"
+            status = "[red]name conflict[/]" if conflict else "[green]ok[/]"
+            table.add_row(m.name, m.family, caps, m.summary, entry.package, status)
+        else:
+            table.add_row(entry.name, "?", "?", f"[red]{entry.error}[/]", entry.package, "[red]broken[/]")
+    console.print(table)
+    for name in reg.names():
+        if problem := reg.conflict(name):
+            err_console.print(f"[yellow]warning:[/] {problem}")
+
+
+@app.command(epilog=examples("zoo info dcgan"))
+@handles_errors
+def info(model: Annotated[str, typer.Argument(help="Model name, as in `zoo list`.")]) -> None:
+    """Show a model: its paper, capabilities and every config key with its default."""
+    from rich.table import Table
+
+    from ..config import describe
+    from ..registry import registry
+
+    cls = registry().get(model)
+    caps = ", ".join(sorted(str(c) for c in cls.capabilities)) or "none"
+    console.print(f"[bold]{cls.name}[/] ({cls.family}, plugin version {cls.version})\n{cls.summary}\n"
+                  f"paper: {cls.paper or '-'}\ncapabilities: {caps}")
+    table = Table(title=f"{cls.name} config (change with --set key=value)")
+    for column in ("key", "type", "default", "help"):
+        table.add_column(column, overflow="fold")
+    for f in describe(cls.Config):
+        table.add_row(f.name, f.type, repr(f.default), f.help)
+    console.print(table)

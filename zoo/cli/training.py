@@ -1,0 +1,77 @@
+"""zoo train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .base import Channels, Classes, DataDir, Size, Subset, app, console, examples, handles_errors
+
+
+# -- zoo train ---------------------------------------------------------------------------------
+
+@app.command(epilog=examples(
+    "zoo train dcgan --data mnist --epochs 5",
+    "zoo train dcgan --data mnist --steps 1560 --set real_label=0.9",
+    "zoo train dcgan --data folder:~/monet --size 64 --channels 3 --device cuda",
+    "zoo train dcgan --data mnist --dry-run",
+    "zoo train cgan --data fashion-mnist --epochs 20",
+    "zoo train wgan-gp --data mnist --steps 100000 --minutes 10",
+    "zoo train dcgan --data mnist --set loss=hinge --set ema=0.999",
+    "zoo train pix2pix --data paired:edges2fashion --minutes 15",
+    "zoo train dcgan --data mnist --classes 7",
+    "zoo train dcgan --data mnist --noise uniform:-1,1",
+    "zoo train dcgan --resume runs/dcgan-mnist-20261122-101500 --epochs 10",
+))
+@handles_errors
+def train(
+    model: Annotated[str, typer.Argument(help="Model name, as in `zoo list`.")],
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, or paired:/unpaired: data (see zoo prep --help).")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the data (default 5).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps instead of epochs.")] = None,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this much training time, if the steps are not done first (--resume continues).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Images per batch (default: the paper's).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 0).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/MODEL-DATA-TIME).")] = None,
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value; repeatable. See `zoo info MODEL`.")] = None,
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or JSON file of config keys.")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a run: its folder, checkpoint, or the model's latest run.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the run already in --out.")] = False,
+    size: Size = None,
+    channels: Channels = None,
+    data_dir: DataDir = None,
+    classes: Classes = None,
+    subset: Subset = None,
+    noise: Annotated[Optional[str], typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
+    wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
+    no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and plan, then stop.")] = False,
+) -> None:
+    """Train a model; a preview grid each epoch, checkpoints, loss curves and a GIF.
+
+    Config precedence: the plugin's defaults < --config file < --set key=value < flags
+    such as --batch-size. Ctrl-C saves a checkpoint; --resume continues from it.
+    """
+    from ..pipelines.train import TrainOptions, plan, train as run_training
+
+    if wandb not in ("auto", "online", "offline"):
+        raise typer.BadParameter("must be auto, online or offline", param_hint="--wandb")
+    opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, minutes=minutes, batch_size=batch_size,
+                        seed=seed, device=device, out=out, sets=list(sets or []),
+                        config_file=config_file, resume=resume, force=force,
+                        wandb="off" if no_wandb else wandb, size=size, channels=channels,
+                        data_dir=data_dir, classes=classes, subset=subset, noise=noise)
+    if dry_run:
+        import json
+
+        from ..config import to_dict
+
+        p = plan(opts)
+        console.print_json(json.dumps({"model": p.cls.name, "data": p.data, "seed": p.seed,
+                                       "resume_from": str(p.resume_from) if p.resume_from else None,
+                                       "config": to_dict(p.config)}))
+        return
+    run_training(opts, console=console)

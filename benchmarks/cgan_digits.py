@@ -54,16 +54,23 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=1000)
     parser.add_argument("--conditioning", default="concat", choices=["concat", "projection", "acgan"])
     parser.add_argument("--cgan-set", action="append", default=[], help="extra --set for cgan")
+    parser.add_argument("--only", choices=["cgan", "dcgan"], help="run one half")
     parser.add_argument("--dcgan-set", action="append", default=[], help="extra --set for dcgan")
     args = parser.parse_args()
-    shutil.rmtree(RESULTS, ignore_errors=True)
-    RESULTS.mkdir(parents=True)
-
+    RESULTS.mkdir(parents=True, exist_ok=True)
     net, accuracy = classifier(train=slice(5000, 9000), check=slice(9000, None), epochs=15)
     print(f"judge: CNN on real digits 5000-8999, accuracy {accuracy:.3f} on real digits 9000-9999")
     real = prepare("mnist", subset=GAN_DATA)
     real_images = to_float(real.images)
+    if args.only != "dcgan":
+        conditional(args, net, real, real_images)
+    if args.only != "cgan":
+        only_sevens(args, net, real, real_images)
 
+
+def conditional(args: argparse.Namespace, net: torch.nn.Module, real, real_images: torch.Tensor) -> None:
+    for old in RESULTS.glob("cgan*"):
+        shutil.rmtree(old)
     run, seconds = timed_train(TrainOptions(
         model="cgan", data="mnist", subset=GAN_DATA, steps=args.steps, wandb="off", out=RESULTS / "cgan",
         sets=[f"conditioning={args.conditioning}", *args.cgan_set]))
@@ -86,6 +93,10 @@ def main() -> None:
         print(f"  {name}: sevens {values[7]:.1%} (target 95%), worst digit {min(values):.1%} "
               f"(target 90%), mean {sum(values) / 10:.1%}")
 
+
+def only_sevens(args: argparse.Namespace, net: torch.nn.Module, real, real_images: torch.Tensor) -> None:
+    for old in RESULTS.glob("dcgan7*"):
+        shutil.rmtree(old)
     run, seconds = timed_train(TrainOptions(
         model="dcgan", data="mnist", subset=GAN_DATA, classes="7", steps=args.dcgan_steps,
         wandb="off", out=RESULTS / "dcgan7", sets=args.dcgan_set))

@@ -51,20 +51,20 @@ def is_two_domain(data: str) -> bool:
     return data.startswith((PAIRED, UNPAIRED))
 
 
-def read(data: str, size: int, channels: int | None, say: Callable[[str], None],
+def read(data: str, dims: tuple[int, int], channels: int | None, say: Callable[[str], None],
          env_dir: Path | None, data_dir: Path | None, console: Console) -> RawData:
-    """Domain A as ``images`` and domain B as ``targets``, fitted to size x size."""
+    """Domain A as ``images`` and domain B as ``targets``, fitted to ``dims`` (height, width)."""
     if data.startswith(PAIRED):
         rest = data[len(PAIRED):]
         if rest in BUILTIN_PAIRED:
             return _edges(rest, data_dir, env_dir, say)
-        return _paired_folder(_existing(Path(rest).expanduser(), data), size, channels, console)
+        return _paired_folder(_existing(Path(rest).expanduser(), data), dims, channels, console)
     rest = data[len(UNPAIRED):]
     name, sep, classes = rest.partition(":")
     name = ALIASES.get(name, name)
     if sep and name in SOURCES:
         return _two_classes(name, classes, data_dir, env_dir, say)
-    return _unpaired_folder(_existing(Path(rest).expanduser(), data), size, channels, console)
+    return _unpaired_folder(_existing(Path(rest).expanduser(), data), dims, channels, console)
 
 
 def folder_of(data: str) -> Path | None:
@@ -136,7 +136,7 @@ def _images_in(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def _paired_folder(root: Path, size: int, channels: int | None, console: Console) -> RawData:
+def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     notes = []
     if (root / "train").is_dir():
         root = root / "train"
@@ -156,20 +156,20 @@ def _paired_folder(root: Path, size: int, channels: int | None, console: Console
             raise UsageError(f"paired:{root}: {len(unmatched)} file(s) have no partner in the other folder "
                              f"(e.g. {', '.join(unmatched[:3])}); A/ and B/ must hold the same names")
         keys = sorted(a_files)
-        a, a_gray = _read_all([a_files[k] for k in keys], size, console, f"reading {root}/A")
-        b, b_gray = _read_all([b_files[k] for k in keys], size, console, f"reading {root}/B")
+        a, a_gray = _read_all([a_files[k] for k in keys], dims, console, f"reading {root}/A")
+        b, b_gray = _read_all([b_files[k] for k in keys], dims, console, f"reading {root}/B")
     else:
         files = _images_in(root)
         if not files:
             raise UsageError(f"paired:{root} holds no images; put A|B side-by-side images in it, "
                              "or A/ and B/ folders")
-        a, b, a_gray, b_gray = _read_side_by_side(files, size, console)
+        a, b, a_gray, b_gray = _read_side_by_side(files, dims)
     a, b = _channels(a, a_gray, channels), _channels(b, b_gray, channels)
     return RawData(a, None, [], str(root.resolve()), "train", notes, targets=b, pairing="paired",
                    domains=("A", "B"))
 
 
-def _unpaired_folder(root: Path, size: int, channels: int | None, console: Console) -> RawData:
+def _unpaired_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     missing = [d for d in ("trainA", "trainB") if not (root / d).is_dir()]
     if missing:
         found = ", ".join(p.name + "/" for p in sorted(root.iterdir()) if p.is_dir()) or "no folders"
@@ -180,7 +180,7 @@ def _unpaired_folder(root: Path, size: int, channels: int | None, console: Conso
         files = _images_in(root / d)
         if not files:
             raise UsageError(f"unpaired:{root}: {d}/ holds no images")
-        domains.append(_read_all(files, size, console, f"reading {root}/{d}"))
+        domains.append(_read_all(files, dims, console, f"reading {root}/{d}"))
     (a, a_gray), (b, b_gray) = domains
     if channels is None and a_gray != b_gray:
         raise UsageError(f"unpaired:{root}: trainA/ is {'grayscale' if a_gray else 'colour'} and trainB/ "
@@ -191,13 +191,13 @@ def _unpaired_folder(root: Path, size: int, channels: int | None, console: Conso
                    domains=("A", "B"))
 
 
-def _read_all(files: list[Path], size: int, console: Console, what: str) -> tuple[torch.Tensor, bool]:
+def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> tuple[torch.Tensor, bool]:
     from rich.progress import track
 
     pictures, gray, skipped = [], True, []
     for path in track(files, description=what, console=console, disable=len(files) < 200, transient=True):
         try:
-            picture, mode, _ = figures.read_image(path, size, size)
+            picture, mode, _ = figures.read_image(path, *dims)
         except figures.UNREADABLE as exc:
             skipped.append(f"{path.name} ({type(exc).__name__})")
             continue
@@ -209,7 +209,7 @@ def _read_all(files: list[Path], size: int, console: Console, what: str) -> tupl
     return torch.stack(pictures), gray
 
 
-def _read_side_by_side(files: list[Path], size: int, console: Console) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
+def _read_side_by_side(files: list[Path], dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
     from PIL import Image, ImageOps
 
     import numpy as np
@@ -227,7 +227,7 @@ def _read_side_by_side(files: list[Path], size: int, console: Console) -> tuple[
                 rgb = img.convert("RGB")
                 for half, out in ((rgb.crop((0, 0, width // 2, height)), a_list),
                                   (rgb.crop((width // 2, 0, width, height)), b_list)):
-                    fitted = ImageOps.fit(half, (size, size), Image.Resampling.LANCZOS)
+                    fitted = ImageOps.fit(half, (dims[1], dims[0]), Image.Resampling.LANCZOS)
                     out.append(torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1))
         except figures.UNREADABLE as exc:
             raise ZooError(f"paired: {path} is not a readable image ({type(exc).__name__})") from None

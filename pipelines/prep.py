@@ -36,7 +36,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
-def prepare(data: str, *, size: int | None = None, channels: int | None = None,
+def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,
             data_dir: Path | None = None, classes: str | None = None, subset: str | None = None,
             force: bool = False, console: Console | None = None) -> PreparedData:
     """The prepared form of ``data`` (a data set name or ``folder:PATH``), made if needed.
@@ -46,23 +46,22 @@ def prepare(data: str, *, size: int | None = None, channels: int | None = None,
     Each selection is cached on its own."""
     console = console or Console(stderr=True)
     span = parse_subset(subset)
-    if size is not None and not 8 <= size <= 1024:
-        raise UsageError(f"--size must be between 8 and 1024 pixels, got {size}")
+    dims = parse_size(size)
     if channels not in (None, 1, 3):
         raise UsageError(f"--channels must be 1 or 3, got {channels}")
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
-    folder = _cache_folder(data, size, channels, data_dir, classes, subset)
+    folder = _cache_folder(data, dims, channels, data_dir, classes, subset)
     if not force and (folder / "meta.json").exists():
         return load_prepared(folder)
 
     started = time.perf_counter()
-    raw = _select(_read(data, size, channels, data_dir, console), span, classes, data)
+    raw = _select(_read(data, dims, channels, data_dir, console), span, classes, data)
     images, targets = raw.images, raw.targets
-    if size:
-        images = _resize(images, size)
-        targets = _resize(targets, size) if targets is not None else None
+    if dims:
+        images = _resize(images, dims)
+        targets = _resize(targets, dims) if targets is not None else None
     if channels:
         images = convert_channels(images, channels)
         targets = convert_channels(targets, channels) if targets is not None else None
@@ -94,6 +93,27 @@ def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
     k = min(len(a), len(b))
     a, b = convert_channels(a[:k], 3), convert_channels(b[:k], 3)
     return to_float(torch.stack([a, b]))
+
+
+def parse_size(size: int | str | None) -> tuple[int, int] | None:
+    """--size: 64 (square) or HEIGHTxWIDTH (64x128) -> (height, width), each 8 to 1024 px."""
+    if size is None:
+        return None
+    text = str(size).strip().lower()
+    try:
+        parts = [int(p) for p in text.split("x")]
+        if len(parts) not in (1, 2):
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--size takes SIZE or HEIGHTxWIDTH (like 64 or 64x128), got {size!r}") from None
+    height, width = parts if len(parts) == 2 else parts * 2
+    if not (8 <= height <= 1024 and 8 <= width <= 1024):
+        raise UsageError(f"--size must be between 8 and 1024 pixels a side, got {size}")
+    return height, width
+
+
+def _dims_name(dims: tuple[int, int]) -> str:
+    return str(dims[0]) if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
 
 
 def parse_subset(subset: str | None) -> slice | None:
@@ -172,15 +192,15 @@ def describe(prepared: PreparedData) -> dict[str, object]:
 
 # -- reading ------------------------------------------------------------------------------------
 
-def _read(data: str, size: int | None, channels: int | None, data_dir: Path | None,
+def _read(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
           console: Console) -> RawData:
     say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
     env = os.environ.get("ZOO_DATA_DIR")
     env_dir = Path(env).expanduser() if env else None
     if pairs.is_two_domain(data):
-        return pairs.read(data, size or DEFAULT_FOLDER_SIZE, channels, say, env_dir, data_dir, console)
+        return pairs.read(data, dims or (DEFAULT_FOLDER_SIZE,) * 2, channels, say, env_dir, data_dir, console)
     if data.startswith(FOLDER_PREFIX):
-        return read_folder(Path(data[len(FOLDER_PREFIX):]).expanduser(), size or DEFAULT_FOLDER_SIZE,
+        return read_folder(Path(data[len(FOLDER_PREFIX):]).expanduser(), dims or (DEFAULT_FOLDER_SIZE,) * 2,
                            channels, console)
     if data not in SOURCES:
         raise unknown_source(data)
@@ -213,8 +233,8 @@ def _files_under(folder: Path) -> list[Path]:
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def read_folder(root: Path, size: int, channels: int | None, console: Console) -> RawData:
-    """Every readable image under ``root``, fitted (resized and centre-cropped) to size x size."""
+def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
+    """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width."""
     from rich.progress import track
 
     classes, files = folder_layout(root)
@@ -222,7 +242,7 @@ def read_folder(root: Path, size: int, channels: int | None, console: Console) -
     for path, label in track(files, description=f"reading {root}", console=console,
                              disable=len(files) < 200, transient=True):
         try:
-            picture, mode, _ = figures.read_image(path, size, size)
+            picture, mode, _ = figures.read_image(path, *dims)
         except figures.UNREADABLE as exc:
             skipped.append(f"{path.name} ({type(exc).__name__})")
             continue
@@ -248,16 +268,19 @@ def read_folder(root: Path, size: int, channels: int | None, console: Console) -
 
 # -- shaping ------------------------------------------------------------------------------------
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    if images.shape[2] == size and images.shape[3] == size:
+def _resize(images: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
+    """Centre-crop to the aspect ratio of ``dims`` (height, width), then resize to it."""
+    height, width = dims
+    if images.shape[2] == height and images.shape[3] == width:
         return images
-    if images.shape[2] != images.shape[3]:
-        side = min(images.shape[2], images.shape[3])
-        top, left = (images.shape[2] - side) // 2, (images.shape[3] - side) // 2
-        images = images[:, :, top:top + side, left:left + side]
+    h, w = images.shape[2], images.shape[3]
+    if h * width != w * height:  # crop the longer side to the wanted aspect ratio
+        crop_h, crop_w = (h, round(h * width / height)) if w * height > h * width else (round(w * height / width), w)
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        images = images[:, :, top:top + crop_h, left:left + crop_w]
     out = []
     for chunk in images.split(4096):
-        resized = F.interpolate(chunk.float(), size=(size, size), mode="bilinear",
+        resized = F.interpolate(chunk.float(), size=(height, width), mode="bilinear",
                                 antialias=True, align_corners=False)
         out.append(resized.round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out)
@@ -265,9 +288,9 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
 
 # -- the cache ------------------------------------------------------------------------------------
 
-def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: Path | None,
+def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
                   classes: str | None = None, subset: str | None = None) -> Path:
-    shape = f"{size or 'native'}px-{channels or 'native'}ch"
+    shape = f"{_dims_name(dims) if dims else 'native'}px-{channels or 'native'}ch"
     root = pairs.folder_of(data)
     if data.startswith(FOLDER_PREFIX) or root is not None:
         kind = "folder"
@@ -282,7 +305,7 @@ def _cache_folder(data: str, size: int | None, channels: int | None, data_dir: P
             stat = path.stat()
             fingerprint.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
         name = f"{kind}-{root.resolve().name}-{fingerprint.hexdigest()[:10]}"
-        shape = f"{size or DEFAULT_FOLDER_SIZE}px-{channels or 'auto'}ch"
+        shape = f"{_dims_name(dims or (DEFAULT_FOLDER_SIZE,) * 2)}px-{channels or 'auto'}ch"
     elif pairs.is_two_domain(data):
         name = "".join(c if c.isalnum() or c in "-," else "_" for c in data.lower()).replace(",", "+")
         name += "-" + hashlib.sha256(data.lower().encode()).hexdigest()[:6]

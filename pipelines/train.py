@@ -31,7 +31,7 @@ from zoo.tracking import open_tracker
 
 from . import runs
 from .diagnostics import Alert, Watch, reference_images
-from .prep import prepare
+from .prep import parse_size, prepare
 
 DEFAULT_EPOCHS = 5
 PREVIEW_COUNT = 64
@@ -60,7 +60,7 @@ class TrainOptions:
     resume: str | None = None
     force: bool = False
     wandb: str = "auto"
-    size: int | None = None
+    size: int | str | None = None
     channels: int | None = None
     data_dir: Path | None = None
     classes: str | None = None
@@ -75,7 +75,7 @@ class Plan:
     cls: type[Model]
     config: zoo.Config
     data: str
-    size: int | None
+    size: int | str | None
     channels: int | None
     seed: int
     classes: str | None = None
@@ -103,7 +103,9 @@ def plan(opts: TrainOptions) -> Plan:
         config = config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
                                    flags={"batch_size": opts.batch_size, "noise": opts.noise})
         seed = 0 if opts.seed is None else opts.seed
-        return Plan(cls, config, opts.data, opts.size, opts.channels, seed, opts.classes, opts.subset)
+        dims = parse_size(opts.size)
+        size = None if dims is None else dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
+        return Plan(cls, config, opts.data, size, opts.channels, seed, opts.classes, opts.subset)
 
     path = runs.find_checkpoint(opts.resume)
     meta = ckpt_io.read_meta(path)
@@ -203,7 +205,12 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
         return path
 
     selected = "".join(f" {flag} {v}" for flag, v in (("--classes", p.classes), ("--subset", p.subset)) if v)
-    console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({len(prepared):,} images, "
+    count = f"{len(prepared):,} images"
+    if spec.pairing == "paired":
+        count = f"{len(prepared):,} pairs"
+    elif spec.pairing:
+        count = f"{len(prepared):,} + {len(prepared.targets):,} images"
+    console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({count}, "
                   f"{spec.channels}x{spec.height}x{spec.width}) | device {device} | "
                   f"{total:,} steps ({steps_per_epoch} per epoch) | batch {p.config.batch_size} | "
                   f"W&B {tracker.mode}\nrun folder: {run_dir}")
@@ -256,7 +263,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                     grid = figures.save_grid(preview, run_dir / "progress" / f"epoch-{epoch:04d}.png")
                     tracker.log_image("samples", grid, step, caption=f"epoch {epoch}")
                     means = {k: v / epoch_steps for k, v in epoch_sums.items()}
-                    if watch.reference is None:
+                    if watch.reference is None and model.has(Capability.LATENT):
                         watch.reference = reference_images(prepared.images, prepared.labels, preview, p.seed)
                     variety, found = watch.after_epoch(step, step / total, preview)
                     if variety is not None:
@@ -294,7 +301,10 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                            {"step": step, "data": p.data})
     tracker.finish()
     elapsed = time.perf_counter() - started
-    console.print(f"done: {step:,} steps in {elapsed:.0f}s. Samples: zoo sample {run_dir}")
+    use = f"Samples: zoo sample {run_dir}" if model.has(Capability.LATENT) else (
+        f"Translate: zoo translate {run_dir} IMAGE_OR_FOLDER --out DIR"
+        if model.has(Capability.IMAGE_TO_IMAGE) else f"Checkpoint: {checkpoint}")
+    console.print(f"done: {step:,} steps in {elapsed:.0f}s. {use}")
     if step < total:
         console.print(f"to train the remaining {total - step:,} steps: zoo train {p.cls.name} --resume {run_dir}")
     return run_dir

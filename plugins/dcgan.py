@@ -39,6 +39,7 @@ LAB_SIZE = 28
 LAB_WIDTHS = {"generator": 32, "discriminator": 16}
 RADFORD_WIDTH = 64
 Norm = Literal["batch", "layer", "none"]
+EMA_CALIBRATION_SEED, EMA_CALIBRATION_SIZE, EMA_CALIBRATION_BATCHES = 0, 256, 8
 
 
 @dataclass
@@ -102,8 +103,10 @@ def _up(c_in: int, c_out: int, stride: int, padding: int) -> list[nn.Module]:
             nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def _down(c_in: int, c_out: int, stride: int, padding: int, slope: float, norm: str = "batch") -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, stride, padding, bias=norm == "none")]
+def _down(c_in: int, c_out: int, stride: int, padding: int, slope: float, norm: str = "batch",
+          bias: bool | None = None) -> list[nn.Module]:
+    bias = norm == "none" if bias is None else bias  # a norm's own shift makes a bias redundant
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, stride, padding, bias=bias)]
     if norm == "batch":
         layers.append(nn.BatchNorm2d(c_out))
     elif norm == "layer":
@@ -139,7 +142,7 @@ def lab_generator(latent_dim: int, width: int, channels: int) -> Generator:
 def lab_features(width: int, channels: int, slope: float, norm: str = "batch") -> tuple[nn.Sequential, int]:
     """The lab's 28x28 discriminator body: 14x14 -> 7x7 -> 4x4 -> 1x1, flattened."""
     body = nn.Sequential(
-        *_down(channels, width, 2, 1, slope, norm="none"),
+        *_down(channels, width, 2, 1, slope, norm="none", bias=norm == "none"),  # the lab's: no bias
         *_down(width, 2 * width, 2, 1, slope, norm),
         *_down(2 * width, 4 * width, 1, 0, slope, norm),
         *_down(4 * width, 8 * width, 1, 0, slope, norm),
@@ -164,7 +167,7 @@ def radford_features(width: int, channels: int, size: int, slope: float,
                      norm: str = "batch") -> tuple[nn.Sequential, int]:
     """The paper's discriminator body: halve the size down to 4x4, flattened. The paper's
     last 4x4 convolution over it is the same function as a linear head on these features."""
-    layers = _down(channels, width, 2, 1, slope, norm="none")
+    layers = _down(channels, width, 2, 1, slope, norm="none", bias=norm == "none")  # the paper's: no bias
     c, s = width, size // 2
     while s > 4:
         layers += _down(c, 2 * c, 2, 1, slope, norm)
@@ -232,8 +235,10 @@ class DCGAN(zoo.Model):
         self.initialise()
         if config.spectral_norm:
             tricks.spectral_normalise(self.discriminator)
-        # The moving average of the generator, used for sampling when ``ema`` is on.
+        # The moving average of the generator, used for sampling when ``ema`` is on. Its
+        # batch-norm statistics are measured afresh before it is next used (see _calibrated).
         self.generator_ema = tricks.ema_copy(self.generator) if config.ema else None
+        self._ema_stale = True
 
     # -- what a subclass changes ---------------------------------------------------------------
 
@@ -270,8 +275,26 @@ class DCGAN(zoo.Model):
         return self.config.n_critic
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        generator = self.generator if self.generator_ema is None else self.generator_ema
-        return self.run_generator(generator, z, labels)
+        if self.generator_ema is None:
+            return self.run_generator(self.generator, z, labels)
+        return self.run_generator(self._calibrated(), z, labels)
+
+    def _calibrated(self) -> nn.Module:
+        """The averaged generator, its batch-norm statistics measured on fixed latents (a
+        seeded generator of their own: sampling stays reproducible, training's random
+        stream untouched) whenever its weights have moved since they were last measured."""
+        average = self.generator_ema
+        if self._ema_stale:
+            g = torch.Generator().manual_seed(EMA_CALIBRATION_SEED)
+            k = self.spec.num_classes if self.has(zoo.Capability.CLASS_CONDITIONAL) else 0
+
+            def forward() -> Tensor:
+                labels = torch.randint(k, (EMA_CALIBRATION_SIZE,), generator=g).to(self.device) if k else None
+                return self.run_generator(average, self.sample_latent(EMA_CALIBRATION_SIZE, g), labels)
+
+            tricks.recalibrate_batch_norm(average, forward, EMA_CALIBRATION_BATCHES)
+            self._ema_stale = False
+        return average
 
     def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
         cfg = self.config
@@ -296,6 +319,7 @@ class DCGAN(zoo.Model):
         opt_g.step()
         if self.generator_ema is not None:
             tricks.ema_update(self.generator_ema, self.generator, tricks.ema_decay(cfg.ema, progress.step))
+            self._ema_stale = True
         return {**losses.step_metrics(cfg.loss, loss_d, loss_g, real_logits, fake_logits), **extra}
 
     def _discriminator_step(self, real: Tensor, fake: Tensor, labels: Tensor | None,

@@ -273,3 +273,28 @@ def test_bad_option_values_say_what_is_wrong(overrides, message: str) -> None:
     with pytest.raises(zoo.UsageError) as caught:
         config_io.from_dict(DCGANConfig, overrides, source="test")
     assert message in str(caught.value)
+
+
+def test_standing_statistics_are_those_of_the_network_as_it_is() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    net[1].running_mean.fill_(5.0)  # stale statistics, as a weight average inherits them
+    inputs = [torch.randn(32, 3) for _ in range(4)]
+    feed = iter(inputs)
+    net.eval()
+    tricks.recalibrate_batch_norm(net, lambda: net(next(feed)), batches=4)
+    with torch.no_grad():
+        hidden = net[0](torch.cat(inputs))
+    assert torch.allclose(net[1].running_mean, hidden.mean(0), atol=1e-5)
+    assert not net.training and net[1].momentum == 0.1  # mode and momentum restored
+
+
+def test_the_averaged_generator_samples_reproducibly_without_touching_the_random_stream() -> None:
+    model = build(DCGAN, ema=0.999)
+    model.train_step(batches(), zoo.Progress(0, 10, 0))
+    state = torch.get_rng_state()
+    first = model.sample(4, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first, model.sample(4, generator=torch.Generator().manual_seed(3)))
+    model.train_step(batches(), zoo.Progress(1, 10, 0))  # the average moved: measured again
+    assert not torch.equal(first, model.sample(4, generator=torch.Generator().manual_seed(3)))

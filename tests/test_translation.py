@@ -276,3 +276,18 @@ def test_the_image_pool_returns_old_images_half_the_time() -> None:
     out = torch.cat([pool.query(new[i:i + 1]) for i in range(400)])
     older = out < new  # an image generated before the one just queried
     assert 0.4 < older.float().mean().item() < 0.6 and len(pool.images) == 4
+
+
+def test_sizes_need_not_be_square_where_the_networks_allow(tmp_path: Path) -> None:
+    data = f"paired:{two_folders(tmp_path / 'wide')}"
+    assert prepare(data, size="32x64").images.shape == (8, 1, 32, 64)
+    result = run_cli("train", "pix2pix", "--data", data, "--size", "32x64", *TINY_P2P, "--steps", "2", "--out", "run-wide")
+    assert result.exit_code == 0, result.output
+    shape(0, (90, 40), True, True).save("tall.png")
+    translated = run_cli("translate", "run-wide", "tall.png", "--out", "t")
+    assert translated.exit_code == 0 and Image.open("t/tall.png").size == (64, 32)
+    square_only = run_cli("train", "dcgan", "--data", f"folder:{tmp_path / 'wide'}", "--size", "32x64",
+                          "--steps", "1", "--no-wandb")
+    assert square_only.exit_code == 2 and "DCGAN needs square images" in square_only.output
+    bad = run_cli("prep", data, "--size", "32x")
+    assert bad.exit_code == 2 and "--size takes SIZE or HEIGHTxWIDTH" in bad.output

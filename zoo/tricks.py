@@ -49,3 +49,27 @@ def spectral_normalise(module: nn.Module) -> nn.Module:
         if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.utils.parametrizations.spectral_norm(child)
     return module
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(module: nn.Module, forward, batches: int) -> None:
+    """Batch-norm statistics measured afresh ("standing statistics", Brock et al. 2019):
+    reset every batch-norm layer of ``module``, run ``forward()`` ``batches`` times in
+    training mode with a cumulative average, then restore each layer's mode and momentum.
+    A moving average of weights needs this: averaging the live network's running statistics
+    does not give the statistics of the averaged network."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [(m, m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative: every batch counts the same
+        m.train()
+    try:
+        for _ in range(batches):
+            forward()
+    finally:
+        for m, momentum, training in saved:
+            m.momentum = momentum
+            m.training = training

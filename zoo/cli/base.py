@@ -73,7 +73,8 @@ def examples(*lines: str) -> str:
 DataDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="Look here first for the raw files (then $ZOO_DATA_DIR, the cache, system "
                        "folders; then download).")]
-Size = Annotated[Optional[int], typer.Option("--size", help="Resize (and centre-crop) to SIZE x SIZE.")]
+Size = Annotated[Optional[str], typer.Option(
+    "--size", help="Resize (and centre-crop) to SIZE x SIZE, or HEIGHTxWIDTH (64x128) where the model allows.")]
 Channels = Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
 Classes = Annotated[Optional[str], typer.Option(
     "--classes", help="Keep only these classes, by name or index: 7, or sneaker,sandal.")]

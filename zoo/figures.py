@@ -93,8 +93,17 @@ def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> lis
     return paths
 
 
-def save_gif(frames: Iterable[Path], path: Path, frame_ms: int = 400, hold_last_ms: int = 2000) -> Path | None:
-    """An animated GIF of PNG frames (the training-progress movie); None if no frames."""
+GIF_MAX_FRAMES = 60
+
+
+def save_gif(frames: Iterable[Path], path: Path, frame_ms: int = 400, hold_last_ms: int = 2000,
+             max_frames: int = GIF_MAX_FRAMES) -> Path | None:
+    """An animated GIF of PNG frames (the training-progress movie); None if no frames. Long
+    runs keep ``max_frames`` evenly spread frames, the first and the last among them."""
+    frames = list(frames)
+    if len(frames) > max_frames:
+        step = (len(frames) - 1) / (max_frames - 1)
+        frames = [frames[round(i * step)] for i in range(max_frames)]
     images = [Image.open(p).convert("RGB") for p in frames]
     if not images:
         return None

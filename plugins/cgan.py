@@ -49,10 +49,8 @@ class CGANConfig(DCGANConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.embed_dim < 1:
-            raise zoo.UsageError(f"embed_dim must be at least 1, got {self.embed_dim}")
-        if self.aux_weight < 0:
-            raise zoo.UsageError(f"aux_weight must not be negative, got {self.aux_weight}")
+        self.at_least(1, "embed_dim")
+        self.not_negative("aux_weight")
 
 
 class ConditionalGenerator(nn.Module):

@@ -56,14 +56,8 @@ class CycleGANConfig(zoo.Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("g_width", "d_width"):
-            if getattr(self, key) < 1:
-                raise zoo.UsageError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("cycle_weight", "identity_weight", "pool_size"):
-            if getattr(self, key) < 0:
-                raise zoo.UsageError(f"{key} must not be negative, got {getattr(self, key)}")
-        if self.res_blocks is not None and self.res_blocks < 0:
-            raise zoo.UsageError(f"res_blocks must not be negative, got {self.res_blocks}")
+        self.at_least(1, "g_width", "d_width")
+        self.not_negative("cycle_weight", "identity_weight", "pool_size", "res_blocks")
         if self.d_layers is not None and not 1 <= self.d_layers <= 5:
             raise zoo.UsageError(f"d_layers must be 1 to 5, got {self.d_layers}")
         if not 0.0 <= self.decay_start <= 1.0:

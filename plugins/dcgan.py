@@ -64,13 +64,8 @@ class DCGANConfig(losses.AdversarialConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.latent_dim < 1:
-            raise zoo.UsageError(f"latent_dim must be at least 1, got {self.latent_dim}")
+        self.at_least(1, "latent_dim", "g_width", "d_width")
         priors.parse(self.noise)
-        for key in ("g_width", "d_width"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                raise zoo.UsageError(f"{key} must be at least 1, got {value}")
         if self.lr <= 0:
             raise zoo.UsageError(f"lr must be positive, got {self.lr}")
         for key in ("beta1", "beta2"):

@@ -52,11 +52,8 @@ class Pix2PixConfig(zoo.Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key in ("g_width", "d_width"):
-            if getattr(self, key) < 1:
-                raise zoo.UsageError(f"{key} must be at least 1, got {getattr(self, key)}")
-        if self.l1_weight < 0:
-            raise zoo.UsageError(f"l1_weight must not be negative, got {self.l1_weight}")
+        self.at_least(1, "g_width", "d_width")
+        self.not_negative("l1_weight")
         if not 0 <= self.dropout < 1:
             raise zoo.UsageError(f"dropout must be within [0, 1), got {self.dropout}")
         if self.d_layers is not None and not 1 <= self.d_layers <= 5:

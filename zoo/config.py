@@ -40,8 +40,21 @@ class Config:
     batch_size: int = option(64, "images per training batch")
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {self.batch_size}")
+        self.at_least(1, "batch_size")
+
+    def at_least(self, low: float, *keys: str) -> None:
+        """Refuse a value of any of ``keys`` below ``low`` (None means "automatic" and passes)."""
+        for key in keys:
+            value = getattr(self, key)
+            if value is not None and value < low:
+                raise UsageError(f"{key} must be at least {low}, got {value}")
+
+    def not_negative(self, *keys: str) -> None:
+        """Refuse a negative value of any of ``keys`` (None passes)."""
+        for key in keys:
+            value = getattr(self, key)
+            if value is not None and value < 0:
+                raise UsageError(f"{key} must not be negative, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)

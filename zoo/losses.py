@@ -82,15 +82,12 @@ class AdversarialConfig(Config):
                 raise UsageError(f"{key} must be within [0, 1], got {getattr(self, key)}")
         if self.fake_label >= self.real_label:
             raise UsageError("fake_label must be below real_label")
-        for key in ("label_noise", "instance_noise", "gp_weight", "r1_weight", "clip"):
-            if getattr(self, key) < 0:
-                raise UsageError(f"{key} must not be negative, got {getattr(self, key)}")
+        self.not_negative("label_noise", "instance_noise", "gp_weight", "r1_weight", "clip")
         if not 0.0 <= self.label_noise <= 0.5:
             raise UsageError(f"label_noise must be within [0, 0.5], got {self.label_noise}")
         if not 0.0 <= self.label_flip < 0.5:
             raise UsageError(f"label_flip must be within [0, 0.5), got {self.label_flip}")
-        if self.n_critic < 1:
-            raise UsageError(f"n_critic must be at least 1, got {self.n_critic}")
+        self.at_least(1, "n_critic")
         if not 0.0 <= self.ema < 1.0:
             raise UsageError(f"ema must be within [0, 1) (0 = off, 0.999 typical), got {self.ema}")
         labels_changed = (self.real_label != 1.0 or self.fake_label != 0.0 or self.label_noise

@@ -36,6 +36,8 @@ from .prep import parse_size, prepare
 DEFAULT_EPOCHS = 5
 PREVIEW_COUNT = 64
 SAVE_EVERY_SECONDS = 600
+PREVIEW_EVERY_SECONDS = 120
+"""Within a long epoch, progress/latest.png is redrawn this often (and sent to W&B)."""
 
 
 class Interrupted(ZooError):
@@ -224,7 +226,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
             alerts.append({"step": alert.step, "kind": alert.kind, "message": alert.message})
 
     # The loop.
-    last_save = time.monotonic()
+    last_save = last_preview = time.monotonic()
     started = epoch_started = time.perf_counter()
     deadline = started + opts.minutes * 60 if opts.minutes else math.inf
     epoch_sums: dict[str, float] = {}
@@ -262,6 +264,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                     preview = model.preview(preview_inputs)
                     grid = figures.save_grid(preview, run_dir / "progress" / f"epoch-{epoch:04d}.png")
                     tracker.log_image("samples", grid, step, caption=f"epoch {epoch}")
+                    (run_dir / "progress" / "latest.png").unlink(missing_ok=True)
+                    last_preview = time.monotonic()
                     means = {k: v / epoch_steps for k, v in epoch_sums.items()}
                     if watch.reference is None and model.has(Capability.LATENT):
                         watch.reference = reference_images(prepared.images, prepared.labels, preview, p.seed)
@@ -273,6 +277,11 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                     bar.console.print(f"epoch {epoch}: step {step:,}/{total:,}  {_format(means)}  "
                                       f"({time.perf_counter() - epoch_started:.1f}s)", highlight=False)
                     epoch_sums, epoch_steps, epoch_started = {}, 0, time.perf_counter()
+                elif time.monotonic() - last_preview > PREVIEW_EVERY_SECONDS:
+                    # A long epoch (a big data set on a CPU) still shows how training goes.
+                    latest = figures.save_grid(model.preview(preview_inputs), run_dir / "progress" / "latest.png")
+                    tracker.log_image("samples", latest, step, caption=f"step {step}")
+                    last_preview = time.monotonic()
                 if epoch_done or time.monotonic() - last_save > SAVE_EVERY_SECONDS:
                     save("running")
                     last_save = time.monotonic()

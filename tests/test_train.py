@@ -230,3 +230,23 @@ def test_minutes_stops_training_on_time_and_can_resume(mnist) -> None:
     assert "--resume run" in result.output
     bad = train("--data", "mnist", "--minutes", "0")
     assert bad.exit_code == 2 and "--minutes must be more than 0" in bad.output
+
+
+def test_long_epochs_still_show_a_recent_preview(mnist, monkeypatch) -> None:
+    from zoo import figures
+    from zoo.pipelines import train as train_pipeline
+
+    drawn: list[str] = []
+    real_save = figures.save_grid
+
+    def recording(images, path, *args, **kwargs):
+        if Path(path).parent.name == "progress":
+            drawn.append(Path(path).name)
+        return real_save(images, path, *args, **kwargs)
+
+    monkeypatch.setattr(train_pipeline, "PREVIEW_EVERY_SECONDS", 0)
+    monkeypatch.setattr(figures, "save_grid", recording)
+    result = train("--data", "mnist", "--subset", "0:160", "--steps", "3", "--out", "run")  # 10 steps an epoch
+    assert result.exit_code == 0, result.output
+    assert drawn == ["latest.png", "latest.png", "epoch-0001.png"]
+    assert not Path("run/progress/latest.png").exists()  # the epoch's own frame replaced it

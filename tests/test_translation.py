@@ -291,3 +291,19 @@ def test_sizes_need_not_be_square_where_the_networks_allow(tmp_path: Path) -> No
     assert square_only.exit_code == 2 and "DCGAN needs square images" in square_only.output
     bad = run_cli("prep", data, "--size", "32x")
     assert bad.exit_code == 2 and "--size takes SIZE or HEIGHTxWIDTH" in bad.output
+
+
+def test_a_resumed_cyclegan_matches_an_uninterrupted_one(tmp_path: Path) -> None:
+    from zoo import checkpoint as ckpt_io
+
+    data = f"unpaired:{cyclegan_layout(tmp_path / 'h2z')}"
+    common = ["train", "cyclegan", "--data", data, "--size", "32", *TINY_CYCLE]
+    assert run_cli(*common, "--steps", "4", "--out", "straight").exit_code == 0
+    assert run_cli(*common, "--steps", "2", "--out", "halves").exit_code == 0
+    resumed = run_cli("train", "cyclegan", "--resume", "halves", "--steps", "4", "--no-wandb")
+    assert resumed.exit_code == 0, resumed.output
+    a = ckpt_io.load(Path("straight") / ckpt_io.FILENAME).state
+    b = ckpt_io.load(Path("halves") / ckpt_io.FILENAME).state
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert torch.equal(a["extra"]["pool_a"], b["extra"]["pool_a"])  # the image pools came back too

@@ -239,7 +239,9 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
             task = bar.add_task(_epoch_label(step, steps_per_epoch, total), total=total,
                                 completed=step, metrics="")
             while step < total:
-                progress = zoo.Progress(step=step, total_steps=total, epoch=step // steps_per_epoch)
+                used = (time.perf_counter() - started) / (opts.minutes * 60) if opts.minutes else 0.0
+                progress = zoo.Progress(step=step, total_steps=total, epoch=step // steps_per_epoch,
+                                        time_fraction=used)
                 values = {k: float(v) for k, v in model.train_step(batches, progress).items()}
                 step += 1
 

@@ -250,3 +250,12 @@ def test_long_epochs_still_show_a_recent_preview(mnist, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     assert drawn == ["latest.png", "latest.png", "epoch-0001.png"]
     assert not Path("run/progress/latest.png").exists()  # the epoch's own frame replaced it
+
+
+def test_schedules_follow_whichever_ends_training_first() -> None:
+    import zoo
+
+    assert zoo.Progress(step=50, total_steps=100, epoch=0).fraction == 0.5
+    assert zoo.Progress(step=50, total_steps=10 ** 7, epoch=0, time_fraction=0.75).fraction == 0.75
+    assert zoo.Progress(step=90, total_steps=100, epoch=0, time_fraction=0.2).fraction == 0.9
+    assert zoo.Progress(step=1, total_steps=100, epoch=0, time_fraction=1.3).fraction == 1.0

@@ -116,11 +116,14 @@ class Progress:
     """Steps completed so far (0 for the first step)."""
     total_steps: int
     epoch: int
+    time_fraction: float = 0.0
+    """The share of a ``--minutes`` budget used so far (0 without one)."""
 
     @property
     def fraction(self) -> float:
-        """How far through training, in [0, 1); for schedules and progressive growing."""
-        return self.step / max(1, self.total_steps)
+        """How far through training, in [0, 1]: by steps, or by time when a ``--minutes``
+        budget will end training first; for schedules and progressive growing."""
+        return min(1.0, max(self.step / max(1, self.total_steps), self.time_fraction))
 
 
 Metrics = Mapping[str, "Tensor | float"]

@@ -23,7 +23,7 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures
-from zoo.data import PREPARED_FORMAT, PreparedData, convert_channels, load_prepared
+from zoo.data import PREPARED_FORMAT, PreparedData, convert_channels, load_prepared, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
 
@@ -87,8 +87,6 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
 
 def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
     """Domain A's first images over domain B's (each pair in a column, for paired data)."""
-    from zoo.data import to_float
-
     a, b = prepared.images[:n], prepared.targets[:n]
     k = min(len(a), len(b))
     a, b = convert_channels(a[:k], 3), convert_channels(b[:k], 3)

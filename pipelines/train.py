@@ -23,7 +23,7 @@ import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo import figures, registry
-from zoo.data import TensorBatches
+from zoo.data import PreparedData, TensorBatches, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model
@@ -348,12 +348,10 @@ def _check_pairing(cls: type[Model], spec: zoo.DataSpec, data: str) -> None:
                      f"(models for it: {', '.join(able) or 'none installed'})")
 
 
-def _examples(prepared: Any, spec: zoo.DataSpec, n: int, seed: int, device: torch.device) -> zoo.Batch | None:
+def _examples(prepared: PreparedData, spec: zoo.DataSpec, n: int, seed: int, device: torch.device) -> zoo.Batch | None:
     """A fixed, seeded handful of training examples, for the previews of models that need them."""
     if prepared.targets is None:
         return None
-    from zoo.data import to_float
-
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(prepared.images), generator=g)[:n]
     other = pick if spec.pairing == "paired" else torch.randperm(len(prepared.targets), generator=g)[:n]

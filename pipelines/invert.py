@@ -25,7 +25,6 @@ from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, evaluating
 
 from .classes import chosen_class, class_index
-from .prep import GRAY_MODES, IMAGE_SUFFIXES
 from .runs import load_latent_model, output_dir
 
 SNAPSHOTS = 8
@@ -101,9 +100,9 @@ def _loss(images, targets, z, prior, ssim_weight: float, prior_weight: float) ->
 def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str], torch.Tensor]:
     """Target images as the model sees them: its size and channels, float in [-1, 1]."""
     if target.is_dir():
-        files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in target.iterdir() if p.suffix.lower() in figures.IMAGE_SUFFIXES)
         if not files:
-            raise UsageError(f"{target} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise UsageError(f"{target} holds no images ({', '.join(sorted(figures.IMAGE_SUFFIXES))})")
     elif target.is_file():
         files = [target]
     else:
@@ -117,7 +116,7 @@ def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str
         except figures.UNREADABLE as exc:
             raise ZooError(f"cannot read target {path} as an image ({type(exc).__name__})") from None
         before = f"{w}x{h} {mode}"
-        if (w, h) != (spec.width, spec.height) or (spec.channels == 1) != (mode in GRAY_MODES):
+        if (w, h) != (spec.width, spec.height) or (spec.channels == 1) != (mode in figures.GRAY_MODES):
             converted.append(f"{path.name}: {before} -> {after}")
         pictures.append(picture)
         names.append(path.stem)

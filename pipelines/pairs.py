@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
@@ -43,8 +44,6 @@ EDGE_PAD = 2
 """Black border added around each 28 x 28 item of edges2fashion: 32 x 32 halves to 1 x 1."""
 EDGE_THRESHOLD = 0.35
 """Sobel magnitude (on images in [0, 1]) above which a pixel is an edge."""
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
 def is_two_domain(data: str) -> bool:
@@ -131,11 +130,6 @@ def _two_classes(name: str, classes: str, data_dir: Path | None, env_dir: Path |
 
 # -- folders ----------------------------------------------------------------------------------
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-
-
 def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     notes = []
     if (root / "train").is_dir():
@@ -149,8 +143,8 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
             missing = "A" if not (root / "A").is_dir() else "B"
             raise UsageError(f"paired:{root}: found one of A/ and B/ but not {missing}/; put inputs in "
                              "A/ and their targets, with the same file names, in B/")
-        a_files = {p.relative_to(root / "A").with_suffix("").as_posix(): p for p in _images_in(root / "A")}
-        b_files = {p.relative_to(root / "B").with_suffix("").as_posix(): p for p in _images_in(root / "B")}
+        a_files = {p.relative_to(root / "A").with_suffix("").as_posix(): p for p in figures.image_files(root / "A")}
+        b_files = {p.relative_to(root / "B").with_suffix("").as_posix(): p for p in figures.image_files(root / "B")}
         unmatched = sorted(set(a_files) ^ set(b_files))
         if unmatched:
             raise UsageError(f"paired:{root}: {len(unmatched)} file(s) have no partner in the other folder "
@@ -159,7 +153,7 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
         a, a_gray = _read_all([a_files[k] for k in keys], dims, console, f"reading {root}/A")
         b, b_gray = _read_all([b_files[k] for k in keys], dims, console, f"reading {root}/B")
     else:
-        files = _images_in(root)
+        files = figures.image_files(root)
         if not files:
             raise UsageError(f"paired:{root} holds no images; put A|B side-by-side images in it, "
                              "or A/ and B/ folders")
@@ -177,7 +171,7 @@ def _unpaired_folder(root: Path, dims: tuple[int, int], channels: int | None, co
                          "the CycleGAN layout puts each domain's images in trainA/ and trainB/")
     domains = []
     for d in ("trainA", "trainB"):
-        files = _images_in(root / d)
+        files = figures.image_files(root / d)
         if not files:
             raise UsageError(f"unpaired:{root}: {d}/ holds no images")
         domains.append(_read_all(files, dims, console, f"reading {root}/{d}"))
@@ -194,15 +188,9 @@ def _unpaired_folder(root: Path, dims: tuple[int, int], channels: int | None, co
 def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> tuple[torch.Tensor, bool]:
     from rich.progress import track
 
-    pictures, gray, skipped = [], True, []
-    for path in track(files, description=what, console=console, disable=len(files) < 200, transient=True):
-        try:
-            picture, mode, _ = figures.read_image(path, *dims)
-        except figures.UNREADABLE as exc:
-            skipped.append(f"{path.name} ({type(exc).__name__})")
-            continue
-        pictures.append(picture)
-        gray &= mode in GRAY_MODES
+    pictures, _, gray, skipped = figures.read_images(
+        files, *dims, lambda paths: track(paths, description=what, console=console,
+                                          disable=len(paths) < 200, transient=True))
     if skipped:
         # A skipped file would shift every later pair out of line: refuse rather than guess.
         raise ZooError(f"{what}: {len(skipped)} file(s) are not readable images: {', '.join(skipped[:3])}")
@@ -211,8 +199,6 @@ def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: 
 
 def _read_side_by_side(files: list[Path], dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
     from PIL import Image, ImageOps
-
-    import numpy as np
 
     a_list, b_list, gray = [], [], True
     for path in files:
@@ -223,7 +209,7 @@ def _read_side_by_side(files: list[Path], dims: tuple[int, int]) -> tuple[torch.
                 if abs(width - 2 * height) > max(2, 0.02 * width):
                     raise UsageError(f"paired: {path} is {width}x{height}, not two images side by side "
                                      "(width twice the height); use that layout, or A/ and B/ folders")
-                gray &= img.mode in GRAY_MODES
+                gray &= img.mode in figures.GRAY_MODES
                 rgb = img.convert("RGB")
                 for half, out in ((rgb.crop((0, 0, width // 2, height)), a_list),
                                   (rgb.crop((width // 2, 0, width, height)), b_list)):

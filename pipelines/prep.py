@@ -32,8 +32,6 @@ from .datasets import SOURCES, RawData, load_named, unknown_source
 
 FOLDER_PREFIX = "folder:"
 DEFAULT_FOLDER_SIZE = 64
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
 def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,
@@ -213,7 +211,7 @@ def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         raise UsageError(f"{root} is not a folder; folder: needs a folder of images")
     visible = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
     subdirs = [p for p in visible if p.is_dir()]
-    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in figures.IMAGE_SUFFIXES]
     if subdirs and not top_images:
         classes = [d.name for d in subdirs]
         files = [(f, i) for i, d in enumerate(subdirs) for f in _files_under(d)]
@@ -236,17 +234,11 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
     from rich.progress import track
 
     classes, files = folder_layout(root)
-    pictures, labels, skipped, gray = [], [], [], True
-    for path, label in track(files, description=f"reading {root}", console=console,
-                             disable=len(files) < 200, transient=True):
-        try:
-            picture, mode, _ = figures.read_image(path, *dims)
-        except figures.UNREADABLE as exc:
-            skipped.append(f"{path.name} ({type(exc).__name__})")
-            continue
-        gray &= mode in GRAY_MODES
-        pictures.append(picture)
-        labels.append(label)
+    pictures, kept, gray, skipped = figures.read_images(
+        [path for path, _ in files], *dims,
+        lambda paths: track(paths, description=f"reading {root}", console=console,
+                            disable=len(paths) < 200, transient=True))
+    labels = [files[i][1] for i in kept]
     if not pictures:
         raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
                        f"(e.g. {skipped[0]})")

@@ -271,7 +271,9 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                     means = {k: v / epoch_steps for k, v in epoch_sums.items()}
                     if watch.reference is None and model.has(Capability.LATENT):
                         watch.reference = reference_images(prepared.images, prepared.labels, preview, p.seed)
-                    variety, found = watch.after_epoch(step, step / total, preview)
+                    # How far training is, as schedules see it (steps, or a --minutes budget).
+                    done = zoo.Progress(step, total, epoch, time_fraction=progress.time_fraction).fraction
+                    variety, found = watch.after_epoch(step, done, preview)
                     if variety is not None:
                         means["diversity"] = variety
                         tracker.log({"diversity": variety}, step)

@@ -24,7 +24,6 @@ from . import runs
 
 CHUNK = 64
 SHEET_LIMIT = 64
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, direction: str | None = None,
@@ -93,7 +92,7 @@ def collect(inputs: Sequence[str]) -> tuple[list[Path], set[Path]]:
             files.append(path)
             named.add(path)
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = figures.image_files(path)
             if not found:
                 raise UsageError(f"folder {path} holds no images")
             files += found

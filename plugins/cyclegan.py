@@ -21,8 +21,9 @@ and D_A on A:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ import zoo
 from zoo import losses
 from zoo.config import option
 
-from .pix2pix import patch_discriminator, patch_layers, smallest_patch_input
+from .pix2pix import patch_discriminator, patch_layers, patches, smallest_patch_input
 
 LSGAN_SCALE = 2.0
 """zoo.losses' least-squares generator loss is Mao et al.'s 1/2 (D - 1)^2; CycleGAN's is (D - 1)^2."""
@@ -201,8 +202,8 @@ class CycleGAN(zoo.Model):
         fake_a = self.generator_ba(real_b)
         with zoo.frozen(self.discriminator_a), zoo.frozen(self.discriminator_b):
             adversarial = LSGAN_SCALE * (
-                losses.generator_loss("lsgan", _patches(self.discriminator_b(fake_b)))
-                + losses.generator_loss("lsgan", _patches(self.discriminator_a(fake_a))))
+                losses.generator_loss("lsgan", patches(self.discriminator_b(fake_b)))
+                + losses.generator_loss("lsgan", patches(self.discriminator_a(fake_a))))
             cycle = F.l1_loss(self.generator_ba(fake_b), real_a) + F.l1_loss(self.generator_ab(fake_a), real_b)
             loss_g = adversarial + cfg.cycle_weight * cycle
             identity = torch.zeros((), device=real_a.device)
@@ -219,8 +220,8 @@ class CycleGAN(zoo.Model):
         fake_logits_b = self.discriminator_b(self.pool_b.query(fake_b))
         real_logits_a = self.discriminator_a(real_a)
         fake_logits_a = self.discriminator_a(self.pool_a.query(fake_a))
-        loss_d_b = losses.discriminator_loss("lsgan", _patches(real_logits_b), _patches(fake_logits_b))
-        loss_d_a = losses.discriminator_loss("lsgan", _patches(real_logits_a), _patches(fake_logits_a))
+        loss_d_b = losses.discriminator_loss("lsgan", patches(real_logits_b), patches(fake_logits_b))
+        loss_d_a = losses.discriminator_loss("lsgan", patches(real_logits_a), patches(fake_logits_a))
         (loss_d_a + loss_d_b).backward()
         opt_d.step()
 
@@ -247,7 +248,3 @@ class CycleGAN(zoo.Model):
         device = self.device
         self.pool_a.images = state["pool_a"].to(device) if "pool_a" in state else None
         self.pool_b.images = state["pool_b"].to(device) if "pool_b" in state else None
-
-
-def _patches(logits: Tensor) -> Tensor:
-    return logits.reshape(-1, 1)

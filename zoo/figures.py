@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ from .data import to_uint8
 
 GRID_PADDING = 2
 UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)  # UnidentifiedImageError is an OSError
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)",
                  "critic_fake": "critic(G(z))", "wasserstein": "Wasserstein estimate"}
 BELIEFS = ("d_real", "d_fake", "class_acc_real")
@@ -46,6 +48,31 @@ def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, 
                            Image.Resampling.LANCZOS)
         array = np.asarray(img, dtype=np.uint8).copy()
     return torch.from_numpy(array).permute(2, 0, 1), mode, size
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under ``folder`` (by suffix, recursively, hidden ones left out), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def read_images(files: Sequence[Path], height: int, width: int,
+                progress: Callable[[Sequence[Path]], Iterable[Path]] = iter,
+                ) -> tuple[list[torch.Tensor], list[int], bool, list[str]]:
+    """:func:`read_image` over many files: the pictures, the index of each read file, whether
+    every one was grayscale, and "name (error)" for each file that could not be read.
+    ``progress`` wraps the iteration (a progress bar)."""
+    pictures, kept, skipped, gray = [], [], [], True
+    for i, path in enumerate(progress(files)):
+        try:
+            picture, mode, _ = read_image(path, height, width)
+        except UNREADABLE as exc:
+            skipped.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        gray &= mode in GRAY_MODES
+        pictures.append(picture)
+        kept.append(i)
+    return pictures, kept, gray, skipped
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -1,10 +1,14 @@
 """Issue 3's acceptance: "only the digit 7", both ways a student would do it.
 
-1. ``cgan`` on the first 5,000 offline MNIST digits, then 1,000 samples of every digit.
-2. ``dcgan --classes 7`` on the 7s among those 5,000, then 1,000 samples.
+1. ``cgan`` on half the offline MNIST (10,000 digits): every other digit, ``--subset 0::2``.
+   Then 1,000 samples of every digit.
+2. ``dcgan --classes 7`` on the 7s of that half, then 1,000 samples.
 
-A CNN trained only on real digits 5,000-8,999 (held apart from both GANs, checked on
-9,000-9,999) labels the samples. Targets: >= 95% of cgan's sevens and >= 90% of every cgan
+A CNN trained only on the other half (``1::2``, never seen by either GAN) labels the
+samples; its accuracy is measured on the GANs' half, which it never sees. The halves
+interleave because the offline MNIST's first 5,000 digits were written by one group of
+people and the last 5,000 by another (LeCun et al.'s test split): a judge trained on one
+group misreads the other's habits, such as crossed sevens read as 2s. Targets: >= 95% of cgan's sevens and >= 90% of every cgan
 digit classified as asked; >= 95% of the dcgan-on-7s samples classified as 7. Diversity is
 the mean distance between two samples over that between two real digits of the class:
 near 1 is as varied as the data, near 0 a collapse that a classifier alone would not see.
@@ -36,7 +40,8 @@ from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.sample import sample  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 
-GAN_DATA = "0:5000"
+GAN_DATA = "0::2"
+JUDGE_DATA, JUDGE_CHECK = slice(1, None, 2), slice(0, None, 2)
 RESULTS = Path(__file__).parent / "results" / "cgan_digits"
 QUIET = Console(file=io.StringIO())
 
@@ -56,12 +61,16 @@ def main() -> None:
     parser.add_argument("--cgan-set", action="append", default=[], help="extra --set for cgan")
     parser.add_argument("--only", choices=["cgan", "dcgan"], help="run one half")
     parser.add_argument("--dcgan-set", action="append", default=[], help="extra --set for dcgan")
+    parser.add_argument("--dcgan-seeds", type=int, default=3, help="dcgan runs, with training seeds 0, 1, ...")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    net, accuracy = classifier(train=slice(5000, 9000), check=slice(9000, None), epochs=15)
-    print(f"judge: CNN on real digits 5000-8999, accuracy {accuracy:.3f} on real digits 9000-9999")
+    net, accuracy = classifier(train=JUDGE_DATA, check=JUDGE_CHECK, epochs=15)
     real = prepare("mnist", subset=GAN_DATA)
     real_images = to_float(real.images)
+    read = predict(net, real_images).argmax(1)
+    per_class = " ".join(f"{d}:{float((read[real.labels == d] == d).float().mean()):.1%}" for d in range(10))
+    print(f"judge: CNN on the real digits 1::2, accuracy {accuracy:.3f} on the real digits 0::2 "
+          f"(the GANs' half); per class {per_class}")
     if args.only != "dcgan":
         conditional(args, net, real, real_images)
     if args.only != "cgan":
@@ -97,16 +106,19 @@ def conditional(args: argparse.Namespace, net: torch.nn.Module, real, real_image
 def only_sevens(args: argparse.Namespace, net: torch.nn.Module, real, real_images: torch.Tensor) -> None:
     for old in RESULTS.glob("dcgan7*"):
         shutil.rmtree(old)
-    run, seconds = timed_train(TrainOptions(
-        model="dcgan", data="mnist", subset=GAN_DATA, classes="7", steps=args.dcgan_steps,
-        wandb="off", out=RESULTS / "dcgan7", sets=args.dcgan_set))
-    folder = sample(str(run), n=args.per_class, seed=0, out=RESULTS / "dcgan7-samples", console=QUIET)
-    images = load_pngs(folder)
-    hist = torch.bincount(predict(net, images).argmax(1), minlength=10).tolist()
-    print(f"\ndcgan --classes 7 {' '.join(args.dcgan_set)} on mnist {GAN_DATA}: "
-          f"{args.dcgan_steps} steps in {seconds:.0f}s")
-    print(f"  {hist[7] / args.per_class:.1%} of {args.per_class} classified as 7 (target 95%); "
-          f"diversity {diversity(images, real_images[real.labels == 7]):.2f}; histogram {hist}")
+    sevens = real_images[real.labels == 7]
+    print(f"\ndcgan --classes 7 {' '.join(args.dcgan_set)} on the {len(sevens)} sevens of mnist {GAN_DATA}: "
+          f"{args.dcgan_steps} steps, training seeds {args.dcgan_seeds}")
+    for seed in range(args.dcgan_seeds):
+        run, seconds = timed_train(TrainOptions(
+            model="dcgan", data="mnist", subset=GAN_DATA, classes="7", steps=args.dcgan_steps, seed=seed,
+            wandb="off", out=RESULTS / f"dcgan7-seed{seed}", sets=args.dcgan_set))
+        folder = sample(str(run), n=args.per_class, seed=0, out=RESULTS / f"dcgan7-seed{seed}-samples",
+                        console=QUIET)
+        images = load_pngs(folder)
+        hist = torch.bincount(predict(net, images).argmax(1), minlength=10).tolist()
+        print(f"  seed {seed} ({seconds:.0f}s): {hist[7] / args.per_class:.1%} of {args.per_class} classified "
+              f"as 7 (target 95%); diversity {diversity(images, sevens):.2f}; histogram {hist}")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,9 @@ def test_subset_keeps_the_order(mnist) -> None:
     part = prepare("mnist", subset="100:200")
     assert torch.equal(part.images, mnist.images[100:200])
     assert len(prepare("mnist", subset="9990:")) == 10
+    every_other = prepare("mnist", subset="1:200:2")
+    assert torch.equal(every_other.images, mnist.images[1:200:2])
+    assert every_other.meta["selection"]["subset"] == "1:200:2"
 
 
 def test_the_selection_is_recorded_in_the_checkpoint_and_kept_on_resume(mnist) -> None:
@@ -142,6 +145,8 @@ def test_the_selection_is_recorded_in_the_checkpoint_and_kept_on_resume(mnist) -
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"classes": "12"}, zoo.UsageError, "mnist has no class '12'; its classes are: 0, 1"),
     ({"subset": "10"}, zoo.UsageError, "--subset takes START:STOP"),
+    ({"subset": "0::0"}, zoo.UsageError, "with a positive step"),
+    ({"subset": "0:1:2:3"}, zoo.UsageError, "--subset takes START:STOP"),
     ({"subset": "5:5"}, zoo.UsageError, "the selection left no images"),
 ])
 def test_bad_selections(mnist, kwargs, error, message: str) -> None:

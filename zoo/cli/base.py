@@ -79,4 +79,5 @@ Channels = Annotated[Optional[int], typer.Option("--channels", help="1 (grayscal
 Classes = Annotated[Optional[str], typer.Option(
     "--classes", help="Keep only these classes, by name or index: 7, or sneaker,sandal.")]
 Subset = Annotated[Optional[str], typer.Option(
-    "--subset", help="Keep part of the data set, START:STOP in its order: 0:8000, 8000:.")]
+    "--subset", help="Keep part of the data set, START:STOP[:STEP] in its order: 0:8000, 8000:, "
+                    "0::2 (every other image).")]

@@ -100,8 +100,8 @@ class Watch:
             found.append(Alert(step, "collapse", (
                 f"mode collapse: the preview samples are {ratio:.2f} as varied as real images "
                 f"(below {COLLAPSED}); the generator repeats itself. Try --set "
-                "loss=wasserstein with gp_weight=10 (or zoo train wgan-gp), ema=0.999 or "
-                "label_flip=0.05")))
+                "augment=translation,cutout (few images), loss=wasserstein with gp_weight=10 "
+                "(or zoo train wgan-gp), ema=0.999 or label_flip=0.05")))
         return ratio, found
 
     def _check(self, kind: str, condition: bool) -> bool:

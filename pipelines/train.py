@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from zoo import figures, registry
 from zoo.data import PreparedData, TensorBatches, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Model
+from zoo.model import SMALL_DATA, Capability, Model
 from zoo.tracking import open_tracker
 
 from . import runs
@@ -130,6 +130,20 @@ def plan(opts: TrainOptions) -> Plan:
                 data.get("classes"), data.get("subset"), resume_from=path, resume_train=saved)
 
 
+def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:
+    """The plan with the model's small-data values for the keys the user left alone."""
+    config = config_io.resolve(p.cls.Config, config_file=opts.config_file, sets=opts.sets,
+                               flags={"batch_size": opts.batch_size, "noise": opts.noise},
+                               base=p.cls.small_data, base_source=f"{p.cls.name}'s small-data values")
+    before, after = config_io.to_dict(p.config), config_io.to_dict(config)
+    changed = [f"{key}={after[key]}" for key in after if after[key] != before[key]]
+    if changed:
+        console.print(f"note: {count:,} training images is a small data set; using "
+                      f"{', '.join(changed)} ({p.cls.name}'s choice for fewer than {SMALL_DATA:,} "
+                      f"images; set the key yourself to override)", highlight=False)
+    return replace(p, config=config)
+
+
 def train(opts: TrainOptions, console: Console | None = None) -> Path:
     """Run a training job; returns the run folder."""
     console = console or Console()
@@ -144,6 +158,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
         raise UsageError(f"{p.cls.name} is class-conditional and needs labelled data; {p.data} has no "
                          "labels (for folder: data, put each class's images in its own sub-folder)")
     _check_pairing(p.cls, spec, p.data)
+    if p.resume_from is None and len(prepared) < SMALL_DATA and p.cls.small_data:
+        p = _small_data_config(p, opts, len(prepared), console)
     p.cls.check_data(p.config, spec)
 
     # The run folder: new, or the one being resumed.

@@ -92,11 +92,12 @@ def resolve(
     sets: Iterable[str] = (),
     flags: Mapping[str, Any] | None = None,
     base: Mapping[str, Any] | None = None,
+    base_source: str = "the checkpoint",
 ) -> Config:
     """Apply the precedence: defaults < base < config file < ``--set`` < flags (None = not given)."""
     values: dict[str, Any] = {}
     if base:
-        values.update(_checked(cls, base, source="the checkpoint"))
+        values.update(_checked(cls, base, source=base_source))
     if config_file is not None:
         values.update(_checked(cls, load_file(config_file), source=str(config_file)))
     hints = typing.get_type_hints(cls)

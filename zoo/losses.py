@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import augment as diff_augment
 from .config import Config, option
 from .errors import UsageError
 
@@ -74,6 +75,8 @@ class AdversarialConfig(Config):
     n_critic: int = option(1, "discriminator updates per generator update (WGAN: 5)")
     ema: float = option(0.0, "sample from a moving average of the generator's weights "
                              "with this decay (0.999); 0 turns it off")
+    augment: str = option("", "differentiable augmentation of every image D sees, for small data "
+                              "sets (Zhao et al.): a comma list of translation, cutout, color")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,6 +91,7 @@ class AdversarialConfig(Config):
         if not 0.0 <= self.label_flip < 0.5:
             raise UsageError(f"label_flip must be within [0, 0.5), got {self.label_flip}")
         self.at_least(1, "n_critic")
+        diff_augment.parse(self.augment)
         if not 0.0 <= self.ema < 1.0:
             raise UsageError(f"ema must be within [0, 1) (0 = off, 0.999 typical), got {self.ema}")
         labels_changed = (self.real_label != 1.0 or self.fake_label != 0.0 or self.label_noise
@@ -194,6 +198,12 @@ def instance_noise(images: Tensor, std: float, fraction: float) -> Tensor:
     training (``fraction`` 0) to nothing at the end."""
     sigma = std * max(0.0, 1.0 - fraction)
     return images + sigma * torch.randn_like(images) if sigma > 0 else images
+
+
+def seen_by_critic(images: Tensor, config: AdversarialConfig, fraction: float) -> Tensor:
+    """Images as the discriminator sees them, real or generated alike: through the
+    ``augment`` policy, then with the instance noise of this point in training."""
+    return instance_noise(diff_augment.augment(images, config.augment), config.instance_noise, fraction)
 
 
 # -- reporting ---------------------------------------------------------------------------------

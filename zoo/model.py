@@ -152,6 +152,9 @@ class Model(nn.Module):
     """Two-domain data an image-to-image model trains on: "paired", "unpaired" or both."""
     directions: ClassVar[tuple[str, ...]] = ()
     """The ways an image-to-image model translates: ("AtoB",), or ("AtoB", "BtoA")."""
+    small_data: ClassVar[dict[str, Any]] = {}
+    """Config values for training sets of fewer than :data:`SMALL_DATA` images, used where the
+    user set nothing else (the train pipeline says so): e.g. DCGAN's augmentation."""
 
     def __init__(self, config: Config, spec: DataSpec) -> None:
         super().__init__()
@@ -282,6 +285,8 @@ class Model(nn.Module):
         """Restore what :meth:`extra_state` returned."""
 
 
+SMALL_DATA = 2000
+"""Fewer training images than this is a small data set (:attr:`Model.small_data`)."""
 PREVIEW_PER_CLASS = 8
 PREVIEW_EXAMPLES = 8
 
@@ -331,7 +336,7 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
 

@@ -102,8 +102,7 @@ def plan(opts: TrainOptions) -> Plan:
                              f"(e.g. zoo train {opts.model} --data mnist)")
         if opts.noise is not None:
             _require_noise_key(cls)
-        config = config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
-                                   flags={"batch_size": opts.batch_size, "noise": opts.noise})
+        config = _user_config(cls, opts)
         seed = 0 if opts.seed is None else opts.seed
         dims = parse_size(opts.size)
         size = None if dims is None else dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
@@ -130,17 +129,25 @@ def plan(opts: TrainOptions) -> Plan:
                 data.get("classes"), data.get("subset"), resume_from=path, resume_train=saved)
 
 
+def _user_config(cls: type[Model], opts: TrainOptions, base: dict[str, Any] | None = None,
+                 base_source: str = "") -> Any:
+    """The config from the defaults, ``base``, then what the user gave: a config file,
+    --set, and the flags that are config keys."""
+    return config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
+                             flags={"batch_size": opts.batch_size, "noise": opts.noise},
+                             base=base, base_source=base_source)
+
+
 def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:
     """The plan with the model's small-data values for the keys the user left alone."""
-    config = config_io.resolve(p.cls.Config, config_file=opts.config_file, sets=opts.sets,
-                               flags={"batch_size": opts.batch_size, "noise": opts.noise},
-                               base=p.cls.small_data, base_source=f"{p.cls.name}'s small-data values")
+    config = _user_config(p.cls, opts, p.cls.small_data, f"{p.cls.name}'s small-data values")
     before, after = config_io.to_dict(p.config), config_io.to_dict(config)
     changed = [f"{key}={after[key]}" for key in after if after[key] != before[key]]
     if changed:
         console.print(f"note: {count:,} training images is a small data set; using "
                       f"{', '.join(changed)} ({p.cls.name}'s choice for fewer than {SMALL_DATA:,} "
-                      f"images; set the key yourself to override)", highlight=False)
+                      f"images; choose otherwise with --set, e.g. --set {changed[0].split('=')[0]}=...)",
+                      highlight=False)
     return replace(p, config=config)
 
 

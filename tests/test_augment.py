@@ -70,7 +70,12 @@ def test_the_discriminator_sees_augmented_real_and_fake_images(mnist) -> None:
     model.optimizers = model.configure_optimizers()
     seen: list[torch.Tensor] = []
     critic = model.critic
-    model.critic = lambda images, labels: (seen.append(images.detach()), critic(images, labels))[1]
+
+    def watched(images: torch.Tensor, labels: torch.Tensor | None):
+        seen.append(images.detach())
+        return critic(images, labels)
+
+    model.critic = watched
     real = to_float(mnist.images[:8])
 
     class One:

@@ -140,6 +140,9 @@ def test_the_selection_is_recorded_in_the_checkpoint_and_kept_on_resume(mnist) -
     assert refused.exit_code == 2 and "--classes 7" in refused.output
     resumed = run_cli("train", "dcgan", "--no-wandb", "--resume", "r7", "--steps", "2")
     assert resumed.exit_code == 0, resumed.output
+    # 1,028 sevens are a small data set: augmentation came on, and the resumed run keeps it.
+    assert ckpt_io.read_meta(Path("r7") / ckpt_io.FILENAME)["config"]["augment"] == "translation,cutout"
+    assert "small data set" not in resumed.output
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -8,8 +8,10 @@ A CNN trained only on the other half (``1::2``, never seen by either GAN) labels
 samples; its accuracy is measured on the GANs' half, which it never sees. The halves
 interleave because the offline MNIST's first 5,000 digits were written by one group of
 people and the last 5,000 by another (LeCun et al.'s test split): a judge trained on one
-group misreads the other's habits, such as crossed sevens read as 2s. Targets: >= 95% of cgan's sevens and >= 90% of every cgan
-digit classified as asked; >= 95% of the dcgan-on-7s samples classified as 7. Diversity is
+group misreads the other's habits, such as crossed sevens read as 2s.
+
+Targets: >= 95% of cgan's sevens and >= 90% of every cgan digit classified as asked;
+>= 95% of the dcgan-on-7s samples classified as 7, for every training seed. Diversity is
 the mean distance between two samples over that between two real digits of the class:
 near 1 is as varied as the data, near 0 a collapse that a classifier alone would not see.
 Runs and sample grids are kept in benchmarks/results/cgan_digits/.

@@ -130,7 +130,7 @@ def plan(opts: TrainOptions) -> Plan:
 
 
 def _user_config(cls: type[Model], opts: TrainOptions, base: dict[str, Any] | None = None,
-                 base_source: str = "") -> Any:
+                 base_source: str = "") -> zoo.Config:
     """The config from the defaults, ``base``, then what the user gave: a config file,
     --set, and the flags that are config keys."""
     return config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
@@ -142,12 +142,12 @@ def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console
     """The plan with the model's small-data values for the keys the user left alone."""
     config = _user_config(p.cls, opts, p.cls.small_data, f"{p.cls.name}'s small-data values")
     before, after = config_io.to_dict(p.config), config_io.to_dict(config)
-    changed = [f"{key}={after[key]}" for key in after if after[key] != before[key]]
+    changed = [key for key in after if after[key] != before[key]]
     if changed:
-        console.print(f"note: {count:,} training images is a small data set; using "
-                      f"{', '.join(changed)} ({p.cls.name}'s choice for fewer than {SMALL_DATA:,} "
-                      f"images; choose otherwise with --set, e.g. --set {changed[0].split('=')[0]}=...)",
-                      highlight=False)
+        values = ", ".join(f"{key}={after[key]}" for key in changed)
+        console.print(f"note: {count:,} training images is a small data set; using {values} "
+                      f"({p.cls.name}'s choice for fewer than {SMALL_DATA:,} images; choose "
+                      f"otherwise with --set, e.g. --set {changed[0]}=...)", highlight=False)
     return replace(p, config=config)
 
 

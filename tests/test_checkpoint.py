@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,23 @@ def test_save_then_load(tmp_path: Path) -> None:
     assert loaded.plugin == "dcgan" and loaded.train == {"step": 3}
     assert torch.equal(loaded.state["model"]["weight"], state["model"]["weight"])
     assert ckpt_io.read_meta(path)["config"] == {"batch_size": 8}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_checkpoint_gets_normal_permissions_without_touching_the_umask(tmp_path: Path, monkeypatch) -> None:
+    def umask(mask: int) -> int:
+        raise AssertionError("os.umask is process-wide: changing it races other threads")
+
+    path = tmp_path / "c.safetensors"
+    mask = os.umask(0o027)
+    monkeypatch.setattr(os, "umask", umask)
+    try:
+        ckpt_io.save(path, sample_checkpoint(adam_state()))
+    finally:
+        monkeypatch.undo()
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~0o027
+    assert ckpt_io.load(path).train == {"step": 3}
 
 
 def test_a_crash_mid_write_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch) -> None:

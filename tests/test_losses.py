@@ -97,10 +97,24 @@ def test_probabilities_are_reported_only_for_losses_that_have_them() -> None:
 
 def test_label_noise_draws_seed_004s_ranges() -> None:
     torch.manual_seed(0)
-    real, fake = losses.targets(20_000, DCGANConfig(label_noise=0.3))
+    real, fake = losses.targets(20_000, DCGANConfig(loss="lsgan", label_noise=0.3))
     assert 0.7 <= real.min() < 0.71 and 1.19 < real.max() <= 1.2
     assert 0.0 <= fake.min() < 0.01 and 0.29 < fake.max() <= 0.3
     assert real.std() > 0.1  # a range, not a constant
+
+
+@pytest.mark.parametrize("kind", losses.PROBABILISTIC)
+def test_label_noise_keeps_probabilistic_targets_within_0_and_1(kind: str) -> None:
+    torch.manual_seed(0)
+    real, fake = losses.targets(20_000, DCGANConfig(loss=kind, label_noise=0.3))
+    assert 0.7 <= real.min() < 0.71 and 0.99 < real.max() <= 1.0
+    assert (real == 1.0).float().mean() < 0.01  # drawn from [0.7, 1], not piled up at 1
+    _, fake = losses.targets(20_000, DCGANConfig(loss=kind, real_label=0.9, fake_label=0.8, label_noise=0.5))
+    assert 0.8 <= fake.min() < 0.81 and 0.99 < fake.max() <= 1.0
+    sure = torch.tensor([[-10.0, 10.0]])[:, -losses.logits_per_image(kind):]  # D is sure the image is real
+    real, fake = losses.targets(20_000, DCGANConfig(loss=kind, label_noise=0.5))
+    loss = losses.discriminator_loss(kind, sure, -sure, real_label=real.max()[None], fake_label=fake.min()[None])
+    assert loss >= 0  # a target above 1 would reward ever surer logits without bound
 
 
 def test_label_flip_swaps_that_fraction() -> None:

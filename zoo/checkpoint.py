@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,16 +56,16 @@ def save(path: Path, ckpt: Checkpoint) -> None:
         "skeleton": skeleton,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _new_file_beside(path)
     try:
-        save_file(tensors, tmp, metadata={"zoo": json.dumps(meta)})
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        mode = stat.S_IMODE(tmp.stat().st_mode)
+        save_file(tensors, str(tmp), metadata={"zoo": json.dumps(meta)})
+        os.chmod(tmp, mode)  # safetensors renames a 0600 file of its own over ours
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
@@ -150,10 +151,17 @@ def unflatten(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return skeleton
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_file_beside(path: Path) -> Path:
+    """A new empty file in ``path``'s folder, with the permissions of any new file: 0666
+    less the umask, applied by the system. (Reading the umask means setting it, for the
+    whole process: a thread creating a file meanwhile would get it wide open.)"""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def _fsync_dir(path: Path) -> None:

@@ -17,7 +17,13 @@ wasserstein    D(G(z)) - D(x)  (a 1-Lipschitz critic)       -D(G(z))
 
 (means over the batch; D is the logit for the first three). The targets 1 and 0 of the
 label-based losses can be smoothed (``real_label``, ``fake_label``), drawn from ranges
-(``label_noise``) or swapped for a fraction of the batch (``label_flip``). The regularisers:
+(``label_noise``) or swapped for a fraction of the batch (``label_flip``). With
+``label_noise`` w, real targets come from [real_label - w, real_label + 2w/3] and fake ones
+from [fake_label, fake_label + w]: seed 004's [0.7, 1.2] and [0, 0.3] for w = 0.3. Those
+ranges are cut to [0, 1] for minimax, bce and cross_entropy, whose targets are
+probabilities: past 1, D would be rewarded for ever larger logits without bound (and the
+two-logit loss would weigh a negative probability). Least squares is well defined beyond
+1, so lsgan keeps the whole range. The regularisers:
 Gulrajani et al.'s gradient penalty, Mescheder et al.'s R1, and instance noise (Sønderby
 et al.) that fades out over training.
 
@@ -47,7 +53,8 @@ PROBABILISTIC = ("minimax", "bce", "cross_entropy")
 
 NOISY_REAL_TOP = 2 / 3
 """With ``label_noise`` w, real targets come from [real_label - w, real_label + w * 2/3]:
-seed 004's [0.7, 1.2] for w = 0.3 (and fake ones from [fake_label, fake_label + w])."""
+seed 004's [0.7, 1.2] for w = 0.3 (and fake ones from [fake_label, fake_label + w]), cut to
+[0, 1] for the probabilistic losses."""
 
 LossKind = Literal["minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein"]
 Critic = Callable[[Tensor], Tensor]
@@ -64,7 +71,8 @@ class AdversarialConfig(Config):
     real_label: float = option(1.0, "target for real images; 0.9 smooths it (one-sided smoothing)")
     fake_label: float = option(0.0, "target for generated images; seed 003 uses 0.1")
     label_noise: float = option(0.0, "draw targets from ranges this wide: 0.3 gives seed 004's "
-                                     "[0.7, 1.2] for real, [0, 0.3] for fake")
+                                     "[0.7, 1.2] for real, [0, 0.3] for fake; minimax, bce and "
+                                     "cross_entropy cut them to [0, 1] (real [0.7, 1])")
     label_flip: float = option(0.0, "fraction of D's examples whose real/fake targets are swapped")
     instance_noise: float = option(0.0, "std of Gaussian noise added to every image D sees, "
                                         "fading linearly to 0 by the end of training")
@@ -166,12 +174,19 @@ def targets(n: int, config: AdversarialConfig, device: torch.device | str = "cpu
     fake = torch.full((n,), config.fake_label, device=device)
     if config.label_noise:
         w = config.label_noise
-        real = real - w + (1 + NOISY_REAL_TOP) * w * torch.rand(n, device=device)
-        fake = fake + w * torch.rand(n, device=device)
+        real = _uniform(n, config.real_label - w, config.real_label + NOISY_REAL_TOP * w, config.loss, device)
+        fake = _uniform(n, config.fake_label, config.fake_label + w, config.loss, device)
     if config.label_flip:
         swap = torch.rand(n, device=device) < config.label_flip
         real, fake = torch.where(swap, fake, real), torch.where(swap, real, fake)
     return real, fake
+
+
+def _uniform(n: int, low: float, high: float, kind: str, device: torch.device | str) -> Tensor:
+    """Targets uniform in [low, high], cut to [0, 1] where they are probabilities."""
+    if kind in PROBABILISTIC:
+        low, high = max(low, 0.0), min(high, 1.0)
+    return low + (high - low) * torch.rand(n, device=device)
 
 
 # -- regularisers ------------------------------------------------------------------------------

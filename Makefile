@@ -14,7 +14,7 @@ $(BIN)/zoo: pyproject.toml tests/thirdparty/zoo-tiny/pyproject.toml
 	@echo "setting up $(VENV): torch, torchvision, wandb, ... (a few minutes the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]" ./tests/thirdparty/zoo-tiny
+	$(BIN)/python -m pip install --quiet -e ".[test]" -e ./tests/thirdparty/zoo-tiny
 	@touch $@
 
 setup: $(BIN)/zoo

@@ -46,7 +46,7 @@ class Alert:
 
 @dataclass
 class Watch:
-    """Fed every step's metrics and every epoch's preview; returns new warnings."""
+    """Fed every step's metrics and every preview; returns new warnings."""
 
     reference: Tensor | None = None
     """Real images in [-1, 1] to compare the preview's variety with: N x C x H x W, or
@@ -81,7 +81,7 @@ class Watch:
                 "(--set d_width=...) or n_critic=2")))
         return found
 
-    def after_epoch(self, step: int, fraction: float, preview: Tensor) -> tuple[float | None, list[Alert]]:
+    def after_preview(self, step: int, fraction: float, preview: Tensor) -> tuple[float | None, list[Alert]]:
         """The preview's variety next to real images (1: as varied), and any warning;
         ``fraction`` is how far through training the run is."""
         if self.reference is None:

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from zoo import figures
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Model, evaluating
+from zoo.model import Capability, Model, class_condition, evaluating
 
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
@@ -99,7 +99,7 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
         labels = lerp(one_a.expand(pairs, k), one_b.expand(pairs, k), t)  # pairs x steps x k
     with torch.no_grad(), evaluating(model):
         flat_labels = labels.flatten(0, 1) if labels is not None else None
-        frames = model.generate(path.flatten(0, 1), flat_labels)
+        frames = model.generate(path.flatten(0, 1), class_condition(flat_labels))
     frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
 
     out = output_dir(out or Path("interpolations") / f"{model.name}-{method}", force)
@@ -149,7 +149,7 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
     labels = (torch.full((len(chosen) * steps,), class_index(model.spec, wanted), device=model.device)
               if wanted is not None else None)
     with torch.no_grad(), evaluating(model):
-        images = model.generate(z.flatten(0, 1), labels)
+        images = model.generate(z.flatten(0, 1), class_condition(labels))
     grid = images.view(len(chosen), steps, *images.shape[1:]).cpu()
     out = output_dir(out or Path("explorations") / f"{model.name}-seed{seed}", force)
     picture = figures.save_grid(grid, out / "explore.png", scale=2)

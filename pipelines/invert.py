@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from zoo import figures, metrics
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Model, evaluating
+from zoo.model import Capability, Model, class_condition, evaluating, frozen
 
 from .classes import chosen_class, class_index
 from .runs import load_latent_model, output_dir
@@ -63,24 +63,20 @@ def fit_latents(model: Model, targets: torch.Tensor, *, labels: torch.Tensor | N
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=lr * 0.01)
     marks = sorted({0, steps} | {round(steps ** (i / (SNAPSHOTS - 1))) for i in range(1, SNAPSHOTS - 1)})
     snapshots = []
-    model.requires_grad_(False)
-    try:
-        with evaluating(model):
-            for step in range(steps + 1):
-                images = model.generate(z, rep_labels)
-                loss = _loss(images, repeated, z, prior, ssim_weight, prior_weight)
-                if step in marks:
-                    snapshots.append((step, images.detach()))
-                if step == steps:
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.sum().backward()
-                optimizer.step()
-                schedule.step()
-                if progress is not None:
-                    progress(step + 1, steps)
-    finally:
-        model.requires_grad_(True)
+    with frozen(model), evaluating(model):
+        for step in range(steps + 1):
+            images = model.generate(z, class_condition(rep_labels))
+            loss = _loss(images, repeated, z, prior, ssim_weight, prior_weight)
+            if step in marks:
+                snapshots.append((step, images.detach()))
+            if step == steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            schedule.step()
+            if progress is not None:
+                progress(step + 1, steps)
     final = loss.detach().view(n, restarts)
     best = final.argmin(1) + torch.arange(n, device=device) * restarts
     images = snapshots[-1][1][best]

@@ -8,7 +8,9 @@
   32 x 32 (as LeNet padded MNIST), so a U-Net can halve them down to 1 x 1.
 * ``paired:PATH``: the layout of the public pix2pix data sets: images with A and B side by
   side (A on the left, as in facades or edges2shoes), or ``A/`` and ``B/`` folders whose
-  files match by name. A ``train/`` folder inside PATH is used when there is one.
+  files match by name. A ``train/`` folder inside PATH is used when there is one. As in
+  pix2pix's own loader, each side-by-side image is split at half its width whatever its
+  shape (29 of the 255 in the facades set users download are not twice as wide as high).
 
 ``unpaired:``  two collections of images with no correspondence:
 
@@ -18,12 +20,18 @@
   domains, e.g. ``unpaired:fashion:sneaker,ankle-boot`` (``fashion`` is Fashion-MNIST).
 
 Both read into a :class:`RawData` whose ``images`` are domain A and ``targets`` domain B
-(for paired data the same length and order).
+(for paired data the same length and order); ``--direction BtoA`` swaps them
+(:func:`directed`), for data stored the other way round (facades: photo | labels).
+
+A few unreadable files never sink a whole data set: they are skipped, counted, named in a
+warning and in the prepared data's notes, as ``folder:`` data does. A pair loses both its
+images when either file is unreadable, so the pairs stay aligned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,7 @@ from zoo.errors import UsageError, ZooError
 from .datasets import SOURCES, RawData, load_named
 
 PAIRED, UNPAIRED = "paired:", "unpaired:"
+DIRECTIONS = ("AtoB", "BtoA")
 BUILTIN_PAIRED = {"edges2fashion": "fashion-mnist"}
 ALIASES = {"fashion": "fashion-mnist"}
 EDGE_PAD = 2
@@ -84,6 +93,33 @@ def _existing(root: Path, data: str) -> Path:
         raise UsageError(f"{data}: {root} is not a folder (built in: {builtin}, "
                          f"{UNPAIRED}fashion:CLASS_A,CLASS_B)")
     return root
+
+
+def check_direction(data: str, direction: str | None) -> str | None:
+    """``--direction`` spelled as in :data:`DIRECTIONS` (any case; None is AtoB) for
+    two-domain data, None for one-domain data, which has nothing to swap."""
+    known = {d.lower(): d for d in DIRECTIONS}
+    if direction is not None and direction.lower() not in known:
+        raise UsageError(f"--direction takes AtoB or BtoA, got {direction!r}")
+    chosen = known[(direction or "AtoB").lower()]
+    if not is_two_domain(data):
+        if chosen == "BtoA":
+            raise UsageError(f"--direction BtoA swaps the two domains of {PAIRED} or {UNPAIRED} data; "
+                             f"{data} is one set of images: leave --direction out")
+        return None
+    return chosen
+
+
+def directed(raw: RawData, direction: str | None) -> RawData:
+    """Two-domain data as it is (AtoB, None), or with domains A and B swapped (BtoA): the
+    targets become the images and the images the targets, their names too. Labels belong to
+    a pair, or to no domain, so they stay."""
+    if direction != "BtoA":
+        return raw
+    a, b = raw.domains
+    notes = [*raw.notes, f"--direction BtoA: the domains swapped, A = {b}, B = {a}"]
+    return RawData(raw.targets, raw.labels, raw.class_names, raw.origin, raw.split, notes,
+                   targets=raw.images, pairing=raw.pairing, domains=(b, a))
 
 
 # -- built in ---------------------------------------------------------------------------------
@@ -150,14 +186,26 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
             raise UsageError(f"paired:{root}: {len(unmatched)} file(s) have no partner in the other folder "
                              f"(e.g. {', '.join(unmatched[:3])}); A/ and B/ must hold the same names")
         keys = sorted(a_files)
-        a, a_gray = _read_all([a_files[k] for k in keys], dims, console, f"reading {root}/A")
-        b, b_gray = _read_all([b_files[k] for k in keys], dims, console, f"reading {root}/B")
+        a_read = _read_all([a_files[k] for k in keys], dims, console, f"reading {root}/A")
+        b_read = _read_all([b_files[k] for k in keys], dims, console, f"reading {root}/B")
+        both = sorted(set(a_read.pictures) & set(b_read.pictures))
+        skipped = [f"A/{name}" for name in a_read.skipped] + [f"B/{name}" for name in b_read.skipped]
+        if not both:
+            raise ZooError(f"paired:{root}: none of the {len(keys)} pairs has both files readable as images "
+                           f"(e.g. {skipped[0]})")
+        if skipped:
+            notes.append(_warn_skipped(f"{len(keys) - len(both)} pair(s) of {root} with an unreadable file",
+                                       skipped, console))
+        a = torch.stack([a_read.pictures[i] for i in both])
+        b = torch.stack([b_read.pictures[i] for i in both])
+        a_gray, b_gray = a_read.gray, b_read.gray
     else:
         files = figures.image_files(root)
         if not files:
             raise UsageError(f"paired:{root} holds no images; put A|B side-by-side images in it, "
                              "or A/ and B/ folders")
-        a, b, a_gray, b_gray = _read_side_by_side(files, dims)
+        a, b, gray = _read_side_by_side(root, files, dims, notes, console)
+        a_gray = b_gray = gray
     a, b = _channels(a, a_gray, channels), _channels(b, b_gray, channels)
     return RawData(a, None, [], str(root.resolve()), "train", notes, targets=b, pairing="paired",
                    domains=("A", "B"))
@@ -169,55 +217,98 @@ def _unpaired_folder(root: Path, dims: tuple[int, int], channels: int | None, co
         found = ", ".join(p.name + "/" for p in sorted(root.iterdir()) if p.is_dir()) or "no folders"
         raise UsageError(f"unpaired:{root} has no {' or '.join(m + '/' for m in missing)} (found: {found}); "
                          "the CycleGAN layout puts each domain's images in trainA/ and trainB/")
-    domains = []
+    domains, notes = [], []
     for d in ("trainA", "trainB"):
         files = figures.image_files(root / d)
         if not files:
             raise UsageError(f"unpaired:{root}: {d}/ holds no images")
-        domains.append(_read_all(files, dims, console, f"reading {root}/{d}"))
+        read = _read_all(files, dims, console, f"reading {root}/{d}")
+        if not read.pictures:
+            raise ZooError(f"unpaired:{root}: none of the {len(files)} files in {d}/ could be read as an "
+                           f"image (e.g. {read.skipped[0]})")
+        if read.skipped:
+            notes.append(_warn_skipped(f"{len(read.skipped)} unreadable file(s) in {root / d}", read.skipped,
+                                       console))
+        domains.append((torch.stack(list(read.pictures.values())), read.gray))
     (a, a_gray), (b, b_gray) = domains
     if channels is None and a_gray != b_gray:
         raise UsageError(f"unpaired:{root}: trainA/ is {'grayscale' if a_gray else 'colour'} and trainB/ "
                          f"{'grayscale' if b_gray else 'colour'}; CycleGAN needs the same channels in "
                          "both: pass --channels 3 (or 1) to convert them")
     a, b = _channels(a, a_gray, channels), _channels(b, b_gray, channels)
-    return RawData(a, None, [], str(root.resolve()), "train", [], targets=b, pairing="unpaired",
+    return RawData(a, None, [], str(root.resolve()), "train", notes, targets=b, pairing="unpaired",
                    domains=("A", "B"))
 
 
-def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> tuple[torch.Tensor, bool]:
+@dataclass
+class _Read:
+    """What was read of a list of files: each readable file's picture by its index in the
+    list, whether all of them were grayscale, and "name (error)" for each unreadable one."""
+
+    pictures: dict[int, torch.Tensor]
+    gray: bool
+    skipped: list[str]
+
+
+def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> _Read:
     from rich.progress import track
 
-    pictures, _, gray, skipped = figures.read_images(
+    pictures, kept, gray, skipped = figures.read_images(
         files, *dims, lambda paths: track(paths, description=what, console=console,
                                           disable=len(paths) < 200, transient=True))
-    if skipped:
-        # A skipped file would shift every later pair out of line: refuse rather than guess.
-        raise ZooError(f"{what}: {len(skipped)} file(s) are not readable images: {', '.join(skipped[:3])}")
-    return torch.stack(pictures), gray
+    return _Read(dict(zip(kept, pictures)), gray, skipped)
 
 
-def _read_side_by_side(files: list[Path], dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
+def _warn_skipped(what: str, skipped: list[str], console: Console) -> str:
+    """Say which files were skipped, a few by name, and return it as a note for meta.json."""
+    note = f"skipped {what}: {', '.join(skipped[:5])}" + (" ..." if len(skipped) > 5 else "")
+    console.print(f"[yellow]warning:[/] {note}")
+    return note
+
+
+def _read_side_by_side(root: Path, files: list[Path], dims: tuple[int, int], notes: list[str],
+                       console: Console) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """A (left half) and B (right half) of each readable file, each half fitted to ``dims``.
+
+    Like pix2pix's loader, every image is split at half its width, whatever its shape: 29 of
+    the 255 in the facades set users download are not twice as wide as high (512 x 231,
+    ...), and refusing them would refuse the data set. Those are counted in a note, in case the folder does not hold
+    side-by-side pairs at all."""
     from PIL import Image, ImageOps
 
-    a_list, b_list, gray = [], [], True
+    a_list, b_list, gray, skipped, odd = [], [], True, [], []
     for path in files:
         try:
             with Image.open(path) as img:
+                mode = img.mode
                 img = ImageOps.exif_transpose(img)
                 width, height = img.size
-                if abs(width - 2 * height) > max(2, 0.02 * width):
-                    raise UsageError(f"paired: {path} is {width}x{height}, not two images side by side "
-                                     "(width twice the height); use that layout, or A/ and B/ folders")
-                gray &= img.mode in figures.GRAY_MODES
+                half = width // 2
+                if half < 1:
+                    raise ValueError("1 px wide")
+                # Both halves half wide, an odd width's last column left out: fitted by the same
+                # crop and resize, A's pixels stay in line with B's.
                 rgb = img.convert("RGB")
-                for half, out in ((rgb.crop((0, 0, width // 2, height)), a_list),
-                                  (rgb.crop((width // 2, 0, width, height)), b_list)):
-                    fitted = ImageOps.fit(half, (dims[1], dims[0]), Image.Resampling.LANCZOS)
-                    out.append(torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1))
+                halves = [ImageOps.fit(rgb.crop((left, 0, left + half, height)), (dims[1], dims[0]),
+                                       Image.Resampling.LANCZOS) for left in (0, half)]
         except figures.UNREADABLE as exc:
-            raise ZooError(f"paired: {path} is not a readable image ({type(exc).__name__})") from None
-    return torch.stack(a_list), torch.stack(b_list), gray, gray
+            skipped.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        gray &= mode in figures.GRAY_MODES
+        for fitted, out in zip(halves, (a_list, b_list)):
+            out.append(torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1))
+        if abs(width - 2 * height) > max(2, 0.02 * width):
+            odd.append(f"{path.name} {width}x{height}")
+    if not a_list:
+        raise ZooError(f"paired:{root}: none of the {len(files)} files could be read as an image "
+                       f"(e.g. {skipped[0]})")
+    if skipped:
+        notes.append(_warn_skipped(f"{len(skipped)} unreadable file(s) in {root}", skipped, console))
+    if odd:
+        notes.append(f"{len(odd)} of {len(a_list)} images are not twice as wide as high (e.g. "
+                     f"{', '.join(odd[:3])}); each was split at half its width, as pix2pix does")
+        console.print(f"[cyan]note:[/] {notes[-1]}")
+    return torch.stack(a_list), torch.stack(b_list), gray
 
 
 def _channels(images: torch.Tensor, gray: bool, channels: int | None) -> torch.Tensor:

@@ -36,13 +36,15 @@ DEFAULT_FOLDER_SIZE = 64
 
 def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,
             data_dir: Path | None = None, classes: str | None = None, subset: str | None = None,
-            force: bool = False, console: Console | None = None) -> PreparedData:
+            direction: str | None = None, force: bool = False, console: Console | None = None) -> PreparedData:
     """The prepared form of ``data`` (a data set name or ``folder:PATH``), made if needed.
 
     ``subset`` ("START:STOP", Python slice rules) keeps part of the data set in its order;
-    ``classes`` ("7" or "sneaker,sandal") keeps only those classes, relabelled 0..k-1.
+    ``classes`` ("7" or "sneaker,sandal") keeps only those classes, relabelled 0..k-1;
+    ``direction`` "BtoA" swaps the domains of two-domain data (None or "AtoB": as stored).
     Each selection is cached on its own."""
     console = console or Console(stderr=True)
+    direction = pairs.check_direction(data, direction)
     span = parse_subset(subset)
     dims = parse_size(size)
     if channels not in (None, 1, 3):
@@ -50,12 +52,12 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
-    folder = _cache_folder(data, dims, channels, data_dir, classes, subset)
+    folder = _cache_folder(data, dims, channels, data_dir, classes, subset, direction)
     if not force and (folder / "meta.json").exists():
         return load_prepared(folder)
 
     started = time.perf_counter()
-    raw = _select(_read(data, dims, channels, data_dir, console), span, classes, data)
+    raw = _select(pairs.directed(_read(data, dims, channels, data_dir, console), direction), span, classes, data)
     images, targets = raw.images, raw.targets
     if dims:
         images = _resize(images, dims)
@@ -65,7 +67,7 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         targets = convert_channels(targets, channels) if targets is not None else None
     if images.shape[0] == 0 or (targets is not None and targets.shape[0] == 0):
         raise ZooError(f"{data} holds no images")
-    _write(folder, data, images, targets, raw, {"classes": classes, "subset": subset})
+    _write(folder, data, images, targets, raw, {"classes": classes, "subset": subset, "direction": direction})
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder,
                          title=data)
@@ -291,7 +293,7 @@ def _resize(images: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
 # -- the cache ------------------------------------------------------------------------------------
 
 def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
-                  classes: str | None = None, subset: str | None = None) -> Path:
+                  classes: str | None = None, subset: str | None = None, direction: str | None = None) -> Path:
     shape = f"{_dims_name(dims) if dims else 'native'}px-{channels or 'native'}ch"
     root = pairs.folder_of(data)
     if data.startswith(FOLDER_PREFIX) or root is not None:
@@ -327,6 +329,8 @@ def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None,
         wanted = ",".join(sorted(part.strip().lower() for part in classes.split(",")))
         safe = "".join(c if c.isalnum() or c in "-," else "_" for c in wanted).replace(",", "+")
         selection += f"-classes-{safe[:40]}-{hashlib.sha256(wanted.encode()).hexdigest()[:6]}"
+    if direction == "BtoA":  # AtoB is the data as stored, and keeps the folder it always had
+        selection += "-BtoA"
     return prepared_dir() / f"{name}-{shape}{selection}"
 
 

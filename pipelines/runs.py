@@ -8,6 +8,7 @@ Commands that use a trained model take a run folder, a checkpoint file, or a mod
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -23,28 +24,83 @@ from zoo.paths import runs_dir
 RUN_FILE = "run.json"
 
 
-def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> Path:
-    """A fresh folder for a run; refuses to reuse an existing one unless forced."""
+LOCK_FILE = ".lock"
+
+
+def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> tuple[Path, RunLock]:
+    """A fresh folder for a run and the lock on it, held: two trainings started in the same
+    second get two folders, and two into one ``--out`` cannot both have it. An existing
+    run is replaced only with ``force``; a folder that is not a run never."""
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         slug = data.replace("folder:", "").replace("/", "_").replace(":", "_").strip("_.") or "data"
         base = runs_dir() / f"{model}-{Path(slug).name}-{stamp}"
-        out, n = base, 1
-        while out.exists():
-            n += 1
-            out = base.with_name(f"{base.name}-{n}")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not out.is_dir():
-            raise UsageError(f"--out {out} is a file; pick a folder for the run")
-        if not (out / RUN_FILE).exists():
-            raise UsageError(f"--out {out} already holds files that are not a zoo run; pick another "
-                             "folder (--force only ever replaces runs)")
-        if not force:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            out = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            try:
+                out.mkdir()  # atomic: exactly one process makes a given folder
+            except FileExistsError:
+                continue
+            return out, RunLock(out).acquire()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pick a folder for the run")
+    held = [p for p in out.iterdir() if p.name != LOCK_FILE] if out.is_dir() else []
+    if held and not (out / RUN_FILE).exists():
+        raise UsageError(f"--out {out} already holds files that are not a zoo run; pick another "
+                         "folder (--force only ever replaces runs)")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out).acquire()  # refuses a run that is training now
+    try:
+        held = [p for p in out.iterdir() if p.name != LOCK_FILE]
+        if held and not force:
             raise UsageError(f"--out {out} already holds a run; continue it with --resume {out}, "
                              "or pass --force to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+        for path in held:  # the lock file stays: it is what keeps others out meanwhile
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return out, lock
+
+
+class RunLock:
+    """Held while a run trains: a second training into the same folder, or a second
+    ``--resume`` of it, is refused with a clear message instead of corrupting it. An
+    advisory ``flock`` on ``RUN/.lock``, released by the system when the process dies."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            return self
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            self._fd = None
+            raise UsageError(f"{self.path.parent} is being trained right now (by {holder}); wait "
+                             "for it to finish, or train into another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"process {os.getpid()}".encode(), 0)
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from zoo import figures, priors
 from zoo.errors import UsageError
-from zoo.model import Capability, Model, class_rows
+from zoo.model import Capability, Model, class_condition, class_rows
 
 from . import runs
 from .classes import chosen_class, class_index
@@ -47,7 +47,7 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     generator = torch.Generator().manual_seed(seed)
     images = torch.cat([
         model.sample(min(CHUNK, n - start), generator=generator, prior=prior, truncation=truncation,
-                     labels=None if labels is None else labels[start:start + CHUNK]).cpu()
+                     conditions=class_condition(None if labels is None else labels[start:start + CHUNK])).cpu()
         for start in range(0, n, CHUNK)
     ])
     width = max(4, len(str(n - 1)))

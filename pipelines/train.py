@@ -1,16 +1,24 @@
 """Train any model plugin: one flat loop that calls the plugin's step.
 
-The loop owns everything around the step: the data as one tensor on the device, the
-progress bar, the preview grid after every epoch, checkpoints (each epoch, every ten
-minutes, on Ctrl-C), ``metrics.jsonl``, W&B, and at the end the progress GIF and the loss
-curves. The plugin decides what one step means.
+``train()`` reads top to bottom in four parts: resolve the plan (model, config, data,
+seed; refuse bad combinations before any work), load the data, claim the run folder
+(locked while training), build the model and restore what a resumed run was, then hand
+over to :class:`Loop`. The loop owns everything around the step: the engine through which
+every update passes (mixed precision, clipping, gradient averaging), the progress bar,
+metrics read from the device every few steps, previews and checkpoints on a step and time
+cadence, Ctrl-C deferred to the end of the step, ``metrics.jsonl`` and W&B, and at the end
+the progress GIF and the loss curves. The plugin decides what one step means.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,9 +33,10 @@ from zoo import config as config_io
 from zoo import figures, registry
 from zoo.data import PreparedData, TensorBatches, to_float
 from zoo.devices import resolve_device
+from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
-from zoo.model import SMALL_DATA, Capability, Model
-from zoo.tracking import open_tracker
+from zoo.model import SMALL_DATA, Capability, Derivation, Model
+from zoo.tracking import Tracker, open_tracker
 
 from . import runs
 from .diagnostics import Alert, Watch, reference_images
@@ -35,9 +44,16 @@ from .prep import parse_size, prepare
 
 DEFAULT_EPOCHS = 5
 PREVIEW_COUNT = 64
+PREVIEW_FRAMES = 40
+"""A run draws about this many preview grids (``progress/step-NNNNNNN.png``, then the GIF),
+whatever the size of its epochs: not one every 4 steps on 519 sevens."""
+READ_EVERY = 10
+"""Metrics are read from the device (one sync) every this many steps."""
 SAVE_EVERY_SECONDS = 600
+SAVE_AT_PREVIEW_SECONDS = 60
+"""A checkpoint goes with a preview when the last one is at least this old."""
 PREVIEW_EVERY_SECONDS = 120
-"""Within a long epoch, progress/latest.png is redrawn this often (and sent to W&B)."""
+"""Between two previews, progress/latest.png is redrawn this often (and sent to W&B)."""
 
 
 class Interrupted(ZooError):
@@ -52,6 +68,7 @@ class TrainOptions:
     data: str | None = None
     epochs: int | None = None
     steps: int | None = None
+    kimg: float | None = None
     minutes: float | None = None
     batch_size: int | None = None
     seed: int | None = None
@@ -60,6 +77,7 @@ class TrainOptions:
     sets: list[str] = field(default_factory=list)
     config_file: Path | None = None
     resume: str | None = None
+    init_from: str | None = None
     force: bool = False
     wandb: str = "auto"
     size: int | str | None = None
@@ -67,7 +85,11 @@ class TrainOptions:
     data_dir: Path | None = None
     classes: str | None = None
     subset: str | None = None
+    direction: str | None = None
     noise: str | None = None
+    precision: str = "fp32"
+    clip_grad: float = 0.0
+    preview_every: int | None = None
 
 
 @dataclass
@@ -82,51 +104,99 @@ class Plan:
     seed: int
     classes: str | None = None
     subset: str | None = None
+    data_dir: str | None = None
+    direction: str | None = None
+    minutes: float | None = None
     resume_from: Path | None = None
     resume_train: dict[str, Any] = field(default_factory=dict)
+    init_from: Path | None = None
+
+    @property
+    def data_record(self) -> dict[str, Any]:
+        """How the data was asked for, as the checkpoint keeps it for --resume."""
+        return {"source": self.data, "size": self.size, "channels": self.channels, "classes": self.classes,
+                "subset": self.subset, "data_dir": self.data_dir, "direction": self.direction}
 
 
 def plan(opts: TrainOptions) -> Plan:
     """Resolve model, config, data and seed; refuse bad combinations before any work."""
-    if opts.epochs is not None and opts.steps is not None:
-        raise UsageError("give --epochs or --steps, not both")
+    lengths = [flag for flag, v in (("--epochs", opts.epochs), ("--steps", opts.steps), ("--kimg", opts.kimg))
+               if v is not None]
+    if len(lengths) > 1:
+        raise UsageError(f"give one of --epochs, --steps and --kimg, not {' and '.join(lengths)}")
     for flag, value in (("--epochs", opts.epochs), ("--steps", opts.steps)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
-    if opts.minutes is not None and not opts.minutes > 0:
-        raise UsageError(f"--minutes must be more than 0, got {opts.minutes}")
+    for flag, number in (("--kimg", opts.kimg), ("--minutes", opts.minutes)):
+        if number is not None and not number > 0:
+            raise UsageError(f"{flag} must be more than 0, got {number}")
+    if opts.preview_every is not None and opts.preview_every < 1:
+        raise UsageError(f"--preview-every must be at least 1, got {opts.preview_every}")
+    EngineOptions(opts.precision, opts.clip_grad)  # refuses bad values now, not after data prep
     cls = registry.get(opts.model)
+    init_from = _init_from(opts, cls)
+    data_dir = str(opts.data_dir.expanduser().resolve()) if opts.data_dir is not None else None
     if opts.resume is None:
         if opts.data is None:
             raise UsageError(f"--data is required: which data set should {opts.model} learn? "
                              f"(e.g. zoo train {opts.model} --data mnist)")
         if opts.noise is not None:
             _require_noise_key(cls)
-        config = _user_config(cls, opts)
-        seed = 0 if opts.seed is None else opts.seed
         dims = parse_size(opts.size)
         size = None if dims is None else dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
-        return Plan(cls, config, opts.data, size, opts.channels, seed, opts.classes, opts.subset)
+        return Plan(cls, _user_config(cls, opts), opts.data, size, opts.channels,
+                    0 if opts.seed is None else opts.seed, opts.classes, opts.subset, data_dir,
+                    opts.direction, opts.minutes, init_from=init_from)
 
+    # Resuming: everything comes from the checkpoint; a flag that disagrees is refused.
+    if init_from is not None:
+        raise UsageError("--init-from starts a new run from another run's weights; --resume continues "
+                         "one: give one of them")
     path = runs.find_checkpoint(opts.resume)
     meta = ckpt_io.read_meta(path)
     if meta["plugin"] != cls.name:
         raise UsageError(f"--resume {opts.resume}: that checkpoint is from {meta['plugin']}, not {cls.name}")
+    if str(meta["plugin_version"]) != str(cls.version):
+        raise UsageError(f"--resume {opts.resume}: that checkpoint was written by {cls.name} version "
+                         f"{meta['plugin_version']}; the installed plugin is version {cls.version}. Start a "
+                         f"new run from its weights: zoo train {cls.name} --data DATA --init-from {opts.resume}")
+    saved = meta["train"]
+    if "images" not in saved:
+        raise UsageError(f"--resume {opts.resume}: that checkpoint was written by zoo "
+                         f"{saved.get('zoo_version', '0.1')} before training counted images; it samples "
+                         f"as before but cannot resume. Start a new run from its weights: zoo train "
+                         f"{cls.name} --data {saved['data']['source']} --init-from {opts.resume}")
     if opts.sets or opts.config_file or opts.batch_size is not None or opts.noise is not None:
         raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size/--noise, "
                          "or start a new run to change them")
-    saved = meta["train"]
     data = saved["data"]
-    if opts.data is not None and opts.data != data["source"]:
-        raise UsageError(f"--resume: that run trained on {data['source']}, not {opts.data}")
-    if opts.seed is not None and opts.seed != saved["seed"]:
-        raise UsageError(f"--resume: that run used --seed {saved['seed']}")
-    for flag, value, key in (("--classes", opts.classes, "classes"), ("--subset", opts.subset, "subset")):
-        if value is not None and value != data.get(key):
-            raise UsageError(f"--resume: that run trained with {flag} {data.get(key)}")
+    given = {"--data": (opts.data, data["source"]), "--seed": (opts.seed, saved["seed"]),
+             "--classes": (opts.classes, data.get("classes")), "--subset": (opts.subset, data.get("subset")),
+             "--channels": (opts.channels, data.get("channels")), "--data-dir": (data_dir, data.get("data_dir")),
+             "--direction": (opts.direction, data.get("direction"))}
+    dims = parse_size(opts.size)
+    if dims is not None:
+        given["--size"] = (dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}", data.get("size"))
+    for flag, (value, kept) in given.items():
+        if value is not None and value != kept:
+            raise UsageError(f"--resume: that run trained with {flag} {kept if kept is not None else '(none)'}, "
+                             f"not {value}; drop {flag}, or start a new run")
     config = config_io.from_dict(cls.Config, meta["config"], source=str(path))
+    minutes = opts.minutes if opts.minutes is not None else saved.get("minutes")
+    if minutes is not None and saved.get("seconds", 0.0) >= minutes * 60:
+        raise UsageError(f"--resume: that run has used its --minutes {minutes:g} budget; give a larger "
+                         "total with --minutes (it counts the time already trained)")
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
-                data.get("classes"), data.get("subset"), resume_from=path, resume_train=saved)
+                data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
+                minutes, resume_from=path, resume_train=saved)
+
+
+def _init_from(opts: TrainOptions, cls: type[Model]) -> Path | None:
+    if opts.init_from is None:
+        return None
+    path = runs.find_checkpoint(opts.init_from)
+    ckpt_io.read_meta(path)  # a damaged or foreign file is refused now
+    return path
 
 
 def _user_config(cls: type[Model], opts: TrainOptions, base: dict[str, Any] | None = None,
@@ -136,6 +206,67 @@ def _user_config(cls: type[Model], opts: TrainOptions, base: dict[str, Any] | No
     return config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
                              flags={"batch_size": opts.batch_size, "noise": opts.noise},
                              base=base, base_source=base_source)
+
+
+# -- the data -------------------------------------------------------------------------------------
+
+@dataclass
+class TrainingData:
+    prepared: PreparedData
+    spec: zoo.DataSpec
+    """What the model is built for: the prepared data's, or the derived pairs'."""
+    derivation: Derivation | None = None
+
+    def batches(self, batch_size: int, seed: int, device: torch.device) -> TensorBatches:
+        d = self.prepared
+        return TensorBatches(d.images, d.labels, batch_size, seed, device, targets=d.targets,
+                             paired=self.spec.pairing != "unpaired", conditions=d.conditions,
+                             derive=self.derivation)
+
+    def examples(self, n: int, seed: int, device: torch.device) -> zoo.Batch:
+        """A fixed, seeded handful of training examples, for the previews that show inputs."""
+        d, g = self.prepared, torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(d.images), generator=g)[:n]
+        images = to_float(d.images[pick]).to(device)
+        conditions = {k: v[pick].to(device) for k, v in d.conditions.items()}
+        if d.labels is not None:
+            conditions["class"] = d.labels[pick].to(device)
+        if d.targets is not None:
+            other = pick if self.spec.pairing == "paired" else torch.randperm(len(d.targets), generator=g)[:n]
+            return zoo.Batch(images, to_float(d.targets[other]).to(device), conditions)
+        if self.derivation is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                inputs, targets = self.derivation(images)
+            return zoo.Batch(inputs, targets, conditions)
+        return zoo.Batch(images, None, conditions)
+
+
+def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, TrainingData]:
+    """The prepared data, checked against the model; the plan with any small-data values."""
+    prepared = prepare(p.data, size=p.size, channels=p.channels,
+                       data_dir=Path(p.data_dir) if p.data_dir else None, classes=p.classes,
+                       subset=p.subset, direction=p.direction, console=console)
+    spec = prepared.spec
+    for condition in p.cls.needs():
+        if not spec.has(condition):
+            if condition is zoo.Condition.CLASS:
+                raise UsageError(f"{p.cls.name} is class-conditional and needs labelled data; {p.data} has no "
+                                 "labels (for folder: data, put each class's images in its own sub-folder)")
+            raise UsageError(f"{p.cls.name} is {condition.value}-conditional and needs data with a "
+                             f"{condition.value} for each image; {p.data} has none")
+    derivation = None
+    if "derived" in p.cls.data_pairing and not spec.pairing:
+        derivation = p.cls.derivation(p.config)
+        spec = derivation.spec(spec) if derivation is not None else spec
+    _check_pairing(p.cls, spec, p.data)
+    if p.resume_from is None and len(prepared) < SMALL_DATA and p.cls.small_data:
+        p = _small_data_config(p, opts, len(prepared), console)
+        if derivation is not None:  # the small-data values may change the derivation
+            derivation = p.cls.derivation(p.config)
+            spec = derivation.spec(prepared.spec) if derivation is not None else spec
+    p.cls.check_data(p.config, spec)
+    return p, TrainingData(prepared, spec, derivation)
 
 
 def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:
@@ -151,199 +282,375 @@ def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console
     return replace(p, config=config)
 
 
+# -- the run ----------------------------------------------------------------------------------------
+
 def train(opts: TrainOptions, console: Console | None = None) -> Path:
     """Run a training job; returns the run folder."""
     console = console or Console()
     p = plan(opts)
     device = resolve_device(opts.device)
+    engine = Engine(EngineOptions(opts.precision, opts.clip_grad), device)
+    p, data = load_data(p, opts, console)
 
-    # Data: prepared once, cached, then held as a uint8 tensor on the training device.
-    prepared = prepare(p.data, size=p.size, channels=p.channels, data_dir=opts.data_dir,
-                       classes=p.classes, subset=p.subset, console=console)
-    spec = prepared.spec
-    if p.cls.has(Capability.CLASS_CONDITIONAL) and not spec.labelled:
-        raise UsageError(f"{p.cls.name} is class-conditional and needs labelled data; {p.data} has no "
-                         "labels (for folder: data, put each class's images in its own sub-folder)")
-    _check_pairing(p.cls, spec, p.data)
-    if p.resume_from is None and len(prepared) < SMALL_DATA and p.cls.small_data:
-        p = _small_data_config(p, opts, len(prepared), console)
-    p.cls.check_data(p.config, spec)
-
-    # The run folder: new, or the one being resumed.
+    # The run folder: new, or the one being resumed; locked while this process trains it.
     if p.resume_from is not None:
-        run_dir = p.resume_from.parent
+        run_dir, lock = p.resume_from.parent, runs.RunLock(p.resume_from.parent).acquire()
     else:
-        run_dir = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
-    info = runs.read_run_info(run_dir) if p.resume_from else {}
+        run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
+    try:
+        model, batches, state = build(p, data, device, engine, console)
+        loop = Loop(p, opts, data, model, batches, state, run_dir, console)
+        return loop.run()
+    finally:
+        lock.release()
 
-    # The model, its optimisers, and (when resuming) everything they were.
+
+def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine,
+          console: Console) -> tuple[Model, TensorBatches, dict[str, Any]]:
+    """The model on its device, its optimisers and batches, and (resuming) all they were.
+    Returns the training state to continue from: step, images, seconds."""
     torch.manual_seed(p.seed)
-    model = p.cls(p.config, spec).to(device)
+    model = p.cls(p.config, data.spec).to(device)
+    model.engine = engine
     model.train()
-    model.optimizers = model.configure_optimizers()
-    batches = TensorBatches(prepared.images, prepared.labels, p.config.batch_size, p.seed, device,
-                            targets=prepared.targets, paired=spec.pairing != "unpaired")
-    steps_per_epoch = max(1, batches.batches_per_epoch // model.batches_per_step())
-    step = 0
-    if p.resume_from is not None:
-        step = _restore(model, batches, p.resume_from, device)
-    total = _total_steps(opts, p, steps_per_epoch)
-    if step >= total:
-        raise UsageError(f"that run already finished {step} steps; ask for more with --steps or --epochs")
+    batches = data.batches(p.config.batch_size, p.seed, device)
+    state = {"step": 0, "images": 0, "seconds": 0.0}
+    if p.init_from is not None:
+        _warm_start(model, p.init_from, console)
+    if p.resume_from is None:
+        model.optimizers = model.configure_optimizers()
+        return model, batches, state
 
-    preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
-                                          _examples(prepared, spec, PREVIEW_COUNT, p.seed, device))
-    run_name = run_dir.name
-    config_dict = config_io.to_dict(p.config)
-    info.update({
-        "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
-        "data_spec": spec.to_dict(), "config": config_dict, "seed": p.seed,
-        "device": str(device), "total_steps": total, "steps_per_epoch": steps_per_epoch,
-        "status": "running", "created": info.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
-    })
-    tracker = open_tracker(opts.wandb, run_dir, run_name,
-                           {"model": p.cls.name, "data": p.data, "seed": p.seed, **config_dict},
-                           console, run_id=info.get("wandb_id"))
-    info["wandb"] = tracker.mode
-    if tracker.run_id:
-        info["wandb_id"] = tracker.run_id
-    runs.write_run_info(run_dir, info)
-    metrics_path = run_dir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, step)
+    checkpoint = ckpt_io.load(p.resume_from)
+    saved = checkpoint.state
+    try:
+        model.load_state_dict(saved["model"])
+        model.load_extra_state(saved.get("extra", {}))
+        # Optimisers are made after the extra state: a grown ProGAN has more weights to optimise.
+        model.optimizers = model.configure_optimizers()
+        for name, optimizer in model.optimizers.items():
+            optimizer.load_state_dict(saved["optimizers"][name])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise ZooError(f"{p.resume_from} does not fit this {model.name} model: {str(exc).splitlines()[0]}") from None
+    engine.load_state(saved.get("engine", {}))
+    batches.load_state(checkpoint.train["batches"])
+    _set_rng_state(saved["rng"], device)
+    train = checkpoint.train
+    return model, batches, {"step": int(train["step"]), "images": int(train["images"]),
+                            "seconds": float(train.get("seconds", 0.0))}
 
-    def save(status: str) -> Path:
-        path = run_dir / ckpt_io.FILENAME
+
+def _warm_start(model: Model, path: Path, console: Console) -> None:
+    source = ckpt_io.load(path)
+    copied, fresh = model.warm_start(source.state["model"])
+    if not copied:
+        raise UsageError(f"--init-from {path}: none of its weights fit {model.name} "
+                         f"(it is a {source.plugin} checkpoint)")
+    console.print(f"warm start from {path}: {len(copied)} weight tensors copied"
+                  + (f", {len(fresh)} left as initialised" if fresh else ""), highlight=False)
+
+
+class Loop:
+    """The training loop of one run, from its first (or resumed) step to its last."""
+
+    def __init__(self, p: Plan, opts: TrainOptions, data: TrainingData, model: Model,
+                 batches: TensorBatches, state: dict[str, Any], run_dir: Path, console: Console) -> None:
+        self.p, self.data, self.model, self.batches = p, data, model, batches
+        self.run_dir, self.console = run_dir, console
+        self.step, self.images, self.seconds_before = state["step"], state["images"], state["seconds"]
+        self.steps_per_epoch = max(1, batches.batches_per_epoch // model.batches_per_step())
+        self.images_per_epoch = len(data.prepared)
+        self.total, self.total_images = self._length(opts)
+        if self.step >= self.total or (self.total_images and self.images >= self.total_images):
+            raise UsageError(f"that run already finished {self.step} steps; ask for more with --steps or --epochs")
+        frames = opts.preview_every or math.ceil(self.total / PREVIEW_FRAMES)
+        self.preview_every = max(1, frames)
+        self.budget = p.minutes * 60 if p.minutes else math.inf
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.pending: list[tuple[int, int, dict[str, Any]]] = []
+        self.alerts: list[dict[str, Any]] = []
+        self.means: dict[str, list[float]] = {}
+        self.watch = Watch()
+        self.wandb = opts.wandb
+        self.seconds = self.seconds_before
+
+    def _length(self, opts: TrainOptions) -> tuple[int, int]:
+        """Training length as (steps, images): images only with --kimg (steps then unbounded)."""
+        if opts.kimg is not None:
+            return 2 ** 62, round(opts.kimg * 1000)
+        if opts.steps is not None:
+            return opts.steps, 0
+        if opts.epochs is not None:
+            return opts.epochs * self.steps_per_epoch, 0
+        if self.p.resume_train:
+            return int(self.p.resume_train["total_steps"]), int(self.p.resume_train.get("total_images", 0))
+        return DEFAULT_EPOCHS * self.steps_per_epoch, 0
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        p, model = self.p, self.model
+        self.info = self._run_info()
+        self.tracker = open_tracker(self.wandb, self.run_dir, self.run_dir.name,
+                                    {"model": p.cls.name, "data": p.data, "seed": p.seed,
+                                     **config_io.to_dict(p.config)},
+                                    self.console, run_id=self.info.get("wandb_id"),
+                                    tags=[p.cls.name, p.data])
+        self.info["wandb"] = self.tracker.mode
+        if self.tracker.run_id:
+            self.info["wandb_id"] = self.tracker.run_id
+        runs.write_run_info(self.run_dir, self.info)
+        _truncate_metrics(self.metrics_path, self.step)
+        self.preview_inputs = model.preview_inputs(
+            PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
+            self.data.examples(PREVIEW_COUNT, p.seed, self.batches.images.device))
+        self._announce()
+
+        started = time.perf_counter()
+        self.last_save = self.last_preview = time.monotonic()
+        self.saved = False
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+                            console=self.console)
+        status = "finished"
+        try:
+            with self.bar, self.metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
+                    deferred_interrupts() as interrupted:
+                self.task = self.bar.add_task(self._label(), total=self.total if not self.total_images
+                                              else self.total_images, completed=self._done(), metrics="")
+                while not self._finished():
+                    self.seconds = self.seconds_before + time.perf_counter() - started
+                    progress = zoo.Progress(step=self.step, total_steps=self.total,
+                                            epoch=self.images // self.images_per_epoch,
+                                            time_fraction=min(1.0, self.seconds / self.budget),
+                                            images=self.images, total_images=self.total_images)
+                    with model.engine.autocast():
+                        values = model.train_step(self.batches, progress)
+                    model.engine.end_step()
+                    self.step += 1
+                    self.images = self.batches.drawn
+                    self.pending.append((self.step, progress.epoch, dict(values)))
+                    self.seconds = self.seconds_before + time.perf_counter() - started
+                    if interrupted.is_set():  # Ctrl-C during the step: it is whole now, save it
+                        self._flush()
+                        self.save("interrupted")
+                        raise KeyboardInterrupt
+                    out_of_time = self.seconds >= self.budget
+                    self._after_step(out_of_time or self._finished())
+                    if out_of_time:
+                        status = "time limit"
+                        self.bar.console.print(f"--minutes {p.minutes:g}: time is up after {self.step:,} "
+                                               f"of {self.total:,} steps")
+                        break
+        except KeyboardInterrupt:
+            # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
+            self.info.setdefault("status", "interrupted")
+            self._finish_pictures()
+            self.tracker.finish(exit_code=130)
+            saved = ckpt_io.read_meta(self.run_dir / ckpt_io.FILENAME)["train"]["step"] \
+                if (self.run_dir / ckpt_io.FILENAME).exists() else 0
+            raise Interrupted(f"interrupted at step {saved}/{self.total}; checkpoint saved. Continue "
+                              f"with: zoo train {p.cls.name} --resume {self.run_dir}") from None
+        except BaseException as exc:
+            self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
+            runs.write_run_info(self.run_dir, self.info)
+            self.tracker.finish(exit_code=1)
+            raise
+        return self._finish(status, time.perf_counter() - started)
+
+    def _finished(self) -> bool:
+        if self.total_images:
+            return self.images >= self.total_images
+        return self.step >= self.total
+
+    def _done(self) -> int:
+        return self.images if self.total_images else self.step
+
+    def _after_step(self, last: bool) -> None:
+        """Read metrics every few steps; a preview, and maybe a checkpoint, on their cadence."""
+        preview_due = self.step % self.preview_every == 0 or last
+        if len(self.pending) >= READ_EVERY or preview_due:
+            self._flush()
+        if preview_due:
+            self._preview()
+            if last or not self.saved or time.monotonic() - self.last_save > SAVE_AT_PREVIEW_SECONDS:
+                self.save("running")
+        elif time.monotonic() - self.last_preview > PREVIEW_EVERY_SECONDS:
+            # A slow stretch between previews (a big model on a CPU) still shows how it goes.
+            self._flush()
+            latest = figures.save_grid(self.model.preview(self.preview_inputs), self.run_dir / "progress" / "latest.png")
+            self.tracker.log_image("samples", latest, self.step, caption=f"step {self.step}")
+            self.last_preview = time.monotonic()
+        if time.monotonic() - self.last_save > SAVE_EVERY_SECONDS:
+            self._flush()
+            self.save("running")
+
+    def _flush(self) -> None:
+        """Read the pending steps' metrics from the device in one go; log them; stop on NaN."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        device = self.batches.images.device
+        flat = [torch.as_tensor(v, dtype=torch.float32).to(device).reshape(())
+                for _, _, values in pending for v in values.values()]
+        numbers = iter(torch.stack(flat).tolist())  # the one sync
+        for step, epoch, values in pending:
+            record = {k: next(numbers) for k in values}
+            bad = [k for k, v in record.items() if not math.isfinite(v)]
+            if bad:
+                self.metrics_file.flush()
+                raise ZooError(f"{', '.join(bad)} became {record[bad[0]]} at step {step}; training "
+                               f"stopped. The last good checkpoint is in {self.run_dir}")
+            self.metrics_file.write(json.dumps({"step": step, "epoch": epoch, **record}) + "\n")
+            self.tracker.log(record, step)
+            self._warn(self.watch.after_step(step, record))
+            for k, v in record.items():
+                self.means.setdefault(k, []).append(v)
+        self.metrics_file.flush()
+        self.bar.update(self.task, completed=self._done(), description=self._label(), metrics=_format(record))
+
+    def _preview(self) -> None:
+        model, step = self.model, self.step
+        preview = model.preview(self.preview_inputs)
+        grid = figures.save_grid(preview, self.run_dir / "progress" / f"step-{step:07d}.png")
+        self.tracker.log_image("samples", grid, step, caption=f"step {step}")
+        (self.run_dir / "progress" / "latest.png").unlink(missing_ok=True)
+        self.last_preview = time.monotonic()
+        means = {k: sum(v) / len(v) for k, v in self.means.items()}
+        self.means = {}
+        if self.watch.reference is None and model.has(Capability.LATENT):
+            d = self.data.prepared
+            self.watch.reference = reference_images(d.images, d.labels, preview, self.p.seed)
+        done = self.images / self.total_images if self.total_images else step / self.total
+        variety, found = self.watch.after_preview(step, max(done, min(1.0, self.seconds / self.budget)), preview)
+        if variety is not None:
+            means["diversity"] = variety
+            self.tracker.log({"diversity": variety}, step)
+        self._warn(found)
+        self.bar.console.print(f"step {step:,}/{self.total:,} (epoch {self.images / self.images_per_epoch:.1f}, "
+                               f"{self.images:,} images)  {_format(means)}", highlight=False)
+
+    def _warn(self, found: list[Alert]) -> None:
+        for alert in found:
+            self.bar.console.print(f"[yellow]warning[/] at step {alert.step:,}: {alert.message}")
+            self.alerts.append({"step": alert.step, "kind": alert.kind, "message": alert.message})
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def _run_info(self) -> dict[str, Any]:
+        p, spec = self.p, self.data.spec
+        info = runs.read_run_info(self.run_dir) if p.resume_from else {}
+        info.update({
+            "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
+            "data_spec": spec.to_dict(), "config": config_io.to_dict(p.config), "seed": p.seed,
+            "device": str(self.batches.images.device), "precision": self.model.engine.options.precision,
+            "total_steps": self.total, "total_images": self.total_images,
+            "steps_per_epoch": self.steps_per_epoch, "status": "running",
+            "created": info.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        })
+        if p.init_from is not None:
+            info["init_from"] = str(p.init_from)
+        self.alerts = info.setdefault("warnings", [])
+        return info
+
+    def save(self, status: str) -> Path:
+        """Write the checkpoint (atomically) and run.json; only ever between whole steps."""
+        p, model = self.p, self.model
+        path = self.run_dir / ckpt_io.FILENAME
         train_state = {
-            "step": step, "epoch": step // steps_per_epoch, "total_steps": total,
-            "steps_per_epoch": steps_per_epoch, "seed": p.seed, "batches": batches.state(),
-            "data": {"source": p.data, "size": p.size, "channels": p.channels,
-                     "classes": p.classes, "subset": p.subset},
-            "run": run_name, "zoo_version": zoo.__version__, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "step": self.step, "images": self.images, "epoch": self.images // self.images_per_epoch,
+            "total_steps": self.total, "total_images": self.total_images,
+            "steps_per_epoch": self.steps_per_epoch, "seed": p.seed, "batches": self.batches.state(),
+            "minutes": p.minutes, "seconds": round(self.seconds, 3),
+            "data": p.data_record, "helpers": model.helper_sources(),
+            "run": self.run_dir.name, "zoo_version": zoo.__version__,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         state = {"model": model.state_dict(),
                  "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()},
-                 "extra": model.extra_state(), "rng": _rng_state(device)}
-        ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_dict,
-                                              spec.to_dict(), train_state, state))
-        info.update(status=status, step=step)
-        runs.write_run_info(run_dir, info)
+                 "extra": model.extra_state(), "engine": model.engine.state(),
+                 "rng": _rng_state(self.batches.images.device)}
+        ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_io.to_dict(p.config),
+                                              self.data.spec.to_dict(), train_state, state))
+        self.info.update(status=status, step=self.step, images=self.images)
+        runs.write_run_info(self.run_dir, self.info)
+        self.last_save, self.saved = time.monotonic(), True
         return path
 
-    selected = "".join(f" {flag} {v}" for flag, v in (("--classes", p.classes), ("--subset", p.subset)) if v)
-    count = f"{len(prepared):,} images"
-    if spec.pairing == "paired":
-        count = f"{len(prepared):,} pairs"
-    elif spec.pairing:
-        count = f"{len(prepared):,} + {len(prepared.targets):,} images"
-    console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({count}, "
-                  f"{spec.channels}x{spec.height}x{spec.width}) | device {device} | "
-                  f"{total:,} steps ({steps_per_epoch} per epoch) | batch {p.config.batch_size} | "
-                  f"W&B {tracker.mode}\nrun folder: {run_dir}")
+    def _finish(self, status: str, elapsed: float) -> Path:
+        p, model, step = self.p, self.model, self.step
+        checkpoint = self.save(status)
+        gif, losses = self._finish_pictures()
+        if gif:
+            self.tracker.log_gif("progress", gif, step)
+        if losses:
+            self.tracker.log_image("losses", losses, step)
+        self.tracker.log_checkpoint(checkpoint, f"{p.cls.name}-{p.data.replace(':', '-').replace('/', '-')}"[:120],
+                                    {"step": step, "data": p.data})
+        self.tracker.finish()
+        use = f"Samples: zoo sample {self.run_dir}" if model.has(Capability.LATENT) else (
+            f"Translate: zoo translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
+            if model.has(Capability.IMAGE_TO_IMAGE) else f"Checkpoint: {checkpoint}")
+        self.console.print(f"done: {step:,} steps ({self.images:,} images) in {elapsed:.0f}s. {use}")
+        if status == "time limit":
+            self.console.print(f"to train on: zoo train {p.cls.name} --resume {self.run_dir} --minutes "
+                               "LARGER_TOTAL (or --steps N)")
+        return self.run_dir
 
-    watch = Watch()
-    alerts: list[dict[str, Any]] = info.setdefault("warnings", [])
+    def _finish_pictures(self) -> tuple[Path | None, Path | None]:
+        frames = sorted((self.run_dir / "progress").glob("step-*.png"))
+        gif = figures.save_gif(frames, self.run_dir / "progress.gif")
+        losses = figures.loss_curves(figures.read_metrics(self.metrics_path), self.run_dir / "losses.png",
+                                     title=f"{self.p.cls.name} on {self.p.data}")
+        return gif, losses
 
-    def warn(found: list[Alert]) -> None:
-        for alert in found:
-            bar.console.print(f"[yellow]warning[/] at step {alert.step:,}: {alert.message}")
-            alerts.append({"step": alert.step, "kind": alert.kind, "message": alert.message})
+    def _announce(self) -> None:
+        p, spec, d = self.p, self.data.spec, self.data.prepared
+        selected = "".join(f" {flag} {v}" for flag, v in (("--classes", p.classes), ("--subset", p.subset),
+                                                           ("--direction", p.direction)) if v)
+        count = f"{len(d):,} images"
+        if spec.pairing == "paired":
+            count = f"{len(d):,} pairs"
+        elif spec.pairing == "unpaired":
+            count = f"{len(d):,} + {len(d.targets):,} images"
+        shape = f"{spec.channels}x{spec.height}x{spec.width}"
+        if spec.target_shape != (spec.channels, spec.height, spec.width):
+            shape += " -> " + "x".join(map(str, spec.target_shape))
+        length = f"{self.total_images:,} images" if self.total_images else f"{self.total:,} steps"
+        engine = self.model.engine.options
+        extras = "".join([f" | {engine.precision}" if engine.precision != "fp32" else "",
+                          f" | clip {engine.clip_grad:g}" if engine.clip_grad else ""])
+        self.console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({count}, {shape}) | "
+                           f"device {self.batches.images.device} | {length} ({self.steps_per_epoch} steps per "
+                           f"epoch) | batch {p.config.batch_size}{extras} | W&B {self.tracker.mode}\n"
+                           f"run folder: {self.run_dir}")
 
-    # The loop.
-    last_save = last_preview = time.monotonic()
-    started = epoch_started = time.perf_counter()
-    deadline = started + opts.minutes * 60 if opts.minutes else math.inf
-    epoch_sums: dict[str, float] = {}
-    epoch_steps = 0
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
-                   console=console)
+    def _label(self) -> str:
+        if self.total_images:
+            return f"{self.images / 1000:,.1f}/{self.total_images / 1000:,.1f} kimg"
+        epochs = math.ceil(self.total / self.steps_per_epoch)
+        return f"epoch {min(epochs, self.step // self.steps_per_epoch + 1)}/{epochs}"
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C during a step is held until the step ends (a checkpoint never holds half an
+    update); a second Ctrl-C stops at once, keeping the last checkpoint."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
     try:
-        with bar, metrics_path.open("a", encoding="utf-8") as metrics_file:
-            task = bar.add_task(_epoch_label(step, steps_per_epoch, total), total=total,
-                                completed=step, metrics="")
-            while step < total:
-                used = (time.perf_counter() - started) / (opts.minutes * 60) if opts.minutes else 0.0
-                progress = zoo.Progress(step=step, total_steps=total, epoch=step // steps_per_epoch,
-                                        time_fraction=used)
-                values = {k: float(v) for k, v in model.train_step(batches, progress).items()}
-                step += 1
-
-                bad = [k for k, v in values.items() if not math.isfinite(v)]
-                if bad:
-                    raise ZooError(f"{', '.join(bad)} became {values[bad[0]]} at step {step}; training "
-                                   f"stopped. The last good checkpoint is in {run_dir}")
-                metrics_file.write(json.dumps({"step": step, "epoch": progress.epoch, **values}) + "\n")
-                tracker.log(values, step)
-                warn(watch.after_step(step, values))
-                for k, v in values.items():
-                    epoch_sums[k] = epoch_sums.get(k, 0.0) + v
-                epoch_steps += 1
-                bar.update(task, completed=step, description=_epoch_label(step, steps_per_epoch, total),
-                           metrics=_format(values))
-
-                out_of_time = time.perf_counter() >= deadline
-                epoch_done = step % steps_per_epoch == 0 or step == total or out_of_time
-                if epoch_done:
-                    metrics_file.flush()
-                    epoch = math.ceil(step / steps_per_epoch)
-                    preview = model.preview(preview_inputs)
-                    grid = figures.save_grid(preview, run_dir / "progress" / f"epoch-{epoch:04d}.png")
-                    tracker.log_image("samples", grid, step, caption=f"epoch {epoch}")
-                    (run_dir / "progress" / "latest.png").unlink(missing_ok=True)
-                    last_preview = time.monotonic()
-                    means = {k: v / epoch_steps for k, v in epoch_sums.items()}
-                    if watch.reference is None and model.has(Capability.LATENT):
-                        watch.reference = reference_images(prepared.images, prepared.labels, preview, p.seed)
-                    # How far training is, as schedules see it (steps, or a --minutes budget).
-                    done = zoo.Progress(step, total, epoch, time_fraction=progress.time_fraction).fraction
-                    variety, found = watch.after_epoch(step, done, preview)
-                    if variety is not None:
-                        means["diversity"] = variety
-                        tracker.log({"diversity": variety}, step)
-                    warn(found)
-                    bar.console.print(f"epoch {epoch}: step {step:,}/{total:,}  {_format(means)}  "
-                                      f"({time.perf_counter() - epoch_started:.1f}s)", highlight=False)
-                    epoch_sums, epoch_steps, epoch_started = {}, 0, time.perf_counter()
-                elif time.monotonic() - last_preview > PREVIEW_EVERY_SECONDS:
-                    # A long epoch (a big data set on a CPU) still shows how training goes.
-                    latest = figures.save_grid(model.preview(preview_inputs), run_dir / "progress" / "latest.png")
-                    tracker.log_image("samples", latest, step, caption=f"step {step}")
-                    last_preview = time.monotonic()
-                if epoch_done or time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-                    save("running")
-                    last_save = time.monotonic()
-                if out_of_time:
-                    bar.console.print(f"--minutes {opts.minutes:g}: time is up after {step:,} of {total:,} steps")
-                    break
-    except KeyboardInterrupt:
-        save("interrupted")
-        _finish_pictures(run_dir, metrics_path, p.cls.name, p.data)
-        tracker.finish(exit_code=130)
-        raise Interrupted(f"interrupted at step {step}/{total}; checkpoint saved. Continue with: "
-                          f"zoo train {p.cls.name} --resume {run_dir}") from None
-    except BaseException as exc:
-        info.update(status=f"failed: {type(exc).__name__}", failed_at_step=step)
-        runs.write_run_info(run_dir, info)
-        tracker.finish(exit_code=1)
-        raise
-
-    checkpoint = save("finished" if step >= total else "time limit")
-    gif, losses = _finish_pictures(run_dir, metrics_path, p.cls.name, p.data)
-    if gif:
-        tracker.log_gif("progress", gif, step)
-    if losses:
-        tracker.log_image("losses", losses, step)
-    tracker.log_checkpoint(checkpoint, f"{p.cls.name}-{p.data.replace(':', '-').replace('/', '-')}"[:120],
-                           {"step": step, "data": p.data})
-    tracker.finish()
-    elapsed = time.perf_counter() - started
-    use = f"Samples: zoo sample {run_dir}" if model.has(Capability.LATENT) else (
-        f"Translate: zoo translate {run_dir} IMAGE_OR_FOLDER --out DIR"
-        if model.has(Capability.IMAGE_TO_IMAGE) else f"Checkpoint: {checkpoint}")
-    console.print(f"done: {step:,} steps in {elapsed:.0f}s. {use}")
-    if step < total:
-        console.print(f"to train the remaining {total - step:,} steps: zoo train {p.cls.name} --resume {run_dir}")
-    return run_dir
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -361,7 +668,7 @@ def _check_pairing(cls: type[Model], spec: zoo.DataSpec, data: str) -> None:
     if spec.pairing in cls.data_pairing or not (spec.pairing or cls.data_pairing):
         return
     if not spec.pairing:
-        kinds = " or ".join(f"{k}:..." for k in cls.data_pairing)
+        kinds = " or ".join(f"{k}:..." for k in cls.data_pairing if k != "derived")
         raise UsageError(f"{cls.name} translates images and trains on two-domain data ({kinds}), "
                          f"e.g. --data paired:edges2fashion or unpaired:fashion:sneaker,ankle-boot; "
                          f"{data} is one set of images")
@@ -371,41 +678,6 @@ def _check_pairing(cls: type[Model], spec: zoo.DataSpec, data: str) -> None:
                          f"image-to-image models ({', '.join(able) or 'none installed'})")
     raise UsageError(f"{cls.name} needs {' or '.join(cls.data_pairing)} data; {data} is {spec.pairing} "
                      f"(models for it: {', '.join(able) or 'none installed'})")
-
-
-def _examples(prepared: PreparedData, spec: zoo.DataSpec, n: int, seed: int, device: torch.device) -> zoo.Batch | None:
-    """A fixed, seeded handful of training examples, for the previews of models that need them."""
-    if prepared.targets is None:
-        return None
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(prepared.images), generator=g)[:n]
-    other = pick if spec.pairing == "paired" else torch.randperm(len(prepared.targets), generator=g)[:n]
-    return zoo.Batch(to_float(prepared.images[pick]).to(device), None, to_float(prepared.targets[other]).to(device))
-
-
-def _total_steps(opts: TrainOptions, p: Plan, steps_per_epoch: int) -> int:
-    if opts.steps is not None:
-        return opts.steps
-    if opts.epochs is not None:
-        return opts.epochs * steps_per_epoch
-    if p.resume_train:
-        return int(p.resume_train["total_steps"])
-    return DEFAULT_EPOCHS * steps_per_epoch
-
-
-def _restore(model: Model, batches: TensorBatches, path: Path, device: torch.device) -> int:
-    checkpoint = ckpt_io.load(path)
-    state = checkpoint.state
-    try:
-        model.load_state_dict(state["model"])
-        for name, optimizer in model.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise ZooError(f"{path} does not fit this {model.name} model: {str(exc).splitlines()[0]}") from None
-    model.load_extra_state(state.get("extra", {}))
-    batches.load_state(checkpoint.train["batches"])
-    _set_rng_state(state["rng"], device)
-    return int(checkpoint.train["step"])
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -426,25 +698,21 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metrics logged after the checkpoint (they will be logged again)."""
+    """On resume, drop metrics logged after the checkpoint (they will be logged again), and
+    a last line cut short by a crash."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _finish_pictures(run_dir: Path, metrics_path: Path, model: str, data: str) -> tuple[Path | None, Path | None]:
-    frames = sorted((run_dir / "progress").glob("epoch-*.png"))
-    gif = figures.save_gif(frames, run_dir / "progress.gif")
-    losses = figures.loss_curves(figures.read_metrics(metrics_path), run_dir / "losses.png",
-                                 title=f"{model} on {data}")
-    return gif, losses
-
-
-def _epoch_label(step: int, steps_per_epoch: int, total: int) -> str:
-    epochs = math.ceil(total / steps_per_epoch)
-    return f"epoch {min(epochs, step // steps_per_epoch + 1)}/{epochs}"
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # half a line: the process died while writing it
+        if isinstance(record, dict) and record.get("step", math.inf) <= step:
+            kept.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _format(values: dict[str, float]) -> str:

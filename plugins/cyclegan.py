@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import zoo
-from zoo import losses
+from zoo import augment, losses
 from zoo.config import option
 
 from .pix2pix import patch_discriminator, patch_layers, patches, smallest_patch_input
@@ -51,6 +51,13 @@ class CycleGANConfig(zoo.Config):
     identity_weight: float = option(0.5, "weight of the identity losses, relative to cycle_weight; 0 = off")
     pool_size: int = option(50, "generated images each discriminator remembers; 0 = no pool")
     decay_start: float = option(0.5, "fraction of training after which the learning rate falls linearly to 0")
+    jitter: float | None = option(None, "random jitter: enlarge each image this many times, then crop it back at a "
+                                        "random place (the paper: 286/256 = 1.117); 0 = off. Default: the paper's "
+                                        "for images of 64 px and up, off below (the 28-32 px built-in sets are "
+                                        "centred items a pixel or two from the border)")
+    mirror: bool | None = option(None, "flip each image left to right half the time, each domain on its own (the "
+                                       "paper). Default: on for images of 64 px and up, off below (digits and "
+                                       "Fashion-MNIST items all face one way)")
     lr: float = option(2e-4, "Adam learning rate, all networks")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
@@ -63,6 +70,7 @@ class CycleGANConfig(zoo.Config):
             raise zoo.UsageError(f"d_layers must be 1 to 5, got {self.d_layers}")
         if not 0.0 <= self.decay_start <= 1.0:
             raise zoo.UsageError(f"decay_start must be within [0, 1], got {self.decay_start}")
+        augment.check_jitter(self.jitter)
         if self.lr <= 0:
             raise zoo.UsageError(f"lr must be positive, got {self.lr}")
 
@@ -109,9 +117,11 @@ class ImagePool:
         self.images: Tensor | None = None
 
     def query(self, images: Tensor) -> Tensor:
+        """Detached images, pooled or not: the discriminators' update must not reach the
+        generators' graph, which their own update has already used and freed."""
+        images = images.detach()
         if self.size == 0:
             return images
-        images = images.detach()
         out = []
         for image in images:
             stored = 0 if self.images is None else len(self.images)
@@ -193,11 +203,10 @@ class CycleGAN(zoo.Model):
             for group in optimizer.param_groups:
                 group["lr"] = lr
         batch = batches.next()
+        batch = augment.jitter_batch(batch, cfg.jitter, cfg.mirror, paired=False)
         real_a, real_b = batch.images, batch.targets
 
         # Generators: fool both discriminators, and come back to where each image started.
-        opt_g = self.optimizers["generators"]
-        opt_g.zero_grad(set_to_none=True)
         fake_b = self.generator_ab(real_a)
         fake_a = self.generator_ba(real_b)
         with zoo.frozen(self.discriminator_a), zoo.frozen(self.discriminator_b):
@@ -210,20 +219,16 @@ class CycleGAN(zoo.Model):
             if cfg.identity_weight > 0:
                 identity = F.l1_loss(self.generator_ab(real_b), real_b) + F.l1_loss(self.generator_ba(real_a), real_a)
                 loss_g = loss_g + cfg.cycle_weight * cfg.identity_weight * identity
-            loss_g.backward()
-        opt_g.step()
+            self.update("generators", loss_g)
 
         # Discriminators: real images of their domain against generated ones from the pools.
-        opt_d = self.optimizers["discriminators"]
-        opt_d.zero_grad(set_to_none=True)
         real_logits_b = self.discriminator_b(real_b)
         fake_logits_b = self.discriminator_b(self.pool_b.query(fake_b))
         real_logits_a = self.discriminator_a(real_a)
         fake_logits_a = self.discriminator_a(self.pool_a.query(fake_a))
         loss_d_b = losses.discriminator_loss("lsgan", patches(real_logits_b), patches(fake_logits_b))
         loss_d_a = losses.discriminator_loss("lsgan", patches(real_logits_a), patches(fake_logits_a))
-        (loss_d_a + loss_d_b).backward()
-        opt_d.step()
+        self.update("discriminators", loss_d_a + loss_d_b)
 
         return {"loss_g": loss_g.detach(), "loss_d_a": loss_d_a.detach(), "loss_d_b": loss_d_b.detach(),
                 "loss_g_gan": adversarial.detach(), "cycle": cycle.detach() / 2, "identity": identity.detach() / 2,

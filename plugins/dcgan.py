@@ -272,7 +272,8 @@ class DCGAN(zoo.Model):
     def batches_per_step(self) -> int:
         return self.config.n_critic
 
-    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    def generate(self, z: Tensor, conditions: zoo.Conditions | None = None) -> Tensor:
+        labels = (conditions or {}).get("class")
         if self.generator_ema is None:
             return self.run_generator(self.generator, z, labels)
         return self.run_generator(self._calibrated(), z, labels)
@@ -305,16 +306,13 @@ class DCGAN(zoo.Model):
                 fake = self.run_generator(self.generator, self.sample_latent(real.shape[0]), labels)
             loss_d, real_logits, fake_logits, extra = self._discriminator_step(real, fake.detach(), labels, progress)
 
-        opt_g = self.optimizers["generator"]
-        opt_g.zero_grad(set_to_none=True)
         # D's weights need no gradient here, which saves a third of its backward pass.
         with zoo.frozen(self.discriminator):
             logits, classes = self.critic(losses.seen_by_critic(fake, cfg, progress.fraction), labels)
             loss_g = losses.generator_loss(cfg.loss, logits)
             if classes is not None:
                 loss_g = loss_g + self.class_loss(classes, labels)
-            loss_g.backward()
-        opt_g.step()
+            self.update("generator", loss_g)
         if self.generator_ema is not None:
             tricks.ema_update(self.generator_ema, self.generator, tricks.ema_decay(cfg.ema, progress.step))
             self._ema_stale = True
@@ -323,8 +321,6 @@ class DCGAN(zoo.Model):
     def _discriminator_step(self, real: Tensor, fake: Tensor, labels: Tensor | None,
                             progress: zoo.Progress) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         cfg = self.config
-        opt_d = self.optimizers["discriminator"]
-        opt_d.zero_grad(set_to_none=True)
         real = losses.seen_by_critic(real, cfg, progress.fraction)
         fake = losses.seen_by_critic(fake, cfg, progress.fraction)
         # Real and generated images as separate batches, so each gets its own batch-norm
@@ -350,8 +346,7 @@ class DCGAN(zoo.Model):
             penalty = losses.r1_penalty(critic_only, real, cfg.loss)
             loss = loss + cfg.r1_weight / 2 * penalty
             extra["r1_penalty"] = penalty.detach()
-        loss.backward()
-        opt_d.step()
+        self.update("discriminator", loss)
         if cfg.clip:
             with torch.no_grad():
                 for p in self.discriminator.parameters():

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import zoo
-from zoo import losses
+from zoo import augment, losses
 from zoo.config import option
 
 MAX_DEPTH = 8
@@ -46,6 +46,13 @@ class Pix2PixConfig(zoo.Config):
                                         "(default: 3 at 128 px and up, 2 below)")
     depth: int | None = option(None, "U-Net halvings (default: as many as the size allows, at most 8)")
     dropout: float = option(0.5, "dropout in the three innermost decoder layers")
+    jitter: float | None = option(None, "random jitter: enlarge each pair this many times, then crop it back at a "
+                                        "random place (the paper: 286/256 = 1.117); 0 = off. Default: the paper's "
+                                        "for images of 64 px and up, off below (the 28-32 px built-in sets are "
+                                        "centred items a pixel or two from the border)")
+    mirror: bool | None = option(None, "flip each pair left to right half the time, input and target alike (the "
+                                       "paper). Default: on for images of 64 px and up, off below (digits and "
+                                       "Fashion-MNIST items all face one way)")
     lr: float = option(2e-4, "Adam learning rate, both networks")
     beta1: float = option(0.5, "Adam beta1")
     beta2: float = option(0.999, "Adam beta2")
@@ -56,6 +63,7 @@ class Pix2PixConfig(zoo.Config):
         self.not_negative("l1_weight")
         if not 0 <= self.dropout < 1:
             raise zoo.UsageError(f"dropout must be within [0, 1), got {self.dropout}")
+        augment.check_jitter(self.jitter)
         if self.d_layers is not None and not 1 <= self.d_layers <= 5:
             raise zoo.UsageError(f"d_layers must be 1 to 5, got {self.d_layers}")
         if self.depth is not None and not 1 <= self.depth <= MAX_DEPTH:
@@ -184,26 +192,21 @@ class Pix2Pix(zoo.Model):
     def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
         cfg = self.config
         batch = batches.next()
+        batch = augment.jitter_batch(batch, cfg.jitter, cfg.mirror, paired=True)
         source, target = batch.images, batch.targets
         output = self.generator(source)
 
         # D judges (input, output) pairs: is this output the real target for this input?
-        opt_d = self.optimizers["discriminator"]
-        opt_d.zero_grad(set_to_none=True)
         real_logits = self.discriminator(torch.cat([source, target], dim=1))
         fake_logits = self.discriminator(torch.cat([source, output.detach()], dim=1))
         loss_d = 0.5 * losses.discriminator_loss(cfg.loss, patches(real_logits), patches(fake_logits))
-        loss_d.backward()
-        opt_d.step()
+        self.update("discriminator", loss_d)
 
-        opt_g = self.optimizers["generator"]
-        opt_g.zero_grad(set_to_none=True)
         with zoo.frozen(self.discriminator):
             loss_gan = losses.generator_loss(cfg.loss, patches(self.discriminator(torch.cat([source, output], dim=1))))
             l1 = F.l1_loss(output, target)
             loss_g = loss_gan + cfg.l1_weight * l1
-            loss_g.backward()
-        opt_g.step()
+            self.update("generator", loss_g)
         return {**losses.step_metrics(cfg.loss, loss_d, loss_g, patches(real_logits), patches(fake_logits)),
                 "loss_g_gan": loss_gan.detach(), "l1": l1.detach()}
 

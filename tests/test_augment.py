@@ -80,7 +80,7 @@ def test_the_discriminator_sees_augmented_real_and_fake_images(mnist) -> None:
 
     class One:
         def next(self) -> zoo.Batch:
-            return zoo.Batch(real, None)
+            return zoo.Batch(real)
 
     model.train_step(One(), zoo.Progress(1, 10, 0))
     assert len(seen) == 3  # real and fake for D, fake for G
@@ -123,10 +123,10 @@ def test_class_norms_give_each_class_its_own_scale_and_shift(mnist) -> None:
     norms = [m for m in model.generator.modules() if type(m).__name__ == "ClassBatchNorm"]
     assert len(norms) == 3  # every batch norm of the lab generator
     z = torch.randn(4, cls.tiny_config["latent_dim"])
-    sevens, threes = model.generate(z, torch.full((4,), 7)), model.generate(z, torch.full((4,), 3))
+    sevens, threes = model.generate(z, {"class": torch.full((4,), 7)}), model.generate(z, {"class": torch.full((4,), 3)})
     with torch.no_grad():
         norms[-1].shift.weight[7] += 1.0  # only class 7's shift in the last norm moves
-    assert not torch.allclose(model.generate(z, torch.full((4,), 7)), sevens)
-    assert torch.allclose(model.generate(z, torch.full((4,), 3)), threes)
+    assert not torch.allclose(model.generate(z, {"class": torch.full((4,), 7)}), sevens)
+    assert torch.allclose(model.generate(z, {"class": torch.full((4,), 3)}), threes)
     plain = cls(cls.Config(**cls.tiny_config), mnist.spec)  # the default: the code joins z only
     assert not any(type(m).__name__ == "ClassBatchNorm" for m in plain.modules())

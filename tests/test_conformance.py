@@ -16,6 +16,7 @@ import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo.data import TensorBatches
+from zoo.engine import Engine, EngineOptions
 from zoo.pipelines import runs
 from zoo.registry import registry
 
@@ -24,10 +25,13 @@ SPECS = [zoo.DataSpec("gray28", 1, 28, 28, tuple("0123456789")),
          zoo.DataSpec("rgb32", 3, 32, 32, tuple("0123456789"))]
 
 
-def specs_for(cls) -> list[zoo.DataSpec]:
-    """The test shapes; two-domain versions of them for models that translate."""
+def specs_for(cls, config) -> list[zoo.DataSpec]:
+    """The test shapes; two-domain versions of them for models that translate, and the
+    derived pairs' shapes for models that make their pairs from one set of images."""
     if not cls.data_pairing:
         return SPECS
+    if cls.data_pairing[0] == "derived":
+        return [cls.derivation(config).spec(replace(s, class_names=())) for s in SPECS]
     return [replace(s, class_names=(), pairing=cls.data_pairing[0], target_channels=s.channels,
                     domains=("A", "B")) for s in SPECS]
 
@@ -35,7 +39,7 @@ def specs_for(cls) -> list[zoo.DataSpec]:
 def build(name: str, spec: zoo.DataSpec | None = None):
     cls = registry().get(name)
     config = config_io.from_dict(cls.Config, cls.tiny_config, source=f"{name}.tiny_config")
-    for candidate in ([spec] if spec else specs_for(cls)):
+    for candidate in ([spec] if spec else specs_for(cls, config)):
         try:
             cls.check_data(config, candidate)
         except zoo.UsageError:
@@ -47,11 +51,14 @@ def build(name: str, spec: zoo.DataSpec | None = None):
 
 def batches_for(model: zoo.Model, n: int = 64) -> TensorBatches:
     spec = model.spec
-    images = torch.randint(0, 256, (n, spec.channels, spec.height, spec.width), dtype=torch.uint8)
     labels = torch.arange(n) % max(1, spec.num_classes)
+    if spec.pairing == "derived":  # one set of images at the output's size; pairs made on the fly
+        images = torch.randint(0, 256, (n, *spec.target_shape), dtype=torch.uint8)
+        return TensorBatches(images, labels, model.config.batch_size, seed=0, derive=model.derivation(model.config))
+    images = torch.randint(0, 256, (n, spec.channels, spec.height, spec.width), dtype=torch.uint8)
     targets = None
     if spec.pairing:
-        targets = torch.randint(0, 256, (n, spec.target_channels, spec.height, spec.width), dtype=torch.uint8)
+        targets = torch.randint(0, 256, (n, *spec.target_shape), dtype=torch.uint8)
     return TensorBatches(images, labels, model.config.batch_size, seed=0, targets=targets,
                          paired=spec.pairing != "unpaired")
 
@@ -74,15 +81,68 @@ def test_optimisers_cover_every_trainable_parameter(name: str) -> None:
     assert not missing, f"parameters no optimiser updates: {missing[:5]}"
 
 
+class CountingEngine(Engine):
+    """The loop's engine, counting the optimisers each update steps through the seam."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stepped: list[torch.optim.Optimizer] = []
+
+    def step(self, optimizer):
+        self.stepped.append(optimizer)
+        return super().step(optimizer)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_one_training_step_updates_the_model_and_reports_finite_metrics(name: str) -> None:
+def test_one_training_step_updates_every_optimiser_through_the_seam(name: str) -> None:
     model = build(name)
     model.optimizers = model.configure_optimizers()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.engine = CountingEngine()
+    before = {name: [p.detach().clone() for p in zoo.optimised_parameters([opt])]
+              for name, opt in model.optimizers.items()}
     metrics = model.train_step(batches_for(model), zoo.Progress(step=0, total_steps=10, epoch=0))
     assert metrics and all(torch.isfinite(torch.as_tensor(float(v))) for v in metrics.values())
-    changed = [k for k, v in model.state_dict().items() if not torch.equal(before[k], v)]
-    assert changed, "a training step changed no weight"
+    for opt_name, optimizer in model.optimizers.items():
+        after = zoo.optimised_parameters([optimizer])
+        assert any(not torch.equal(a, b) for a, b in zip(before[opt_name], after)), \
+            f"optimiser {opt_name!r} changed none of its weights"
+        assert any(o is optimizer for o in model.engine.stepped), \
+            f"optimiser {opt_name!r} stepped outside the seam (call self.update or self.optimizer_step)"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mixed_precision_and_clipping_need_no_plugin_code(name: str) -> None:
+    """bf16 autocast on the CPU and gradient clipping, through the loop's engine alone."""
+    model = build(name)
+    model.optimizers = model.configure_optimizers()
+    model.engine = CountingEngine(EngineOptions(precision="bf16", clip_grad=1e-3))
+    norms = []
+    real_step = Engine.step
+
+    def clipped(engine, optimizer):
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        before = torch.nn.utils.get_total_norm([p.grad for p in params]) if params else None
+        norm = real_step(engine, optimizer)
+        if params:
+            after = torch.nn.utils.get_total_norm([p.grad for p in params])
+            norms.append((float(before), float(after)))
+            assert norm is not None and torch.isclose(norm, before)
+        return norm
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Engine, "step", clipped)
+        seen = []
+        with model.engine.autocast():
+            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            metrics = model.train_step(batches_for(model), zoo.Progress(step=0, total_steps=10, epoch=0))
+        model.engine.end_step()
+    assert seen == [torch.bfloat16]
+    assert all(torch.isfinite(torch.as_tensor(float(v))) for v in metrics.values())
+    assert norms and all(after <= 1e-3 * 1.01 for _, after in norms), norms
+    assert any(before > 1e-3 for before, _ in norms), "clipping was never needed: the test proves nothing"
+    images = (model.sample(2, conditions=zoo.class_condition(labels_for(model, 2)))
+              if model.has(zoo.Capability.LATENT) else None)
+    assert images is None or images.dtype == torch.float32, "samples are drawn in full precision"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -95,20 +155,20 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
         return
     assert not model.data_pairing, "a model that trains on two-domain data translates; it has no prior"
     labels = labels_for(model, 5)
-    images = model.sample(5, generator=torch.Generator().manual_seed(1), labels=labels)
+    images = model.sample(5, generator=torch.Generator().manual_seed(1), conditions=zoo.class_condition(labels))
     assert images.shape == (5, spec.channels, spec.height, spec.width)
     assert images.min() >= -1 and images.max() <= 1
-    again = model.sample(5, generator=torch.Generator().manual_seed(1), labels=labels)
+    again = model.sample(5, generator=torch.Generator().manual_seed(1), conditions=zoo.class_condition(labels))
     assert torch.equal(images, again), "the same seed must give the same samples"
     assert model.training, "sampling must leave the model in the mode it found it"
-    preview = model.preview(model.preview_inputs(4, torch.Generator().manual_seed(0)))
+    preview = model.preview(model.preview_inputs(4, torch.Generator().manual_seed(0), batches_for(model).next()))
     assert preview.shape[-3:] == (spec.channels, spec.height, spec.width)
     if model.has(zoo.Capability.CLASS_CONDITIONAL):
         assert preview.shape[0] == spec.num_classes, "conditional previews have a row per class"
         with pytest.raises(zoo.UsageError):
             model.sample(2)  # a conditional model needs to be told the classes
-        ones = model.sample(3, generator=torch.Generator().manual_seed(1), labels=torch.ones(3, dtype=torch.long))
-        twos = model.sample(3, generator=torch.Generator().manual_seed(1), labels=torch.full((3,), 2))
+        ones = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"class": torch.ones(3, dtype=torch.long)})
+        twos = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"class": torch.full((3,), 2)})
         assert not torch.equal(ones, twos), "the class must change the image"
 
 
@@ -120,18 +180,19 @@ def test_translation_matches_the_capabilities(name: str) -> None:
     assert bool(model.directions) == translates and bool(model.data_pairing) == translates
     if not translates:
         return
-    assert set(model.data_pairing) <= {"paired", "unpaired"}
+    assert set(model.data_pairing) <= {"paired", "unpaired", "derived"}
+    assert ("derived" in model.data_pairing) == (model.derivation(model.config) is not None)
     assert set(model.directions) <= {"AtoB", "BtoA"} and "AtoB" in model.directions
     images = torch.rand(3, spec.channels, spec.height, spec.width) * 2 - 1
     with zoo.evaluating(model), torch.no_grad():
         for direction in model.directions:
             out = model.translate(images, direction)
-            assert out.shape == (3, spec.target_channels, spec.height, spec.width)
+            assert out.shape == (3, *spec.target_shape)
             assert out.min() >= -1 and out.max() <= 1
     example = batches_for(model).next()
     preview = model.preview(model.preview_inputs(4, torch.Generator().manual_seed(0), example))
     assert preview.dim() == 5 and preview.shape[1] >= 2, "a row per example: input | output | ..."
-    assert preview.shape[-2:] == (spec.height, spec.width)
+    assert preview.shape[-2:] == (max(spec.height, spec.target_shape[1]), max(spec.width, spec.target_shape[2]))
 
 
 def labels_for(model: zoo.Model, n: int) -> torch.Tensor | None:
@@ -154,8 +215,8 @@ def test_checkpoint_round_trip_gives_the_same_model(name: str, tmp_path: Path) -
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
     if model.has(zoo.Capability.LATENT):
-        a = model.sample(3, generator=torch.Generator().manual_seed(2), labels=labels_for(model, 3))
-        b = loaded.sample(3, generator=torch.Generator().manual_seed(2), labels=labels_for(model, 3))
+        a = model.sample(3, generator=torch.Generator().manual_seed(2), conditions=zoo.class_condition(labels_for(model, 3)))
+        b = loaded.sample(3, generator=torch.Generator().manual_seed(2), conditions=zoo.class_condition(labels_for(model, 3)))
         assert torch.equal(a, b)
 
 

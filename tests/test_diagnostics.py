@@ -45,12 +45,12 @@ def test_collapse_is_judged_against_real_variety_once_training_settles() -> None
     torch.manual_seed(0)
     real = torch.rand(64, 1, 8, 8) * 2 - 1
     watch = Watch(reference=real)
-    varied, found = watch.after_epoch(500, 0.5, torch.rand(64, 1, 8, 8) * 2 - 1)
+    varied, found = watch.after_preview(500, 0.5, torch.rand(64, 1, 8, 8) * 2 - 1)
     assert 0.9 < varied < 1.1 and found == []
     one = torch.rand(1, 1, 8, 8).expand(64, 1, 8, 8) + 0.01 * torch.randn(64, 1, 8, 8)
-    early, found = watch.after_epoch(50, 0.05, one)
+    early, found = watch.after_preview(50, 0.05, one)
     assert early < COLLAPSED and found == []  # every generator starts as one blob
-    late, found = watch.after_epoch(600, 0.6, one)
+    late, found = watch.after_preview(600, 0.6, one)
     assert [a.kind for a in found] == ["collapse"] and f"{late:.2f} as varied" in found[0].message
 
 
@@ -67,7 +67,7 @@ def test_class_rows_are_compared_with_real_images_of_their_class() -> None:
 
 
 def test_training_warns_of_collapse_and_keeps_the_warning(mnist, monkeypatch) -> None:
-    def one_image(self, z, labels=None):
+    def one_image(self, z, conditions=None):
         return torch.zeros(z.shape[0], 1, 28, 28, device=z.device)
 
     monkeypatch.setattr(DCGAN, "generate", one_image)

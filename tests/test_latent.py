@@ -113,6 +113,19 @@ def test_inversion_finds_a_reachable_image() -> None:
     assert model.training  # left as found
 
 
+def test_inversion_leaves_every_weights_requires_grad_as_it_was() -> None:
+    from zoo.registry import get
+
+    cls = get("dcgan")
+    torch.manual_seed(0)
+    model = cls(config_io.from_dict(cls.Config, {**cls.tiny_config, "ema": 0.999}, source="test"),
+                zoo.DataSpec("x", 1, 28, 28))
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    assert any(name.startswith("generator_ema.") and not flag for name, flag in flags.items())
+    fit_latents(model, model.sample(2, generator=torch.Generator().manual_seed(7)), steps=2, restarts=2)
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == flags
+
+
 def test_invert_a_folder_as_a_batch(run: Path, mnist) -> None:
     Path("targets").mkdir()
     for i in range(3):

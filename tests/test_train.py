@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -43,19 +45,29 @@ def test_a_run_folder_holds_everything(mnist) -> None:
     assert meta["plugin"] == "dcgan" and meta["config"]["g_width"] == 4 and meta["train"]["step"] == 4
     assert meta["data"]["height"] == 28 and meta["train"]["data"]["source"] == "mnist"
     assert "rng.cpu" in checkpoint_tensors(run) and "optimizers.generator.state.0.exp_avg" in checkpoint_tensors(run)
-    for picture in ("losses.png", "progress.gif", "progress/epoch-0001.png"):
+    for picture in ("losses.png", "progress.gif", "progress/step-0000004.png"):
         assert (run / picture).is_file(), picture
     assert "D(G(z))" in result.output
 
 
-def test_a_preview_grid_each_epoch_and_a_gif_of_them(shapes: str) -> None:
+def test_previews_come_on_a_step_cadence_then_a_gif_of_them(shapes: str) -> None:
     result = run_cli("train", "dcgan", "--no-wandb", "--data", shapes, "--size", "28", "--epochs", "3",
-                     "--batch-size", "8", "--set", "g_width=4", "--set", "d_width=4", "--out", "run")
+                     "--batch-size", "8", "--set", "g_width=4", "--set", "d_width=4", "--out", "run",
+                     "--preview-every", "4")
     assert result.exit_code == 0, result.output
     grids = sorted(p.name for p in Path("run/progress").iterdir())
-    assert grids == ["epoch-0001.png", "epoch-0002.png", "epoch-0003.png"]
-    assert Image.open("run/progress/epoch-0001.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 64 previews
+    assert grids == ["step-0000004.png", "step-0000008.png", "step-0000009.png"]  # the last step too
+    assert Image.open("run/progress/step-0000004.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 64 previews
     assert Image.open("run/progress.gif").n_frames == 3
+
+
+def test_a_tiny_data_set_is_not_previewed_every_few_steps(shapes: str) -> None:
+    """24 images in batches of 8 make 3-step epochs; 200 steps still draw about 40 previews."""
+    result = run_cli("train", "dcgan", "--no-wandb", "--data", shapes, "--size", "28", "--steps", "200",
+                     "--batch-size", "8", "--set", "g_width=4", "--set", "d_width=4", "--out", "run")
+    assert result.exit_code == 0, result.output
+    frames = sorted(Path("run/progress").glob("step-*.png"))
+    assert len(frames) == 40 and frames[0].name == "step-0000005.png"
 
 
 def test_resuming_matches_an_uninterrupted_run_exactly(shapes: str) -> None:
@@ -82,14 +94,14 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(mnist, monkeypatch) -> None:
     def interrupted_on_third(self, batches, progress):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
         return real_step(self, batches, progress)
 
     monkeypatch.setattr(DCGAN, "train_step", interrupted_on_third)
     result = train("--data", "mnist", "--steps", "5", "--out", "run")
     assert result.exit_code == 130
-    assert "interrupted at step 2/5" in result.output and "--resume run" in result.output
-    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2
+    assert "interrupted at step 3/5" in result.output and "--resume run" in result.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 3
     assert json.loads(Path("run/run.json").read_text())["status"] == "interrupted"
     assert Path("run/losses.png").is_file()
 
@@ -181,7 +193,7 @@ def test_dry_run_prints_the_resolved_config_and_does_nothing() -> None:
     (["dcgan", "--data", "mnist", "--set", "real_label=2"], 2, "real_label must be within [0, 1]"),
     (["dcgan", "--data", "imagenet"], 2, "unknown data set 'imagenet'"),
     (["dcgan"], 2, "--data is required"),
-    (["dcgan", "--data", "mnist", "--epochs", "2", "--steps", "3"], 2, "not both"),
+    (["dcgan", "--data", "mnist", "--epochs", "2", "--steps", "3"], 2, "give one of --epochs, --steps and --kimg"),
     (["dcgan", "--data", "mnist", "--device", "cuda"], 2, "no CUDA GPU is available"),
     (["dcgan", "--data", "mnist", "--device", "tpu"], 2, "--device must be one of"),
     (["dcgan", "--data", "mnist", "--size", "20"], 2, "prep it with --size 32 or --size 64"),
@@ -232,7 +244,7 @@ def test_minutes_stops_training_on_time_and_can_resume(mnist) -> None:
     assert bad.exit_code == 2 and "--minutes must be more than 0" in bad.output
 
 
-def test_long_epochs_still_show_a_recent_preview(mnist, monkeypatch) -> None:
+def test_a_slow_stretch_between_previews_still_shows_a_recent_one(mnist, monkeypatch) -> None:
     from zoo import figures
     from zoo.pipelines import train as train_pipeline
 
@@ -246,10 +258,10 @@ def test_long_epochs_still_show_a_recent_preview(mnist, monkeypatch) -> None:
 
     monkeypatch.setattr(train_pipeline, "PREVIEW_EVERY_SECONDS", 0)
     monkeypatch.setattr(figures, "save_grid", recording)
-    result = train("--data", "mnist", "--subset", "0:160", "--steps", "3", "--out", "run")  # 10 steps an epoch
+    result = train("--data", "mnist", "--subset", "0:160", "--steps", "3", "--preview-every", "3", "--out", "run")
     assert result.exit_code == 0, result.output
-    assert drawn == ["latest.png", "latest.png", "epoch-0001.png"]
-    assert not Path("run/progress/latest.png").exists()  # the epoch's own frame replaced it
+    assert drawn == ["latest.png", "latest.png", "step-0000003.png"]
+    assert not Path("run/progress/latest.png").exists()  # the preview's own frame replaced it
 
 
 def test_schedules_follow_whichever_ends_training_first() -> None:
@@ -259,3 +271,140 @@ def test_schedules_follow_whichever_ends_training_first() -> None:
     assert zoo.Progress(step=50, total_steps=10 ** 7, epoch=0, time_fraction=0.75).fraction == 0.75
     assert zoo.Progress(step=90, total_steps=100, epoch=0, time_fraction=0.2).fraction == 0.9
     assert zoo.Progress(step=1, total_steps=100, epoch=0, time_fraction=1.3).fraction == 1.0
+
+
+# -- bugs found in review, each with its regression test -------------------------------------------
+
+def test_ctrl_c_in_the_middle_of_a_step_waits_for_the_step_to_end(mnist, monkeypatch) -> None:
+    """The checkpoint must never hold half an update: SIGINT between the two halves of a step
+    stops training after that step, with the whole step saved."""
+    real_step = DCGAN.train_step
+    calls = {"n": 0}
+
+    def interrupted_half_way(self, batches, progress):
+        calls["n"] += 1
+        metrics = real_step(self, batches, progress)
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            with torch.no_grad():  # the "second half" of this step: an unmistakable change
+                self.generator.body[0].weight.add_(1000.0)
+        return metrics
+
+    monkeypatch.setattr(DCGAN, "train_step", interrupted_half_way)
+    result = train("--data", "mnist", "--subset", "0:64", "--steps", "5", "--out", "run")
+    assert result.exit_code == 130, result.output
+    assert "interrupted at step 3/5" in result.output
+    saved = checkpoint_tensors(Path("run"))
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 3
+    assert saved["model.generator.body.0.weight"].mean() > 500, "the step's second half is in the checkpoint"
+
+
+def test_two_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> None:
+    import time as time_module
+
+    from zoo.pipelines import runs
+
+    monkeypatch.setattr(time_module, "strftime", lambda *args: "20261123-120000")
+    first, lock_a = runs.new_run_dir("dcgan", "mnist", None, False)
+    second, lock_b = runs.new_run_dir("dcgan", "mnist", None, False)
+    assert first != second and first.name == "dcgan-mnist-20261123-120000" and second.name.endswith("-2")
+    lock_a.release()
+    lock_b.release()
+
+
+def test_a_run_that_is_training_cannot_be_trained_into_or_resumed_twice(mnist) -> None:
+    from zoo.pipelines import runs
+
+    assert train("--data", "mnist", "--subset", "0:64", "--steps", "1", "--out", "run").exit_code == 0
+    with runs.RunLock(Path("run")):  # as if another zoo train held it
+        again = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "2")
+        assert again.exit_code == 2 and "is being trained right now" in again.output
+        forced = train("--data", "mnist", "--subset", "0:64", "--steps", "1", "--out", "run", "--force")
+        assert forced.exit_code == 2 and "is being trained right now" in forced.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 1
+    assert run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "2").exit_code == 0
+
+
+def test_a_minutes_schedule_goes_on_where_it_stopped_after_a_resume(mnist, monkeypatch) -> None:
+    seen: list[float] = []
+    real_step = DCGAN.train_step
+
+    def spy(self, batches, progress):
+        seen.append(progress.time_fraction)
+        return real_step(self, batches, progress)
+
+    monkeypatch.setattr(DCGAN, "train_step", spy)
+    first = train("--data", "mnist", "--subset", "0:64", "--steps", "100000", "--minutes", "0.002", "--out", "run")
+    assert first.exit_code == 0, first.output
+    trained = ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["seconds"]
+    assert trained >= 0.12
+    spent = run_cli("train", "dcgan", "--no-wandb", "--resume", "run")
+    assert spent.exit_code == 2 and "has used its --minutes 0.002 budget" in spent.output
+    seen.clear()
+    more = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--minutes", "0.004")
+    assert more.exit_code == 0, more.output
+    assert seen[0] >= trained / 0.24 - 1e-6, "the schedule restarted from 0 on resume"
+
+
+def test_wandb_charts_use_the_training_step_so_a_resume_loses_nothing(monkeypatch) -> None:
+    """W&B drops anything logged at a step below its own counter, which is what a resume
+    does for the steps since the checkpoint; zoo logs the step as a metric instead."""
+    from zoo.tracking import Tracker
+
+    class FakeRun:
+        def __init__(self) -> None:
+            self.calls: list[tuple[dict, dict]] = []
+
+        def log(self, data, **kwargs):
+            self.calls.append((dict(data), kwargs))
+
+    run = FakeRun()
+    tracker = Tracker(run)
+    tracker.log({"loss_g": 1.0}, 7)
+    tracker.log({"loss_g": 0.9}, 5)  # a resumed run logs step 5 again after step 7
+    assert [c[0] for c in run.calls] == [{"loss_g": 1.0, "step": 7}, {"loss_g": 0.9, "step": 5}]
+    assert all("step" not in kwargs for _, kwargs in run.calls)
+
+
+def test_resume_survives_a_half_written_metrics_line(mnist) -> None:
+    assert train("--data", "mnist", "--subset", "0:64", "--steps", "2", "--out", "run").exit_code == 0
+    with open("run/metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"step": 3, "epoch": 0, "loss_d": 1.3')  # the process died mid-write
+    resumed = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "4")
+    assert resumed.exit_code == 0, resumed.output
+    rows = [json.loads(line) for line in Path("run/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("flag, value", [("--size", "32"), ("--channels", "3"), ("--data-dir", ".")])
+def test_resume_refuses_data_flags_it_would_ignore(mnist, flag: str, value: str) -> None:
+    assert train("--data", "mnist", "--subset", "0:64", "--steps", "1", "--out", "run").exit_code == 0
+    result = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "2", flag, value)
+    assert result.exit_code == 2 and f"that run trained with {flag}" in result.output
+
+
+def test_resume_refuses_a_checkpoint_of_another_plugin_version(mnist, monkeypatch) -> None:
+    assert train("--data", "mnist", "--subset", "0:64", "--steps", "1", "--out", "run").exit_code == 0
+    monkeypatch.setattr(DCGAN, "version", "2")
+    result = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "2")
+    assert result.exit_code == 2
+    assert "written by dcgan version 1; the installed plugin is version 2" in result.output
+    assert "--init-from run" in result.output
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_whole_checkpoint(mnist, monkeypatch) -> None:
+    real_step = DCGAN.train_step
+    calls = {"n": 0}
+
+    def insisting(self, batches, progress):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses again: stop now, mid-step
+        return real_step(self, batches, progress)
+
+    monkeypatch.setattr(DCGAN, "train_step", insisting)
+    result = train("--data", "mnist", "--subset", "0:64", "--steps", "5", "--preview-every", "2", "--out", "run")
+    assert result.exit_code == 130, result.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2  # not the half step 3
+    assert "interrupted at step 2/5" in result.output

@@ -9,6 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+import zoo
+from zoo import augment
 from zoo.data import TensorBatches
 from zoo.pipelines.pairs import edge_map
 from zoo.pipelines.prep import prepare
@@ -112,8 +114,6 @@ def test_unpaired_folders(tmp_path: Path) -> None:
     (lambda r: (two_folders(r), (r / "B" / "03.png").unlink()), "paired:{}", "no partner in the other folder"),
     (lambda r: (two_folders(r), [p.unlink() for p in (r / "B").iterdir()], (r / "B").rmdir()), "paired:{}",
      "found one of A/ and B/ but not B/"),
-    (lambda r: (r.mkdir(), shape(1, (40, 40), True, True).save(r / "x.png")), "paired:{}",
-     "not two images side by side"),
     (lambda r: cyclegan_layout(r), "paired:{}", "has the CycleGAN layout (trainA/, trainB/)"),
     (lambda r: r.mkdir(), "paired:{}", "holds no images"),
     (lambda r: (cyclegan_layout(r), [p.unlink() for p in (r / "trainB").iterdir()], (r / "trainB").rmdir()),
@@ -160,6 +160,210 @@ def test_unpaired_batches_draw_each_domain_in_its_own_order() -> None:
     assert torch.equal(batch.images, batch.targets)
 
 
+def halves(root: Path, sizes: list[tuple[int, int]]) -> Path:
+    """Side-by-side files of these (width, height), odd or not: the left half red, the right blue."""
+    root.mkdir(parents=True)
+    for i, (width, height) in enumerate(sizes):
+        img = Image.new("RGB", (width, height), (220, 20, 20))
+        img.paste((20, 20, 220), (width // 2, 0, width, height))
+        img.save(root / f"{i:02d}.png")
+    return root
+
+
+def test_side_by_side_images_of_any_width_are_split_at_half_like_pix2pix(tmp_path: Path, capsys) -> None:
+    root = halves(tmp_path / "facades", [(96, 48), (97, 48), (512, 231), (512, 194), (60, 60)])
+    (root / "99.png").write_bytes(b"not an image")
+    data = prepare(f"paired:{root}", size=32)
+    assert data.images.shape == data.targets.shape == (5, 3, 32, 32)
+    for half, colour in ((data.images, [220, 20, 20]), (data.targets, [20, 20, 220])):
+        assert torch.equal(half.float().mean((2, 3)), torch.tensor([colour] * 5).float())  # no pixel of the other half
+    notes = data.meta["notes"]
+    assert any(n.startswith("skipped 1 unreadable file(s)") and "99.png (UnidentifiedImageError)" in n for n in notes)
+    assert any(n.startswith("3 of 5 images are not twice as wide as high (e.g. 02.png 512x231") for n in notes)
+    assert "warning: skipped 1 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_a_pair_with_an_unreadable_file_is_skipped_as_a_pair(tmp_path: Path, capsys) -> None:
+    clean = prepare(f"paired:{two_folders(tmp_path / 'clean')}", size=32)
+    root = two_folders(tmp_path / "broken")
+    (root / "B" / "03.png").write_bytes(b"\x89PNG truncated")
+    (root / "A" / "05.png").write_text("not an image")
+    data = prepare(f"paired:{root}", size=32)
+    keep = [0, 1, 2, 4, 6, 7]  # the other six pairs, still in line
+    assert torch.equal(data.images, clean.images[keep]) and torch.equal(data.targets, clean.targets[keep])
+    note = next(n for n in data.meta["notes"] if n.startswith("skipped"))
+    assert note.startswith("skipped 2 pair(s) of") and "A/05.png" in note and "B/03.png" in note
+    assert "warning: skipped 2 pair(s)" in capsys.readouterr().err
+
+
+def test_unpaired_folders_skip_unreadable_files(tmp_path: Path) -> None:
+    root = cyclegan_layout(tmp_path / "h2z")
+    (root / "trainB" / "zz.png").write_text("not an image")
+    data = prepare(f"unpaired:{root}", size=32)
+    assert len(data.images) == 8 and len(data.targets) == 12
+    assert any("unreadable file(s) in" in n and "zz.png" in n for n in data.meta["notes"])
+
+
+def test_no_readable_image_at_all_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "a.png").write_bytes(b"not an image")
+    (root / "b.jpg").write_text("nor this")
+    result = run_cli("prep", f"paired:{root}", "--size", "32")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "none of the 2 files could be read as an image (e.g. a.png" in result.output
+    two_folders(tmp_path / "ab", n=2)
+    for path in (tmp_path / "ab" / "B").iterdir():
+        path.write_text("not an image")
+    result = run_cli("prep", f"paired:{tmp_path / 'ab'}", "--size", "32")
+    assert result.exit_code == 1 and "none of the 2 pairs has both files readable" in result.output
+
+
+def test_direction_btoa_swaps_the_domains_and_is_cached_apart(tmp_path: Path) -> None:
+    data = f"paired:{two_folders(tmp_path / 'ab')}"  # A: gray outlines, B: colour fills
+    as_stored = prepare(data, size=32)
+    swapped = prepare(data, size=32, direction="BtoA")
+    assert swapped.path != as_stored.path
+    assert torch.equal(swapped.images, as_stored.targets) and torch.equal(swapped.targets, as_stored.images)
+    assert swapped.spec.channels == 3 and swapped.spec.target_channels == 1
+    assert swapped.meta["domains"] == ["B", "A"] and swapped.meta["selection"]["direction"] == "BtoA"
+    assert as_stored.meta["selection"]["direction"] == "AtoB"
+    assert any("--direction BtoA: the domains swapped" in n for n in swapped.meta["notes"])
+    assert prepare(data, size=32, direction="btoa").path == swapped.path  # any case; cached
+    assert prepare(data, size=32, direction="AtoB").path == as_stored.path
+    unpaired = prepare(f"unpaired:{cyclegan_layout(tmp_path / 'h2z')}", size=32, direction="BtoA")
+    assert len(unpaired.images) == 12 and len(unpaired.targets) == 8  # trainB/ is now domain A
+    shown = run_cli("prep", data, "--size", "32", "--direction", "BtoA")
+    assert shown.exit_code == 0 and "A = B, B = A" in shown.output
+
+
+@pytest.mark.parametrize("data, direction, message", [
+    ("mnist", "BtoA", "--direction BtoA swaps the two domains of paired: or unpaired: data; mnist is one set"),
+    ("paired:edges2fashion", "sideways", "--direction takes AtoB or BtoA, got 'sideways'"),
+])
+def test_bad_directions_are_one_line(data: str, direction: str, message: str) -> None:
+    result = run_cli("prep", data, "--direction", direction)
+    assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1
+
+
+# -- random jitter and mirroring ------------------------------------------------------------------
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+
+
+def noise(n: int, channels: int = 3, size: int = 16, device: str = "cpu") -> torch.Tensor:
+    return torch.rand(n, channels, size, size, device=device) * 2 - 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_pair_gets_the_same_crop_and_flip(device: str) -> None:
+    torch.manual_seed(0)
+    x = noise(32, device=device)
+    out = augment.jitter_batch(zoo.Batch(images=x, targets=x.clone()), 1.25, True, paired=True)
+    assert out.images.shape == out.targets.shape == x.shape and out.images.device == x.device
+    assert torch.equal(out.images, out.targets)
+    assert not torch.equal(out.images, x) and out.images.abs().max() <= 1
+    gray = x[:, :1]  # input and target of different channel counts
+    out = augment.jitter_batch(zoo.Batch(images=gray, targets=gray.expand(-1, 3, -1, -1)), 1.25, True, paired=True)
+    assert out.images.shape == gray.shape and torch.equal(out.targets, out.images.expand(-1, 3, -1, -1))
+
+
+def test_unpaired_domains_are_jittered_each_on_its_own() -> None:
+    torch.manual_seed(0)
+    x = noise(32)
+    out = augment.jitter_batch(zoo.Batch(images=x, targets=x.clone()), 1.25, True, paired=False)
+    same = (out.images == out.targets).flatten(1).all(1)
+    assert out.targets.shape == x.shape and same.float().mean() < 0.5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_jitter_crops_a_window_of_the_enlarged_image_and_mirrors_it(device: str) -> None:
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x = noise(40, channels=2, size=8, device=device)
+    out = augment.jitter(x, 1.5, True)
+    big = F.interpolate(x, size=(12, 12), mode="bilinear", align_corners=False)
+    found = set()
+    for i in range(len(x)):
+        windows = [(top, left, flip) for top in range(5) for left in range(5) for flip in (False, True)
+                   if torch.equal(out[i], (lambda w: w.flip(-1) if flip else w)(big[i, :, top:top + 8, left:left + 8]))]
+        assert windows, i
+        found.add(windows[0])
+    assert len({(t, l) for t, l, _ in found}) > 10 and {f for _, _, f in found} == {False, True}
+
+
+def test_mirroring_alone_flips_about_half_the_images() -> None:
+    torch.manual_seed(0)
+    x = noise(200, channels=1, size=8)
+    out = augment.jitter(x, 0.0, True)
+    flipped, kept = ((out == y).flatten(1).all(1) for y in (x.flip(-1), x))
+    assert bool((flipped | kept).all()) and 70 < int(flipped.sum()) < 130
+
+
+def test_jitter_off_is_the_identity_and_draws_no_random_numbers() -> None:
+    x, y = noise(8), noise(8)
+    state = torch.get_rng_state()
+    for scale, mirror in ((0.0, False), (1.0, False), (None, None)):  # None: automatic, off at 16 px
+        for paired in (True, False):
+            out = augment.jitter_batch(zoo.Batch(images=x, targets=y), scale, mirror, paired=paired)
+            assert torch.equal(out.images, x) and torch.equal(out.targets, y)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_jitter_follows_the_global_seed() -> None:
+    x = noise(8, size=64)
+    torch.manual_seed(3)
+    first = augment.jitter(x, augment.PAPER_JITTER, True)
+    torch.manual_seed(3)
+    assert torch.equal(augment.jitter(x, augment.PAPER_JITTER, True), first)
+
+
+def test_automatic_jitter_is_the_papers_from_64_px_and_off_below() -> None:
+    assert augment.resolve(None, None, 28, 28) == augment.resolve(None, None, 32, 64) == (0.0, False)
+    assert augment.resolve(None, None, 64, 128) == (286 / 256, True)
+    assert augment.resolve(0.0, True, 256, 256) == (0.0, True) and augment.resolve(1.5, None, 32, 32) == (1.5, False)
+    assert round(256 * augment.PAPER_JITTER) == 286
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
+@pytest.mark.parametrize("setting, message", [
+    ("jitter=0.5", "jitter must be 0 (off) or an enlargement factor from 1 to 2 (the papers': 286/256 = 1.1171875), got 0.5"),
+    ("jitter=286", "jitter must be 0 (off) or an enlargement factor from 1 to 2"),
+    ("mirror=sometimes", "--set mirror=sometimes: expected true or false or none"),
+])
+def test_bad_jitter_settings_are_one_line(tmp_path: Path, model: str, setting: str, message: str) -> None:
+    data = f"paired:{side_by_side(tmp_path / 'pairs', n=2)}"
+    result = run_cli("train", model, "--data", data, "--size", "32", "--set", setting, "--steps", "1", "--no-wandb")
+    assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("model, tiny", [("pix2pix", TINY_P2P), ("cyclegan", TINY_CYCLE)])
+def test_both_models_train_with_jitter_and_mirroring(tmp_path: Path, model: str, tiny: list[str]) -> None:
+    data = f"paired:{side_by_side(tmp_path / 'pairs')}"
+    result = run_cli("train", model, "--data", data, "--size", "32", *tiny, "--set", "jitter=1.125",
+                     "--set", "mirror=true", "--steps", "2", "--out", "jittered")
+    assert result.exit_code == 0, result.output
+    run = json.loads(Path("jittered/run.json").read_text())
+    assert run["config"]["jitter"] == 1.125 and run["config"]["mirror"] is True
+
+
+def test_a_resumed_run_jitters_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    from zoo import checkpoint as ckpt_io
+
+    data = f"paired:{side_by_side(tmp_path / 'pairs')}"
+    common = ["train", "pix2pix", "--data", data, "--size", "32", *TINY_P2P, "--set", "jitter=1.125",
+              "--set", "mirror=true"]
+    assert run_cli(*common, "--steps", "4", "--out", "straight").exit_code == 0
+    assert run_cli(*common, "--steps", "2", "--out", "halves").exit_code == 0
+    resumed = run_cli("train", "pix2pix", "--resume", "halves", "--steps", "4", "--no-wandb")
+    assert resumed.exit_code == 0, resumed.output
+    a = ckpt_io.load(Path("straight") / ckpt_io.FILENAME).state
+    b = ckpt_io.load(Path("halves") / ckpt_io.FILENAME).state
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+
+
 # -- training and translating -------------------------------------------------------------------
 
 @pytest.fixture
@@ -171,7 +375,7 @@ def pix2pix_run(tmp_path: Path) -> Path:
 
 
 def test_pix2pix_trains_with_input_output_target_previews(pix2pix_run: Path) -> None:
-    grid = Image.open(pix2pix_run / "progress" / "epoch-0002.png")
+    grid = Image.open(pix2pix_run / "progress" / "step-0000004.png")
     assert grid.width < grid.height  # eight rows of input | output | target
     rows = [json.loads(line) for line in (pix2pix_run / "metrics.jsonl").read_text().splitlines()]
     assert {"loss_d", "loss_g", "l1", "d_real", "d_fake"} <= set(rows[0])
@@ -247,7 +451,7 @@ def test_cyclegan_trains_both_ways_and_translates_back(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in Path("cg/metrics.jsonl").read_text().splitlines()]
     assert {"loss_g", "loss_d_a", "loss_d_b", "cycle", "identity", "lr"} <= set(rows[0])
-    grid = Image.open("cg/progress/epoch-0002.png")
+    grid = Image.open("cg/progress/step-0000003.png")
     assert grid.height > 4 * grid.width  # 16 rows (both cycles) of three
     back = run_cli("translate", "cg", str(tmp_path / "h2z" / "trainB"), "--direction", "btoa", "--out", "back")
     assert back.exit_code == 0, back.output
@@ -276,6 +480,24 @@ def test_the_image_pool_returns_old_images_half_the_time() -> None:
     out = torch.cat([pool.query(new[i:i + 1]) for i in range(400)])
     older = out < new  # an image generated before the one just queried
     assert 0.4 < older.float().mean().item() < 0.6 and len(pool.images) == 4
+
+
+def test_cyclegan_trains_without_an_image_pool() -> None:
+    from zoo import DataSpec, Progress
+    from zoo import config as config_io
+    from zoo.plugins.cyclegan import CycleGAN, CycleGANConfig
+
+    torch.manual_seed(0)
+    config = config_io.from_dict(CycleGANConfig, {**CycleGAN.tiny_config, "pool_size": 0}, source="test")
+    model = CycleGAN(config, DataSpec("d", 1, 32, 32, pairing="unpaired", target_channels=1))
+    model.optimizers = model.configure_optimizers()
+    images = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8)
+    batches = TensorBatches(images, None, 4, seed=0, targets=images.flip(0), paired=False)
+    before = [p.detach().clone() for p in model.discriminator_a.parameters()]
+    metrics = model.train_step(batches, Progress(0, 10, 0))
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator_a.parameters()))
+    assert model.pool_a.images is None
 
 
 def test_sizes_need_not_be_square_where_the_networks_allow(tmp_path: Path) -> None:

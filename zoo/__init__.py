@@ -33,7 +33,10 @@ _EXPORTS = {
     "UsageError": "zoo.errors",
     "Model": "zoo.model",
     "Capability": "zoo.model",
+    "Condition": "zoo.model",
+    "Conditions": "zoo.model",
     "DataSpec": "zoo.model",
+    "Derivation": "zoo.model",
     "Batch": "zoo.model",
     "Batches": "zoo.model",
     "Progress": "zoo.model",
@@ -42,6 +45,10 @@ _EXPORTS = {
     "frozen": "zoo.model",
     "init_normal": "zoo.model",
     "class_rows": "zoo.model",
+    "class_condition": "zoo.model",
+    "optimised_parameters": "zoo.model",
+    "Engine": "zoo.engine",
+    "EngineOptions": "zoo.engine",
     "image_rows": "zoo.model",
 }
 
@@ -51,8 +58,10 @@ if TYPE_CHECKING:
     from .config import Config, option
     from .losses import AdversarialConfig
     from .errors import UsageError, ZooError
-    from .model import (Batch, Batches, Capability, DataSpec, Metrics, Model, Progress,
-                        class_rows, evaluating, frozen, image_rows, init_normal)
+    from .engine import Engine, EngineOptions
+    from .model import (Batch, Batches, Capability, Condition, Conditions, DataSpec, Derivation,
+                        Metrics, Model, Progress, class_condition, class_rows, evaluating, frozen,
+                        image_rows, init_normal, optimised_parameters)
 
 
 def __getattr__(name: str) -> Any:

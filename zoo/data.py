@@ -8,7 +8,7 @@ shuffled batches by indexing: no per-item Python, no image files read during tra
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from .errors import UsageError, ZooError
-from .model import Batch, DataSpec
+from .model import Batch, Condition, DataSpec, Derivation
 
 PREPARED_FORMAT = "zoo-prepared/1"
+CONDITION_PREFIX = "condition."
 
 
 @dataclass
@@ -31,6 +32,8 @@ class PreparedData:
     labels: torch.Tensor | None
     meta: dict[str, Any]
     targets: torch.Tensor | None = None
+    conditions: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Per-image conditions besides the class (``condition.text`` in the file: encoded captions)."""
 
     @property
     def spec(self) -> DataSpec:
@@ -43,6 +46,7 @@ class PreparedData:
             pairing=self.meta.get("pairing", ""),
             target_channels=int(self.targets.shape[1]) if self.targets is not None else 0,
             domains=tuple(self.meta.get("domains", ())),
+            conditions=tuple(sorted(self.conditions)),
         )
 
     def __len__(self) -> int:
@@ -59,7 +63,8 @@ def load_prepared(folder: Path) -> PreparedData:
     except (OSError, ValueError) as exc:
         raise ZooError(f"prepared data in {folder} is unreadable ({exc}); "
                        "run `zoo prep` again with --force") from None
-    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"))
+    conditions = {k.removeprefix(CONDITION_PREFIX): v for k, v in tensors.items() if k.startswith(CONDITION_PREFIX)}
+    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"), conditions)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -86,15 +91,21 @@ class TensorBatches:
     """Endless shuffled batches from tensors on one device; an epoch is one permutation.
 
     The order depends only on the seed and the epoch number, and the position is part of
-    the checkpoint, so a resumed run sees exactly the batches it would have seen.
-    Incomplete final batches are dropped (batch norm and GAN losses dislike tiny batches).
+    the checkpoint, so a resumed run sees exactly the batches it would have seen. A batch
+    may ask for its own size (ProGAN's smaller batches at higher resolution); the position
+    is kept in images. A pass ends when fewer images are left than a batch asks for (batch
+    norm and GAN losses dislike tiny batches).
+
     Two-domain data comes with ``targets``: indexed like the images when ``paired``, else
-    drawn in an order of their own (unpaired domains may differ in size).
+    drawn in an order of their own (unpaired domains may differ in size). ``conditions``
+    (per-image tensors, such as encoded captions) are indexed like the images, as are
+    ``labels`` (the ``class`` condition). ``derive`` makes pairs on the fly (super-resolution).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
                  seed: int, device: torch.device | str = "cpu", *, targets: torch.Tensor | None = None,
-                 paired: bool = True) -> None:
+                 paired: bool = True, conditions: dict[str, torch.Tensor] | None = None,
+                 derive: Derivation | None = None) -> None:
         smallest = min(images.shape[0], images.shape[0] if targets is None else targets.shape[0])
         if smallest < batch_size:
             raise UsageError(f"batch size {batch_size} is larger than the data set "
@@ -102,44 +113,65 @@ class TensorBatches:
         if targets is not None and paired and targets.shape[0] != images.shape[0]:
             raise ValueError("paired targets must match the images one to one")
         self.images = images.to(device)
-        self.labels = labels.to(device) if labels is not None else None
         self.targets = targets.to(device) if targets is not None else None
+        self.conditions = {k: v.to(device) for k, v in (conditions or {}).items()}
+        if labels is not None:
+            self.conditions[Condition.CLASS.value] = labels.to(device)
         self.paired = paired
+        self.derive = derive
         self.batch_size = batch_size
         self.seed = seed
-        self.batches_per_epoch = images.shape[0] // batch_size
         self.epoch = 0
         self.position = 0
+        """Images of this pass's permutation already drawn."""
+        self.drawn = 0
+        """Images drawn since the start of training (the loop's count of images seen)."""
         self._order = self._permutation(0)
 
-    def next(self) -> Batch:
-        if self.position == self.batches_per_epoch:
+    @property
+    def labels(self) -> torch.Tensor | None:
+        return self.conditions.get(Condition.CLASS.value)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches of the configured size in one pass."""
+        return self.images.shape[0] // self.batch_size
+
+    def next(self, size: int | None = None) -> Batch:
+        size = self.batch_size if size is None else size
+        if not 1 <= size <= self.images.shape[0]:
+            raise UsageError(f"a batch of {size} images was asked of a data set of {self.images.shape[0]}")
+        if self.position + size > self.images.shape[0]:
             self.epoch += 1
             self.position = 0
             self._order = self._permutation(self.epoch)
-        start = self.position * self.batch_size
-        index = self._order[start:start + self.batch_size]
-        self.position += 1
-        labels = self.labels[index] if self.labels is not None else None
+        index = self._order[self.position:self.position + size]
+        self.position += size
+        self.drawn += size
+        conditions = {k: v[index] for k, v in self.conditions.items()}
+        images = to_float(self.images[index])
         targets = None
         if self.targets is not None:
-            targets = to_float(self.targets[index if self.paired else self._unpaired_index()])
-        return Batch(to_float(self.images[index]), labels, targets)
+            targets = to_float(self.targets[index if self.paired else self._unpaired_index(size)])
+        elif self.derive is not None:
+            images, targets = self.derive(images)
+        return Batch(images, targets, conditions)
 
-    def _unpaired_index(self) -> torch.Tensor:
-        """Domain B's next batch: its own permutation per pass, from a count of batches drawn."""
-        per_pass = self.targets.shape[0] // self.batch_size
-        drawn = self.epoch * self.batches_per_epoch + self.position - 1
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + drawn // per_pass)
-        order = torch.randperm(self.targets.shape[0], generator=generator)
-        start = (drawn % per_pass) * self.batch_size
-        return order[start:start + self.batch_size].to(self.targets.device)
+    def _unpaired_index(self, size: int) -> torch.Tensor:
+        """Domain B's next batch: its own permutation per pass, from a count of images drawn."""
+        count = self.targets.shape[0]
+        per_pass = count - count % size if count % size else count
+        start = (self.drawn - size) % per_pass
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + (self.drawn - size) // per_pass)
+        order = torch.randperm(count, generator=generator)
+        return order[start:start + size].to(self.targets.device)
 
     def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
+        return {"epoch": self.epoch, "position": self.position, "drawn": self.drawn}
 
     def load_state(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.drawn = int(state["drawn"])
         self._order = self._permutation(self.epoch)
 
     def _permutation(self, epoch: int) -> torch.Tensor:

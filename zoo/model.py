@@ -7,24 +7,33 @@ before any work starts and never test a model's name.
 
 The train pipeline owns the loop, the devices, checkpoints and logging. A model owns one
 step: :meth:`Model.train_step` draws as many batches as it needs (a WGAN critic takes
-five per generator update), updates whichever networks it has with its own optimisers,
-and returns the numbers worth plotting. Progressive growing and learning-rate schedules
-read :class:`Progress`.
+five per generator update, ProGAN asks for smaller ones at higher resolution), updates
+whichever networks it has through :meth:`Model.update` (the seam where the loop adds mixed
+precision, clipping and gradient averaging: :mod:`zoo.engine`), and returns the numbers
+worth plotting as tensors, which the loop reads every few steps. Progressive growing and
+learning-rate schedules read :class:`Progress`, in steps and in images seen.
+
+What a model is given besides noise is a *condition*: a class, a text, or an image
+(:class:`Condition`). Batches carry whatever conditions the data has; the pipelines pass
+what the user gave (``--class``, ``--text``, an input image) to any model that declares
+the matching capability, without knowing the model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import priors
 from .config import Config
+from .engine import Engine, full_precision
 from .errors import UsageError
 from .priors import Prior
 
@@ -47,9 +56,37 @@ class Capability(str, enum.Enum):
         return self.value
 
 
+class Condition(str, enum.Enum):
+    """The kinds of condition a batch may carry and a generator may be given.
+
+    ``class``: int64 class indices (N), or an N x K float blend of classes (interpolation).
+    ``text``: a list of N strings from the user, or the data's encoded captions (a tensor).
+    ``image``: float images in [-1, 1] (N x C x h x w), e.g. a low-resolution input.
+    """
+
+    CLASS = "class"
+    TEXT = "text"
+    IMAGE = "image"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Conditions = Mapping[str, Any]
+"""Conditions by :class:`Condition` value: ``{"class": labels}``, ``{"text": ["a red bird"]}``."""
+
+NEEDS: dict[Capability, Condition] = {Capability.CLASS_CONDITIONAL: Condition.CLASS,
+                                      Capability.TEXT_CONDITIONAL: Condition.TEXT}
+"""The condition each conditional capability needs from the data and from the user."""
+
+
 @dataclass(frozen=True)
 class DataSpec:
-    """The shape of the data a model is built for; saved in every checkpoint."""
+    """The shape of the data a model is built for; saved in every checkpoint.
+
+    ``channels``, ``height`` and ``width`` are the model's input images (domain A of two-domain
+    data); ``target_*`` its output images where those differ (domain B, or the high-resolution
+    images of derived pairs): 0 means the same as the input."""
 
     name: str
     channels: int
@@ -57,11 +94,16 @@ class DataSpec:
     width: int
     class_names: tuple[str, ...] = ()
     pairing: str = ""
-    """"paired" (each image has a target), "unpaired" (two domains), or "" (one set of images)."""
+    """"paired" (each image has a target), "unpaired" (two domains), "derived" (pairs made
+    on the fly from one set of images, see :class:`Derivation`), or "" (one set of images)."""
     target_channels: int = 0
     """Channels of the targets (domain B) of two-domain data."""
     domains: tuple[str, ...] = ()
     """Names of domains A and B of two-domain data."""
+    target_height: int = 0
+    target_width: int = 0
+    conditions: tuple[str, ...] = ()
+    """Conditions the data carries besides a class (e.g. "text" for captioned images)."""
 
     @property
     def num_classes(self) -> int:
@@ -71,10 +113,20 @@ class DataSpec:
     def labelled(self) -> bool:
         return bool(self.class_names)
 
+    @property
+    def target_shape(self) -> tuple[int, int, int]:
+        """Channels, height and width of the output images."""
+        return (self.target_channels or self.channels, self.target_height or self.height,
+                self.target_width or self.width)
+
+    def has(self, condition: Condition) -> bool:
+        """Whether the data carries this condition for every image."""
+        return self.labelled if condition is Condition.CLASS else condition.value in self.conditions
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["class_names"] = list(self.class_names)
-        data["domains"] = list(self.domains)
+        for key in ("class_names", "domains", "conditions"):
+            data[key] = list(data[key])
         return data
 
     @classmethod
@@ -88,24 +140,83 @@ class DataSpec:
             pairing=str(data.get("pairing", "")),
             target_channels=int(data.get("target_channels", 0)),
             domains=tuple(data.get("domains", ())),
+            target_height=int(data.get("target_height", 0)),
+            target_width=int(data.get("target_width", 0)),
+            conditions=tuple(data.get("conditions", ())),
         )
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Pairs derived on the fly from one set of images: each image (or a random
+    ``crop`` x ``crop`` patch of it) is the target, and its bicubic downsample by ``factor``
+    the input. Super-resolution trains on any image data this way, prepared once."""
+
+    factor: int
+    crop: int = 0
+    """Side of the random square patch taken from each image first; 0 = the whole image."""
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise UsageError(f"a downscale factor must be at least 1, got {self.factor}")
+
+    def spec(self, spec: DataSpec) -> DataSpec:
+        """The spec a model sees: low-resolution inputs, the (cropped) images as targets."""
+        height, width = (self.crop, self.crop) if self.crop else (spec.height, spec.width)
+        if self.crop and (self.crop > spec.height or self.crop > spec.width):
+            raise UsageError(f"patches of {self.crop} px do not fit in {spec.height}x{spec.width} "
+                             "images; prep the data with a larger --size or set a smaller crop")
+        if height % self.factor or width % self.factor:
+            raise UsageError(f"{height}x{width} images do not divide by the factor {self.factor}; "
+                             f"prep the data with a --size that is a multiple of {self.factor}")
+        return DataSpec(spec.name, spec.channels, height // self.factor, width // self.factor,
+                        spec.class_names, "derived", spec.channels, ("low", "high"), height, width,
+                        spec.conditions)
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(inputs, targets) for float images in [-1, 1]."""
+        if self.crop:
+            n, _, h, w = images.shape
+            top = torch.randint(0, h - self.crop + 1, (n,)).tolist()
+            left = torch.randint(0, w - self.crop + 1, (n,)).tolist()
+            images = torch.stack([im[:, t:t + self.crop, s:s + self.crop]
+                                  for im, t, s in zip(images, top, left)])
+        if self.factor == 1:
+            return images, images
+        small = F.interpolate(images, scale_factor=1 / self.factor, mode="bicubic",
+                              antialias=True, align_corners=False)
+        return small.clamp(-1, 1), images
 
 
 @dataclass
 class Batch:
-    """Images as float tensors in [-1, 1], N x C x H x W, on the training device. For
-    two-domain data ``images`` are domain A and ``targets`` domain B: each image's own
-    target for paired data, an independent draw for unpaired data."""
+    """Images as float tensors in [-1, 1], N x C x H x W, on the training device, and their
+    conditions. For two-domain data ``images`` are domain A and ``targets`` domain B: each
+    image's own target for paired and derived data, an independent draw for unpaired data."""
 
     images: Tensor
-    labels: Tensor | None = None
     targets: Tensor | None = None
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> Tensor | None:
+        """The class condition, or None for unlabelled data."""
+        return self.conditions.get(Condition.CLASS.value)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
 
 
 class Batches(Protocol):
-    """An endless, shuffled supply of batches; ``next()`` gives the next one."""
+    """An endless, shuffled supply of batches."""
 
-    def next(self) -> Batch: ...
+    batch_size: int
+    """The configured batch size: what ``next()`` gives when asked for no size."""
+
+    def next(self, size: int | None = None) -> Batch:
+        """The next batch, of ``size`` images if given (ProGAN's smaller batches at higher
+        resolution), else of ``batch_size``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -118,12 +229,21 @@ class Progress:
     epoch: int
     time_fraction: float = 0.0
     """The share of a ``--minutes`` budget used so far (0 without one)."""
+    images: int = 0
+    """Training images seen so far (ProGAN schedules its stages in thousands of them)."""
+    total_images: int = 0
+    """The length of training in images, when it was given that way (``--kimg``); else 0."""
+
+    @property
+    def kimg(self) -> float:
+        return self.images / 1000
 
     @property
     def fraction(self) -> float:
-        """How far through training, in [0, 1]: by steps, or by time when a ``--minutes``
-        budget will end training first; for schedules and progressive growing."""
-        return min(1.0, max(self.step / max(1, self.total_steps), self.time_fraction))
+        """How far through training, in [0, 1]: by steps (or images, with ``--kimg``), or by
+        time when a ``--minutes`` budget will end training first; for schedules."""
+        done = self.images / self.total_images if self.total_images else self.step / max(1, self.total_steps)
+        return min(1.0, max(done, self.time_fraction))
 
 
 Metrics = Mapping[str, "Tensor | float"]
@@ -134,7 +254,8 @@ class Model(nn.Module):
 
     Subclasses set the class attributes, build their networks in ``__init__(config, spec)``
     and implement :meth:`configure_optimizers` and :meth:`train_step`. Models with the
-    ``latent`` capability implement :meth:`generate` and get sampling and previews free.
+    ``latent`` capability implement :meth:`generate` and get sampling and previews free;
+    image-to-image models implement :meth:`translate`.
     """
 
     name: ClassVar[str]
@@ -149,7 +270,7 @@ class Model(nn.Module):
     tiny_config: ClassVar[dict[str, Any]] = {}
     """Config overrides for the smallest working model: the conformance tests train it."""
     data_pairing: ClassVar[tuple[str, ...]] = ()
-    """Two-domain data an image-to-image model trains on: "paired", "unpaired" or both."""
+    """Two-domain data an image-to-image model trains on: "paired", "unpaired", "derived"."""
     directions: ClassVar[tuple[str, ...]] = ()
     """The ways an image-to-image model translates: ("AtoB",), or ("AtoB", "BtoA")."""
     small_data: ClassVar[dict[str, Any]] = {}
@@ -161,6 +282,10 @@ class Model(nn.Module):
         self.config = config
         self.spec = spec
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.engine = Engine()
+        # Frozen helper networks live outside the module tree: no optimiser sees them and no
+        # checkpoint holds them (see add_helper).
+        self._helpers: dict[str, tuple[nn.Module, str]] = {}
 
     # -- declared before any work starts -----------------------------------------------
 
@@ -169,13 +294,25 @@ class Model(nn.Module):
         """Raise :class:`zoo.UsageError` if this model cannot be built for data of this shape."""
 
     @classmethod
+    def derivation(cls, config: Config) -> Derivation | None:
+        """For models whose ``data_pairing`` includes "derived": how pairs are made from one
+        set of images (super-resolution: the image and its downsample)."""
+        return None
+
+    @classmethod
     def has(cls, capability: Capability) -> bool:
         return capability in cls.capabilities
+
+    @classmethod
+    def needs(cls) -> list[Condition]:
+        """The conditions this model needs from its data and from the user."""
+        return [condition for capability, condition in NEEDS.items() if capability in cls.capabilities]
 
     # -- training -------------------------------------------------------------------------
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """Create the optimisers, by name. Called once, after the model is on its device."""
+        """Create the optimisers, by name. Called after the model is on its device and its
+        weights and extra state are restored; a model may call it again when it grows."""
         raise NotImplementedError
 
     def batches_per_step(self) -> int:
@@ -183,8 +320,67 @@ class Model(nn.Module):
         return 1
 
     def train_step(self, batches: Batches, progress: Progress) -> Metrics:
-        """One update of the model. Returns scalar metrics (losses, D(x), ...) by name."""
+        """One update of the model. Returns scalar metrics (losses, D(x), ...) by name, as
+        tensors: the loop reads them from the device every few steps, not every step."""
         raise NotImplementedError
+
+    def manual_backward(self, loss: Tensor) -> None:
+        """Gradients of ``loss``; use instead of ``loss.backward()`` (the loop may scale it)."""
+        self.engine.backward(loss)
+
+    def optimizer_step(self, name: str) -> None:
+        """Step the optimiser ``name`` with the gradients accumulated so far, then clear them;
+        use instead of ``optimizer.step()`` (the loop may clip, unscale and average them)."""
+        optimizer = self.optimizers[name]
+        self.engine.step(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+
+    def update(self, name: str, loss: Tensor) -> None:
+        """One update of the networks of optimiser ``name`` to lower ``loss``: gradients
+        cleared, backward pass, optimiser step. The usual way a plugin steps."""
+        self.optimizers[name].zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self.optimizer_step(name)
+
+    # -- frozen helpers and warm starts -------------------------------------------------------
+
+    def add_helper(self, name: str, module: nn.Module, source: str) -> nn.Module:
+        """Use a network that is not trained (a feature extractor for a perceptual loss, a
+        text encoder): frozen, in eval mode, moved with the model, and never written into a
+        checkpoint; ``source`` (a file path and hash) is recorded instead, by reference."""
+        module.requires_grad_(False).eval()
+        self._helpers[name] = (module, source)
+        return module
+
+    def helper(self, name: str) -> nn.Module:
+        return self._helpers[name][0]
+
+    def helper_sources(self) -> dict[str, str]:
+        """Where each frozen helper came from, for the checkpoint's record."""
+        return {name: source for name, (_, source) in self._helpers.items()}
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Model:  # type: ignore[override]
+        super()._apply(fn, recurse)
+        for module, _ in self._helpers.values():
+            module._apply(fn, recurse)
+        return self
+
+    def train(self, mode: bool = True) -> Model:
+        super().train(mode)
+        for module, _ in self._helpers.values():
+            module.eval()  # helpers stay in eval mode: their batch norms and dropout are fixed
+        return self
+
+    def warm_start(self, weights: Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
+        """Start from another run's weights (``zoo train --init-from RUN``): every weight
+        whose name and shape match is copied. Returns (copied, left as initialised). A
+        plugin may override this to map names (StackGAN's stage II from stage I)."""
+        own = self.state_dict()
+        copied = [k for k, v in weights.items() if k in own and own[k].shape == v.shape]
+        with torch.no_grad():
+            for key in copied:
+                own[key].copy_(weights[key])
+        return copied, [k for k in own if k not in set(copied)]
 
     # -- generation --------------------------------------------------------------------------
 
@@ -210,67 +406,79 @@ class Model(nn.Module):
         return (prior or self.prior).sample(n, self.latent_dim, generator=generator,
                                             device=self.device, truncation=truncation)
 
-    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Images in [-1, 1] for latent vectors ``z``. Class-conditional models also take
-        ``labels``: N class indices, or an N x K float tensor of class weights (a blend,
-        used to interpolate from one class to another)."""
+    def generate(self, z: Tensor, conditions: Conditions | None = None) -> Tensor:
+        """Images in [-1, 1] for latent vectors ``z``, given the ``conditions`` the model
+        needs (see :class:`Condition`): a class-conditional model reads ``conditions["class"]``."""
         raise NotImplementedError(f"{self.name} does not generate from a latent vector")
 
     def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor:
         """Images in [-1, 1] translated from one domain to the other, for models with the
-        ``image-to-image`` capability; ``direction`` is one of :attr:`directions`."""
+        ``image-to-image`` capability; ``direction`` is one of :attr:`directions`. Outputs
+        may be larger than inputs (super-resolution): ``spec.target_shape``."""
         raise NotImplementedError(f"{self.name} does not translate images")
 
     def encode(self, images: Tensor) -> Tensor:
         """Latent vectors for images in [-1, 1], for models with the ``encoder`` capability
-        (inversion starts from this guess)."""
+        (inversion starts from this guess; previews show ``generate(encode(x))``)."""
         raise NotImplementedError(f"{self.name} has no encoder")
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None,
-               labels: Tensor | None = None, prior: Prior | None = None,
+               conditions: Conditions | None = None, prior: Prior | None = None,
                truncation: float | None = None) -> Tensor:
         """``n`` new images in [-1, 1], N x C x H x W, with the networks in eval mode.
-        Class-conditional models need ``labels`` (N class indices)."""
+        Conditional models need their conditions for each image (``{"class": labels}``)."""
         if not self.has(Capability.LATENT):
             raise UsageError(f"{self.name} does not sample from noise")
-        if self.has(Capability.CLASS_CONDITIONAL):
-            if labels is None or len(labels) != n:
-                raise UsageError(f"{self.name} is class-conditional: give a class for each of the {n} images")
-            labels = labels.to(self.device)
-        with evaluating(self):
-            return self.generate(self.sample_latent(n, generator, prior=prior, truncation=truncation), labels)
+        conditions = self.check_conditions(n, conditions)
+        with evaluating(self), full_precision():
+            return self.generate(self.sample_latent(n, generator, prior=prior, truncation=truncation),
+                                 conditions)
+
+    def check_conditions(self, n: int, conditions: Conditions | None) -> dict[str, Any]:
+        """The conditions for ``n`` images on this model's device; a UsageError names what is
+        missing."""
+        given = dict(conditions or {})
+        for condition in self.needs():
+            value = given.get(condition.value)
+            if value is None or len(value) != n:
+                raise UsageError(f"{self.name} is {condition.value}-conditional: give a {condition.value} "
+                                 f"for each of the {n} images")
+        return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in given.items()}
 
     # -- the pictures shown during training --------------------------------------------------
 
-    def preview_inputs(self, n: int, generator: torch.Generator, examples: Batch | None = None) -> dict[str, Tensor]:
-        """Fixed inputs, made once per run, whose outputs are drawn after every epoch.
+    def preview_inputs(self, n: int, generator: torch.Generator, examples: Batch) -> dict[str, Any]:
+        """Fixed inputs, made once per run, whose outputs are drawn as training goes.
 
-        Class-conditional models get one row per class, ``PREVIEW_PER_CLASS`` wide;
-        image-to-image models get ``examples``, a fixed batch of the training data."""
-        if self.has(Capability.IMAGE_TO_IMAGE):
-            if examples is None:
-                raise ValueError(f"{self.name} previews need example images")
-            inputs = {"images": examples.images[:PREVIEW_EXAMPLES]}
+        ``examples`` is a fixed batch of the training data (at least ``PREVIEW_EXAMPLES``).
+        Image-to-image models and encoders show examples; class-conditional models a row
+        per class, ``PREVIEW_PER_CLASS`` wide; other latent models ``n`` samples."""
+        if self.has(Capability.IMAGE_TO_IMAGE) or self.has(Capability.ENCODER):
+            inputs: dict[str, Any] = {"images": examples.images[:PREVIEW_EXAMPLES]}
             if examples.targets is not None:
                 inputs["targets"] = examples.targets[:PREVIEW_EXAMPLES]
             return inputs
         if self.has(Capability.CLASS_CONDITIONAL):
             labels = class_rows(self.spec.num_classes, PREVIEW_PER_CLASS)
-            return {"z": self.sample_latent(len(labels), generator), "labels": labels.to(self.device)}
-        return {"z": self.sample_latent(n, generator)}
+            return {"z": self.sample_latent(len(labels), generator),
+                    "conditions": {Condition.CLASS.value: labels.to(self.device)}}
+        conditions = {c.value: examples.conditions[c.value][:n] for c in self.needs()}
+        count = min(n, *(len(v) for v in conditions.values())) if conditions else n
+        return {"z": self.sample_latent(count, generator), "conditions": conditions}
 
     @torch.no_grad()
-    def preview(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Images in [-1, 1] for the fixed preview inputs (one grid per epoch, then a GIF):
+    def preview(self, inputs: Mapping[str, Any]) -> Tensor:
+        """Images in [-1, 1] for the fixed preview inputs (a grid every so often, then a GIF):
         N x C x H x W, or rows x columns x C x H x W to fix the grid's layout. Image-to-image
-        models show a row per example: input | output | target."""
-        if self.has(Capability.IMAGE_TO_IMAGE):
-            with evaluating(self):
+        models show a row per example: input | output | target; encoders input | reconstruction."""
+        with evaluating(self), full_precision():
+            if self.has(Capability.IMAGE_TO_IMAGE):
                 output = self.translate(inputs["images"], self.directions[0] if self.directions else "AtoB")
-            return image_rows(inputs["images"], output, *([inputs["targets"]] if "targets" in inputs else []))
-        with evaluating(self):
-            images = self.generate(**inputs)
+                return image_rows(inputs["images"], output, *([inputs["targets"]] if "targets" in inputs else []))
+            if self.has(Capability.ENCODER):
+                return image_rows(inputs["images"], self.generate(self.encode(inputs["images"])))
+            images = self.generate(inputs["z"], inputs.get("conditions"))
         if self.has(Capability.CLASS_CONDITIONAL):
             return images.view(self.spec.num_classes, -1, *images.shape[1:])
         return images
@@ -282,7 +490,7 @@ class Model(nn.Module):
         return {}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`extra_state` returned."""
+        """Restore what :meth:`extra_state` returned. Called before the optimisers are made."""
 
 
 SMALL_DATA = 2000
@@ -292,8 +500,14 @@ PREVIEW_EXAMPLES = 8
 
 
 def image_rows(*columns: Tensor) -> Tensor:
-    """Images side by side, one example per row: N x len(columns) x C x H x W, every column
-    in 3 channels when their channels differ (gray inputs beside colour outputs)."""
+    """Images side by side, one example per row: N x len(columns) x C x H x W. Columns of
+    different sizes are scaled to the largest (nearest neighbour, so pixels stay visible:
+    a 32 px input beside its 128 px super-resolution), and every column is drawn in 3
+    channels when their channels differ (gray inputs beside colour outputs)."""
+    height = max(c.shape[2] for c in columns)
+    width = max(c.shape[3] for c in columns)
+    columns = tuple(c if c.shape[2:] == (height, width) else F.interpolate(c, size=(height, width), mode="nearest")
+                    for c in columns)
     if len({c.shape[1] for c in columns}) > 1:
         columns = tuple(c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in columns)
     return torch.stack(columns, dim=1)
@@ -302,6 +516,16 @@ def image_rows(*columns: Tensor) -> Tensor:
 def class_rows(num_classes: int, per_class: int) -> Tensor:
     """Labels 0,0,..,1,1,..: ``per_class`` of each class in turn (a grid with a row per class)."""
     return torch.arange(num_classes).repeat_interleave(per_class)
+
+
+def class_condition(labels: Tensor | None) -> dict[str, Any]:
+    """``{"class": labels}``, or no conditions for None: what pipelines hand to ``generate``."""
+    return {} if labels is None else {Condition.CLASS.value: labels}
+
+
+def optimised_parameters(optimizers: Iterable[torch.optim.Optimizer]) -> list[nn.Parameter]:
+    """Every parameter some optimiser updates."""
+    return [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
 
 
 @contextlib.contextmanager
@@ -339,4 +563,3 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
-

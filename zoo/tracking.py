@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 from rich.console import Console
 
 MODES = ("auto", "online", "offline", "off")
+STEP = "step"
+"""The x axis of every chart: the training step, logged as a metric."""
 
 
 def has_credentials() -> bool:
@@ -75,13 +77,16 @@ class Tracker:
         return "offline" if self._run.settings.mode == "offline" else "online"
 
     def log(self, data: Mapping[str, Any], step: int) -> None:
-        self._safe(lambda: self._run.log(dict(data), step=step))
+        """Log against the training step as a metric of its own (``step``), not W&B's own
+        step counter, which must only rise: after a resume the steps since the checkpoint
+        are logged again, and W&B would silently drop them."""
+        self._safe(lambda: self._run.log({**data, STEP: step}))
 
     def log_image(self, key: str, path: Path, step: int, caption: str = "") -> None:
         def go() -> None:
             import wandb
 
-            self._run.log({key: wandb.Image(str(path), caption=caption or None)}, step=step)
+            self._run.log({key: wandb.Image(str(path), caption=caption or None), STEP: step})
 
         self._safe(go)
 
@@ -89,7 +94,7 @@ class Tracker:
         def go() -> None:
             import wandb
 
-            self._run.log({key: wandb.Video(str(path), format="gif")}, step=step)
+            self._run.log({key: wandb.Video(str(path), format="gif"), STEP: step})
 
         self._safe(go)
 
@@ -118,7 +123,7 @@ class Tracker:
 
 
 def open_tracker(requested: str, run_dir: Path, name: str, config: Mapping[str, Any],
-                 console: Console, run_id: str | None = None) -> Tracker:
+                 console: Console, run_id: str | None = None, tags: list[str] | None = None) -> Tracker:
     """Start (or resume, given ``run_id``) a W&B run that writes under ``run_dir``."""
     mode = choose_mode(requested)
     if mode == "off":
@@ -138,11 +143,15 @@ def open_tracker(requested: str, run_dir: Path, name: str, config: Mapping[str, 
                 # Absolute: W&B's service process may have another working directory.
                 dir=str(run_dir.resolve()),
                 config=dict(config),
+                tags=[t[:64] for t in tags or []],
+                group=f"{config.get('model', '')}-{config.get('data', '')}"[:128],
                 mode=attempt,
                 settings=wandb.Settings(silent=True, console="off", init_timeout=_init_timeout(),
                                         save_code=False, disable_git=True,
                                         x_disable_stats=True),
             )
+            run.define_metric(STEP)
+            run.define_metric("*", step_metric=STEP)
             if attempt != mode:
                 console.print("[yellow]warning:[/] W&B server unreachable; logging offline "
                               f"under {run_dir / 'wandb'} (sync later with `wandb sync`)")

@@ -81,3 +81,6 @@ Classes = Annotated[Optional[str], typer.Option(
 Subset = Annotated[Optional[str], typer.Option(
     "--subset", help="Keep part of the data set, START:STOP[:STEP] in its order: 0:8000, 8000:, "
                     "0::2 (every other image).")]
+DataDirection = Annotated[Optional[str], typer.Option(
+    "--direction", help="Two-domain data: AtoB (as stored, the default) or BtoA (domains A and B swapped, "
+                        "e.g. facades' labels -> photo).")]

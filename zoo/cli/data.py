@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from .base import Channels, Classes, DataDir, Size, Subset, app, console, err_console, examples, handles_errors
+from .base import (Channels, Classes, DataDir, DataDirection, Size, Subset, app, console, err_console, examples,
+                   handles_errors)
 
 
 @app.command(epilog=examples("zoo prep mnist", "zoo prep fashion-mnist --size 32",
@@ -15,6 +16,7 @@ from .base import Channels, Classes, DataDir, Size, Subset, app, console, err_co
                              "zoo prep mnist --data-dir ~/datasets/mnist",
                              "zoo prep paired:edges2fashion                  # Fashion-MNIST items and their edges",
                              "zoo prep paired:~/datasets/facades --size 64    # A|B side by side, or A/ and B/",
+                             "zoo prep paired:~/datasets/facades --direction BtoA   # photo|labels: learn labels -> photo",
                              "zoo prep unpaired:~/datasets/horse2zebra --size 64   # trainA/ and trainB/",
                              "zoo prep unpaired:fashion:sneaker,ankle-boot    # two classes as two domains"))
 @handles_errors
@@ -25,6 +27,7 @@ def prep(
     data_dir: DataDir = None,
     classes: Classes = None,
     subset: Subset = None,
+    direction: DataDirection = None,
     force: Annotated[bool, typer.Option("--force", help="Prepare again even if cached.")] = False,
 ) -> None:
     """Prepare a data set once (train does this on demand) and draw what is in it."""
@@ -33,7 +36,7 @@ def prep(
     from ..pipelines.prep import describe, prepare
 
     prepared = prepare(data, size=size, channels=channels, data_dir=data_dir, classes=classes,
-                       subset=subset, force=force, console=err_console)
+                       subset=subset, direction=direction, force=force, console=err_console)
     table = Table(show_header=False, title=f"prepared {data}")
     for key, value in describe(prepared).items():
         table.add_row(key, str(value))

@@ -24,6 +24,9 @@ from .base import Channels, Classes, DataDir, Size, Subset, app, console, exampl
     "zoo train dcgan --data mnist --classes 7",
     "zoo train dcgan --data mnist --noise uniform:-1,1",
     "zoo train dcgan --resume runs/dcgan-mnist-20261122-101500 --epochs 10",
+    "zoo train dcgan --data mnist --precision bf16 --clip-grad 10",
+    "zoo train pix2pix --data paired:~/datasets/facades --direction BtoA",
+    "zoo train cgan --data fashion-mnist --init-from runs/cgan-mnist-20261122-101500",
 ))
 @handles_errors
 def train(
@@ -31,6 +34,7 @@ def train(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, or paired:/unpaired: data (see zoo prep --help).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the data (default 5).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps instead of epochs.")] = None,
+    kimg: Annotated[Optional[float], typer.Option("--kimg", help="Train on this many thousand images instead (ProGAN's unit).")] = None,
     minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this much training time, if the steps are not done first (--resume continues).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Images per batch (default: the paper's).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 0).")] = None,
@@ -39,18 +43,23 @@ def train(
     sets: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value; repeatable. See `zoo info MODEL`.")] = None,
     config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or JSON file of config keys.")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a run: its folder, checkpoint, or the model's latest run.")] = None,
+    init_from: Annotated[Optional[str], typer.Option("--init-from", help="Start a new run from another run's weights (a warm start, not a resume): every weight whose name and shape match.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the run already in --out.")] = False,
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,
     classes: Classes = None,
     subset: Subset = None,
+    direction: Annotated[Optional[str], typer.Option("--direction", help="Two-domain data: AtoB (default) or BtoA, which swaps the domains (pix2pix's own flag: facades is photo|labels).")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast; CPUs and recent GPUs) or fp16 (CUDA, with a loss scaler).")] = "fp32",
+    clip_grad: Annotated[float, typer.Option("--clip-grad", help="Clip each optimiser's gradients to this global norm; 0 = off.")] = 0.0,
+    preview_every: Annotated[Optional[int], typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
     noise: Annotated[Optional[str], typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and plan, then stop.")] = False,
 ) -> None:
-    """Train a model; a preview grid each epoch, checkpoints, loss curves and a GIF.
+    """Train a model; preview grids as it learns, checkpoints, loss curves and a GIF.
 
     Config precedence: the plugin's defaults < --config file < --set key=value < flags
     such as --batch-size. Ctrl-C saves a checkpoint; --resume continues from it.
@@ -59,11 +68,12 @@ def train(
 
     if wandb not in ("auto", "online", "offline"):
         raise typer.BadParameter("must be auto, online or offline", param_hint="--wandb")
-    opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, minutes=minutes, batch_size=batch_size,
-                        seed=seed, device=device, out=out, sets=list(sets or []),
-                        config_file=config_file, resume=resume, force=force,
+    opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, kimg=kimg, minutes=minutes,
+                        batch_size=batch_size, seed=seed, device=device, out=out, sets=list(sets or []),
+                        config_file=config_file, resume=resume, init_from=init_from, force=force,
                         wandb="off" if no_wandb else wandb, size=size, channels=channels,
-                        data_dir=data_dir, classes=classes, subset=subset, noise=noise)
+                        data_dir=data_dir, classes=classes, subset=subset, direction=direction, noise=noise,
+                        precision=precision, clip_grad=clip_grad, preview_every=preview_every)
     if dry_run:
         import json
 

@@ -44,7 +44,7 @@ class TinyGAN(zoo.Model):
         return {"generator": torch.optim.Adam(self.generator.parameters(), self.config.lr),
                 "discriminator": torch.optim.Adam(self.discriminator.parameters(), self.config.lr)}
 
-    def generate(self, z, labels=None):
+    def generate(self, z, conditions=None):
         return self.generator(z).view(-1, self.spec.channels, self.spec.height, self.spec.width)
 
     def train_step(self, batches, progress):
@@ -52,18 +52,12 @@ class TinyGAN(zoo.Model):
         fake = self.generate(self.sample_latent(real.shape[0]))
         bce = F.binary_cross_entropy_with_logits
 
-        opt_d = self.optimizers["discriminator"]
-        opt_d.zero_grad()
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake.detach())
         loss_d = (bce(real_logits, torch.ones_like(real_logits))
                   + bce(fake_logits, torch.zeros_like(fake_logits)))
-        loss_d.backward()
-        opt_d.step()
+        self.update("discriminator", loss_d)  # zoo's seam: precision, clipping, many GPUs
 
-        opt_g = self.optimizers["generator"]
-        opt_g.zero_grad()
         fake_logits = self.discriminator(fake)
         loss_g = bce(fake_logits, torch.ones_like(fake_logits))
-        loss_g.backward()
-        opt_g.step()
+        self.update("generator", loss_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}

@@ -1,0 +1,182 @@
+"""The wider plugin contract: conditions beyond a class, inputs and outputs of different
+sizes, pairs derived on the fly, batches of a size a step asks for, progress in images,
+frozen helper networks and warm starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from zoo import checkpoint as ckpt_io
+from zoo.data import TensorBatches
+from zoo.plugins.dcgan import DCGAN
+
+from .conftest import TINY, FakeEntryPoint, run_cli
+
+
+@pytest.fixture
+def toy(extra_plugins):
+    extra_plugins(FakeEntryPoint("toy-upscaler", "tests.toy_upscaler:ToyUpscaler", "zoo-toy"))
+
+
+def test_a_toy_plugin_with_an_image_condition_and_two_sizes_uses_the_generic_pipelines(mnist, toy, tmp_path) -> None:
+    """zoo train derives 14 px -> 28 px pairs from MNIST; zoo translate doubles any image."""
+    result = run_cli("train", "toy-upscaler", "--data", "mnist", "--subset", "0:64", "--steps", "4",
+                     "--no-wandb", "--out", "toy", "--set", "width=4")
+    assert result.exit_code == 0, result.output
+    assert "1x14x14 -> 1x28x28" in result.output
+    spec = ckpt_io.read_meta(Path("toy") / ckpt_io.FILENAME)["data"]
+    assert (spec["height"], spec["target_height"], spec["pairing"]) == (14, 28, "derived")
+    grid = Image.open(sorted(Path("toy/progress").glob("step-*.png"))[-1])
+    assert grid.size == (3 * 30 + 2, 8 * 30 + 2)  # rows of input | output | target, all drawn at 28 px
+
+    photo = tmp_path / "big.png"
+    Image.new("L", (50, 40), 200).save(photo)
+    out = run_cli("translate", "toy", str(photo), "--out", "up")
+    assert out.exit_code == 0, out.output
+    assert Image.open("up/big.png").size == (28, 28)  # fitted to the 14 px input, then doubled
+    assert Image.open("up/sheet.png").size == (2 * (2 * 30 + 2), 2 * (30 + 2))
+
+
+def test_models_that_derive_pairs_refuse_two_domain_data(mnist, toy) -> None:
+    result = run_cli("train", "toy-upscaler", "--data", "paired:edges2fashion", "--subset", "0:64",
+                     "--steps", "1", "--no-wandb")
+    assert result.exit_code == 2 and "toy-upscaler needs derived data" in result.output
+
+
+def test_a_derivation_downscales_and_crops() -> None:
+    spec = zoo.DataSpec("photos", 3, 64, 48)
+    derived = zoo.Derivation(factor=4, crop=32).spec(spec)
+    assert (derived.channels, derived.height, derived.width) == (3, 8, 8)
+    assert derived.target_shape == (3, 32, 32) and derived.pairing == "derived"
+    images = torch.rand(5, 3, 64, 48) * 2 - 1
+    small, large = zoo.Derivation(factor=4, crop=32)(images)
+    assert small.shape == (5, 3, 8, 8) and large.shape == (5, 3, 32, 32)
+    assert small.min() >= -1 and small.max() <= 1
+    flat = torch.zeros(2, 1, 8, 8)
+    assert torch.allclose(zoo.Derivation(factor=2)(flat)[0], torch.zeros(2, 1, 4, 4))
+    with pytest.raises(zoo.UsageError, match="do not divide by the factor 5"):
+        zoo.Derivation(factor=5).spec(spec)
+    with pytest.raises(zoo.UsageError, match="do not fit"):
+        zoo.Derivation(factor=2, crop=96).spec(spec)
+
+
+def test_image_rows_puts_images_of_different_sizes_side_by_side() -> None:
+    rows = zoo.image_rows(torch.zeros(2, 1, 8, 8), torch.ones(2, 3, 32, 32))
+    assert rows.shape == (2, 2, 3, 32, 32)
+
+
+def test_a_step_may_ask_for_a_batch_of_its_own_size_and_resume_exactly() -> None:
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 2, 2).contiguous()
+    sizes = [16, 16, 4, 4, 4, 64, 8, 32, 2]
+    batches = TensorBatches(images, torch.arange(100) % 3, 16, seed=1)
+    drawn = [batches.next(size) for size in sizes]
+    assert [len(b) for b in drawn] == sizes
+    assert batches.drawn == sum(sizes)
+    assert drawn[5].labels.shape == (64,)
+    # A pass never repeats an image; it ends when fewer are left than the batch asks for.
+    first_pass = torch.cat([b.images[:, 0, 0, 0] for b in drawn[:5]])
+    assert len(set(first_pass.tolist())) == 44
+
+    resumed = TensorBatches(images, torch.arange(100) % 3, 16, seed=1)
+    replay = TensorBatches(images, torch.arange(100) % 3, 16, seed=1)
+    for size in sizes[:4]:
+        replay.next(size)
+    resumed.load_state(replay.state())
+    for size in sizes[4:]:
+        assert torch.equal(resumed.next(size).images, replay.next(size).images)
+    with pytest.raises(zoo.UsageError, match="a batch of 101 images"):
+        batches.next(101)
+
+
+def test_progress_counts_images_and_kimg_drives_the_schedule() -> None:
+    p = zoo.Progress(step=10, total_steps=2 ** 62, epoch=0, images=1500, total_images=6000)
+    assert p.kimg == 1.5 and p.fraction == 0.25
+    assert zoo.Progress(step=1, total_steps=10, epoch=0, images=64).fraction == 0.1
+
+
+def test_kimg_trains_until_that_many_images_are_seen(mnist) -> None:
+    result = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--kimg", "0.1", "--out", "run")
+    assert result.exit_code == 0, result.output
+    meta = ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]
+    assert meta["images"] == 112 and meta["step"] == 7  # 7 batches of 16: the first past 100 images
+    assert meta["total_images"] == 100
+
+
+class WithHelper(DCGAN):
+    """DCGAN with a frozen feature network, as a perceptual loss would use."""
+
+    def __init__(self, config, spec) -> None:
+        super().__init__(config, spec)
+        self.add_helper("features", torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)),
+                        source="features.safetensors sha256:abc")
+
+
+def test_frozen_helpers_are_used_but_never_trained_or_checkpointed() -> None:
+    config = DCGAN.Config(g_width=4, d_width=4, latent_dim=8, batch_size=8)
+    model = WithHelper(config, zoo.DataSpec("gray28", 1, 28, 28))
+    model.optimizers = model.configure_optimizers()
+    helper = model.helper("features")
+    assert not any(k.startswith("features") or "_helpers" in k for k in model.state_dict())
+    assert all(not p.requires_grad for p in helper.parameters())
+    optimised = {id(p) for p in zoo.optimised_parameters(model.optimizers.values())}
+    assert not any(id(p) in optimised for p in helper.parameters())
+    model.train()
+    assert not helper.training, "a helper's batch norm stays in eval mode while the model trains"
+    model.to(torch.float64)
+    assert next(helper.parameters()).dtype == torch.float64, "helpers move with the model"
+    assert model.helper_sources() == {"features": "features.safetensors sha256:abc"}
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(mnist) -> None:
+    first = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64",
+                    "--steps", "2", "--out", "first")
+    assert first.exit_code == 0, first.output
+    captured = {}
+    real_step = DCGAN.train_step
+
+    def spy(self, batches, progress):
+        captured.setdefault("weights", {k: v.clone() for k, v in self.state_dict().items()})
+        return real_step(self, batches, progress)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DCGAN, "train_step", spy)
+        warm = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "64:128",
+                       "--steps", "1", "--out", "warm", "--init-from", "first")
+    assert warm.exit_code == 0, warm.output
+    assert "warm start from" in warm.output
+    source = ckpt_io.load(Path("first") / ckpt_io.FILENAME).state["model"]
+    for key, value in source.items():
+        assert torch.equal(captured["weights"][key], value), key
+    info = json.loads(Path("warm/run.json").read_text())
+    assert info["init_from"].endswith("first/checkpoint.safetensors")
+    assert ckpt_io.read_meta(Path("warm") / ckpt_io.FILENAME)["train"]["step"] == 1  # a new run, not a resume
+
+    both = run_cli("train", "dcgan", "--no-wandb", "--resume", "warm", "--init-from", "first")
+    assert both.exit_code == 2 and "give one of them" in both.output
+    misfit = run_cli("train", "pix2pix", "--no-wandb", "--data", "paired:edges2fashion", "--subset", "0:64",
+                     "--steps", "1", "--init-from", "first", "--set", "g_width=4", "--set", "d_width=4")
+    assert misfit.exit_code == 2 and "none of its weights fit pix2pix" in misfit.output
+
+
+def test_a_checkpoint_from_before_this_contract_samples_and_says_how_to_go_on(mnist) -> None:
+    assert run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64",
+                   "--steps", "1", "--out", "old").exit_code == 0
+    path = Path("old") / ckpt_io.FILENAME
+    checkpoint = ckpt_io.load(path)
+    for key in ("images", "total_images", "seconds", "minutes", "helpers"):  # what zoo 0.1 wrote
+        checkpoint.train.pop(key)
+    checkpoint.train["batches"] = {"epoch": 0, "position": 1}
+    checkpoint.train["data"] = {k: checkpoint.train["data"][k] for k in ("source", "size", "channels", "classes", "subset")}
+    checkpoint.state.pop("engine")
+    ckpt_io.save(path, checkpoint)
+    assert run_cli("sample", "old", "--n", "4", "--out", "samples").exit_code == 0
+    resumed = run_cli("train", "dcgan", "--no-wandb", "--resume", "old", "--steps", "3")
+    assert resumed.exit_code == 2
+    assert "before training counted images" in resumed.output and "--init-from old" in resumed.output
+    assert len(resumed.output.strip().splitlines()) == 1

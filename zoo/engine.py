@@ -1,0 +1,120 @@
+"""The mechanics of an update, owned by the loop: the one seam every plugin steps through.
+
+A plugin decides what a step is (five critic updates, two generators, a gradient penalty)
+and calls :meth:`zoo.Model.update` (or :meth:`~zoo.Model.manual_backward` then
+:meth:`~zoo.Model.optimizer_step`) for each update. Those go through an :class:`Engine`,
+which the train pipeline configures once, so that
+
+* **mixed precision**: forward passes run under autocast (bf16 on the CPU and on recent
+  GPUs, fp16 with a dynamic loss scaler on older GPUs),
+* **gradient clipping** by global norm, per optimiser,
+* **gradient averaging across processes** (one all-reduce per update under torchrun)
+
+are written here once, for every plugin, with no plugin code for any of them (the idea of
+Lightning's manual optimisation: ``manual_backward`` and ``optimizer.step``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import UsageError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How updates are made: the train pipeline's ``--precision`` and ``--clip-grad``."""
+
+    precision: str = "fp32"
+    clip_grad: float = 0.0
+    """Largest global gradient norm per optimiser; 0 = no clipping."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.clip_grad < 0:
+            raise UsageError(f"--clip-grad must be 0 (off) or positive, got {self.clip_grad}")
+
+
+class Engine:
+    """Backward passes and optimiser steps for one model on one device (and, under torchrun,
+    one process of several)."""
+
+    def __init__(self, options: EngineOptions | None = None, device: torch.device | str = "cpu") -> None:
+        self.options = options or EngineOptions()
+        self.device = torch.device(device)
+        precision = self.options.precision
+        if precision == "fp16" and self.device.type != "cuda":
+            raise UsageError("--precision fp16 needs a CUDA GPU (its loss scaler is CUDA's); "
+                             "use --precision bf16 on this device")
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+        self._stepped: set[int] = set()
+
+    @property
+    def distributed(self) -> bool:
+        return torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The forward passes of a step run in this context (a no-op in fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def backward(self, loss: Tensor) -> None:
+        """Gradients of ``loss``, scaled first when a loss scaler is in use."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> Tensor | None:
+        """Average gradients across processes, unscale, clip, then step; returns the gradient
+        norm before clipping when clipping is on."""
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if self.distributed:
+            world = torch.distributed.get_world_size()
+            for p in params:
+                torch.distributed.all_reduce(p.grad)
+                p.grad.div_(world)
+        norm = None
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        if self.options.clip_grad and params:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self._stepped.add(id(optimizer))
+        else:
+            optimizer.step()
+        return norm
+
+    def end_step(self) -> None:
+        """Once per training step, after every optimiser has stepped: the loss scaler adapts."""
+        if self.scaler is not None and self._stepped:
+            self.scaler.update()
+        self._stepped.clear()
+
+    def state(self) -> dict[str, Any]:
+        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """No autocast within a block (previews and sampling are drawn in float32)."""
+    with contextlib.ExitStack() as stack:
+        for device_type in ("cpu", "cuda"):
+            if device_type == "cuda" and not torch.cuda.is_available():
+                continue
+            stack.enter_context(torch.autocast(device_type, enabled=False))
+        yield

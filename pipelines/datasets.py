@@ -9,7 +9,9 @@ unpickling.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,13 @@ class RawData:
     targets: torch.Tensor | None = None
     pairing: str = ""
     domains: tuple[str, ...] = ()
+    heldout: RawData | None = None
+    """Images kept apart for evaluation: the data set's own test split where it has one."""
+
+    def map(self, change: Callable[[RawData], RawData]) -> RawData:
+        """``change`` applied to this data and to its held-out part alike."""
+        held = change(self.heldout) if self.heldout is not None else None
+        return dataclasses.replace(change(dataclasses.replace(self, heldout=None)), heldout=held)
 
 
 @dataclass(frozen=True)
@@ -187,39 +196,72 @@ def _has(folder: Path, names: Sequence[str], source: Source) -> bool:
     return all((folder / n).is_file() for n in names)
 
 
-def load_named(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable[[str], None]) -> RawData:
-    """Find (or download) a named data set and read its training split."""
-    source = SOURCES[name]
+def locate(source: Source, data_dir: Path | None, env_dir: Path | None) -> tuple[Path | None, Path | None]:
+    """The folders holding a named data set's training and test files, as found (or None)."""
     dirs = candidate_dirs(source, data_dir, env_dir)
-    for folder in dirs:
-        if _has(folder, source.train_files, source):
-            images, labels = source.read(folder, source.train_files)
-            return RawData(images, labels, list(source.class_names), str(folder))
-    # Only the test split present (as with this project's offline MNIST): use it, and say so.
-    for folder in dirs:
-        if _has(folder, source.test_files, source):
-            images, labels = source.read(folder, source.test_files)
-            note = (f"only the test split of {name} was found ({len(images):,} images in {folder}); "
-                    "training on it")
-            say(note)
-            return RawData(images, labels, list(source.class_names), str(folder), "test", [note])
+    train = next((d for d in dirs if _has(d, source.train_files, source)), None)
+    test = next((d for d in dirs if _has(d, source.test_files, source)), None)
+    return train, test
+
+
+def fingerprint(name: str, data_dir: Path | None, env_dir: Path | None) -> str | None:
+    """A short hash of the files a named data set would be read from (their folders, names,
+    sizes and times), or None when none are found: the prepared cache is keyed by it, so a
+    cache built from MNIST's 10k test split is not reused once the 60k training files appear."""
+    source = SOURCES[name]
+    found = []
+    for folder, names in zip(locate(source, data_dir, env_dir), (source.train_files, source.test_files)):
+        if folder is None:
+            continue
+        for stem in names:
+            path = _find(folder, stem) if source.read is read_idx_pair else folder / stem
+            stat = path.stat()  # type: ignore[union-attr]
+            found.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")  # type: ignore[union-attr]
+    return hashlib.sha256("\n".join(found).encode()).hexdigest()[:10] if found else None
+
+
+def load_named(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable[[str], None]) -> RawData:
+    """Find (or download) a named data set and read its training split, with its test split
+    as the held-out part. With only the test split present (this project's offline MNIST),
+    that is what there is to train on; prep then holds a seeded part of it out."""
+    source = SOURCES[name]
+    train, test = locate(source, data_dir, env_dir)
+    if train is None and test is None:
+        download(name, data_dir, env_dir, say)
+        train, test = locate(source, data_dir, env_dir)
+        if train is None:
+            raise ZooError(f"{name} was downloaded into {downloads_dir()} but its files were not where expected")
+    names = list(source.class_names)
+    if train is None:
+        assert test is not None
+        images, labels = source.read(test, source.test_files)
+        note = (f"only the test split of {name} was found ({len(images):,} images in {test}); "
+                "training on it")
+        say(note)
+        return RawData(images, labels, names, str(test), "test", [note])
+    images, labels = source.read(train, source.train_files)
+    heldout = None
+    if test is not None:
+        test_images, test_labels = source.read(test, source.test_files)
+        heldout = RawData(test_images, test_labels, names, str(test), "test")
+    return RawData(images, labels, names, str(train), heldout=heldout)
+
+
+def download(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable[[str], None]) -> None:
+    """Fetch a named data set with torchvision's downloader into the user cache."""
+    source = SOURCES[name]
     root = downloads_dir()
     say(f"{name} not found locally; downloading into {root}")
     try:
         source.download(root)
     except Exception as exc:
-        searched = "\n  ".join(str(d) for d in dirs)
+        searched = "\n  ".join(str(d) for d in candidate_dirs(source, data_dir, env_dir))
         wanted = ", ".join(source.train_files)
         raise ZooError(
             f"{name} could not be found or downloaded ({type(exc).__name__}: {exc}). Searched:\n  "
             f"{searched}\nPut the files ({wanted}, optionally .gz) in one of these folders, "
             "or pass --data-dir DIR / set ZOO_DATA_DIR"
         ) from None
-    for folder in dirs:
-        if _has(folder, source.train_files, source):
-            images, labels = source.read(folder, source.train_files)
-            return RawData(images, labels, list(source.class_names), str(folder))
-    raise ZooError(f"{name} was downloaded into {root} but its files were not where expected")
 
 
 def known_sources() -> list[str]:

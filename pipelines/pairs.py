@@ -75,6 +75,18 @@ def read(data: str, dims: tuple[int, int], channels: int | None, say: Callable[[
     return _unpaired_folder(_existing(Path(rest).expanduser(), data), dims, channels, console)
 
 
+def builtin_source(data: str) -> str | None:
+    """The named data set a built-in two-domain set is made from (edges2fashion, or
+    unpaired:fashion:A,B: Fashion-MNIST), or None."""
+    if data.startswith(PAIRED):
+        return BUILTIN_PAIRED.get(data[len(PAIRED):])
+    if data.startswith(UNPAIRED):
+        name, sep, _ = data[len(UNPAIRED):].partition(":")
+        name = ALIASES.get(name, name)
+        return name if sep and name in SOURCES else None
+    return None
+
+
 def folder_of(data: str) -> Path | None:
     """The folder a two-domain data spec reads, or None for built-in and one-domain data."""
     if not is_two_domain(data):
@@ -116,10 +128,14 @@ def directed(raw: RawData, direction: str | None) -> RawData:
     a pair, or to no domain, so they stay."""
     if direction != "BtoA":
         return raw
-    a, b = raw.domains
-    notes = [*raw.notes, f"--direction BtoA: the domains swapped, A = {b}, B = {a}"]
-    return RawData(raw.targets, raw.labels, raw.class_names, raw.origin, raw.split, notes,
-                   targets=raw.images, pairing=raw.pairing, domains=(b, a))
+
+    def swap(raw: RawData) -> RawData:
+        a, b = raw.domains
+        notes = [*raw.notes, f"--direction BtoA: the domains swapped, A = {b}, B = {a}"]
+        return RawData(raw.targets, raw.labels, raw.class_names, raw.origin, raw.split, notes,
+                       targets=raw.images, pairing=raw.pairing, domains=(b, a))
+
+    return raw.map(swap)
 
 
 # -- built in ---------------------------------------------------------------------------------
@@ -136,12 +152,14 @@ def edge_map(images: torch.Tensor, threshold: float = EDGE_THRESHOLD) -> torch.T
 
 
 def _edges(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable[[str], None]) -> RawData:
-    raw = load_named(BUILTIN_PAIRED[name], data_dir, env_dir, say)
-    items = F.pad(raw.images, (EDGE_PAD,) * 4)
-    notes = [*raw.notes, f"A: Sobel edges of {BUILTIN_PAIRED[name]} (magnitude > {EDGE_THRESHOLD}); "
-                         f"B: the items; both padded by {EDGE_PAD} px"]
-    return RawData(edge_map(items), raw.labels, list(raw.class_names), raw.origin, raw.split, notes,
-                   targets=items, pairing="paired", domains=("edges", name.split("2", 1)[1]))
+    def edges(raw: RawData) -> RawData:
+        items = F.pad(raw.images, (EDGE_PAD,) * 4)
+        notes = [*raw.notes, f"A: Sobel edges of {BUILTIN_PAIRED[name]} (magnitude > {EDGE_THRESHOLD}); "
+                             f"B: the items; both padded by {EDGE_PAD} px"]
+        return RawData(edge_map(items), raw.labels, list(raw.class_names), raw.origin, raw.split, notes,
+                       targets=items, pairing="paired", domains=("edges", name.split("2", 1)[1]))
+
+    return load_named(BUILTIN_PAIRED[name], data_dir, env_dir, say).map(edges)
 
 
 def _two_classes(name: str, classes: str, data_dir: Path | None, env_dir: Path | None,
@@ -156,12 +174,16 @@ def _two_classes(name: str, classes: str, data_dir: Path | None, env_dir: Path |
     a, b = (parse_classes(c, list(raw.class_names), name)[0] for c in wanted)
     if a == b:
         raise UsageError(f"{UNPAIRED}{name}:{classes}: the two domains must be different classes")
-    labels = raw.labels
-    notes = [*raw.notes, f"A: {raw.class_names[a]} ({int((labels == a).sum()):,}), "
-                         f"B: {raw.class_names[b]} ({int((labels == b).sum()):,})"]
-    return RawData(raw.images[labels == a], None, [], raw.origin, raw.split, notes,
-                   targets=raw.images[labels == b], pairing="unpaired",
-                   domains=(raw.class_names[a], raw.class_names[b]))
+
+    def two_domains(raw: RawData) -> RawData:
+        labels = raw.labels
+        notes = [*raw.notes, f"A: {raw.class_names[a]} ({int((labels == a).sum()):,}), "
+                             f"B: {raw.class_names[b]} ({int((labels == b).sum()):,})"]
+        return RawData(raw.images[labels == a], None, [], raw.origin, raw.split, notes,
+                       targets=raw.images[labels == b], pairing="unpaired",
+                       domains=(raw.class_names[a], raw.class_names[b]))
+
+    return raw.map(two_domains)
 
 
 # -- folders ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ the tensor file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,26 +24,32 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures
-from zoo.data import PREPARED_FORMAT, PreparedData, convert_channels, load_prepared, to_float
+from zoo.data import PREPARED_FORMAT, SPLIT_FILES, PreparedData, convert_channels, load_prepared, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
 
 from . import pairs
-from .datasets import SOURCES, RawData, load_named, unknown_source
+from .datasets import SOURCES, RawData, download, fingerprint, load_named, unknown_source
 
 FOLDER_PREFIX = "folder:"
+HOLDOUT_FRACTION = 0.1
+HOLDOUT_SEED = 0
+HOLDOUT_MIN = 200
+"""Sets with a single split hold out a part only from this many images on."""
 DEFAULT_FOLDER_SIZE = 64
 
 
 def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,
             data_dir: Path | None = None, classes: str | None = None, subset: str | None = None,
-            direction: str | None = None, force: bool = False, console: Console | None = None) -> PreparedData:
+            direction: str | None = None, force: bool = False, console: Console | None = None,
+            split: str = "train") -> PreparedData:
     """The prepared form of ``data`` (a data set name or ``folder:PATH``), made if needed.
 
     ``subset`` ("START:STOP", Python slice rules) keeps part of the data set in its order;
     ``classes`` ("7" or "sneaker,sandal") keeps only those classes, relabelled 0..k-1;
     ``direction`` "BtoA" swaps the domains of two-domain data (None or "AtoB": as stored).
-    Each selection is cached on its own."""
+    Each selection is cached on its own. ``split="heldout"`` gives the images held out for
+    evaluation instead (see :func:`hold_out`)."""
     console = console or Console(stderr=True)
     direction = pairs.check_direction(data, direction)
     span = parse_subset(subset)
@@ -52,22 +59,35 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
+    say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
+    named = _named_source(data)
+    if named is not None and fingerprint(named, data_dir, _env_dir()) is None:
+        download(named, data_dir, _env_dir(), say)  # before the cache key, which names the files
     folder = _cache_folder(data, dims, channels, data_dir, classes, subset, direction)
     if not force and (folder / "meta.json").exists():
-        return load_prepared(folder)
+        cached = load_prepared(folder)
+        if cached.meta.get("format") == PREPARED_FORMAT:
+            return cached if split == "train" else load_prepared(folder, split)
 
     started = time.perf_counter()
-    raw = _select(pairs.directed(_read(data, dims, channels, data_dir, console), direction), span, classes, data)
+    raw = pairs.directed(_read(data, dims, channels, data_dir, console), direction)
+    raw = _select(hold_out(raw), span, classes, data)
+
+    def shaped(raw: RawData) -> RawData:
+        images, targets = raw.images, raw.targets
+        if dims:
+            images = _resize(images, dims)
+            targets = _resize(targets, dims) if targets is not None else None
+        if channels:
+            images = convert_channels(images, channels)
+            targets = convert_channels(targets, channels) if targets is not None else None
+        return dataclasses.replace(raw, images=images, targets=targets)
+
+    raw = raw.map(shaped)
     images, targets = raw.images, raw.targets
-    if dims:
-        images = _resize(images, dims)
-        targets = _resize(targets, dims) if targets is not None else None
-    if channels:
-        images = convert_channels(images, channels)
-        targets = convert_channels(targets, channels) if targets is not None else None
     if images.shape[0] == 0 or (targets is not None and targets.shape[0] == 0):
         raise ZooError(f"{data} holds no images")
-    _write(folder, data, images, targets, raw, {"classes": classes, "subset": subset, "direction": direction})
+    _write(folder, data, raw, {"classes": classes, "subset": subset, "direction": direction})
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder,
                          title=data)
@@ -81,8 +101,9 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         shape += f" -> {t.shape[1]}x{t.shape[2]}x{t.shape[3]}"
     else:
         count = f"{len(prepared):,} images"
-    console.print(f"prepared {data}: {count} of {shape} in {time.perf_counter() - started:.1f}s -> {folder}")
-    return prepared
+    held = f" (+ {raw.heldout.images.shape[0]:,} held out for evaluation)" if raw.heldout is not None else ""
+    console.print(f"prepared {data}: {count}{held} of {shape} in {time.perf_counter() - started:.1f}s -> {folder}")
+    return prepared if split == "train" else load_prepared(folder, split)
 
 
 def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
@@ -159,27 +180,62 @@ def parse_classes(classes: str, names: list[str], data: str) -> list[int]:
 
 
 def _select(raw: RawData, span: slice | None, classes: str | None, data: str) -> RawData:
-    notes = list(raw.notes)
-    images, labels, names, targets = raw.images, raw.labels, raw.class_names, raw.targets
+    """``--subset`` keeps part of the training images (the held-out part stays whole, so
+    evaluation is comparable across subsets); ``--classes`` keeps classes in both."""
     if raw.pairing and classes is not None:
         raise UsageError(f"--classes does not apply to {data}; two classes of a labelled set make "
                          "two domains with unpaired:DATASET:CLASS_A,CLASS_B")
     if span is not None:
-        images = images[span]
-        labels = labels[span] if labels is not None else None
-        targets = targets[span] if targets is not None else None
-        notes.append(f"subset [{subset_text(span)}] of {len(raw.images):,} images")
+        raw = dataclasses.replace(
+            raw, images=raw.images[span], labels=raw.labels[span] if raw.labels is not None else None,
+            targets=raw.targets[span] if raw.targets is not None else None,
+            notes=[*raw.notes, f"subset [{subset_text(span)}] of {len(raw.images):,} images"])
     if classes is not None:
-        keep = parse_classes(classes, names, data)
-        mask = torch.isin(labels, torch.tensor(keep))
-        remap = torch.full((len(names),), -1, dtype=torch.int64)
-        remap[torch.tensor(keep)] = torch.arange(len(keep))
-        images, labels = images[mask], remap[labels[mask]]
-        names = [names[i] for i in keep]
-        notes.append(f"classes {', '.join(names)} only")
-    if len(images) == 0 or (targets is not None and len(targets) == 0):
+        keep = parse_classes(classes, raw.class_names, data)
+
+        def only(raw: RawData) -> RawData:
+            assert raw.labels is not None
+            mask = torch.isin(raw.labels, torch.tensor(keep))
+            remap = torch.full((len(raw.class_names),), -1, dtype=torch.int64)
+            remap[torch.tensor(keep)] = torch.arange(len(keep))
+            names = [raw.class_names[i] for i in keep]
+            return dataclasses.replace(raw, images=raw.images[mask], labels=remap[raw.labels[mask]],
+                                       class_names=names, notes=[*raw.notes, f"classes {', '.join(names)} only"])
+
+        raw = raw.map(only)
+    if len(raw.images) == 0 or (raw.targets is not None and len(raw.targets) == 0):
         raise UsageError(f"the selection left no images of {data}; check --subset and --classes")
-    return RawData(images, labels, names, raw.origin, raw.split, notes, targets, raw.pairing, raw.domains)
+    return raw
+
+
+def hold_out(raw: RawData, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED) -> RawData:
+    """The data with a held-out part for evaluation: its own test split where it has one,
+    else a seeded ``fraction`` of its only split (the offline MNIST's 10k, a folder), chosen
+    at random so both parts mix all writers and sources; none for sets under
+    :data:`HOLDOUT_MIN` images. For unpaired data each domain gives its own share."""
+    if raw.heldout is not None:
+        return raw
+    if len(raw.images) < HOLDOUT_MIN:
+        return dataclasses.replace(raw, notes=[*raw.notes, f"no held-out part: fewer than {HOLDOUT_MIN} images"])
+
+    def split(count: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed + offset))
+        held = order[:max(1, round(fraction * count))].sort().values
+        kept = torch.ones(count, dtype=torch.bool)
+        kept[held] = False
+        return kept.nonzero().view(-1), held
+
+    keep, held = split(len(raw.images), 0)
+    keep_b, held_b = (keep, held) if raw.pairing != "unpaired" or raw.targets is None else split(len(raw.targets), 1)
+
+    def part(index: torch.Tensor, index_b: torch.Tensor, split_name: str) -> RawData:
+        return dataclasses.replace(
+            raw, images=raw.images[index], labels=raw.labels[index] if raw.labels is not None else None,
+            targets=raw.targets[index_b] if raw.targets is not None else None, split=split_name)
+
+    note = f"held out {len(held):,} of {len(raw.images):,} images ({fraction:.0%}, seed {seed}) for evaluation"
+    train = part(keep, keep_b, raw.split)
+    return dataclasses.replace(train, notes=[*raw.notes, note], heldout=part(held, held_b, "heldout"))
 
 
 def describe(prepared: PreparedData) -> dict[str, object]:
@@ -189,6 +245,8 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "data": meta["name"],
         "images": f"{len(prepared):,}",
         "split": meta.get("split", "train"),
+        "held out": (f"{meta['heldout']['count']:,} ({meta['heldout']['split']})" if meta.get("heldout")
+                     else "none"),
         "shape": f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
         "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"]))
         or "unlabelled",
@@ -205,8 +263,7 @@ def describe(prepared: PreparedData) -> dict[str, object]:
 def _read(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
           console: Console) -> RawData:
     say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
-    env = os.environ.get("ZOO_DATA_DIR")
-    env_dir = Path(env).expanduser() if env else None
+    env_dir = _env_dir()
     if pairs.is_two_domain(data):
         return pairs.read(data, dims or (DEFAULT_FOLDER_SIZE,) * 2, channels, say, env_dir, data_dir, console)
     if data.startswith(FOLDER_PREFIX):
@@ -215,6 +272,16 @@ def _read(data: str, dims: tuple[int, int] | None, channels: int | None, data_di
     if data not in SOURCES:
         raise unknown_source(data)
     return load_named(data, data_dir, env_dir, say)
+
+
+def _env_dir() -> Path | None:
+    env = os.environ.get("ZOO_DATA_DIR")
+    return Path(env).expanduser() if env else None
+
+
+def _named_source(data: str) -> str | None:
+    """The named data set that ``data`` is read from: itself, or a built-in pair's source."""
+    return data if data in SOURCES else pairs.builtin_source(data)
 
 
 def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -304,21 +371,19 @@ def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None,
         else:
             kind = data.split(":", 1)[0]
             files = [(p, 0) for p in _files_under(root)]
-        fingerprint = hashlib.sha256(str(root.resolve()).encode())
+        files_hash = hashlib.sha256(str(root.resolve()).encode())
         for path, label in files:
             stat = path.stat()
-            fingerprint.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        name = f"{kind}-{root.resolve().name}-{fingerprint.hexdigest()[:10]}"
+            files_hash.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        name = f"{kind}-{root.resolve().name}-{files_hash.hexdigest()[:10]}"
         shape = f"{_dims_name(dims or (DEFAULT_FOLDER_SIZE,) * 2)}px-{channels or 'auto'}ch"
-    elif pairs.is_two_domain(data):
+    elif pairs.is_two_domain(data) or data in SOURCES:
         name = "".join(c if c.isalnum() or c in "-," else "_" for c in data.lower()).replace(",", "+")
-        name += "-" + hashlib.sha256(data.lower().encode()).hexdigest()[:6]
-        if data_dir is not None:
-            name += "-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
-    elif data in SOURCES:
-        name = data
-        if data_dir is not None:  # an explicit source is its own data set, cached apart
-            name += "-" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
+        if data not in SOURCES:
+            name += "-" + hashlib.sha256(data.lower().encode()).hexdigest()[:6]
+        named = _named_source(data)
+        if named is not None:  # the files it is read from: a new split is a new data set
+            name += "-" + (fingerprint(named, data_dir, _env_dir()) or "none")
     else:
         raise unknown_source(data)
     selection = ""
@@ -334,20 +399,20 @@ def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None,
     return prepared_dir() / f"{name}-{shape}{selection}"
 
 
-def _write(folder: Path, data: str, images: torch.Tensor, targets: torch.Tensor | None, raw: RawData,
-           selection: dict) -> None:
-    """Write the prepared files into a fresh folder, then swap it in whole."""
+def _write(folder: Path, data: str, raw: RawData, selection: dict) -> None:
+    """Write the prepared files (the training part, and the held-out part beside it) into a
+    fresh folder, then swap it in whole."""
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {"images": images.contiguous()}
-    if targets is not None:
-        tensors["targets"] = targets.contiguous()
     counts: list[int] = []
     if raw.labels is not None and raw.class_names:
-        tensors["labels"] = raw.labels.contiguous()
         counts = torch.bincount(raw.labels, minlength=len(raw.class_names)).tolist()
-    save_file(tensors, str(tmp / "data.safetensors"))
+    save_file(_tensors(raw), str(tmp / SPLIT_FILES["train"]))
+    held = raw.heldout
+    if held is not None:
+        save_file(_tensors(held), str(tmp / SPLIT_FILES["heldout"]))
+    images, targets = raw.images, raw.targets
     meta = {
         "format": PREPARED_FORMAT,
         "name": data,
@@ -363,6 +428,9 @@ def _write(folder: Path, data: str, images: torch.Tensor, targets: torch.Tensor 
         "pairing": raw.pairing,
         "domains": list(raw.domains),
         "target_count": int(targets.shape[0]) if targets is not None else 0,
+        "heldout": None if held is None else {
+            "count": int(held.images.shape[0]), "split": held.split, "origin": held.origin,
+            "target_count": int(held.targets.shape[0]) if held.targets is not None else 0},
         "notes": raw.notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -370,3 +438,12 @@ def _write(folder: Path, data: str, images: torch.Tensor, targets: torch.Tensor 
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
+
+
+def _tensors(raw: RawData) -> dict[str, torch.Tensor]:
+    tensors = {"images": raw.images.contiguous()}
+    if raw.targets is not None:
+        tensors["targets"] = raw.targets.contiguous()
+    if raw.labels is not None and raw.class_names:
+        tensors["labels"] = raw.labels.contiguous()
+    return tensors

@@ -108,11 +108,14 @@ def test_acgan_variant_trains_its_classifier(mnist) -> None:
 
 def test_classes_filter_keeps_and_relabels_and_is_cached_apart(mnist) -> None:
     sevens = prepare("mnist", classes="7")
-    assert len(sevens) == 1028 and sevens.spec.class_names == ("7",)
+    count = int((mnist.labels == 7).sum())
+    assert len(sevens) == count and sevens.spec.class_names == ("7",)
     assert sevens.labels.unique().tolist() == [0] and sevens.path != mnist.path
     both = prepare("mnist", classes="7,1")
-    assert both.spec.class_names == ("1", "7") and len(both) == 1028 + 1135
+    assert both.spec.class_names == ("1", "7") and len(both) == count + int((mnist.labels == 1).sum())
     assert torch.equal(sevens.images, mnist.images[mnist.labels == 7])
+    held = prepare("mnist", classes="7", split="heldout")
+    assert held.labels.unique().tolist() == [0] and len(held) + count == 1028  # the held-out sevens too
 
 
 def test_fashion_classes_by_name() -> None:
@@ -124,7 +127,8 @@ def test_fashion_classes_by_name() -> None:
 def test_subset_keeps_the_order(mnist) -> None:
     part = prepare("mnist", subset="100:200")
     assert torch.equal(part.images, mnist.images[100:200])
-    assert len(prepare("mnist", subset="9990:")) == 10
+    assert len(prepare("mnist", subset="8990:")) == 10
+    assert len(prepare("mnist", subset="0:100", split="heldout")) == 1000  # the held-out part stays whole
     every_other = prepare("mnist", subset="1:200:2")
     assert torch.equal(every_other.images, mnist.images[1:200:2])
     assert every_other.meta["selection"]["subset"] == "1:200:2"

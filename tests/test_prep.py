@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,23 @@ def fake_mnist(folder: Path, n: int = 20) -> Path:
     return folder
 
 
-def test_offline_mnist_uses_the_test_split_and_says_so(mnist) -> None:
-    assert len(mnist) == 10_000 and mnist.meta["split"] == "test"
-    assert mnist.images.dtype == torch.uint8 and mnist.images.shape == (10_000, 1, 28, 28)
-    assert mnist.meta["class_counts"][7] == 1028 and sum(mnist.meta["class_counts"]) == 10_000
+def test_offline_mnist_uses_the_test_split_and_holds_a_seeded_tenth_out(mnist) -> None:
+    assert len(mnist) == 9_000 and mnist.meta["split"] == "test"
+    assert mnist.images.dtype == torch.uint8 and mnist.images.shape == (9_000, 1, 28, 28)
+    assert sum(mnist.meta["class_counts"]) == 9_000
     assert any("only the test split" in note for note in mnist.meta["notes"])
+    assert any("held out 1,000 of 10,000 images (10%, seed 0)" in note for note in mnist.meta["notes"])
     assert mnist.spec.class_names == tuple("0123456789")
+    heldout = prepare("mnist", split="heldout")
+    assert len(heldout) == 1_000 and heldout.meta["split"] == "heldout"
+    from zoo.pipelines.datasets import read_idx_pair
+
+    everything, labels = read_idx_pair(Path(os.environ["ZOO_DATA_DIR"]) / "mnist",
+                                       ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+    together = torch.cat([mnist.images, heldout.images]).flatten(1)
+    assert len({bytes(row.numpy()) for row in together}) == len({bytes(r.numpy()) for r in everything.flatten(1)})
+    assert torch.bincount(torch.cat([mnist.labels, heldout.labels])).tolist() == torch.bincount(labels).tolist()
+    assert set(heldout.labels.tolist()) == set(range(10)), "a random tenth mixes every class"
 
 
 def test_exploration_pictures_lie_beside_the_prepared_file(mnist) -> None:
@@ -55,7 +67,7 @@ def test_prepared_data_is_cached_and_not_read_again(mnist, capsys) -> None:
 
 def test_resize_and_channels(mnist) -> None:
     rgb = prepare("mnist", size=32, channels=3)
-    assert rgb.images.shape == (10_000, 3, 32, 32) and rgb.path != mnist.path
+    assert rgb.images.shape == (9_000, 3, 32, 32) and rgb.path != mnist.path
     assert torch.equal(rgb.images[:, 0], rgb.images[:, 2])
 
 
@@ -179,4 +191,37 @@ def test_prep_command_prints_a_summary(mnist) -> None:
     assert result.exit_code == 0
     assert "10,000" in result.output and "stats.png" in result.output and "only the test split" in result.output
     meta = json.loads((mnist.path / "meta.json").read_text())
-    assert meta["format"] == "zoo-prepared/1"
+    assert meta["format"] == "zoo-prepared/2"
+
+
+def test_fashion_mnist_holds_out_its_own_test_split() -> None:
+    train = prepare("fashion-mnist")
+    heldout = prepare("fashion-mnist", split="heldout")
+    assert (len(train), len(heldout)) == (60_000, 10_000)
+    assert heldout.meta["split"] == "test" and train.meta["heldout"]["split"] == "test"
+
+
+def test_the_cache_is_keyed_by_the_files_it_was_built_from(tmp_path: Path) -> None:
+    """A cache built from MNIST's 10k test split must not be reused once the 60k training
+    files appear."""
+    shared = Path(os.environ["ZOO_DATA_DIR"]) / "mnist"
+    data = tmp_path / "data" / "mnist"
+    data.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        source = next(shared.glob(f"{name}*"))
+        (data / source.name).write_bytes(source.read_bytes())
+    only_test = prepare("mnist", data_dir=tmp_path / "data", subset="0:100")
+    assert only_test.meta["split"] == "test"
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):  # "the 60k" (the 10k again will do)
+        source = next(data.glob(f"{name.replace('train', 't10k')}*"))
+        (data / source.name.replace("t10k", "train")).write_bytes(source.read_bytes())
+    with_train = prepare("mnist", data_dir=tmp_path / "data", subset="0:100")
+    assert with_train.path != only_test.path and with_train.meta["split"] == "train"
+    assert with_train.meta["heldout"]["split"] == "test"
+
+
+def test_a_small_folder_has_no_held_out_part_and_says_so(image_folder: Path) -> None:
+    data = prepare(f"folder:{image_folder}", size=32)
+    assert len(data) == 24 and data.meta["heldout"] is None
+    with pytest.raises(zoo.UsageError, match="has no held-out images"):
+        prepare(f"folder:{image_folder}", size=32, split="heldout")

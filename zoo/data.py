@@ -18,7 +18,9 @@ from safetensors.torch import load_file
 from .errors import UsageError, ZooError
 from .model import Batch, Condition, DataSpec, Derivation
 
-PREPARED_FORMAT = "zoo-prepared/1"
+PREPARED_FORMAT = "zoo-prepared/2"
+SPLIT_FILES = {"train": "data.safetensors", "heldout": "heldout.safetensors"}
+"""The training images, and the images held out for evaluation (the data set's test split)."""
 CONDITION_PREFIX = "condition."
 
 
@@ -53,16 +55,22 @@ class PreparedData:
         return int(self.images.shape[0])
 
 
-def load_prepared(folder: Path) -> PreparedData:
-    """Read a prepared data set written by the prep pipeline."""
+def load_prepared(folder: Path, split: str = "train") -> PreparedData:
+    """Read a prepared data set written by the prep pipeline: its training images, or with
+    ``split="heldout"`` the images held out for evaluation."""
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("format") != PREPARED_FORMAT:
+        if not str(meta.get("format", "")).startswith("zoo-prepared/"):
             raise ValueError(f"format {meta.get('format')!r}")
-        tensors = load_file(str(folder / "data.safetensors"))
+        if split == "heldout" and not meta.get("heldout"):
+            raise UsageError(f"{meta['name']} has no held-out images ({'; '.join(meta.get('notes', [])[-1:])}); "
+                             "evaluate on the training images, or prepare a larger data set")
+        tensors = load_file(str(folder / SPLIT_FILES[split]))
     except (OSError, ValueError) as exc:
         raise ZooError(f"prepared data in {folder} is unreadable ({exc}); "
                        "run `zoo prep` again with --force") from None
+    if split == "heldout":
+        meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
     conditions = {k.removeprefix(CONDITION_PREFIX): v for k, v in tensors.items() if k.startswith(CONDITION_PREFIX)}
     return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"), conditions)
 

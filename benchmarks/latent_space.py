@@ -82,7 +82,8 @@ def main() -> None:
     for name, chunk in (("held-out 8000-8199", images[8000:8000 + args.count]),
                         ("training 0-199", images[:args.count])):
         r = invert_set(model, chunk, args)
-        figures.save_grid(torch.stack([chunk[:16], r["fit"].images[:16]]), RESULTS / f"invert-{name.split()[0]}.png", scale=2)
+        figures.save_grid(torch.stack([chunk[:16], r["fit"].images[:16]]),
+                          RESULTS / f"invert-{name.split()[0]}.png", scale=2)
         r.pop("fit")
         report[name] = r
         print(f"invert {name}: PSNR {r['psnr']:.2f} dB (min {r['psnr_min']:.2f}), SSIM {r['ssim']:.3f}, "

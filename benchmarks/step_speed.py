@@ -82,9 +82,10 @@ def main() -> None:
         from zoo.pipelines.train import TrainOptions, train
 
         started = time.perf_counter()
-        train(TrainOptions(model="dcgan", data="mnist", epochs=args.epochs, wandb="off",
-                           sets=["loss=cross_entropy", "architecture=lab"], out=Path(tmp) / "run"),
-              console=Console(file=open(os.devnull, "w")))
+        with open(os.devnull, "w") as devnull:
+            train(TrainOptions(model="dcgan", data="mnist", epochs=args.epochs, wandb="off",
+                               sets=["loss=cross_entropy", "architecture=lab"], out=Path(tmp) / "run"),
+                  console=Console(file=devnull))
         pipeline = args.epochs * steps * 128 / (time.perf_counter() - started)
 
     lab_rate = statistics.median(timings["lab"])

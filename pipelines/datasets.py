@@ -210,13 +210,15 @@ def fingerprint(name: str, data_dir: Path | None, env_dir: Path | None) -> str |
     cache built from MNIST's 10k test split is not reused once the 60k training files appear."""
     source = SOURCES[name]
     found = []
-    for folder, names in zip(locate(source, data_dir, env_dir), (source.train_files, source.test_files)):
+    splits = zip(locate(source, data_dir, env_dir), (source.train_files, source.test_files), strict=True)
+    for folder, names in splits:
         if folder is None:
             continue
         for stem in names:
             path = _find(folder, stem) if source.read is read_idx_pair else folder / stem
-            stat = path.stat()  # type: ignore[union-attr]
-            found.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")  # type: ignore[union-attr]
+            assert path is not None  # locate() found every file
+            stat = path.stat()
+            found.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(found).encode()).hexdigest()[:10] if found else None
 
 

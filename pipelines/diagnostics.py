@@ -88,10 +88,12 @@ class Watch:
             return None, []
         preview = preview.detach().float().cpu()
         if preview.dim() == 5 and self.reference.dim() == 5:
-            ratios = [diversity(row, real) for row, real in zip(preview, self.reference) if len(real) > 1]
+            ratios = [diversity(row, real) for row, real in zip(preview, self.reference, strict=False)
+                      if len(real) > 1]
             ratio = sum(ratios) / len(ratios) if ratios else None
         else:
-            ratio = diversity(preview.flatten(0, preview.dim() - 4), self.reference.flatten(0, self.reference.dim() - 4))
+            ratio = diversity(preview.flatten(0, preview.dim() - 4),
+                              self.reference.flatten(0, self.reference.dim() - 4))
         if ratio is None:
             return None, []
         found = []

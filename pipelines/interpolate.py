@@ -12,7 +12,6 @@ pair), a GIF that goes there and back, and the latents as safetensors.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +25,6 @@ from zoo.model import Capability, Model, class_condition, evaluating
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
 from .runs import load_latent_model, output_dir
-
-Method = Literal["lerp", "slerp"]
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -54,7 +51,7 @@ def frame_changes(frames: torch.Tensor) -> torch.Tensor:
 def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: list[int] | None = None,
                 from_latent: Path | None = None, to_latent: Path | None = None,
                 from_image: Path | None = None, to_image: Path | None = None,
-                steps: int = 10, method: Method | None = None, class_: str | None = None,
+                steps: int = 10, method: str | None = None, class_: str | None = None,
                 digit: str | None = None, from_class: str | None = None, to_class: str | None = None,
                 invert_steps: int = 300, restarts: int = 4, out: Path | None = None,
                 force: bool = False, device: str = "auto", console: Console | None = None) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -148,7 +149,7 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
                           ssim_weight=ssim_weight, prior_weight=prior_weight, seed=seed,
                           progress=lambda done, total: bar.update(task, completed=done))
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, name in enumerate(names):
         latent = {"z": fit.z[i:i + 1].cpu().contiguous()}
         if labels is not None:

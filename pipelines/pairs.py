@@ -130,6 +130,7 @@ def directed(raw: RawData, direction: str | None) -> RawData:
         return raw
 
     def swap(raw: RawData) -> RawData:
+        assert raw.targets is not None  # check_direction refused one-domain data
         a, b = raw.domains
         notes = [*raw.notes, f"--direction BtoA: the domains swapped, A = {b}, B = {a}"]
         return RawData(raw.targets, raw.labels, raw.class_names, raw.origin, raw.split, notes,
@@ -177,6 +178,7 @@ def _two_classes(name: str, classes: str, data_dir: Path | None, env_dir: Path |
 
     def two_domains(raw: RawData) -> RawData:
         labels = raw.labels
+        assert labels is not None  # a named data set is labelled
         notes = [*raw.notes, f"A: {raw.class_names[a]} ({int((labels == a).sum()):,}), "
                              f"B: {raw.class_names[b]} ({int((labels == b).sum()):,})"]
         return RawData(raw.images[labels == a], None, [], raw.origin, raw.split, notes,
@@ -278,7 +280,7 @@ def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: 
     pictures, kept, gray, skipped = figures.read_images(
         files, *dims, lambda paths: track(paths, description=what, console=console,
                                           disable=len(paths) < 200, transient=True))
-    return _Read(dict(zip(kept, pictures)), gray, skipped)
+    return _Read(dict(zip(kept, pictures, strict=True)), gray, skipped)
 
 
 def _warn_skipped(what: str, skipped: list[str], console: Console) -> str:
@@ -298,7 +300,9 @@ def _read_side_by_side(root: Path, files: list[Path], dims: tuple[int, int], not
     side-by-side pairs at all."""
     from PIL import Image, ImageOps
 
-    a_list, b_list, gray, skipped, odd = [], [], True, [], []
+    a_list: list[torch.Tensor] = []
+    b_list: list[torch.Tensor] = []
+    gray, skipped, odd = True, [], []
     for path in files:
         try:
             with Image.open(path) as img:
@@ -317,7 +321,7 @@ def _read_side_by_side(root: Path, files: list[Path], dims: tuple[int, int], not
             skipped.append(f"{path.name} ({type(exc).__name__})")
             continue
         gray &= mode in figures.GRAY_MODES
-        for fitted, out in zip(halves, (a_list, b_list)):
+        for fitted, out in zip(halves, (a_list, b_list), strict=True):
             out.append(torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1))
         if abs(width - 2 * height) > max(2, 0.02 * width):
             odd.append(f"{path.name} {width}x{height}")

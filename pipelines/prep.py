@@ -59,7 +59,7 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
-    say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
+    say = _note(console)
     named = _named_source(data)
     if named is not None and fingerprint(named, data_dir, _env_dir()) is None:
         download(named, data_dir, _env_dir(), say)  # before the cache key, which names the files
@@ -108,6 +108,7 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
 
 def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
     """Domain A's first images over domain B's (each pair in a column, for paired data)."""
+    assert prepared.targets is not None
     a, b = prepared.images[:n], prepared.targets[:n]
     k = min(len(a), len(b))
     a, b = convert_channels(a[:k], 3), convert_channels(b[:k], 3)
@@ -248,7 +249,7 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "held out": (f"{meta['heldout']['count']:,} ({meta['heldout']['split']})" if meta.get("heldout")
                      else "none"),
         "shape": f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
-        "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"]))
+        "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"], strict=True))
         or "unlabelled",
         **({"pairing": f"{meta['pairing']}: A = {meta['domains'][0]}, B = {meta['domains'][1]} "
                        f"({meta['target_count']:,} images, {prepared.spec.target_channels} channel(s))"}
@@ -262,7 +263,7 @@ def describe(prepared: PreparedData) -> dict[str, object]:
 
 def _read(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
           console: Console) -> RawData:
-    say: Callable[[str], None] = lambda text: console.print(f"[cyan]note:[/] {text}")
+    say = _note(console)
     env_dir = _env_dir()
     if pairs.is_two_domain(data):
         return pairs.read(data, dims or (DEFAULT_FOLDER_SIZE,) * 2, channels, say, env_dir, data_dir, console)
@@ -272,6 +273,13 @@ def _read(data: str, dims: tuple[int, int] | None, channels: int | None, data_di
     if data not in SOURCES:
         raise unknown_source(data)
     return load_named(data, data_dir, env_dir, say)
+
+
+def _note(console: Console) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        console.print(f"[cyan]note:[/] {text}")
+
+    return say
 
 
 def _env_dir() -> Path | None:
@@ -389,6 +397,7 @@ def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None,
     selection = ""
     if subset is not None:
         span = parse_subset(subset)
+        assert span is not None
         selection += f"-subset{subset_text(span, '_')}"
     if classes is not None:
         wanted = ",".join(sorted(part.strip().lower() for part in classes.split(",")))

@@ -8,7 +8,6 @@ Commands that use a trained model take a run folder, a checkpoint file, or a mod
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -36,11 +35,13 @@ def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> tuple[P
         slug = data.replace("folder:", "").replace("/", "_").replace(":", "_").strip("_.") or "data"
         base = runs_dir() / f"{model}-{Path(slug).name}-{stamp}"
         base.parent.mkdir(parents=True, exist_ok=True)
-        for n in itertools.count(1):
+        n = 1
+        while True:  # ends only in the return, which mypy cannot tell of a loop over itertools.count
             out = base if n == 1 else base.with_name(f"{base.name}-{n}")
             try:
                 out.mkdir()  # atomic: exactly one process makes a given folder
             except FileExistsError:
+                n += 1
                 continue
             return out, RunLock(out).acquire()
     if out.exists() and not out.is_dir():

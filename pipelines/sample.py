@@ -53,11 +53,11 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     width = max(4, len(str(n - 1)))
     names = [f"{i:0{width}d}" for i in range(n)]
     if labels is not None:
-        names = [f"{_safe(model.spec.class_names[c])}-{name}" for c, name in zip(labels.tolist(), names)]
+        names = [f"{_safe(model.spec.class_names[c])}-{name}" for c, name in zip(labels.tolist(), names, strict=True)]
     figures.save_images(images, out, names)
     figures.save_grid(images[:GRID_LIMIT], out / "grid.png", nrow=nrow)
     note = f" (grid shows the first {GRID_LIMIT})" if n > GRID_LIMIT else ""
-    what = f" of class {model.spec.class_names[int(labels[0])]}" if wanted is not None else ""
+    what = f" of class {model.spec.class_names[int(labels[0])]}" if wanted is not None and labels is not None else ""
     if noise is not None or truncation is not None:
         what += f" (z ~ {prior}{f', truncated at {truncation:g}' if truncation is not None else ''})"
     console.print(f"{n} samples{what} of {model.name} (step {checkpoint.train.get('step', '?')}) "

@@ -36,7 +36,7 @@ from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
 from zoo.model import SMALL_DATA, Capability, Derivation, Model
-from zoo.tracking import Tracker, open_tracker
+from zoo.tracking import open_tracker
 
 from . import runs
 from .diagnostics import Alert, Watch, reference_images
@@ -170,7 +170,7 @@ def plan(opts: TrainOptions) -> Plan:
         raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size/--noise, "
                          "or start a new run to change them")
     data = saved["data"]
-    given = {"--data": (opts.data, data["source"]), "--seed": (opts.seed, saved["seed"]),
+    given: dict[str, tuple[Any, Any]] = {"--data": (opts.data, data["source"]), "--seed": (opts.seed, saved["seed"]),
              "--classes": (opts.classes, data.get("classes")), "--subset": (opts.subset, data.get("subset")),
              "--channels": (opts.channels, data.get("channels")), "--data-dir": (data_dir, data.get("data_dir")),
              "--direction": (opts.direction, data.get("direction"))}
@@ -478,7 +478,8 @@ class Loop:
         elif time.monotonic() - self.last_preview > PREVIEW_EVERY_SECONDS:
             # A slow stretch between previews (a big model on a CPU) still shows how it goes.
             self._flush()
-            latest = figures.save_grid(self.model.preview(self.preview_inputs), self.run_dir / "progress" / "latest.png")
+            latest = figures.save_grid(self.model.preview(self.preview_inputs),
+                                       self.run_dir / "progress" / "latest.png")
             self.tracker.log_image("samples", latest, self.step, caption=f"step {self.step}")
             self.last_preview = time.monotonic()
         if time.monotonic() - self.last_save > SAVE_EVERY_SECONDS:
@@ -611,7 +612,7 @@ class Loop:
         count = f"{len(d):,} images"
         if spec.pairing == "paired":
             count = f"{len(d):,} pairs"
-        elif spec.pairing == "unpaired":
+        elif spec.pairing == "unpaired" and d.targets is not None:
             count = f"{len(d):,} + {len(d.targets):,} images"
         shape = f"{spec.channels}x{spec.height}x{spec.width}"
         if spec.target_shape != (spec.channels, spec.height, spec.width):

@@ -154,8 +154,10 @@ class CGAN(DCGAN):
     tiny_config = {"g_width": 4, "d_width": 4, "batch_size": 8, "latent_dim": 8, "embed_dim": 4}
 
     config: CGANConfig
+    discriminator: ConditionalDiscriminator
 
-    def build_networks(self, config: CGANConfig, spec: zoo.DataSpec) -> tuple[nn.Module, nn.Module]:
+    # A CGAN is always built from its own config, a CGANConfig (a narrower type than DCGAN's).
+    def build_networks(self, config: CGANConfig, spec: zoo.DataSpec) -> tuple[nn.Module, nn.Module]:  # type: ignore[override]
         # Unlabelled data is refused for every class-conditional model by the train pipeline.
         k = spec.num_classes
         generator = ConditionalGenerator(

@@ -129,6 +129,7 @@ class ImagePool:
                 self.images = image[None] if self.images is None else torch.cat([self.images, image[None]])
                 out.append(image)
             elif torch.rand(()) < 0.5:
+                assert self.images is not None  # the pool is full
                 i = int(torch.randint(stored, ()))
                 out.append(self.images[i].clone())
                 self.images[i] = image
@@ -156,7 +157,8 @@ class CycleGAN(zoo.Model):
     def __init__(self, config: CycleGANConfig, spec: zoo.DataSpec) -> None:
         super().__init__(config, spec)
         c = spec.channels
-        blocks = config.res_blocks if config.res_blocks is not None else (9 if min(spec.height, spec.width) >= 256 else 6)
+        blocks = (config.res_blocks if config.res_blocks is not None
+                  else (9 if min(spec.height, spec.width) >= 256 else 6))
         layers = patch_layers(config.d_layers, spec.height, spec.width)
         self.generator_ab = resnet_generator(c, c, config.g_width, blocks)
         self.generator_ba = resnet_generator(c, c, config.g_width, blocks)
@@ -205,6 +207,7 @@ class CycleGAN(zoo.Model):
         batch = batches.next()
         batch = augment.jitter_batch(batch, cfg.jitter, cfg.mirror, paired=False)
         real_a, real_b = batch.images, batch.targets
+        assert real_b is not None  # the train pipeline gives cyclegan two-domain data only
 
         # Generators: fool both discriminators, and come back to where each image started.
         fake_b = self.generator_ab(real_a)

@@ -283,6 +283,7 @@ class DCGAN(zoo.Model):
         seeded generator of their own: sampling stays reproducible, training's random
         stream untouched) whenever its weights have moved since they were last measured."""
         average = self.generator_ema
+        assert average is not None  # only a model that keeps an average calibrates it
         if self._ema_stale:
             g = torch.Generator().manual_seed(EMA_CALIBRATION_SEED)
             k = self.spec.num_classes if self.has(zoo.Capability.CLASS_CONDITIONAL) else 0
@@ -311,6 +312,7 @@ class DCGAN(zoo.Model):
             logits, classes = self.critic(losses.seen_by_critic(fake, cfg, progress.fraction), labels)
             loss_g = losses.generator_loss(cfg.loss, logits)
             if classes is not None:
+                assert labels is not None  # a critic that classifies is class-conditional
                 loss_g = loss_g + self.class_loss(classes, labels)
             self.update("generator", loss_g)
         if self.generator_ema is not None:

@@ -20,6 +20,7 @@ edges -> cats and facades):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -120,7 +121,8 @@ class UNet(nn.Module):
         return x
 
 
-def patch_discriminator(in_channels: int, width: int, layers: int, norm: type[nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
+def patch_discriminator(in_channels: int, width: int, layers: int,
+                        norm: Callable[[int], nn.Module] = nn.BatchNorm2d) -> nn.Sequential:
     """The PatchGAN: ``layers`` stride-2 convolutions, one stride-1, then one logit per patch."""
     body: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
     c = width
@@ -194,6 +196,7 @@ class Pix2Pix(zoo.Model):
         batch = batches.next()
         batch = augment.jitter_batch(batch, cfg.jitter, cfg.mirror, paired=True)
         source, target = batch.images, batch.targets
+        assert target is not None  # the train pipeline gives pix2pix paired data only
         output = self.generator(source)
 
         # D judges (input, output) pairs: is this output the real target for this input?

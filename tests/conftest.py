@@ -59,7 +59,7 @@ def image_folder(tmp_path: Path) -> Path:
 def make_image_folder(root: Path, per_class: int, classes=("circle", "square")) -> Path:
     from PIL import Image, ImageDraw
 
-    for c, name in enumerate(classes):
+    for name in classes:
         folder = root / name
         folder.mkdir(parents=True)
         for i in range(per_class):

@@ -123,7 +123,8 @@ def test_class_norms_give_each_class_its_own_scale_and_shift(mnist) -> None:
     norms = [m for m in model.generator.modules() if type(m).__name__ == "ClassBatchNorm"]
     assert len(norms) == 3  # every batch norm of the lab generator
     z = torch.randn(4, cls.tiny_config["latent_dim"])
-    sevens, threes = model.generate(z, {"class": torch.full((4,), 7)}), model.generate(z, {"class": torch.full((4,), 3)})
+    sevens = model.generate(z, {"class": torch.full((4,), 7)})
+    threes = model.generate(z, {"class": torch.full((4,), 3)})
     with torch.no_grad():
         norms[-1].shift.weight[7] += 1.0  # only class 7's shift in the last norm moves
     assert not torch.allclose(model.generate(z, {"class": torch.full((4,), 7)}), sevens)

@@ -104,7 +104,7 @@ def test_one_training_step_updates_every_optimiser_through_the_seam(name: str) -
     assert metrics and all(torch.isfinite(torch.as_tensor(float(v))) for v in metrics.values())
     for opt_name, optimizer in model.optimizers.items():
         after = zoo.optimised_parameters([optimizer])
-        assert any(not torch.equal(a, b) for a, b in zip(before[opt_name], after)), \
+        assert any(not torch.equal(a, b) for a, b in zip(before[opt_name], after, strict=True)), \
             f"optimiser {opt_name!r} changed none of its weights"
         assert any(o is optimizer for o in model.engine.stepped), \
             f"optimiser {opt_name!r} stepped outside the seam (call self.update or self.optimizer_step)"
@@ -167,7 +167,8 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
         assert preview.shape[0] == spec.num_classes, "conditional previews have a row per class"
         with pytest.raises(zoo.UsageError):
             model.sample(2)  # a conditional model needs to be told the classes
-        ones = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"class": torch.ones(3, dtype=torch.long)})
+        ones = model.sample(3, generator=torch.Generator().manual_seed(1),
+                            conditions={"class": torch.ones(3, dtype=torch.long)})
         twos = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"class": torch.full((3,), 2)})
         assert not torch.equal(ones, twos), "the class must change the image"
 
@@ -215,8 +216,9 @@ def test_checkpoint_round_trip_gives_the_same_model(name: str, tmp_path: Path) -
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
     if model.has(zoo.Capability.LATENT):
-        a = model.sample(3, generator=torch.Generator().manual_seed(2), conditions=zoo.class_condition(labels_for(model, 3)))
-        b = loaded.sample(3, generator=torch.Generator().manual_seed(2), conditions=zoo.class_condition(labels_for(model, 3)))
+        conditions = zoo.class_condition(labels_for(model, 3))
+        a = model.sample(3, generator=torch.Generator().manual_seed(2), conditions=conditions)
+        b = loaded.sample(3, generator=torch.Generator().manual_seed(2), conditions=conditions)
         assert torch.equal(a, b)
 
 

@@ -172,7 +172,8 @@ def test_a_checkpoint_from_before_this_contract_samples_and_says_how_to_go_on(mn
     for key in ("images", "total_images", "seconds", "minutes", "helpers"):  # what zoo 0.1 wrote
         checkpoint.train.pop(key)
     checkpoint.train["batches"] = {"epoch": 0, "position": 1}
-    checkpoint.train["data"] = {k: checkpoint.train["data"][k] for k in ("source", "size", "channels", "classes", "subset")}
+    checkpoint.train["data"] = {k: checkpoint.train["data"][k]
+                                for k in ("source", "size", "channels", "classes", "subset")}
     checkpoint.state.pop("engine")
     ckpt_io.save(path, checkpoint)
     assert run_cli("sample", "old", "--n", "4", "--out", "samples").exit_code == 0

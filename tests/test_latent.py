@@ -37,10 +37,10 @@ def digit_png(mnist) -> Path:
 def test_slerp_and_lerp_paths() -> None:
     a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     t = torch.linspace(0, 1, 5)
-    s, l = slerp(a, b, t), lerp(a, b, t)
+    s, line = slerp(a, b, t), lerp(a, b, t)
     assert torch.allclose(s[0, 0], a[0]) and torch.allclose(s[0, -1], b[0], atol=1e-6)
     assert torch.allclose(s[0].norm(dim=1), torch.ones(5), atol=1e-5)  # stays on the circle
-    assert torch.allclose(l[0, 2], torch.tensor([0.5, 0.5]))
+    assert torch.allclose(line[0, 2], torch.tensor([0.5, 0.5]))
     same = slerp(a, a, t)  # parallel endpoints fall back to a line
     assert torch.isfinite(same).all() and torch.allclose(same[0, 3], a[0])
 
@@ -66,7 +66,8 @@ def test_interpolate_between_seeds(run: Path) -> None:
 
 
 def test_interpolate_lerp_and_bad_endpoints(run: Path) -> None:
-    assert run_cli("interpolate", "run", "--from-seed", "1", "--to-seed", "2", "--method", "lerp", "--out", "l").exit_code == 0
+    result = run_cli("interpolate", "run", "--from-seed", "1", "--to-seed", "2", "--method", "lerp", "--out", "l")
+    assert result.exit_code == 0
     for args, message in (
         (["--from-seed", "1,2", "--to-seed", "3"], "same number of seeds"),
         (["--from-seed", "1"], "same number of seeds"),
@@ -226,7 +227,8 @@ def test_models_with_an_encoder_start_from_its_guess() -> None:
             return self.known.expand(len(images), -1)
 
     torch.manual_seed(0)
-    model = Encoded(config_io.from_dict(Encoded.Config, Encoded.tiny_config, source="test"), zoo.DataSpec("x", 1, 28, 28))
+    model = Encoded(config_io.from_dict(Encoded.Config, Encoded.tiny_config, source="test"),
+                    zoo.DataSpec("x", 1, 28, 28))
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             module.reset_parameters()

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import losses, tricks
 from zoo import config as config_io
+from zoo import losses, tricks
 from zoo.data import TensorBatches
 from zoo.plugins.dcgan import DCGAN, DCGANConfig
 from zoo.plugins.wgan import WGAN, WGANGP
@@ -228,7 +228,7 @@ def test_the_critic_steps_n_critic_times_per_generator_step() -> None:
     assert len(drawn) == 3
     assert model.optimizers["discriminator"].state_dict()["state"][0]["step"].item() == 3
     assert model.optimizers["generator"].state_dict()["state"][0]["step"].item() == 1
-    assert any(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters(), strict=True))
     assert {"wasserstein", "gradient_penalty"} <= set(metrics)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.discriminator.modules())
 
@@ -241,7 +241,8 @@ def test_the_ema_generator_trails_the_live_one_and_is_sampled() -> None:
         before = [p.detach().clone() for p in model.generator_ema.parameters()]
         model.train_step(source, zoo.Progress(step, 10, 0))
         decay = tricks.ema_decay(0.9, step)
-        for old, average, live in zip(before, model.generator_ema.parameters(), model.generator.parameters()):
+        for old, average, live in zip(before, model.generator_ema.parameters(), model.generator.parameters(),
+                                      strict=True):
             assert torch.allclose(average, decay * old + (1 - decay) * live, atol=1e-6)
     live = torch.cat([p.detach().view(-1) for p in model.generator.parameters()])
     average = torch.cat([p.detach().view(-1) for p in model.generator_ema.parameters()])

@@ -94,13 +94,16 @@ def test_train_with_a_prior_records_it_and_sampling_uses_it(mnist) -> None:
 
 
 def test_sampling_can_override_the_prior_and_truncate(mnist) -> None:
-    assert run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--steps", "1", "--out", "run").exit_code == 0
+    result = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--steps", "1", "--out", "run")
+    assert result.exit_code == 0
     plain = run_cli("sample", "run", "--n", "4", "--out", "a")
     truncated = run_cli("sample", "run", "--n", "4", "--out", "b", "--truncation", "0.5")
     other = run_cli("sample", "run", "--n", "4", "--out", "c", "--noise", "normal:1,1")
     assert plain.exit_code == truncated.exit_code == other.exit_code == 0
     assert "truncated at 0.5" in truncated.output and "z ~ normal:1,1" in other.output
-    bytes_of = lambda d: [p.read_bytes() for p in sorted(Path(d).glob("0*.png"))]
+    def bytes_of(folder: str) -> list[bytes]:
+        return [p.read_bytes() for p in sorted(Path(folder).glob("0*.png"))]
+
     assert bytes_of("a") != bytes_of("b") != bytes_of("c")
     bad = run_cli("sample", "run", "--noise", "gamma:2,1", "--truncation", "0.5")
     assert bad.exit_code == 2 and "defined for normal and uniform" in bad.output

@@ -290,7 +290,7 @@ def test_jitter_crops_a_window_of_the_enlarged_image_and_mirrors_it(device: str)
                    if torch.equal(out[i], (lambda w: w.flip(-1) if flip else w)(big[i, :, top:top + 8, left:left + 8]))]
         assert windows, i
         found.add(windows[0])
-    assert len({(t, l) for t, l, _ in found}) > 10 and {f for _, _, f in found} == {False, True}
+    assert len({(top, left) for top, left, _ in found}) > 10 and {f for _, _, f in found} == {False, True}
 
 
 def test_mirroring_alone_flips_about_half_the_images() -> None:
@@ -328,7 +328,8 @@ def test_automatic_jitter_is_the_papers_from_64_px_and_off_below() -> None:
 
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
 @pytest.mark.parametrize("setting, message", [
-    ("jitter=0.5", "jitter must be 0 (off) or an enlargement factor from 1 to 2 (the papers': 286/256 = 1.1171875), got 0.5"),
+    ("jitter=0.5", "jitter must be 0 (off) or an enlargement factor from 1 to 2 "
+                   "(the papers': 286/256 = 1.1171875), got 0.5"),
     ("jitter=286", "jitter must be 0 (off) or an enlargement factor from 1 to 2"),
     ("mirror=sometimes", "--set mirror=sometimes: expected true or false or none"),
 ])
@@ -437,8 +438,8 @@ def test_translate_refuses_models_that_do_not_translate(mnist) -> None:
 @pytest.mark.parametrize("model, data, message", [
     ("pix2pix", "mnist", "pix2pix translates images and trains on two-domain data (paired:...)"),
     ("dcgan", "paired:edges2fashion", "dcgan learns from one set of images"),
-    ("pix2pix", "unpaired:fashion:sneaker,ankle-boot", "pix2pix needs paired data; "
-                                                      "unpaired:fashion:sneaker,ankle-boot is unpaired (models for it: cyclegan)"),
+    ("pix2pix", "unpaired:fashion:sneaker,ankle-boot",
+     "pix2pix needs paired data; unpaired:fashion:sneaker,ankle-boot is unpaired (models for it: cyclegan)"),
 ])
 def test_models_refuse_the_wrong_kind_of_data(mnist, model: str, data: str, message: str) -> None:
     result = run_cli("train", model, "--data", data, "--subset", "0:64", "--steps", "1", "--no-wandb")
@@ -459,8 +460,8 @@ def test_cyclegan_trains_both_ways_and_translates_back(tmp_path: Path) -> None:
 
 
 def test_cyclegan_learning_rate_holds_then_falls_to_zero() -> None:
-    from zoo import config as config_io
     from zoo import DataSpec
+    from zoo import config as config_io
     from zoo.plugins.cyclegan import CycleGAN, CycleGANConfig
 
     model = CycleGAN(config_io.from_dict(CycleGANConfig, {**CycleGAN.tiny_config, "lr": 1e-3}, source="test"),
@@ -496,14 +497,15 @@ def test_cyclegan_trains_without_an_image_pool() -> None:
     before = [p.detach().clone() for p in model.discriminator_a.parameters()]
     metrics = model.train_step(batches, Progress(0, 10, 0))
     assert all(torch.isfinite(torch.as_tensor(v)) for v in metrics.values())
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator_a.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator_a.parameters(), strict=True))
     assert model.pool_a.images is None
 
 
 def test_sizes_need_not_be_square_where_the_networks_allow(tmp_path: Path) -> None:
     data = f"paired:{two_folders(tmp_path / 'wide')}"
     assert prepare(data, size="32x64").images.shape == (8, 1, 32, 64)
-    result = run_cli("train", "pix2pix", "--data", data, "--size", "32x64", *TINY_P2P, "--steps", "2", "--out", "run-wide")
+    result = run_cli("train", "pix2pix", "--data", data, "--size", "32x64", *TINY_P2P, "--steps", "2",
+                     "--out", "run-wide")
     assert result.exit_code == 0, result.output
     shape(0, (90, 40), True, True).save("tall.png")
     translated = run_cli("translate", "run-wide", "tall.png", "--out", "t")

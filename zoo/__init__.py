@@ -56,12 +56,28 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from .config import Config, option
-    from .losses import AdversarialConfig
-    from .errors import UsageError, ZooError
     from .engine import Engine, EngineOptions
-    from .model import (Batch, Batches, Capability, Condition, Conditions, DataSpec, Derivation,
-                        Metrics, Model, Progress, class_condition, class_rows, evaluating, frozen,
-                        image_rows, init_normal, optimised_parameters)
+    from .errors import UsageError, ZooError
+    from .losses import AdversarialConfig
+    from .model import (
+        Batch,
+        Batches,
+        Capability,
+        Condition,
+        Conditions,
+        DataSpec,
+        Derivation,
+        Metrics,
+        Model,
+        Progress,
+        class_condition,
+        class_rows,
+        evaluating,
+        frozen,
+        image_rows,
+        init_normal,
+        optimised_parameters,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -157,6 +157,7 @@ def jitter_batch(batch: Batch, scale: float | None, mirror: bool | None, *, pair
     and width, get the same crop and flip (they are cropped as one stack of channels), so the
     pair stays aligned; otherwise each image of either domain gets its own."""
     images, targets = batch.images, batch.targets
+    assert targets is not None, "jitter_batch takes two-domain batches"
     scale, mirror = resolve(scale, mirror, images.shape[2], images.shape[3])
     if paired:
         both = jitter(torch.cat([images, targets], dim=1), scale, mirror)

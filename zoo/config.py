@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -70,7 +71,7 @@ def describe(cls: type[Config]) -> list[FieldInfo]:
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         out.append(FieldInfo(f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
     return out
 
@@ -121,7 +122,10 @@ def load_file(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".toml":
-            import tomllib
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:
+                import tomli as tomllib
 
             data = tomllib.loads(text)
         elif path.suffix == ".json":
@@ -169,7 +173,7 @@ def _parse(text: str, annotation: Any) -> Any:
         item_types = args[:1] * len(parts) if len(args) == 2 and args[1] is Ellipsis else args
         if len(item_types) != len(parts):
             raise ValueError(text)
-        return tuple(_parse(p, t) for p, t in zip(parts, item_types))
+        return tuple(_parse(p, t) for p, t in zip(parts, item_types, strict=True))
     if annotation is bool:
         low = text.lower()
         if low in _TRUE_WORDS:
@@ -226,7 +230,7 @@ def _matches(value: Any, annotation: Any) -> bool:
         if not isinstance(value, (list, tuple)):
             return False
         item_types = args[:1] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
-        return len(item_types) == len(value) and all(_matches(v, t) for v, t in zip(value, item_types))
+        return len(item_types) == len(value) and all(_matches(v, t) for v, t in zip(value, item_types, strict=True))
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:

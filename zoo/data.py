@@ -167,6 +167,7 @@ class TensorBatches:
 
     def _unpaired_index(self, size: int) -> torch.Tensor:
         """Domain B's next batch: its own permutation per pass, from a count of images drawn."""
+        assert self.targets is not None
         count = self.targets.shape[0]
         per_pass = count - count % size if count % size else count
         start = (self.drawn - size) % per_pass

@@ -103,7 +103,7 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = GRID_PADD
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> Path:
     picture = grid(images, nrow)
     if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path
@@ -113,7 +113,7 @@ def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> lis
     """One PNG per image, named by ``names`` (without extension)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for image, name in zip(images, names):
+    for image, name in zip(images, names, strict=True):
         path = folder / f"{name}.png"
         to_pil(image).save(path)
         paths.append(path)
@@ -136,7 +136,7 @@ def save_gif(frames: Iterable[Path], path: Path, frame_ms: int = 400, hold_last_
         return None
     scale = max(1, 256 // max(images[0].size))
     if scale > 1:
-        images = [im.resize((im.width * scale, im.height * scale), Image.NEAREST) for im in images]
+        images = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in images]
     durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
     return path
@@ -176,7 +176,7 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
     panels = [p for p in (losses, beliefs, others) if p]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
     steps = [r["step"] for r in records]
-    for ax, panel in zip(axes[:, 0], panels):
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
         for key in panel:
             values = [r.get(key, float("nan")) for r in records]
             line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
@@ -214,7 +214,7 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
     # The mean, std, min and max over the data set, pixel by pixel, shown as images.
     stats = {"mean": pixels.mean(0), "std": pixels.std(0), "min": pixels.amin(0), "max": pixels.amax(0)}
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
-    for ax, (name, image) in zip(axes, stats.items()):
+    for ax, (name, image) in zip(axes, stats.items(), strict=True):
         shown = image / 255.0 if name != "std" else image / max(float(image.max()), 1e-6)
         if shown.shape[0] == 1:
             ax.imshow(shown[0].numpy(), cmap="gray", vmin=0, vmax=1)
@@ -242,9 +242,9 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
 
     # How many images of each class.
     if labels is not None and class_names:
-        counts = torch.bincount(labels, minlength=len(class_names)).tolist()
+        class_counts = torch.bincount(labels, minlength=len(class_names)).tolist()
         fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(class_names) + 2), 3.5))
-        ax.bar(range(len(class_names)), counts, color="#4c72b0")
+        ax.bar(range(len(class_names)), class_counts, color="#4c72b0")
         ax.set_xticks(range(len(class_names)), class_names, rotation=45 if len(class_names) > 10 else 0,
                       ha="right" if len(class_names) > 10 else "center")
         ax.set_ylabel("images")

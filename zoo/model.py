@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import config as config_io
 from . import priors
 from .config import Config
 from .engine import Engine, full_precision
@@ -180,7 +181,7 @@ class Derivation:
             top = torch.randint(0, h - self.crop + 1, (n,)).tolist()
             left = torch.randint(0, w - self.crop + 1, (n,)).tolist()
             images = torch.stack([im[:, t:t + self.crop, s:s + self.crop]
-                                  for im, t, s in zip(images, top, left)])
+                                  for im, t, s in zip(images, top, left, strict=True)])
         if self.factor == 1:
             return images, images
         small = F.interpolate(images, scale_factor=1 / self.factor, mode="bicubic",
@@ -277,7 +278,10 @@ class Model(nn.Module):
     """Config values for training sets of fewer than :data:`SMALL_DATA` images, used where the
     user set nothing else (the train pipeline says so): e.g. DCGAN's augmentation."""
 
-    def __init__(self, config: Config, spec: DataSpec) -> None:
+    # Within this class body ``Config`` is the attribute above, not a type: hence config_io.Config.
+    # check_data and derivation take Any because each plugin declares them with its own Config
+    # subclass, which a type checker would reject as an override of a base that takes any Config.
+    def __init__(self, config: config_io.Config, spec: DataSpec) -> None:
         super().__init__()
         self.config = config
         self.spec = spec
@@ -290,11 +294,11 @@ class Model(nn.Module):
     # -- declared before any work starts -----------------------------------------------
 
     @classmethod
-    def check_data(cls, config: Config, spec: DataSpec) -> None:
+    def check_data(cls, config: Any, spec: DataSpec) -> None:
         """Raise :class:`zoo.UsageError` if this model cannot be built for data of this shape."""
 
     @classmethod
-    def derivation(cls, config: Config) -> Derivation | None:
+    def derivation(cls, config: Any) -> Derivation | None:
         """For models whose ``data_pairing`` includes "derived": how pairs are made from one
         set of images (super-resolution: the image and its downsample)."""
         return None
@@ -359,7 +363,7 @@ class Model(nn.Module):
         """Where each frozen helper came from, for the checkpoint's record."""
         return {name: source for name, (_, source) in self._helpers.items()}
 
-    def _apply(self, fn: Any, recurse: bool = True) -> Model:  # type: ignore[override]
+    def _apply(self, fn: Any, recurse: bool = True) -> Model:
         super()._apply(fn, recurse)
         for module, _ in self._helpers.values():
             module._apply(fn, recurse)
@@ -391,7 +395,7 @@ class Model(nn.Module):
     @property
     def latent_dim(self) -> int:
         """Length of the latent vector, for models with the ``latent`` capability."""
-        return int(getattr(self.config, "latent_dim"))
+        return int(getattr(self.config, "latent_dim"))  # noqa: B009 (not a field of the base Config)
 
     @property
     def prior(self) -> Prior:

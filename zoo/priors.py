@@ -112,7 +112,8 @@ def parse(text: str) -> Prior:
         try:
             params = tuple(float(p) for p in rest.split(","))
         except ValueError:
-            raise UsageError(f"noise prior {text!r}: parameters must be numbers ({kind}:{','.join(names).upper()})") from None
+            raise UsageError(f"noise prior {text!r}: parameters must be numbers "
+                             f"({kind}:{','.join(names).upper()})") from None
         if len(params) != len(names):
             raise UsageError(f"noise prior {text!r}: {kind} takes {len(names)} numbers, "
                              f"{kind}:{','.join(names).upper()}")
@@ -135,7 +136,8 @@ def check_truncation(prior: Prior, truncation: float) -> None:
     if prior.kind == "normal" and not truncation > 0:
         raise UsageError(f"--truncation for a normal prior is a number of standard deviations > 0, got {truncation}")
     if prior.kind == "uniform" and not 0 < truncation <= 1:
-        raise UsageError(f"--truncation for a uniform prior is the kept fraction of its range, in (0, 1], got {truncation}")
+        raise UsageError(f"--truncation for a uniform prior is the kept fraction of its range, in (0, 1], "
+                         f"got {truncation}")
 
 
 def describe() -> str:

@@ -133,7 +133,7 @@ def open_tracker(requested: str, run_dir: Path, name: str, config: Mapping[str, 
     except ImportError:
         console.print("[yellow]warning:[/] wandb is not installed; logging to W&B is off")
         return Tracker(None, console)
-    for attempt in (mode, "offline") if mode == "online" else (mode,):
+    for attempt in ("online", "offline") if mode == "online" else ("offline",):
         try:
             run = wandb.init(
                 project=os.environ.get("WANDB_PROJECT", "zoo"),

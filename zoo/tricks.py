@@ -34,11 +34,11 @@ def ema_update(average: nn.Module, live: nn.Module, decay: float) -> None:
     (batch-norm statistics, so they match the averaged weights); counters are copied."""
     for a, p in zip(average.parameters(), live.parameters(), strict=True):
         a.lerp_(p, 1.0 - decay)
-    for a, b in zip(average.buffers(), live.buffers(), strict=True):
-        if a.is_floating_point():
-            a.lerp_(b, 1.0 - decay)
+    for kept, seen in zip(average.buffers(), live.buffers(), strict=True):
+        if kept.is_floating_point():
+            kept.lerp_(seen, 1.0 - decay)
         else:
-            a.copy_(b)
+            kept.copy_(seen)
 
 
 def spectral_normalise(module: nn.Module) -> nn.Module:

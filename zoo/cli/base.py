@@ -8,8 +8,9 @@ the traceback. Heavy imports (torch, wandb, matplotlib) happen inside the comman
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,8 +43,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="Print the version and exit.")] = None,
 ) -> None:
     _state["verbose"] = verbose
 
@@ -70,17 +71,17 @@ def examples(*lines: str) -> str:
 
 # -- options several commands take ---------------------------------------------------------
 
-DataDir = Annotated[Optional[Path], typer.Option(
+DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Look here first for the raw files (then $ZOO_DATA_DIR, the cache, system "
                        "folders; then download).")]
-Size = Annotated[Optional[str], typer.Option(
+Size = Annotated[str | None, typer.Option(
     "--size", help="Resize (and centre-crop) to SIZE x SIZE, or HEIGHTxWIDTH (64x128) where the model allows.")]
-Channels = Annotated[Optional[int], typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
-Classes = Annotated[Optional[str], typer.Option(
+Channels = Annotated[int | None, typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
+Classes = Annotated[str | None, typer.Option(
     "--classes", help="Keep only these classes, by name or index: 7, or sneaker,sandal.")]
-Subset = Annotated[Optional[str], typer.Option(
+Subset = Annotated[str | None, typer.Option(
     "--subset", help="Keep part of the data set, START:STOP[:STEP] in its order: 0:8000, 8000:, "
                     "0::2 (every other image).")]
-DataDirection = Annotated[Optional[str], typer.Option(
+DataDirection = Annotated[str | None, typer.Option(
     "--direction", help="Two-domain data: AtoB (as stored, the default) or BtoA (domains A and B swapped, "
                         "e.g. facades' labels -> photo).")]

@@ -6,8 +6,19 @@ from typing import Annotated
 
 import typer
 
-from .base import (Channels, Classes, DataDir, DataDirection, Size, Subset, app, console, err_console, examples,
-                   handles_errors)
+from .base import (
+    Channels,
+    Classes,
+    DataDir,
+    DataDirection,
+    Size,
+    Subset,
+    app,
+    console,
+    err_console,
+    examples,
+    handles_errors,
+)
 
 
 @app.command(epilog=examples("zoo prep mnist", "zoo prep fashion-mnist --size 32",

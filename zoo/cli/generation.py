@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .base import app, console, examples, handles_errors
-
 
 # -- zoo sample --------------------------------------------------------------------------------
 
@@ -24,13 +23,13 @@ def sample(
     target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
     n: Annotated[int, typer.Option("--n", "-n", help="How many images.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the latent vectors.")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs (default samples/RUN-seedS).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the PNGs (default samples/RUN-seedS).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    class_: Annotated[Optional[str], typer.Option("--class", help="Class-conditional models: the class to make, by name or index.")] = None,
-    digit: Annotated[Optional[str], typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
-    noise: Annotated[Optional[str], typer.Option("--noise", help="Draw z from another prior than the model was trained with (an experiment).")] = None,
-    truncation: Annotated[Optional[float], typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
+    class_: Annotated[str | None, typer.Option("--class", help="Class-conditional models: the class to make, by name or index.")] = None,
+    digit: Annotated[str | None, typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
+    noise: Annotated[str | None, typer.Option("--noise", help="Draw z from another prior than the model was trained with (an experiment).")] = None,
+    truncation: Annotated[float | None, typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
 ) -> None:
     """Generate N images from a trained model: one PNG each plus grid.png.
 
@@ -53,8 +52,8 @@ def sample(
 def translate(
     target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
     inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or globs (quote them).")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the results (default translations/RUN-DIRECTION).")] = None,
-    direction: Annotated[Optional[str], typer.Option("--direction", help="AtoB (default) or BtoA, for models that go both ways.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the results (default translations/RUN-DIRECTION).")] = None,
+    direction: Annotated[str | None, typer.Option("--direction", help="AtoB (default) or BtoA, for models that go both ways.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
 ) -> None:

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .base import app, console, examples, handles_errors
 
-
 # -- zoo interpolate / invert / explore: the latent space ---------------------------------
 
 Target = Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")]
-Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder.")]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
 Force = Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-Class = Annotated[Optional[str], typer.Option("--class", help="Class-conditional models: the class, by name or index.")]
-Digit = Annotated[Optional[str], typer.Option("--digit", help="--class for digit data sets.")]
+Class = Annotated[str | None, typer.Option("--class", help="Class-conditional models: the class, by name or index.")]
+Digit = Annotated[str | None, typer.Option("--digit", help="--class for digit data sets.")]
 
 
-def _ints(text: Optional[str], flag: str) -> Optional[list[int]]:
+def _ints(text: str | None, flag: str) -> list[int] | None:
     if text is None:
         return None
     try:
@@ -38,18 +37,18 @@ def _ints(text: Optional[str], flag: str) -> Optional[list[int]]:
 @handles_errors
 def interpolate(
     target: Target,
-    from_seed: Annotated[Optional[str], typer.Option("--from-seed", help="Start seed(s), comma-separated for several rows.")] = None,
-    to_seed: Annotated[Optional[str], typer.Option("--to-seed", help="End seed(s), as many as --from-seed.")] = None,
-    from_latent: Annotated[Optional[Path], typer.Option("--from-latent", help="Start latent(s): a .safetensors from zoo invert.")] = None,
-    to_latent: Annotated[Optional[Path], typer.Option("--to-latent", help="End latent(s).")] = None,
-    from_image: Annotated[Optional[Path], typer.Option("--from-image", help="Start image (inverted first).")] = None,
-    to_image: Annotated[Optional[Path], typer.Option("--to-image", help="End image (inverted first).")] = None,
+    from_seed: Annotated[str | None, typer.Option("--from-seed", help="Start seed(s), comma-separated for several rows.")] = None,
+    to_seed: Annotated[str | None, typer.Option("--to-seed", help="End seed(s), as many as --from-seed.")] = None,
+    from_latent: Annotated[Path | None, typer.Option("--from-latent", help="Start latent(s): a .safetensors from zoo invert.")] = None,
+    to_latent: Annotated[Path | None, typer.Option("--to-latent", help="End latent(s).")] = None,
+    from_image: Annotated[Path | None, typer.Option("--from-image", help="Start image (inverted first).")] = None,
+    to_image: Annotated[Path | None, typer.Option("--to-image", help="End image (inverted first).")] = None,
     steps: Annotated[int, typer.Option("--steps", help="Images along each path, ends included.")] = 10,
-    method: Annotated[Optional[str], typer.Option("--method", help="lerp or slerp (default: slerp for Gaussian priors).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="lerp or slerp (default: slerp for Gaussian priors).")] = None,
     class_: Class = None,
     digit: Digit = None,
-    from_class: Annotated[Optional[str], typer.Option("--from-class", help="Conditional models: walk from this class...")] = None,
-    to_class: Annotated[Optional[str], typer.Option("--to-class", help="...to this one.")] = None,
+    from_class: Annotated[str | None, typer.Option("--from-class", help="Conditional models: walk from this class...")] = None,
+    to_class: Annotated[str | None, typer.Option("--to-class", help="...to this one.")] = None,
     invert_steps: Annotated[int, typer.Option("--invert-steps", help="Optimisation steps when inverting images.")] = 300,
     restarts: Annotated[int, typer.Option("--restarts", help="Random starts when inverting images.")] = 4,
     out: Out = None,
@@ -111,12 +110,12 @@ def _span(text: str) -> tuple[float, float]:
 @handles_errors
 def explore(
     target: Target,
-    dim: Annotated[Optional[int], typer.Option("--dim", help="The latent coordinate to vary.")] = None,
-    dims: Annotated[Optional[int], typer.Option("--dims", help="Vary each of the first K coordinates, a row each.")] = None,
+    dim: Annotated[int | None, typer.Option("--dim", help="The latent coordinate to vary.")] = None,
+    dims: Annotated[int | None, typer.Option("--dims", help="Vary each of the first K coordinates, a row each.")] = None,
     span: Annotated[str, typer.Option("--range", help="LOW,HIGH values the coordinate takes.")] = "-3,3",
     steps: Annotated[int, typer.Option("--steps", help="Values from LOW to HIGH.")] = 9,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the base latent.")] = 0,
-    latent: Annotated[Optional[Path], typer.Option("--latent", help="Base latent from a file instead of a seed.")] = None,
+    latent: Annotated[Path | None, typer.Option("--latent", help="Base latent from a file instead of a seed.")] = None,
     class_: Class = None,
     digit: Digit = None,
     out: Out = None,

@@ -8,7 +8,6 @@ import typer
 
 from .base import app, console, err_console, examples, handles_errors
 
-
 # -- zoo list / zoo info ---------------------------------------------------------------------
 
 @app.command("list", epilog=examples("zoo list"))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .base import Channels, Classes, DataDir, Size, Subset, app, console, examples, handles_errors
-
 
 # -- zoo train ---------------------------------------------------------------------------------
 
@@ -31,30 +30,30 @@ from .base import Channels, Classes, DataDir, Size, Subset, app, console, exampl
 @handles_errors
 def train(
     model: Annotated[str, typer.Argument(help="Model name, as in `zoo list`.")],
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, or paired:/unpaired: data (see zoo prep --help).")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the data (default 5).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Training steps instead of epochs.")] = None,
-    kimg: Annotated[Optional[float], typer.Option("--kimg", help="Train on this many thousand images instead (ProGAN's unit).")] = None,
-    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Stop after this much training time, if the steps are not done first (--resume continues).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Images per batch (default: the paper's).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default 0).")] = None,
+    data: Annotated[str | None, typer.Option("--data", "-d", help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, or paired:/unpaired: data (see zoo prep --help).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Passes over the data (default 5).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps instead of epochs.")] = None,
+    kimg: Annotated[float | None, typer.Option("--kimg", help="Train on this many thousand images instead (ProGAN's unit).")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Stop after this much training time, if the steps are not done first (--resume continues).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Images per batch (default: the paper's).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/MODEL-DATA-TIME).")] = None,
-    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Config override key=value; repeatable. See `zoo info MODEL`.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="A TOML or JSON file of config keys.")] = None,
-    resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a run: its folder, checkpoint, or the model's latest run.")] = None,
-    init_from: Annotated[Optional[str], typer.Option("--init-from", help="Start a new run from another run's weights (a warm start, not a resume): every weight whose name and shape match.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/MODEL-DATA-TIME).")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Config override key=value; repeatable. See `zoo info MODEL`.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="A TOML or JSON file of config keys.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue a run: its folder, checkpoint, or the model's latest run.")] = None,
+    init_from: Annotated[str | None, typer.Option("--init-from", help="Start a new run from another run's weights (a warm start, not a resume): every weight whose name and shape match.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the run already in --out.")] = False,
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,
     classes: Classes = None,
     subset: Subset = None,
-    direction: Annotated[Optional[str], typer.Option("--direction", help="Two-domain data: AtoB (default) or BtoA, which swaps the domains (pix2pix's own flag: facades is photo|labels).")] = None,
+    direction: Annotated[str | None, typer.Option("--direction", help="Two-domain data: AtoB (default) or BtoA, which swaps the domains (pix2pix's own flag: facades is photo|labels).")] = None,
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast; CPUs and recent GPUs) or fp16 (CUDA, with a loss scaler).")] = "fp32",
     clip_grad: Annotated[float, typer.Option("--clip-grad", help="Clip each optimiser's gradients to this global norm; 0 = off.")] = 0.0,
-    preview_every: Annotated[Optional[int], typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
-    noise: Annotated[Optional[str], typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
+    preview_every: Annotated[int | None, typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
+    noise: Annotated[str | None, typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and plan, then stop.")] = False,
@@ -64,7 +63,8 @@ def train(
     Config precedence: the plugin's defaults < --config file < --set key=value < flags
     such as --batch-size. Ctrl-C saves a checkpoint; --resume continues from it.
     """
-    from ..pipelines.train import TrainOptions, plan, train as run_training
+    from ..pipelines.train import TrainOptions, plan
+    from ..pipelines.train import train as run_training
 
     if wandb not in ("auto", "online", "offline"):
         raise typer.BadParameter("must be auto, online or offline", param_hint="--wandb")

@@ -33,9 +33,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from digits import classifier, predict  # noqa: E402
 
-from zoo import figures  # noqa: E402
+from zoo import (
+    figures,  # noqa: E402
+    runs,  # noqa: E402
+)
 from zoo.data import to_float  # noqa: E402
-from zoo.pipelines import runs  # noqa: E402
 from zoo.pipelines.interpolate import frame_changes, slerp  # noqa: E402
 from zoo.pipelines.invert import fit_latents, load_targets  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402

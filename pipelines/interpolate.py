@@ -21,10 +21,10 @@ from safetensors.torch import load_file, save_file
 from zoo import figures
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, class_condition, evaluating
+from zoo.runs import load_latent_model, output_dir
 
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
-from .runs import load_latent_model, output_dir
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

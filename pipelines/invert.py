@@ -24,9 +24,9 @@ from zoo import figures, metrics
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, class_condition, evaluating, frozen
+from zoo.runs import load_latent_model, output_dir
 
 from .classes import chosen_class, class_index
-from .runs import load_latent_model, output_dir
 
 SNAPSHOTS = 8
 

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,20 +22,17 @@ import torch.nn.functional as F
 from rich.console import Console
 from safetensors.torch import save_file
 
-from zoo import figures
+from zoo import figures, sources
 from zoo.data import PREPARED_FORMAT, SPLIT_FILES, PreparedData, convert_channels, load_prepared, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
+from zoo.sources import DataSource, RawData, Reading, pairs, parse_classes
+from zoo.sources.named import download, fingerprint
 
-from . import pairs
-from .datasets import SOURCES, RawData, download, fingerprint, load_named, unknown_source
-
-FOLDER_PREFIX = "folder:"
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 0
 HOLDOUT_MIN = 200
 """Sets with a single split hold out a part only from this many images on."""
-DEFAULT_FOLDER_SIZE = 64
 
 
 def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,
@@ -59,18 +55,19 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
-    say = _note(console)
-    named = _named_source(data)
-    if named is not None and fingerprint(named, data_dir, _env_dir()) is None:
-        download(named, data_dir, _env_dir(), say)  # before the cache key, which names the files
-    folder = _cache_folder(data, dims, channels, data_dir, classes, subset, direction)
+    source = sources.find(data)
+    reading = Reading(dims, channels, data_dir, console)
+    named = source.made_of(data)
+    if named is not None and fingerprint(named, data_dir, reading.env_dir) is None:
+        download(named, data_dir, reading.env_dir, reading.say)  # first: the cache key names the files
+    folder = _cache_folder(data, source, reading, classes, subset, direction)
     if not force and (folder / "meta.json").exists():
         cached = load_prepared(folder)
         if cached.meta.get("format") == PREPARED_FORMAT:
             return cached if split == "train" else load_prepared(folder, split)
 
     started = time.perf_counter()
-    raw = pairs.directed(_read(data, dims, channels, data_dir, console), direction)
+    raw = pairs.directed(source.read(data, reading), direction)
     raw = _select(hold_out(raw), span, classes, data)
 
     def shaped(raw: RawData) -> RawData:
@@ -162,24 +159,6 @@ def subset_text(span: slice, separator: str = ":") -> str:
     return separator.join("" if p is None else str(p) for p in parts)
 
 
-def parse_classes(classes: str, names: list[str], data: str) -> list[int]:
-    """Class indices for "7" or "sneaker,sandal": names or indices of ``names``."""
-    if not names:
-        raise UsageError(f"--classes needs labelled data; {data} has no classes (for folder: data, "
-                         "put each class's images in its own sub-folder)")
-    lower = [n.lower() for n in names]
-    picked = []
-    for item in (part.strip() for part in classes.split(",")):
-        if item.lower() in lower:
-            picked.append(lower.index(item.lower()))
-        elif item.isdigit() and int(item) < len(names):
-            picked.append(int(item))
-        else:
-            raise UsageError(f"{data} has no class {item!r}; its classes are: "
-                             + ", ".join(f"{i} {n}" if n != str(i) else n for i, n in enumerate(names)))
-    return sorted(set(picked))
-
-
 def _select(raw: RawData, span: slice | None, classes: str | None, data: str) -> RawData:
     """``--subset`` keeps part of the training images (the held-out part stays whole, so
     evaluation is comparable across subsets); ``--classes`` keeps classes in both."""
@@ -239,6 +218,14 @@ def hold_out(raw: RawData, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDO
     return dataclasses.replace(train, notes=[*raw.notes, note], heldout=part(held, held_b, "heldout"))
 
 
+def _heldout_text(heldout: dict | None) -> str:
+    if not heldout:
+        return "none"
+    where = (f"a seeded {HOLDOUT_FRACTION:.0%}, kept apart" if heldout["split"] == "heldout"
+             else f"its {heldout['split']} split")
+    return f"{heldout['count']:,} images for evaluation ({where})"
+
+
 def describe(prepared: PreparedData) -> dict[str, object]:
     """The facts about a prepared data set, for ``zoo prep``'s summary table."""
     meta = prepared.meta
@@ -246,8 +233,7 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "data": meta["name"],
         "images": f"{len(prepared):,}",
         "split": meta.get("split", "train"),
-        "held out": (f"{meta['heldout']['count']:,} ({meta['heldout']['split']})" if meta.get("heldout")
-                     else "none"),
+        "held out": _heldout_text(meta.get("heldout")),
         "shape": f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
         "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"], strict=True))
         or "unlabelled",
@@ -257,92 +243,6 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "from": meta["origin"],
         "folder": str(prepared.path),
     }
-
-
-# -- reading ------------------------------------------------------------------------------------
-
-def _read(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
-          console: Console) -> RawData:
-    say = _note(console)
-    env_dir = _env_dir()
-    if pairs.is_two_domain(data):
-        return pairs.read(data, dims or (DEFAULT_FOLDER_SIZE,) * 2, channels, say, env_dir, data_dir, console)
-    if data.startswith(FOLDER_PREFIX):
-        return read_folder(Path(data[len(FOLDER_PREFIX):]).expanduser(), dims or (DEFAULT_FOLDER_SIZE,) * 2,
-                           channels, console)
-    if data not in SOURCES:
-        raise unknown_source(data)
-    return load_named(data, data_dir, env_dir, say)
-
-
-def _note(console: Console) -> Callable[[str], None]:
-    def say(text: str) -> None:
-        console.print(f"[cyan]note:[/] {text}")
-
-    return say
-
-
-def _env_dir() -> Path | None:
-    env = os.environ.get("ZOO_DATA_DIR")
-    return Path(env).expanduser() if env else None
-
-
-def _named_source(data: str) -> str | None:
-    """The named data set that ``data`` is read from: itself, or a built-in pair's source."""
-    return data if data in SOURCES else pairs.builtin_source(data)
-
-
-def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names (sub-folder names, or none) and every file with its class index."""
-    if not root.exists():
-        raise UsageError(f"folder {root} does not exist")
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a folder; folder: needs a folder of images")
-    visible = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
-    subdirs = [p for p in visible if p.is_dir()]
-    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in figures.IMAGE_SUFFIXES]
-    if subdirs and not top_images:
-        classes = [d.name for d in subdirs]
-        files = [(f, i) for i, d in enumerate(subdirs) for f in _files_under(d)]
-    else:
-        classes = []
-        files = [(f, -1) for f in _files_under(root)]
-    if not files:
-        raise UsageError(f"folder {root} holds no files; put images in it (optionally in one "
-                         "sub-folder per class)")
-    return classes, files
-
-
-def _files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-
-
-def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
-    """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width."""
-    from rich.progress import track
-
-    classes, files = folder_layout(root)
-    pictures, kept, gray, skipped = figures.read_images(
-        [path for path, _ in files], *dims,
-        lambda paths: track(paths, description=f"reading {root}", console=console,
-                            disable=len(paths) < 200, transient=True))
-    labels = [files[i][1] for i in kept]
-    if not pictures:
-        raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
-                       f"(e.g. {skipped[0]})")
-    notes = []
-    if skipped:
-        notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
-                     + (" ..." if len(skipped) > 5 else ""))
-        console.print(f"[yellow]warning:[/] {notes[-1]}")
-    images = torch.stack(pictures)
-    if channels is None and gray:
-        channels = 1
-    if channels == 1:
-        images = convert_channels(images, 1)
-    label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
-    return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes)
 
 
 # -- shaping ------------------------------------------------------------------------------------
@@ -367,33 +267,16 @@ def _resize(images: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
 
 # -- the cache ------------------------------------------------------------------------------------
 
-def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None, data_dir: Path | None,
-                  classes: str | None = None, subset: str | None = None, direction: str | None = None) -> Path:
-    shape = f"{_dims_name(dims) if dims else 'native'}px-{channels or 'native'}ch"
-    root = pairs.folder_of(data)
-    if data.startswith(FOLDER_PREFIX) or root is not None:
-        kind = "folder"
-        if root is None:
-            root = Path(data[len(FOLDER_PREFIX):]).expanduser()
-            files = folder_layout(root)[1]
-        else:
-            kind = data.split(":", 1)[0]
-            files = [(p, 0) for p in _files_under(root)]
-        files_hash = hashlib.sha256(str(root.resolve()).encode())
-        for path, label in files:
-            stat = path.stat()
-            files_hash.update(f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        name = f"{kind}-{root.resolve().name}-{files_hash.hexdigest()[:10]}"
-        shape = f"{_dims_name(dims or (DEFAULT_FOLDER_SIZE,) * 2)}px-{channels or 'auto'}ch"
-    elif pairs.is_two_domain(data) or data in SOURCES:
-        name = "".join(c if c.isalnum() or c in "-," else "_" for c in data.lower()).replace(",", "+")
-        if data not in SOURCES:
-            name += "-" + hashlib.sha256(data.lower().encode()).hexdigest()[:6]
-        named = _named_source(data)
-        if named is not None:  # the files it is read from: a new split is a new data set
-            name += "-" + (fingerprint(named, data_dir, _env_dir()) or "none")
+def _cache_folder(data: str, source: DataSource, reading: Reading, classes: str | None = None,
+                  subset: str | None = None, direction: str | None = None) -> Path:
+    """The prepared data's folder: named by the source (and the files it is built from), the
+    shape and the selection, so each is cached on its own."""
+    dims, channels = reading.dims, reading.channels
+    fitted = source.fitted_size(data)
+    if fitted is None:
+        shape = f"{_dims_name(dims) if dims else 'native'}px-{channels or 'native'}ch"
     else:
-        raise unknown_source(data)
+        shape = f"{_dims_name(dims or (fitted, fitted))}px-{channels or 'auto'}ch"
     selection = ""
     if subset is not None:
         span = parse_subset(subset)
@@ -405,7 +288,7 @@ def _cache_folder(data: str, dims: tuple[int, int] | None, channels: int | None,
         selection += f"-classes-{safe[:40]}-{hashlib.sha256(wanted.encode()).hexdigest()[:6]}"
     if direction == "BtoA":  # AtoB is the data as stored, and keeps the folder it always had
         selection += "-BtoA"
-    return prepared_dir() / f"{name}-{shape}{selection}"
+    return prepared_dir() / f"{source.key(data, reading)}-{shape}{selection}"
 
 
 def _write(folder: Path, data: str, raw: RawData, selection: dict) -> None:

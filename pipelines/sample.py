@@ -15,11 +15,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, priors
+from zoo import figures, priors, runs
 from zoo.errors import UsageError
 from zoo.model import Capability, Model, class_condition, class_rows
 
-from . import runs
 from .classes import chosen_class, class_index
 
 CHUNK = 256

@@ -30,16 +30,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import figures, registry
+from zoo import figures, registry, runs
 from zoo.data import PreparedData, TensorBatches, to_float
 from zoo.devices import resolve_device
+from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
 from zoo.model import SMALL_DATA, Capability, Derivation, Model
 from zoo.tracking import open_tracker
 
-from . import runs
-from .diagnostics import Alert, Watch, reference_images
 from .prep import parse_size, prepare
 
 DEFAULT_EPOCHS = 5

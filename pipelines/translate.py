@@ -15,12 +15,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures
+from zoo import figures, runs
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.model import evaluating, image_rows
-
-from . import runs
 
 CHUNK = 64
 SHEET_LIMIT = 64

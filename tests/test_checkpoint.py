@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 import zoo
 from zoo import checkpoint as ckpt_io
-from zoo.pipelines import runs
+from zoo import runs
 
 
 def adam_state() -> dict:

@@ -15,9 +15,9 @@ import torch
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
+from zoo import runs
 from zoo.data import TensorBatches
 from zoo.engine import Engine, EngineOptions
-from zoo.pipelines import runs
 from zoo.registry import registry
 
 NAMES = registry().names()

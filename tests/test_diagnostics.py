@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.pipelines.diagnostics import COLLAPSED, WINDOW, Watch, reference_images
+from zoo.diagnostics import COLLAPSED, WINDOW, Watch, reference_images
 from zoo.plugins.dcgan import DCGAN
 
 from .conftest import TINY, run_cli

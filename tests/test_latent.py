@@ -59,7 +59,7 @@ def test_interpolate_between_seeds(run: Path) -> None:
     assert len(list(Path("i/frames").iterdir())) == 6
     latents = load_file("i/latents.safetensors")
     assert latents["z"].shape == (2, 6, 8)
-    from zoo.pipelines import runs
+    from zoo import runs
 
     model, _ = runs.load_model(run / ckpt_io.FILENAME)
     assert torch.allclose(latents["z"][0, 0], model.sample_latent(1, torch.Generator().manual_seed(1))[0], atol=1e-5)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.pipelines import datasets
 from zoo.pipelines.prep import prepare
+from zoo.sources import named as datasets
 
 from .conftest import run_cli
 
@@ -39,7 +39,7 @@ def test_offline_mnist_uses_the_test_split_and_holds_a_seeded_tenth_out(mnist) -
     assert mnist.spec.class_names == tuple("0123456789")
     heldout = prepare("mnist", split="heldout")
     assert len(heldout) == 1_000 and heldout.meta["split"] == "heldout"
-    from zoo.pipelines.datasets import read_idx_pair
+    from zoo.sources.named import read_idx_pair
 
     everything, labels = read_idx_pair(Path(os.environ["ZOO_DATA_DIR"]) / "mnist",
                                        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
@@ -92,8 +92,8 @@ def test_offline_and_not_found_lists_the_places_searched(tmp_path: Path, monkeyp
     def offline(root: Path) -> None:
         raise OSError("network is unreachable")
 
-    source = datasets.SOURCES["svhn"]
-    monkeypatch.setitem(datasets.SOURCES, "svhn", datasets.Source(
+    source = datasets.DATASETS["svhn"]
+    monkeypatch.setitem(datasets.DATASETS, "svhn", datasets.Dataset(
         **{**source.__dict__, "download": offline}))
     with pytest.raises(zoo.ZooError) as err:
         prepare("svhn")

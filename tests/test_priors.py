@@ -9,8 +9,7 @@ import torch
 
 import zoo
 from zoo import checkpoint as ckpt_io
-from zoo import priors
-from zoo.pipelines import runs
+from zoo import priors, runs
 
 from .conftest import TINY, run_cli
 

@@ -94,7 +94,7 @@ def test_a_run_folder_without_checkpoint(tmp_path: Path) -> None:
 
 
 def test_samples_are_in_range_and_use_eval_mode(run: Path) -> None:
-    from zoo.pipelines import runs
+    from zoo import runs
 
     model, _ = runs.load_model(run / ckpt_io.FILENAME)
     images = model.sample(8, generator=torch.Generator().manual_seed(0))

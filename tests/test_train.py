@@ -302,7 +302,7 @@ def test_ctrl_c_in_the_middle_of_a_step_waits_for_the_step_to_end(mnist, monkeyp
 def test_two_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> None:
     import time as time_module
 
-    from zoo.pipelines import runs
+    from zoo import runs
 
     monkeypatch.setattr(time_module, "strftime", lambda *args: "20261123-120000")
     first, lock_a = runs.new_run_dir("dcgan", "mnist", None, False)
@@ -313,7 +313,7 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) 
 
 
 def test_a_run_that_is_training_cannot_be_trained_into_or_resumed_twice(mnist) -> None:
-    from zoo.pipelines import runs
+    from zoo import runs
 
     assert train("--data", "mnist", "--subset", "0:64", "--steps", "1", "--out", "run").exit_code == 0
     with runs.RunLock(Path("run")):  # as if another zoo train held it

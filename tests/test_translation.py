@@ -12,8 +12,8 @@ from PIL import Image
 import zoo
 from zoo import augment
 from zoo.data import TensorBatches
-from zoo.pipelines.pairs import edge_map
 from zoo.pipelines.prep import prepare
+from zoo.sources.pairs import edge_map
 
 from .conftest import run_cli
 

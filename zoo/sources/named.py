@@ -1,4 +1,5 @@
-"""Where raw data sets come from, and how their files are read.
+"""The named data sets (mnist, fashion-mnist, cifar10, svhn): where their files lie, and
+how they are read.
 
 Each named data set is searched for, in order: ``--data-dir``, ``$ZOO_DATA_DIR``, the user
 cache, then places a system package installs to (Debian's ``dataset-fashion-mnist``), and
@@ -9,47 +10,25 @@ unpickling.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from zoo.errors import UsageError, ZooError
+from zoo.errors import ZooError
 from zoo.paths import downloads_dir
+
+from .raw import RawData
 
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 
 
-@dataclass
-class RawData:
-    """A data set as read from its files: uint8 N x C x H x W, labels int64, names. Two-domain
-    data (see ``pairs``) has domain B in ``targets``."""
-
-    images: torch.Tensor
-    labels: torch.Tensor | None
-    class_names: list[str]
-    origin: str
-    split: str = "train"
-    notes: list[str] = field(default_factory=list)
-    targets: torch.Tensor | None = None
-    pairing: str = ""
-    domains: tuple[str, ...] = ()
-    heldout: RawData | None = None
-    """Images kept apart for evaluation: the data set's own test split where it has one."""
-
-    def map(self, change: Callable[[RawData], RawData]) -> RawData:
-        """``change`` applied to this data and to its held-out part alike."""
-        held = change(self.heldout) if self.heldout is not None else None
-        return dataclasses.replace(change(dataclasses.replace(self, heldout=None)), heldout=held)
-
-
 @dataclass(frozen=True)
-class Source:
+class Dataset:
     """A named data set: its files, where they may lie, how to read and download them."""
 
     name: str
@@ -163,21 +142,21 @@ CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 MNIST_TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 MNIST_TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
-SOURCES: dict[str, Source] = {s.name: s for s in [
-    Source("mnist", DIGITS, MNIST_TRAIN, MNIST_TEST, ("mnist", "MNIST/raw"),
+DATASETS: dict[str, Dataset] = {s.name: s for s in [
+    Dataset("mnist", DIGITS, MNIST_TRAIN, MNIST_TEST, ("mnist", "MNIST/raw"),
            read_idx_pair, _torchvision_mnist("MNIST")),
-    Source("fashion-mnist", FASHION, MNIST_TRAIN, MNIST_TEST, ("fashion-mnist", "FashionMNIST/raw"),
+    Dataset("fashion-mnist", FASHION, MNIST_TRAIN, MNIST_TEST, ("fashion-mnist", "FashionMNIST/raw"),
            read_idx_pair, _torchvision_mnist("FashionMNIST"),
            system_dirs=(DEBIAN_DATASETS / "fashion-mnist",)),
-    Source("cifar10", CIFAR10, tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
+    Dataset("cifar10", CIFAR10, tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
            ("cifar-10-batches-bin", "cifar10/cifar-10-batches-bin"), read_cifar_binary, _download_cifar10),
-    Source("svhn", DIGITS, ("train_32x32.mat",), ("test_32x32.mat",), ("svhn",), read_svhn, _download_svhn),
+    Dataset("svhn", DIGITS, ("train_32x32.mat",), ("test_32x32.mat",), ("svhn",), read_svhn, _download_svhn),
 ]}
 
 
 # -- the search ----------------------------------------------------------------------------------
 
-def candidate_dirs(source: Source, data_dir: Path | None, env_dir: Path | None) -> list[Path]:
+def candidate_dirs(source: Dataset, data_dir: Path | None, env_dir: Path | None) -> list[Path]:
     """The folders to look in, in order of precedence."""
     dirs: list[Path] = []
     if data_dir is not None:
@@ -190,13 +169,13 @@ def candidate_dirs(source: Source, data_dir: Path | None, env_dir: Path | None) 
     return dirs
 
 
-def _has(folder: Path, names: Sequence[str], source: Source) -> bool:
+def _has(folder: Path, names: Sequence[str], source: Dataset) -> bool:
     if source.read is read_idx_pair:
         return all(_find(folder, n) is not None for n in names)
     return all((folder / n).is_file() for n in names)
 
 
-def locate(source: Source, data_dir: Path | None, env_dir: Path | None) -> tuple[Path | None, Path | None]:
+def locate(source: Dataset, data_dir: Path | None, env_dir: Path | None) -> tuple[Path | None, Path | None]:
     """The folders holding a named data set's training and test files, as found (or None)."""
     dirs = candidate_dirs(source, data_dir, env_dir)
     train = next((d for d in dirs if _has(d, source.train_files, source)), None)
@@ -208,7 +187,7 @@ def fingerprint(name: str, data_dir: Path | None, env_dir: Path | None) -> str |
     """A short hash of the files a named data set would be read from (their folders, names,
     sizes and times), or None when none are found: the prepared cache is keyed by it, so a
     cache built from MNIST's 10k test split is not reused once the 60k training files appear."""
-    source = SOURCES[name]
+    source = DATASETS[name]
     found = []
     splits = zip(locate(source, data_dir, env_dir), (source.train_files, source.test_files), strict=True)
     for folder, names in splits:
@@ -226,7 +205,7 @@ def load_named(name: str, data_dir: Path | None, env_dir: Path | None, say: Call
     """Find (or download) a named data set and read its training split, with its test split
     as the held-out part. With only the test split present (this project's offline MNIST),
     that is what there is to train on; prep then holds a seeded part of it out."""
-    source = SOURCES[name]
+    source = DATASETS[name]
     train, test = locate(source, data_dir, env_dir)
     if train is None and test is None:
         download(name, data_dir, env_dir, say)
@@ -251,7 +230,7 @@ def load_named(name: str, data_dir: Path | None, env_dir: Path | None, say: Call
 
 def download(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable[[str], None]) -> None:
     """Fetch a named data set with torchvision's downloader into the user cache."""
-    source = SOURCES[name]
+    source = DATASETS[name]
     root = downloads_dir()
     say(f"{name} not found locally; downloading into {root}")
     try:
@@ -264,17 +243,3 @@ def download(name: str, data_dir: Path | None, env_dir: Path | None, say: Callab
             f"{searched}\nPut the files ({wanted}, optionally .gz) in one of these folders, "
             "or pass --data-dir DIR / set ZOO_DATA_DIR"
         ) from None
-
-
-def known_sources() -> list[str]:
-    return sorted(SOURCES) + ["folder:PATH", "paired:edges2fashion", "paired:PATH", "unpaired:PATH",
-                              "unpaired:DATASET:CLASS_A,CLASS_B"]
-
-
-def unknown_source(name: str) -> UsageError:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(SOURCES), n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    return UsageError(f"unknown data set {name!r}{hint} (known: {', '.join(known_sources())})")
-

@@ -43,7 +43,8 @@ from zoo import figures
 from zoo.data import convert_channels
 from zoo.errors import UsageError, ZooError
 
-from .datasets import SOURCES, RawData, load_named
+from .named import DATASETS, load_named
+from .raw import RawData, parse_classes
 
 PAIRED, UNPAIRED = "paired:", "unpaired:"
 DIRECTIONS = ("AtoB", "BtoA")
@@ -70,7 +71,7 @@ def read(data: str, dims: tuple[int, int], channels: int | None, say: Callable[[
     rest = data[len(UNPAIRED):]
     name, sep, classes = rest.partition(":")
     name = ALIASES.get(name, name)
-    if sep and name in SOURCES:
+    if sep and name in DATASETS:
         return _two_classes(name, classes, data_dir, env_dir, say)
     return _unpaired_folder(_existing(Path(rest).expanduser(), data), dims, channels, console)
 
@@ -83,7 +84,7 @@ def builtin_source(data: str) -> str | None:
     if data.startswith(UNPAIRED):
         name, sep, _ = data[len(UNPAIRED):].partition(":")
         name = ALIASES.get(name, name)
-        return name if sep and name in SOURCES else None
+        return name if sep and name in DATASETS else None
     return None
 
 
@@ -94,7 +95,7 @@ def folder_of(data: str) -> Path | None:
     prefix = PAIRED if data.startswith(PAIRED) else UNPAIRED
     rest = data[len(prefix):]
     name, sep, _ = rest.partition(":")
-    if rest in BUILTIN_PAIRED or (prefix == UNPAIRED and sep and ALIASES.get(name, name) in SOURCES):
+    if rest in BUILTIN_PAIRED or (prefix == UNPAIRED and sep and ALIASES.get(name, name) in DATASETS):
         return None
     return _existing(Path(rest).expanduser(), data)
 
@@ -165,8 +166,6 @@ def _edges(name: str, data_dir: Path | None, env_dir: Path | None, say: Callable
 
 def _two_classes(name: str, classes: str, data_dir: Path | None, env_dir: Path | None,
                  say: Callable[[str], None]) -> RawData:
-    from .prep import parse_classes
-
     raw = load_named(name, data_dir, env_dir, say)
     wanted = [c for c in classes.split(",") if c.strip()]
     if len(wanted) != 2:

@@ -1,0 +1,71 @@
+"""``folder:PATH``: every image under a folder, with a class per sub-folder when it has them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from zoo import figures
+from zoo.data import convert_channels
+from zoo.errors import UsageError, ZooError
+
+from .raw import RawData
+
+PREFIX = "folder:"
+DEFAULT_SIZE = 64
+"""Folders of photos come in every size: they are fitted to this unless --size says otherwise."""
+
+
+def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (sub-folder names, or none) and every file with its class index."""
+    if not root.exists():
+        raise UsageError(f"folder {root} does not exist")
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; folder: needs a folder of images")
+    visible = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
+    subdirs = [p for p in visible if p.is_dir()]
+    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in figures.IMAGE_SUFFIXES]
+    if subdirs and not top_images:
+        classes = [d.name for d in subdirs]
+        files = [(f, i) for i, d in enumerate(subdirs) for f in files_under(d)]
+    else:
+        classes = []
+        files = [(f, -1) for f in files_under(root)]
+    if not files:
+        raise UsageError(f"folder {root} holds no files; put images in it (optionally in one "
+                         "sub-folder per class)")
+    return classes, files
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
+    """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width."""
+    from rich.progress import track
+
+    classes, files = folder_layout(root)
+    pictures, kept, gray, skipped = figures.read_images(
+        [path for path, _ in files], *dims,
+        lambda paths: track(paths, description=f"reading {root}", console=console,
+                            disable=len(paths) < 200, transient=True))
+    labels = [files[i][1] for i in kept]
+    if not pictures:
+        raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
+                       f"(e.g. {skipped[0]})")
+    notes = []
+    if skipped:
+        notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
+                     + (" ..." if len(skipped) > 5 else ""))
+        console.print(f"[yellow]warning:[/] {notes[-1]}")
+    images = torch.stack(pictures)
+    if channels is None and gray:
+        channels = 1
+    if channels == 1:
+        images = convert_channels(images, 1)
+    label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
+    return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes)

@@ -47,7 +47,7 @@ def classifier(train: slice = slice(0, 8000), check: slice = slice(8000, None), 
     """A classifier trained on the real images ``train`` (a slice of the offline MNIST, or of
     another 28 x 28 gray data set such as fashion-mnist), and its accuracy on ``check``."""
     data = prepare(source)
-    key = f"v2-{train.start}-{train.stop}-{check.start}-{check.stop}-{epochs}-{seed}"
+    key = f"v3-{train.start}-{train.stop}-{check.start}-{check.stop}-{epochs}-{seed}"
     if train.step or check.step:
         key += f"-steps{train.step}-{check.step}"
     name = "digits" if source == "mnist" else source

@@ -94,8 +94,8 @@ def main() -> None:
     real = to_float(data.images)
     held_out = features(net, real[8000:])
     floor = frechet(features(net, real[:2000]), held_out)
-    print(f"judge: CNN on real digits 0-7999, accuracy {accuracy:.3f} on 8000-9999; "
-          f"FD floor (real 0-1999 vs 8000-9999) {floor:.2f}")
+    print(f"judge: CNN on real digits 0-7999, accuracy {accuracy:.3f} on 8000-8999; "
+          f"FD floor (real 0-1999 vs 8000-8999) {floor:.2f}")
 
     rows = []
     for model in args.models.split(","):

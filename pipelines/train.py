@@ -37,6 +37,7 @@ from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
 from zoo.model import SMALL_DATA, Capability, Derivation, Model
+from zoo.sources.pairs import pairing_of
 from zoo.tracking import open_tracker
 
 from .prep import parse_size, prepare
@@ -141,6 +142,9 @@ def plan(opts: TrainOptions) -> Plan:
                              f"(e.g. zoo train {opts.model} --data mnist)")
         if opts.noise is not None:
             _require_noise_key(cls)
+        # The kind of data is known from its name: refuse a mismatch before preparing anything.
+        _check_pairing(cls, pairing_of(opts.data) or ("derived" if "derived" in cls.data_pairing else ""),
+                       opts.data)
         dims = parse_size(opts.size)
         size = None if dims is None else dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
         return Plan(cls, _user_config(cls, opts), opts.data, size, opts.channels,
@@ -258,7 +262,7 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
     if "derived" in p.cls.data_pairing and not spec.pairing:
         derivation = p.cls.derivation(p.config)
         spec = derivation.spec(spec) if derivation is not None else spec
-    _check_pairing(p.cls, spec, p.data)
+    _check_pairing(p.cls, spec.pairing, p.data)
     if p.resume_from is None and len(prepared) < SMALL_DATA and p.cls.small_data:
         p = _small_data_config(p, opts, len(prepared), console)
         if derivation is not None:  # the small-data values may change the derivation
@@ -663,20 +667,20 @@ def _require_noise_key(cls: type[Model]) -> None:
         raise UsageError(f"--noise: {cls.name} has a fixed N(0, 1) prior (its config has no noise key)")
 
 
-def _check_pairing(cls: type[Model], spec: zoo.DataSpec, data: str) -> None:
+def _check_pairing(cls: type[Model], pairing: str, data: str) -> None:
     """Two-domain data for the models that translate, one-domain data for the rest."""
-    if spec.pairing in cls.data_pairing or not (spec.pairing or cls.data_pairing):
+    if pairing in cls.data_pairing or not (pairing or cls.data_pairing):
         return
-    if not spec.pairing:
+    if not pairing:
         kinds = " or ".join(f"{k}:..." for k in cls.data_pairing if k != "derived")
         raise UsageError(f"{cls.name} translates images and trains on two-domain data ({kinds}), "
                          f"e.g. --data paired:edges2fashion or unpaired:fashion:sneaker,ankle-boot; "
                          f"{data} is one set of images")
-    able = registry.registry().trained_on(spec.pairing)
+    able = registry.registry().trained_on(pairing)
     if not cls.data_pairing:
         raise UsageError(f"{cls.name} learns from one set of images; {data} is two-domain data for "
                          f"image-to-image models ({', '.join(able) or 'none installed'})")
-    raise UsageError(f"{cls.name} needs {' or '.join(cls.data_pairing)} data; {data} is {spec.pairing} "
+    raise UsageError(f"{cls.name} needs {' or '.join(cls.data_pairing)} data; {data} is {pairing} "
                      f"(models for it: {', '.join(able) or 'none installed'})")
 
 

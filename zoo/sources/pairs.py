@@ -60,6 +60,11 @@ def is_two_domain(data: str) -> bool:
     return data.startswith((PAIRED, UNPAIRED))
 
 
+def pairing_of(data: str) -> str:
+    """"paired", "unpaired" or "" (one set of images), from what the user typed alone."""
+    return "paired" if data.startswith(PAIRED) else "unpaired" if data.startswith(UNPAIRED) else ""
+
+
 def read(data: str, dims: tuple[int, int], channels: int | None, say: Callable[[str], None],
          env_dir: Path | None, data_dir: Path | None, console: Console) -> RawData:
     """Domain A as ``images`` and domain B as ``targets``, fitted to ``dims`` (height, width)."""

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, priors, runs
+from zoo import figures, priors, registry, runs
 from zoo.errors import UsageError
-from zoo.model import Capability, Model, class_condition, class_rows
+from zoo.model import Capability, Condition, Model, class_condition, class_rows
 
 from .classes import chosen_class, class_index
 
@@ -27,7 +27,7 @@ GRID_LIMIT = 1024
 
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
            device: str = "auto", class_: str | None = None, digit: str | None = None,
-           noise: str | None = None, truncation: float | None = None,
+           noise: str | None = None, truncation: float | None = None, text: str | None = None,
            console: Console | None = None) -> Path:
     """Write ``n`` samples and ``grid.png`` into a folder; returns it."""
     console = console or Console()
@@ -35,6 +35,10 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
         raise UsageError(f"--n must be at least 1, got {n}")
     model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise")
     wanted = chosen_class(model, class_, digit)
+    if text is not None:
+        registry.registry().require(type(model), Capability.TEXT_CONDITIONAL, "draw from a --text")
+    elif model.has(Capability.TEXT_CONDITIONAL):
+        raise UsageError(f"{model.name} draws from a description: give one with --text \"...\"")
 
     run_name = checkpoint.train.get("run") or path.parent.name
     out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
@@ -46,7 +50,7 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     generator = torch.Generator().manual_seed(seed)
     images = torch.cat([
         model.sample(min(CHUNK, n - start), generator=generator, prior=prior, truncation=truncation,
-                     conditions=class_condition(None if labels is None else labels[start:start + CHUNK])).cpu()
+                     conditions=_conditions(labels, text, start, min(CHUNK, n - start))).cpu()
         for start in range(0, n, CHUNK)
     ])
     width = max(4, len(str(n - 1)))
@@ -72,6 +76,14 @@ def _labels(model: Model, n: int, wanted: str | None) -> tuple[torch.Tensor | No
         return torch.full((n,), class_index(model.spec, wanted), dtype=torch.long), None
     per_class = math.ceil(n / model.spec.num_classes)
     return class_rows(model.spec.num_classes, per_class)[:n], per_class
+
+
+def _conditions(labels: torch.Tensor | None, text: str | None, start: int, count: int) -> dict:
+    """What the user asked for, for images start .. start + count: a class, a text, or both."""
+    conditions = class_condition(None if labels is None else labels[start:start + count])
+    if text is not None:
+        conditions[Condition.TEXT.value] = [text] * count
+    return conditions
 
 
 def _safe(name: str) -> str:

@@ -39,6 +39,46 @@ def isolated(cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
+    """Train each distinct command once per test module; every test gets its own copy of the
+    run folder (at ``dest``, relative to its working directory), so tests stay independent
+    without each paying for a training run."""
+    import shutil
+
+    made: dict[tuple[str, ...], Path] = {}
+
+    def copy_of(*args: str, dest: str = "run") -> Path:
+        if args not in made:
+            out = tmp_path_factory.mktemp("trained") / "run"
+            saved = os.environ.get("ZOO_CACHE_DIR")
+            os.environ["ZOO_CACHE_DIR"] = str(cache_dir)
+            try:
+                result = run_cli(*args, "--no-wandb", "--out", str(out))
+            finally:
+                if saved is None:
+                    os.environ.pop("ZOO_CACHE_DIR")
+                else:
+                    os.environ["ZOO_CACHE_DIR"] = saved
+            assert result.exit_code == 0, result.output
+            made[args] = out
+        target = Path(dest)
+        shutil.copytree(made[args], target)
+        return target
+
+    return copy_of
+
+
+@pytest.fixture(scope="session")
+def fashion() -> None:
+    """Fashion-MNIST's files, or a skip that says how to get them (CI installs them)."""
+    from zoo.sources import named
+
+    env = os.environ.get("ZOO_DATA_DIR")
+    if named.fingerprint("fashion-mnist", None, Path(env) if env else None) is None:
+        pytest.skip("Fashion-MNIST is not installed here: apt-get install dataset-fashion-mnist")
+
+
 @pytest.fixture(scope="session")
 def mnist(cache_dir: Path):
     """The offline MNIST (10k test split), prepared once for the whole session."""

@@ -25,8 +25,9 @@ def train_cgan(*args: str, out: str = "cg"):
 
 
 @pytest.fixture
-def digits_run(mnist) -> Path:
-    return train_cgan("--data", "mnist", "--subset", "0:64", "--steps", "2")
+def digits_run(mnist, trained) -> Path:
+    return trained("train", "cgan", *TINY_CGAN, "--batch-size", "16", "--data", "mnist", "--subset", "0:64",
+                   "--steps", "2", dest="cg")
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_classes_filter_keeps_and_relabels_and_is_cached_apart(mnist) -> None:
     assert held.labels.unique().tolist() == [0] and len(held) + count == 1028  # the held-out sevens too
 
 
-def test_fashion_classes_by_name() -> None:
+def test_fashion_classes_by_name(fashion) -> None:
     data = prepare("fashion-mnist", classes="sneaker,sandal", subset="0:3000")
     assert data.spec.class_names == ("sandal", "sneaker")
     assert data.meta["selection"] == {"classes": "sneaker,sandal", "subset": "0:3000", "direction": None}

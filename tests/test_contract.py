@@ -159,9 +159,14 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(mnist) -> None:
 
     both = run_cli("train", "dcgan", "--no-wandb", "--resume", "warm", "--init-from", "first")
     assert both.exit_code == 2 and "give one of them" in both.output
-    misfit = run_cli("train", "pix2pix", "--no-wandb", "--data", "paired:edges2fashion", "--subset", "0:64",
-                     "--steps", "1", "--init-from", "first", "--set", "g_width=4", "--set", "d_width=4")
-    assert misfit.exit_code == 2 and "none of its weights fit pix2pix" in misfit.output
+
+
+def test_init_from_a_run_whose_weights_fit_nothing_is_refused(mnist, toy) -> None:
+    assert run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64",
+                   "--steps", "1", "--out", "first").exit_code == 0
+    misfit = run_cli("train", "toy-upscaler", "--no-wandb", "--data", "mnist", "--subset", "0:64",
+                     "--steps", "1", "--init-from", "first")
+    assert misfit.exit_code == 2 and "none of its weights fit toy-upscaler" in misfit.output
 
 
 def test_a_checkpoint_from_before_this_contract_samples_and_says_how_to_go_on(mnist) -> None:
@@ -181,3 +186,48 @@ def test_a_checkpoint_from_before_this_contract_samples_and_says_how_to_go_on(mn
     assert resumed.exit_code == 2
     assert "before training counted images" in resumed.output and "--init-from old" in resumed.output
     assert len(resumed.output.strip().splitlines()) == 1
+
+
+class ToyCaptioned(zoo.Model):
+    """A text-conditional toy: the brightness of its images follows the length of the text."""
+
+    name = "toy-captioned"
+    summary = "Draws a grey square as bright as its description is long"
+    family = "test"
+    capabilities = frozenset({zoo.Capability.LATENT, zoo.Capability.TEXT_CONDITIONAL})
+
+    def __init__(self, config, spec) -> None:
+        super().__init__(config, spec)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    @property
+    def latent_dim(self) -> int:
+        return 2
+
+    def generate(self, z, conditions=None):
+        lengths = torch.tensor([len(t) for t in conditions["text"]], dtype=torch.float32, device=z.device)
+        level = (self.scale * lengths / 20 - 1).clamp(-1, 1)
+        return level.view(-1, 1, 1, 1).expand(-1, self.spec.channels, self.spec.height, self.spec.width)
+
+
+def test_a_text_condition_goes_from_the_command_line_to_the_model(mnist, extra_plugins) -> None:
+    extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
+    model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8))
+    ckpt_io.save(Path("toy.safetensors"), ckpt_io.Checkpoint(
+        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0}, {"model": model.state_dict()}))
+    short = run_cli("sample", "toy.safetensors", "--n", "2", "--text", "a bird", "--out", "short")
+    long = run_cli("sample", "toy.safetensors", "--n", "2", "--text", "a small red bird on a branch", "--out", "long")
+    assert short.exit_code == 0 and long.exit_code == 0, short.output + long.output
+    assert Image.open("short/0000.png").getpixel((0, 0)) < Image.open("long/0000.png").getpixel((0, 0))
+    missing = run_cli("sample", "toy.safetensors", "--n", "2")
+    assert missing.exit_code == 2 and 'give one with --text "..."' in missing.output
+    refused = run_cli("train", "toy-captioned", "--data", "mnist", "--steps", "1", "--no-wandb")
+    assert refused.exit_code == 2 and "needs data with a text for each image; mnist has none" in refused.output
+
+
+def test_a_model_without_text_refuses_a_text(mnist, trained, extra_plugins) -> None:
+    extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
+    run = trained("train", "dcgan", *TINY, "--data", "mnist", "--subset", "0:64", "--steps", "1")
+    result = run_cli("sample", str(run), "--text", "a seven", "--n", "2")
+    assert result.exit_code == 2
+    assert "dcgan cannot draw from a --text" in result.output and "toy-captioned" in result.output

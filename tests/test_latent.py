@@ -21,11 +21,8 @@ from .conftest import TINY, FakeEntryPoint, run_cli
 
 
 @pytest.fixture
-def run(mnist) -> Path:
-    result = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64",
-                     "--steps", "3", "--out", "run")
-    assert result.exit_code == 0, result.output
-    return Path("run")
+def run(mnist, trained) -> Path:
+    return trained("train", "dcgan", *TINY, "--data", "mnist", "--subset", "0:64", "--steps", "3")
 
 
 @pytest.fixture

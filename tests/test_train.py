@@ -203,7 +203,7 @@ def test_dry_run_prints_the_resolved_config_and_does_nothing() -> None:
 ])
 def test_bad_input_is_one_clear_line(mnist, args: list[str], code: int, message: str) -> None:
     if "--device" in args and "cuda" in args and torch.cuda.is_available():
-        pytest.fail("this check needs a machine without a GPU")
+        pytest.skip("this check needs a machine without a GPU")
     result = run_cli("train", "--no-wandb", *args)
     assert result.exit_code == code, result.output
     assert message in result.output

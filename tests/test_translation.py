@@ -62,7 +62,7 @@ def cyclegan_layout(root: Path, n_a: int = 8, n_b: int = 12, colour_b: bool = Fa
 
 # -- data ---------------------------------------------------------------------------------------
 
-def test_edges2fashion_pairs_each_item_with_its_edges() -> None:
+def test_edges2fashion_pairs_each_item_with_its_edges(fashion) -> None:
     data = prepare("paired:edges2fashion", subset="0:300")
     assert data.meta["pairing"] == "paired" and data.meta["domains"] == ["edges", "fashion"]
     assert data.images.shape == data.targets.shape == (300, 1, 32, 32)
@@ -82,7 +82,7 @@ def test_edges_are_a_fixed_operator() -> None:
     assert edges[0, 0, 4, 4] == 0 and edges[0, 0, 4, 2] == 255 and edges[0, 0, 0, 0] == 0
 
 
-def test_two_classes_of_a_labelled_set_make_two_domains() -> None:
+def test_two_classes_of_a_labelled_set_make_two_domains(fashion) -> None:
     data = prepare("unpaired:fashion:sneaker,ankle-boot", subset="0:3000")
     assert data.meta["pairing"] == "unpaired" and data.meta["domains"] == ["sneaker", "ankle-boot"]
     assert len(data.images) > 200 and len(data.targets) > 200
@@ -133,7 +133,7 @@ def test_bad_layouts_say_what_is_expected(tmp_path: Path, make, data: str, messa
     ("unpaired:fashion:sneaker,sneaker", "must be different classes"),
     ("unpaired:fashion:sneaker,boot", "has no class 'boot'; its classes are: 0 t-shirt"),
 ])
-def test_bad_class_domains(data: str, message: str) -> None:
+def test_bad_class_domains(fashion, data: str, message: str) -> None:
     result = run_cli("prep", data)
     assert result.exit_code == 2 and message in result.output
 
@@ -367,12 +367,15 @@ def test_a_resumed_run_jitters_as_an_uninterrupted_one(tmp_path: Path) -> None:
 
 # -- training and translating -------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def pairs_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return side_by_side(tmp_path_factory.mktemp("pairs") / "pairs")
+
+
 @pytest.fixture
-def pix2pix_run(tmp_path: Path) -> Path:
-    data = f"paired:{side_by_side(tmp_path / 'pairs')}"
-    result = run_cli("train", "pix2pix", "--data", data, "--size", "32", *TINY_P2P, "--steps", "4", "--out", "p2p")
-    assert result.exit_code == 0, result.output
-    return Path("p2p")
+def pix2pix_run(pairs_folder: Path, trained) -> Path:
+    return trained("train", "pix2pix", "--data", f"paired:{pairs_folder}", "--size", "32", *TINY_P2P,
+                   "--steps", "4", dest="p2p")
 
 
 def test_pix2pix_trains_with_input_output_target_previews(pix2pix_run: Path) -> None:

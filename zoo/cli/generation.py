@@ -30,6 +30,7 @@ def sample(
     digit: Annotated[str | None, typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
     noise: Annotated[str | None, typer.Option("--noise", help="Draw z from another prior than the model was trained with (an experiment).")] = None,
     truncation: Annotated[float | None, typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Text-conditional models: the description to draw.")] = None,
 ) -> None:
     """Generate N images from a trained model: one PNG each plus grid.png.
 
@@ -38,7 +39,7 @@ def sample(
     from ..pipelines.sample import sample as run_sampling
 
     run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
-                 digit=digit, noise=noise, truncation=truncation, console=console)
+                 digit=digit, noise=noise, truncation=truncation, text=text, console=console)
 
 
 # -- zoo translate -----------------------------------------------------------------------------

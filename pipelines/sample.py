@@ -33,7 +33,7 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     console = console or Console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
-    model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise")
+    model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise", takes_text=True)
     wanted = chosen_class(model, class_, digit)
     if text is not None:
         registry.registry().require(type(model), Capability.TEXT_CONDITIONAL, "draw from a --text")

@@ -231,3 +231,99 @@ def test_a_model_without_text_refuses_a_text(mnist, trained, extra_plugins) -> N
     result = run_cli("sample", str(run), "--text", "a seven", "--n", "2")
     assert result.exit_code == 2
     assert "dcgan cannot draw from a --text" in result.output and "toy-captioned" in result.output
+
+
+def test_a_loss_scaler_survives_a_critic_that_steps_five_times() -> None:
+    """fp16's loss scaler must adapt between two updates of one optimiser within a step."""
+    from zoo.engine import Engine
+
+    from .test_conformance import batches_for, build
+
+    model = build("wgan-gp")
+    model.optimizers = model.configure_optimizers()
+    engine = Engine()
+    engine.scaler = torch.amp.GradScaler("cpu")  # CUDA's scaler, on the CPU: the same bookkeeping
+    model.engine = engine
+    before = [p.detach().clone() for p in model.discriminator.parameters()]
+    metrics = model.train_step(batches_for(model), zoo.Progress(step=0, total_steps=10, epoch=0))
+    engine.end_step()
+    assert model.config.n_critic > 1 and all(torch.isfinite(torch.as_tensor(float(v))) for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
+
+
+def test_kimg_runs_draw_previews_as_images_are_seen(mnist) -> None:
+    result = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--kimg", "0.64", "--out", "run")
+    assert result.exit_code == 0, result.output
+    frames = sorted(Path("run/progress").glob("step-*.png"))
+    assert len(frames) == 40  # one each 16 images: every step of 16
+    assert "4611686018427387904" not in result.output and "/640.0" not in result.output
+
+
+def test_a_run_stopped_by_its_time_budget_trains_on_with_steps(mnist) -> None:
+    first = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64",
+                    "--steps", "100000", "--minutes", "0.002", "--out", "run")
+    assert first.exit_code == 0 and "or --steps N to train without a time limit" in first.output
+    step = ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"]
+    more = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", str(step + 2))
+    assert more.exit_code == 0, more.output
+    assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == step + 2
+
+
+def test_a_step_may_report_no_metrics(mnist, monkeypatch) -> None:
+    real_step = DCGAN.train_step
+
+    def silent(self, batches, progress):  # metrics are optional
+        real_step(self, batches, progress)
+        return {}
+
+    monkeypatch.setattr(DCGAN, "train_step", silent)
+    result = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64",
+                     "--steps", "3", "--out", "run")
+    assert result.exit_code == 0, result.output
+
+
+def test_unpaired_domains_keep_their_own_passes_for_batches_of_any_size() -> None:
+    a = torch.zeros(40, 1, 2, 2, dtype=torch.uint8)
+    b = torch.arange(13, dtype=torch.uint8).view(13, 1, 1, 1).expand(13, 1, 2, 2).contiguous()
+    batches = TensorBatches(a, None, 4, seed=2, targets=b, paired=False)
+    drawn = [batches.next(size) for size in (4, 3, 5, 4, 2, 6)]
+    assert [len(x.targets) for x in drawn] == [4, 3, 5, 4, 2, 6]
+    first_pass = torch.cat([x.targets[:, 0, 0, 0] for x in drawn[:3]])  # 12 of 13: no repeats
+    assert len(set(first_pass.tolist())) == 12
+    replay = TensorBatches(a, None, 4, seed=2, targets=b, paired=False)
+    for size in (4, 3, 5):
+        replay.next(size)
+    resumed = TensorBatches(a, None, 4, seed=2, targets=b, paired=False)
+    resumed.load_state(replay.state())
+    for size in (4, 2, 6):
+        assert torch.equal(resumed.next(size).targets, replay.next(size).targets)
+    with pytest.raises(zoo.UsageError, match="a batch of 14 images"):
+        batches.next(14)
+
+
+def test_precision_and_clipping_are_kept_on_resume(mnist) -> None:
+    first = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64", "--steps", "1",
+                    "--precision", "bf16", "--clip-grad", "5", "--out", "run")
+    assert first.exit_code == 0, first.output
+    assert json.loads(Path("run/run.json").read_text())["precision"] == "bf16"
+    changed = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "2", "--clip-grad", "1")
+    assert changed.exit_code == 2 and "that run trained with --clip-grad 5.0" in changed.output
+    resumed = run_cli("train", "dcgan", "--no-wandb", "--resume", "run", "--steps", "2")
+    assert resumed.exit_code == 0 and "bf16 | clip 5" in resumed.output.replace("\n", " ")
+
+
+def test_a_helper_assigned_as_an_attribute_is_refused() -> None:
+    config = DCGAN.Config(g_width=4, d_width=4, latent_dim=8, batch_size=8)
+    model = DCGAN(config, zoo.DataSpec("gray28", 1, 28, 28))
+    model.features = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="already one of dcgan's networks"):
+        model.add_helper("features", model.features, source="x")
+
+
+def test_latent_commands_without_text_refuse_text_models(extra_plugins) -> None:
+    extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
+    model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8))
+    ckpt_io.save(Path("toy.safetensors"), ckpt_io.Checkpoint(
+        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0}, {"model": model.state_dict()}))
+    result = run_cli("interpolate", "toy.safetensors")
+    assert result.exit_code == 2 and "this command takes none" in result.output

@@ -246,7 +246,7 @@ def test_minutes_stops_training_on_time_and_can_resume(mnist) -> None:
 
 def test_a_slow_stretch_between_previews_still_shows_a_recent_one(mnist, monkeypatch) -> None:
     from zoo import figures
-    from zoo.pipelines import train as train_pipeline
+    from zoo.pipelines import loop
 
     drawn: list[str] = []
     real_save = figures.save_grid
@@ -256,7 +256,7 @@ def test_a_slow_stretch_between_previews_still_shows_a_recent_one(mnist, monkeyp
             drawn.append(Path(path).name)
         return real_save(images, path, *args, **kwargs)
 
-    monkeypatch.setattr(train_pipeline, "PREVIEW_EVERY_SECONDS", 0)
+    monkeypatch.setattr(loop, "PREVIEW_EVERY_SECONDS", 0)
     monkeypatch.setattr(figures, "save_grid", recording)
     result = train("--data", "mnist", "--subset", "0:160", "--steps", "3", "--preview-every", "3", "--out", "run")
     assert result.exit_code == 0, result.output
@@ -407,4 +407,39 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_whole_checkpoint(mnist
     result = train("--data", "mnist", "--subset", "0:64", "--steps", "5", "--preview-every", "2", "--out", "run")
     assert result.exit_code == 130, result.output
     assert ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2  # not the half step 3
-    assert "interrupted at step 2/5" in result.output
+    assert "stopped during step 3; the last checkpoint holds step 2/5" in result.output
+
+
+def test_wandb_charts_are_defined_against_the_step(monkeypatch, tmp_path) -> None:
+    import wandb
+
+    from zoo.tracking import open_tracker
+
+    defined: list[tuple] = []
+
+    class FakeRun:
+        id = "abc"
+
+        def define_metric(self, name, **kwargs):
+            defined.append((name, kwargs))
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: FakeRun())
+    open_tracker("offline", tmp_path, "run", {"model": "dcgan", "data": "mnist"}, console=None)
+    assert ("*", {"step_metric": "step"}) in defined and ("step", {}) in defined
+
+
+def test_a_second_ctrl_c_marks_the_run_interrupted(mnist, monkeypatch) -> None:
+    real_step = DCGAN.train_step
+    calls = {"n": 0}
+
+    def insisting(self, batches, progress):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self, batches, progress)
+
+    monkeypatch.setattr(DCGAN, "train_step", insisting)
+    train("--data", "mnist", "--subset", "0:64", "--steps", "5", "--preview-every", "2", "--out", "run")
+    assert json.loads(Path("run/run.json").read_text())["status"] == "interrupted"

@@ -135,6 +135,10 @@ class TensorBatches:
         self.drawn = 0
         """Images drawn since the start of training (the loop's count of images seen)."""
         self._order = self._permutation(0)
+        # Unpaired domain B: a pass and a position of its own (the domains differ in size).
+        self.epoch_b = 0
+        self.position_b = 0
+        self._order_b = self._permutation_b(0) if self.targets is not None and not paired else None
 
     @property
     def labels(self) -> torch.Tensor | None:
@@ -147,8 +151,9 @@ class TensorBatches:
 
     def next(self, size: int | None = None) -> Batch:
         size = self.batch_size if size is None else size
-        if not 1 <= size <= self.images.shape[0]:
-            raise UsageError(f"a batch of {size} images was asked of a data set of {self.images.shape[0]}")
+        smallest = min(self.images.shape[0], self.targets.shape[0] if self.targets is not None else size)
+        if not 1 <= size <= smallest:
+            raise UsageError(f"a batch of {size} images was asked of a data set of {smallest}")
         if self.position + size > self.images.shape[0]:
             self.epoch += 1
             self.position = 0
@@ -166,22 +171,32 @@ class TensorBatches:
         return Batch(images, targets, conditions)
 
     def _unpaired_index(self, size: int) -> torch.Tensor:
-        """Domain B's next batch: its own permutation per pass, from a count of images drawn."""
+        """Domain B's next batch: its own permutation per pass over its own images."""
+        assert self.targets is not None and self._order_b is not None
+        if self.position_b + size > self.targets.shape[0]:
+            self.epoch_b += 1
+            self.position_b = 0
+            self._order_b = self._permutation_b(self.epoch_b)
+        index = self._order_b[self.position_b:self.position_b + size]
+        self.position_b += size
+        return index
+
+    def _permutation_b(self, epoch: int) -> torch.Tensor:
         assert self.targets is not None
-        count = self.targets.shape[0]
-        per_pass = count - count % size if count % size else count
-        start = (self.drawn - size) % per_pass
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + (self.drawn - size) // per_pass)
-        order = torch.randperm(count, generator=generator)
-        return order[start:start + size].to(self.targets.device)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + epoch)
+        return torch.randperm(self.targets.shape[0], generator=generator).to(self.targets.device)
 
     def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position, "drawn": self.drawn}
+        return {"epoch": self.epoch, "position": self.position, "drawn": self.drawn,
+                "epoch_b": self.epoch_b, "position_b": self.position_b}
 
     def load_state(self, state: dict[str, int]) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.drawn = int(state["drawn"])
         self._order = self._permutation(self.epoch)
+        if self._order_b is not None:
+            self.epoch_b, self.position_b = int(state["epoch_b"]), int(state["position_b"])
+            self._order_b = self._permutation_b(self.epoch_b)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

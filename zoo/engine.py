@@ -8,10 +8,13 @@ which the train pipeline configures once, so that
 * **mixed precision**: forward passes run under autocast (bf16 on the CPU and on recent
   GPUs, fp16 with a dynamic loss scaler on older GPUs),
 * **gradient clipping** by global norm, per optimiser,
-* **gradient averaging across processes** (one all-reduce per update under torchrun)
+* **gradient averaging across processes**: one all-reduce per update whenever a process
+  group is initialised (launching training on many processes, with rank-aware data and
+  writes, is the train pipeline's part and comes with its torchrun support)
 
 are written here once, for every plugin, with no plugin code for any of them (the idea of
-Lightning's manual optimisation: ``manual_backward`` and ``optimizer.step``).
+Lightning's manual optimisation: ``manual_backward`` and ``optimizer.step``). Gradient
+penalties (:mod:`zoo.losses`) run their inner forward pass in full precision.
 """
 
 from __future__ import annotations
@@ -85,6 +88,11 @@ class Engine:
                 p.grad.div_(world)
         norm = None
         if self.scaler is not None:
+            if id(optimizer) in self._stepped:
+                # A second update of one optimiser within a step (a critic's n_critic updates):
+                # the scaler must adapt between them, or it refuses to unscale again.
+                self.scaler.update()
+                self._stepped.clear()
             self.scaler.unscale_(optimizer)
         if self.options.clip_grad and params:
             norm = torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad)

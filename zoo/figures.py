@@ -154,12 +154,17 @@ def _pyplot():
 
 
 def read_metrics(path: Path) -> list[dict]:
+    """The rows of a ``metrics.jsonl``, skipping a line a crash cut short."""
     if not path.exists():
         return []
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows
 
 
@@ -172,8 +177,10 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
     losses = [k for k in keys if "loss" in k]
     beliefs = [k for k in keys if k in BELIEFS]
     others = [k for k in keys if k not in losses and k not in beliefs]
-    plt = _pyplot()
     panels = [p for p in (losses, beliefs, others) if p]
+    if not panels:  # a model that reports no metrics
+        return None
+    plt = _pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
     steps = [r["step"] for r in records]
     for ax, panel in zip(axes[:, 0], panels, strict=True):

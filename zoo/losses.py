@@ -195,17 +195,25 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, kind: str = "wa
     """Gulrajani et al.'s penalty: E[(||grad_x D(x_hat)|| - 1)^2] at random points x_hat on
     lines between real and generated images. The gradient is built with ``create_graph``,
     so the penalty's own gradient reaches the critic's weights."""
+    real, fake = _full_precision(real.detach()), _full_precision(fake.detach())
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    between = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(score(kind, critic(between)).sum(), between, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    between = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    with torch.autocast(real.device.type, enabled=False):  # a gradient norm needs full precision
+        (grad,) = torch.autograd.grad(score(kind, critic(between)).sum(), between, create_graph=True)
+        return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def _full_precision(images: Tensor) -> Tensor:
+    """Images in float32 (or float64, kept) whatever autocast made of them."""
+    return images if images.dtype in (torch.float32, torch.float64) else images.float()
 
 
 def r1_penalty(critic: Critic, real: Tensor, kind: str = "bce") -> Tensor:
     """Mescheder et al.'s R1: E[||grad_x D(x)||^2] on real images (weight it by gamma / 2)."""
-    real = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(score(kind, critic(real)).sum(), real, create_graph=True)
-    return grad.flatten(1).pow(2).sum(dim=1).mean()
+    real = _full_precision(real.detach()).requires_grad_(True)
+    with torch.autocast(real.device.type, enabled=False):  # a gradient norm needs full precision
+        (grad,) = torch.autograd.grad(score(kind, critic(real)).sum(), real, create_graph=True)
+        return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
 def instance_noise(images: Tensor, std: float, fraction: float) -> Tensor:

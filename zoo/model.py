@@ -13,10 +13,11 @@ precision, clipping and gradient averaging: :mod:`zoo.engine`), and returns the 
 worth plotting as tensors, which the loop reads every few steps. Progressive growing and
 learning-rate schedules read :class:`Progress`, in steps and in images seen.
 
-What a model is given besides noise is a *condition*: a class, a text, or an image
-(:class:`Condition`). Batches carry whatever conditions the data has; the pipelines pass
-what the user gave (``--class``, ``--text``, an input image) to any model that declares
-the matching capability, without knowing the model.
+What a model is given besides noise is a *condition*: a class or a text
+(:class:`Condition`); an image to start from is an image-to-image model's input. Batches
+carry whatever conditions the data has; the pipelines pass what the user gave
+(``--class``, ``--text``, an input image) to any model that declares the matching
+capability, without knowing the model.
 """
 
 from __future__ import annotations
@@ -58,16 +59,19 @@ class Capability(str, enum.Enum):
 
 
 class Condition(str, enum.Enum):
-    """The kinds of condition a batch may carry and a generator may be given.
+    """The kinds of condition a batch may carry and a generator may be given besides noise.
 
     ``class``: int64 class indices (N), or an N x K float blend of classes (interpolation).
-    ``text``: a list of N strings from the user, or the data's encoded captions (a tensor).
-    ``image``: float images in [-1, 1] (N x C x h x w), e.g. a low-resolution input.
+    ``text``: a list of N strings from the user (``zoo sample --text``), or the data's encoded
+    captions (a tensor, from a captioned data source).
+
+    An image to start from is not a condition but an image-to-image model's input: its
+    batches carry it in ``images`` (domain A, or the low-resolution half of derived pairs)
+    and :meth:`Model.translate` receives it.
     """
 
     CLASS = "class"
     TEXT = "text"
-    IMAGE = "image"
 
     def __str__(self) -> str:
         return self.value
@@ -348,13 +352,17 @@ class Model(nn.Module):
 
     # -- frozen helpers and warm starts -------------------------------------------------------
 
-    def add_helper(self, name: str, module: nn.Module, source: str) -> nn.Module:
+    def add_helper(self, name: str, module: nn.Module, source: str) -> None:
         """Use a network that is not trained (a feature extractor for a perceptual loss, a
         text encoder): frozen, in eval mode, moved with the model, and never written into a
-        checkpoint; ``source`` (a file path and hash) is recorded instead, by reference."""
+        checkpoint; ``source`` (a file path and hash) is recorded instead, by reference. Reach
+        it with :meth:`helper`; do not also assign it as an attribute (that would make it
+        one of the model's own networks, trained and checkpointed)."""
+        if any(module is child for child in self.modules()):
+            raise ValueError(f"helper {name!r} is already one of {self.name}'s networks; pass a module "
+                             "that is not assigned as an attribute")
         module.requires_grad_(False).eval()
         self._helpers[name] = (module, source)
-        return module
 
     def helper(self, name: str) -> nn.Module:
         return self._helpers[name][0]
@@ -464,7 +472,7 @@ class Model(nn.Module):
                 inputs["targets"] = examples.targets[:PREVIEW_EXAMPLES]
             return inputs
         if self.has(Capability.CLASS_CONDITIONAL):
-            labels = class_rows(self.spec.num_classes, PREVIEW_PER_CLASS)
+            labels = class_rows(min(self.spec.num_classes, PREVIEW_CLASSES), PREVIEW_PER_CLASS)
             return {"z": self.sample_latent(len(labels), generator),
                     "conditions": {Condition.CLASS.value: labels.to(self.device)}}
         conditions = {c.value: examples.conditions[c.value][:n] for c in self.needs()}
@@ -484,7 +492,7 @@ class Model(nn.Module):
                 return image_rows(inputs["images"], self.generate(self.encode(inputs["images"])))
             images = self.generate(inputs["z"], inputs.get("conditions"))
         if self.has(Capability.CLASS_CONDITIONAL):
-            return images.view(self.spec.num_classes, -1, *images.shape[1:])
+            return images.view(-1, PREVIEW_PER_CLASS, *images.shape[1:])
         return images
 
     # -- state a checkpoint needs beyond the weights -----------------------------------------
@@ -500,6 +508,8 @@ class Model(nn.Module):
 SMALL_DATA = 2000
 """Fewer training images than this is a small data set (:attr:`Model.small_data`)."""
 PREVIEW_PER_CLASS = 8
+PREVIEW_CLASSES = 32
+"""Class-conditional previews show a row for each of the first this many classes."""
 PREVIEW_EXAMPLES = 8
 
 

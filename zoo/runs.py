@@ -171,12 +171,12 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     config = from_dict(cls.Config, meta["config"], source=str(path))
     model = cls(config, DataSpec.from_dict(meta["data"]))
     checkpoint = ckpt_io.load(path)
+    model.load_extra_state(checkpoint.state.get("extra", {}))  # first: it may add layers (a grown ProGAN)
     try:
         model.load_state_dict(checkpoint.state["model"])
     except (RuntimeError, KeyError) as exc:
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
-    model.load_extra_state(checkpoint.state.get("extra", {}))
     return model.to(device), checkpoint
 
 
@@ -189,8 +189,9 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def load_latent_model(target: str, device: str, action: str):
-    """(model, checkpoint, path) for a command that needs a latent prior; refuses others."""
+def load_latent_model(target: str, device: str, action: str, takes_text: bool = False):
+    """(model, checkpoint, path) for a command that needs a latent prior; refuses others, and
+    text-conditional models where the command has no ``--text`` to give them."""
     from zoo.devices import resolve_device
     from zoo.model import Capability
 
@@ -200,6 +201,9 @@ def load_latent_model(target: str, device: str, action: str):
     if model.has(Capability.IMAGE_TO_IMAGE):
         hint = f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
     registry.registry().require(type(model), Capability.LATENT, action, hint)
+    if model.has(Capability.TEXT_CONDITIONAL) and not takes_text:
+        raise UsageError(f"{model.name} draws from a description, and this command takes none; "
+                         f"zoo sample {target} --text \"...\" does")
     return model, checkpoint, path
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .base import Channels, Classes, DataDir, Size, Subset, app, console, examples, handles_errors
+from .base import Channels, Classes, DataDir, DataDirection, Size, Subset, app, console, examples, handles_errors
 
 # -- zoo train ---------------------------------------------------------------------------------
 
@@ -49,9 +49,9 @@ def train(
     data_dir: DataDir = None,
     classes: Classes = None,
     subset: Subset = None,
-    direction: Annotated[str | None, typer.Option("--direction", help="Two-domain data: AtoB (default) or BtoA, which swaps the domains (pix2pix's own flag: facades is photo|labels).")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (autocast; CPUs and recent GPUs) or fp16 (CUDA, with a loss scaler).")] = "fp32",
-    clip_grad: Annotated[float, typer.Option("--clip-grad", help="Clip each optimiser's gradients to this global norm; 0 = off.")] = 0.0,
+    direction: DataDirection = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="fp32 (default), bf16 (autocast; CPUs and recent GPUs) or fp16 (CUDA, with a loss scaler). A resumed run keeps its own.")] = None,
+    clip_grad: Annotated[float | None, typer.Option("--clip-grad", help="Clip each optimiser's gradients to this global norm; 0 (default) = off. A resumed run keeps its own.")] = None,
     preview_every: Annotated[int | None, typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
     noise: Annotated[str | None, typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",

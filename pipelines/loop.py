@@ -1,0 +1,435 @@
+"""The training loop of one run: everything around the plugin's step.
+
+It owns the engine every update passes through (mixed precision, clipping, gradient
+averaging), the progress bar, metrics read from the device every few steps, previews and
+checkpoints on a step and time cadence, Ctrl-C deferred to the end of the step,
+``metrics.jsonl`` and W&B, and at the end the progress GIF and the loss curves.
+``zoo.pipelines.train`` builds what it needs and hands over to :class:`Loop`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+import zoo
+from zoo import checkpoint as ckpt_io
+from zoo import config as config_io
+from zoo import figures, runs
+from zoo.data import TensorBatches
+from zoo.diagnostics import Alert, Watch, reference_images
+from zoo.errors import UsageError, ZooError
+from zoo.model import Capability, Model
+from zoo.tracking import open_tracker
+
+if TYPE_CHECKING:
+    from .train import Plan, TrainingData
+
+DEFAULT_EPOCHS = 5
+PREVIEW_COUNT = 64
+PREVIEW_FRAMES = 40
+"""A run draws about this many preview grids (``progress/step-NNNNNNN.png``, then the GIF),
+whatever the size of its epochs: not one every 4 steps on 519 sevens."""
+READ_EVERY = 10
+"""Metrics are read from the device (one sync) every this many steps."""
+SAVE_EVERY_SECONDS = 600
+SAVE_AT_PREVIEW_SECONDS = 60
+"""A checkpoint goes with a preview when the last one is at least this old."""
+PREVIEW_EVERY_SECONDS = 120
+"""Between two previews, progress/latest.png is redrawn this often (and sent to W&B)."""
+
+
+class Interrupted(ZooError):
+    """Ctrl-C: the checkpoint is saved and the run can be resumed."""
+
+    exit_code = 130
+
+
+class Loop:
+    """The training loop of one run, from its first (or resumed) step to its last.
+
+    Its length is in steps, or in images with ``--kimg`` (then ``total`` is 0: steps are
+    unbounded, and schedules and previews follow the images seen)."""
+
+    def __init__(self, p: Plan, data: TrainingData, model: Model, batches: TensorBatches,
+                 state: dict[str, Any], run_dir: Path, console: Console, *, steps: int | None = None,
+                 epochs: int | None = None, kimg: float | None = None, preview_every: int | None = None,
+                 wandb: str = "auto") -> None:
+        self.p, self.data, self.model, self.batches = p, data, model, batches
+        self.run_dir, self.console, self.wandb = run_dir, console, wandb
+        self.step, self.images, self.seconds_before = state["step"], state["images"], state["seconds"]
+        self.seconds = self.seconds_before
+        self.steps_per_epoch = max(1, batches.batches_per_epoch // model.batches_per_step())
+        self.images_per_epoch = len(data.prepared)
+        self.total, self.total_images = self._length(steps, epochs, kimg)
+        if self._finished():
+            more = "--kimg" if self.total_images else "--steps or --epochs"
+            raise UsageError(f"that run already finished {self._of_total()}; ask for more with {more}")
+        self.preview_every = preview_every
+        self.preview_index = self._preview_index()
+        self.budget = p.minutes * 60 if p.minutes else math.inf
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.pending: list[tuple[int, int, dict[str, Any]]] = []
+        self.means: dict[str, list[float]] = {}
+        self.watch = Watch()
+        self.saved = False
+        self.stepping = False
+        """True while the plugin's step runs: an interrupt then leaves half an update."""
+
+    def _length(self, steps: int | None, epochs: int | None, kimg: float | None) -> tuple[int, int]:
+        """Training length as (steps, images); 0 for the one that does not bound it."""
+        if kimg is not None:
+            return 0, round(kimg * 1000)
+        if steps is not None:
+            return steps, 0
+        if epochs is not None:
+            return epochs * self.steps_per_epoch, 0
+        if self.p.resume_train:
+            return int(self.p.resume_train["total_steps"]), int(self.p.resume_train.get("total_images", 0))
+        return DEFAULT_EPOCHS * self.steps_per_epoch, 0
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        p, model = self.p, self.model
+        self.info = self._run_info()
+        self.alerts: list[dict[str, Any]] = self.info.setdefault("warnings", [])
+        self.tracker = open_tracker(self.wandb, self.run_dir, self.run_dir.name,
+                                    {"model": p.cls.name, "data": p.data, "seed": p.seed,
+                                     **config_io.to_dict(p.config)},
+                                    self.console, run_id=self.info.get("wandb_id"), tags=[p.cls.name, p.data])
+        self.info["wandb"] = self.tracker.mode
+        if self.tracker.run_id:
+            self.info["wandb_id"] = self.tracker.run_id
+        runs.write_run_info(self.run_dir, self.info)
+        _truncate_metrics(self.metrics_path, self.step)
+        with self._own_random_stream():
+            self.preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
+                                                       self.data.examples(PREVIEW_COUNT, p.seed, self.device))
+        self._announce()
+
+        started = time.perf_counter()
+        self.last_save = self.last_preview = time.monotonic()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+                            console=self.console)
+        status = "finished"
+        try:
+            with self.bar, self.metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
+                    deferred_interrupts() as interrupted:
+                self.task = self.bar.add_task(self._label(), total=self.total_images or self.total,
+                                              completed=self._done(), metrics="")
+                while not self._finished():
+                    self.seconds = self.seconds_before + time.perf_counter() - started
+                    progress = self._progress()
+                    self.stepping = True
+                    with model.engine.autocast():
+                        values = model.train_step(self.batches, progress)
+                    model.engine.end_step()
+                    self.stepping = False
+                    self.step += 1
+                    self.images = self.batches.drawn
+                    # Detached: a metric must not keep its step's graph alive until it is read.
+                    self.pending.append((self.step, progress.epoch, {
+                        k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}))
+                    self.seconds = self.seconds_before + time.perf_counter() - started
+                    if interrupted.is_set():  # Ctrl-C during the step: it is whole now, save it
+                        self._flush()
+                        self.save("interrupted")
+                        raise KeyboardInterrupt
+                    out_of_time = self.seconds >= self.budget
+                    self._after_step(last=out_of_time or self._finished())
+                    if out_of_time:
+                        status = "time limit"
+                        self.bar.console.print(f"--minutes {p.minutes:g}: time is up after {self._of_total()}")
+                        break
+        except KeyboardInterrupt:
+            # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
+            self.info["status"] = "interrupted"
+            runs.write_run_info(self.run_dir, self.info)
+            self._finish_pictures()
+            self.tracker.finish(exit_code=130)
+            path = self.run_dir / ckpt_io.FILENAME
+            if not path.exists():
+                raise Interrupted(f"interrupted at step {self.step} before the first checkpoint; "
+                                  "nothing to resume: start the run again") from None
+            saved = ckpt_io.read_meta(path)["train"]["step"]
+            where = f"step {saved}{f'/{self.total}' if self.total else ''}"
+            said = (f"stopped during step {self.step + 1}; the last checkpoint holds {where}" if self.stepping
+                    else f"interrupted at {where}; checkpoint saved")
+            raise Interrupted(f"{said}. Continue with: zoo train {p.cls.name} --resume {self.run_dir}") from None
+        except BaseException as exc:
+            self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
+            runs.write_run_info(self.run_dir, self.info)
+            self.tracker.finish(exit_code=1)
+            raise
+        return self._finish(status, time.perf_counter() - started)
+
+    @property
+    def device(self) -> torch.device:
+        return self.batches.images.device
+
+    def _progress(self) -> zoo.Progress:
+        return zoo.Progress(step=self.step, total_steps=self.total, epoch=self.images // self.images_per_epoch,
+                            time_fraction=min(1.0, self.seconds / self.budget), images=self.images,
+                            total_images=self.total_images)
+
+    def _finished(self) -> bool:
+        return self.images >= self.total_images if self.total_images else self.step >= self.total
+
+    def _done(self) -> int:
+        return self.images if self.total_images else self.step
+
+    def _of_total(self) -> str:
+        if self.total_images:
+            return f"{self.images:,} of {self.total_images:,} images ({self.step:,} steps)"
+        return f"{self.step:,} of {self.total:,} steps"
+
+    def _preview_index(self) -> int:
+        """Which preview the run is at: a new one is due when this moves on."""
+        if self.preview_every:
+            return self.step // self.preview_every
+        if self.total_images:
+            return self.images // max(1, math.ceil(self.total_images / PREVIEW_FRAMES))
+        return self.step // max(1, math.ceil(self.total / PREVIEW_FRAMES))
+
+    def _after_step(self, last: bool) -> None:
+        """Read metrics every few steps; a preview, and maybe a checkpoint, on their cadence."""
+        index = self._preview_index()
+        preview_due = index != self.preview_index or last
+        self.preview_index = index
+        if len(self.pending) >= READ_EVERY or preview_due:
+            self._flush()
+        if preview_due:
+            self._preview()
+            # The last step's checkpoint is written once, by _finish.
+            if not last and (not self.saved or time.monotonic() - self.last_save > SAVE_AT_PREVIEW_SECONDS):
+                self.save("running")
+        elif time.monotonic() - self.last_preview > PREVIEW_EVERY_SECONDS:
+            # A slow stretch between previews (a big model on a CPU) still shows how it goes.
+            self._flush()
+            with self._own_random_stream():
+                latest = figures.save_grid(self.model.preview(self.preview_inputs),
+                                           self.run_dir / "progress" / "latest.png")
+            self.tracker.log_image("samples", latest, self.step, caption=f"step {self.step}")
+            self.last_preview = time.monotonic()
+        if not last and time.monotonic() - self.last_save > SAVE_EVERY_SECONDS:
+            self._flush()
+            self.save("running")
+
+    @contextmanager
+    def _own_random_stream(self) -> Iterator[None]:
+        """Previews draw their own random numbers (a translator's noise, dropout): training's
+        stream must not depend on when, by the wall clock, a preview was drawn."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            yield
+
+    def _flush(self) -> None:
+        """Read the pending steps' metrics from the device in one go; log them; stop on NaN."""
+        pending, self.pending = self.pending, []
+        flat = [torch.as_tensor(v, dtype=torch.float32).to(self.device).reshape(())
+                for _, _, values in pending for v in values.values()]
+        numbers = iter(torch.stack(flat).tolist() if flat else [])  # the one sync
+        record: dict[str, float] = {}
+        for step, epoch, values in pending:
+            record = {k: next(numbers) for k in values}
+            bad = [k for k, v in record.items() if not math.isfinite(v)]
+            if bad:
+                self.metrics_file.flush()
+                raise ZooError(f"{', '.join(bad)} became {record[bad[0]]} at step {step}; training "
+                               f"stopped. The last good checkpoint is in {self.run_dir}")
+            self.metrics_file.write(json.dumps({"step": step, "epoch": epoch, **record}) + "\n")
+            self.tracker.log(record, step)
+            self._warn(self.watch.after_step(step, record))
+            for k, v in record.items():
+                self.means.setdefault(k, []).append(v)
+        self.metrics_file.flush()
+        self.bar.update(self.task, completed=self._done(), description=self._label(), metrics=_format(record))
+
+    def _preview(self) -> None:
+        model, step = self.model, self.step
+        with self._own_random_stream():
+            preview = model.preview(self.preview_inputs)
+        grid = figures.save_grid(preview, self.run_dir / "progress" / f"step-{step:07d}.png")
+        self.tracker.log_image("samples", grid, step, caption=f"step {step}")
+        (self.run_dir / "progress" / "latest.png").unlink(missing_ok=True)
+        self.last_preview = time.monotonic()
+        means = {k: sum(v) / len(v) for k, v in self.means.items()}
+        self.means = {}
+        if self.watch.reference is None and model.has(Capability.LATENT):
+            d = self.data.prepared
+            self.watch.reference = reference_images(d.images, d.labels, preview, self.p.seed)
+        variety, found = self.watch.after_preview(step, self._progress().fraction, preview)
+        if variety is not None:
+            means["diversity"] = variety
+            self.tracker.log({"diversity": variety}, step)
+        self._warn(found)
+        self.bar.console.print(f"step {step:,}{f'/{self.total:,}' if self.total else ''} (epoch "
+                               f"{self.images / self.images_per_epoch:.1f}, {self.images:,} images)  "
+                               f"{_format(means)}", highlight=False)
+
+    def _warn(self, found: list[Alert]) -> None:
+        for alert in found:
+            self.bar.console.print(f"[yellow]warning[/] at step {alert.step:,}: {alert.message}")
+            self.alerts.append({"step": alert.step, "kind": alert.kind, "message": alert.message})
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def _run_info(self) -> dict[str, Any]:
+        p, spec = self.p, self.data.spec
+        info = runs.read_run_info(self.run_dir) if p.resume_from else {}
+        engine = self.model.engine.options
+        info.update({
+            "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
+            "data_spec": spec.to_dict(), "config": config_io.to_dict(p.config), "seed": p.seed,
+            "device": str(self.device), "precision": engine.precision, "clip_grad": engine.clip_grad,
+            "total_steps": self.total, "total_images": self.total_images,
+            "steps_per_epoch": self.steps_per_epoch, "status": "running",
+            "created": info.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        })
+        if p.init_from is not None:
+            info["init_from"] = str(p.init_from)
+        return info
+
+    def save(self, status: str) -> Path:
+        """Write the checkpoint (atomically) and run.json; only ever between whole steps."""
+        p, model = self.p, self.model
+        path = self.run_dir / ckpt_io.FILENAME
+        engine = model.engine.options
+        train_state = {
+            "step": self.step, "images": self.images, "epoch": self.images // self.images_per_epoch,
+            "total_steps": self.total, "total_images": self.total_images,
+            "steps_per_epoch": self.steps_per_epoch, "seed": p.seed, "batches": self.batches.state(),
+            "minutes": p.minutes, "seconds": round(self.seconds, 3),
+            "precision": engine.precision, "clip_grad": engine.clip_grad,
+            "data": p.data_record, "helpers": model.helper_sources(),
+            "run": self.run_dir.name, "zoo_version": zoo.__version__,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        state = {"model": model.state_dict(),
+                 "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()},
+                 "extra": model.extra_state(), "engine": model.engine.state(), "rng": rng_state(self.device)}
+        ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_io.to_dict(p.config),
+                                              self.data.spec.to_dict(), train_state, state))
+        self.info.update(status=status, step=self.step, images=self.images)
+        runs.write_run_info(self.run_dir, self.info)
+        self.last_save, self.saved = time.monotonic(), True
+        return path
+
+    def _finish(self, status: str, elapsed: float) -> Path:
+        p, model, step = self.p, self.model, self.step
+        checkpoint = self.save(status)
+        gif, losses = self._finish_pictures()
+        if gif:
+            self.tracker.log_gif("progress", gif, step)
+        if losses:
+            self.tracker.log_image("losses", losses, step)
+        self.tracker.log_checkpoint(checkpoint, f"{p.cls.name}-{p.data.replace(':', '-').replace('/', '-')}"[:120],
+                                    {"step": step, "data": p.data})
+        self.tracker.finish()
+        use = f"Samples: zoo sample {self.run_dir}" if model.has(Capability.LATENT) else (
+            f"Translate: zoo translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
+            if model.has(Capability.IMAGE_TO_IMAGE) else f"Checkpoint: {checkpoint}")
+        self.console.print(f"done: {step:,} steps ({self.images:,} images) in {elapsed:.0f}s. {use}")
+        if status == "time limit":
+            self.console.print(f"to train on: zoo train {p.cls.name} --resume {self.run_dir} --minutes "
+                               "A_LARGER_TOTAL, or --steps N to train without a time limit")
+        return self.run_dir
+
+    def _finish_pictures(self) -> tuple[Path | None, Path | None]:
+        frames = sorted((self.run_dir / "progress").glob("step-*.png"))
+        gif = figures.save_gif(frames, self.run_dir / "progress.gif")
+        losses = figures.loss_curves(figures.read_metrics(self.metrics_path), self.run_dir / "losses.png",
+                                     title=f"{self.p.cls.name} on {self.p.data}")
+        return gif, losses
+
+    def _announce(self) -> None:
+        p, spec, d = self.p, self.data.spec, self.data.prepared
+        selected = "".join(f" {flag} {v}" for flag, v in (("--classes", p.classes), ("--subset", p.subset),
+                                                           ("--direction", p.direction)) if v)
+        count = f"{len(d):,} images"
+        if spec.pairing == "paired":
+            count = f"{len(d):,} pairs"
+        elif spec.pairing == "unpaired" and d.targets is not None:
+            count = f"{len(d):,} + {len(d.targets):,} images"
+        shape = f"{spec.channels}x{spec.height}x{spec.width}"
+        if spec.target_shape != (spec.channels, spec.height, spec.width):
+            shape += " -> " + "x".join(map(str, spec.target_shape))
+        length = f"{self.total_images:,} images" if self.total_images else f"{self.total:,} steps"
+        engine = self.model.engine.options
+        extras = "".join([f" | {engine.precision}" if engine.precision != "fp32" else "",
+                          f" | clip {engine.clip_grad:g}" if engine.clip_grad else ""])
+        self.console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({count}, {shape}) | "
+                           f"device {self.device} | {length} ({self.steps_per_epoch} steps per epoch) | "
+                           f"batch {p.config.batch_size}{extras} | W&B {self.tracker.mode}\n"
+                           f"run folder: {self.run_dir}")
+
+    def _label(self) -> str:
+        if self.total_images:
+            return f"{self.images / 1000:,.1f}/{self.total_images / 1000:,.1f} kimg"
+        epochs = math.ceil(self.total / self.steps_per_epoch)
+        return f"epoch {min(epochs, self.step // self.steps_per_epoch + 1)}/{epochs}"
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C during a step is held until the step ends (a checkpoint never holds half an
+    update); a second Ctrl-C stops at once, keeping the last checkpoint."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"].to(torch.uint8))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].to(torch.uint8), device)
+    elif device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"].to(torch.uint8))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metrics logged after the checkpoint (they will be logged again), and
+    a last line cut short by a crash."""
+    if not path.exists():
+        return
+    kept = [json.dumps(record) for record in figures.read_metrics(path) if record.get("step", math.inf) <= step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _format(values: dict[str, float]) -> str:
+    return "  ".join(f"{figures.metric_label(k)} {v:.3f}" for k, v in values.items())

@@ -349,20 +349,27 @@ def test_both_models_train_with_jitter_and_mirroring(tmp_path: Path, model: str,
     assert run["config"]["jitter"] == 1.125 and run["config"]["mirror"] is True
 
 
-def test_a_resumed_run_jitters_as_an_uninterrupted_one(tmp_path: Path) -> None:
+def straight_and_resumed(model: str, common: list[str]) -> tuple[dict, dict]:
+    """The checkpoint states of 4 steps in one go and of 2 steps resumed to 4; their weights
+    must be the same."""
     from zoo import checkpoint as ckpt_io
 
-    data = f"paired:{side_by_side(tmp_path / 'pairs')}"
-    common = ["train", "pix2pix", "--data", data, "--size", "32", *TINY_P2P, "--set", "jitter=1.125",
-              "--set", "mirror=true"]
     assert run_cli(*common, "--steps", "4", "--out", "straight").exit_code == 0
     assert run_cli(*common, "--steps", "2", "--out", "halves").exit_code == 0
-    resumed = run_cli("train", "pix2pix", "--resume", "halves", "--steps", "4", "--no-wandb")
+    resumed = run_cli("train", model, "--resume", "halves", "--steps", "4", "--no-wandb")
     assert resumed.exit_code == 0, resumed.output
     a = ckpt_io.load(Path("straight") / ckpt_io.FILENAME).state
     b = ckpt_io.load(Path("halves") / ckpt_io.FILENAME).state
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    return a, b
+
+
+def test_a_resumed_run_jitters_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    data = f"paired:{side_by_side(tmp_path / 'pairs')}"
+    common = ["train", "pix2pix", "--data", data, "--size", "32", *TINY_P2P, "--set", "jitter=1.125",
+              "--set", "mirror=true"]
+    straight_and_resumed("pix2pix", common)
 
 
 # -- training and translating -------------------------------------------------------------------
@@ -521,16 +528,7 @@ def test_sizes_need_not_be_square_where_the_networks_allow(tmp_path: Path) -> No
 
 
 def test_a_resumed_cyclegan_matches_an_uninterrupted_one(tmp_path: Path) -> None:
-    from zoo import checkpoint as ckpt_io
-
     data = f"unpaired:{cyclegan_layout(tmp_path / 'h2z')}"
     common = ["train", "cyclegan", "--data", data, "--size", "32", *TINY_CYCLE]
-    assert run_cli(*common, "--steps", "4", "--out", "straight").exit_code == 0
-    assert run_cli(*common, "--steps", "2", "--out", "halves").exit_code == 0
-    resumed = run_cli("train", "cyclegan", "--resume", "halves", "--steps", "4", "--no-wandb")
-    assert resumed.exit_code == 0, resumed.output
-    a = ckpt_io.load(Path("straight") / ckpt_io.FILENAME).state
-    b = ckpt_io.load(Path("halves") / ckpt_io.FILENAME).state
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    a, b = straight_and_resumed("cyclegan", common)
     assert torch.equal(a["extra"]["pool_a"], b["extra"]["pool_a"])  # the image pools came back too

@@ -6,7 +6,8 @@ images, which are inverted first. Several pairs make several rows. Paths are str
 (lerp) or along the great circle (slerp, the default for Gaussian priors, where most of
 the probability lies near a sphere). Class-conditional models walk at a fixed class, or
 from one class to another by blending the two labels. Outputs: a strip PNG (a row per
-pair), a GIF that goes there and back, and the latents as safetensors.
+pair, its columns labelled by t), a GIF that goes there and back, and the latents as
+safetensors.
 """
 
 from __future__ import annotations
@@ -74,16 +75,20 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
             raise UsageError("--from-seed and --to-seed take the same number of seeds (1,2,3 for three rows)")
         a = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in from_seed])
         b = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in to_seed])
+        ends = [f"seed {s} -> {e}" for s, e in zip(from_seed, to_seed, strict=True)]
     elif from_latent or to_latent:
         if not (from_latent and to_latent):
             raise UsageError("give both --from-latent and --to-latent")
         a, b = _read_latent(from_latent, model), _read_latent(to_latent, model)
         if len(a) != len(b):
             raise UsageError(f"{from_latent} holds {len(a)} latents but {to_latent} holds {len(b)}")
+        ends = _numbered(f"{_latent_name(from_latent)} -> {_latent_name(to_latent)}", len(a))
     else:
         if not (from_image and to_image):
             raise UsageError("give both --from-image and --to-image")
-        a, b = _invert(model, from_image, to_image, start_labels, end_labels, invert_steps, restarts, console)
+        (a, b), (names_a, names_b) = _invert(model, from_image, to_image, start_labels, end_labels,
+                                             invert_steps, restarts, console)
+        ends = [f"{s} -> {e}" for s, e in zip(names_a, names_b, strict=True)]
     pairs = len(a)
 
     t = torch.linspace(0, 1, steps, device=model.device)
@@ -100,10 +105,12 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
     frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
 
     out = output_dir(out or Path("interpolations") / f"{model.name}-{method}", force)
-    figures.save_grid(frames, out / "strip.png", scale=2)
+    figures.save_grid(frames, out / "strip.png", scale=2, column_labels=[f"t={v:.2g}" for v in t.tolist()],
+                      row_labels=ends, title=_title(model, method, start_labels, end_labels))
     frame_paths = []
-    for i in range(steps):
-        frame_paths.append(figures.save_grid(frames[:, i], out / "frames" / f"{i:03d}.png", nrow=1, scale=2))
+    for i, v in enumerate(t.tolist()):  # t as a title, which never changes a frame's size: the GIF's frames match
+        frame_paths.append(figures.save_grid(frames[:, i], out / "frames" / f"{i:03d}.png", nrow=1, scale=2,
+                                             row_labels=ends, title=f"t={v:.2f}"))
     there_and_back = frame_paths + frame_paths[-2:0:-1]
     figures.save_gif(there_and_back, out / "interpolation.gif", frame_ms=150, hold_last_ms=150)
     tensors = {"z": path.cpu().contiguous(), "t": t.cpu()}
@@ -149,7 +156,12 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
         images = model.generate(z.flatten(0, 1), class_condition(labels))
     grid = images.view(len(chosen), steps, *images.shape[1:]).cpu()
     out = output_dir(out or Path("explorations") / f"{model.name}-seed{seed}", force)
-    picture = figures.save_grid(grid, out / "explore.png", scale=2)
+    title = f"{model.name}: each row's coordinate from {span[0]:g} to {span[1]:g}"
+    if wanted is not None:
+        title += f", class {model.spec.class_names[class_index(model.spec, wanted)]}"
+    picture = figures.save_grid(grid, out / "explore.png", scale=2, title=title,
+                                column_labels=[f"{v:.3g}" for v in values.tolist()],
+                                row_labels=[f"z[{d}]" for d in chosen])
     save_file({"z": z.cpu().contiguous(), "values": values.cpu()}, str(out / "latents.safetensors"),
               metadata={"model": model.name, "dims": ",".join(map(str, chosen))})
     console.print(f"latent coordinate{'s' if len(chosen) > 1 else ''} {', '.join(map(str, chosen))} of "
@@ -190,14 +202,33 @@ def _read_latent(path: Path, model: Model) -> torch.Tensor:
     return z.to(model.device)
 
 
+def _title(model: Model, method: str, start_labels: torch.Tensor | None, end_labels: torch.Tensor | None) -> str:
+    """What a strip shows: the model, the path, and the class or classes it walks at."""
+    if start_labels is None or end_labels is None:
+        return f"{model.name}, {method}"
+    start, end = (model.spec.class_names[int(labels[0])] for labels in (start_labels, end_labels))
+    return f"{model.name}, {method}, class {start}" + (f" -> {end}" if end != start else "")
+
+
+def _latent_name(path: Path) -> str:
+    """A latent file's name without its suffixes: "seven" for seven.latent.safetensors."""
+    return path.name.removesuffix(".safetensors").removesuffix(".latent")
+
+
+def _numbered(name: str, count: int) -> list[str]:
+    return [name] if count == 1 else [f"{name} ({i + 1})" for i in range(count)]
+
+
 def _invert(model, from_image, to_image, start_labels, end_labels, steps, restarts, console):
-    zs = []
+    """The fitted latents of the images at either end, and the images' names."""
+    zs, names = [], []
     for image, labels in ((from_image, start_labels), (to_image, end_labels)):
-        _, targets = load_targets(image, model, console)
+        found, targets = load_targets(image, model, console)
+        names.append(found)
         fit = fit_latents(model, targets, labels=labels.expand(len(targets)) if labels is not None else None,
                           steps=steps, restarts=restarts)
         console.print(f"inverted {image}: PSNR {float(fit.psnr.mean()):.2f} dB")
         zs.append(fit.z)
     if len(zs[0]) != len(zs[1]):
         raise UsageError(f"{from_image} and {to_image} hold different numbers of images")
-    return zs
+    return zs, names

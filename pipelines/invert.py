@@ -5,8 +5,8 @@ starts at once (the best one wins), minimising pixel MSE plus a structural (1 - 
 plus an optional prior penalty that keeps z plausible. Models with an encoder start from
 its guess. Any image file (any size, format or colour) is converted to the model's size
 and channels first, with a note. Outputs per target: the latent (safetensors), the
-reconstruction, an evolution strip (target, then the fit as it improves; seed 001,
-figure 9), and MSE / PSNR / SSIM in ``metrics.json``.
+reconstruction, an evolution strip (target, then the fit as it improves, step by step; seed
+001, figure 9), and MSE / PSNR / SSIM in ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
                   metadata={"model": model.name, "prior": str(model.prior), "target": name})
         figures.save_images(fit.images[i:i + 1].cpu(), out, [f"{name}.reconstruction"])
         strip = torch.stack([targets[i]] + [im[i] for _, im in fit.snapshots]).cpu()
-        figures.save_grid(strip.unsqueeze(0), out / f"{name}.evolution.png", scale=2)
+        figures.save_grid(strip.unsqueeze(0), out / f"{name}.evolution.png", scale=2,
+                          column_labels=["target"] + [f"step {s}" for s, _ in fit.snapshots],
+                          title=f"{name}: PSNR {float(fit.psnr[i]):.1f} dB, SSIM {float(fit.ssim[i]):.3f}")
         rows.append({"target": name, "mse": float(fit.mse[i]), "psnr": float(fit.psnr[i]),
                      "ssim": float(fit.ssim[i])})
     summary = {

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -29,9 +31,12 @@ from zoo import config as config_io
 from zoo import figures, runs
 from zoo.data import TensorBatches
 from zoo.diagnostics import Alert, Watch, reference_images
+from zoo.engine import full_precision
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Model
+from zoo.model import Capability, Model, evaluating
 from zoo.tracking import open_tracker
+
+from .evaluate import TrainingEval
 
 if TYPE_CHECKING:
     from .train import Plan, TrainingData
@@ -65,7 +70,7 @@ class Loop:
     def __init__(self, p: Plan, data: TrainingData, model: Model, batches: TensorBatches,
                  state: dict[str, Any], run_dir: Path, console: Console, *, steps: int | None = None,
                  epochs: int | None = None, kimg: float | None = None, preview_every: int | None = None,
-                 wandb: str = "auto") -> None:
+                 eval_every: int | None = None, eval_features: str | None = None, wandb: str = "auto") -> None:
         self.p, self.data, self.model, self.batches = p, data, model, batches
         self.run_dir, self.console, self.wandb = run_dir, console, wandb
         self.step, self.images, self.seconds_before = state["step"], state["images"], state["seconds"]
@@ -77,6 +82,8 @@ class Loop:
             more = "--kimg" if self.total_images else "--steps or --epochs"
             raise UsageError(f"that run already finished {self._of_total()}; ask for more with {more}")
         self.preview_every = preview_every
+        self.eval_every, self.eval_features = eval_every, eval_features
+        self.evaluator: TrainingEval | None = None
         self.preview_index = self._preview_index()
         self.budget = p.minutes * 60 if p.minutes else math.inf
         self.metrics_path = run_dir / "metrics.jsonl"
@@ -117,6 +124,9 @@ class Loop:
         with self._own_random_stream():
             self.preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
                                                        self.data.examples(PREVIEW_COUNT, p.seed, self.device))
+            if self.eval_every:
+                self.evaluator = TrainingEval.build(model, self.data.prepared, self.eval_features, p.seed,
+                                                    self.console)
         self._announce()
 
         started = time.perf_counter()
@@ -219,14 +229,41 @@ class Loop:
         elif time.monotonic() - self.last_preview > PREVIEW_EVERY_SECONDS:
             # A slow stretch between previews (a big model on a CPU) still shows how it goes.
             self._flush()
+            columns, rows = self.model.preview_labels(self.preview_inputs)
             with self._own_random_stream():
                 latest = figures.save_grid(self.model.preview(self.preview_inputs),
-                                           self.run_dir / "progress" / "latest.png")
+                                           self.run_dir / "progress" / "latest.png",
+                                           column_labels=columns, row_labels=rows)
             self.tracker.log_image("samples", latest, self.step, caption=f"step {self.step}")
             self.last_preview = time.monotonic()
+        if self.evaluator is not None and (self.step % (self.eval_every or 1) == 0 or last):
+            self._evaluate(last)
         if not last and time.monotonic() - self.last_save > SAVE_EVERY_SECONDS:
             self._flush()
             self.save("running")
+
+    def _evaluate(self, last: bool) -> None:
+        """--eval-every: the quick figures on fixed samples, logged; a better one than any
+        before is kept as best.safetensors beside the latest checkpoint."""
+        assert self.evaluator is not None
+        self._flush()  # the losses of the steps so far go first in metrics.jsonl
+        with self._own_random_stream(), evaluating(self.model), full_precision():
+            values = self.evaluator(self.model)
+        self.metrics_file.write(json.dumps({"step": self.step, **values}) + "\n")
+        self.metrics_file.flush()
+        self.tracker.log(values, self.step)
+        key = self.evaluator.key
+        best = self.info.get("best", {})
+        better = key not in best or values[key] < best[key]
+        self.bar.console.print(f"eval at step {self.step:,}: {_format(values)}"
+                               f"{'  (best so far)' if better else ''}", highlight=False)
+        if better:
+            self.info["best"] = {"step": self.step, key: values[key], "protocol": self.evaluator.protocol}
+            self.tracker.summary({f"best/{key}": values[key], "best/step": self.step})
+            checkpoint = self.save("running" if not last else "finished")
+            tmp = self.run_dir / f".{runs.BEST_FILE}.tmp"
+            shutil.copyfile(checkpoint, tmp)
+            os.replace(tmp, self.run_dir / runs.BEST_FILE)
 
     @contextmanager
     def _own_random_stream(self) -> Iterator[None]:
@@ -261,7 +298,9 @@ class Loop:
         model, step = self.model, self.step
         with self._own_random_stream():
             preview = model.preview(self.preview_inputs)
-        grid = figures.save_grid(preview, self.run_dir / "progress" / f"step-{step:07d}.png")
+        columns, rows = model.preview_labels(self.preview_inputs)
+        grid = figures.save_grid(preview, self.run_dir / "progress" / f"step-{step:07d}.png",
+                                 column_labels=columns, row_labels=rows)
         self.tracker.log_image("samples", grid, step, caption=f"step {step}")
         (self.run_dir / "progress" / "latest.png").unlink(missing_ok=True)
         self.last_preview = time.monotonic()
@@ -300,6 +339,8 @@ class Loop:
         })
         if p.init_from is not None:
             info["init_from"] = str(p.init_from)
+        if self.eval_every:
+            info["eval_every"] = self.eval_every
         return info
 
     def save(self, status: str) -> Path:

@@ -90,8 +90,9 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
                          title=data)
     shape = f"{images.shape[1]}x{images.shape[2]}x{images.shape[3]}"
     if prepared.targets is not None:
-        figures.save_grid(_pair_rows(prepared), folder / "pairs.png", scale=2)
         a, b = raw.domains
+        figures.save_grid(_pair_rows(prepared), folder / "pairs.png", scale=2,
+                          row_labels=[f"A: {a}", f"B: {b}"] if a != "A" or b != "B" else ["A", "B"])
         t = prepared.targets
         count = (f"{len(prepared):,} pairs ({a} -> {b})" if raw.pairing == "paired"
                  else f"{len(prepared):,} {a} and {len(t):,} {b} images")

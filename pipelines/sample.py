@@ -28,12 +28,13 @@ GRID_LIMIT = 1024
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
            device: str = "auto", class_: str | None = None, digit: str | None = None,
            noise: str | None = None, truncation: float | None = None, text: str | None = None,
-           console: Console | None = None) -> Path:
+           which: str = "latest", console: Console | None = None) -> Path:
     """Write ``n`` samples and ``grid.png`` into a folder; returns it."""
     console = console or Console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
-    model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise", takes_text=True)
+    model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise", takes_text=True,
+                                                       which=which)
     wanted = chosen_class(model, class_, digit)
     if text is not None:
         registry.registry().require(type(model), Capability.TEXT_CONDITIONAL, "draw from a --text")
@@ -58,7 +59,7 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     if labels is not None:
         names = [f"{_safe(model.spec.class_names[c])}-{name}" for c, name in zip(labels.tolist(), names, strict=True)]
     figures.save_images(images, out, names)
-    figures.save_grid(images[:GRID_LIMIT], out / "grid.png", nrow=nrow)
+    figures.save_grid(images[:GRID_LIMIT], out / "grid.png", nrow=nrow, row_labels=_row_names(model, labels, nrow))
     note = f" (grid shows the first {GRID_LIMIT})" if n > GRID_LIMIT else ""
     what = f" of class {model.spec.class_names[int(labels[0])]}" if wanted is not None and labels is not None else ""
     if noise is not None or truncation is not None:
@@ -76,6 +77,13 @@ def _labels(model: Model, n: int, wanted: str | None) -> tuple[torch.Tensor | No
         return torch.full((n,), class_index(model.spec, wanted), dtype=torch.long), None
     per_class = math.ceil(n / model.spec.num_classes)
     return class_rows(model.spec.num_classes, per_class)[:n], per_class
+
+
+def _row_names(model: Model, labels: torch.Tensor | None, per_row: int | None) -> list[str] | None:
+    """The class of each row of a grid with a row per class, to write beside it."""
+    if labels is None or per_row is None:
+        return None
+    return [model.spec.class_names[c] for c in labels[:GRID_LIMIT:per_row].tolist()]
 
 
 def _conditions(labels: torch.Tensor | None, text: str | None, start: int, count: int) -> dict:

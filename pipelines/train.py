@@ -61,6 +61,10 @@ class TrainOptions:
     """fp32, bf16 or fp16; None: fp32, or what a resumed run used."""
     clip_grad: float | None = None
     preview_every: int | None = None
+    eval_every: int | None = None
+    """Steps between the quick evaluations that keep best.safetensors; None: none (a resumed
+    run keeps its own)."""
+    eval_features: str | None = None
 
 
 @dataclass
@@ -102,8 +106,9 @@ def plan(opts: TrainOptions) -> Plan:
     for flag, number in (("--kimg", opts.kimg), ("--minutes", opts.minutes)):
         if number is not None and not number > 0:
             raise UsageError(f"{flag} must be more than 0, got {number}")
-    if opts.preview_every is not None and opts.preview_every < 1:
-        raise UsageError(f"--preview-every must be at least 1, got {opts.preview_every}")
+    for flag, every in (("--preview-every", opts.preview_every), ("--eval-every", opts.eval_every)):
+        if every is not None and every < 1:
+            raise UsageError(f"{flag} must be at least 1, got {every}")
     cls = registry.get(opts.model)
     init_from = _init_from(opts, cls)
     data_dir = str(opts.data_dir.expanduser().resolve()) if opts.data_dir is not None else None
@@ -270,8 +275,12 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
         run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
     try:
         model, batches, state = build(p, data, device, engine, console)
+        eval_every = opts.eval_every
+        if eval_every is None and p.resume_from is not None:
+            eval_every = runs.read_run_info(run_dir).get("eval_every")
         loop = Loop(p, data, model, batches, state, run_dir, console, steps=opts.steps, epochs=opts.epochs,
-                    kimg=opts.kimg, preview_every=opts.preview_every, wandb=opts.wandb)
+                    kimg=opts.kimg, preview_every=opts.preview_every, eval_every=eval_every,
+                    eval_features=opts.eval_features, wandb=opts.wandb)
         return loop.run()
     finally:
         lock.release()

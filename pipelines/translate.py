@@ -2,8 +2,8 @@
 
 Each input is read in any format and size, fitted (resized and centre-cropped) to the
 model's size and converted to its channels, translated, and written as ``NAME.png``; a
-``sheet.png`` shows input | output side by side. ``--direction BtoA`` runs a two-way
-model (CycleGAN) backwards.
+``sheet.png`` shows input | output side by side, labelled, the way it went in its title.
+``--direction BtoA`` runs a two-way model (CycleGAN) backwards.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.console import Console
 from zoo import figures, runs
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
-from zoo.model import evaluating, image_rows
+from zoo.model import Model, evaluating, image_rows
 
 CHUNK = 64
 SHEET_LIMIT = 64
@@ -56,7 +56,8 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
         outputs = torch.cat([model.translate(chunk.to(model.device), direction).cpu()
                              for chunk in images.split(CHUNK)])
     figures.save_images(outputs, out, unique(names))
-    figures.save_grid(image_rows(images[:SHEET_LIMIT], outputs[:SHEET_LIMIT]), out / "sheet.png", scale=2)
+    figures.save_grid(image_rows(images[:SHEET_LIMIT], outputs[:SHEET_LIMIT]), out / "sheet.png", scale=2,
+                      column_labels=["input", "output"], title=sheet_title(model, direction))
 
     if resized:
         console.print(f"[cyan]note:[/] {resized} input(s) fitted to the model's {spec.height}x{spec.width}")
@@ -75,6 +76,16 @@ def pick_direction(model, direction: str | None) -> str:
         if direction.lower() == known.lower():
             return known
     raise UsageError(f"--direction {direction}: {model.name} translates {' or '.join(model.directions)}")
+
+
+def sheet_title(model: Model, direction: str) -> str:
+    """The model and the way it translated, with the domains' names where the data had them:
+    "pix2pix AtoB: edges -> fashion"."""
+    domains = model.spec.domains
+    if len(domains) != 2 or tuple(domains) == ("A", "B"):
+        return f"{model.name} {direction}"
+    a, b = domains if direction == "AtoB" else domains[::-1]
+    return f"{model.name} {direction}: {a} -> {b}"
 
 
 def collect(inputs: Sequence[str]) -> tuple[list[Path], set[Path]]:

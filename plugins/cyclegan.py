@@ -248,6 +248,12 @@ class CycleGAN(zoo.Model):
             rows_b = zoo.image_rows(b, to_a, self.generator_ab(to_a))
         return torch.cat([rows_a, rows_b])
 
+    def preview_labels(self, inputs: Mapping[str, Tensor]) -> tuple[list[str] | None, list[str] | None]:
+        """The columns of both cycles, each row named by its way round (horse -> zebra)."""
+        a, b = self.spec.domains or ("A", "B")
+        ways = [f"{a} -> {b}"] * len(inputs["images"]) + [f"{b} -> {a}"] * len(inputs["targets"])
+        return ["real", "translated", "cycled back"], ways
+
     def extra_state(self) -> dict[str, Any]:
         return {name: pool.images for name, pool in (("pool_a", self.pool_a), ("pool_b", self.pool_b))
                 if pool.images is not None}

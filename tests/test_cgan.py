@@ -14,6 +14,7 @@ from zoo import checkpoint as ckpt_io
 from zoo.pipelines.prep import prepare
 
 from .conftest import make_image_folder, run_cli
+from .sheets import label_bands
 
 TINY_CGAN = ["--set", "g_width=4", "--set", "d_width=4", "--set", "latent_dim=8", "--set", "embed_dim=4"]
 
@@ -48,7 +49,8 @@ def test_without_a_class_a_grid_with_a_row_per_class(digits_run: Path) -> None:
     files = [p.name for p in Path("all").glob("*-*.png")]
     assert sorted({name.split("-")[0] for name in files}) == list("0123456789")
     assert sum(name.startswith("4-") for name in files) == 3
-    assert Image.open("all/grid.png").size == (3 * 30 + 2, 10 * 30 + 2)  # 3 columns, 10 rows
+    # 3 columns, 10 rows, each named by its class on the left; drawn at 56 px to be read beside them
+    assert label_bands(Image.open("all/grid.png"), 2 * (3 * 30 + 2), 2 * (10 * 30 + 2))[0] > 0
 
 
 def test_the_class_changes_the_image_and_the_seed_does_not_leak(digits_run: Path) -> None:
@@ -60,7 +62,9 @@ def test_the_class_changes_the_image_and_the_seed_does_not_leak(digits_run: Path
 
 
 def test_the_training_preview_has_a_row_per_class(digits_run: Path) -> None:
-    assert Image.open(sorted((digits_run / "progress").glob("step-*.png"))[-1]).size == (8 * 30 + 2, 10 * 30 + 2)
+    preview = Image.open(sorted((digits_run / "progress").glob("step-*.png"))[-1])
+    left, top = label_bands(preview, 2 * (8 * 30 + 2), 2 * (10 * 30 + 2))
+    assert left > 0 and top == 0  # each row named by its class
 
 
 def test_class_names_work_and_bad_ones_list_the_valid_ones(shapes_run: Path) -> None:

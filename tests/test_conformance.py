@@ -204,6 +204,23 @@ def test_translation_matches_the_capabilities(name: str) -> None:
     assert preview.shape[-2:] == (max(spec.height, spec.target_shape[1]), max(spec.width, spec.target_shape[2]))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_preview_labels_name_the_previews_columns_and_rows(name: str) -> None:
+    from zoo import figures
+
+    model = build(name)
+    inputs = model.preview_inputs(4, torch.Generator().manual_seed(0), batches_for(model).next())
+    preview = model.preview(inputs)
+    columns, rows = model.preview_labels(inputs)
+    if columns is not None or rows is not None:
+        assert preview.dim() == 5, "labels name the rows and columns of a rows x columns preview"
+        assert columns is None or len(columns) == preview.shape[1]
+        assert rows is None or len(rows) == preview.shape[0]
+        figures.labelled_grid(preview, column_labels=columns, row_labels=rows)
+    if model.has(zoo.Capability.IMAGE_TO_IMAGE) or model.has(zoo.Capability.CLASS_CONDITIONAL):
+        assert columns or rows, "previews of inputs and outputs, or of classes, say which is which"
+
+
 def conditions_for(model: zoo.Model, n: int) -> dict:
     """What a user would give this model for n images: a class, a text, or nothing."""
     conditions = zoo.class_condition(labels_for(model, n))

@@ -28,6 +28,7 @@ def test_sample_a_run_folder(run: Path) -> None:
     assert files == [f"{i:04d}.png" for i in range(10)] + ["grid.png"]
     image = Image.open("out/0003.png")
     assert image.size == (28, 28) and image.mode == "L"
+    assert Image.open("out/grid.png").size == (4 * 30 + 2, 3 * 30 + 2)  # plain samples: no labels to draw
 
 
 def test_a_checkpoint_file_and_a_model_name_mean_the_same_run(run: Path) -> None:

@@ -16,6 +16,7 @@ from zoo.pipelines.prep import prepare
 from zoo.sources.pairs import edge_map
 
 from .conftest import run_cli
+from .sheets import label_bands
 
 TINY_P2P = ["--set", "g_width=4", "--set", "d_width=4", "--batch-size", "4", "--no-wandb"]
 TINY_CYCLE = ["--set", "g_width=4", "--set", "d_width=4", "--set", "res_blocks=1", "--batch-size", "4", "--no-wandb"]
@@ -388,6 +389,8 @@ def pix2pix_run(pairs_folder: Path, trained) -> Path:
 def test_pix2pix_trains_with_input_output_target_previews(pix2pix_run: Path) -> None:
     grid = Image.open(pix2pix_run / "progress" / "step-0000004.png")
     assert grid.width < grid.height  # eight rows of input | output | target
+    left, top = label_bands(grid, 2 * (3 * 34 + 2), 2 * (8 * 34 + 2))
+    assert left == 0 and top > 0  # "input", "output", "target" over the columns
     rows = [json.loads(line) for line in (pix2pix_run / "metrics.jsonl").read_text().splitlines()]
     assert {"loss_d", "loss_g", "l1", "d_real", "d_fake"} <= set(rows[0])
 
@@ -402,7 +405,8 @@ def test_translate_one_image_and_a_folder(pix2pix_run: Path, tmp_path: Path) -> 
     assert one.exit_code == 0, one.output
     out = Image.open("one/s0.png")
     assert out.size == (32, 32) and out.mode == "RGB"
-    assert Path("one/sheet.png").is_file() and "fitted to the model's 32x32" in one.output
+    assert "fitted to the model's 32x32" in one.output
+    assert label_bands(Image.open("one/sheet.png"), 2 * (2 * 34 + 2), 2 * (34 + 2))[1] > 0  # input | output
     many = run_cli("translate", str(pix2pix_run), str(inputs), "--out", "many")
     assert many.exit_code == 0, many.output
     assert sorted(p.name for p in Path("many").glob("s[0-9].png")) == ["s0.png", "s1.png", "s2.png"]
@@ -464,6 +468,9 @@ def test_cyclegan_trains_both_ways_and_translates_back(tmp_path: Path) -> None:
     assert {"loss_g", "loss_d_a", "loss_d_b", "cycle", "identity", "lr"} <= set(rows[0])
     grid = Image.open("cg/progress/step-0000003.png")
     assert grid.height > 4 * grid.width  # 16 rows (both cycles) of three
+    # real | translated | cycled back, each row named by its way round (A -> B, B -> A); enlarged to fit
+    left, top = label_bands(grid, 3 * (3 * 34 + 2), 3 * (16 * 34 + 2))
+    assert left > 0 and top > 0
     back = run_cli("translate", "cg", str(tmp_path / "h2z" / "trainB"), "--direction", "btoa", "--out", "back")
     assert back.exit_code == 0, back.output
     assert len(list(Path("back").glob("[01][0-9].png"))) == 12 and "translated BtoA" in back.output

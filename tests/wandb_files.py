@@ -42,8 +42,8 @@ def read_records(path: Path) -> list:
 
 
 def summarise(path: Path) -> dict:
-    """History keys, config keys and logged artifacts of a run file."""
-    history, config, artifacts = set(), {}, []
+    """History keys, config keys, summary keys and logged artifacts of a run file."""
+    history, config, artifacts, summary = set(), {}, [], set()
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
@@ -51,6 +51,8 @@ def summarise(path: Path) -> dict:
         elif kind in ("run", "config"):
             updates = record.run.config.update if kind == "run" else record.config.update
             config.update({item.key: json.loads(item.value_json) for item in updates})
+        elif kind == "summary":
+            summary.update(item.key or "/".join(item.nested_key) for item in record.summary.update)
         elif kind == "artifact":
             artifacts.append((record.artifact.type, [c.path for c in record.artifact.manifest.contents]))
-    return {"history": history, "config": config, "artifacts": artifacts}
+    return {"history": history, "config": config, "artifacts": artifacts, "summary": summary}

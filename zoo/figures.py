@@ -6,6 +6,7 @@ as PNG and GIF. matplotlib is imported only inside the functions that draw chart
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,11 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)",
                  "critic_fake": "critic(G(z))", "wasserstein": "Wasserstein estimate"}
 BELIEFS = ("d_real", "d_fake", "class_acc_real")
+EVAL_KEYS = ("fd", "ssim_train", "l1", "psnr")
+"""What ``zoo train --eval-every`` writes to metrics.jsonl, on lines of their own."""
+EVAL_LABELS = {"fd": "Frechet distance of fixed samples (lower is better)",
+               "ssim_train": "SSIM of fixed samples to their nearest training images",
+               "l1": "L1 to held-out targets (lower is better)", "psnr": "PSNR to held-out targets (dB)"}
 """Metrics in [0, 1], drawn on a panel of their own."""
 
 
@@ -100,13 +106,139 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = GRID_PADD
     return to_pil(tiled)
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> Path:
-    picture = grid(images, nrow)
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: int = 1, *,
+              column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
+              title: str | None = None) -> Path:
+    """:func:`grid` enlarged ``scale`` times and saved; with labels or a title, the
+    :func:`labelled_grid` instead."""
+    if column_labels or row_labels or title:
+        picture = labelled_grid(images, nrow, column_labels=column_labels, row_labels=row_labels,
+                                title=title, scale=scale)
+    else:
+        picture = _enlarged(grid(images, nrow), scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path
+
+
+def _enlarged(picture: Image.Image, scale: int) -> Image.Image:
+    if scale <= 1:
+        return picture
+    return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+
+
+# -- labelled sheets ----------------------------------------------------------------------------
+
+LABELLED_CELL = 56
+"""A labelled sheet's cells are enlarged to at least this many pixels a side, where a label
+can be read beside them (a 28 px digit is drawn at 56)."""
+MAX_LABELLED_SCALE = 8
+LABEL_SIZE = 14
+"""Font size of labels, in pixels: larger beside large cells, smaller (down to
+SMALLEST_LABEL, then cut short) where a label would not fit over its column."""
+SMALLEST_LABEL = 10
+LARGEST_LABEL = 24
+ROW_LABELS_WIDEST = 240
+"""Row labels longer than this many pixels are cut short."""
+INK, PAPER = "#202020", "#ffffff"
+
+
+def labelled_grid(images: torch.Tensor, nrow: int | None = None, *,
+                  column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
+                  title: str | None = None, scale: int = 1, padding: int = GRID_PADDING) -> Image.Image:
+    """:func:`grid` with what its rows and columns mean written on it, so that the picture
+    explains itself when copied into a slide or a W&B panel: dark text on white bands, the
+    ``title`` and a label over each column above, a label for each row on the left.
+
+    The images are enlarged ``scale`` times, or more (a whole factor, nearest neighbour, so
+    pixels stay sharp) until cells are :data:`LABELLED_CELL` px and each column label fits
+    over its column; so the size depends on the cells and the column labels, while row labels
+    and the title only widen their bands: frames that differ in those alone (a GIF's) keep
+    one size. Gray or RGB; a rows x columns x C x H x W tensor keeps its layout (use
+    :func:`zoo.image_rows` to put columns of different sizes side by side)."""
+    from PIL import ImageColor, ImageDraw
+
+    count = images.shape[0] * (images.shape[1] if images.dim() == 5 else 1)
+    if images.dim() == 5:
+        nrow = images.shape[1]
+    nrow = min(count, nrow or max(1, math.ceil(math.sqrt(count))))
+    rows = math.ceil(count / nrow)
+    for labels, wanted, what in ((column_labels, nrow, "column"), (row_labels, rows, "row")):
+        if labels is not None and len(labels) != wanted:
+            raise ValueError(f"{len(labels)} {what} labels for a sheet of {wanted} {what}s")
+    column_labels = [str(label) for label in column_labels or ()]
+    row_labels = [str(label) for label in row_labels or ()]
+
+    height, width = images.shape[-2:]
+    slot = width + padding  # a column's share of the sheet's width, before enlarging
+    widest = max((_font(LABEL_SIZE).getlength(label) for label in column_labels), default=0)
+    while scale < MAX_LABELLED_SCALE and (min(height, width) * scale < LABELLED_CELL
+                                          or slot * scale < widest + LABEL_SIZE // 2):
+        scale += 1
+    picture = _enlarged(grid(images, nrow, padding), scale)
+
+    # One font for every label: larger beside large cells, smaller where a column is narrow.
+    size = max(LABEL_SIZE, min(LARGEST_LABEL, min(height, width) * scale // 6))
+    while size > SMALLEST_LABEL and any(_font(size).getlength(label) + size // 2 > slot * scale
+                                        for label in column_labels):
+        size -= 1
+    font, margin = _font(size), max(3, size // 2)
+    line = font.getbbox("Ag")[3]
+    left = 0
+    if row_labels:
+        row_labels = [_shortened(label, font, ROW_LABELS_WIDEST) for label in row_labels]
+        left = int(max(font.getlength(label) for label in row_labels)) + 2 * margin
+    title_lines = _wrapped(title, font, left + picture.width - 2 * margin) if title else []
+    title_band = len(title_lines) * (line + margin // 2) + margin if title_lines else 0
+    header = line + 2 * margin if column_labels else 0
+    top = title_band + header
+
+    sheet = Image.new(picture.mode, (left + picture.width, top + picture.height),
+                      ImageColor.getcolor(PAPER, picture.mode))
+    sheet.paste(picture, (left, top))
+    draw, ink = ImageDraw.Draw(sheet), ImageColor.getcolor(INK, picture.mode)
+    for i, text in enumerate(title_lines):
+        draw.text((margin, margin + i * (line + margin // 2)), text, fill=ink, font=font)
+    for j, label in enumerate(column_labels):
+        label = _shortened(label, font, slot * scale - 2)
+        centre = left + (padding + j * slot + width / 2) * scale
+        draw.text((round(centre - font.getlength(label) / 2), title_band + margin), label, fill=ink, font=font)
+    for i, label in enumerate(row_labels):
+        middle = top + (padding + i * (height + padding) + height / 2) * scale
+        draw.text((left - margin - round(font.getlength(label)), round(middle - line / 2)), label,
+                  fill=ink, font=font)
+    return sheet
+
+
+@functools.cache
+def _font(size: int):
+    """Pillow's own font at ``size`` px (Pillow 10.1 and later), else its small bitmap font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # an older Pillow, or one built without FreeType
+        return ImageFont.load_default()
+
+
+def _shortened(text: str, font, width: float) -> str:
+    """``text`` cut short with "..." to fit ``width`` pixels."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "...") > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _wrapped(text: str, font, width: float) -> list[str]:
+    """``text`` broken into lines of at most ``width`` pixels, at spaces where it can be."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(_shortened(word, font, width))
+    return lines
 
 
 def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> list[Path]:
@@ -134,12 +266,25 @@ def save_gif(frames: Iterable[Path], path: Path, frame_ms: int = 400, hold_last_
     images = [Image.open(p).convert("RGB") for p in frames]
     if not images:
         return None
+    size = (max(im.width for im in images), max(im.height for im in images))
+    if any(im.size != size for im in images):  # a GIF crops every frame to the first's size
+        images = [_on_canvas(im, size) for im in images]
     scale = max(1, 256 // max(images[0].size))
     if scale > 1:
         images = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in images]
     durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
     return path
+
+
+def _on_canvas(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``picture`` centred on a white canvas of ``size`` (frames drawn before and after labels
+    were added to a resumed run's previews)."""
+    if picture.size == size:
+        return picture
+    canvas = Image.new(picture.mode, size, "white")
+    canvas.paste(picture, ((size[0] - picture.width) // 2, (size[1] - picture.height) // 2))
+    return canvas
 
 
 # -- charts -----------------------------------------------------------------------------------
@@ -171,6 +316,11 @@ def read_metrics(path: Path) -> list[dict]:
 def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | None:
     """Loss curves, D's beliefs in [0, 1] and any other metric (a critic's outputs, its
     Wasserstein estimate, penalties) against step, raw and smoothed: a panel for each kind."""
+    evals: list[dict] = []
+    losses_rows: list[dict] = []
+    for r in records:  # --eval-every's lines have no epoch; the steps' lines always do
+        (evals if "epoch" not in r and any(k in r for k in EVAL_KEYS) else losses_rows).append(r)
+    records = losses_rows
     if not records:
         return None
     keys = [k for k in records[0] if k not in ("step", "epoch", "time")]
@@ -178,16 +328,25 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
     beliefs = [k for k in keys if k in BELIEFS]
     others = [k for k in keys if k not in losses and k not in beliefs]
     panels = [p for p in (losses, beliefs, others) if p]
+    evaluated = [k for k in EVAL_KEYS if any(k in r for r in evals)]
     if not panels:  # a model that reports no metrics
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3.2 * len(panels)), squeeze=False)
+    rows = len(panels) + len(evaluated)
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 3.2 * rows), squeeze=False)
     steps = [r["step"] for r in records]
-    for ax, panel in zip(axes[:, 0], panels, strict=True):
+    for ax, panel in zip(axes[:len(panels), 0], panels, strict=True):
         for key in panel:
             values = [r.get(key, float("nan")) for r in records]
             line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
             ax.plot(steps, _smooth(values), color=line.get_color(), label=metric_label(key), linewidth=1.6)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    for ax, key in zip(axes[len(panels):, 0], evaluated, strict=True):
+        points = [(r["step"], r[key]) for r in evals if key in r]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, color="#c44e52",
+                label=EVAL_LABELS.get(key, key))
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
@@ -260,13 +419,19 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
         written.append(_save(fig, plt, folder / "class_counts.png"))
 
     # A sample of the images themselves: one row per class when labelled.
+    by_class = labels is not None and 0 < len(class_names) <= SAMPLE_CLASSES
     written.append(save_grid(_sample_rows(images, labels, len(class_names)), folder / "samples.png",
-                             nrow=None if labels is None else 10, scale=2))
+                             nrow=None if labels is None else 10, scale=2,
+                             row_labels=list(class_names) if by_class else None))
     return written
 
 
+SAMPLE_CLASSES = 20
+"""Data of at most this many classes shows a row of samples for each."""
+
+
 def _sample_rows(images: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
-    if labels is None or num_classes == 0 or num_classes > 20:
+    if labels is None or num_classes == 0 or num_classes > SAMPLE_CLASSES:
         return images[:64]
     rows = []
     for c in range(num_classes):
@@ -280,5 +445,30 @@ def _sample_rows(images: torch.Tensor, labels: torch.Tensor | None, num_classes:
 
 def _save(fig, plt, path: Path) -> Path:
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def bar_chart(values: dict[str, float | None], path: Path, title: str = "", ylabel: str = "",
+              limit: tuple[float, float] | None = None) -> Path:
+    """One bar per key (a class's accuracy, ...), its value written on it."""
+    plt = _pyplot()
+    names = [k for k, v in values.items() if v is not None]
+    heights = [float(values[k]) for k in names]  # type: ignore[arg-type]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 1.5), 3.2))
+    bars = ax.bar(range(len(names)), heights, color="#4c72b0")
+    ax.set_xticks(range(len(names)), names, rotation=45 if max(map(len, names), default=0) > 3 else 0,
+                  ha="right" if max(map(len, names), default=0) > 3 else "center", fontsize=8)
+    for bar, value in zip(bars, heights, strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:.0%}" if limit == (0, 1) else
+                f"{value:.3g}", ha="center", va="bottom", fontsize=7)
+    if limit is not None:
+        ax.set_ylim(*limit)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -1,4 +1,6 @@
-"""Image similarity: MSE, PSNR and SSIM, differentiable, with nothing to download.
+"""Image metrics: similarity of two images (MSE, PSNR, SSIM), and of two sets of images in a
+feature space (Frechet and kernel distances, precision/recall, density/coverage, the
+memorisation check, classifier score, class accuracy). Nothing to download.
 
 Images are compared in [0, 1] (converted from zoo's [-1, 1]); every function returns one
 value per image. SSIM is Wang et al.'s (2004): an 11 x 11 Gaussian window with sigma 1.5,
@@ -6,6 +8,9 @@ K1 = 0.01, K2 = 0.03, averaged over channels and positions.
 """
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -68,3 +73,166 @@ def diversity(images: Tensor, reference: Tensor, pairs: int | None = 2000, seed:
     """How varied generated images are next to real ones of the same kind: the ratio of
     their :func:`spread`. About 1 is as varied as the data; near 0 is a collapsed mode."""
     return spread(images, pairs, seed) / max(spread(reference, pairs, seed), 1e-12)
+
+
+# -- distributions of images, compared in a feature space ---------------------------------------
+#
+# Every function below takes features (N x D, one row per image) from a feature extractor
+# (zoo.features), so each figure is only as meaningful as that extractor: the protocol
+# that `zoo eval` records says which one. Distances are computed in float64 and in chunks:
+# no N x M matrix of a whole set against another is ever held in memory.
+
+CHUNK = 1024
+"""Rows of one set compared with a whole other set at a time (CHUNK x M distances)."""
+
+
+class _Given(torch.nn.Module):
+    """Hands features already extracted to torchmetrics, which expects a feature network."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+def frechet_distance(real: Tensor, fake: Tensor) -> float:
+    """Heusel et al.'s Frechet distance between Gaussians fitted to two sets of features
+    (FID when the features are Inception's): torchmetrics' implementation, in float64."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    _check_sets(real, fake, 2, "a Frechet distance")
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    return max(0.0, float(metric.compute()))
+
+
+def kernel_distance(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000,
+                    seed: int = 0) -> tuple[float, float]:
+    """Binkowski et al.'s kernel distance (KID): the unbiased MMD^2 with a cubic polynomial
+    kernel, mean and standard deviation over random subsets (torchmetrics, seeded)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    _check_sets(real, fake, 2, "a kernel distance")
+    size = min(subset_size, len(real), len(fake))
+    with warnings.catch_warnings():  # that it keeps every feature: so do we, for the other metrics
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size)
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def _check_sets(real: Tensor, fake: Tensor, least: int, what: str) -> None:
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"features must be N x D of one D, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    if len(real) < least or len(fake) < least:
+        raise ValueError(f"{what} needs at least {least} images in each set, got {len(real)} and {len(fake)}")
+
+
+def nearest(queries: Tensor, points: Tensor, k: int = 1, skip_self: bool = False) -> tuple[Tensor, Tensor]:
+    """Distances to, and indices of, the ``k`` nearest ``points`` of each query (each k-th
+    column in order), in chunks. ``skip_self``: queries are the points themselves; a point
+    is not its own neighbour (the k-nearest-neighbour radius of Kynkaanniemi et al.)."""
+    points = points.double()
+    distances, indices = [], []
+    for start in range(0, len(queries), CHUNK):
+        part = queries[start:start + CHUNK].double()
+        d = torch.cdist(part, points)
+        if skip_self:
+            rows = torch.arange(len(part))
+            d[rows, rows + start] = torch.inf
+        values, index = d.topk(k, dim=1, largest=False)
+        distances.append(values)
+        indices.append(index)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def _within(queries: Tensor, points: Tensor, radii: Tensor) -> tuple[Tensor, Tensor]:
+    """For each query: how many ``points`` balls (radius ``radii``) hold it, and the distance
+    to its nearest point minus that point's radius (<= 0: inside the nearest ball)."""
+    points, radii = points.double(), radii.double()
+    counts, margins = [], []
+    for start in range(0, len(queries), CHUNK):
+        d = torch.cdist(queries[start:start + CHUNK].double(), points)
+        counts.append((d <= radii[None]).sum(1))
+        margins.append((d - radii[None]).min(1).values)
+    return torch.cat(counts), torch.cat(margins)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+    """Kynkaanniemi et al.'s (2019) improved precision and recall: the share of generated
+    images inside the real images' k-nearest-neighbour manifold, and of real images inside
+    the generated ones'. Precision is fidelity, recall is coverage of the data's variety."""
+    _check_sets(real, fake, k + 1, f"precision and recall (k={k})")
+    real_radii = nearest(real, real, k, skip_self=True)[0][:, -1]
+    fake_radii = nearest(fake, fake, k, skip_self=True)[0][:, -1]
+    precision = (_within(fake, real, real_radii)[0] > 0).double().mean()
+    recall = (_within(real, fake, fake_radii)[0] > 0).double().mean()
+    return float(precision), float(recall)
+
+
+def density_coverage(real: Tensor, fake: Tensor, k: int = 5) -> tuple[float, float]:
+    """Naeem et al.'s (2020) density and coverage: how many real neighbourhoods each
+    generated image falls in, over k (about 1 for samples like the data; above 1 when they
+    crowd where the data is dense), and the share of real images with a generated one
+    inside their neighbourhood (robust to outliers, unlike recall)."""
+    _check_sets(real, fake, k + 1, f"density and coverage (k={k})")
+    radii = nearest(real, real, k, skip_self=True)[0][:, -1]
+    counts = _within(fake, real, radii)[0]
+    density = counts.double().sum() / (k * len(fake))
+    nearest_fake = nearest(real, fake, 1)[0][:, 0]
+    coverage = (nearest_fake <= radii.double()).double().mean()
+    return float(density), float(coverage)
+
+
+@dataclass
+class Memorisation:
+    """How many samples sit closer to the training images than unseen real images come."""
+
+    share: float
+    """Samples closer to a training image than any held-out image is to one."""
+    reference: float
+    """The same share for real held-out images the model never saw: what chance gives."""
+    threshold: float
+    """The distance no held-out image comes within of a training image."""
+    distance: Tensor
+    """Distance from each sample to its nearest training image."""
+
+
+def memorisation(samples: Tensor, train: Tensor, heldout: Tensor) -> Memorisation:
+    """The memorisation check: a sample closer to a training image than any held-out image
+    is to one comes nearer the training set than unseen data ever does, and may be a copy.
+    The held-out images are split in two: one half sets that threshold, the other half is
+    checked like the samples, so ``reference`` is what a model that copies nothing scores
+    (about 1 / (half the held-out images))."""
+    if len(heldout) < 2:
+        raise ValueError("the memorisation check needs at least 2 held-out images")
+    probe, threshold_set = heldout[0::2], heldout[1::2]
+    threshold = nearest(threshold_set, train)[0][:, 0].min()
+    distance = nearest(samples, train)[0][:, 0]
+    reference = (nearest(probe, train)[0][:, 0] < threshold).double().mean()
+    return Memorisation(float((distance < threshold).double().mean()), float(reference), float(threshold), distance)
+
+
+def classifier_score(logits: Tensor) -> float:
+    """Inception Score's formula, exp E_x KL(p(y|x) || p(y)), on a classifier's logits: high
+    when each image is confidently one class and the classes are evenly used (at most the
+    number of classes)."""
+    log_p = logits.double().log_softmax(1)
+    log_marginal = log_p.exp().mean(0).clamp_min(1e-30).log()
+    return float((log_p.exp() * (log_p - log_marginal[None])).sum(1).mean().exp())
+
+
+def class_accuracy(predicted: Tensor, asked: Tensor, num_classes: int) -> tuple[float, list[float | None]]:
+    """The share of samples a classifier reads as the class they were drawn for, overall and
+    per class (None for a class with no samples)."""
+    right = (predicted.cpu() == asked.cpu()).double()
+    per_class = [float(right[asked.cpu() == c].mean()) if bool((asked == c).any()) else None
+                 for c in range(num_classes)]
+    return float(right.mean()), per_class

@@ -495,6 +495,21 @@ class Model(nn.Module):
             return images.view(-1, PREVIEW_PER_CLASS, *images.shape[1:])
         return images
 
+    def preview_labels(self, inputs: Mapping[str, Any]) -> tuple[list[str] | None, list[str] | None]:
+        """What the columns and the rows of :meth:`preview` show, written on the preview grid
+        so that it explains itself: (a label for each column, a label for each row), either
+        None. The defaults describe the default preview: input | output (| target),
+        input | reconstruction, or a class name for each row; plain samples have none. A
+        model that draws its own preview says what it drew."""
+        if self.has(Capability.IMAGE_TO_IMAGE):
+            return ["input", "output", *(["target"] if "targets" in inputs else [])], None
+        if self.has(Capability.ENCODER):
+            return ["input", "reconstruction"], None
+        if self.has(Capability.CLASS_CONDITIONAL):
+            labels = inputs["conditions"][Condition.CLASS.value][::PREVIEW_PER_CLASS]
+            return None, [self.spec.class_names[int(c)] for c in labels]
+        return None, None
+
     # -- state a checkpoint needs beyond the weights -----------------------------------------
 
     def extra_state(self) -> dict[str, Any]:

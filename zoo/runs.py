@@ -117,24 +117,37 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def find_checkpoint(target: str) -> Path:
-    """The checkpoint file meant by a run folder, a checkpoint path, or a model name."""
+BEST_FILE = "best.safetensors"
+"""Beside the latest checkpoint, the one with the best in-training figure (--eval-every)."""
+CHECKPOINTS = {"latest": ckpt_io.FILENAME, "best": BEST_FILE}
+
+
+def find_checkpoint(target: str, which: str = "latest") -> Path:
+    """The checkpoint file meant by a run folder, a checkpoint path, or a model name:
+    the run's latest checkpoint, or with ``which="best"`` the best one."""
+    if which not in CHECKPOINTS:
+        raise UsageError(f"--checkpoint must be latest or best, not {which!r}")
     path = Path(target).expanduser()
     if path.is_file():
+        if which == "best" and path.name != BEST_FILE:
+            raise UsageError(f"{path} is a checkpoint file; --checkpoint best takes a run folder or a model name")
         return path
-    if path.is_dir():
-        candidate = path / ckpt_io.FILENAME
-        if not candidate.is_file():
-            raise ZooError(f"{path} holds no {ckpt_io.FILENAME}; is it a zoo run folder that "
-                           "finished at least one epoch?")
-        return candidate
     reg = registry.registry()
-    if reg.is_name(target):
+    if not path.is_dir() and reg.is_name(target):
         latest = latest_run(target)
         if latest is None:
             raise ZooError(f"no {target} run found in {runs_dir()}; train one first: "
                            f"zoo train {target} --data mnist")
-        return latest / ckpt_io.FILENAME
+        path = latest
+    if path.is_dir():
+        candidate = path / CHECKPOINTS[which]
+        if which == "best" and not candidate.is_file() and (path / ckpt_io.FILENAME).is_file():
+            raise ZooError(f"{path} has no {BEST_FILE}: a run keeps one when it trains with --eval-every N; "
+                           "use --checkpoint latest")
+        if not candidate.is_file():
+            raise ZooError(f"{path} holds no {ckpt_io.FILENAME}; is it a zoo run folder that "
+                           "finished at least one epoch?")
+        return candidate
     if os.sep in target or target.endswith(".safetensors"):
         raise UsageError(f"{target} does not exist")
     raise UsageError(f"{target!r} is neither a run folder, a checkpoint file nor a model name; "
@@ -189,13 +202,13 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def load_latent_model(target: str, device: str, action: str, takes_text: bool = False):
+def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest"):
     """(model, checkpoint, path) for a command that needs a latent prior; refuses others, and
     text-conditional models where the command has no ``--text`` to give them."""
     from zoo.devices import resolve_device
     from zoo.model import Capability
 
-    path = find_checkpoint(target)
+    path = find_checkpoint(target, which)
     model, checkpoint = load_model(path, resolve_device(device))
     hint = ""
     if model.has(Capability.IMAGE_TO_IMAGE):

@@ -108,6 +108,28 @@ class Tracker:
 
         self._safe(go)
 
+    def summary(self, values: Mapping[str, Any]) -> None:
+        """Figures that describe the whole run (its evaluation), shown in the runs table."""
+        self._safe(lambda: self._run.summary.update(dict(values)))
+
+    def samples_table(self, key: str, pictures: list[Path], per_class: Mapping[str, Any] | None = None) -> None:
+        """A W&B table of sample sheets (and, for class-conditional models, one of the
+        class accuracy per class)."""
+        def go() -> None:
+            import wandb
+
+            table = wandb.Table(columns=["picture", "image"])
+            for path in pictures:
+                table.add_data(path.stem, wandb.Image(str(path)))
+            data = {key: table}
+            if per_class:
+                classes = wandb.Table(columns=["class", "accuracy"],
+                                      data=[[k, v] for k, v in per_class.items() if v is not None])
+                data[f"{key}_class_accuracy"] = classes
+            self._run.log(data)
+
+        self._safe(go)
+
     def finish(self, exit_code: int = 0) -> None:
         self._safe(lambda: self._run.finish(exit_code=exit_code))
         self._run = None

@@ -17,6 +17,7 @@ from .base import app, console, examples, handles_errors
                              "zoo sample cgan --class sneaker",
                              "zoo sample dcgan --truncation 0.7",
                              "zoo sample runs/dcgan-mnist-20261122-101500 --n 16 --seed 3",
+                             "zoo sample dcgan --checkpoint best     # kept by zoo train --eval-every",
                              "zoo sample runs/dcgan-mnist-20261122-101500/checkpoint.safetensors"))
 @handles_errors
 def sample(
@@ -31,6 +32,7 @@ def sample(
     noise: Annotated[str | None, typer.Option("--noise", help="Draw z from another prior than the model was trained with (an experiment).")] = None,
     truncation: Annotated[float | None, typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
     text: Annotated[str | None, typer.Option("--text", help="Text-conditional models: the description to draw.")] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="latest, or best (kept by zoo train --eval-every).")] = "latest",
 ) -> None:
     """Generate N images from a trained model: one PNG each plus grid.png.
 
@@ -39,7 +41,8 @@ def sample(
     from ..pipelines.sample import sample as run_sampling
 
     run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
-                 digit=digit, noise=noise, truncation=truncation, text=text, console=console)
+                 digit=digit, noise=noise, truncation=truncation, text=text, which=checkpoint,
+                 console=console)
 
 
 # -- zoo translate -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .base import Channels, Classes, DataDir, DataDirection, Size, Subset, app, 
     "zoo train dcgan --data mnist --precision bf16 --clip-grad 10",
     "zoo train pix2pix --data paired:~/datasets/facades --direction BtoA",
     "zoo train cgan --data fashion-mnist --init-from runs/cgan-mnist-20261122-101500",
+    "zoo train dcgan --data mnist --eval-every 500      # figures during training; best.safetensors kept",
 ))
 @handles_errors
 def train(
@@ -53,6 +54,8 @@ def train(
     precision: Annotated[str | None, typer.Option("--precision", help="fp32 (default), bf16 (autocast; CPUs and recent GPUs) or fp16 (CUDA, with a loss scaler). A resumed run keeps its own.")] = None,
     clip_grad: Annotated[float | None, typer.Option("--clip-grad", help="Clip each optimiser's gradients to this global norm; 0 (default) = off. A resumed run keeps its own.")] = None,
     preview_every: Annotated[int | None, typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", help="Every N steps, a quick Frechet distance of 1,000 fixed samples to the held-out images (translators: L1), logged and plotted; the best checkpoint is kept as best.safetensors.")] = None,
+    eval_features: Annotated[str | None, typer.Option("--eval-features", help="Feature extractor for --eval-every (default: as zoo eval's; see zoo eval --help).")] = None,
     noise: Annotated[str | None, typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
@@ -73,7 +76,8 @@ def train(
                         config_file=config_file, resume=resume, init_from=init_from, force=force,
                         wandb="off" if no_wandb else wandb, size=size, channels=channels,
                         data_dir=data_dir, classes=classes, subset=subset, direction=direction, noise=noise,
-                        precision=precision, clip_grad=clip_grad, preview_every=preview_every)
+                        precision=precision, clip_grad=clip_grad, preview_every=preview_every,
+                        eval_every=eval_every, eval_features=eval_features)
     if dry_run:
         import json
 

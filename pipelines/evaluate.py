@@ -1,0 +1,495 @@
+"""Measure a trained model: ``zoo eval``, and the quick figure ``--eval-every`` logs in training.
+
+What is measured follows the model's capabilities, never its name:
+
+* a model with a latent prior draws ``n`` samples (conditions, a class or a text, taken
+  from the reference images, so the classes come in the data's proportions) and is
+  compared with the real images of the reference split in an extractor's features:
+  Frechet distance, KID, precision/recall, density/coverage; plus pixel diversity, the
+  memorisation check against the training images, the classifier score, and for
+  class-conditional models the share of samples the classifier reads as their class;
+* an image-to-image model translates the reference split's inputs: L1, PSNR and SSIM
+  against their targets where the data has them, and a Frechet distance to the real
+  targets when an extractor fits that domain;
+* an encoder reconstructs the reference images: L1, PSNR and SSIM.
+
+The reference split is the held-out one by default: images the model never trained on.
+Every figure carries its protocol (extractor and hash, counts, split, resize), and the
+result lands in ``RUN/eval.json``, ``RUN/evals.jsonl`` (every evaluation, in order),
+``run.json``, the W&B run's summary and pictures in ``RUN/eval/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import Tensor
+
+import zoo
+from zoo import features as features_io
+from zoo import figures, metrics, runs
+from zoo.data import PreparedData, load_prepared, to_float
+from zoo.devices import resolve_device
+from zoo.errors import UsageError, ZooError
+from zoo.model import Capability, Condition, Model
+
+from .prep import prepare
+
+SPLITS = {"heldout": "heldout", "test": "heldout", "train": "train"}
+"""--split: the held-out images (the data set's test split; ``test`` is the same), or the
+training images (to see how much better the model does on what it learnt from)."""
+CHUNK = 500
+PR_K, DC_K = 3, 5
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+NEAREST_SHOWN, NEAREST_K = 8, 4
+TRAINING_EVAL_SAMPLES = 1000
+"""--eval-every draws this many fixed samples for its quick Frechet distance."""
+SSIM_SAMPLES, SSIM_POOL = 64, 5000
+
+
+@dataclass
+class Reference:
+    """The data a model is judged against, as it was prepared for its training."""
+
+    train: PreparedData
+    split: PreparedData
+    split_name: str
+    heldout: PreparedData | None
+
+    @property
+    def name(self) -> str:
+        return str(self.train.meta.get("name", "data"))
+
+
+def reference_data(record: dict[str, Any], split: str, console: Console | None = None) -> Reference:
+    """The run's data (``record``: the checkpoint's ``train.data``), its training images, and
+    the split asked for."""
+    if split not in SPLITS:
+        raise UsageError(f"--split must be heldout (or test, the same) or train, not {split!r}")
+    train = prepare(record["source"], size=record.get("size"), channels=record.get("channels"),
+                    data_dir=Path(record["data_dir"]) if record.get("data_dir") else None,
+                    classes=record.get("classes"), subset=record.get("subset"),
+                    direction=record.get("direction"), console=console or Console(quiet=True))
+    heldout = load_prepared(train.path, "heldout") if train.meta.get("heldout") else None
+    if SPLITS[split] == "heldout" and heldout is None:
+        load_prepared(train.path, "heldout")  # raises the message that says why there is none
+    chosen = heldout if SPLITS[split] == "heldout" and heldout is not None else train
+    return Reference(train, chosen, SPLITS[split], heldout)
+
+
+def _domain(data: PreparedData, targets: bool) -> PreparedData:
+    """One domain of two-domain data as a data set of its own (B: the targets)."""
+    if not targets or data.targets is None:
+        return data
+    labels = data.labels if data.labels is not None and len(data.labels) == len(data.targets) else None
+    meta = {**data.meta, "name": f"{data.meta.get('name', 'data')}-B"}
+    if labels is None:
+        meta["class_names"] = []
+    return PreparedData(data.path, data.targets, labels, meta)
+
+
+def load_extractor(spec: str | None, reference: Reference, console: Console | None, *, targets: bool = False,
+                   options: dict[str, Any] | None = None) -> features_io.FeatureExtractor:
+    """The extractor ``spec`` names (default: the one that suits the data), made for the
+    training images (of domain B with ``targets``)."""
+    train = _domain(reference.train, targets)
+    heldout = _domain(reference.heldout, targets) if reference.heldout is not None else None
+    name = spec or features_io.default_for(train.spec)
+    return features_io.load(name, features_io.Reference(str(train.meta.get("name", "data")), train, heldout,
+                                                        console=console, options=options or {}))
+
+
+def _count(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def protocol(figure: str, extractor: features_io.FeatureExtractor, generated: int, reference: Reference,
+             reference_count: int) -> dict[str, Any]:
+    return {"name": f"{figure}{_count(generated)}/{extractor.tag}/{reference.split_name}",
+            "extractor": extractor.name, "extractor_hash": extractor.weights_hash,
+            "extractor_accuracy": extractor.accuracy, "generated": generated, "reference": reference_count,
+            "split": reference.split_name, "resize": extractor.resize if extractor.resize != "none" else
+            f"none ({reference.split.spec.height}x{reference.split.spec.width})",
+            "data": reference.name, "images": "8-bit, as saved"}
+
+
+# -- drawing samples ---------------------------------------------------------------------------------
+
+def conditions_for(model: Model, reference: PreparedData, n: int, generator: torch.Generator) -> dict[str, Any]:
+    """Each sample's conditions, drawn from the reference images' own (a shuffled cycle), so
+    a class-conditional model makes the classes in the data's proportions."""
+    needs = model.needs()
+    if not needs:
+        return {}
+    order = torch.randperm(len(reference), generator=generator).repeat(math.ceil(n / max(1, len(reference))))[:n]
+    out: dict[str, Any] = {}
+    for condition in needs:
+        if condition is Condition.CLASS:
+            if reference.labels is None:
+                raise UsageError(f"{model.name} is class-conditional, and the reference images have no labels")
+            out[condition.value] = reference.labels[order]
+        else:
+            values = reference.conditions.get(condition.value)
+            if values is None:
+                raise UsageError(f"{model.name} needs a {condition.value} for each image, and the reference "
+                                 f"images have none")
+            out[condition.value] = values[order]
+    return out
+
+
+def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: Any = None) -> Tensor:
+    """``n`` samples as 8-bit images (as saved to PNG), on the CPU, in chunks."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        given = {k: v[start:start + count] for k, v in conditions.items()}
+        out.append(figures.as_uint8(model.sample(count, generator=generator, conditions=given).cpu()))
+        if progress is not None:
+            progress(count)
+    return torch.cat(out)
+
+
+# -- zoo eval -----------------------------------------------------------------------------------------
+
+def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split: str = "heldout",
+             checkpoint: str = "latest", seed: int = 0, batch_size: int = CHUNK, device: str = "auto",
+             wandb: str = "auto", console: Console | None = None,
+             extractor_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``."""
+    console = console or Console()
+    if n < 2:
+        raise UsageError(f"--n must be at least 2, got {n}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    started = time.perf_counter()
+    path = runs.find_checkpoint(target, checkpoint)
+    model, ckpt = runs.load_model(path, resolve_device(device))
+    model.eval()
+    if not (model.has(Capability.LATENT) or model.has(Capability.IMAGE_TO_IMAGE) or model.has(Capability.ENCODER)):
+        raise UsageError(f"{model.name} neither samples, translates nor encodes images: nothing to measure")
+    reference = reference_data(ckpt.train["data"], split, console)
+    run_dir = path.parent
+    pictures = run_dir / "eval"
+    pictures.mkdir(exist_ok=True)
+    result: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    if model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE):
+        _generation(model, reference, n, features, seed, batch_size, console, pictures, result, details,
+                    extractor_options)
+    if model.has(Capability.IMAGE_TO_IMAGE):
+        _translation(model, reference, features, batch_size, console, pictures, result, details,
+                     extractor_options)
+    elif model.has(Capability.ENCODER):
+        _reconstruction(model, reference, pictures, result)
+    result.update({
+        "protocol": details.get("protocol", {}).get("name", f"pairs/{reference.split_name}"),
+        "protocol_detail": details.get("protocol", {"split": reference.split_name, "data": reference.name,
+                                                    "reference": len(reference.split)}),
+        "checkpoint": {"which": checkpoint if path.name != target else "file", "path": str(path),
+                       "step": ckpt.train.get("step"), "images": ckpt.train.get("images")},
+        "model": model.name, "data": ckpt.train["data"]["source"],
+        "seconds": round(time.perf_counter() - started, 2),
+        "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S"), "zoo_version": zoo.__version__,
+    })
+    result.update({k: v for k, v in details.items() if k not in ("protocol",)})
+    _record(run_dir, result, wandb, console, pictures)
+    _report(result, console)
+    return result
+
+
+def _generation(model: Model, reference: Reference, n: int, features: str | None, seed: int, batch_size: int,
+                console: Console, pictures: Path, result: dict[str, Any], details: dict[str, Any],
+                extractor_options: dict[str, Any] | None) -> None:
+    from rich.progress import Progress
+
+    extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
+    real = reference.split
+    generator = torch.Generator().manual_seed(seed)
+    conditions = conditions_for(model, real, n, generator)
+    timings: dict[str, float] = {}
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"drawing {n:,} samples of {model.name}", total=n)
+        t = time.perf_counter()
+        samples = draw(model, n, conditions, seed, lambda k: bar.advance(task, k))
+        timings["sampling"] = time.perf_counter() - t
+        bar.update(task, description=f"features ({extractor.tag})", completed=0,
+                   total=n + len(real) + len(reference.train))
+        t = time.perf_counter()
+        fake_f = extractor.extract(samples, batch_size)
+        bar.advance(task, n)
+        real_f = extractor.extract(real.images, batch_size)
+        bar.advance(task, len(real))
+        train_f = extractor.extract(reference.train.images, batch_size)
+        bar.advance(task, len(reference.train))
+        timings["features"] = time.perf_counter() - t
+        bar.update(task, description="metrics", completed=0, total=None)
+        t = time.perf_counter()
+        result["fid"] = metrics.frechet_distance(real_f, fake_f)
+        result["kid"], result["kid_std"] = metrics.kernel_distance(real_f, fake_f, KID_SUBSETS, KID_SUBSET_SIZE, seed)
+        result["precision"], result["recall"] = metrics.precision_recall(real_f, fake_f, PR_K)
+        result["density"], result["coverage"] = metrics.density_coverage(real_f, fake_f, DC_K)
+        result["diversity"] = metrics.diversity(to_float(samples[:2000]), to_float(real.images[:2000]))
+        held = reference.heldout if reference.heldout is not None else None
+        copies = None
+        if held is not None and len(held) >= 2:
+            held_f = real_f if reference.split is held else extractor.extract(held.images, batch_size)
+            copies = metrics.memorisation(fake_f, train_f, held_f)
+            result["memorisation"], result["memorisation_reference"] = copies.share, copies.reference
+        classifier = extractor if extractor.classes else None
+        if model.has(Capability.CLASS_CONDITIONAL) and classifier is None:
+            classifier = load_extractor("classifier", reference, console, options=extractor_options).to(model.device)
+        if classifier is not None:
+            logits = classifier.extract(samples, batch_size, logits=True)
+            result["classifier_score"] = metrics.classifier_score(logits)
+            if model.has(Capability.CLASS_CONDITIONAL):
+                asked = conditions[Condition.CLASS.value]
+                overall, per_class = metrics.class_accuracy(logits.argmax(1), asked, model.spec.num_classes)
+                result["class_accuracy"] = overall
+                names = model.spec.class_names
+                result["class_accuracy_per_class"] = {names[c]: v for c, v in enumerate(per_class)}
+                details["class_accuracy_classifier"] = {"tag": classifier.tag, "accuracy": classifier.accuracy}
+        timings["metrics"] = time.perf_counter() - t
+    details["protocol"] = protocol("fid", extractor, n, reference, len(real))
+    details["protocol"].update(kid={"subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, n, len(real))},
+                               precision_recall_k=PR_K, density_coverage_k=DC_K)
+    details["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    _generation_pictures(model, samples, conditions, reference, copies, fake_f, train_f, pictures, result)
+
+
+def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, Any], reference: Reference,
+                         copies: metrics.Memorisation | None, fake_f: Tensor, train_f: Tensor, pictures: Path,
+                         result: dict[str, Any]) -> None:
+    if model.has(Capability.CLASS_CONDITIONAL):
+        labels = conditions[Condition.CLASS.value]
+        per = 8
+        rows, names = [], []
+        for c, name in enumerate(model.spec.class_names[:zoo.model.PREVIEW_CLASSES]):
+            chosen = samples[labels == c][:per]
+            if len(chosen) == per:
+                rows.append(chosen)
+                names.append(name)
+        if rows:
+            _sheet(torch.cat(rows), pictures / "samples.png", per, rows=names)
+    else:
+        _sheet(samples[:64], pictures / "samples.png", 8)
+    if copies is not None:
+        shown = fake_f[:NEAREST_SHOWN]
+        index = metrics.nearest(shown, train_f, NEAREST_K)[1]
+        cells = torch.cat([torch.cat([samples[i:i + 1], reference.train.images[index[i]]]) for i in range(len(shown))])
+        _sheet(cells, pictures / "nearest.png", 1 + NEAREST_K,
+               columns=["sample"] + [f"nearest {k + 1}" for k in range(NEAREST_K)])
+    per_class = result.get("class_accuracy_per_class")
+    if per_class:
+        figures.bar_chart(per_class, pictures / "classes.png", title="class accuracy of the samples",
+                          ylabel="read as the class asked", limit=(0, 1))
+
+
+def _sheet(images: Tensor, path: Path, nrow: int, rows: list[str] | None = None,
+           columns: list[str] | None = None, title: str | None = None) -> None:
+    images = to_float(images) if images.dtype == torch.uint8 else images
+    figures.save_grid(images, path, nrow=nrow, scale=2 if images.shape[-1] <= 32 else 1,
+                      row_labels=rows, column_labels=columns, title=title)
+
+
+def _pairs(model: Model, data: PreparedData) -> tuple[Tensor, Tensor | None]:
+    """The inputs to translate, and their targets where the data has them."""
+    if data.targets is not None and model.spec.pairing == "paired":
+        return data.images, data.targets
+    derivation = type(model).derivation(model.config) if "derived" in model.data_pairing else None
+    if derivation is not None and data.targets is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # a derivation's random crops
+            inputs, targets = derivation(to_float(data.images))
+        return figures.as_uint8(inputs), figures.as_uint8(targets)
+    return data.images, None
+
+
+def _translation(model: Model, reference: Reference, features: str | None, batch_size: int, console: Console,
+                 pictures: Path, result: dict[str, Any], details: dict[str, Any],
+                 extractor_options: dict[str, Any] | None) -> None:
+    inputs, targets = _pairs(model, reference.split)
+    direction = model.directions[0] if model.directions else "AtoB"
+    outputs = []
+    with torch.no_grad():
+        for chunk in inputs.split(batch_size):
+            outputs.append(figures.as_uint8(model.translate(to_float(chunk).to(model.device), direction).cpu()))
+    out = torch.cat(outputs)
+    if targets is not None:
+        a, b = to_float(out), to_float(targets)
+        result["l1"] = float(((a - b).abs() / 2).flatten(1).mean(1).mean())
+        result["psnr"] = float(metrics.psnr(a, b).mean())
+        result["ssim"] = float(torch.cat([metrics.ssim(x, y) for x, y in zip(a.split(256), b.split(256),
+                                                                              strict=True)]).mean())
+        shown = min(8, len(out))
+        columns = [to_float(inputs[:shown]), a[:shown], b[:shown]]
+        figures.save_grid(zoo.image_rows(*columns), pictures / "samples.png")
+    # A Frechet distance to the real images of the output domain, when an extractor fits it.
+    real = reference.split.targets if reference.split.targets is not None else targets
+    if real is None or len(real) < PR_K + 2:
+        return
+    try:
+        extractor = load_extractor(features, reference, console, targets=reference.split.targets is not None,
+                                   options=extractor_options).to(model.device)
+    except UsageError as exc:
+        if features is not None:
+            raise
+        details["fid_skipped"] = str(exc)
+        return
+    real_f, fake_f = extractor.extract(real, batch_size), extractor.extract(out, batch_size)
+    result["fid"] = metrics.frechet_distance(real_f, fake_f)
+    details["protocol"] = protocol("fid", extractor, len(out), reference, len(real))
+
+
+def _reconstruction(model: Model, reference: Reference, pictures: Path, result: dict[str, Any]) -> None:
+    images = reference.split.images
+    outs = []
+    with torch.no_grad():
+        for chunk in images.split(CHUNK):
+            x = to_float(chunk).to(model.device)
+            outs.append(figures.as_uint8(model.generate(model.encode(x)).cpu()))
+    a, b = to_float(torch.cat(outs)), to_float(images)
+    result["l1"] = float(((a - b).abs() / 2).flatten(1).mean(1).mean())
+    result["psnr"] = float(metrics.psnr(a, b).mean())
+    result["ssim"] = float(metrics.ssim(a, b).mean())
+    figures.save_grid(zoo.image_rows(b[:8], a[:8]), pictures / "samples.png")
+
+
+# -- where the figures go -------------------------------------------------------------------------------
+
+HEADLINE = ("fid", "kid", "precision", "recall", "density", "coverage", "diversity", "memorisation",
+            "memorisation_reference", "classifier_score", "class_accuracy", "l1", "psnr", "ssim")
+
+
+def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console, pictures: Path) -> None:
+    """eval.json (this evaluation), evals.jsonl (all of them), run.json and W&B's summary."""
+    text = json.dumps(result, indent=2)
+    tmp = run_dir / ".eval.json.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, run_dir / "eval.json")
+    with (run_dir / "evals.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(result) + "\n")
+    info = runs.read_run_info(run_dir)
+    if info:
+        info["eval"] = {**{k: result[k] for k in HEADLINE if k in result}, "protocol": result["protocol"],
+                        "step": result["checkpoint"]["step"], "checkpoint": result["checkpoint"]["which"]}
+        runs.write_run_info(run_dir, info)
+    if info.get("wandb_id") and info.get("wandb", "off") != "off" and wandb != "off":
+        from zoo.tracking import open_tracker
+
+        tracker = open_tracker(wandb, run_dir, run_dir.name, {"model": result["model"], "data": result["data"]},
+                               console, run_id=info["wandb_id"])
+        tracker.summary({f"eval/{k}": result[k] for k in HEADLINE if k in result} |
+                        {"eval/protocol": result["protocol"]})
+        per_class = result.get("class_accuracy_per_class") or {}
+        tracker.samples_table("eval/samples", sorted(pictures.glob("*.png")), per_class)
+        tracker.finish()
+
+
+def _report(result: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} on {result['data']} (step {result['checkpoint']['step']}), "
+                        f"{result['protocol']}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("", style="dim")
+    notes = {"fid": "lower is better", "kid": "lower is better", "precision": "fidelity, 0-1",
+             "recall": "variety, 0-1", "density": "about 1 like the data", "coverage": "0-1",
+             "diversity": "pixel spread / the data's", "memorisation": "samples nearer a training image than "
+             "held-out images come", "memorisation_reference": "the same for real held-out images",
+             "classifier_score": "at most the number of classes", "class_accuracy": "read as the class asked",
+             "l1": "mean |output - target|, 0-1", "psnr": "dB", "ssim": "0-1"}
+    for key in HEADLINE:
+        if key in result:
+            value = result[key]
+            shown = f"{value:.4f}" if key == "kid" else f"{value:.3f}"
+            if key == "kid":
+                shown += f" ± {result['kid_std']:.4f}"
+            table.add_row(key, shown, notes.get(key, ""))
+    console.print(table)
+    per_class = result.get("class_accuracy_per_class")
+    if per_class:
+        worst = min((v, k) for k, v in per_class.items() if v is not None)
+        console.print("class accuracy per class: " + ", ".join(f"{k} {v:.1%}" for k, v in per_class.items()
+                                                                 if v is not None)
+                      + f" (worst: {worst[1]} {worst[0]:.1%})", highlight=False)
+    acc = result.get("protocol_detail", {}).get("extractor_accuracy")
+    if acc is not None:
+        console.print(f"the classifier reads {acc:.1%} of the real held-out images right", highlight=False)
+    if "fid_skipped" in result:
+        console.print(f"no Frechet distance: {result['fid_skipped']}", highlight=False)
+    console.print(f"-> {result['checkpoint']['path'].rsplit('/', 1)[0]}/eval.json ({result['seconds']:.1f}s)",
+                  highlight=False)
+
+
+# -- during training -------------------------------------------------------------------------------------
+
+@dataclass
+class TrainingEval:
+    """The quick figures ``--eval-every`` logs: a Frechet distance of fixed samples to the
+    reference images (or for translators the L1 of fixed held-out pairs), and seed 000's
+    curve, the mean SSIM between fixed samples and their nearest training images."""
+
+    key: str
+    protocol: str
+    extractor: features_io.FeatureExtractor | None = None
+    real_features: Tensor | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    pool: Tensor | None = None
+
+    @classmethod
+    def build(cls, model: Model, prepared: PreparedData, features: str | None, seed: int,
+              console: Console) -> TrainingEval:
+        heldout = load_prepared(prepared.path, "heldout") if prepared.meta.get("heldout") else None
+        reference = Reference(prepared, heldout if heldout is not None else prepared,
+                              "heldout" if heldout is not None else "train", heldout)
+        if model.has(Capability.IMAGE_TO_IMAGE):
+            inputs, targets = _pairs(model, reference.split)
+            if targets is None:
+                raise UsageError(f"--eval-every: {model.name}'s data has no targets to measure its outputs against")
+            return cls("l1", f"l1/{reference.split_name}", inputs={"images": inputs[:256], "targets": targets[:256]})
+        if not model.has(Capability.LATENT):
+            raise UsageError(f"--eval-every: {model.name} neither samples nor translates")
+        extractor = load_extractor(features, reference, console).to(model.device)
+        real_features = extractor.extract(reference.split.images)
+        generator = torch.Generator().manual_seed(seed + 1)
+        n = TRAINING_EVAL_SAMPLES
+        conditions = conditions_for(model, reference.split, n, generator)
+        pool_index = torch.randperm(len(prepared), generator=generator)[:SSIM_POOL]
+        name = protocol("fd", extractor, n, reference, len(reference.split))["name"]
+        return cls("fd", name, extractor, real_features, {"conditions": conditions, "seed": seed + 1, "n": n},
+                   prepared.images[pool_index])
+
+    @torch.no_grad()
+    def __call__(self, model: Model) -> dict[str, float]:
+        if self.key == "l1":
+            a = torch.cat([model.translate(to_float(x).to(model.device), model.directions[0]
+                                           if model.directions else "AtoB").cpu()
+                           for x in self.inputs["images"].split(CHUNK)])
+            a = to_float(figures.as_uint8(a))
+            b = to_float(self.inputs["targets"])
+            return {"l1": float(((a - b).abs() / 2).mean()), "psnr": float(metrics.psnr(a, b).mean())}
+        assert self.extractor is not None and self.real_features is not None and self.pool is not None
+        samples = draw(model, self.inputs["n"], self.inputs["conditions"], self.inputs["seed"])
+        fd = metrics.frechet_distance(self.real_features, self.extractor.extract(samples))
+        shown = to_float(samples[:SSIM_SAMPLES])
+        pool = to_float(self.pool)
+        index = metrics.nearest(shown.flatten(1), pool.flatten(1))[1][:, 0]
+        return {"fd": fd, "ssim_train": float(metrics.ssim(shown, pool[index]).mean())}
+
+
+def check_eval_every(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"--eval-every must be at least 1, got {value}")
+
+
+__all__ = ["SPLITS", "TrainingEval", "ZooError", "evaluate", "reference_data"]

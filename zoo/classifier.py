@@ -1,0 +1,211 @@
+"""The ``classifier`` features: a small CNN that zoo trains once per labelled data set.
+
+A Frechet distance in the features of a classifier of the domain is what the field uses
+for MNIST-like data, where Inception's ImageNet features say little. zoo trains one on the
+data set's *training* split (the images the generator learns from; the held-out split
+stays unseen, and measures the classifier's accuracy), caches it under
+``$ZOO_CACHE_DIR/features/`` keyed by a hash of the data, and reuses it. Its 128 features
+are the last hidden layer's; its logits give class accuracy and the classifier score.
+
+The network works at any size from 8 px and with 1 or 3 channels: two pairs of 3x3
+convolutions, each pair followed by 2x2 max pooling, a fifth convolution and global
+average pooling, then a 128-unit hidden layer and the class layer. Training: Adam with a
+one-cycle schedule, small random shifts, rotations and scalings of each batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .data import PreparedData, to_float
+from .errors import UsageError
+from .features import FeatureExtractor, Reference
+from .paths import cache_dir
+
+VERSION = "1"
+IMAGES_SEEN = 60_000
+"""Training length: about this many images shown, in 2 to 10 passes over the data."""
+BATCH = 128
+CHECK_FRACTION = 0.1
+"""Without a held-out split, this share of the training images is kept back to check on."""
+
+
+class DomainClassifier(nn.Module):
+    def __init__(self, channels: int, classes: int, width: int = 32) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        self.body = nn.Sequential(
+            *block(channels, width), *block(width, width), nn.MaxPool2d(2),
+            *block(width, 2 * width), *block(2 * width, 2 * width), nn.MaxPool2d(2),
+            *block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Dropout(0.3), nn.Linear(4 * width, 128), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, classes))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.body(images))
+
+
+class Classifier(FeatureExtractor):
+    name = "classifier"
+
+    def __init__(self, data: str, channels: int, classes: int) -> None:
+        super().__init__(data, 128)
+        self.net = DomainClassifier(channels, classes)
+        self.num_classes = classes
+
+    @property
+    def classes(self) -> int:
+        return self.num_classes
+
+    def features(self, images: Tensor) -> Tensor:
+        return self.net.body(images)
+
+    def logits(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+
+def load(reference: Reference) -> FeatureExtractor:
+    """The cached classifier for the reference data, trained first if there is none."""
+    train, spec = reference.train, reference.spec
+    if not spec.labelled or train.labels is None:
+        raise UsageError(f"the classifier features need a labelled data set, and {reference.data} has no "
+                         "labels (a folder: data set is labelled by its sub-folders); use --features "
+                         "inception:WEIGHTS.safetensors or --features random")
+    if spec.height < 8 or spec.width < 8:
+        raise UsageError(f"the classifier needs images of at least 8x8 pixels, not {spec.height}x{spec.width}")
+    images_seen = int(reference.options.get("images_seen", IMAGES_SEEN))
+    seed = int(reference.options.get("seed", 0))
+    limit = int(reference.options.get("train_limit", 0))  # the first images only (tests); 0: all
+    key = _data_key(train, reference.heldout, f"v{VERSION}-{images_seen}-{seed}-{limit}")
+    path = cache_dir() / "features" / f"classifier-{_slug(reference.data)}-{key}.safetensors"
+    model = Classifier(reference.data, spec.channels, spec.num_classes)
+    if not _read(model, path):
+        _train(model, reference, images_seen, seed, limit)
+        _write(model, path)
+    model.weights_hash = _file_hash(path)
+    return model
+
+
+def _train(model: Classifier, reference: Reference, images_seen: int, seed: int, limit: int) -> None:
+    from rich.progress import Progress
+
+    train, heldout = reference.train, reference.heldout
+    assert train.labels is not None  # checked by load
+    x, y = train.images[:limit or None], train.labels[:limit or None]
+    if heldout is not None and heldout.labels is not None and len(heldout):
+        check_x, check_y = heldout.images, heldout.labels
+    else:  # keep a seeded tenth back
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        cut = max(1, int(len(x) * CHECK_FRACTION))
+        check_x, check_y, x, y = x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+    epochs = min(10, max(2, math.ceil(images_seen / len(x))))
+    steps_per_epoch = math.ceil(len(x) / BATCH)
+    net = model.net
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in net.modules():  # a fresh, seeded initialisation
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+                m.reset_parameters()
+        optimizer = torch.optim.Adam(net.parameters(), 2e-3)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * steps_per_epoch)
+        started = time.perf_counter()
+        say = reference.console
+        with Progress(console=say, transient=True, disable=say is None) as bar:
+            task = bar.add_task(f"training the classifier features on {len(x):,} {reference.data} images "
+                                "(once; cached)", total=epochs * steps_per_epoch)
+            net.train()
+            for _ in range(epochs):
+                for index in torch.randperm(len(x), generator=generator).split(BATCH):
+                    optimizer.zero_grad(set_to_none=True)
+                    F.cross_entropy(net(_jitter(to_float(x[index]), generator)), y[index]).backward()
+                    optimizer.step()
+                    schedule.step()
+                    bar.advance(task)
+    net.eval()
+    predicted = model.extract(check_x, logits=True).argmax(1)
+    model.accuracy = float((predicted == check_y).float().mean())
+    if say is not None:
+        where = "held-out" if heldout is not None and heldout.labels is not None else "kept-back training"
+        say.print(f"classifier features: {epochs} epochs in {time.perf_counter() - started:.0f}s; "
+                  f"{model.accuracy:.1%} right on {len(check_x):,} {where} images", highlight=False)
+
+
+def _jitter(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Small random rotations (+-11 degrees), scalings (+-10%) and shifts (+-5%)."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=generator) - 0.5) * 0.4
+    scale = 1 + (torch.rand(n, generator=generator) - 0.5) * 0.2
+    shift = (torch.rand(n, 2, generator=generator) - 0.5) * 0.2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+
+# -- the cache ---------------------------------------------------------------------------------------
+
+def _data_key(train: PreparedData, heldout: PreparedData | None, settings: str) -> str:
+    """A hash of every training image and label (and the held-out ones it is checked on)."""
+    digest = hashlib.sha256(settings.encode())
+    for part in (train, heldout):
+        if part is None:
+            continue
+        digest.update(part.images.contiguous().numpy().tobytes())
+        if part.labels is not None:
+            digest.update(part.labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
+
+
+def _read(model: Classifier, path: Path) -> bool:
+    """Load a cached classifier; False (to train anew) when missing or unreadable."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta: dict[str, Any] = json.loads((f.metadata() or {}).get("zoo", "{}"))
+        model.net.load_state_dict(load_file(str(path)))
+    except Exception:  # a damaged cache file is rebuilt, never trusted
+        return False
+    model.accuracy = meta.get("accuracy")
+    return True
+
+
+def _write(model: Classifier, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    meta = {"accuracy": model.accuracy, "data": model.data, "version": VERSION}
+    save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, str(tmp),
+              metadata={"zoo": json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

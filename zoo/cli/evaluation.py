@@ -1,0 +1,43 @@
+"""zoo eval: measure a trained model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .base import app, console, examples, handles_errors
+
+
+@app.command("eval", epilog=examples(
+    "zoo eval runs/dcgan-mnist-20261122-101500          # FID, KID, precision/recall, density/coverage, ...",
+    "zoo eval cgan --n 10000 --features classifier       # + class accuracy per class",
+    "zoo eval pix2pix --split test                       # L1 / PSNR / SSIM against the targets",
+    "zoo eval dcgan --checkpoint best                    # the best checkpoint --eval-every kept",
+    "zoo eval dcgan --features inception:~/weights/inception_v3.safetensors",
+    "zoo eval runs/dcgan-mnist-20261122-101500 --split train    # on the images it learnt from"))
+@handles_errors
+def evaluate(
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
+    n: Annotated[int, typer.Option("--n", "-n", help="Samples to draw (models with a latent prior).")] = 10_000,
+    features: Annotated[str | None, typer.Option("--features", help="Feature extractor: classifier (trained once on the labelled data, the default there), inception:WEIGHTS.safetensors, random (tests only), or an installed plugin's.")] = None,
+    split: Annotated[str, typer.Option("--split", help="Compare with the held-out images (heldout, or test: the same) or the training images (train).")] = "heldout",
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="latest, or best (kept by zoo train --eval-every).")] = "latest",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the samples' latent vectors and conditions.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch through the feature extractor.")] = 500,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    wandb: Annotated[str, typer.Option("--wandb", help="auto: add the figures to the run's W&B summary if it logged to W&B; off: do not.")] = "auto",
+) -> None:
+    """Measure a trained model on images it never trained on; write RUN/eval.json.
+
+    Sampling models: Frechet distance and KID in the extractor's features, precision/recall
+    (k=3), density/coverage (k=5), diversity, the memorisation check, the classifier score,
+    and class accuracy per class for class-conditional models. Translators: L1 / PSNR /
+    SSIM against the targets. Every figure records its protocol: extractor and hash, counts,
+    split, resize (e.g. fid10k/classifier:mnist@1a2b3c4d/heldout)."""
+    from ..pipelines.evaluate import evaluate as run
+
+    if wandb not in ("auto", "online", "offline", "off"):
+        raise typer.BadParameter("must be auto, online, offline or off", param_hint="--wandb")
+    run(target, n=n, features=features, split=split, checkpoint=checkpoint, seed=seed, batch_size=batch_size,
+        device=device, wandb=wandb, console=console)

@@ -188,13 +188,13 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     if model.has(Capability.IMAGE_TO_IMAGE):
         _translation(model, reference, features, batch_size, console, pictures, result, details,
                      extractor_options)
-    elif model.has(Capability.ENCODER):
+    elif model.has(Capability.ENCODER):  # an autoencoder; a VAE is also measured as a sampler above
         _reconstruction(model, reference, pictures, result)
     result.update({
         "protocol": details.get("protocol", {}).get("name", f"pairs/{reference.split_name}"),
         "protocol_detail": details.get("protocol", {"split": reference.split_name, "data": reference.name,
                                                     "reference": len(reference.split)}),
-        "checkpoint": {"which": checkpoint if path.name != target else "file", "path": str(path),
+        "checkpoint": {"which": "file" if Path(target).expanduser().is_file() else checkpoint, "path": str(path),
                        "step": ckpt.train.get("step"), "images": ckpt.train.get("images")},
         "model": model.name, "data": ckpt.train["data"]["source"],
         "seconds": round(time.perf_counter() - started, 2),
@@ -259,7 +259,8 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
                 details["class_accuracy_classifier"] = {"tag": classifier.tag, "accuracy": classifier.accuracy}
         timings["metrics"] = time.perf_counter() - t
     details["protocol"] = protocol("fid", extractor, n, reference, len(real))
-    details["protocol"].update(kid={"subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, n, len(real))},
+    details["protocol"].update(kid={"subsets": KID_SUBSETS,
+                                    "subset_size": min(KID_SUBSET_SIZE, n // 2, len(real) // 2)},
                                precision_recall_k=PR_K, density_coverage_k=DC_K)
     details["timings"] = {k: round(v, 2) for k, v in timings.items()}
     _generation_pictures(model, samples, conditions, reference, copies, fake_f, train_f, pictures, result)
@@ -331,7 +332,9 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
                                                                               strict=True)]).mean())
         shown = min(8, len(out))
         columns = [to_float(inputs[:shown]), a[:shown], b[:shown]]
-        figures.save_grid(zoo.image_rows(*columns), pictures / "samples.png")
+        figures.save_grid(zoo.image_rows(*columns), pictures / "samples.png",
+                          column_labels=["input", "output", "target"],
+                          title=f"{model.name} on held-out pairs" if reference.split_name == "heldout" else None)
     # A Frechet distance to the real images of the output domain, when an extractor fits it.
     real = reference.split.targets if reference.split.targets is not None else targets
     if real is None or len(real) < PR_K + 2:
@@ -360,7 +363,8 @@ def _reconstruction(model: Model, reference: Reference, pictures: Path, result: 
     result["l1"] = float(((a - b).abs() / 2).flatten(1).mean(1).mean())
     result["psnr"] = float(metrics.psnr(a, b).mean())
     result["ssim"] = float(metrics.ssim(a, b).mean())
-    figures.save_grid(zoo.image_rows(b[:8], a[:8]), pictures / "samples.png")
+    figures.save_grid(zoo.image_rows(b[:8], a[:8]), pictures / "reconstructions.png",
+                      column_labels=["input", "reconstruction"])
 
 
 # -- where the figures go -------------------------------------------------------------------------------

@@ -115,8 +115,10 @@ def kernel_distance(real: Tensor, fake: Tensor, subsets: int = 100, subset_size:
     kernel, mean and standard deviation over random subsets (torchmetrics, seeded)."""
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    _check_sets(real, fake, 2, "a kernel distance")
-    size = min(subset_size, len(real), len(fake))
+    _check_sets(real, fake, 4, "a kernel distance")
+    # Subsets of at most half of each set: subsets of a whole set would all be alike, and the
+    # standard deviation over them would say nothing.
+    size = min(subset_size, len(real) // 2, len(fake) // 2)
     with warnings.catch_warnings():  # that it keeps every feature: so do we, for the other metrics
         warnings.simplefilter("ignore", UserWarning)
         metric = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size)

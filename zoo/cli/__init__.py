@@ -7,7 +7,7 @@ the traceback. Heavy imports (torch, wandb, matplotlib) happen inside the comman
 
 from __future__ import annotations
 
-from . import data, evaluation, generation, latent, models, training  # noqa: F401  (each registers its commands)
+from . import data, evaluation, generation, latent, models, runs, training  # noqa: F401  (each registers its commands)
 from .base import app
 
 

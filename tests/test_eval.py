@@ -283,7 +283,8 @@ def test_eval_of_a_class_conditional_model_reads_each_class(mnist, trained) -> N
     assert result["protocol_detail"]["extractor_accuracy"] > 0.3
     assert (run / "eval" / "classes.png").is_file()
     # Any features: class accuracy still comes from the classifier.
-    other = evaluate(str(run), n=200, features="random", wandb="off", extractor_options={"images_seen": 8000, "train_limit": 2000})
+    other = evaluate(str(run), n=200, features="random", wandb="off",
+                     extractor_options={"images_seen": 8000, "train_limit": 2000})
     assert other["protocol"].startswith("fid200/random") and "class_accuracy" in other
 
 

@@ -85,6 +85,16 @@ def reference_data(record: dict[str, Any], split: str, console: Console | None =
     return Reference(train, chosen, SPLITS[split], heldout)
 
 
+def _check_fits(model: Model, reference: Reference, data: str) -> None:
+    """--data: the other data set must be what the model makes (shape, classes)."""
+    have = reference.split.spec
+    if (have.channels, have.height, have.width) != model.spec.target_shape:
+        raise UsageError(f"--data {data}: its images are {have.channels}x{have.height}x{have.width}, and "
+                         f"{model.name} makes {'x'.join(map(str, model.spec.target_shape))}")
+    if model.has(Capability.CLASS_CONDITIONAL) and have.class_names != model.spec.class_names:
+        raise UsageError(f"--data {data}: its classes differ from the ones {model.name} was trained on")
+
+
 def _domain(data: PreparedData, targets: bool) -> PreparedData:
     """One domain of two-domain data as a data set of its own (B: the targets)."""
     if not targets or data.targets is None:
@@ -162,9 +172,11 @@ def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: 
 
 def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split: str = "heldout",
              checkpoint: str = "latest", seed: int = 0, batch_size: int = CHUNK, device: str = "auto",
-             wandb: str = "auto", console: Console | None = None,
+             data: str | None = None, wandb: str = "auto", console: Console | None = None,
              extractor_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``."""
+    """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``. ``data``
+    judges it against another data set than its own (at the run's size and channels): a
+    model trained on one class against every class, say."""
     console = console or Console()
     if n < 2:
         raise UsageError(f"--n must be at least 2, got {n}")
@@ -176,7 +188,13 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     model.eval()
     if not (model.has(Capability.LATENT) or model.has(Capability.IMAGE_TO_IMAGE) or model.has(Capability.ENCODER)):
         raise UsageError(f"{model.name} neither samples, translates nor encodes images: nothing to measure")
-    reference = reference_data(ckpt.train["data"], split, console)
+    record = ckpt.train["data"]
+    if data is not None:
+        record = {"source": data, "size": record.get("size"), "channels": record.get("channels"),
+                  "data_dir": record.get("data_dir")}
+    reference = reference_data(record, split, console)
+    if data is not None:
+        _check_fits(model, reference, data)
     run_dir = path.parent
     pictures = run_dir / "eval"
     pictures.mkdir(exist_ok=True)
@@ -196,7 +214,7 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
                                                     "reference": len(reference.split)}),
         "checkpoint": {"which": "file" if Path(target).expanduser().is_file() else checkpoint, "path": str(path),
                        "step": ckpt.train.get("step"), "images": ckpt.train.get("images")},
-        "model": model.name, "data": ckpt.train["data"]["source"],
+        "model": model.name, "data": ckpt.train["data"]["source"], "reference_data": record["source"],
         "seconds": round(time.perf_counter() - started, 2),
         "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S"), "zoo_version": zoo.__version__,
     })

@@ -366,3 +366,14 @@ def test_the_documented_sweep_drives_zoo_train_over_real_config_keys(tmp_path: P
         point.write_text(json.dumps(dict(zip(names, values, strict=True))))
         config = config_io.resolve(cls.Config, config_file=point)
         assert all(getattr(config, k) == v for k, v in zip(names, values, strict=True))
+
+
+def test_eval_against_another_data_set(mnist, trained) -> None:
+    sevens = trained("train", "dcgan", *TINY, "--data", "mnist", "--classes", "7", "--steps", "1", dest="sevens")
+    own = run_cli("eval", str(sevens), "--features", "random", "--n", "50", "--wandb", "off")
+    assert own.exit_code == 0, own.output
+    assert json.loads((sevens / "eval.json").read_text())["protocol_detail"]["reference"] < 200  # held-out 7s
+    every = run_cli("eval", str(sevens), "--features", "random", "--n", "50", "--data", "mnist", "--wandb", "off")
+    assert every.exit_code == 0, every.output
+    saved = json.loads((sevens / "eval.json").read_text())
+    assert saved["reference_data"] == "mnist" and saved["protocol_detail"]["reference"] == 1000

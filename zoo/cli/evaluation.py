@@ -15,7 +15,8 @@ from .base import app, console, examples, handles_errors
     "zoo eval pix2pix --split test                       # L1 / PSNR / SSIM against the targets",
     "zoo eval dcgan --checkpoint best                    # the best checkpoint --eval-every kept",
     "zoo eval dcgan --features inception:~/weights/inception_v3.safetensors",
-    "zoo eval runs/dcgan-mnist-20261122-101500 --split train    # on the images it learnt from"))
+    "zoo eval runs/dcgan-mnist-20261122-101500 --split train    # on the images it learnt from",
+    "zoo eval runs/dcgan-mnist-7-20261122-101500 --data mnist   # a model of sevens against every digit"))
 @handles_errors
 def evaluate(
     target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
@@ -26,6 +27,7 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="Seed for the samples' latent vectors and conditions.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch through the feature extractor.")] = 500,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Judge against another data set's images than the run's own (at the run's size and channels), e.g. a model trained on --classes 7 against all of mnist.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto: add the figures to the run's W&B summary if it logged to W&B; off: do not.")] = "auto",
 ) -> None:
     """Measure a trained model on images it never trained on; write RUN/eval.json.
@@ -40,4 +42,4 @@ def evaluate(
     if wandb not in ("auto", "online", "offline", "off"):
         raise typer.BadParameter("must be auto, online, offline or off", param_hint="--wandb")
     run(target, n=n, features=features, split=split, checkpoint=checkpoint, seed=seed, batch_size=batch_size,
-        device=device, wandb=wandb, console=console)
+        device=device, data=data, wandb=wandb, console=console)

@@ -293,6 +293,8 @@ def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, An
         rows, names = [], []
         for c, name in enumerate(model.spec.class_names[:zoo.model.PREVIEW_CLASSES]):
             chosen = samples[labels == c][:per]
+            if len(chosen):  # one strip per class too, for W&B's table of samples per class
+                figures.save_grid(to_float(chosen), pictures / "classes" / f"{_file_name(name)}.png", nrow=per)
             if len(chosen) == per:
                 rows.append(chosen)
                 names.append(name)
@@ -310,6 +312,10 @@ def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, An
     if per_class:
         figures.bar_chart(per_class, pictures / "classes.png", title="class accuracy of the samples",
                           ylabel="read as the class asked", limit=(0, 1))
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "class"
 
 
 def _sheet(images: Tensor, path: Path, nrow: int, rows: list[str] | None = None,
@@ -412,7 +418,9 @@ def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console,
         tracker.summary({f"eval/{k}": result[k] for k in HEADLINE if k in result} |
                         {"eval/protocol": result["protocol"]})
         per_class = result.get("class_accuracy_per_class") or {}
-        tracker.samples_table("eval/samples", sorted(pictures.glob("*.png")), per_class)
+        strips = {name: pictures / "classes" / f"{_file_name(name)}.png" for name in per_class}
+        tracker.samples_table("eval/samples", sorted(pictures.glob("*.png")), per_class,
+                              {k: v for k, v in strips.items() if v.is_file()})
         tracker.finish()
 
 

@@ -282,6 +282,7 @@ def test_eval_of_a_class_conditional_model_reads_each_class(mnist, trained) -> N
     assert 0 <= result["class_accuracy"] <= 1 and 1 <= result["classifier_score"] <= 10
     assert result["protocol_detail"]["extractor_accuracy"] > 0.3
     assert (run / "eval" / "classes.png").is_file()
+    assert len(list((run / "eval" / "classes").glob("*.png"))) == 10  # a strip per digit, for W&B
     # Any features: class accuracy still comes from the classifier.
     other = evaluate(str(run), n=200, features="random", wandb="off",
                      extractor_options={"images_seen": 8000, "train_limit": 2000})

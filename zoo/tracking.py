@@ -112,9 +112,10 @@ class Tracker:
         """Figures that describe the whole run (its evaluation), shown in the runs table."""
         self._safe(lambda: self._run.summary.update(dict(values)))
 
-    def samples_table(self, key: str, pictures: list[Path], per_class: Mapping[str, Any] | None = None) -> None:
-        """A W&B table of sample sheets (and, for class-conditional models, one of the
-        class accuracy per class)."""
+    def samples_table(self, key: str, pictures: list[Path], per_class: Mapping[str, Any] | None = None,
+                      strips: Mapping[str, Path] | None = None) -> None:
+        """A W&B table of sample sheets and, for class-conditional models, one row per class:
+        its accuracy and a strip of its samples."""
         def go() -> None:
             import wandb
 
@@ -123,9 +124,11 @@ class Tracker:
                 table.add_data(path.stem, wandb.Image(str(path)))
             data = {key: table}
             if per_class:
-                classes = wandb.Table(columns=["class", "accuracy"],
-                                      data=[[k, v] for k, v in per_class.items() if v is not None])
-                data[f"{key}_class_accuracy"] = classes
+                classes = wandb.Table(columns=["class", "accuracy", "samples"])
+                for name, value in per_class.items():
+                    strip = (strips or {}).get(name)
+                    classes.add_data(name, value, wandb.Image(str(strip)) if strip is not None else None)
+                data[f"{key}_per_class"] = classes
             self._run.log(data)
 
         self._safe(go)

@@ -40,6 +40,8 @@ from zoo.data import PreparedData, load_prepared, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Condition, Model
+from zoo.paths import safe_name
+from zoo.run_info import EVAL_FILE, EVAL_METRICS
 
 from .prep import prepare
 
@@ -294,7 +296,7 @@ def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, An
         for c, name in enumerate(model.spec.class_names[:zoo.model.PREVIEW_CLASSES]):
             chosen = samples[labels == c][:per]
             if len(chosen):  # one strip per class too, for W&B's table of samples per class
-                figures.save_grid(to_float(chosen), pictures / "classes" / f"{_file_name(name)}.png", nrow=per)
+                figures.save_grid(to_float(chosen), pictures / "classes" / f"{safe_name(name, 'class')}.png", nrow=per)
             if len(chosen) == per:
                 rows.append(chosen)
                 names.append(name)
@@ -312,10 +314,6 @@ def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, An
     if per_class:
         figures.bar_chart(per_class, pictures / "classes.png", title="class accuracy of the samples",
                           ylabel="read as the class asked", limit=(0, 1))
-
-
-def _file_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "class"
 
 
 def _sheet(images: Tensor, path: Path, nrow: int, rows: list[str] | None = None,
@@ -350,10 +348,7 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
     out = torch.cat(outputs)
     if targets is not None:
         a, b = to_float(out), to_float(targets)
-        result["l1"] = float(((a - b).abs() / 2).flatten(1).mean(1).mean())
-        result["psnr"] = float(metrics.psnr(a, b).mean())
-        result["ssim"] = float(torch.cat([metrics.ssim(x, y) for x, y in zip(a.split(256), b.split(256),
-                                                                              strict=True)]).mean())
+        result.update(_against(a, b))
         shown = min(8, len(out))
         columns = [to_float(inputs[:shown]), a[:shown], b[:shown]]
         figures.save_grid(zoo.image_rows(*columns), pictures / "samples.png",
@@ -376,6 +371,14 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
     details["protocol"] = protocol("fid", extractor, len(out), reference, len(real))
 
 
+def _against(outputs: Tensor, targets: Tensor) -> dict[str, float]:
+    """L1 (in [0, 1] units), PSNR and SSIM of outputs against their targets, averaged."""
+    pairs = list(zip(outputs.split(256), targets.split(256), strict=True))
+    return {"l1": float(((outputs - targets).abs() / 2).flatten(1).mean(1).mean()),
+            "psnr": float(torch.cat([metrics.psnr(a, b) for a, b in pairs]).mean()),
+            "ssim": float(torch.cat([metrics.ssim(a, b) for a, b in pairs]).mean())}
+
+
 def _reconstruction(model: Model, reference: Reference, pictures: Path, result: dict[str, Any]) -> None:
     images = reference.split.images
     outs = []
@@ -384,17 +387,14 @@ def _reconstruction(model: Model, reference: Reference, pictures: Path, result: 
             x = to_float(chunk).to(model.device)
             outs.append(figures.as_uint8(model.generate(model.encode(x)).cpu()))
     a, b = to_float(torch.cat(outs)), to_float(images)
-    result["l1"] = float(((a - b).abs() / 2).flatten(1).mean(1).mean())
-    result["psnr"] = float(metrics.psnr(a, b).mean())
-    result["ssim"] = float(metrics.ssim(a, b).mean())
+    result.update(_against(a, b))
     figures.save_grid(zoo.image_rows(b[:8], a[:8]), pictures / "reconstructions.png",
                       column_labels=["input", "reconstruction"])
 
 
 # -- where the figures go -------------------------------------------------------------------------------
 
-HEADLINE = ("fid", "kid", "precision", "recall", "density", "coverage", "diversity", "memorisation",
-            "memorisation_reference", "classifier_score", "class_accuracy", "l1", "psnr", "ssim")
+HEADLINE = tuple(EVAL_METRICS)
 
 
 def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console, pictures: Path) -> None:
@@ -402,7 +402,7 @@ def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console,
     text = json.dumps(result, indent=2)
     tmp = run_dir / ".eval.json.tmp"
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, run_dir / "eval.json")
+    os.replace(tmp, run_dir / EVAL_FILE)
     with (run_dir / "evals.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
     info = runs.read_run_info(run_dir)
@@ -418,7 +418,7 @@ def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console,
         tracker.summary({f"eval/{k}": result[k] for k in HEADLINE if k in result} |
                         {"eval/protocol": result["protocol"]})
         per_class = result.get("class_accuracy_per_class") or {}
-        strips = {name: pictures / "classes" / f"{_file_name(name)}.png" for name in per_class}
+        strips = {name: pictures / "classes" / f"{safe_name(name, 'class')}.png" for name in per_class}
         tracker.samples_table("eval/samples", sorted(pictures.glob("*.png")), per_class,
                               {k: v for k, v in strips.items() if v.is_file()})
         tracker.finish()
@@ -432,19 +432,13 @@ def _report(result: dict[str, Any], console: Console) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("", style="dim")
-    notes = {"fid": "lower is better", "kid": "lower is better", "precision": "fidelity, 0-1",
-             "recall": "variety, 0-1", "density": "about 1 like the data", "coverage": "0-1",
-             "diversity": "pixel spread / the data's", "memorisation": "samples nearer a training image than "
-             "held-out images come", "memorisation_reference": "the same for real held-out images",
-             "classifier_score": "at most the number of classes", "class_accuracy": "read as the class asked",
-             "l1": "mean |output - target|, 0-1", "psnr": "dB", "ssim": "0-1"}
     for key in HEADLINE:
         if key in result:
             value = result[key]
             shown = f"{value:.4f}" if key == "kid" else f"{value:.3f}"
             if key == "kid":
                 shown += f" ± {result['kid_std']:.4f}"
-            table.add_row(key, shown, notes.get(key, ""))
+            table.add_row(key, shown, EVAL_METRICS[key][1])
     console.print(table)
     per_class = result.get("class_accuracy_per_class")
     if per_class:

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from zoo import figures, metrics
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
+from zoo.images import GRAY_MODES, IMAGE_SUFFIXES, UNREADABLE, read_image
 from zoo.model import Capability, Model, class_condition, evaluating, frozen
 from zoo.runs import load_latent_model, output_dir
 
@@ -97,9 +98,9 @@ def _loss(images, targets, z, prior, ssim_weight: float, prior_weight: float) ->
 def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str], torch.Tensor]:
     """Target images as the model sees them: its size and channels, float in [-1, 1]."""
     if target.is_dir():
-        files = sorted(p for p in target.iterdir() if p.suffix.lower() in figures.IMAGE_SUFFIXES)
+        files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise UsageError(f"{target} holds no images ({', '.join(sorted(figures.IMAGE_SUFFIXES))})")
+            raise UsageError(f"{target} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     elif target.is_file():
         files = [target]
     else:
@@ -109,11 +110,11 @@ def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str
     names, pictures, converted = [], [], []
     for path in files:
         try:
-            picture, mode, (w, h) = figures.read_image(path, spec.height, spec.width)
-        except figures.UNREADABLE as exc:
+            picture, mode, (w, h) = read_image(path, spec.height, spec.width)
+        except UNREADABLE as exc:
             raise ZooError(f"cannot read target {path} as an image ({type(exc).__name__})") from None
         before = f"{w}x{h} {mode}"
-        if (w, h) != (spec.width, spec.height) or (spec.channels == 1) != (mode in figures.GRAY_MODES):
+        if (w, h) != (spec.width, spec.height) or (spec.channels == 1) != (mode in GRAY_MODES):
             converted.append(f"{path.name}: {before} -> {after}")
         pictures.append(picture)
         names.append(path.stem)

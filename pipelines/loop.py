@@ -34,6 +34,7 @@ from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.engine import full_precision
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, evaluating
+from zoo.run_info import METRICS_FILE, read_metrics
 from zoo.tracking import open_tracker
 
 from .evaluate import TrainingEval
@@ -86,7 +87,7 @@ class Loop:
         self.evaluator: TrainingEval | None = None
         self.preview_index = self._preview_index()
         self.budget = p.minutes * 60 if p.minutes else math.inf
-        self.metrics_path = run_dir / "metrics.jsonl"
+        self.metrics_path = run_dir / METRICS_FILE
         self.pending: list[tuple[int, int, dict[str, Any]]] = []
         self.means: dict[str, list[float]] = {}
         self.watch = Watch()
@@ -391,7 +392,7 @@ class Loop:
     def _finish_pictures(self) -> tuple[Path | None, Path | None]:
         frames = sorted((self.run_dir / "progress").glob("step-*.png"))
         gif = figures.save_gif(frames, self.run_dir / "progress.gif")
-        losses = figures.loss_curves(figures.read_metrics(self.metrics_path), self.run_dir / "losses.png",
+        losses = figures.loss_curves(read_metrics(self.metrics_path), self.run_dir / "losses.png",
                                      title=f"{self.p.cls.name} on {self.p.data}")
         return gif, losses
 
@@ -466,7 +467,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     a last line cut short by a crash."""
     if not path.exists():
         return
-    kept = [json.dumps(record) for record in figures.read_metrics(path) if record.get("step", math.inf) <= step]
+    kept = [json.dumps(record) for record in read_metrics(path) if record.get("step", math.inf) <= step]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     tmp.replace(path)

@@ -6,18 +6,19 @@ loss curves, the progress GIF and the latest preview, ``zoo eval``'s figures wit
 protocol and pictures, the in-training evaluation curve, and the warnings training raised.
 Every picture is embedded as a data URI and the stylesheet is inline: the file opens
 anywhere, offline, and fetches nothing. A part the run does not have is left out with a
-short note saying why.
+short note saying why. The run's files are read by :mod:`zoo.run_info`, the in-training
+chart is drawn by :func:`zoo.figures.eval_curve`, and the page's parts (embedded pictures,
+tables, the stylesheet) are :mod:`zoo.pipelines.page`'s: this module says what the page holds.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
 import os
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,23 +26,25 @@ from rich.console import Console
 from rich.markup import escape
 
 import zoo
-from zoo import figures
 from zoo.errors import UsageError, ZooError
-
-from .runs_table import (
+from zoo.figures import eval_curve, number
+from zoo.images import UNREADABLE
+from zoo.run_info import (
     EVAL_FILE,
+    EVAL_KEYS,
     EVAL_METRICS,
     METRICS_FILE,
+    NOT_FIGURES,
     RunSummary,
-    best_text,
-    duration,
-    number,
-    read_json,
+    is_evaluation,
+    read_metrics,
     read_run,
-    resolve_run,
-    steps_text,
     train_state,
 )
+from zoo.runs import read_run_info, resolve_run
+
+from . import page
+from .runs_table import best_text, duration, steps_text
 
 if TYPE_CHECKING:
     from zoo.data import PreparedData
@@ -55,11 +58,6 @@ DATA_PICTURES = {"samples.png": "samples, a row per class where labelled", "pair
                  "class_counts.png": "images per class"}
 EVAL_PICTURES = {"samples.png": "samples", "nearest.png": "samples and their nearest training images",
                  "classes.png": "class accuracy of the samples"}
-SMALL_PICTURE = 320
-"""Pictures narrower than this many pixels are shown twice as large, pixels kept sharp."""
-WIDE_PICTURE = 800
-"""Pictures wider than this may take the page's whole width; others share a row."""
-MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
 def report(target: str, out: Path | None = None, force: bool = False, console: Console | None = None) -> Path:
@@ -73,12 +71,12 @@ def report(target: str, out: Path | None = None, force: bool = False, console: C
     if out.exists() and not force and not is_report(out):
         raise UsageError(f"{out} exists and is not a zoo report; pass --force to write over it, "
                          "or --out another file")
-    page = render(run_dir)
+    text = render(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
-    console.print(escape(f"report ({len(page) / 1e6:.1f} MB) -> {out}"), highlight=False)
+    console.print(escape(f"report ({len(text) / 1e6:.1f} MB) -> {out}"), highlight=False)
     return out
 
 
@@ -95,9 +93,9 @@ def is_report(path: Path) -> bool:
 def render(run_dir: Path) -> str:
     """The whole page, as text."""
     run = read_run(run_dir) or RunSummary(run_dir, "unknown")
-    info = read_json(run_dir / "run.json") or {}
+    info = read_run_info(run_dir)
     train = train_state(run_dir) or {}
-    records = figures.read_metrics(run_dir / METRICS_FILE)
+    records = read_metrics(run_dir / METRICS_FILE)
     title = f"{run.model or 'run'} on {run.data or 'unknown data'}"
     sections = [
         ("run", "The run", lambda: _run_section(run, info, train)),
@@ -121,7 +119,7 @@ def render(run_dir: Path) -> str:
 <meta name="generator" content="{GENERATOR}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)} | {html.escape(run_dir.name)}</title>
-<style>{STYLE}</style>
+<style>{page.STYLE}</style>
 </head>
 <body>
 <header>
@@ -144,15 +142,15 @@ def _safely(draw: Callable[[], str]) -> str:
     edited by hand, a half-written picture): one bad part does not lose the page."""
     try:
         return draw()
-    except (AttributeError, KeyError, TypeError, ValueError, *figures.UNREADABLE) as exc:
-        return _note(f"This part could not be drawn: {type(exc).__name__}: {exc}")
+    except (AttributeError, KeyError, TypeError, ValueError, *UNREADABLE) as exc:
+        return page.note(f"This part could not be drawn: {type(exc).__name__}: {exc}")
 
 
 # -- sections -----------------------------------------------------------------------------------
 
 def _run_section(run: RunSummary, info: dict[str, Any], train: dict[str, Any]) -> str:
     if not info:
-        return _note("run.json is missing or unreadable; the run cannot say how it was trained.")
+        return page.note("run.json is missing or unreadable; the run cannot say how it was trained.")
     total = info.get("total_images") and f"{info['total_images']:,} images"
     facts = [
         ("model", f"{info.get('model', '?')}" + (f" (plugin version {info['plugin_version']})"
@@ -174,8 +172,9 @@ def _run_section(run: RunSummary, info: dict[str, Any], train: dict[str, Any]) -
         ("zoo version", train.get("zoo_version")),
     ]
     config = _config(info)
-    config_grid = _grid((k, json.dumps(v)) for k, v in config.items()) if config else _note("run.json holds no config.")
-    return _facts(facts) + "<h3>Config</h3>\n" + config_grid
+    config_grid = (page.grid((k, json.dumps(v)) for k, v in config.items()) if config
+                   else page.note("run.json holds no config."))
+    return page.facts(facts) + "<h3>Config</h3>\n" + config_grid
 
 
 def _command(info: dict[str, Any], train: dict[str, Any]) -> str:
@@ -238,10 +237,10 @@ def _data_section(info: dict[str, Any], train: dict[str, Any]) -> str:
     record.setdefault("source", info.get("data"))
     prepared, why = _prepared(record)
     if prepared is None:
-        return _note(f"No data pictures: {why}.")
-    pictures = _pictures_in(prepared.path, DATA_PICTURES)
-    return _facts(describe(prepared).items()) + "\n" + (
-        _gallery(pictures) if pictures else _note(f"{prepared.path} holds no pictures."))
+        return page.note(f"No data pictures: {why}.")
+    pictures = page.pictures_in(prepared.path, DATA_PICTURES)
+    return page.facts(describe(prepared).items()) + "\n" + (
+        page.gallery(pictures) if pictures else page.note(f"{prepared.path} holds no pictures."))
 
 
 def _prepared(record: dict[str, Any]) -> tuple[PreparedData | None, str]:
@@ -279,8 +278,8 @@ def _training_section(run_dir: Path) -> str:
               "preview grid: the run has drawn none yet")]
     found = [(path, caption) for path, caption, _ in shown if path.is_file()]
     missing = [why for path, _, why in shown if not path.is_file()]
-    return ((_gallery(found) if found else "")
-            + "".join(_note(f"No {why}.") for why in missing))
+    return ((page.gallery(found) if found else "")
+            + "".join(page.note(f"No {why}.") for why in missing))
 
 
 def _step_of(path: Path) -> str:
@@ -289,52 +288,27 @@ def _step_of(path: Path) -> str:
 
 
 def _in_training_section(records: Sequence[dict], best: dict[str, Any]) -> str:
-    evals = [r for r in records if "epoch" not in r and any(k in r for k in figures.EVAL_KEYS)]
+    evals = [r for r in records if is_evaluation(r)]
     if not evals:
-        return _note("None: the run was trained without --eval-every.")
-    keys = [k for k in figures.EVAL_KEYS if any(k in r for r in evals)]
-    chart = _eval_curve(evals, keys, best)
+        return page.note("None: the run was trained without --eval-every.")
+    keys = [k for k in EVAL_KEYS if any(k in r for r in evals)]
+    chart = eval_curve(evals, keys, best)
     protocol = best.get("protocol")
     lines = [f"{len(evals)} evaluation{'s' if len(evals) != 1 else ''} of fixed samples"]
     if protocol:
         lines.append(f"protocol {protocol}")
     if best:
         lines.append(f"best {best_text(best)} (kept as best.safetensors)")
-    return f'<p>{html.escape("; ".join(lines))}.</p>\n' + _figure(_data_uri(chart, "image/png"),
-                                                                  "in-training figures against step")
-
-
-def _eval_curve(evals: Sequence[dict], keys: Sequence[str], best: dict[str, Any]) -> bytes:
-    """The in-training figures against the step, one panel each, the best marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.8 * len(keys)), squeeze=False)
-    for ax, key in zip(axes[:, 0], keys, strict=True):
-        points = [(r["step"], r[key]) for r in evals if key in r and "step" in r]
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, color="#c44e52")
-        if key in best and "step" in best:
-            ax.plot([best["step"]], [best[key]], marker="*", markersize=12, color="#2a7d4f", linestyle="none",
-                    label=f"best: {number(best[key])} at step {best['step']:,}")
-            ax.legend(fontsize=8)
-        ax.set_title(figures.EVAL_LABELS.get(key, key), fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return f'<p>{html.escape("; ".join(lines))}.</p>\n' + page.figure(page.data_uri(chart, "image/png"),
+                                                                      "in-training figures against step")
 
 
 def _eval_section(run_dir: Path, evaluation: dict[str, Any]) -> str:
-    pictures = _pictures_in(run_dir / "eval", EVAL_PICTURES)
+    pictures = page.pictures_in(run_dir / "eval", EVAL_PICTURES)
     if not evaluation:
-        text = _note(f"Not evaluated yet: zoo eval {run_dir} writes {EVAL_FILE}."
-                     if not (run_dir / EVAL_FILE).exists() else f"{EVAL_FILE} is unreadable.")
-        return text + (_gallery(pictures) if pictures else "")
+        text = page.note(f"Not evaluated yet: zoo eval {run_dir} writes {EVAL_FILE}."
+                         if not (run_dir / EVAL_FILE).exists() else f"{EVAL_FILE} is unreadable.")
+        return text + (page.gallery(pictures) if pictures else "")
     parts = []
     protocol = evaluation.get("protocol")
     where = evaluation.get("checkpoint") or {}
@@ -348,7 +322,7 @@ def _eval_section(run_dir: Path, evaluation: dict[str, Any]) -> str:
     parts.append(f'<p class="protocol">{" · ".join(said)}</p>')
     rows = []
     for key in [k for k in EVAL_METRICS if k in evaluation] + sorted(
-            k for k, v in evaluation.items() if k not in EVAL_METRICS and k not in ("seconds", "kid_std")
+            k for k, v in evaluation.items() if k not in EVAL_METRICS and k not in NOT_FIGURES
             and isinstance(v, (int, float)) and not isinstance(v, bool)):
         value = evaluation[key]
         if not isinstance(value, (int, float)):
@@ -359,31 +333,31 @@ def _eval_section(run_dir: Path, evaluation: dict[str, Any]) -> str:
         rows.append((key, shown, EVAL_METRICS.get(key, (None, ""))[1]))
     if evaluation.get("fid_skipped"):
         rows.append(("fid", "not measured", str(evaluation["fid_skipped"])))
-    parts.append(_table(["figure", "value", "meaning"], rows, "figures") if rows
-                 else _note("eval.json holds no figures."))
+    parts.append(page.table(["figure", "value", "meaning"], rows, "figures") if rows
+                 else page.note("eval.json holds no figures."))
     per_class = evaluation.get("class_accuracy_per_class") or {}
     if per_class:
         shares = [(name, f"{v:.1%}" if isinstance(v, (int, float)) else "not measured")
                   for name, v in per_class.items()]
-        parts.append("<h3>Class accuracy per class</h3>\n" + _grid(shares, narrow=True))
+        parts.append("<h3>Class accuracy per class</h3>\n" + page.grid(shares, narrow=True))
     detail = evaluation.get("protocol_detail") or {}
     if detail:
-        parts.append("<h3>Protocol</h3>\n" + _facts([(k, v if not isinstance(v, dict) else json.dumps(v))
-                                                     for k, v in detail.items() if k != "name"]))
+        parts.append("<h3>Protocol</h3>\n" + page.facts([(k, v if not isinstance(v, dict) else json.dumps(v))
+                                                         for k, v in detail.items() if k != "name"]))
     if pictures:
-        parts.append("<h3>Pictures</h3>\n" + _gallery(pictures))
+        parts.append("<h3>Pictures</h3>\n" + page.gallery(pictures))
     else:
-        parts.append(_note("No pictures in eval/."))
+        parts.append(page.note("No pictures in eval/."))
     return "\n".join(parts)
 
 
 def _warnings_section(info: dict[str, Any]) -> str:
     warnings = _warnings(info)
     if not warnings:
-        return '<p class="ok">None: training raised no warnings.</p>' if info else _note("No run.json to read.")
+        return '<p class="ok">None: training raised no warnings.</p>' if info else page.note("No run.json to read.")
     rows = [(f"{w['step']:,}" if isinstance(w.get("step"), int) else "", w.get("kind", ""), w.get("message", ""))
             for w in warnings]
-    return _table(["step", "kind", "message"], rows, "warnings")
+    return page.table(["step", "kind", "message"], rows, "warnings")
 
 
 def _warnings(info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -392,127 +366,6 @@ def _warnings(info: dict[str, Any]) -> list[dict[str, Any]]:
     return [w for w in warnings if isinstance(w, dict)] if isinstance(warnings, list) else []
 
 
-# -- HTML ---------------------------------------------------------------------------------------
-
-def _pictures_in(folder: Path, known: dict[str, str]) -> list[tuple[Path, str]]:
-    """The pictures in ``folder``: the known ones first, in order, with their captions."""
-    if not folder.is_dir():
-        return []
-    files = [folder / name for name in known if (folder / name).is_file()]
-    files += sorted(p for p in folder.iterdir() if p.suffix.lower() in MIME and p.name not in known and p.is_file())
-    return [(p, known.get(p.name, p.stem.replace("_", " "))) for p in files]
-
-
-def _gallery(pictures: Iterable[tuple[Path, str]]) -> str:
-    return '<div class="gallery">\n' + "\n".join(
-        _figure(_data_uri(path.read_bytes(), MIME.get(path.suffix.lower(), "image/png")), caption, _width(path))
-        for path, caption in pictures) + "\n</div>"
-
-
-def _width(path: Path) -> int | None:
-    """How wide to show a picture: small pixel grids (28 px digits) twice their size, wide
-    charts the width of the page; None: half the page at most."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            width = image.width
-    except figures.UNREADABLE:
-        return None
-    return width * 2 if width < SMALL_PICTURE else width if width > WIDE_PICTURE else None
-
-
-def _figure(uri: str, caption: str, width: int | None = None) -> str:
-    alt = html.escape(caption, quote=True)
-    if width is None:
-        figure, img = "<figure>", ""
-    elif width > WIDE_PICTURE:
-        figure, img = '<figure class="wide">', ""
-    else:
-        figure, img = "<figure>", f' class="pixels" style="width: {width}px"'
-    return f'{figure}<img src="{uri}" alt="{alt}"{img}><figcaption>{html.escape(caption)}</figcaption></figure>'
-
-
-def _data_uri(content: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(content).decode('ascii')}"
-
-
-def _facts(rows: Iterable[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_text(v))}</td></tr>"
-                   for k, v in rows if v is not None and v != "")
-    return f'<table class="facts">{body}</table>'
-
-
-def _text(value: Any) -> str:
-    return number(value) if isinstance(value, float) else str(value)
-
-
-def _grid(pairs: Iterable[tuple[str, str]], narrow: bool = False) -> str:
-    """Short "key value" pairs in as many columns as fit."""
-    cells = "".join(f'<div><span class="key">{html.escape(str(k))}</span> {html.escape(v)}</div>' for k, v in pairs)
-    return f'<div class="grid{" narrow" if narrow else ""}">{cells}</div>'
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], css: str) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
-
-
 def _css_class(status: str) -> str:
     return {"finished": "good", "running": "live", "stopped": "bad", "unreadable": "bad"}.get(
         status, "bad" if status.startswith("failed") else "warn")
-
-
-STYLE = """
-:root { --ink: #1f2328; --muted: #656d76; --line: #d8dee4; --paper: #ffffff; --band: #f6f8fa; --accent: #0969da; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: var(--band);
-       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-header, main, footer { max-width: 1100px; margin: 0 auto; padding: 0 24px; }
-header { padding-top: 28px; }
-h1 { margin: 0 0 4px; font-size: 28px; }
-h2 { margin: 0 0 12px; font-size: 20px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
-h3 { margin: 20px 0 8px; font-size: 16px; }
-.sub { margin: 0 0 10px; color: var(--muted); }
-nav { margin: 8px 0 20px; font-size: 14px; }
-a { color: var(--accent); text-decoration: none; }
-section { background: var(--paper); border: 1px solid var(--line); border-radius: 8px; padding: 18px 22px;
-          margin: 0 0 18px; }
-table { border-collapse: collapse; margin: 4px 0 8px; font-size: 14px; }
-th, td { text-align: left; padding: 4px 12px 4px 0; vertical-align: top; border-bottom: 1px solid var(--band); }
-thead th { border-bottom: 1px solid var(--line); color: var(--muted); font-weight: 600; }
-table.facts th { color: var(--muted); font-weight: 500; white-space: nowrap; width: 1%; padding-right: 24px; }
-table.facts td { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
-          font-size: 13px; overflow-wrap: anywhere; }
-table.figures th:nth-child(2) { text-align: right; padding-right: 24px; }
-table.figures td:nth-child(2) { font-variant-numeric: tabular-nums; text-align: right; padding-right: 24px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)); gap: 2px 18px;
-          font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
-.grid.narrow { grid-template-columns: repeat(auto-fill, minmax(110px, 1fr)); }
-.grid .key { color: var(--muted); }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px;
-       background: var(--band); padding: 1px 5px; border-radius: 4px; }
-.gallery { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
-figure { margin: 0; max-width: 100%; }
-.gallery figure { max-width: calc(50% - 9px); }
-.gallery figure.wide { max-width: 100%; }
-figure img { display: block; max-width: 100%; border: 1px solid var(--line); border-radius: 4px; background: #fff; }
-figure img.pixels { image-rendering: pixelated; }
-figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
-.note { color: var(--muted); font-style: italic; margin: 6px 0; }
-.ok { color: #1a7f37; }
-.protocol { margin-top: 0; }
-.status { padding: 1px 8px; border-radius: 10px; font-size: 13px; font-weight: 600; }
-.status.good { background: #dafbe1; color: #1a7f37; }
-.status.live { background: #ddf4ff; color: #0969da; }
-.status.warn { background: #fff8c5; color: #7d4e00; }
-.status.bad { background: #ffebe9; color: #cf222e; }
-a.warned { color: #7d4e00; font-weight: 600; }
-table.warnings td:nth-child(2) { white-space: nowrap; color: #7d4e00; }
-footer { color: var(--muted); font-size: 13px; padding-bottom: 30px; }
-"""

@@ -1,9 +1,8 @@
-"""What the runs folder holds (``zoo runs``) and a few runs side by side (``zoo compare``).
+"""What the runs folder holds (``zoo runs``) and a few runs side by side (``zoo compare``):
+the tables, the best run of each figure, the protocols that differ, and which curves to chart.
 
-A run folder is one holding ``run.json`` or a checkpoint. What is shown comes from the run's
-own files: ``run.json`` (what was trained, how far, its status, the best in-training figure),
-the checkpoint's header (the training time), ``eval.json`` (``zoo eval``'s figures and their
-protocol) and ``metrics.jsonl`` (the curves). Nothing is loaded onto a device.
+What each run says comes from its own files, read by :mod:`zoo.run_info` (nothing is loaded
+onto a device); the chart of runs compared is :func:`zoo.figures.compare_chart`.
 """
 
 from __future__ import annotations
@@ -11,10 +10,9 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,176 +21,14 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from zoo import checkpoint as ckpt_io
-from zoo import figures, runs
-from zoo.errors import UsageError, ZooError
+from zoo.errors import UsageError
+from zoo.figures import compare_chart, number
 from zoo.paths import runs_dir
-
-EVAL_FILE = "eval.json"
-METRICS_FILE = "metrics.jsonl"
-
-EVAL_METRICS: dict[str, tuple[str | None, str]] = {
-    "fid": ("lower", "Frechet distance, lower is better"),
-    "kid": ("lower", "kernel inception distance, lower is better"),
-    "precision": ("higher", "fidelity, 0-1"),
-    "recall": ("higher", "variety, 0-1"),
-    "density": ("one", "about 1 like the data"),
-    "coverage": ("higher", "0-1"),
-    "diversity": ("one", "pixel spread / the data's"),
-    "memorisation": ("lower", "samples nearer a training image than held-out images come"),
-    "memorisation_reference": (None, "the same for real held-out images"),
-    "classifier_score": ("higher", "at most the number of classes"),
-    "class_accuracy": ("higher", "samples read as the class asked"),
-    "l1": ("lower", "mean |output - target|, 0-1"),
-    "psnr": ("higher", "dB"),
-    "ssim": ("higher", "0-1"),
-}
-"""eval.json's figures in the order they are shown: which way is better (None: a reference,
-not a figure of the model; "one": nearest 1) and what they mean."""
-NOT_FIGURES = {"seconds", "kid_std"}
-"""Numbers in eval.json that are not figures to compare."""
+from zoo.run_info import EVAL_METRICS, METRICS_FILE, RunSummary, find_runs, read_metrics, read_run
+from zoo.runs import resolve_run
 
 STATUS_STYLES = {"finished": "green", "running": "cyan", "stopped": "magenta", "interrupted": "yellow",
                  "time limit": "yellow", "unreadable": "red"}
-
-
-@dataclass
-class RunSummary:
-    """One run as ``zoo runs`` shows it; None where the run's files do not say."""
-
-    path: Path
-    status: str
-    model: str | None = None
-    data: str | None = None
-    step: int | None = None
-    total_steps: int | None = None
-    images: int | None = None
-    created: str | None = None
-    seconds: float | None = None
-    best: dict[str, Any] = field(default_factory=dict)
-    """run.json's best in-training figure: {"step": 1200, "fd": 15.2, "protocol": ...}."""
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    """eval.json, as ``zoo eval`` wrote it."""
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def protocol(self) -> str | None:
-        protocol = self.evaluation.get("protocol")
-        return str(protocol) if protocol else None
-
-    def figures(self) -> dict[str, float]:
-        """The eval.json numbers that are figures of the model."""
-        return {k: float(v) for k, v in self.evaluation.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_FIGURES}
-
-    def to_json(self) -> dict[str, Any]:
-        return {"run": self.name, "path": str(self.path), "model": self.model, "data": self.data,
-                "status": self.status, "step": self.step, "total_steps": self.total_steps, "images": self.images,
-                "created": self.created, "seconds": self.seconds, "fid": self.evaluation.get("fid"),
-                "protocol": self.protocol, "eval": self.figures(), "best": self.best or None}
-
-
-# -- reading runs -------------------------------------------------------------------------------
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from a file; None when it is missing, unreadable or not an object."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def read_run(run_dir: Path) -> RunSummary | None:
-    """What a run folder says about itself; None for a folder that is not a run."""
-    info_file, checkpoint = run_dir / runs.RUN_FILE, run_dir / ckpt_io.FILENAME
-    if not info_file.is_file() and not checkpoint.is_file():
-        return None
-    info = read_json(info_file) if info_file.is_file() else {}
-    if info is None:
-        return RunSummary(run_dir, "unreadable", created=_mtime(run_dir))
-    train = train_state(run_dir) or {}
-
-    def known(key: str, kind: type | tuple[type, ...]) -> Any:
-        """run.json's value, else the checkpoint's; None where neither says, or says nonsense."""
-        value = info.get(key, train.get(key))
-        return value if isinstance(value, kind) and not isinstance(value, bool) else None
-
-    data = info.get("data") or (train.get("data") or {}).get("source")
-    return RunSummary(
-        run_dir, run_status(run_dir, info), model=known("model", str), data=str(data) if data else None,
-        step=known("step", int), total_steps=known("total_steps", int), images=known("images", int),
-        created=known("created", str) or _mtime(run_dir), seconds=known("seconds", (int, float)),
-        best=known("best", dict) or {}, evaluation=read_json(run_dir / EVAL_FILE) or {})
-
-
-def train_state(run_dir: Path) -> dict[str, Any] | None:
-    """Where training stood at the last checkpoint (its header's "train"), if it has one."""
-    path = run_dir / ckpt_io.FILENAME
-    if not path.is_file():
-        return None
-    try:
-        meta = ckpt_io.read_meta(path)
-    except ZooError:
-        return None
-    return {"model": meta.get("plugin"), **meta.get("train", {})}
-
-
-def run_status(run_dir: Path, info: dict[str, Any]) -> str:
-    """run.json's status, except that a run "running" with no process holding its lock was
-    stopped (killed, or its machine went down): it says "stopped"."""
-    status = str(info.get("status") or "unknown")
-    if status == "running" and not is_training(run_dir):
-        return "stopped"
-    return status
-
-
-def is_training(run_dir: Path) -> bool:
-    """Whether a process holds the run's lock (:class:`zoo.runs.RunLock`) now. A shared,
-    non-blocking ``flock`` taken and let go at once: it never waits and writes nothing."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locks, believe run.json
-        return True
-    try:
-        fd = os.open(run_dir / runs.LOCK_FILE, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # closing lets go of the lock, if we got it
-    return False
-
-
-def _mtime(path: Path) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(path.stat().st_mtime))
-
-
-def find_runs(root: Path, model: str | None = None) -> list[RunSummary]:
-    """Every run in ``root`` (of ``model`` only, if given), the oldest first."""
-    found = []
-    for path in root.iterdir():
-        if not path.is_dir() or path.name.startswith("."):
-            continue
-        run = read_run(path)
-        if run is not None and (model is None or run.model == model):
-            found.append(run)
-    return sorted(found, key=lambda r: (r.created or "", r.name))
-
-
-def resolve_run(target: str) -> Path:
-    """The run folder meant by a folder, a checkpoint file or a model name (its latest run).
-    A folder with a run.json counts even before its first checkpoint."""
-    path = Path(target).expanduser()
-    if path.is_dir() and (path / runs.RUN_FILE).is_file():
-        return path
-    return runs.find_checkpoint(target).parent
 
 
 # -- zoo runs -----------------------------------------------------------------------------------
@@ -262,12 +98,6 @@ def best_text(best: dict[str, Any]) -> str:
     return f"{keys[0]} {number(best[keys[0]])}{at}"
 
 
-def number(value: float) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
 def _count(value: int | None) -> str:
     return f"{value:,}" if value is not None else ""
 
@@ -333,7 +163,7 @@ def compare(targets: Sequence[str], out: Path | None = None, force: bool = False
         if winner is not None:
             best[name] = winner.name
     warning = protocol_warning(found)
-    records = {run.name: figures.read_metrics(run.path / METRICS_FILE) for run in found}
+    records = {run.name: read_metrics(run.path / METRICS_FILE) for run in found}
     plotted, notes = _curves_to_plot(records, metric)
     figure = None
     if plotted:
@@ -468,47 +298,3 @@ def _curves_to_plot(records: dict[str, list[dict]], metric: str | None) -> tuple
             if rows and not any(key in r for r in rows):
                 notes.append(f"{name} has no {key} in its metrics.jsonl")
     return chosen, notes
-
-
-def compare_chart(records: dict[str, list[dict]], metrics: Sequence[str], path: Path,
-                  labels: dict[str, str] | None = None) -> Path:
-    """One panel per metric, one line per run against the step: in-training evaluations as
-    points joined by lines, per-step values faint with a smoothed line over them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = labels or {}
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.4 * len(metrics)), squeeze=False)
-    for ax, key in zip(axes[:, 0], metrics, strict=True):
-        for name, rows in records.items():
-            points = [(r["step"], float(r[key])) for r in rows if key in r and "step" in r]
-            if not points:
-                continue
-            steps, values = [p[0] for p in points], [p[1] for p in points]
-            label = labels.get(name, name)
-            if key in figures.EVAL_KEYS or len(points) <= 20:
-                ax.plot(steps, values, marker="o", markersize=3, label=label)
-            else:
-                line, = ax.plot(steps, values, alpha=0.2, linewidth=0.8)
-                ax.plot(steps, _smoothed(values), color=line.get_color(), linewidth=1.6, label=label)
-        ax.set_title(figures.EVAL_LABELS.get(key, figures.metric_label(key)), fontsize=10)
-        ax.set_xlabel("step")
-        ax.set_ylabel(figures.metric_label(key))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _smoothed(values: Sequence[float]) -> list[float]:
-    """An exponential moving average, heavier for longer runs (as the loss curves')."""
-    weight = min(0.98, 1 - 10 / max(10, len(values)))
-    out: list[float] = []
-    for v in values:
-        out.append(v if not out or not math.isfinite(out[-1]) else weight * out[-1] + (1 - weight) * v)
-    return out

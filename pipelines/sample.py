@@ -9,7 +9,6 @@ none is, a grid with one row per class; file names carry the class.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from rich.console import Console
 from zoo import figures, priors, registry, runs
 from zoo.errors import UsageError
 from zoo.model import Capability, Condition, Model, class_condition, class_rows
+from zoo.paths import safe_name
 
 from .classes import chosen_class, class_index
 
@@ -95,4 +95,4 @@ def _conditions(labels: torch.Tensor | None, text: str | None, start: int, count
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name) or "class"
+    return safe_name(name, "class")

@@ -18,6 +18,7 @@ from rich.console import Console
 from zoo import figures, runs
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
+from zoo.images import UNREADABLE, image_files, read_image
 from zoo.model import Model, evaluating, image_rows
 
 CHUNK = 64
@@ -37,8 +38,8 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     pictures, names, skipped, resized = [], [], [], 0
     for file in files:
         try:
-            picture, _, size = figures.read_image(file, spec.height, spec.width)
-        except figures.UNREADABLE as exc:
+            picture, _, size = read_image(file, spec.height, spec.width)
+        except UNREADABLE as exc:
             if file in named:
                 raise UsageError(f"{file} is not a readable image ({type(exc).__name__})") from None
             skipped.append(file.name)
@@ -101,7 +102,7 @@ def collect(inputs: Sequence[str]) -> tuple[list[Path], set[Path]]:
             files.append(path)
             named.add(path)
         elif path.is_dir():
-            found = figures.image_files(path)
+            found = image_files(path)
             if not found:
                 raise UsageError(f"folder {path} holds no images")
             files += found

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from zoo import figures
+from zoo import figures, sheets
 
 from .sheets import label_bands
 
@@ -95,12 +95,12 @@ def test_labels_are_drawn_with_pillows_small_font_where_it_cannot_scale(monkeypa
     def before_pillow_10_1():  # took no size and gave a small bitmap font
         return ImageFont.load_default_imagefont()
 
-    figures._font.cache_clear()
+    sheets._font.cache_clear()
     monkeypatch.setattr(ImageFont, "load_default", before_pillow_10_1)
     try:
         sheet = figures.labelled_grid(digits(4), nrow=2, column_labels=["in", "out"], row_labels=["x", "y"])
     finally:
-        figures._font.cache_clear()
+        sheets._font.cache_clear()
     left, top = label_bands(sheet, 2 * (2 * 30 + 2), 2 * (2 * 30 + 2))
     assert ink(sheet, (left, 0, sheet.width, top)).getbbox() is not None
 

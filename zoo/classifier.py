@@ -29,8 +29,8 @@ from torch import Tensor, nn
 
 from .data import PreparedData, to_float
 from .errors import UsageError
-from .features import FeatureExtractor, Reference
-from .paths import cache_dir
+from .features import FeatureExtractor, Reference, file_hash
+from .paths import cache_dir, safe_name
 
 VERSION = "1"
 IMAGES_SEEN = 60_000
@@ -91,12 +91,12 @@ def load(reference: Reference) -> FeatureExtractor:
     seed = int(reference.options.get("seed", 0))
     limit = int(reference.options.get("train_limit", 0))  # the first images only (tests); 0: all
     key = _data_key(train, reference.heldout, f"v{VERSION}-{images_seen}-{seed}-{limit}")
-    path = cache_dir() / "features" / f"classifier-{_slug(reference.data)}-{key}.safetensors"
+    path = cache_dir() / "features" / f"classifier-{safe_name(reference.data)[:60]}-{key}.safetensors"
     model = Classifier(reference.data, spec.channels, spec.num_classes)
     if not _read(model, path):
         _train(model, reference, images_seen, seed, limit)
         _write(model, path)
-    model.weights_hash = _file_hash(path)
+    model.weights_hash = file_hash(path)
     return model
 
 
@@ -171,10 +171,6 @@ def _data_key(train: PreparedData, heldout: PreparedData | None, settings: str) 
     return digest.hexdigest()[:16]
 
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
-
-
 def _read(model: Classifier, path: Path) -> bool:
     """Load a cached classifier; False (to train anew) when missing or unreadable."""
     from safetensors import safe_open
@@ -201,11 +197,3 @@ def _write(model: Classifier, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, str(tmp),
               metadata={"zoo": json.dumps(meta)})
     os.replace(tmp, path)
-
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

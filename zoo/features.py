@@ -124,6 +124,15 @@ def weights_hash(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def file_hash(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 # -- finding extractors --------------------------------------------------------------------------
 
 def available() -> dict[str, str]:
@@ -217,11 +226,7 @@ class Inception(FeatureExtractor):
         except RuntimeError as exc:
             raise UsageError(f"{path} does not hold torchvision's Inception-v3 weights: "
                              f"{str(exc).splitlines()[0]}") from None
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        self.weights_hash = digest.hexdigest()
+        self.weights_hash = file_hash(path)
         self.mean: Tensor
         self.std: Tensor
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))

@@ -1,32 +1,32 @@
-"""Every picture zoo shows a person: sample grids, GIFs, loss curves, data exploration.
+"""Every picture zoo shows a person: sample grids (plain or labelled), GIFs, and charts:
+loss curves, in-training figures, runs compared, data exploration, bars.
 
 Images arrive as float tensors in [-1, 1] (N x C x H x W) or uint8 tensors; files leave
-as PNG and GIF. matplotlib is imported only inside the functions that draw charts.
+as PNG and GIF. The words on a labelled grid are :mod:`zoo.sheets`' part; reading image
+files in is :mod:`zoo.images`'; the run files charts are drawn from are read by
+:mod:`zoo.run_info`. matplotlib is imported only inside the functions that draw charts.
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import io
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from . import sheets
 from .data import to_uint8
+from .run_info import EVAL_KEYS, is_evaluation
 
 GRID_PADDING = 2
-UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)  # UnidentifiedImageError is an OSError
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)",
                  "critic_fake": "critic(G(z))", "wasserstein": "Wasserstein estimate"}
 BELIEFS = ("d_real", "d_fake", "class_acc_real")
-EVAL_KEYS = ("fd", "ssim_train", "l1", "psnr")
-"""What ``zoo train --eval-every`` writes to metrics.jsonl, on lines of their own."""
 EVAL_LABELS = {"fd": "Frechet distance of fixed samples (lower is better)",
                "ssim_train": "SSIM of fixed samples to their nearest training images",
                "l1": "L1 to held-out targets (lower is better)", "psnr": "PSNR to held-out targets (dB)"}
@@ -38,47 +38,16 @@ def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name)
 
 
+def number(value: float) -> str:
+    """A figure as people read it: 1,235 from a thousand up, else four significant digits
+    (nan and inf as Python writes them)."""
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def as_uint8(images: torch.Tensor) -> torch.Tensor:
     return images if images.dtype == torch.uint8 else to_uint8(images)
-
-
-def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, tuple[int, int]]:
-    """An image file of any size and format, upright, fitted (resized and centre-cropped) to
-    height x width: a uint8 3 x H x W tensor, the file's own PIL mode and (width, height).
-    Raises one of ``UNREADABLE`` for files that are not images."""
-    from PIL import ImageOps
-
-    with Image.open(path) as img:
-        mode, size = img.mode, img.size
-        img = ImageOps.fit(ImageOps.exif_transpose(img).convert("RGB"), (width, height),
-                           Image.Resampling.LANCZOS)
-        array = np.asarray(img, dtype=np.uint8).copy()
-    return torch.from_numpy(array).permute(2, 0, 1), mode, size
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Every image file under ``folder`` (by suffix, recursively, hidden ones left out), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-
-
-def read_images(files: Sequence[Path], height: int, width: int,
-                progress: Callable[[Sequence[Path]], Iterable[Path]] = iter,
-                ) -> tuple[list[torch.Tensor], list[int], bool, list[str]]:
-    """:func:`read_image` over many files: the pictures, the index of each read file, whether
-    every one was grayscale, and "name (error)" for each file that could not be read.
-    ``progress`` wraps the iteration (a progress bar)."""
-    pictures, kept, skipped, gray = [], [], [], True
-    for i, path in enumerate(progress(files)):
-        try:
-            picture, mode, _ = read_image(path, height, width)
-        except UNREADABLE as exc:
-            skipped.append(f"{path.name} ({type(exc).__name__})")
-            continue
-        gray &= mode in GRAY_MODES
-        pictures.append(picture)
-        kept.append(i)
-    return pictures, kept, gray, skipped
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
@@ -127,37 +96,20 @@ def _enlarged(picture: Image.Image, scale: int) -> Image.Image:
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
 
 
-# -- labelled sheets ----------------------------------------------------------------------------
-
-LABELLED_CELL = 56
-"""A labelled sheet's cells are enlarged to at least this many pixels a side, where a label
-can be read beside them (a 28 px digit is drawn at 56)."""
-MAX_LABELLED_SCALE = 8
-LABEL_SIZE = 14
-"""Font size of labels, in pixels: larger beside large cells, smaller (down to
-SMALLEST_LABEL, then cut short) where a label would not fit over its column."""
-SMALLEST_LABEL = 10
-LARGEST_LABEL = 24
-ROW_LABELS_WIDEST = 240
-"""Row labels longer than this many pixels are cut short."""
-INK, PAPER = "#202020", "#ffffff"
-
-
 def labelled_grid(images: torch.Tensor, nrow: int | None = None, *,
                   column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
                   title: str | None = None, scale: int = 1, padding: int = GRID_PADDING) -> Image.Image:
     """:func:`grid` with what its rows and columns mean written on it, so that the picture
     explains itself when copied into a slide or a W&B panel: dark text on white bands, the
-    ``title`` and a label over each column above, a label for each row on the left.
+    ``title`` and a label over each column above, a label for each row on the left
+    (:mod:`zoo.sheets` draws them).
 
     The images are enlarged ``scale`` times, or more (a whole factor, nearest neighbour, so
-    pixels stay sharp) until cells are :data:`LABELLED_CELL` px and each column label fits
-    over its column; so the size depends on the cells and the column labels, while row labels
-    and the title only widen their bands: frames that differ in those alone (a GIF's) keep
-    one size. Gray or RGB; a rows x columns x C x H x W tensor keeps its layout (use
-    :func:`zoo.image_rows` to put columns of different sizes side by side)."""
-    from PIL import ImageColor, ImageDraw
-
+    pixels stay sharp) until cells are :data:`zoo.sheets.LABELLED_CELL` px and each column
+    label fits over its column; so the size depends on the cells and the column labels, while
+    row labels and the title only widen their bands: frames that differ in those alone (a
+    GIF's) keep one size. Gray or RGB; a rows x columns x C x H x W tensor keeps its layout
+    (use :func:`zoo.image_rows` to put columns of different sizes side by side)."""
     count = images.shape[0] * (images.shape[1] if images.dim() == 5 else 1)
     if images.dim() == 5:
         nrow = images.shape[1]
@@ -170,75 +122,9 @@ def labelled_grid(images: torch.Tensor, nrow: int | None = None, *,
     row_labels = [str(label) for label in row_labels or ()]
 
     height, width = images.shape[-2:]
-    slot = width + padding  # a column's share of the sheet's width, before enlarging
-    widest = max((_font(LABEL_SIZE).getlength(label) for label in column_labels), default=0)
-    while scale < MAX_LABELLED_SCALE and (min(height, width) * scale < LABELLED_CELL
-                                          or slot * scale < widest + LABEL_SIZE // 2):
-        scale += 1
+    scale = sheets.scale_to_fit(height, width, padding, column_labels, scale)
     picture = _enlarged(grid(images, nrow, padding), scale)
-
-    # One font for every label: larger beside large cells, smaller where a column is narrow.
-    size = max(LABEL_SIZE, min(LARGEST_LABEL, min(height, width) * scale // 6))
-    while size > SMALLEST_LABEL and any(_font(size).getlength(label) + size // 2 > slot * scale
-                                        for label in column_labels):
-        size -= 1
-    font, margin = _font(size), max(3, size // 2)
-    line = font.getbbox("Ag")[3]
-    left = 0
-    if row_labels:
-        row_labels = [_shortened(label, font, ROW_LABELS_WIDEST) for label in row_labels]
-        left = int(max(font.getlength(label) for label in row_labels)) + 2 * margin
-    title_lines = _wrapped(title, font, left + picture.width - 2 * margin) if title else []
-    title_band = len(title_lines) * (line + margin // 2) + margin if title_lines else 0
-    header = line + 2 * margin if column_labels else 0
-    top = title_band + header
-
-    sheet = Image.new(picture.mode, (left + picture.width, top + picture.height),
-                      ImageColor.getcolor(PAPER, picture.mode))
-    sheet.paste(picture, (left, top))
-    draw, ink = ImageDraw.Draw(sheet), ImageColor.getcolor(INK, picture.mode)
-    for i, text in enumerate(title_lines):
-        draw.text((margin, margin + i * (line + margin // 2)), text, fill=ink, font=font)
-    for j, label in enumerate(column_labels):
-        label = _shortened(label, font, slot * scale - 2)
-        centre = left + (padding + j * slot + width / 2) * scale
-        draw.text((round(centre - font.getlength(label) / 2), title_band + margin), label, fill=ink, font=font)
-    for i, label in enumerate(row_labels):
-        middle = top + (padding + i * (height + padding) + height / 2) * scale
-        draw.text((left - margin - round(font.getlength(label)), round(middle - line / 2)), label,
-                  fill=ink, font=font)
-    return sheet
-
-
-@functools.cache
-def _font(size: int):
-    """Pillow's own font at ``size`` px (Pillow 10.1 and later), else its small bitmap font."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):  # an older Pillow, or one built without FreeType
-        return ImageFont.load_default()
-
-
-def _shortened(text: str, font, width: float) -> str:
-    """``text`` cut short with "..." to fit ``width`` pixels."""
-    if font.getlength(text) <= width:
-        return text
-    while text and font.getlength(text + "...") > width:
-        text = text[:-1]
-    return text + "..."
-
-
-def _wrapped(text: str, font, width: float) -> list[str]:
-    """``text`` broken into lines of at most ``width`` pixels, at spaces where it can be."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] = f"{lines[-1]} {word}"
-        else:
-            lines.append(_shortened(word, font, width))
-    return lines
+    return sheets.with_labels(picture, (height, width), padding, scale, column_labels, row_labels, title)
 
 
 def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> list[Path]:
@@ -298,28 +184,13 @@ def _pyplot():
     return plt
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a ``metrics.jsonl``, skipping a line a crash cut short."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | None:
     """Loss curves, D's beliefs in [0, 1] and any other metric (a critic's outputs, its
     Wasserstein estimate, penalties) against step, raw and smoothed: a panel for each kind."""
     evals: list[dict] = []
     losses_rows: list[dict] = []
-    for r in records:  # --eval-every's lines have no epoch; the steps' lines always do
-        (evals if "epoch" not in r and any(k in r for k in EVAL_KEYS) else losses_rows).append(r)
+    for r in records:
+        (evals if is_evaluation(r) else losses_rows).append(r)
     records = losses_rows
     if not records:
         return None
@@ -351,10 +222,7 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
         ax.grid(alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
     axes[0, 0].set_title(title or "training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, plt, path, dpi=110)
 
 
 def _smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
@@ -367,6 +235,56 @@ def _smooth(values: Sequence[float], weight: float | None = None) -> list[float]
         last = v if last is None else weight * last + (1 - weight) * v
         out.append(last)
     return out
+
+
+def compare_chart(records: dict[str, list[dict]], metrics: Sequence[str], path: Path,
+                  labels: dict[str, str] | None = None) -> Path:
+    """Runs compared (``zoo compare``): one panel per metric, one line per run (``records``:
+    each run's metrics.jsonl rows, by name) against the step: in-training evaluations as
+    points joined by lines, per-step values faint with a smoothed line over them."""
+    plt = _pyplot()
+    labels = labels or {}
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 3.4 * len(metrics)), squeeze=False)
+    for ax, key in zip(axes[:, 0], metrics, strict=True):
+        for name, rows in records.items():
+            points = [(r["step"], float(r[key])) for r in rows if key in r and "step" in r]
+            if not points:
+                continue
+            steps, values = [p[0] for p in points], [p[1] for p in points]
+            label = labels.get(name, name)
+            if key in EVAL_KEYS or len(points) <= 20:
+                ax.plot(steps, values, marker="o", markersize=3, label=label)
+            else:
+                line, = ax.plot(steps, values, alpha=0.2, linewidth=0.8)
+                ax.plot(steps, _smooth(values), color=line.get_color(), linewidth=1.6, label=label)
+        ax.set_title(EVAL_LABELS.get(key, metric_label(key)), fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric_label(key))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, plt, path, dpi=110)
+
+
+def eval_curve(evals: Sequence[dict], keys: Sequence[str], best: dict[str, Any]) -> bytes:
+    """The in-training figures (``--eval-every``'s metrics.jsonl rows) against the step, one
+    panel each, the ``best`` (run.json's) marked: a PNG, as bytes."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.8 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        points = [(r["step"], r[key]) for r in evals if key in r and "step" in r]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, color="#c44e52")
+        if key in best and "step" in best:
+            ax.plot([best["step"]], [best[key]], marker="*", markersize=12, color="#2a7d4f", linestyle="none",
+                    label=f"best: {number(best[key])} at step {best['step']:,}")
+            ax.legend(fontsize=8)
+        ax.set_title(EVAL_LABELS.get(key, key), fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names: Sequence[str],
@@ -389,7 +307,6 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
         ax.set_title(f"{name} (range {float(image.min()):.0f}-{float(image.max()):.0f})", fontsize=9)
         ax.axis("off")
     fig.suptitle(f"{title}: per-pixel statistics")
-    fig.tight_layout()
     written.append(_save(fig, plt, folder / "stats.png"))
 
     # Per-channel histograms of pixel values.
@@ -403,7 +320,6 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
     ax.set_ylabel("count (log)")
     ax.set_title(f"{title}: pixel histogram per channel")
     ax.legend()
-    fig.tight_layout()
     written.append(_save(fig, plt, folder / "histogram.png"))
 
     # How many images of each class.
@@ -415,7 +331,6 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
                       ha="right" if len(class_names) > 10 else "center")
         ax.set_ylabel("images")
         ax.set_title(f"{title}: images per class")
-        fig.tight_layout()
         written.append(_save(fig, plt, folder / "class_counts.png"))
 
     # A sample of the images themselves: one row per class when labelled.
@@ -443,8 +358,11 @@ def _sample_rows(images: torch.Tensor, labels: torch.Tensor | None, num_classes:
     return torch.cat(rows)
 
 
-def _save(fig, plt, path: Path) -> Path:
-    fig.savefig(path, dpi=100)
+def _save(fig, plt, path: Path, dpi: int = 100) -> Path:
+    """Lay a chart out, write it (its folder made if need be) and let go of it."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -467,8 +385,4 @@ def bar_chart(values: dict[str, float | None], path: Path, title: str = "", ylab
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, plt, path, dpi=110)

@@ -26,3 +26,11 @@ def prepared_dir() -> Path:
 def runs_dir() -> Path:
     """``$ZOO_RUNS_DIR``, else ``./runs``."""
     return Path(os.environ.get("ZOO_RUNS_DIR", "runs")).expanduser()
+
+
+def safe_name(name: str, fallback: str = "item") -> str:
+    """``name`` as a file name: runs of anything but letters, digits, ``.``, ``-`` and ``_``
+    become one ``_``."""
+    import re
+
+    return re.sub(r"[^\w.-]+", "_", name) or fallback

@@ -1,9 +1,11 @@
-"""Run folders: making them without overwriting anything, and finding them again.
+"""Run folders: making them without overwriting anything, the lock held while one trains,
+and finding them and their checkpoints again.
 
 A run folder holds ``run.json`` (what was trained, on what, how far it got), the checkpoint,
 the per-epoch preview grids, ``metrics.jsonl``, the loss curves and the progress GIF.
 Commands that use a trained model take a run folder, a checkpoint file, or a model name
-(meaning that model's latest run in the runs folder).
+(meaning that model's latest run in the runs folder). Reading what a run says about itself,
+for people (``zoo runs``, ``zoo compare``, ``zoo report``), is :mod:`zoo.run_info`'s part.
 """
 
 from __future__ import annotations
@@ -104,6 +106,26 @@ class RunLock:
         self.release()
 
 
+def is_training(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock (:class:`RunLock`) now. A shared, non-blocking
+    ``flock`` taken and let go at once: it never waits and writes nothing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks, believe run.json
+        return True
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing lets go of the lock, if we got it
+    return False
+
+
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
     tmp = run_dir / f".{RUN_FILE}.tmp"
     tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -111,10 +133,17 @@ def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """run.json; empty when it is missing, unreadable or not an object."""
+    return read_json(run_dir / RUN_FILE) or {}
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file; None when it is missing, unreadable or not an object."""
     try:
-        return json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return None
+    return value if isinstance(value, dict) else None
 
 
 BEST_FILE = "best.safetensors"
@@ -152,6 +181,15 @@ def find_checkpoint(target: str, which: str = "latest") -> Path:
         raise UsageError(f"{target} does not exist")
     raise UsageError(f"{target!r} is neither a run folder, a checkpoint file nor a model name; "
                      f"{reg.unknown_message(target)}")
+
+
+def resolve_run(target: str) -> Path:
+    """The run folder meant by a folder, a checkpoint file or a model name (its latest run).
+    A folder with a run.json counts even before its first checkpoint."""
+    path = Path(target).expanduser()
+    if path.is_dir() and (path / RUN_FILE).is_file():
+        return path
+    return find_checkpoint(target).parent
 
 
 def latest_run(model: str) -> Path | None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures
 from zoo.data import convert_channels
 from zoo.errors import UsageError, ZooError
+from zoo.images import IMAGE_SUFFIXES, read_images
 
 from .raw import RawData
 
@@ -26,7 +26,7 @@ def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         raise UsageError(f"{root} is not a folder; folder: needs a folder of images")
     visible = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")]
     subdirs = [p for p in visible if p.is_dir()]
-    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in figures.IMAGE_SUFFIXES]
+    top_images = [p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if subdirs and not top_images:
         classes = [d.name for d in subdirs]
         files = [(f, i) for i, d in enumerate(subdirs) for f in files_under(d)]
@@ -49,7 +49,7 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
     from rich.progress import track
 
     classes, files = folder_layout(root)
-    pictures, kept, gray, skipped = figures.read_images(
+    pictures, kept, gray, skipped = read_images(
         [path for path, _ in files], *dims,
         lambda paths: track(paths, description=f"reading {root}", console=console,
                             disable=len(paths) < 200, transient=True))

@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from zoo import figures
 from zoo.data import convert_channels
 from zoo.errors import UsageError, ZooError
+from zoo.images import GRAY_MODES, UNREADABLE, image_files, read_images
 
 from .named import DATASETS, load_named
 from .raw import RawData, parse_classes
@@ -212,8 +212,8 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
             missing = "A" if not (root / "A").is_dir() else "B"
             raise UsageError(f"paired:{root}: found one of A/ and B/ but not {missing}/; put inputs in "
                              "A/ and their targets, with the same file names, in B/")
-        a_files = {p.relative_to(root / "A").with_suffix("").as_posix(): p for p in figures.image_files(root / "A")}
-        b_files = {p.relative_to(root / "B").with_suffix("").as_posix(): p for p in figures.image_files(root / "B")}
+        a_files = {p.relative_to(root / "A").with_suffix("").as_posix(): p for p in image_files(root / "A")}
+        b_files = {p.relative_to(root / "B").with_suffix("").as_posix(): p for p in image_files(root / "B")}
         unmatched = sorted(set(a_files) ^ set(b_files))
         if unmatched:
             raise UsageError(f"paired:{root}: {len(unmatched)} file(s) have no partner in the other folder "
@@ -233,7 +233,7 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
         b = torch.stack([b_read.pictures[i] for i in both])
         a_gray, b_gray = a_read.gray, b_read.gray
     else:
-        files = figures.image_files(root)
+        files = image_files(root)
         if not files:
             raise UsageError(f"paired:{root} holds no images; put A|B side-by-side images in it, "
                              "or A/ and B/ folders")
@@ -252,7 +252,7 @@ def _unpaired_folder(root: Path, dims: tuple[int, int], channels: int | None, co
                          "the CycleGAN layout puts each domain's images in trainA/ and trainB/")
     domains, notes = [], []
     for d in ("trainA", "trainB"):
-        files = figures.image_files(root / d)
+        files = image_files(root / d)
         if not files:
             raise UsageError(f"unpaired:{root}: {d}/ holds no images")
         read = _read_all(files, dims, console, f"reading {root}/{d}")
@@ -286,7 +286,7 @@ class _Read:
 def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> _Read:
     from rich.progress import track
 
-    pictures, kept, gray, skipped = figures.read_images(
+    pictures, kept, gray, skipped = read_images(
         files, *dims, lambda paths: track(paths, description=what, console=console,
                                           disable=len(paths) < 200, transient=True))
     return _Read(dict(zip(kept, pictures, strict=True)), gray, skipped)
@@ -326,10 +326,10 @@ def _read_side_by_side(root: Path, files: list[Path], dims: tuple[int, int], not
                 rgb = img.convert("RGB")
                 halves = [ImageOps.fit(rgb.crop((left, 0, left + half, height)), (dims[1], dims[0]),
                                        Image.Resampling.LANCZOS) for left in (0, half)]
-        except figures.UNREADABLE as exc:
+        except UNREADABLE as exc:
             skipped.append(f"{path.name} ({type(exc).__name__})")
             continue
-        gray &= mode in figures.GRAY_MODES
+        gray &= mode in GRAY_MODES
         for fitted, out in zip(halves, (a_list, b_list), strict=True):
             out.append(torch.from_numpy(np.asarray(fitted, dtype=np.uint8).copy()).permute(2, 0, 1))
         if abs(width - 2 * height) > max(2, 0.02 * width):

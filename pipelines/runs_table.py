@@ -63,11 +63,14 @@ def runs_table(found: Sequence[RunSummary], root: Path, width: int = 200) -> Tab
     table = Table(title=f"{len(found)} run{'s' if len(found) != 1 else ''} in {root}", title_justify="left",
                   caption=escape("\n".join(f"({i}) {p}" for i, p in enumerate(protocols, 1))) or None,
                   caption_justify="left")
-    columns = ["run", "model", "data", "steps", *(["images"] if wide else []), "status", "created",
-               *(["trained"] if wide else []), "FID", "best in training"]
+    # Narrow terminals: no images, time trained or creation time (run folders are named by it).
+    columns = ["run", "model", "data", "steps", *(["images"] if wide else []), "status",
+               *(["created", "trained"] if wide else []), "FID", "best in training"]
+    least = {"model": 5, "data": 5, "FID": 6, "best in training": 8}  # never squeezed to nothing
     for column in columns:
         table.add_column(column, justify="left" if column in ("run", "model", "data", "status", "created") else "right",
-                         no_wrap=column in ("run", "steps", "status", "created"))
+                         no_wrap=column in ("steps", "status", "created") or (wide and column == "run"),
+                         overflow="fold", min_width=least.get(column))
     for run in found:
         fid = run.evaluation.get("fid")
         fid_text = number(fid) if isinstance(fid, (int, float)) and not isinstance(fid, bool) else ""

@@ -11,7 +11,13 @@ What is measured follows the model's capabilities, never its name:
 * an image-to-image model translates the reference split's inputs: L1, PSNR and SSIM
   against their targets where the data has them, and a Frechet distance to the real
   targets when an extractor fits that domain;
-* an encoder reconstructs the reference images: L1, PSNR and SSIM.
+* an encoder reconstructs the reference images: L1, PSNR and SSIM, the reconstructions'
+  sharpness and the latent dimensions in use; a model that estimates its likelihood (a VAE)
+  adds the held-out negative log-likelihood (:mod:`zoo.pipelines.reconstruct`).
+
+Every sampler's samples are also measured for sharpness against the real images (the mean
+Laplacian energy's ratio: below 1 is blurrier than the data), which makes the lecture's
+"VAE images are blurry" a number beside a GAN's.
 
 The reference split is the held-out one by default: images the model never trained on.
 Every figure carries its protocol (extractor and hash, counts, split, resize), and the
@@ -44,6 +50,7 @@ from zoo.paths import safe_name
 from zoo.run_info import EVAL_FILE, EVAL_METRICS
 
 from .prep import prepare
+from .reconstruct import NLL_IMAGES, NLL_SAMPLES, encoder_figures
 
 SPLITS = {"heldout": "heldout", "test": "heldout", "train": "train"}
 """--split: the held-out images (the data set's test split; ``test`` is the same), or the
@@ -175,7 +182,8 @@ def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: 
 def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split: str = "heldout",
              checkpoint: str = "latest", seed: int = 0, batch_size: int = CHUNK, device: str = "auto",
              data: str | None = None, wandb: str = "auto", console: Console | None = None,
-             extractor_options: dict[str, Any] | None = None) -> dict[str, Any]:
+             extractor_options: dict[str, Any] | None = None, nll_samples: int = NLL_SAMPLES,
+             nll_images: int = NLL_IMAGES) -> dict[str, Any]:
     """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``. ``data``
     judges it against another data set than its own (at the run's size and channels): a
     model trained on one class against every class, say."""
@@ -208,8 +216,13 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     if model.has(Capability.IMAGE_TO_IMAGE):
         _translation(model, reference, features, batch_size, console, pictures, result, details,
                      extractor_options)
-    elif model.has(Capability.ENCODER):  # an autoencoder; a VAE is also measured as a sampler above
-        _reconstruction(model, reference, pictures, result)
+    elif model.has(Capability.ENCODER):  # a VAE is also measured as a sampler above
+        encoder_figures(model, reference.split, pictures, result, details, nll_samples=nll_samples,
+                        nll_images=nll_images, seed=seed, console=console)
+        if "protocol" not in details:
+            details["protocol"] = {"name": f"reconstruction{_count(len(reference.split))}/{reference.split_name}",
+                                   "split": reference.split_name, "data": reference.name,
+                                   "reference": len(reference.split), "images": "8-bit, as saved"}
     result.update({
         "protocol": details.get("protocol", {}).get("name", f"pairs/{reference.split_name}"),
         "protocol_detail": details.get("protocol", {"split": reference.split_name, "data": reference.name,
@@ -258,6 +271,7 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         result["precision"], result["recall"] = metrics.precision_recall(real_f, fake_f, PR_K)
         result["density"], result["coverage"] = metrics.density_coverage(real_f, fake_f, DC_K)
         result["diversity"] = metrics.diversity(to_float(samples[:2000]), to_float(real.images[:2000]))
+        result["sharpness"] = metrics.sharpness(to_float(samples[:2000]), to_float(real.images[:2000]))
         held = reference.heldout if reference.heldout is not None else None
         copies = None
         if held is not None and len(held) >= 2:
@@ -348,7 +362,7 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
     out = torch.cat(outputs)
     if targets is not None:
         a, b = to_float(out), to_float(targets)
-        result.update(_against(a, b))
+        result.update(metrics.paired_scores(a, b))
         shown = min(8, len(out))
         columns = [to_float(inputs[:shown]), a[:shown], b[:shown]]
         figures.save_grid(zoo.image_rows(*columns), pictures / "samples.png",
@@ -369,27 +383,6 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
     real_f, fake_f = extractor.extract(real, batch_size), extractor.extract(out, batch_size)
     result["fid"] = metrics.frechet_distance(real_f, fake_f)
     details["protocol"] = protocol("fid", extractor, len(out), reference, len(real))
-
-
-def _against(outputs: Tensor, targets: Tensor) -> dict[str, float]:
-    """L1 (in [0, 1] units), PSNR and SSIM of outputs against their targets, averaged."""
-    pairs = list(zip(outputs.split(256), targets.split(256), strict=True))
-    return {"l1": float(((outputs - targets).abs() / 2).flatten(1).mean(1).mean()),
-            "psnr": float(torch.cat([metrics.psnr(a, b) for a, b in pairs]).mean()),
-            "ssim": float(torch.cat([metrics.ssim(a, b) for a, b in pairs]).mean())}
-
-
-def _reconstruction(model: Model, reference: Reference, pictures: Path, result: dict[str, Any]) -> None:
-    images = reference.split.images
-    outs = []
-    with torch.no_grad():
-        for chunk in images.split(CHUNK):
-            x = to_float(chunk).to(model.device)
-            outs.append(figures.as_uint8(model.generate(model.encode(x)).cpu()))
-    a, b = to_float(torch.cat(outs)), to_float(images)
-    result.update(_against(a, b))
-    figures.save_grid(zoo.image_rows(b[:8], a[:8]), pictures / "reconstructions.png",
-                      column_labels=["input", "reconstruction"])
 
 
 # -- where the figures go -------------------------------------------------------------------------------
@@ -435,7 +428,7 @@ def _report(result: dict[str, Any], console: Console) -> None:
     for key in HEADLINE:
         if key in result:
             value = result[key]
-            shown = f"{value:.4f}" if key == "kid" else f"{value:.3f}"
+            shown = f"{value:.4f}" if key == "kid" else str(value) if isinstance(value, int) else f"{value:.3f}"
             if key == "kid":
                 shown += f" ± {result['kid_std']:.4f}"
             table.add_row(key, shown, EVAL_METRICS[key][1])
@@ -449,6 +442,11 @@ def _report(result: dict[str, Any], console: Console) -> None:
     acc = result.get("protocol_detail", {}).get("extractor_accuracy")
     if acc is not None:
         console.print(f"the classifier reads {acc:.1%} of the real held-out images right", highlight=False)
+    likelihood = result.get("likelihood")
+    if likelihood:
+        console.print(f"held-out NLL {result['nll']:.2f} nats per image ({result['bits_per_dim']:.4f} bits/dim; "
+                      f"the ELBO's bound: {result['nll_elbo']:.2f}), {likelihood['samples']} importance samples "
+                      f"on {likelihood['images']:,} images of {likelihood['of']}", highlight=False)
     if "fid_skipped" in result:
         console.print(f"no Frechet distance: {result['fid_skipped']}", highlight=False)
     console.print(f"-> {result['checkpoint']['path'].rsplit('/', 1)[0]}/eval.json ({result['seconds']:.1f}s)",

@@ -2,12 +2,13 @@
 coordinate (seed 001, figures 10 and 11; seed 004).
 
 Endpoints are seeds, latent files (from ``zoo invert`` or an earlier interpolation) or
-images, which are inverted first. Several pairs make several rows. Paths are straight
-(lerp) or along the great circle (slerp, the default for Gaussian priors, where most of
-the probability lies near a sphere). Class-conditional models walk at a fixed class, or
-from one class to another by blending the two labels. Outputs: a strip PNG (a row per
-pair, its columns labelled by t), a GIF that goes there and back, and the latents as
-safetensors.
+images: encoded by models with an encoder (autoencoders and VAEs, no optimisation; an
+autoencoder, which has no prior, takes no seeds), inverted first by the others. Several
+pairs make several rows. Paths are straight (lerp) or along the great circle (slerp, the
+default for Gaussian priors, where most of the probability lies near a sphere).
+Class-conditional models walk at a fixed class, or from one class to another by blending
+the two labels. Outputs: a strip PNG (a row per pair, its columns labelled by t), a GIF
+that goes there and back, and the latents as safetensors.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
-from zoo import figures
+from zoo import figures, metrics
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, class_condition, evaluating
 from zoo.runs import load_latent_model, output_dir
@@ -59,8 +60,9 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
     console = console or Console()
     if steps < 2:
         raise UsageError(f"--steps must be at least 2, got {steps}")
-    model, _, _ = load_latent_model(target, device, "interpolate")
-    method = method or ("slerp" if model.prior.gaussian else "lerp")
+    model, _, _ = load_latent_model(target, device, "interpolate", or_encoder=True)
+    # Great circles suit a Gaussian prior's shell; a model without a prior walks straight.
+    method = method or ("slerp" if model.has(Capability.LATENT) and model.prior.gaussian else "lerp")
     if method not in ("lerp", "slerp"):
         raise UsageError(f"--method must be lerp or slerp, got {method!r}")
     start_labels, end_labels = _labels(model, class_, digit, from_class, to_class)
@@ -70,6 +72,9 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
     if len(kinds) != 1:
         raise UsageError("give one kind of endpoints: --from-seed/--to-seed, --from-latent/--to-latent "
                          "or --from-image/--to-image")
+    if (from_seed or to_seed) and not model.has(Capability.LATENT):
+        raise UsageError(f"{model.name} has no prior to draw seeds from (it encodes images, it does not sample); "
+                         "walk between two images with --from-image/--to-image, or two latent files")
     if from_seed or to_seed:
         if not from_seed or not to_seed or len(from_seed) != len(to_seed):
             raise UsageError("--from-seed and --to-seed take the same number of seeds (1,2,3 for three rows)")
@@ -220,13 +225,22 @@ def _numbered(name: str, count: int) -> list[str]:
 
 
 def _invert(model, from_image, to_image, start_labels, end_labels, steps, restarts, console):
-    """The fitted latents of the images at either end, and the images' names."""
+    """The latents of the images at either end (their codes, for a model with an encoder;
+    else fitted), and the images' names."""
     zs, names = [], []
     for image, labels in ((from_image, start_labels), (to_image, end_labels)):
         found, targets = load_targets(image, model, console)
         names.append(found)
-        fit = fit_latents(model, targets, labels=labels.expand(len(targets)) if labels is not None else None,
-                          steps=steps, restarts=restarts)
+        labels = labels.expand(len(targets)).to(model.device) if labels is not None else None
+        if model.has(Capability.ENCODER):
+            with torch.no_grad(), evaluating(model):
+                z = model.encode(targets, class_condition(labels))
+                rebuilt = model.generate(z, class_condition(labels))
+            psnr = float(metrics.psnr(rebuilt, targets).mean())
+            console.print(f"encoded {image}: its reconstruction's PSNR {psnr:.2f} dB")
+            zs.append(z)
+            continue
+        fit = fit_latents(model, targets, labels=labels, steps=steps, restarts=restarts)
         console.print(f"inverted {image}: PSNR {float(fit.psnr.mean()):.2f} dB")
         zs.append(fit.z)
     if len(zs[0]) != len(zs[1]):

@@ -56,7 +56,8 @@ def fit_latents(model: Model, targets: torch.Tensor, *, labels: torch.Tensor | N
     z = model.sample_latent(n * restarts, generator).detach()
     if model.has(Capability.ENCODER):  # start from the encoder's guess, the rest jittered around it
         with torch.no_grad(), evaluating(model):
-            guess = model.encode(targets).repeat_interleave(restarts, 0)
+            guess = model.encode(targets, class_condition(labels.to(device) if labels is not None else None))
+            guess = guess.repeat_interleave(restarts, 0)
         z = guess + 0.1 * (z - z.mean()) * (torch.arange(n * restarts, device=device) % restarts != 0)[:, None]
     z.requires_grad_(True)
     repeated = targets.repeat_interleave(restarts, 0)
@@ -134,7 +135,9 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
     from rich.progress import Progress
 
     console = console or Console()
-    model, checkpoint, _ = load_latent_model(target_model, device, "be inverted")
+    model, checkpoint, _ = load_latent_model(target_model, device, "be inverted", or_encoder=True)
+    if not model.has(Capability.LATENT):
+        prior_weight = 0.0  # no prior to keep z plausible under: the fit starts from the encoder's code
     wanted = chosen_class(model, class_, digit)
     if model.has(Capability.CLASS_CONDITIONAL) and wanted is None:
         raise UsageError(f"{model.name} is class-conditional: say which class the target is with --class "

@@ -228,7 +228,7 @@ def test_models_with_an_encoder_start_from_its_guess() -> None:
     class Encoded(DCGAN):
         capabilities = DCGAN.capabilities | {zoo.Capability.ENCODER}
 
-        def encode(self, images: torch.Tensor) -> torch.Tensor:
+        def encode(self, images: torch.Tensor, conditions=None) -> torch.Tensor:
             return self.known.expand(len(images), -1)
 
     torch.manual_seed(0)

@@ -53,6 +53,9 @@ class Capability(str, enum.Enum):
     """Translates an input image into an output image (pix2pix, CycleGAN, SRGAN)."""
     ENCODER = "encoder"
     """Maps an image to a latent vector (autoencoders, VAEs)."""
+    LIKELIHOOD = "likelihood"
+    """Estimates the log-likelihood of an image (VAEs: an importance-weighted bound), which
+    ``zoo eval`` reports as a held-out negative log-likelihood."""
 
     def __str__(self) -> str:
         return self.value
@@ -429,10 +432,25 @@ class Model(nn.Module):
         may be larger than inputs (super-resolution): ``spec.target_shape``."""
         raise NotImplementedError(f"{self.name} does not translate images")
 
-    def encode(self, images: Tensor) -> Tensor:
+    def encode(self, images: Tensor, conditions: Conditions | None = None) -> Tensor:
         """Latent vectors for images in [-1, 1], for models with the ``encoder`` capability
-        (inversion starts from this guess; previews show ``generate(encode(x))``)."""
+        (``zoo reconstruct`` shows ``generate(encode(x))``; inversion starts from this guess;
+        interpolation between images walks between their codes). A class-conditional encoder
+        reads each image's class from ``conditions`` as ``generate`` does."""
         raise NotImplementedError(f"{self.name} has no encoder")
+
+    def log_likelihood(self, images: Tensor, conditions: Conditions | None = None, *, samples: int = 1,
+                       generator: torch.Generator | None = None) -> Tensor:
+        """An estimate of log p(x) in nats for each image (float in [-1, 1], 8-bit values), for
+        models with the ``likelihood`` capability; ``samples`` is how many draws an estimate may
+        take (a VAE's importance samples), ``generator`` (CPU) makes it reproducible. The model
+        says what data the figure is of in :meth:`likelihood_data`."""
+        raise NotImplementedError(f"{self.name} does not estimate a likelihood")
+
+    def likelihood_data(self) -> str:
+        """What :meth:`log_likelihood` is the likelihood of (binarised pixels, dequantised
+        8-bit pixels, ...), written into ``zoo eval``'s protocol."""
+        return "8-bit pixels"
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None,
@@ -470,6 +488,8 @@ class Model(nn.Module):
             inputs: dict[str, Any] = {"images": examples.images[:PREVIEW_EXAMPLES]}
             if examples.targets is not None:
                 inputs["targets"] = examples.targets[:PREVIEW_EXAMPLES]
+            if self.needs():  # a conditional encoder is told each example's own condition
+                inputs["conditions"] = {c.value: examples.conditions[c.value][:PREVIEW_EXAMPLES] for c in self.needs()}
             return inputs
         if self.has(Capability.CLASS_CONDITIONAL):
             labels = class_rows(min(self.spec.num_classes, PREVIEW_CLASSES), PREVIEW_PER_CLASS)
@@ -489,7 +509,8 @@ class Model(nn.Module):
                 output = self.translate(inputs["images"], self.directions[0] if self.directions else "AtoB")
                 return image_rows(inputs["images"], output, *([inputs["targets"]] if "targets" in inputs else []))
             if self.has(Capability.ENCODER):
-                return image_rows(inputs["images"], self.generate(self.encode(inputs["images"])))
+                given = inputs.get("conditions")
+                return image_rows(inputs["images"], self.generate(self.encode(inputs["images"], given), given))
             images = self.generate(inputs["z"], inputs.get("conditions"))
         if self.has(Capability.CLASS_CONDITIONAL):
             return images.view(-1, PREVIEW_PER_CLASS, *images.shape[1:])

@@ -36,6 +36,9 @@ BUILTINS = [
     "wgan-gp = zoo.plugins.wgan:WGANGP",
     "pix2pix = zoo.plugins.pix2pix:Pix2Pix",
     "cyclegan = zoo.plugins.cyclegan:CycleGAN",
+    "ae = zoo.plugins.autoencoder:Autoencoder",
+    "vae = zoo.plugins.vae:VAE",
+    "cvae = zoo.plugins.vae:CVAE",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"

@@ -38,9 +38,15 @@ EVAL_METRICS: dict[str, tuple[str | None, str]] = {
     "memorisation_reference": (None, "the same for real held-out images"),
     "classifier_score": ("higher", "at most the number of classes"),
     "class_accuracy": ("higher", "samples read as the class asked"),
+    "sharpness": ("one", "Laplacian energy / the data's; below 1 blurrier"),
     "l1": ("lower", "mean |output - target|, 0-1"),
     "psnr": ("higher", "dB"),
     "ssim": ("higher", "0-1"),
+    "reconstruction_sharpness": ("one", "reconstructions' Laplacian energy / the inputs'"),
+    "active_units": ("higher", "latent dimensions the codes use"),
+    "nll": ("lower", "held-out negative log-likelihood, nats per image"),
+    "bits_per_dim": ("lower", "the same in bits per dimension"),
+    "nll_elbo": ("lower", "the ELBO's looser bound on it, nats"),
 }
 """eval.json's figures in the order they are shown: which way is better (None: a reference,
 not a figure of the model; "one": nearest 1) and what they mean."""

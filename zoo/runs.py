@@ -240,8 +240,10 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest"):
-    """(model, checkpoint, path) for a command that needs a latent prior; refuses others, and
+def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest",
+                      or_encoder: bool = False):
+    """(model, checkpoint, path) for a command that needs a latent prior (or, with
+    ``or_encoder``, at least an encoder to find latents with); refuses others, and
     text-conditional models where the command has no ``--text`` to give them."""
     from zoo.devices import resolve_device
     from zoo.model import Capability
@@ -251,10 +253,29 @@ def load_latent_model(target: str, device: str, action: str, takes_text: bool = 
     hint = ""
     if model.has(Capability.IMAGE_TO_IMAGE):
         hint = f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
-    registry.registry().require(type(model), Capability.LATENT, action, hint)
+    elif model.has(Capability.ENCODER):
+        hint = f"It has no prior to draw from; it encodes images: zoo reconstruct {target} IMAGES"
+    if not (or_encoder and model.has(Capability.ENCODER)):
+        registry.registry().require(type(model), Capability.LATENT, action, hint)
     if model.has(Capability.TEXT_CONDITIONAL) and not takes_text:
         raise UsageError(f"{model.name} draws from a description, and this command takes none; "
                          f"zoo sample {target} --text \"...\" does")
+    return model, checkpoint, path
+
+
+def load_encoder(target: str, device: str, action: str = "reconstruct images", which: str = "latest"):
+    """(model, checkpoint, path) for a command that needs an encoder; refuses others."""
+    from zoo.devices import resolve_device
+    from zoo.model import Capability
+
+    path = find_checkpoint(target, which)
+    model, checkpoint = load_model(path, resolve_device(device))
+    hint = ""
+    if model.has(Capability.IMAGE_TO_IMAGE):
+        hint = f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
+    elif model.has(Capability.LATENT):
+        hint = f"It only decodes; zoo invert {target} IMAGE fits a latent to an image by optimisation"
+    registry.registry().require(type(model), Capability.ENCODER, action, hint)
     return model, checkpoint, path
 
 

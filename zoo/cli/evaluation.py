@@ -16,7 +16,9 @@ from .base import app, console, examples, handles_errors
     "zoo eval dcgan --checkpoint best                    # the best checkpoint --eval-every kept",
     "zoo eval dcgan --features inception:~/weights/inception_v3.safetensors",
     "zoo eval runs/dcgan-mnist-20261122-101500 --split train    # on the images it learnt from",
-    "zoo eval runs/dcgan-mnist-7-20261122-101500 --data mnist   # a model of sevens against every digit"))
+    "zoo eval runs/dcgan-mnist-7-20261122-101500 --data mnist   # a model of sevens against every digit",
+    "zoo eval ae                                         # reconstruction L1 / PSNR / SSIM, active units",
+    "zoo eval vae --nll-samples 1000                     # + the held-out NLL, 1,000 importance samples each"))
 @handles_errors
 def evaluate(
     target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
@@ -29,17 +31,22 @@ def evaluate(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     data: Annotated[str | None, typer.Option("--data", "-d", help="Judge against another data set's images than the run's own (at the run's size and channels), e.g. a model trained on --classes 7 against all of mnist.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto: add the figures to the run's W&B summary if it logged to W&B; off: do not.")] = "auto",
+    nll_samples: Annotated[int, typer.Option("--nll-samples", help="Models that estimate a likelihood (VAEs): importance samples per image (Burda et al.'s k; more is tighter and slower).")] = 100,
+    nll_images: Annotated[int, typer.Option("--nll-images", help="Models that estimate a likelihood: how many of the reference images the NLL is averaged over.")] = 1000,
 ) -> None:
     """Measure a trained model on images it never trained on; write RUN/eval.json.
 
     Sampling models: Frechet distance and KID in the extractor's features, precision/recall
     (k=3), density/coverage (k=5), diversity, the memorisation check, the classifier score,
-    and class accuracy per class for class-conditional models. Translators: L1 / PSNR /
-    SSIM against the targets. Every figure records its protocol: extractor and hash, counts,
-    split, resize (e.g. fid10k/classifier:mnist@1a2b3c4d/heldout)."""
+    and class accuracy per class for class-conditional models, and the samples' sharpness.
+    Translators: L1 / PSNR / SSIM against the targets. Encoders (autoencoders, VAEs): the
+    same for reconstructions, their sharpness, the latent dimensions in use, and for VAEs the
+    held-out negative log-likelihood (an importance-weighted bound). Every figure records
+    its protocol: extractor and hash, counts, split, resize (e.g.
+    fid10k/classifier:mnist@1a2b3c4d/heldout)."""
     from ..pipelines.evaluate import evaluate as run
 
     if wandb not in ("auto", "online", "offline", "off"):
         raise typer.BadParameter("must be auto, online, offline or off", param_hint="--wandb")
     run(target, n=n, features=features, split=split, checkpoint=checkpoint, seed=seed, batch_size=batch_size,
-        device=device, data=data, wandb=wandb, console=console)
+        device=device, data=data, wandb=wandb, console=console, nll_samples=nll_samples, nll_images=nll_images)

@@ -65,3 +65,31 @@ def translate(
     from ..pipelines.translate import translate as run
 
     run(target, inputs, out=out, direction=direction, force=force, device=device, console=console)
+
+
+# -- zoo reconstruct ---------------------------------------------------------------------------
+
+@app.command(epilog=examples("zoo reconstruct ae digits/ --out recon/",
+                             "zoo reconstruct vae seven.png",
+                             "zoo reconstruct vae 'photos/*.jpg' --out recon/",
+                             "zoo reconstruct cvae sevens/ --digit 7    # a conditional encoder is told the class",
+                             "zoo reconstruct runs/ae-mnist-20261122-101500 digits/"))
+@handles_errors
+def reconstruct(
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run) of a model with an encoder.")],
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or globs (quote them).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the results (default reconstructions/RUN).")] = None,
+    class_: Annotated[str | None, typer.Option("--class", help="Class-conditional models: the images' class, by name or index.")] = None,
+    digit: Annotated[str | None, typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="latest, or best (kept by zoo train --eval-every).")] = "latest",
+) -> None:
+    """Encode and decode images: one PNG per input, sheet.png (input | reconstruction) and
+    PSNR / SSIM / MSE per image in metrics.json.
+
+    Inputs of any size and format are fitted to the model's size and channels first."""
+    from ..pipelines.reconstruct import reconstruct as run
+
+    run(target, inputs, out=out, class_=class_, digit=digit, force=force, device=device, which=checkpoint,
+        console=console)

@@ -58,7 +58,7 @@ from zoo.engine import full_precision
 from zoo.model import PREVIEW_CLASSES, PREVIEW_EXAMPLES, PREVIEW_PER_CLASS
 
 from .autoencoder import CodecConfig, EncoderDecoder, decoder_body, intensities
-from .cgan import ConditionalGenerator
+from .cgan import ConditionalGenerator, per_class
 
 PREVIEW_SAMPLES = 6
 """Samples beside each previewed example and its reconstruction."""
@@ -95,9 +95,12 @@ class VAEConfig(CodecConfig):
             raise zoo.UsageError(f"sigma must be 0 (learnt) or at least {SIGMA_FLOOR:.4f}, got {self.sigma}")
 
 
-def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) for each dimension, in nats: N x d."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+def gaussian_kl(mu: Tensor, logvar: Tensor, prior_mu: Tensor | float = 0.0,
+                prior_logvar: Tensor | float = 0.0) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar))) for each dimension, in nats:
+    N x d; the prior is N(0, 1) unless given."""
+    prior_logvar = torch.as_tensor(prior_logvar, dtype=mu.dtype, device=mu.device)
+    return 0.5 * (prior_logvar - logvar + (logvar.exp() + (mu - prior_mu).pow(2)) / prior_logvar.exp() - 1)
 
 
 def standard_normal_log_density(z: Tensor) -> Tensor:
@@ -141,9 +144,22 @@ class VAE(EncoderDecoder):
         mu, logvar = self.encoder(images, (conditions or {}).get("class")).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)  # exp() stays finite in float32, whatever the encoder says
 
+    def prior_params(self, conditions: zoo.Conditions | None = None) -> tuple[Tensor, Tensor]:
+        """The mean and log-variance of the prior p(z): N(0, I) here; a conditional VAE learns
+        one per class. Broadcastable against N x latent_dim."""
+        zero = torch.zeros(1, self.config.latent_dim, device=self.device)
+        return zero, zero
+
     def encode(self, images: Tensor, conditions: zoo.Conditions | None = None) -> Tensor:
-        """The posterior mean: the code an image is reconstructed and interpolated from."""
-        return self.posterior(images, conditions)[0]
+        """The posterior mean, standardised under the prior: the code an image is
+        reconstructed and interpolated from, in the N(0, I) space ``generate`` takes."""
+        mu_p, logvar_p = self.prior_params(conditions)
+        return (self.posterior(images, conditions)[0] - mu_p) * (-0.5 * logvar_p).exp()
+
+    def generate(self, z: Tensor, conditions: zoo.Conditions | None = None) -> Tensor:
+        """Images for standard-normal ``z``, moved into the prior's place first (the identity for N(0, I))."""
+        mu_p, logvar_p = self.prior_params(conditions)
+        return super().generate(mu_p + (0.5 * logvar_p).exp() * z, conditions)
 
     def sigma(self) -> Tensor:
         """The Gaussian decoder's standard deviation per channel."""
@@ -182,7 +198,7 @@ class VAE(EncoderDecoder):
         mu, logvar = self.posterior(seen, batch.conditions)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # the reparameterisation
         reconstruction = -self.log_px(self.decode(z, batch.conditions), targets)  # N, nats
-        kl = gaussian_kl(mu, logvar)  # N x d, nats
+        kl = gaussian_kl(mu, logvar, *self.prior_params(batch.conditions))  # N x d, nats
         kl_term = kl.mean(0).clamp(min=self.config.free_bits).sum() if self.config.free_bits else kl.sum(1).mean()
         beta = self.kl_weight(progress)
         loss = reconstruction.mean() + beta * kl_term
@@ -220,6 +236,8 @@ class VAE(EncoderDecoder):
         with zoo.evaluating(self), full_precision():
             mu, logvar = self.posterior(seen, conditions)
             std = (0.5 * logvar).exp()
+            mu_p, logvar_p = self.prior_params(conditions)
+            mu_p, std_p = mu_p.expand_as(mu)[:, None], (0.5 * logvar_p).exp().expand_as(mu)[:, None]
             per_pass = max(1, DECODES // len(images))
             log_w = []
             for start in range(0, samples, per_pass):
@@ -230,7 +248,7 @@ class VAE(EncoderDecoder):
                 raw = self.decode(z.flatten(0, 1), given)
                 log_px = self.log_px(raw, targets.repeat_interleave(s, 0)).view(len(images), s)
                 log_q = (-0.5 * (eps.pow(2) + LOG_2PI) - std.log()[:, None]).sum(-1)
-                log_w.append(log_px + standard_normal_log_density(z) - log_q)
+                log_w.append(log_px + standard_normal_log_density((z - mu_p) / std_p) - std_p.log().sum(-1) - log_q)
             weights = torch.cat(log_w, dim=1)
         estimate = torch.logsumexp(weights, dim=1) - math.log(samples)
         if self.config.likelihood == "gaussian":
@@ -268,6 +286,9 @@ class VAE(EncoderDecoder):
 
 @dataclass
 class CVAEConfig(VAEConfig):
+    prior: Literal["learnt", "standard"] = option(
+        "learnt", "p(z|class): learnt, a Gaussian of each class's own (Sohn et al.'s prior network, "
+                  "here for a class), or standard, N(0, I) for every class")
     embed_dim: int = option(16, "length of the class code joined to z in the decoder")
     decoder_conditioning: Literal["input", "batchnorm"] = option(
         "input", "input: the class code joins z (Sohn et al.); batchnorm: also a class's own scale "
@@ -288,6 +309,22 @@ class CVAE(VAE):
     tiny_config = {**VAE.tiny_config, "embed_dim": 4}
 
     config: CVAEConfig
+
+    def __init__(self, config: CVAEConfig, spec: zoo.DataSpec) -> None:
+        super().__init__(config, spec)
+        # Each class's prior mean and log-variance, starting as N(0, I); with prior=standard, fixed there.
+        learnt = config.prior == "learnt"
+        self.prior_mean = nn.Embedding(spec.num_classes, config.latent_dim)
+        self.prior_logvar = nn.Embedding(spec.num_classes, config.latent_dim)
+        for table in (self.prior_mean, self.prior_logvar):
+            nn.init.zeros_(table.weight)
+            table.weight.requires_grad_(learnt)
+
+    def prior_params(self, conditions: zoo.Conditions | None = None) -> tuple[Tensor, Tensor]:
+        labels = (conditions or {}).get("class")
+        if labels is None:
+            raise zoo.UsageError(f"{self.name} needs a class for every image: its prior is the class's own")
+        return per_class(self.prior_mean, labels), per_class(self.prior_logvar, labels).clamp(-10.0, 10.0)
 
     def build_decoder(self, config: CodecConfig, spec: zoo.DataSpec, classes: int) -> nn.Module:
         assert isinstance(config, CVAEConfig)

@@ -219,7 +219,7 @@ def test_models_without_a_latent_refuse_and_name_those_that_can(extra_plugins, d
                  ["sample", "t.safetensors"]):
         result = run_cli(*args)
         assert result.exit_code == 2, (args, result.output)
-        assert "translator cannot" in result.output and "models that can: cgan, dcgan" in result.output
+        assert "translator cannot" in result.output and "models that can: cgan, cvae, dcgan" in result.output
 
 
 def test_models_with_an_encoder_start_from_its_guess() -> None:

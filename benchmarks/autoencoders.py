@@ -10,8 +10,7 @@ never saw.
   as zoo eval's are).
 * ``nll``: ``zoo train vae --data mnist``, then ``zoo eval vae --nll-samples K`` for several K:
   the importance-weighted held-out NLL as the bound tightens.
-* ``versus``: vae and dcgan for the same wall-clock budget (``--minutes M --steps 1000000``
-  each: a ``--minutes`` budget alone ends at the default 5 epochs if they come first), measured by
+* ``versus``: vae and dcgan for the same wall-clock budget (``--minutes M`` each), measured by
   ``zoo eval`` (10,000 samples, classifier features): FID, precision/recall, sharpness, the
   memorisation check; and a picture of 64 samples of each, side by side.
 * ``cvae``: ``zoo train cvae --data mnist`` and ``zoo eval``'s class accuracy per class; and the
@@ -115,9 +114,7 @@ def part_nll(args: argparse.Namespace) -> None:
 def part_versus(args: argparse.Namespace) -> None:
     rows = {}
     for name in ("vae", "dcgan"):
-        # --minutes alone stops at the default 5 epochs if they end first: ask for unbounded steps.
-        run, seconds = trained(f"{name}-{args.minutes:g}min", name, "--data", "mnist", "--minutes", f"{args.minutes:g}",
-                               "--steps", "1000000")
+        run, seconds = trained(f"{name}-{args.minutes:g}min", name, "--data", "mnist", "--minutes", f"{args.minutes:g}")
         rows[name] = (run, evaluated(run))
     keys = ("fid", "precision", "recall", "sharpness", "memorisation", "memorisation_reference", "diversity")
     print("model | steps | " + " | ".join(keys))
@@ -148,8 +145,10 @@ def part_cvae(args: argparse.Namespace) -> None:
           f"{result['protocol_detail']['extractor_accuracy']:.1%} of held-out digits right): sevens {per['7']:.1%}, "
           f"worst {min(per.values()):.1%}, all {result['class_accuracy']:.1%}, FID {result['fid']:.2f}")
     # The independent judge: the model learns from every other digit, a CNN from the rest.
+    # As many steps as the command took on all the digits (its --epochs would give half as many).
     steps = str(result["checkpoint"]["step"])
-    half, _ = trained("cvae-half", "cvae", "--data", "mnist", "--subset", "0::2", "--steps", steps, *args.train)
+    rest = [a for i, a in enumerate(args.train) if a != "--epochs" and (i == 0 or args.train[i - 1] != "--epochs")]
+    half, _ = trained("cvae-half", "cvae", "--data", "mnist", "--subset", "0::2", "--steps", steps, *rest)
     judge, accuracy = classifier(slice(1, None, 2), slice(0, None, 2))
     data = prepare("mnist")
     held = load_prepared(data.path, "heldout")

@@ -66,7 +66,9 @@ class Loop:
     """The training loop of one run, from its first (or resumed) step to its last.
 
     Its length is in steps, or in images with ``--kimg`` (then ``total`` is 0: steps are
-    unbounded, and schedules and previews follow the images seen)."""
+    unbounded, and schedules and previews follow the images seen), or, with ``--minutes``
+    and no other length, in time alone (``total`` and ``total_images`` both 0: schedules,
+    previews and the bar follow the clock)."""
 
     def __init__(self, p: Plan, data: TrainingData, model: Model, batches: TensorBatches,
                  state: dict[str, Any], run_dir: Path, console: Console, *, steps: int | None = None,
@@ -79,6 +81,7 @@ class Loop:
         self.steps_per_epoch = max(1, batches.batches_per_epoch // model.batches_per_step())
         self.images_per_epoch = len(data.prepared)
         self.total, self.total_images = self._length(steps, epochs, kimg)
+        self.budget = p.minutes * 60 if p.minutes else math.inf
         if self._finished():
             more = "--kimg" if self.total_images else "--steps or --epochs"
             raise UsageError(f"that run already finished {self._of_total()}; ask for more with {more}")
@@ -86,7 +89,6 @@ class Loop:
         self.eval_every, self.eval_features = eval_every, eval_features
         self.evaluator: TrainingEval | None = None
         self.preview_index = self._preview_index()
-        self.budget = p.minutes * 60 if p.minutes else math.inf
         self.metrics_path = run_dir / METRICS_FILE
         self.pending: list[tuple[int, int, dict[str, Any]]] = []
         self.means: dict[str, list[float]] = {}
@@ -105,7 +107,14 @@ class Loop:
             return epochs * self.steps_per_epoch, 0
         if self.p.resume_train:
             return int(self.p.resume_train["total_steps"]), int(self.p.resume_train.get("total_images", 0))
+        if self.p.minutes:  # --minutes alone: train for that long, however many epochs that is
+            return 0, 0
         return DEFAULT_EPOCHS * self.steps_per_epoch, 0
+
+    @property
+    def timed(self) -> bool:
+        """Whether the run's length is a time budget alone."""
+        return not self.total and not self.total_images
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -139,7 +148,7 @@ class Loop:
         try:
             with self.bar, self.metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
                     deferred_interrupts() as interrupted:
-                self.task = self.bar.add_task(self._label(), total=self.total_images or self.total,
+                self.task = self.bar.add_task(self._label(), total=self._length_done()[1],
                                               completed=self._done(), metrics="")
                 while not self._finished():
                     self.seconds = self.seconds_before + time.perf_counter() - started
@@ -162,7 +171,7 @@ class Loop:
                     out_of_time = self.seconds >= self.budget
                     self._after_step(last=out_of_time or self._finished())
                     if out_of_time:
-                        status = "time limit"
+                        status = "finished" if self.timed else "time limit"
                         self.bar.console.print(f"--minutes {p.minutes:g}: time is up after {self._of_total()}")
                         break
         except KeyboardInterrupt:
@@ -197,14 +206,24 @@ class Loop:
                             total_images=self.total_images)
 
     def _finished(self) -> bool:
+        if self.timed:
+            return self.seconds >= self.budget
         return self.images >= self.total_images if self.total_images else self.step >= self.total
 
+    def _length_done(self) -> tuple[int, int]:
+        """(done, of) on the bar: images, steps, or for a time budget alone seconds."""
+        if self.timed:
+            return int(self.seconds), int(self.budget)
+        return (self.images, self.total_images) if self.total_images else (self.step, self.total)
+
     def _done(self) -> int:
-        return self.images if self.total_images else self.step
+        return self._length_done()[0]
 
     def _of_total(self) -> str:
         if self.total_images:
             return f"{self.images:,} of {self.total_images:,} images ({self.step:,} steps)"
+        if self.timed:
+            return f"{self.step:,} steps"
         return f"{self.step:,} of {self.total:,} steps"
 
     def _preview_index(self) -> int:
@@ -213,6 +232,8 @@ class Loop:
             return self.step // self.preview_every
         if self.total_images:
             return self.images // max(1, math.ceil(self.total_images / PREVIEW_FRAMES))
+        if self.timed:
+            return math.floor(min(1.0, self.seconds / self.budget) * PREVIEW_FRAMES)
         return self.step // max(1, math.ceil(self.total / PREVIEW_FRAMES))
 
     def _after_step(self, last: bool) -> None:
@@ -382,7 +403,9 @@ class Loop:
         self.tracker.finish()
         use = f"Samples: zoo sample {self.run_dir}" if model.has(Capability.LATENT) else (
             f"Translate: zoo translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
-            if model.has(Capability.IMAGE_TO_IMAGE) else f"Checkpoint: {checkpoint}")
+            if model.has(Capability.IMAGE_TO_IMAGE) else
+            f"Reconstruct: zoo reconstruct {self.run_dir} IMAGES --out DIR" if model.has(Capability.ENCODER)
+            else f"Checkpoint: {checkpoint}")
         self.console.print(f"done: {step:,} steps ({self.images:,} images) in {elapsed:.0f}s. {use}")
         if status == "time limit":
             self.console.print(f"to train on: zoo train {p.cls.name} --resume {self.run_dir} --minutes "
@@ -408,7 +431,8 @@ class Loop:
         shape = f"{spec.channels}x{spec.height}x{spec.width}"
         if spec.target_shape != (spec.channels, spec.height, spec.width):
             shape += " -> " + "x".join(map(str, spec.target_shape))
-        length = f"{self.total_images:,} images" if self.total_images else f"{self.total:,} steps"
+        length = (f"{self.total_images:,} images" if self.total_images else
+                  f"{self.p.minutes:g} minutes" if self.timed else f"{self.total:,} steps")
         engine = self.model.engine.options
         extras = "".join([f" | {engine.precision}" if engine.precision != "fp32" else "",
                           f" | clip {engine.clip_grad:g}" if engine.clip_grad else ""])
@@ -420,6 +444,8 @@ class Loop:
     def _label(self) -> str:
         if self.total_images:
             return f"{self.images / 1000:,.1f}/{self.total_images / 1000:,.1f} kimg"
+        if self.timed:
+            return f"epoch {self.step // self.steps_per_epoch + 1}, seconds"
         epochs = math.ceil(self.total / self.steps_per_epoch)
         return f"epoch {min(epochs, self.step // self.steps_per_epoch + 1)}/{epochs}"
 

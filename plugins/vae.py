@@ -205,7 +205,7 @@ class VAE(EncoderDecoder):
         self.update("autoencoder", loss)
         elbo = -(reconstruction.detach() + kl.detach().sum(1)).mean()
         return {"loss": loss.detach(), "elbo": elbo, "reconstruction": reconstruction.detach().mean(),
-                "kl": kl.detach().sum(1).mean(), "beta": torch.tensor(beta)}
+                "kl": kl.detach().sum(1).mean(), "beta": beta}
 
     # -- measuring it ----------------------------------------------------------------------------------
 

@@ -280,7 +280,7 @@ def test_eval_of_an_autoencoder_measures_its_reconstructions(ae_run: Path) -> No
     assert result.exit_code == 0, result.output
     saved = json.loads((ae_run / "eval.json").read_text())
     assert saved["protocol"] == "reconstruction1k/heldout"
-    assert 0 <= saved["l1"] <= 1 and saved["psnr"] > 0 and 0 < saved["reconstruction_sharpness"]
+    assert 0 <= saved["l1"] <= 1 and saved["psnr"] > 0 and saved["reconstruction_sharpness"] > 0
     assert 0 <= saved["active_units"] <= 4 and "fid" not in saved and "nll" not in saved
     assert (ae_run / "eval" / "reconstructions.png").is_file()
 
@@ -303,7 +303,7 @@ def test_a_vae_samples_interpolates_and_is_measured_with_its_likelihood(mnist, t
     assert saved["bits_per_dim"] == pytest.approx(saved["nll"] / (784 * math.log(2)))
     assert saved["likelihood"]["samples"] == 20 and saved["likelihood"]["images"] == 30
     assert "binarised" in saved["likelihood"]["of"]
-    assert 0 <= saved["sharpness"] and "psnr" in saved and "memorisation" in saved
+    assert saved["sharpness"] >= 0 and "psnr" in saved and "memorisation" in saved
     assert "held-out NLL" in result.output
 
 
@@ -317,3 +317,22 @@ def test_a_cvae_samples_the_class_asked_for_and_reconstructs_with_one(mnist, tra
     assert unsaid.exit_code == 2 and "cvae is class-conditional: say which class" in unsaid.output
     said = run_cli("reconstruct", str(run), str(tmp_path / "digits"), "--digit", "1", "--out", "r")
     assert said.exit_code == 0, said.output
+
+
+def test_the_cvae_prior_is_the_classs_own_and_its_codes_stay_standard_normal() -> None:
+    config = config_io.from_dict(CVAE.Config, CVAE.tiny_config, source="test")
+    model = CVAE(config, SPEC)
+    with torch.no_grad():
+        model.prior_mean.weight[7] = 2.0
+        model.prior_logvar.weight[7] = math.log(4.0)  # p(z | 7) = N(2, 2^2)
+    x, sevens = digits(3), {"class": torch.full((3,), 7)}
+    with zoo.evaluating(model), torch.no_grad():
+        mu = model.posterior(x, sevens)[0]
+        code = model.encode(x, sevens)
+        assert torch.allclose(code, (mu - 2.0) / 2.0, atol=1e-6)  # standardised under the class's prior
+        assert torch.allclose(model.generate(code, sevens), torch.tanh(model.decode(mu, sevens) / 2), atol=1e-6)
+    kl = gaussian_kl(torch.full((1, 4), 2.0), torch.full((1, 4), math.log(4.0)), 2.0, math.log(4.0))
+    assert torch.allclose(kl, torch.zeros(1, 4), atol=1e-6)  # the posterior equal to the prior costs nothing
+    assert model.prior_mean.weight.requires_grad
+    standard = CVAE(config_io.from_dict(CVAE.Config, {**CVAE.tiny_config, "prior": "standard"}, source="t"), SPEC)
+    assert not standard.prior_mean.weight.requires_grad and not standard.prior_logvar.weight.requires_grad

@@ -95,3 +95,15 @@ def test_a_bad_loss_option_is_one_line(mnist) -> None:
                      "--set", "label_noise=0.3")
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "loss=hinge has no target labels" in result.output
+
+
+def test_posterior_collapse_is_named_once_the_kl_stays_near_zero() -> None:
+    from zoo.diagnostics import Watch
+
+    watch = Watch(window=10)
+    healthy = [a for step in range(200) for a in watch.after_step(step, {"kl": 18.0})]
+    assert healthy == []
+    early = Watch(window=10)
+    assert [a for step in range(50) for a in early.after_step(step, {"kl": 0.01})] == []  # not settled yet
+    alerts = [a for step in range(200, 260) for a in watch.after_step(step, {"kl": 0.02})]
+    assert len(alerts) == 1 and alerts[0].kind == "posterior" and "kl_warmup=0.2" in alerts[0].message

@@ -1,4 +1,4 @@
-"""Watch a GAN train for the failure modes of seed 004's lecture, and say so as it happens.
+"""Watch a model train for the failure modes of seed 004's lecture, and say so as it happens.
 
 * **Vanishing gradients**: the discriminator wins outright, D(x) near 1 and D(G(z)) near 0
   for a stretch of steps, so the generator learns little from it.
@@ -6,10 +6,14 @@
 * **Mode collapse**: the fixed preview samples are far less varied than real images of
   the same kind (for class-conditional models: than real images of each class), once
   training has settled in (every generator starts out drawing one blob).
+* **Posterior collapse** (VAEs): the KL term, in nats per image, near zero for a stretch of
+  steps once training has settled in: the codes carry next to nothing about the images and
+  the decoder ignores them.
 
 NaN losses are the train loop's own business: it stops at once and keeps the last good
 checkpoint. The watch only reads the metrics every step reports (``d_real``, ``d_fake``:
-beliefs in [0, 1]) and the preview grid; models that report neither are not watched.
+beliefs in [0, 1]; ``kl``: nats per image) and the preview grid; models that report none of
+them are not watched.
 Each warning is given once, and again only after the condition has cleared.
 """
 
@@ -32,6 +36,8 @@ FOOLED = 0.95
 """D(G(z)) above this: D calls generated images real."""
 COLLAPSED = 0.3
 """Preview samples this varied, or less, next to real images: mode collapse."""
+COLLAPSED_KL = 0.5
+"""A KL term this small, in nats per image, over the window: the posterior has collapsed."""
 SETTLED = (0.2, 100)
 """Every generator starts from one blob: collapse is judged once training is this far
 through (a fraction, and a number of steps)."""
@@ -54,11 +60,13 @@ class Watch:
     window: int = WINDOW
     _real: deque = field(default_factory=deque)
     _fake: deque = field(default_factory=deque)
+    _kl: deque = field(default_factory=deque)
     _active: set = field(default_factory=set)
 
     def after_step(self, step: int, values: dict[str, float]) -> list[Alert]:
+        found = self._posterior(step, values)
         if "d_real" not in values or "d_fake" not in values:
-            return []
+            return found
         self._real.append(values["d_real"])
         self._fake.append(values["d_fake"])
         if len(self._real) > self.window:
@@ -68,7 +76,6 @@ class Watch:
             return []
         d_real = sum(self._real) / len(self._real)
         d_fake = sum(self._fake) / len(self._fake)
-        found = []
         if self._check("saturated", d_real > SATURATED and d_fake < 1 - SATURATED):
             found.append(Alert(step, "saturated", (
                 f"the discriminator wins outright (D(x) {d_real:.3f}, D(G(z)) {d_fake:.3f} over the "
@@ -80,6 +87,22 @@ class Watch:
                 f"{self.window} steps): it has stopped learning. Try a wider discriminator "
                 "(--set d_width=...) or n_critic=2")))
         return found
+
+    def _posterior(self, step: int, values: dict[str, float]) -> list[Alert]:
+        if "kl" not in values:
+            return []
+        self._kl.append(values["kl"])
+        if len(self._kl) > self.window:
+            self._kl.popleft()
+        if len(self._kl) < self.window or step < SETTLED[1]:
+            return []
+        kl = sum(self._kl) / len(self._kl)
+        if not self._check("posterior", kl < COLLAPSED_KL):
+            return []
+        return [Alert(step, "posterior", (
+            f"posterior collapse: the KL term is {kl:.3f} nats per image over the last {self.window} steps; "
+            "the codes carry next to nothing and the decoder ignores them. Try --set kl_warmup=0.2, "
+            "free_bits=0.5 or a smaller beta"))]
 
     def after_preview(self, step: int, fraction: float, preview: Tensor) -> tuple[float | None, list[Alert]]:
         """The preview's variety next to real images (1: as varied), and any warning;

@@ -234,6 +234,7 @@ class Progress:
     step: int
     """Steps completed so far (0 for the first step)."""
     total_steps: int
+    """The length of training in steps; 0 when it is given in images (``--kimg``) or in time alone."""
     epoch: int
     time_fraction: float = 0.0
     """The share of a ``--minutes`` budget used so far (0 without one)."""
@@ -250,7 +251,12 @@ class Progress:
     def fraction(self) -> float:
         """How far through training, in [0, 1]: by steps (or images, with ``--kimg``), or by
         time when a ``--minutes`` budget will end training first; for schedules."""
-        done = self.images / self.total_images if self.total_images else self.step / max(1, self.total_steps)
+        if self.total_images:
+            done = self.images / self.total_images
+        elif self.total_steps:
+            done = self.step / self.total_steps
+        else:  # a length in time alone (--minutes): the clock says how far
+            done = 0.0
         return min(1.0, max(done, self.time_fraction))
 
 

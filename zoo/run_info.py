@@ -50,7 +50,7 @@ EVAL_METRICS: dict[str, tuple[str | None, str]] = {
 }
 """eval.json's figures in the order they are shown: which way is better (None: a reference,
 not a figure of the model; "one": nearest 1) and what they mean."""
-NOT_FIGURES = {"seconds", "kid_std"}
+NOT_FIGURES = {"seconds", "kid_std", "latent_dim"}
 """Numbers in eval.json that are not figures to compare."""
 
 

@@ -240,23 +240,37 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
+def _loaded(target: str, device: str, which: str):
+    from zoo.devices import resolve_device
+
+    path = find_checkpoint(target, which)
+    model, checkpoint = load_model(path, resolve_device(device))
+    return model, checkpoint, path
+
+
+def _instead(model, target: str) -> str:
+    """What a model does instead of what a command asked, as a sentence for the refusal."""
+    from zoo.model import Capability
+
+    if model.has(Capability.IMAGE_TO_IMAGE):
+        return f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
+    if model.has(Capability.ENCODER) and not model.has(Capability.LATENT):
+        return f"It has no prior to draw from; it encodes images: zoo reconstruct {target} IMAGES"
+    if model.has(Capability.LATENT) and not model.has(Capability.ENCODER):
+        return f"It only decodes; zoo invert {target} IMAGE fits a latent to an image by optimisation"
+    return ""
+
+
 def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest",
                       or_encoder: bool = False):
     """(model, checkpoint, path) for a command that needs a latent prior (or, with
     ``or_encoder``, at least an encoder to find latents with); refuses others, and
     text-conditional models where the command has no ``--text`` to give them."""
-    from zoo.devices import resolve_device
     from zoo.model import Capability
 
-    path = find_checkpoint(target, which)
-    model, checkpoint = load_model(path, resolve_device(device))
-    hint = ""
-    if model.has(Capability.IMAGE_TO_IMAGE):
-        hint = f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
-    elif model.has(Capability.ENCODER):
-        hint = f"It has no prior to draw from; it encodes images: zoo reconstruct {target} IMAGES"
+    model, checkpoint, path = _loaded(target, device, which)
     if not (or_encoder and model.has(Capability.ENCODER)):
-        registry.registry().require(type(model), Capability.LATENT, action, hint)
+        registry.registry().require(type(model), Capability.LATENT, action, _instead(model, target))
     if model.has(Capability.TEXT_CONDITIONAL) and not takes_text:
         raise UsageError(f"{model.name} draws from a description, and this command takes none; "
                          f"zoo sample {target} --text \"...\" does")
@@ -265,17 +279,10 @@ def load_latent_model(target: str, device: str, action: str, takes_text: bool = 
 
 def load_encoder(target: str, device: str, action: str = "reconstruct images", which: str = "latest"):
     """(model, checkpoint, path) for a command that needs an encoder; refuses others."""
-    from zoo.devices import resolve_device
     from zoo.model import Capability
 
-    path = find_checkpoint(target, which)
-    model, checkpoint = load_model(path, resolve_device(device))
-    hint = ""
-    if model.has(Capability.IMAGE_TO_IMAGE):
-        hint = f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
-    elif model.has(Capability.LATENT):
-        hint = f"It only decodes; zoo invert {target} IMAGE fits a latent to an image by optimisation"
-    registry.registry().require(type(model), Capability.ENCODER, action, hint)
+    model, checkpoint, path = _loaded(target, device, which)
+    registry.registry().require(type(model), Capability.ENCODER, action, _instead(model, target))
     return model, checkpoint, path
 
 

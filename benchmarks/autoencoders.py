@@ -102,7 +102,8 @@ def part_pca(args: argparse.Namespace) -> None:
 
 
 def part_nll(args: argparse.Namespace) -> None:
-    run, seconds = trained("vae", "vae", "--data", "mnist", *args.train)
+    name = "-".join(["vae", *(a.lstrip("-") for a in args.train)])
+    run, seconds = trained(name, "vae", "--data", "mnist", *args.train)
     print(f"zoo train vae --data mnist {' '.join(args.train)}: {seconds and round(seconds)} s")
     for k in args.nll_samples:
         result = evaluated(run, "--nll-samples", str(k), "--nll-images", str(args.nll_images))
@@ -130,7 +131,7 @@ def part_versus(args: argparse.Namespace) -> None:
     path = IMAGES / "vae-dcgan-mnist.png"
     vae_result, dcgan_result = rows["vae"][1], rows["dcgan"][1]
     figures.save_grid(grid, path, scale=2, column_labels=["vae", *[""] * 7, "", "dcgan", *[""] * 7],
-                      title=f"{args.minutes} minutes each: vae FID {vae_result['fid']:.1f}, sharpness "
+                      title=f"{args.minutes:g} minutes each: vae FID {vae_result['fid']:.1f}, sharpness "
                             f"{vae_result['sharpness']:.2f}; dcgan FID {dcgan_result['fid']:.1f}, sharpness "
                             f"{dcgan_result['sharpness']:.2f}")
     print(f"-> {path}")

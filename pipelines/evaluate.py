@@ -444,7 +444,8 @@ def _report(result: dict[str, Any], console: Console) -> None:
         console.print(f"the classifier reads {acc:.1%} of the real held-out images right", highlight=False)
     likelihood = result.get("likelihood")
     if likelihood:
-        console.print(f"held-out NLL {result['nll']:.2f} nats per image ({result['bits_per_dim']:.4f} bits/dim; "
+        split = "held-out" if result.get("protocol_detail", {}).get("split") == "heldout" else "training-image"
+        console.print(f"{split} NLL {result['nll']:.2f} nats per image ({result['bits_per_dim']:.4f} bits/dim; "
                       f"the ELBO's bound: {result['nll_elbo']:.2f}), {likelihood['samples']} importance samples "
                       f"on {likelihood['images']:,} images of {likelihood['of']}", highlight=False)
     if "fid_skipped" in result:

@@ -159,7 +159,8 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
         if labels is not None:
             latent["labels"] = labels[i:i + 1].cpu()
         save_file(latent, str(out / f"{name}.latent.safetensors"),
-                  metadata={"model": model.name, "prior": str(model.prior), "target": name})
+                  metadata={"model": model.name, "target": name,
+                            "prior": str(model.prior) if model.has(Capability.LATENT) else "none (an encoder's code)"})
         figures.save_images(fit.images[i:i + 1].cpu(), out, [f"{name}.reconstruction"])
         strip = torch.stack([targets[i]] + [im[i] for _, im in fit.snapshots]).cpu()
         figures.save_grid(strip.unsqueeze(0), out / f"{name}.evolution.png", scale=2,

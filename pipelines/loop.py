@@ -310,7 +310,7 @@ class Loop:
                                f"stopped. The last good checkpoint is in {self.run_dir}")
             self.metrics_file.write(json.dumps({"step": step, "epoch": epoch, **record}) + "\n")
             self.tracker.log(record, step)
-            self._warn(self.watch.after_step(step, record))
+            self._warn(self.watch.after_step(step, record, self._progress().fraction))
             for k, v in record.items():
                 self.means.setdefault(k, []).append(v)
         self.metrics_file.flush()
@@ -328,14 +328,16 @@ class Loop:
         self.last_preview = time.monotonic()
         means = {k: sum(v) / len(v) for k, v in self.means.items()}
         self.means = {}
-        if self.watch.reference is None and model.has(Capability.LATENT):
-            d = self.data.prepared
-            self.watch.reference = reference_images(d.images, d.labels, preview, self.p.seed)
-        variety, found = self.watch.after_preview(step, self._progress().fraction, preview)
-        if variety is not None:
-            means["diversity"] = variety
-            self.tracker.log({"diversity": variety}, step)
-        self._warn(found)
+        samples = model.preview_samples(self.preview_inputs, preview)
+        if samples is not None:
+            if self.watch.reference is None:
+                d = self.data.prepared
+                self.watch.reference = reference_images(d.images, d.labels, samples, self.p.seed)
+            variety, found = self.watch.after_preview(step, self._progress().fraction, samples)
+            if variety is not None:
+                means["diversity"] = variety
+                self.tracker.log({"diversity": variety}, step)
+            self._warn(found)
         self.bar.console.print(f"step {step:,}{f'/{self.total:,}' if self.total else ''} (epoch "
                                f"{self.images / self.images_per_epoch:.1f}, {self.images:,} images)  "
                                f"{_format(means)}", highlight=False)

@@ -121,6 +121,7 @@ def encoder_figures(model: Model, split: PreparedData, pictures: Path, result: d
 
 def _likelihood(model: Model, real: Tensor, labels: Tensor | None, samples: int, count: int, seed: int,
                 result: dict[str, Any], details: dict[str, Any], console: Console | None) -> None:
+    """The NLL of the first ``count`` images with ``samples`` draws, and with one (the ELBO)."""
     from rich.progress import Progress
 
     if samples < 1:
@@ -133,9 +134,11 @@ def _likelihood(model: Model, real: Tensor, labels: Tensor | None, samples: int,
     with Progress(console=console or Console(quiet=True), transient=True) as bar:
         for k in dict.fromkeys((1, samples)):
             task = bar.add_task(f"log-likelihood of {len(images):,} images, {k} sample(s) each", total=len(images))
-            generator = torch.Generator().manual_seed(seed)  # the same binarisation for every k
             parts = []
             for start in range(0, len(images), NLL_CHUNK):
+                # Seeded per chunk, so every k scores the same binarised (or dequantised) images:
+                # the model draws that noise first, then as many posterior samples as k asks.
+                generator = torch.Generator().manual_seed(seed * 1_000_003 + start)
                 x = images[start:start + NLL_CHUNK].to(model.device)
                 given = class_condition(chosen[start:start + NLL_CHUNK].to(model.device) if chosen is not None
                                         else None)

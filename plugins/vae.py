@@ -121,9 +121,10 @@ class VAE(EncoderDecoder):
 
     def __init__(self, config: VAEConfig, spec: zoo.DataSpec) -> None:
         super().__init__(config, spec)
-        # The Gaussian decoder's log standard deviation, one per channel, learnt unless fixed.
-        start = math.log(config.sigma or 0.1)
-        self.log_sigma = nn.Parameter(torch.full((spec.channels,), start),
+        # The Gaussian decoder's standard deviation per channel, learnt unless fixed: the floor plus
+        # a softplus, so that it never sticks at the floor (a clamp there would stop its gradient).
+        start = math.log(math.expm1(0.1 - SIGMA_FLOOR))  # softplus(start) + floor = 0.1
+        self.sigma_raw = nn.Parameter(torch.full((spec.channels,), start),
                                       requires_grad=config.likelihood == "gaussian" and not config.sigma)
 
     def code_length(self) -> int:
@@ -163,7 +164,9 @@ class VAE(EncoderDecoder):
 
     def sigma(self) -> Tensor:
         """The Gaussian decoder's standard deviation per channel."""
-        return self.log_sigma.exp().clamp(min=SIGMA_FLOOR)
+        if self.config.sigma:
+            return torch.full_like(self.sigma_raw, self.config.sigma)
+        return SIGMA_FLOOR + F.softplus(self.sigma_raw)
 
     def log_px(self, raw: Tensor, targets: Tensor) -> Tensor:
         """log p(x|z) of each image, summed over its pixels (nats): ``targets`` are intensities
@@ -211,9 +214,10 @@ class VAE(EncoderDecoder):
 
     def likelihood_data(self) -> str:
         """What the likelihood is of, for the protocol ``zoo eval`` records."""
+        given = ", given each image's class" if self.has(zoo.Capability.CLASS_CONDITIONAL) else ""
         if self.config.likelihood == "bernoulli":
-            return "binarised pixels (each on with its intensity as probability, seeded)"
-        return "8-bit pixels (uniformly dequantised, seeded)"
+            return f"binarised pixels (each on with its intensity as probability, seeded){given}"
+        return f"8-bit pixels (uniformly dequantised, seeded){given}"
 
     @torch.no_grad()
     def log_likelihood(self, images: Tensor, conditions: zoo.Conditions | None = None, *, samples: int = 1,
@@ -282,6 +286,12 @@ class VAE(EncoderDecoder):
             labels = inputs["conditions"]["class"][::PREVIEW_PER_CLASS]
             return None, [self.spec.class_names[int(c)] for c in labels]
         return ["input", "reconstruction", "samples", *[""] * (PREVIEW_SAMPLES - 1)], None
+
+
+    def preview_samples(self, inputs: dict[str, Any], preview: Tensor) -> Tensor | None:  # type: ignore[override]
+        """The samples of the preview: every row of a class-conditional one, else the columns
+        after each example's input and reconstruction."""
+        return preview if "images" not in inputs else preview[:, 2:].flatten(0, 1)
 
 
 @dataclass

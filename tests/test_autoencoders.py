@@ -62,9 +62,13 @@ def test_the_gaussian_likelihood_is_the_normal_density_summed() -> None:
 
 def test_a_gaussian_decoder_learns_its_sigma_and_a_fixed_one_stays() -> None:
     learnt, fixed, bernoulli = vae(likelihood="gaussian"), vae(likelihood="gaussian", sigma=0.1), vae()
-    assert learnt.log_sigma.requires_grad and not fixed.log_sigma.requires_grad
-    assert not bernoulli.log_sigma.requires_grad  # a Bernoulli decoder has no sigma to learn
-    assert float(fixed.sigma()) == pytest.approx(0.1)
+    assert learnt.sigma_raw.requires_grad and not fixed.sigma_raw.requires_grad
+    assert not bernoulli.sigma_raw.requires_grad  # a Bernoulli decoder has no sigma to learn
+    assert float(fixed.sigma()[0]) == pytest.approx(0.1) and float(learnt.sigma().detach()[0]) == pytest.approx(0.1)
+    with torch.no_grad():
+        learnt.sigma_raw.fill_(-10.0)
+    learnt.log_px(torch.zeros(1, 1, 28, 28), torch.full((1, 1, 28, 28), 0.5)).sum().backward()
+    assert float(learnt.sigma().detach()[0]) >= 1 / 255 and float(learnt.sigma_raw.grad.abs().sum()) > 0  # never stuck
 
 
 def test_the_outputs_are_in_the_datas_range_and_mean_what_the_likelihood_says() -> None:
@@ -174,9 +178,8 @@ def test_the_likelihood_matches_an_exact_one_when_the_posterior_is_the_prior() -
     assert torch.allclose(estimate, torch.full((2,), -784 * math.log(2)), atol=1e-3)
     gaussian = vae(likelihood="gaussian", sigma=0.5)
     with torch.no_grad():
-        for name, p in gaussian.named_parameters():
-            if name != "log_sigma":
-                p.zero_()
+        for p in gaussian.parameters():
+            p.zero_()  # sigma is fixed at 0.5 by the config
     x = torch.zeros(1, 1, 28, 28)  # at the decoder's mean, dequantised by at most half a bin
     exact = 784 * (torch.distributions.Normal(0.0, 0.5).log_prob(torch.tensor(0.0)) + math.log(2 / 255))
     assert float(gaussian.log_likelihood(x, samples=3)) == pytest.approx(float(exact), abs=0.05)
@@ -205,6 +208,19 @@ def write_digits(folder: Path, n: int = 3) -> Path:
         picture.paste(255, (10 + i, 5, 22 + i, 35))  # a stroke of a one
         picture.save(folder / f"d{i}.png")
     return folder
+
+
+def test_the_vae_preview_shows_reconstructions_and_samples_and_only_samples_are_watched() -> None:
+    model = vae()
+    examples = zoo.Batch(digits(8), conditions={"class": torch.arange(8)})
+    inputs = model.preview_inputs(8, torch.Generator().manual_seed(0), examples)
+    preview = model.preview(inputs)
+    assert preview.shape == (8, 8, 1, 28, 28) and torch.equal(preview[:, 0], digits(8))
+    assert model.preview_labels(inputs)[0][:3] == ["input", "reconstruction", "samples"]
+    assert model.preview_samples(inputs, preview).shape == (8 * 6, 1, 28, 28)  # not the inputs
+    ae = Autoencoder(config_io.from_dict(Autoencoder.Config, Autoencoder.tiny_config, source="t"), SPEC)
+    ae_inputs = ae.preview_inputs(8, torch.Generator().manual_seed(0), examples)
+    assert ae.preview_samples(ae_inputs, ae.preview(ae_inputs)) is None  # reconstructions, no samples
 
 
 def test_ae_trains_with_input_and_reconstruction_previews(ae_run: Path) -> None:

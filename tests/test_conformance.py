@@ -169,10 +169,14 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
     again = model.sample(5, generator=torch.Generator().manual_seed(1), conditions=conditions_for(model, 5))
     assert torch.equal(images, again), "the same seed must give the same samples"
     assert model.training, "sampling must leave the model in the mode it found it"
-    preview = model.preview(model.preview_inputs(4, torch.Generator().manual_seed(0), batches_for(model).next()))
+    inputs = model.preview_inputs(4, torch.Generator().manual_seed(0), batches_for(model).next())
+    preview = model.preview(inputs)
     assert preview.shape[-3:] == (spec.channels, spec.height, spec.width)
+    samples = model.preview_samples(inputs, preview)  # what the train loop watches for mode collapse
+    assert samples is not None and samples.shape[-3:] == (spec.channels, spec.height, spec.width)
     if model.has(zoo.Capability.CLASS_CONDITIONAL):
         assert preview.shape[0] == spec.num_classes, "conditional previews have a row per class"
+        assert samples.dim() == 5 and samples.shape[0] == spec.num_classes
         with pytest.raises(zoo.UsageError):
             model.sample(2)  # a conditional model needs to be told the classes
         ones = model.sample(3, generator=torch.Generator().manual_seed(1),

@@ -105,5 +105,6 @@ def test_posterior_collapse_is_named_once_the_kl_stays_near_zero() -> None:
     assert healthy == []
     early = Watch(window=10)
     assert [a for step in range(50) for a in early.after_step(step, {"kl": 0.01})] == []  # not settled yet
-    alerts = [a for step in range(200, 260) for a in watch.after_step(step, {"kl": 0.02})]
+    assert [a for step in range(200, 260) for a in Watch(window=10).after_step(step, {"kl": 0.02}, 0.1)] == []
+    alerts = [a for step in range(200, 260) for a in watch.after_step(step, {"kl": 0.02}, 0.5)]
     assert len(alerts) == 1 and alerts[0].kind == "posterior" and "kl_warmup=0.2" in alerts[0].message

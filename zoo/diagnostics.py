@@ -63,8 +63,9 @@ class Watch:
     _kl: deque = field(default_factory=deque)
     _active: set = field(default_factory=set)
 
-    def after_step(self, step: int, values: dict[str, float]) -> list[Alert]:
-        found = self._posterior(step, values)
+    def after_step(self, step: int, values: dict[str, float], fraction: float = 1.0) -> list[Alert]:
+        """Warnings from one step's metrics; ``fraction`` is how far through training it is."""
+        found = self._posterior(step, values, fraction)
         if "d_real" not in values or "d_fake" not in values:
             return found
         self._real.append(values["d_real"])
@@ -73,7 +74,7 @@ class Watch:
             self._real.popleft()
             self._fake.popleft()
         if len(self._real) < self.window:
-            return []
+            return found
         d_real = sum(self._real) / len(self._real)
         d_fake = sum(self._fake) / len(self._fake)
         if self._check("saturated", d_real > SATURATED and d_fake < 1 - SATURATED):
@@ -88,13 +89,13 @@ class Watch:
                 "(--set d_width=...) or n_critic=2")))
         return found
 
-    def _posterior(self, step: int, values: dict[str, float]) -> list[Alert]:
+    def _posterior(self, step: int, values: dict[str, float], fraction: float) -> list[Alert]:
         if "kl" not in values:
             return []
         self._kl.append(values["kl"])
         if len(self._kl) > self.window:
             self._kl.popleft()
-        if len(self._kl) < self.window or step < SETTLED[1]:
+        if len(self._kl) < self.window or step < SETTLED[1] or fraction < SETTLED[0]:
             return []
         kl = sum(self._kl) / len(self._kl)
         if not self._check("posterior", kl < COLLAPSED_KL):
@@ -124,9 +125,10 @@ class Watch:
         if self._check("collapse", settled and ratio < COLLAPSED):
             found.append(Alert(step, "collapse", (
                 f"mode collapse: the preview samples are {ratio:.2f} as varied as real images "
-                f"(below {COLLAPSED}); the generator repeats itself. Try --set "
-                "augment=translation,cutout (few images), loss=wasserstein with gp_weight=10 "
-                "(or zoo train wgan-gp), ema=0.999 or label_flip=0.05")))
+                f"(below {COLLAPSED}); the generator repeats itself. Try --set " + (
+                    "augment=translation,cutout (few images), loss=wasserstein with gp_weight=10 "
+                    "(or zoo train wgan-gp), ema=0.999 or label_flip=0.05" if self._real else
+                    "beta=0.5 or a larger latent_dim (a VAE whose samples all look alike)"))))
         return ratio, found
 
     def _check(self, kind: str, condition: bool) -> bool:

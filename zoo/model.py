@@ -537,6 +537,15 @@ class Model(nn.Module):
             return None, [self.spec.class_names[int(c)] for c in labels]
         return None, None
 
+    def preview_samples(self, inputs: Mapping[str, Any], preview: Tensor) -> Tensor | None:
+        """The samples among a preview's images, which the train loop watches for mode
+        collapse: N x C x H x W, or rows x columns x C x H x W for a row per class; None when
+        the preview shows none (translations, reconstructions). The default: the whole preview
+        of a latent model that draws its default preview."""
+        if not self.has(Capability.LATENT) or self.has(Capability.IMAGE_TO_IMAGE) or self.has(Capability.ENCODER):
+            return None
+        return preview
+
     # -- state a checkpoint needs beyond the weights -----------------------------------------
 
     def extra_state(self) -> dict[str, Any]:

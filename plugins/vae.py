@@ -40,6 +40,18 @@ The classic mistakes users report, and what this file does instead:
 Grosse & Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016): log (1/k) sum_i
 p(x, z_i) / q(z_i|x) over k draws from the posterior, a lower bound that tightens as k grows,
 reported as a negative log-likelihood in nats and bits per dimension (:meth:`VAE.log_likelihood`).
+
+The conditional VAE is told the class three times: label maps join the encoder's input, the
+decoder takes a class code beside z and a class's own scale and shift in each batch norm
+(``decoder_conditioning=batchnorm``, as cgan's generator), and the prior is a learnt Gaussian
+per class (``prior=learnt``: Sohn et al.'s prior network, for a class), which ``encode`` and
+``generate`` standardise, so the latent space the pipelines see stays N(0, I). Measured by
+``zoo eval`` (10,000 samples; its classifier reads 99.0% of the held-out digits right) on the
+offline MNIST, the share of sevens read as 7 (the digit the lab asks for, and the hardest:
+blurred, its top closes into a 9's loop): standard prior, class code only, 5 epochs 75%; the
+learnt prior 81%; with the batch norms 86%; 20 epochs 92.3% (91.0% without the batch norms;
+latent_dim=8 90.8%, its recall 0.51 against 0.72); 40 epochs 94.2%, every digit at least 94.2%;
+80 epochs (the README's command) 96.2%, every digit at least 95.8%, FID 1.06.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from zoo.runs import load_latent_model, output_dir
 
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
+from .reconstruct import reconstructions
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -233,12 +234,10 @@ def _invert(model, from_image, to_image, start_labels, end_labels, steps, restar
         names.append(found)
         labels = labels.expand(len(targets)).to(model.device) if labels is not None else None
         if model.has(Capability.ENCODER):
-            with torch.no_grad(), evaluating(model):
-                z = model.encode(targets, class_condition(labels))
-                rebuilt = model.generate(z, class_condition(labels))
-            psnr = float(metrics.psnr(rebuilt, targets).mean())
+            z, rebuilt = reconstructions(model, targets.cpu(), labels)
+            psnr = float(metrics.psnr(rebuilt, targets.cpu()).mean())
             console.print(f"encoded {image}: its reconstruction's PSNR {psnr:.2f} dB")
-            zs.append(z)
+            zs.append(z.to(model.device))
             continue
         fit = fit_latents(model, targets, labels=labels, steps=steps, restarts=restarts)
         console.print(f"inverted {image}: PSNR {float(fit.psnr.mean()):.2f} dB")

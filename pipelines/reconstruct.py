@@ -59,7 +59,7 @@ def reconstruct(target: str, inputs: Sequence[str], *, out: Path | None = None, 
 
     run_name = checkpoint.train.get("run") or path.parent.name
     out = runs.output_dir(out or Path("reconstructions") / run_name, force)
-    outputs = reconstructions(model, read.images, labels)[1]
+    outputs = to_float(figures.as_uint8(reconstructions(model, read.images, labels)[1]))  # scored as saved
     names = unique(read.names, reserved=("sheet", "metrics"))
     figures.save_images(outputs, out, names)
     scores = {"mse": metrics.mse(outputs, read.images), "psnr": metrics.psnr(outputs, read.images),

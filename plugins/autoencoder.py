@@ -134,8 +134,10 @@ def intensities(images: Tensor) -> Tensor:
 
 
 def adam(model: nn.Module, config: CodecConfig) -> dict[str, torch.optim.Optimizer]:
-    """One optimiser for encoder and decoder together: they minimise one loss."""
-    return {"autoencoder": torch.optim.Adam(model.parameters(), config.lr, betas=(config.beta1, config.beta2))}
+    """One optimiser for encoder and decoder together (they minimise one loss), over every
+    weight that trains (a VAE's fixed sigma, a conditional VAE's standard prior do not)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return {"autoencoder": torch.optim.Adam(trained, config.lr, betas=(config.beta1, config.beta2))}
 
 
 # -- the models -----------------------------------------------------------------------------------

@@ -146,10 +146,6 @@ class VAE(EncoderDecoder):
     def outputs_logits(self) -> bool:
         return self.config.likelihood == "bernoulli"
 
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        params = [p for p in self.parameters() if p.requires_grad]
-        return {"autoencoder": torch.optim.Adam(params, self.config.lr, betas=(self.config.beta1, self.config.beta2))}
-
     # -- the posterior and the likelihood ----------------------------------------------------------
 
     def posterior(self, images: Tensor, conditions: zoo.Conditions | None = None) -> tuple[Tensor, Tensor]:

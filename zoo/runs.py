@@ -288,11 +288,9 @@ def load_encoder(target: str, device: str, action: str = "reconstruct images", w
 
 def load_translator(target: str, device: str):
     """(model, checkpoint, path) for ``zoo translate``; refuses models that do not translate."""
-    from zoo.devices import resolve_device
     from zoo.model import Capability
 
-    path = find_checkpoint(target)
-    model, checkpoint = load_model(path, resolve_device(device))
+    model, checkpoint, path = _loaded(target, device, "latest")
     if not model.has(Capability.IMAGE_TO_IMAGE):
         able = ", ".join(registry.registry().with_capability(Capability.IMAGE_TO_IMAGE)) or "none installed"
         hint = f"; it samples from noise: zoo sample {target}" if model.has(Capability.LATENT) else ""

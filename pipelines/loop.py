@@ -447,7 +447,7 @@ class Loop:
         if self.total_images:
             return f"{self.images / 1000:,.1f}/{self.total_images / 1000:,.1f} kimg"
         if self.timed:
-            return f"epoch {self.step // self.steps_per_epoch + 1}, seconds"
+            return f"epoch {self.step // self.steps_per_epoch + 1}, seconds of {self.p.minutes:g} min"
         epochs = math.ceil(self.total / self.steps_per_epoch)
         return f"epoch {min(epochs, self.step // self.steps_per_epoch + 1)}/{epochs}"
 

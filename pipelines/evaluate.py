@@ -41,7 +41,7 @@ from torch import Tensor
 
 import zoo
 from zoo import features as features_io
-from zoo import figures, metrics, runs
+from zoo import figures, metrics, runs, swd
 from zoo.data import PreparedData, load_prepared, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
@@ -61,6 +61,10 @@ KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 NEAREST_SHOWN, NEAREST_K = 8, 4
 TRAINING_EVAL_SAMPLES = 1000
 """--eval-every draws this many fixed samples for its quick Frechet distance."""
+SWD_IMAGES = 4096
+"""Images of each set whose patches the sliced Wasserstein distance compares (Karras et al.:
+16,384 x 128 patches; 4,096 x 32 keeps it to seconds on a CPU: :data:`zoo.swd.DESCRIPTORS`)."""
+MS_SSIM_IMAGES, MS_SSIM_PAIRS = 2000, 2000
 SSIM_SAMPLES, SSIM_POOL = 64, 5000
 
 
@@ -272,6 +276,7 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         result["density"], result["coverage"] = metrics.density_coverage(real_f, fake_f, DC_K)
         result["diversity"] = metrics.diversity(to_float(samples[:2000]), to_float(real.images[:2000]))
         result["sharpness"] = metrics.sharpness(to_float(samples[:2000]), to_float(real.images[:2000]))
+        _karras_figures(samples, reference, seed, result, details)
         held = reference.heldout if reference.heldout is not None else None
         copies = None
         if held is not None and len(held) >= 2:
@@ -298,6 +303,33 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
                                precision_recall_k=PR_K, density_coverage_k=DC_K)
     details["timings"] = {k: round(v, 2) for k, v in timings.items()}
     _generation_pictures(model, samples, conditions, reference, copies, fake_f, train_f, pictures, result)
+
+
+def _karras_figures(samples: Tensor, reference: Reference, seed: int, result: dict[str, Any],
+                    details: dict[str, Any]) -> None:
+    """The figures of Karras et al. (2018), which need no network: the sliced Wasserstein
+    distance on Laplacian pyramid patches (with the same between real training and held-out
+    images, the floor) and MS-SSIM among samples (with the same among real images)."""
+    real, train = reference.split.images, reference.train.images
+    count = min(SWD_IMAGES, len(samples), len(real))
+    if min(samples.shape[-2:]) < swd.PATCH or count < 2:
+        return
+    levels = swd.swd(to_float(real[:count]), to_float(samples[:count]), seed=seed)
+    result["swd"] = sum(levels.values()) / len(levels)
+    result["swd_per_level"] = {f"{side}px": v for side, v in levels.items()}
+    floor_count = min(count, len(train))
+    if reference.split is not reference.train and floor_count >= 2:
+        floor = swd.swd(to_float(real[:floor_count]), to_float(train[:floor_count]), seed=seed)
+        result["swd_reference"] = sum(floor.values()) / len(floor)
+    result["ms_ssim"] = metrics.pairwise_ms_ssim(to_float(samples[:MS_SSIM_IMAGES]), MS_SSIM_PAIRS, seed)
+    result["ms_ssim_reference"] = metrics.pairwise_ms_ssim(to_float(real[:MS_SSIM_IMAGES]), MS_SSIM_PAIRS, seed)
+    scales, window = metrics.ms_ssim_scales(min(samples.shape[-2:]))
+    details["karras"] = {
+        "swd": {"images": count, "patches_per_image": swd.patches_per_image(count), "patch": swd.PATCH,
+                "directions": swd.DIRECTIONS * swd.REPEATS, "levels": list(result["swd_per_level"]),
+                "scale": "x1000", "reference": f"{floor_count} real training images against the split's"},
+        "ms_ssim": {"pairs": MS_SSIM_PAIRS, "scales": scales, "window": window,
+                    "reference": "random pairs of the split's real images"}}
 
 
 def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, Any], reference: Reference,

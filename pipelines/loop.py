@@ -109,6 +109,9 @@ class Loop:
             return int(self.p.resume_train["total_steps"]), int(self.p.resume_train.get("total_images", 0))
         if self.p.minutes:  # --minutes alone: train for that long, however many epochs that is
             return 0, 0
+        default = self.p.cls.default_kimg(self.p.config, self.data.spec)
+        if default is not None:  # a schedule in images (ProGAN's growth) runs through once
+            return 0, round(default * 1000)
         return DEFAULT_EPOCHS * self.steps_per_epoch, 0
 
     @property
@@ -326,7 +329,8 @@ class Loop:
         self.tracker.log_image("samples", grid, step, caption=f"step {step}")
         (self.run_dir / "progress" / "latest.png").unlink(missing_ok=True)
         self.last_preview = time.monotonic()
-        means = {k: sum(v) / len(v) for k, v in self.means.items()}
+        state = set(model.state_metrics)  # where training stands: the latest value, not a mean
+        means = {k: v[-1] if k in state else sum(v) / len(v) for k, v in self.means.items()}
         self.means = {}
         samples = model.preview_samples(self.preview_inputs, preview)
         if samples is not None:
@@ -418,7 +422,7 @@ class Loop:
         frames = sorted((self.run_dir / "progress").glob("step-*.png"))
         gif = figures.save_gif(frames, self.run_dir / "progress.gif")
         losses = figures.loss_curves(read_metrics(self.metrics_path), self.run_dir / "losses.png",
-                                     title=f"{self.p.cls.name} on {self.p.data}")
+                                     title=f"{self.p.cls.name} on {self.p.data}", state=self.model.state_metrics)
         return gif, losses
 
     def _announce(self) -> None:

@@ -215,8 +215,11 @@ def test_eval_writes_every_figure_with_its_protocol(dcgan_run: Path) -> None:
     assert result.exit_code == 0, result.output
     saved = json.loads((dcgan_run / "eval.json").read_text())
     for key in ("fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "diversity",
-                "memorisation", "memorisation_reference"):
+                "memorisation", "memorisation_reference", "swd", "swd_reference", "ms_ssim", "ms_ssim_reference"):
         assert math.isfinite(saved[key]), key
+    assert list(saved["swd_per_level"]) == ["28px"]  # 28 px: one level (the coarsest is 16 px or more)
+    assert saved["karras"]["swd"]["images"] == 300 and saved["karras"]["ms_ssim"]["scales"] == 3
+    assert saved["swd"] > saved["swd_reference"]  # two steps of training are far from the data
     assert "class_accuracy" not in saved and "classifier_score" not in saved  # random features have no classes
     assert saved["protocol"].startswith("fid300/random:mnist@") and saved["protocol"].endswith("/heldout")
     detail = saved["protocol_detail"]
@@ -239,7 +242,7 @@ def test_eval_is_reproducible(dcgan_run: Path) -> None:
 
     one = evaluate(str(dcgan_run), n=200, features="random", wandb="off")
     two = evaluate(str(dcgan_run), n=200, features="random", batch_size=33, wandb="off")
-    for key in ("fid", "kid", "precision", "recall", "density", "coverage"):
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage", "swd", "ms_ssim"):
         assert one[key] == pytest.approx(two[key], rel=1e-4, abs=1e-6), key
 
 

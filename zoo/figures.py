@@ -184,9 +184,12 @@ def _pyplot():
     return plt
 
 
-def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | None:
+def loss_curves(records: Sequence[dict], path: Path, title: str = "",
+                state: Sequence[str] = ()) -> Path | None:
     """Loss curves, D's beliefs in [0, 1] and any other metric (a critic's outputs, its
-    Wasserstein estimate, penalties) against step, raw and smoothed: a panel for each kind."""
+    Wasserstein estimate, penalties) against step, raw and smoothed: a panel for each kind.
+    ``state`` names metrics that say where training stands (ProGAN's resolution and alpha):
+    drawn unsmoothed, each in a panel of its own."""
     evals: list[dict] = []
     losses_rows: list[dict] = []
     for r in records:
@@ -196,9 +199,10 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
         return None
     keys = [k for k in records[0] if k not in ("step", "epoch", "time")]
     losses = [k for k in keys if "loss" in k]
+    states = [k for k in keys if k in state]
     beliefs = [k for k in keys if k in BELIEFS]
-    others = [k for k in keys if k not in losses and k not in beliefs]
-    panels = [p for p in (losses, beliefs, others) if p]
+    others = [k for k in keys if k not in losses and k not in beliefs and k not in states]
+    panels = [p for p in (losses, beliefs, others) if p] + [[k] for k in states]
     evaluated = [k for k in EVAL_KEYS if any(k in r for r in evals)]
     if not panels:  # a model that reports no metrics
         return None
@@ -209,6 +213,9 @@ def loss_curves(records: Sequence[dict], path: Path, title: str = "") -> Path | 
     for ax, panel in zip(axes[:len(panels), 0], panels, strict=True):
         for key in panel:
             values = [r.get(key, float("nan")) for r in records]
+            if key in states:  # a schedule: drawn as it was, step by step
+                ax.plot(steps, values, color="#4c72b0", label=metric_label(key), linewidth=1.6)
+                continue
             line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
             ax.plot(steps, _smooth(values), color=line.get_color(), label=metric_label(key), linewidth=1.6)
         ax.set_xlabel("step")

@@ -4,7 +4,9 @@ memorisation check, classifier score, class accuracy). Nothing to download.
 
 Images are compared in [0, 1] (converted from zoo's [-1, 1]); every function returns one
 value per image. SSIM is Wang et al.'s (2004): an 11 x 11 Gaussian window with sigma 1.5,
-K1 = 0.01, K2 = 0.03, averaged over channels and positions.
+K1 = 0.01, K2 = 0.03, averaged over channels and positions; MS-SSIM its multi-scale form
+(Wang, Simoncelli & Bovik 2003). The sliced Wasserstein distance on Laplacian pyramids,
+Karras et al.'s own, is in :mod:`zoo.swd`.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
     return -10 * torch.log10(mse(a, b).clamp_min(1e-10))
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Structural similarity per image, in [-1, 1] (1: identical)."""
-    x, y = _unit(a), _unit(b)
+def _ssim_maps(x: Tensor, y: Tensor, window: int, sigma: float) -> tuple[Tensor, Tensor]:
+    """SSIM's luminance and contrast-structure terms at each position, for images in [0, 1]."""
     channels = x.shape[1]
     size = min(window, x.shape[2], x.shape[3])
     coords = torch.arange(size, dtype=x.dtype, device=x.device) - (size - 1) / 2
@@ -49,8 +50,62 @@ def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
     var_y = blur(y * y) - mu_y ** 2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    return score.flatten(1).mean(1)
+    return (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1), (2 * cov + c2) / (var_x + var_y + c2)
+
+
+def ssim(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Structural similarity per image, in [-1, 1] (1: identical)."""
+    luminance, contrast_structure = _ssim_maps(_unit(a), _unit(b), window, sigma)
+    return (luminance * contrast_structure).flatten(1).mean(1)
+
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+"""Wang, Simoncelli & Bovik's (2003) weights of the five scales, finest first."""
+MS_SSIM_SMALL_WINDOW = 7
+
+
+def ms_ssim_scales(side: int) -> tuple[int, int]:
+    """(scales, window) for images of this side: the standard 5 scales and 11 px window
+    where they fit (176 px and up); for smaller images a 7 px window and as many scales as
+    keep the coarsest at least 7 px (32 px: 3 scales), the weights renormalised."""
+    if side >> 4 >= 11:
+        return 5, 11
+    scales = 1
+    while scales < 5 and side >> scales >= MS_SSIM_SMALL_WINDOW:
+        scales += 1
+    return scales, min(MS_SSIM_SMALL_WINDOW, side)
+
+
+def ms_ssim(a: Tensor, b: Tensor) -> Tensor:
+    """Multi-scale SSIM per image pair, in [0, 1] (1: identical): the contrast-structure term at
+    each scale and the luminance at the coarsest, weighted as Wang et al. (2003), the images
+    halved by 2 x 2 averaging between scales (:func:`ms_ssim_scales` says how many)."""
+    x, y = _unit(a.float()), _unit(b.float())
+    scales, window = ms_ssim_scales(min(x.shape[2], x.shape[3]))
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=x.dtype, device=x.device)
+    weights = weights / weights.sum()
+    score = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+    for scale in range(scales):
+        luminance, contrast_structure = _ssim_maps(x, y, window, 1.5)
+        term = contrast_structure if scale < scales - 1 else luminance * contrast_structure
+        # Negative structure (anti-correlated images) counts as none, as in common practice.
+        score = score * term.flatten(1).mean(1).clamp_min(0) ** weights[scale]
+        if scale < scales - 1:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return score
+
+
+def pairwise_ms_ssim(images: Tensor, pairs: int = 2000, seed: int = 0) -> float:
+    """Mean MS-SSIM between random pairs of different images of a set (seeded): how alike a
+    model's samples are to each other, Odena et al.'s (2017) diversity figure, which Karras et
+    al. report too. Lower is more varied; compare with the same for real images."""
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError("MS-SSIM among images needs at least 2 of them")
+    a, b = torch.randint(n, (2, pairs), generator=torch.Generator().manual_seed(seed))
+    b = torch.where(a == b, (b + 1) % n, b)
+    scores = [ms_ssim(images[i], images[j]) for i, j in zip(a.split(500), b.split(500), strict=True)]
+    return float(torch.cat(scores).mean())
 
 
 def paired_scores(outputs: Tensor, targets: Tensor) -> dict[str, float]:

@@ -287,6 +287,10 @@ class Model(nn.Module):
     """Two-domain data an image-to-image model trains on: "paired", "unpaired", "derived"."""
     directions: ClassVar[tuple[str, ...]] = ()
     """The ways an image-to-image model translates: ("AtoB",), or ("AtoB", "BtoA")."""
+    state_metrics: ClassVar[tuple[str, ...]] = ()
+    """Metrics of :meth:`train_step` that say where training stands rather than how it goes
+    (ProGAN's ``resolution`` and ``alpha``): the epoch line shows their latest value, not a
+    mean, and the loss curves draw them in a panel of their own."""
     small_data: ClassVar[dict[str, Any]] = {}
     """Config values for training sets of fewer than :data:`SMALL_DATA` images, used where the
     user set nothing else (the train pipeline says so): e.g. DCGAN's augmentation."""
@@ -314,6 +318,12 @@ class Model(nn.Module):
     def derivation(cls, config: Any) -> Derivation | None:
         """For models whose ``data_pairing`` includes "derived": how pairs are made from one
         set of images (super-resolution: the image and its downsample)."""
+        return None
+
+    @classmethod
+    def default_kimg(cls, config: Any, spec: DataSpec) -> float | None:
+        """The length of a run given none, in thousands of images, for a model whose schedule
+        is in images (ProGAN: one pass through its growth); None: the loop's default epochs."""
         return None
 
     @classmethod

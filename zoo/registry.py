@@ -39,6 +39,7 @@ BUILTINS = [
     "ae = zoo.plugins.autoencoder:Autoencoder",
     "vae = zoo.plugins.vae:VAE",
     "cvae = zoo.plugins.vae:CVAE",
+    "progan = zoo.plugins.progan:ProGAN",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"

@@ -1,0 +1,128 @@
+"""Issue 14's acceptance: ProGAN, measured at the commands a user types.
+
+* ``versus``: ``zoo train progan|dcgan --data fashion-mnist --size 32 --minutes M``, one after
+  the other (each has the whole machine), then ``zoo eval`` of each: 10,000 samples against
+  the 10,000 held-out test images, in the features of zoo's own Fashion-MNIST classifier
+  (trained on the training split only), with Karras et al.'s sliced Wasserstein distance and
+  MS-SSIM; and a picture of 64 samples of each, side by side.
+* ``resume``: the default progan at real size, trained straight for N steps and, separately,
+  interrupted in the middle of a fade and resumed to N: every tensor of the two checkpoints
+  compared bit for bit.
+* ``growth``: the progan run's training GIF, copied to docs/images/ for the README.
+
+    python benchmarks/progan.py versus --minutes 20
+    python benchmarks/progan.py resume
+    python benchmarks/progan.py growth
+
+Runs are kept in benchmarks/results/progan/ (a run that is there is measured again, not
+retrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from zoo import checkpoint as ckpt_io
+from zoo import figures, runs
+
+RESULTS = Path(__file__).parent / "results" / "progan"
+ZOO = [sys.executable, "-m", "zoo"]
+IMAGES = Path(__file__).parents[1] / "docs" / "images"
+KEYS = ("fid", "kid", "swd", "swd_reference", "precision", "recall", "ms_ssim", "ms_ssim_reference", "diversity",
+        "sharpness")
+
+
+def zoo(*args: str) -> float:
+    """Run a zoo command as a user would (its own process); returns its wall-clock seconds."""
+    started = time.perf_counter()
+    done = subprocess.run([*ZOO, *args], capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
+    if done.returncode:
+        raise SystemExit(f"zoo {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def trained(name: str, *args: str) -> Path:
+    run = RESULTS / name
+    if not (run / ckpt_io.FILENAME).is_file():
+        seconds = zoo("train", *args, "--no-wandb", "--out", str(run))
+        print(f"trained {name} in {seconds:.0f} s")
+    return run
+
+
+def part_versus(args: argparse.Namespace) -> None:
+    rows = {}
+    for name in ("progan", "dcgan"):
+        run = trained(f"{name}-{args.minutes:g}min", name, "--data", "fashion-mnist", "--size", "32",
+                      "--minutes", f"{args.minutes:g}")
+        if not (run / "eval.json").is_file():
+            zoo("eval", str(run), "--wandb", "off")
+        rows[name] = json.loads((run / "eval.json").read_text())
+    print("model | steps | images | " + " | ".join(KEYS))
+    for name, result in rows.items():
+        where = result["checkpoint"]
+        print(f"{name} | {where['step']:,} | {where['images']:,} | "
+              + " | ".join(f"{result[k]:.4g}" if k in result else "-" for k in KEYS))
+    for name, result in rows.items():
+        print(f"{name}: SWD per level {result.get('swd_per_level')}; eval {result['seconds']:.0f} s")
+    print(f"protocol: {rows['progan']['protocol']}; {json.dumps(rows['progan'].get('karras'))}")
+    sheets = []
+    for name in rows:
+        model, _ = runs.load_model(runs.find_checkpoint(str(RESULTS / f"{name}-{args.minutes:g}min")))
+        sheets.append(model.sample(64, generator=torch.Generator().manual_seed(0)).view(8, 8, 1, 32, 32))
+    gap = -torch.ones(8, 1, 1, 32, 32)
+    path = IMAGES / "progan-dcgan-fashion.png"
+    p, d = rows["progan"], rows["dcgan"]
+    figures.save_grid(torch.cat([sheets[0], gap, sheets[1]], dim=1), path, scale=2,
+                      column_labels=["progan", *[""] * 7, "", "dcgan", *[""] * 7],
+                      title=f"{args.minutes:g} minutes each: progan FID {p['fid']:.1f}, SWD {p['swd']:.0f}; "
+                            f"dcgan FID {d['fid']:.1f}, SWD {d['swd']:.0f}")
+    print(f"-> {path}")
+
+
+def part_resume(args: argparse.Namespace) -> None:
+    common = ["progan", "--data", "fashion-mnist", "--size", "32", "--seed", "11", "--no-wandb",
+              "--set", "stage_kimg=0.64", "--set", "fade_kimg=1.28"]  # 10 steps a stage, 20 a fade
+    folder = RESULTS / "resume"
+    shutil.rmtree(folder, ignore_errors=True)
+    straight, split = folder / "straight", folder / "split"
+    t = zoo("train", *common, "--steps", str(args.steps), "--out", str(straight))
+    zoo("train", *common, "--steps", str(args.stop), "--out", str(split))
+    extra = ckpt_io.load(split / ckpt_io.FILENAME).state["extra"]
+    zoo("train", "progan", "--no-wandb", "--resume", str(split), "--steps", str(args.steps))
+    a, b = load_file(str(straight / ckpt_io.FILENAME)), load_file(str(split / ckpt_io.FILENAME))
+    different = [k for k in a if k not in b or not torch.equal(a[k], b[k])]
+    print(f"interrupted after {args.stop} steps at {extra['resolution']} px, alpha {extra['alpha']:.3f} "
+          f"({extra['images']:,} images); resumed to {args.steps} steps (straight run {t:.0f} s)")
+    print(f"{len(a)} tensors compared: {len(different)} differ{(': ' + ', '.join(different[:5])) if different else ''}")
+
+
+def part_growth(args: argparse.Namespace) -> None:
+    run = RESULTS / f"progan-{args.minutes:g}min"
+    target = IMAGES / "progan-growth.gif"
+    shutil.copyfile(run / "progress.gif", target)
+    print(f"-> {target} ({target.stat().st_size / 1024:.0f} KiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["versus", "resume", "growth"])
+    parser.add_argument("--minutes", type=float, default=20)
+    parser.add_argument("--steps", type=int, default=60, help="resume: the length of both runs")
+    parser.add_argument("--stop", type=int, default=47, help="resume: where the split run is interrupted")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    {"versus": part_versus, "resume": part_resume, "growth": part_growth}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -309,27 +309,35 @@ def _karras_figures(samples: Tensor, reference: Reference, seed: int, result: di
                     details: dict[str, Any]) -> None:
     """The figures of Karras et al. (2018), which need no network: the sliced Wasserstein
     distance on Laplacian pyramid patches (with the same between real training and held-out
-    images, the floor) and MS-SSIM among samples (with the same among real images)."""
+    images, the floor) and MS-SSIM among samples (with the same among real images). Each set
+    is a seeded random subset (a folder's images come class by class)."""
     real, train = reference.split.images, reference.train.images
     count = min(SWD_IMAGES, len(samples), len(real))
     if min(samples.shape[-2:]) < swd.PATCH or count < 2:
         return
-    levels = swd.swd(to_float(real[:count]), to_float(samples[:count]), seed=seed)
+
+    def subset(images: Tensor, k: int) -> Tensor:
+        return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:k]]
+
+    chosen_real = subset(real, count)
+    levels = swd.swd(chosen_real, subset(samples, count), seed=seed)
     result["swd"] = sum(levels.values()) / len(levels)
     result["swd_per_level"] = {f"{side}px": v for side, v in levels.items()}
+    protocol_swd: dict[str, Any] = {
+        "images": count, "patches_per_image": swd.patches_per_image(count), "patch": swd.PATCH,
+        "directions": swd.DIRECTIONS * swd.REPEATS, "levels": list(result["swd_per_level"]), "scale": "x1000"}
     floor_count = min(count, len(train))
     if reference.split is not reference.train and floor_count >= 2:
-        floor = swd.swd(to_float(real[:floor_count]), to_float(train[:floor_count]), seed=seed)
+        floor = swd.swd(chosen_real[:floor_count], subset(train, floor_count), seed=seed)
         result["swd_reference"] = sum(floor.values()) / len(floor)
-    result["ms_ssim"] = metrics.pairwise_ms_ssim(to_float(samples[:MS_SSIM_IMAGES]), MS_SSIM_PAIRS, seed)
-    result["ms_ssim_reference"] = metrics.pairwise_ms_ssim(to_float(real[:MS_SSIM_IMAGES]), MS_SSIM_PAIRS, seed)
+        protocol_swd["reference"] = f"{floor_count} real training images against the split's"
+    result["ms_ssim"] = metrics.pairwise_ms_ssim(to_float(subset(samples, MS_SSIM_IMAGES)), MS_SSIM_PAIRS, seed)
+    result["ms_ssim_reference"] = metrics.pairwise_ms_ssim(to_float(subset(real, MS_SSIM_IMAGES)), MS_SSIM_PAIRS,
+                                                           seed)
     scales, window = metrics.ms_ssim_scales(min(samples.shape[-2:]))
-    details["karras"] = {
-        "swd": {"images": count, "patches_per_image": swd.patches_per_image(count), "patch": swd.PATCH,
-                "directions": swd.DIRECTIONS * swd.REPEATS, "levels": list(result["swd_per_level"]),
-                "scale": "x1000", "reference": f"{floor_count} real training images against the split's"},
-        "ms_ssim": {"pairs": MS_SSIM_PAIRS, "scales": scales, "window": window,
-                    "reference": "random pairs of the split's real images"}}
+    details["karras"] = {"swd": protocol_swd,
+                         "ms_ssim": {"pairs": MS_SSIM_PAIRS, "scales": scales, "window": window,
+                                     "reference": "random pairs of the split's real images"}}
 
 
 def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, Any], reference: Reference,

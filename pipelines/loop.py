@@ -506,4 +506,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def _format(values: dict[str, float]) -> str:
-    return "  ".join(f"{figures.metric_label(k)} {v:.3f}" for k, v in values.items())
+    # Whole numbers (ProGAN's resolution) without decimals.
+    return "  ".join(f"{figures.metric_label(k)} {v:.0f}" if float(v).is_integer() and abs(v) >= 1
+                     else f"{figures.metric_label(k)} {v:.3f}" for k, v in values.items())

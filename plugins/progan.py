@@ -21,21 +21,25 @@ The parts of the paper, and where each lives here:
 * **WGAN-GP with the drift term** (appendix A.1): the critic's loss
   D(G(z)) - D(x) + 10 * gradient penalty + 0.001 * D(x)^2, the last keeping its outputs
   from drifting far from zero; one critic step per generator step.
-* **Adam(1e-3, betas 0 / 0.99)**, its state reset when a new resolution begins (the
+* **Adam(1e-3, betas 0 / 0.99)**, its state reset whenever a fade begins or ends (the
   paper's code: ``reset_opt_for_new_lod``).
 * **Fade-in** (figure 2): when the networks grow from resolution r to 2r, the new layers'
   output is blended with the old path's by alpha, which rises linearly from 0 to 1 over
   ``fade_kimg`` thousand images; real images are blended the same way between their 2r and
   r versions, so the critic never sees a mismatch. Then ``stage_kimg`` of training at 2r.
 * **An EMA of the generator** (decay 0.999, the paper's G_smoothing) draws every sample and
-  preview.
+  preview. zoo's averages warm up as (1 + t) / (10 + t) until that reaches the decay (9,000
+  steps), so that a short run's average does not hold on to its first weights: about 0.997
+  at the 3,000 steps of a 20-minute CPU run.
 
 The schedule is in thousands of images shown (kimg), as in the paper, and ``Progress``
-carries the count. The paper's 600 + 600 kimg per resolution is hours on a GPU; zoo's
-defaults are sized for minutes on a CPU (``stage_kimg`` and ``fade_kimg``, overridable), and
-a run given a length with ``--kimg`` and no schedule keys shares that length equally between
-its phases, so ``zoo train progan --kimg 300`` grows to full size and then trains there. A
-run given no length trains through the default schedule once.
+carries the count. The paper's 800 + 800 kimg per resolution (600 + 600 in its code) is
+hours on a GPU; zoo's defaults are sized for minutes on a CPU (``stage_kimg`` and
+``fade_kimg``, overridable), and a run given a length with ``--kimg`` shares it equally
+between the phases no key fixes, so ``zoo train progan --kimg 300`` grows to full size and
+then trains there. A run given no length trains through the schedule once. The schedule is
+fixed at a run's first step and kept in its checkpoint: a resumed run asked for more
+``--kimg`` or ``--steps`` trains on at the resolution it reached.
 
 Sizes run from 4 up to the data's size, a power of two; other square sizes (28 px digits) are
 padded with the background to the next one, as the paper's own data tool pads MNIST to 32,
@@ -71,19 +75,21 @@ class ProGANConfig(zoo.Config):
                                  "(at least 4); batch_sizes overrides any resolution")
     batch_sizes: str = option("", "batch size per resolution, overriding batch_size: '4:128,8:128,16:64'")
     latent_dim: int = option(128, "length of the noise vector z (the paper: 512)")
-    fmap_base: int = option(512, "channels at resolution r: min(fmap_max, fmap_base / r) "
-                                 "(the paper: 8192)")
+    fmap_base: int = option(256, "channels at resolution r: min(fmap_max, 2 fmap_base / r), the "
+                                 "paper's nf() (the paper: 8192, 512 channels at 32 px)")
     fmap_max: int = option(128, "the most channels of any layer (the paper: 512)")
     stage_kimg: float | None = option(None, "thousands of images trained at each resolution once "
-                                            "faded in (the paper: 600); default 15, or a share of --kimg")
+                                            "faded in (the paper: 800, its code 600); default 15, or a "
+                                            "share of --kimg")
     fade_kimg: float | None = option(None, "thousands of images over which each new resolution fades "
-                                           "in (the paper: 600); default 15, or a share of --kimg")
+                                           "in (the paper: 800, its code 600); default 15, or a share of "
+                                           "--kimg")
     lr: float = option(1e-3, "Adam learning rate, both networks (the paper: 0.001)")
     beta1: float = option(0.0, "Adam beta1 (the paper: 0)")
     beta2: float = option(0.99, "Adam beta2 (the paper: 0.99)")
     gp_weight: float = option(10.0, "lambda: weight of the WGAN-GP gradient penalty (the paper: 10)")
     drift: float = option(0.001, "epsilon: weight of the drift term E[D(x)^2] (the paper: 0.001)")
-    mbstd_group: int = option(4, "images per minibatch-stddev group (the paper: 4); 0 turns the layer off")
+    mbstd_group: int = option(4, "images per minibatch-stddev group (the paper: 4); 0 or 1 turns the layer off")
     pixel_norm: bool = option(True, "pixel norm in the generator, and on z (the paper: on)")
     equalized_lr: bool = option(True, "equalized learning rate: weights scaled at run time (the paper: on)")
     ema: float = option(0.999, "decay of the generator's moving average that samples are drawn from; 0 = off")
@@ -111,7 +117,8 @@ class ProGANConfig(zoo.Config):
         parse_batch_sizes(self.batch_sizes)
 
     def channels(self, resolution: int) -> int:
-        return max(1, min(self.fmap_max, self.fmap_base // resolution))
+        """The paper's nf(): min(fmap_max, fmap_base / 2^(log2(r) - 1))."""
+        return max(1, min(self.fmap_max, 2 * self.fmap_base // resolution))
 
 
 def parse_batch_sizes(text: str) -> dict[int, int]:
@@ -133,9 +140,9 @@ def parse_batch_sizes(text: str) -> dict[int, int]:
 # -- the schedule -------------------------------------------------------------------------------
 
 DEFAULT_PHASE_KIMG = 15.0
-"""The default length of each stage and each fade, in thousands of images: on this project's
-2-core CPU the default Fashion-MNIST 32 px run (4 stages, 3 fades, 210 kimg) takes about
-... minutes (benchmarks/progan.py)."""
+"""The default length of each stage and each fade, in thousands of images: a 32 px run has 4
+stages and 3 fades, 105 kimg, which take about 13 minutes on this project's 2-core CPU
+(benchmarks/progan.py)."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,11 @@ class Schedule:
     levels: int
     stage: int
     fade: int
+
+    def __post_init__(self) -> None:
+        if self.levels > 1 and self.stage + self.fade <= 0:
+            raise zoo.UsageError("progan's schedule rounds to no images per stage and fade; give a longer "
+                                 "--kimg or larger stage_kimg / fade_kimg")
 
     def at(self, images: int) -> tuple[int, float]:
         """(level, alpha) after ``images`` images: alpha < 1 while the level fades in."""
@@ -166,16 +178,21 @@ class Schedule:
         """Images shown by the end of the last resolution's stage: one pass through the schedule."""
         return self.stage + (self.levels - 1) * (self.fade + self.stage)
 
-    def describe(self) -> str:
-        return (f"{self.stage / 1000:g} kimg per stage, {self.fade / 1000:g} per fade: "
-                f"full size after {(self.grown - self.stage) / 1000:g} kimg")
+    def to_dict(self) -> dict[str, int]:
+        return {"levels": self.levels, "stage": self.stage, "fade": self.fade}
 
 
 def schedule(config: ProGANConfig, levels: int, total_images: int = 0) -> Schedule:
-    """The run's schedule: the config's keys; where they are unset, a share of ``--kimg``
-    (``total_images``) if given, the phases equally long, else :data:`DEFAULT_PHASE_KIMG`."""
-    phases = 2 * levels - 1
-    share = total_images / phases / 1000 if total_images else DEFAULT_PHASE_KIMG
+    """A new run's schedule: the config's keys; the phases they leave unset share what remains
+    of ``--kimg`` (``total_images``) equally if it was given, else last
+    :data:`DEFAULT_PHASE_KIMG` each."""
+    stages, fades = levels, levels - 1
+    fixed = (stages * config.stage_kimg if config.stage_kimg is not None else 0.0) + \
+            (fades * config.fade_kimg if config.fade_kimg is not None else 0.0)
+    unset = (stages if config.stage_kimg is None else 0) + (fades if config.fade_kimg is None else 0)
+    share = DEFAULT_PHASE_KIMG
+    if total_images and unset:
+        share = max(0.0, total_images / 1000 - fixed) / unset
     stage = config.stage_kimg if config.stage_kimg is not None else share
     fade = config.fade_kimg if config.fade_kimg is not None else share
     return Schedule(levels, round(stage * 1000), round(fade * 1000))
@@ -246,11 +263,12 @@ class MinibatchStdDev(nn.Module):
         n = x.shape[0]
         groups = math.ceil(n / min(self.group, n))
         member = torch.arange(n, device=x.device) % groups
-        counts = torch.bincount(member, minlength=groups).to(x.dtype).view(-1, 1, 1, 1)
-        mean = torch.zeros(groups, *x.shape[1:], device=x.device, dtype=x.dtype).index_add(0, member, x) / counts
-        deviation = (x - mean[member]).pow(2)
+        y = x.float()  # statistics in full precision under autocast, as the paper's code
+        counts = torch.bincount(member, minlength=groups).to(y.dtype).view(-1, 1, 1, 1)
+        mean = torch.zeros(groups, *y.shape[1:], device=y.device, dtype=y.dtype).index_add(0, member, y) / counts
+        deviation = (y - mean[member]).pow(2)
         variance = torch.zeros_like(mean).index_add(0, member, deviation) / counts
-        std = torch.sqrt(variance + 1e-8).mean(dim=(1, 2, 3))
+        std = torch.sqrt(variance + 1e-8).mean(dim=(1, 2, 3)).to(x.dtype)
         return torch.cat([x, std[member].view(n, 1, 1, 1).expand(n, 1, *x.shape[2:])], dim=1)
 
 
@@ -319,7 +337,7 @@ class Discriminator(nn.Module):
             self.from_rgb.append(nn.Sequential(*_conv(channels, c_here, config, kernel=1)))
             self.blocks.append(nn.Sequential(*_conv(c_here, c_here, config), *_conv(c_here, c_below, config),
                                              nn.AvgPool2d(2)))
-        self.stddev = MinibatchStdDev(config.mbstd_group) if config.mbstd_group else None
+        self.stddev = MinibatchStdDev(config.mbstd_group) if config.mbstd_group > 1 else None
         extra = 1 if self.stddev is not None else 0
         self.last = nn.Sequential(*_conv(c + extra, c, config), nn.Flatten(),
                                   EqualizedLinear(c * 16, c, equalized=eq), nn.LeakyReLU(config.leaky_slope),
@@ -384,12 +402,17 @@ class ProGAN(zoo.Model):
         self.size = padded_size(spec)
         self.levels = int(math.log2(self.size)) - 1
         self.pad = (self.size - spec.height) // 2
+        """Rows and columns of background before the image; one more after it when the
+        difference is odd (27 px in 32)."""
+        self.pad_after = self.size - spec.height - self.pad
         self.generator = Generator(config, spec.channels, self.levels)
         self.discriminator = Discriminator(config, spec.channels, self.levels)
         self.generator_ema = tricks.ema_copy(self.generator) if config.ema else None
         self.level, self.alpha = 0, 1.0
         """Where the schedule stood at the last step: samples are drawn there."""
         self.images_shown = 0
+        self.run_schedule: Schedule | None = None
+        """The schedule, fixed at the run's first step and checkpointed."""
 
     @classmethod
     def check_data(cls, config: ProGANConfig, spec: zoo.DataSpec) -> None:
@@ -401,7 +424,11 @@ class ProGAN(zoo.Model):
         return schedule(config, int(math.log2(padded_size(spec))) - 1).grown / 1000
 
     def schedule(self, total_images: int = 0) -> Schedule:
-        return schedule(self.config, self.levels, total_images)
+        """The run's schedule: fixed at its first step from the config and the length asked
+        for then, and kept: a resumed run given another length trains on where it was."""
+        if self.run_schedule is None:
+            self.run_schedule = schedule(self.config, self.levels, total_images)
+        return self.run_schedule
 
     def batch_size(self, level: int) -> int:
         resolution = 4 * 2 ** level
@@ -419,9 +446,9 @@ class ProGAN(zoo.Model):
     def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
         cfg = self.config
         level, alpha = self.schedule(progress.total_images).at(progress.images)
-        if level != self.level and cfg.reset_optimizers:
+        if cfg.reset_optimizers and progress.step and (level, alpha < 1) != (self.level, self.alpha < 1):
             for optimizer in self.optimizers.values():
-                optimizer.state.clear()  # Adam starts afresh at each new resolution
+                optimizer.state.clear()  # Adam starts afresh when a fade begins and when it ends
         self.level, self.alpha = level, alpha
         real = real_at(self.padded(batches.next(self.batch_size(level)).images), level, self.levels, alpha)
 
@@ -447,7 +474,9 @@ class ProGAN(zoo.Model):
     def padded(self, images: Tensor) -> Tensor:
         """Images at the networks' size: padded with the background (-1) when the data is not a
         power of two, as the paper's data tool pads 28 px MNIST to 32."""
-        return F.pad(images, [self.pad] * 4, value=-1.0) if self.pad else images
+        if not self.pad and not self.pad_after:
+            return images
+        return F.pad(images, [self.pad, self.pad_after, self.pad, self.pad_after], value=-1.0)
 
     # -- sampling -----------------------------------------------------------------------------------
 
@@ -458,25 +487,27 @@ class ProGAN(zoo.Model):
         images = generator(z, self.level, self.alpha)
         if images.shape[-1] != self.size:
             images = F.interpolate(images, size=(self.size, self.size), mode="nearest")
-        if self.pad:
-            images = images[..., self.pad:self.size - self.pad, self.pad:self.size - self.pad]
+        if self.pad or self.pad_after:
+            end = self.size - self.pad_after
+            images = images[..., self.pad:end, self.pad:end]
         return images.clamp(-1, 1)
 
     # -- state beyond the weights ---------------------------------------------------------------
 
     def extra_state(self) -> dict[str, Any]:
-        return {"level": self.level, "resolution": 4 * 2 ** self.level, "alpha": self.alpha,
-                "images": self.images_shown}
+        state: dict[str, Any] = {"level": self.level, "resolution": 4 * 2 ** self.level, "alpha": self.alpha,
+                                 "images": self.images_shown}
+        if self.run_schedule is not None:
+            state["schedule"] = self.run_schedule.to_dict()
+        return state
 
     def load_extra_state(self, state: Any) -> None:
         if state:
             self.level, self.alpha = int(state["level"]), float(state["alpha"])
             self.images_shown = int(state.get("images", 0))
-
-    def stage(self) -> str:
-        """Where growth stands, in words: '16 px, fading in (alpha 0.42)'."""
-        resolution = 4 * 2 ** self.level
-        return f"{resolution} px" + (f", fading in (alpha {self.alpha:.2f})" if self.alpha < 1 else "")
+            if "schedule" in state:
+                saved = state["schedule"]
+                self.run_schedule = Schedule(int(saved["levels"]), int(saved["stage"]), int(saved["fade"]))
 
 
 def padded_size(spec: zoo.DataSpec) -> int:

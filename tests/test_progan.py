@@ -176,6 +176,23 @@ def test_an_unset_schedule_shares_kimg_equally_between_phases() -> None:
     assert (s.stage, s.fade) == (10_000, 10_000) and s.grown == 70_000
     fixed = schedule(ProGANConfig(stage_kimg=5, fade_kimg=2), levels=4, total_images=70_000)
     assert (fixed.stage, fixed.fade) == (5000, 2000)
+    half = schedule(ProGANConfig(stage_kimg=10), levels=4, total_images=85_000)  # the fades share the rest
+    assert (half.stage, half.fade) == (10_000, 15_000) and half.grown == 85_000
+    assert ProGAN.default_kimg(ProGANConfig(stage_kimg=10), SPEC) == 85  # and the default length agrees
+    with pytest.raises(zoo.UsageError, match="rounds to no images"):
+        schedule(ProGANConfig(), levels=4, total_images=3)
+
+
+def test_the_schedule_is_fixed_at_the_first_step_and_kept_through_a_resume() -> None:
+    model = tiny(stage_kimg=None, fade_kimg=None)
+    model.optimizers = model.configure_optimizers()
+    model.train_step(FixedBatches(), zoo.Progress(step=0, total_steps=0, epoch=0, total_images=70_000))
+    state = model.extra_state()
+    assert state["schedule"] == {"levels": 4, "stage": 10_000, "fade": 10_000}
+    resumed = tiny(stage_kimg=None, fade_kimg=None)
+    resumed.load_extra_state(state)
+    # asked for more (--resume --kimg 300, or --steps): the growth it was on goes on as it was
+    assert resumed.schedule(300_000) == resumed.schedule(0) == model.schedule(70_000)
 
 
 def test_at_alpha_zero_each_network_is_the_one_before_growth() -> None:
@@ -212,14 +229,21 @@ def test_batches_shrink_with_resolution_and_keys_override_them() -> None:
         parse_batch_sizes("4=128")
 
 
-def test_a_new_resolution_starts_adam_afresh() -> None:
-    model = tiny()
+def test_adam_starts_afresh_when_a_fade_begins_and_when_it_ends() -> None:
+    model = tiny()  # 16 images a stage and a fade: 2 steps of 8 each
+
+    def steps(*images: int) -> list[int]:
+        for i, seen in enumerate(images):
+            model.train_step(FixedBatches(), zoo.Progress(step=len(done) + i, total_steps=0, epoch=0, images=seen))
+        done.extend(images)
+        return sorted({int(s["step"]) for s in model.optimizers["generator"].state.values()})
+
+    done: list[int] = []
     model.optimizers = model.configure_optimizers()
-    model.train_step(FixedBatches(), zoo.Progress(step=0, total_steps=0, epoch=0, images=0))
-    assert model.optimizers["generator"].state
-    model.train_step(FixedBatches(), zoo.Progress(step=1, total_steps=0, epoch=0, images=16))  # level 1 begins
-    state = model.optimizers["generator"].state
-    assert all(int(s["step"]) == 1 for s in state.values())
+    assert steps(0, 8) == [2]
+    assert steps(16, 24) == [2]  # the fade to 8 px began at 16 images: counted from there
+    assert steps(32) == [1]  # it ended: afresh again
+    assert steps(40) == [2]
 
 
 # -- data sizes ----------------------------------------------------------------------------------------
@@ -230,6 +254,20 @@ def test_28_pixel_data_is_padded_to_32_and_samples_cropped_back() -> None:
     padded = model.padded(torch.zeros(1, 1, 28, 28))
     assert padded.shape == (1, 1, 32, 32) and padded[0, 0, 0, 0] == -1 and padded[0, 0, 16, 16] == 0
     assert model.sample(3).shape == (3, 1, 28, 28)
+
+
+def test_odd_sizes_are_padded_unevenly_and_train() -> None:
+    model = ProGAN(ProGANConfig(**ProGAN.tiny_config), zoo.DataSpec("odd", 1, 27, 27))
+    assert (model.pad, model.pad_after) == (2, 3)
+    model.optimizers = model.configure_optimizers()
+
+    class OddBatches(FixedBatches):
+        def next(self, size: int | None = None) -> zoo.Batch:
+            return zoo.Batch(torch.rand(size or 8, 1, 27, 27) * 2 - 1)
+
+    model.load_extra_state({"level": 3, "alpha": 1.0, "images": 0})
+    model.train_step(OddBatches(), zoo.Progress(step=0, total_steps=0, epoch=0, images=10**6))
+    assert model.sample(2).shape == (2, 1, 27, 27)
 
 
 @pytest.mark.parametrize("shape,said", [((20, 30), "square"), ((4, 4), "at least 8")])

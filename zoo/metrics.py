@@ -66,8 +66,9 @@ MS_SSIM_SMALL_WINDOW = 7
 
 def ms_ssim_scales(side: int) -> tuple[int, int]:
     """(scales, window) for images of this side: the standard 5 scales and 11 px window
-    where they fit (176 px and up); for smaller images a 7 px window and as many scales as
-    keep the coarsest at least 7 px (32 px: 3 scales), the weights renormalised."""
+    where they fit (176 px and up); for smaller images a 7 px window (its Gaussian's sigma
+    scaled with it, 0.95) and as many scales as keep the coarsest at least 7 px (32 px: 3
+    scales), the weights renormalised."""
     if side >> 4 >= 11:
         return 5, 11
     scales = 1
@@ -85,8 +86,9 @@ def ms_ssim(a: Tensor, b: Tensor) -> Tensor:
     weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=x.dtype, device=x.device)
     weights = weights / weights.sum()
     score = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+    sigma = 1.5 * window / 11  # the window's Gaussian narrows with it (Karras et al.'s ms_ssim.py)
     for scale in range(scales):
-        luminance, contrast_structure = _ssim_maps(x, y, window, 1.5)
+        luminance, contrast_structure = _ssim_maps(x, y, window, sigma)
         term = contrast_structure if scale < scales - 1 else luminance * contrast_structure
         # Negative structure (anti-correlated images) counts as none, as in common practice.
         score = score * term.flatten(1).mean(1).clamp_min(0) ** weights[scale]

@@ -241,7 +241,8 @@ class Progress:
     images: int = 0
     """Training images seen so far (ProGAN schedules its stages in thousands of them)."""
     total_images: int = 0
-    """The length of training in images, when it was given that way (``--kimg``); else 0."""
+    """The length of training in images, when it was given that way (``--kimg``, or a model's
+    :meth:`Model.default_kimg` for a run given no length); else 0."""
 
     @property
     def kimg(self) -> float:

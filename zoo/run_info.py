@@ -41,7 +41,7 @@ EVAL_METRICS: dict[str, tuple[str | None, str]] = {
     "sharpness": ("one", "Laplacian energy / the data's; below 1 blurrier"),
     "swd": ("lower", "sliced Wasserstein distance on Laplacian pyramid patches, x1000"),
     "swd_reference": (None, "the same between real training and held-out images"),
-    "ms_ssim": ("lower", "MS-SSIM between samples: lower is more varied"),
+    "ms_ssim": (None, "MS-SSIM between samples: lower is more varied; compare with the data's"),
     "ms_ssim_reference": (None, "the same between real images"),
     "l1": ("lower", "mean |output - target|, 0-1"),
     "psnr": ("higher", "dB"),
@@ -53,7 +53,8 @@ EVAL_METRICS: dict[str, tuple[str | None, str]] = {
     "nll_elbo": ("lower", "the ELBO's looser bound on it, nats"),
 }
 """eval.json's figures in the order they are shown: which way is better (None: a reference,
-not a figure of the model; "one": nearest 1) and what they mean."""
+not a figure of the model, or one to read beside its reference, as MS-SSIM; "one": nearest 1)
+and what they mean."""
 NOT_FIGURES = {"seconds", "kid_std", "latent_dim"}
 """Numbers in eval.json that are not figures to compare."""
 

@@ -222,7 +222,7 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     config = from_dict(cls.Config, meta["config"], source=str(path))
     model = cls(config, DataSpec.from_dict(meta["data"]))
     checkpoint = ckpt_io.load(path)
-    model.load_extra_state(checkpoint.state.get("extra", {}))  # first: it may add layers (a grown ProGAN)
+    model.load_extra_state(checkpoint.state.get("extra", {}))  # first: it may add layers a grown model has
     try:
         model.load_state_dict(checkpoint.state["model"])
     except (RuntimeError, KeyError) as exc:

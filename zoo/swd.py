@@ -65,7 +65,7 @@ def laplacian_pyramid(images: Tensor, levels: int) -> list[Tensor]:
     pyramid, current = [], images
     for _ in range(levels - 1):
         smaller = pyramid_down(current)
-        pyramid.append(current - pyramid_up(smaller, current.shape[-2:]))
+        pyramid.append(current - pyramid_up(smaller, (current.shape[-2], current.shape[-1])))
         current = smaller
     pyramid.append(current)
     return pyramid
@@ -115,7 +115,7 @@ def patches_per_image(images: int, budget: int = DESCRIPTORS) -> int:
 
 def swd(real: Tensor, fake: Tensor, *, patches: int | None = None, seed: int = 0,
         batch: int = 500) -> dict[int, float]:
-    """The distance between two sets of images in [-1, 1] (the same size, equally many used:
+    """The distance between two sets of images in [-1, 1] or 8-bit (the same size, equally many used:
     the smaller count), times 1000, by pyramid level: {side in px: distance}, finest first.
     ``patches`` per image: by default :func:`patches_per_image`."""
     if real.shape[1:] != fake.shape[1:]:
@@ -132,7 +132,9 @@ def swd(real: Tensor, fake: Tensor, *, patches: int | None = None, seed: int = 0
         g = torch.Generator().manual_seed(seed)  # the same patch positions for both sets
         per_level: list[list[Tensor]] = [[] for _ in range(levels)]
         for chunk in images.split(batch):
-            for level, detail in enumerate(laplacian_pyramid(chunk.float(), levels)):
+            # 8-bit images (as zoo eval holds samples) become floats a chunk at a time.
+            chunk = chunk.float() / 127.5 - 1 if chunk.dtype == torch.uint8 else chunk.float()
+            for level, detail in enumerate(laplacian_pyramid(chunk, levels)):
                 per_level[level].append(_descriptors(detail, patches, g))
         descriptors[name] = per_level
     result: dict[int, float] = {}

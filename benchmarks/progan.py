@@ -107,10 +107,32 @@ def part_resume(args: argparse.Namespace) -> None:
 
 
 def part_growth(args: argparse.Namespace) -> None:
+    """The run's previews, the first 4 x 4 samples of each, doubled in size, each frame
+    captioned with the step and the resolution and alpha it was drawn at (metrics.jsonl)."""
+    from PIL import Image, ImageDraw
+
     run = RESULTS / f"progan-{args.minutes:g}min"
+    stage = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "resolution" in record:
+            stage[record["step"]] = (int(record["resolution"]), record["alpha"])
+    cell = 32 + 2  # the preview grid: 32 px images, 2 px apart
+    frames = []
+    for path in sorted((run / "progress").glob("step-*.png")):
+        step = int(path.stem.split("-")[1])
+        resolution, alpha = stage[step]
+        grid = Image.open(path).convert("L").crop((0, 0, 4 * cell + 2, 4 * cell + 2))
+        grid = grid.resize((grid.width * 2, grid.height * 2), Image.NEAREST)
+        frame = Image.new("L", (grid.width, grid.height + 18), 255)
+        frame.paste(grid, (0, 18))
+        said = f"step {step:,}: {resolution} px" + (f", fading in {alpha:.2f}" if alpha < 1 else "")
+        ImageDraw.Draw(frame).text((4, 3), said, fill=0)
+        frames.append(frame.quantize(16))  # 16 grays: a small file, the samples unchanged to the eye
     target = IMAGES / "progan-growth.gif"
-    shutil.copyfile(run / "progress.gif", target)
-    print(f"-> {target} ({target.stat().st_size / 1024:.0f} KiB)")
+    frames[0].save(target, save_all=True, append_images=frames[1:] + [frames[-1]] * 5, duration=300, loop=0,
+                   optimize=True)
+    print(f"-> {target}: {len(frames)} frames, {target.stat().st_size / 1024:.0f} KiB")
 
 
 def main() -> None:

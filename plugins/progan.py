@@ -262,14 +262,22 @@ class MinibatchStdDev(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n = x.shape[0]
         groups = math.ceil(n / min(self.group, n))
-        member = torch.arange(n, device=x.device) % groups
+        rows = math.ceil(n / groups)  # the most images in a group
+        # Image i sits at row i // groups, column i % groups of a rows x groups grid, padded
+        # with empty places that a mask leaves out. Reductions along the grid's rows keep the
+        # result the same bit for bit on every run, as scatter-adds over threads do not.
         y = x.float()  # statistics in full precision under autocast, as the paper's code
-        counts = torch.bincount(member, minlength=groups).to(y.dtype).view(-1, 1, 1, 1)
-        mean = torch.zeros(groups, *y.shape[1:], device=y.device, dtype=y.dtype).index_add(0, member, y) / counts
-        deviation = (y - mean[member]).pow(2)
-        variance = torch.zeros_like(mean).index_add(0, member, deviation) / counts
-        std = torch.sqrt(variance + 1e-8).mean(dim=(1, 2, 3)).to(x.dtype)
-        return torch.cat([x, std[member].view(n, 1, 1, 1).expand(n, 1, *x.shape[2:])], dim=1)
+        mask = y.new_ones(n)
+        if rows * groups > n:
+            y = torch.cat([y, y.new_zeros(rows * groups - n, *y.shape[1:])])
+            mask = torch.cat([mask, mask.new_zeros(rows * groups - n)])
+        y = y.view(rows, groups, *y.shape[1:])
+        mask = mask.view(rows, groups, 1, 1, 1)
+        counts = mask.sum(0)
+        mean = (y * mask).sum(0) / counts
+        variance = ((y - mean) * mask).pow(2).sum(0) / counts
+        std = torch.sqrt(variance + 1e-8).mean(dim=(1, 2, 3)).to(x.dtype)  # one per group
+        return torch.cat([x, std.repeat(rows)[:n].view(n, 1, 1, 1).expand(n, 1, *x.shape[2:])], dim=1)
 
 
 def _conv(c_in: int, c_out: int, config: ProGANConfig, kernel: int = 3, pixel_norm: bool = False) -> list[nn.Module]:

@@ -47,6 +47,12 @@ and samples are cropped back. The stage, alpha and images shown are in the check
 run resumed in the middle of a fade continues exactly where it stopped, and ``zoo sample``
 draws at the resolution reached, upsampled to the data's size (previews too: the GIF shows
 the model growing).
+
+Measured against dcgan on Fashion-MNIST at 32 px, 20 minutes each on a 2-core CPU
+(benchmarks/progan.py, zoo eval on the held-out images): dcgan wins (FID 16.4 against 51.7,
+recall 0.70 against 0.18), but progan's coarse shapes are closer to the data (SWD at 16 px
+15.3 against 23.4). Its images cost more than twice as much (86 images/s at 32 px against
+193) and it spends 8.5 minutes growing; progressive growing pays at high resolution.
 """
 
 from __future__ import annotations
@@ -141,8 +147,8 @@ def parse_batch_sizes(text: str) -> dict[int, int]:
 
 DEFAULT_PHASE_KIMG = 15.0
 """The default length of each stage and each fade, in thousands of images: a 32 px run has 4
-stages and 3 fades, 105 kimg, which take about 13 minutes on this project's 2-core CPU
-(benchmarks/progan.py)."""
+stages and 3 fades, 105 kimg; on this project's 2-core CPU it reaches full size after 8.5
+minutes (benchmarks/progan.py)."""
 
 
 @dataclass(frozen=True)

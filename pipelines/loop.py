@@ -317,7 +317,8 @@ class Loop:
             for k, v in record.items():
                 self.means.setdefault(k, []).append(v)
         self.metrics_file.flush()
-        self.bar.update(self.task, completed=self._done(), description=self._label(), metrics=_format(record))
+        self.bar.update(self.task, completed=self._done(), description=self._label(),
+                        metrics=_format(record, first=self.model.state_metrics))
 
     def _preview(self) -> None:
         model, step = self.model, self.step
@@ -344,7 +345,7 @@ class Loop:
             self._warn(found)
         self.bar.console.print(f"step {step:,}{f'/{self.total:,}' if self.total else ''} (epoch "
                                f"{self.images / self.images_per_epoch:.1f}, {self.images:,} images)  "
-                               f"{_format(means)}", highlight=False)
+                               f"{_format(means, first=model.state_metrics)}", highlight=False)
 
     def _warn(self, found: list[Alert]) -> None:
         for alert in found:
@@ -505,7 +506,10 @@ def _truncate_metrics(path: Path, step: int) -> None:
     tmp.replace(path)
 
 
-def _format(values: dict[str, float]) -> str:
-    # Whole numbers (ProGAN's resolution) without decimals.
-    return "  ".join(f"{figures.metric_label(k)} {v:.0f}" if float(v).is_integer() and abs(v) >= 1
-                     else f"{figures.metric_label(k)} {v:.3f}" for k, v in values.items())
+def _format(values: dict[str, float], first: tuple[str, ...] = ()) -> str:
+    """Metrics for a line of text: ``first`` (where training stands: ProGAN's resolution and
+    alpha) before the rest, so a narrow terminal's bar cuts the losses, not them; whole
+    numbers without decimals."""
+    keys = [k for k in first if k in values] + [k for k in values if k not in first]
+    return "  ".join(f"{figures.metric_label(k)} {values[k]:.0f}" if float(values[k]).is_integer()
+                     and abs(values[k]) >= 1 else f"{figures.metric_label(k)} {values[k]:.3f}" for k in keys)

@@ -323,7 +323,8 @@ def test_a_run_with_no_length_grows_to_full_size_and_shows_it(mnist) -> None:
     assert "56 images" in result.output  # 4 stages and 3 fades of 8 images
     records = [json.loads(line) for line in Path("run/metrics.jsonl").read_text().splitlines()]
     assert [r["resolution"] for r in records] == [4, 8, 8, 16, 16, 32, 32]
-    assert "resolution 32" in result.output
+    said = " ".join(result.output.split())
+    assert "images) resolution 32 alpha 1 loss_d" in said  # where it stands first, then the losses
     frame = Image.open(sorted(Path("run/progress").glob("step-*.png"))[0])
     last = Image.open(sorted(Path("run/progress").glob("step-*.png"))[-1])
     assert frame.size == last.size  # every preview at the data's size, early ones upsampled

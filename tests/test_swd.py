@@ -68,3 +68,4 @@ def test_ms_ssim_among_samples_is_one_for_a_collapse_and_lower_for_varied_images
     collapsed = blobs(1).expand(50, -1, -1, -1)
     assert metrics.pairwise_ms_ssim(collapsed, pairs=100) == pytest.approx(1.0)
     assert metrics.pairwise_ms_ssim(blobs(50), pairs=100) < 0.9
+

@@ -5,7 +5,8 @@ memorisation check, classifier score, class accuracy). Nothing to download.
 Images are compared in [0, 1] (converted from zoo's [-1, 1]); every function returns one
 value per image. SSIM is Wang et al.'s (2004): an 11 x 11 Gaussian window with sigma 1.5,
 K1 = 0.01, K2 = 0.03, averaged over channels and positions; MS-SSIM its multi-scale form
-(Wang, Simoncelli & Bovik 2003). The sliced Wasserstein distance on Laplacian pyramids,
+(Wang, Simoncelli & Bovik 2003); PSNR and SSIM on the Y channel with the border cropped,
+as super-resolution is measured. The sliced Wasserstein distance on Laplacian pyramids,
 Karras et al.'s own, is in :mod:`zoo.swd`.
 """
 
@@ -108,6 +109,48 @@ def pairwise_ms_ssim(images: Tensor, pairs: int = 2000, seed: int = 0) -> float:
     b = torch.where(a == b, (b + 1) % n, b)
     scores = [ms_ssim(images[i], images[j]) for i, j in zip(a.split(500), b.split(500), strict=True)]
     return float(torch.cat(scores).mean())
+
+
+# -- super-resolution's convention ---------------------------------------------------------------
+
+BT601 = (65.481, 128.553, 24.966)
+"""ITU-R BT.601's luma weights for R, G, B in [0, 1], giving Y in [16, 235] (MATLAB's
+rgb2ycbcr, which the super-resolution literature measures with)."""
+
+
+def luma(images: Tensor) -> Tensor:
+    """The Y channel in 8-bit units, N x 1 x H x W, of images in [-1, 1]: BT.601 for RGB
+    (16 for black, 235 for white); a gray image is its own value, 0-255."""
+    x = _unit(images.float())
+    if x.shape[1] == 1:
+        return x * 255
+    if x.shape[1] != 3:
+        raise ValueError(f"luma takes gray or RGB images, got {x.shape[1]} channels")
+    weights = torch.tensor(BT601, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return 16 + (x * weights).sum(dim=1, keepdim=True)
+
+
+def _shaved(images: Tensor, border: int) -> Tensor:
+    if border < 0 or 2 * border >= min(images.shape[-2:]):
+        raise ValueError(f"cannot crop {border} px from each side of {tuple(images.shape[-2:])} images")
+    return images[..., border:images.shape[-2] - border, border:images.shape[-1] - border] if border else images
+
+
+def psnr_y(outputs: Tensor, targets: Tensor, border: int = 0) -> Tensor:
+    """PSNR per image on the Y channel, peak 255, with ``border`` pixels cropped from each
+    side first: super-resolution's convention (Ledig et al. crop the scale factor), which
+    neither colour nor the edges a network cannot see past sway."""
+    a, b = _shaved(luma(outputs), border), _shaved(luma(targets), border)
+    mse_y = (a - b).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(255 ** 2 / mse_y.clamp_min(1e-10))
+
+
+def ssim_y(outputs: Tensor, targets: Tensor, border: int = 0) -> Tensor:
+    """SSIM per image on the Y channel (8-bit units, Wang et al.'s constants for that range),
+    with ``border`` pixels cropped from each side first, as :func:`psnr_y`."""
+    a, b = _shaved(luma(outputs), border) / 255, _shaved(luma(targets), border) / 255
+    luminance, contrast_structure = _ssim_maps(a, b, 11, 1.5)
+    return (luminance * contrast_structure).flatten(1).mean(1)
 
 
 def paired_scores(outputs: Tensor, targets: Tensor) -> dict[str, float]:

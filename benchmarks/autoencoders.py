@@ -30,16 +30,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from commands import zoo  # noqa: E402
 from digits import classifier, load_pngs, predict  # noqa: E402
 
 from zoo import figures, metrics, runs  # noqa: E402
@@ -47,17 +45,7 @@ from zoo.data import load_prepared, to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "autoencoders"
-ZOO = [sys.executable, "-m", "zoo"]
 IMAGES = Path(__file__).parents[1] / "docs" / "images"
-
-
-def zoo(*args: str) -> float:
-    """Run a zoo command as a user would (its own process); returns its wall-clock seconds."""
-    started = time.perf_counter()
-    done = subprocess.run([*ZOO, *args], capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
-    if done.returncode:
-        raise SystemExit(f"zoo {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - started
 
 
 def trained(name: str, *args: str) -> tuple[Path, float | None]:

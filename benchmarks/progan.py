@@ -22,33 +22,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from zoo import checkpoint as ckpt_io
-from zoo import figures, runs
+sys.path.insert(0, str(Path(__file__).parent))
+
+from commands import zoo  # noqa: E402
+
+from zoo import checkpoint as ckpt_io  # noqa: E402
+from zoo import figures, runs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "progan"
-ZOO = [sys.executable, "-m", "zoo"]
 IMAGES = Path(__file__).parents[1] / "docs" / "images"
 KEYS = ("fid", "kid", "swd", "swd_reference", "precision", "recall", "ms_ssim", "ms_ssim_reference", "diversity",
         "sharpness")
-
-
-def zoo(*args: str) -> float:
-    """Run a zoo command as a user would (its own process); returns its wall-clock seconds."""
-    started = time.perf_counter()
-    done = subprocess.run([*ZOO, *args], capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
-    if done.returncode:
-        raise SystemExit(f"zoo {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return time.perf_counter() - started
 
 
 def trained(name: str, *args: str) -> Path:

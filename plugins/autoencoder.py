@@ -68,11 +68,8 @@ class CodecConfig(zoo.Config):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.at_least(1, "latent_dim", "encoder_width", "decoder_width")
-        if self.lr <= 0:
-            raise zoo.UsageError(f"lr must be positive, got {self.lr}")
-        for key in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise zoo.UsageError(f"{key} must be within [0, 1), got {getattr(self, key)}")
+        self.positive("lr")
+        self.below_one("beta1", "beta2")
 
 
 @dataclass

@@ -71,8 +71,8 @@ class CycleGANConfig(zoo.Config):
         if not 0.0 <= self.decay_start <= 1.0:
             raise zoo.UsageError(f"decay_start must be within [0, 1], got {self.decay_start}")
         augment.check_jitter(self.jitter)
-        if self.lr <= 0:
-            raise zoo.UsageError(f"lr must be positive, got {self.lr}")
+        self.positive("lr")
+        self.below_one("beta1", "beta2")
 
 
 # -- networks ---------------------------------------------------------------------------------

@@ -66,11 +66,8 @@ class DCGANConfig(losses.AdversarialConfig):
         super().__post_init__()
         self.at_least(1, "latent_dim", "g_width", "d_width")
         priors.parse(self.noise)
-        if self.lr <= 0:
-            raise zoo.UsageError(f"lr must be positive, got {self.lr}")
-        for key in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise zoo.UsageError(f"{key} must be within [0, 1), got {getattr(self, key)}")
+        self.positive("lr")
+        self.below_one("beta1", "beta2")
 
 
 # -- networks ---------------------------------------------------------------------------------

@@ -62,15 +62,14 @@ class Pix2PixConfig(zoo.Config):
         super().__post_init__()
         self.at_least(1, "g_width", "d_width")
         self.not_negative("l1_weight")
-        if not 0 <= self.dropout < 1:
-            raise zoo.UsageError(f"dropout must be within [0, 1), got {self.dropout}")
+        self.below_one("dropout")
         augment.check_jitter(self.jitter)
         if self.d_layers is not None and not 1 <= self.d_layers <= 5:
             raise zoo.UsageError(f"d_layers must be 1 to 5, got {self.d_layers}")
         if self.depth is not None and not 1 <= self.depth <= MAX_DEPTH:
             raise zoo.UsageError(f"depth must be 1 to {MAX_DEPTH}, got {self.depth}")
-        if self.lr <= 0:
-            raise zoo.UsageError(f"lr must be positive, got {self.lr}")
+        self.positive("lr")
+        self.below_one("beta1", "beta2")
 
 
 # -- networks ---------------------------------------------------------------------------------

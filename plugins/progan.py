@@ -113,11 +113,8 @@ class ProGANConfig(zoo.Config):
         if self.stage_kimg == 0 and self.fade_kimg == 0:
             raise zoo.UsageError("stage_kimg and fade_kimg cannot both be 0: the model would never train "
                                  "at a resolution before the next")
-        if self.lr <= 0:
-            raise zoo.UsageError(f"lr must be positive, got {self.lr}")
-        for key in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise zoo.UsageError(f"{key} must be within [0, 1), got {getattr(self, key)}")
+        self.positive("lr")
+        self.below_one("beta1", "beta2")
         if not 0.0 <= self.ema < 1.0:
             raise zoo.UsageError(f"ema must be within [0, 1) (0 = off, 0.999 the paper's), got {self.ema}")
         parse_batch_sizes(self.batch_sizes)

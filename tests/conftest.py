@@ -112,6 +112,15 @@ def make_image_folder(root: Path, per_class: int, classes=("circle", "square")) 
     return root
 
 
+def checkpoint_tensors(run: Path) -> dict:
+    """Every tensor of a run's checkpoint, by name (to compare two runs bit for bit)."""
+    from safetensors.torch import load_file
+
+    from zoo import checkpoint as ckpt_io
+
+    return load_file(str(run / ckpt_io.FILENAME))
+
+
 def run_cli(*args: str):
     """Invoke the CLI in-process (Typer's runner); returns the result."""
     from typer.testing import CliRunner

@@ -28,7 +28,7 @@ from zoo.plugins.progan import (
     schedule,
 )
 
-from .conftest import run_cli
+from .conftest import checkpoint_tensors, run_cli
 
 SPEC = zoo.DataSpec("test", 1, 32, 32)
 TINY_KEYS = ["--set", "fmap_base=32", "--set", "fmap_max=8", "--set", "latent_dim=8", "--batch-size", "8"]
@@ -289,12 +289,6 @@ def test_samples_are_drawn_at_the_resolution_reached_and_upsampled() -> None:
 
 def train(*args: str):
     return run_cli("train", "progan", "--no-wandb", "--data", "mnist", "--seed", "3", *TINY_KEYS, *args)
-
-
-def checkpoint_tensors(run: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(run / ckpt_io.FILENAME))
 
 
 def test_a_run_resumed_in_the_middle_of_a_fade_matches_an_uninterrupted_one(mnist) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 from zoo import checkpoint as ckpt_io
 from zoo.plugins.dcgan import DCGAN
 
-from .conftest import TINY, make_image_folder, run_cli
+from .conftest import TINY, checkpoint_tensors, make_image_folder, run_cli
 from .wandb_files import summarise
 
 
@@ -24,12 +24,6 @@ def train(*args: str):
 def shapes(tmp_path: Path) -> str:
     """24 images at 28x28 in batches of 8: three steps make an epoch."""
     return f"folder:{make_image_folder(tmp_path / 'shapes', per_class=12)}"
-
-
-def checkpoint_tensors(run: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(run / ckpt_io.FILENAME))
 
 
 def test_a_run_folder_holds_everything(mnist) -> None:

@@ -50,6 +50,20 @@ class Config:
             if value is not None and value < low:
                 raise UsageError(f"{key} must be at least {low}, got {value}")
 
+    def positive(self, *keys: str) -> None:
+        """Refuse a value of any of ``keys`` that is not above 0 (a learning rate)."""
+        for key in keys:
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise UsageError(f"{key} must be positive, got {value}")
+
+    def below_one(self, *keys: str) -> None:
+        """Refuse a value of any of ``keys`` outside [0, 1) (Adam's betas, a dropout rate)."""
+        for key in keys:
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise UsageError(f"{key} must be within [0, 1), got {value}")
+
     def not_negative(self, *keys: str) -> None:
         """Refuse a negative value of any of ``keys`` (None passes)."""
         for key in keys:

@@ -10,7 +10,11 @@ What is measured follows the model's capabilities, never its name:
   class-conditional models the share of samples the classifier reads as their class;
 * an image-to-image model translates the reference split's inputs: L1, PSNR and SSIM
   against their targets where the data has them, and a Frechet distance to the real
-  targets when an extractor fits that domain;
+  targets when an extractor fits that domain; a super-resolution model (one trained on
+  pairs derived by downscaling) upscales each reference image's bicubic downsample whole
+  (tiled) and is measured as the field does: PSNR and SSIM on the Y channel with ``scale``
+  pixels cropped from the border, beside bicubic upsampling of the same inputs, and the
+  Laplacian energy of both (:mod:`zoo.superres`);
 * an encoder reconstructs the reference images: L1, PSNR and SSIM, the reconstructions'
   sharpness and the latent dimensions in use; a model that estimates its likelihood (a VAE)
   adds the held-out negative log-likelihood (:mod:`zoo.pipelines.reconstruct`).
@@ -41,7 +45,7 @@ from torch import Tensor
 
 import zoo
 from zoo import features as features_io
-from zoo import figures, metrics, runs, swd
+from zoo import figures, metrics, runs, superres, swd
 from zoo.data import PreparedData, load_prepared, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
@@ -101,6 +105,11 @@ def reference_data(record: dict[str, Any], split: str, console: Console | None =
 def _check_fits(model: Model, reference: Reference, data: str) -> None:
     """--data: the other data set must be what the model makes (shape, classes)."""
     have = reference.split.spec
+    if superres.factor_of(model) > 1:  # super-resolution takes images of any size
+        if have.channels != model.spec.channels:
+            raise UsageError(f"--data {data}: its images have {have.channels} channel(s), and {model.name} "
+                             f"takes {model.spec.channels}")
+        return
     if (have.channels, have.height, have.width) != model.spec.target_shape:
         raise UsageError(f"--data {data}: its images are {have.channels}x{have.height}x{have.width}, and "
                          f"{model.name} makes {'x'.join(map(str, model.spec.target_shape))}")
@@ -217,7 +226,9 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     if model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE):
         _generation(model, reference, n, features, seed, batch_size, console, pictures, result, details,
                     extractor_options)
-    if model.has(Capability.IMAGE_TO_IMAGE):
+    if model.has(Capability.IMAGE_TO_IMAGE) and superres.factor_of(model) > 1:
+        _super_resolution(model, reference, n, batch_size, console, pictures, result, details)
+    elif model.has(Capability.IMAGE_TO_IMAGE):
         _translation(model, reference, features, batch_size, console, pictures, result, details,
                      extractor_options)
     elif model.has(Capability.ENCODER):  # a VAE is also measured as a sampler above
@@ -423,6 +434,61 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
     real_f, fake_f = extractor.extract(real, batch_size), extractor.extract(out, batch_size)
     result["fid"] = metrics.frechet_distance(real_f, fake_f)
     details["protocol"] = protocol("fid", extractor, len(out), reference, len(real))
+
+
+SR_SHOWN, SR_WINDOW = 4, 128
+
+
+def _super_resolution(model: Model, reference: Reference, n: int, batch_size: int, console: Console,
+                      pictures: Path, result: dict[str, Any], details: dict[str, Any]) -> None:
+    """Each reference image whole (the photos at full size): its bicubic downsample upscaled
+    by the model and by bicubic, both measured against it (Y channel, border cropped)."""
+    from rich.progress import track
+
+    factor = superres.factor_of(model)
+    data = reference.split
+    items: list[Tensor] = ([p.unsqueeze(0) for p in data.photos] if data.photos is not None
+                           else list(data.images[:n].split(batch_size)))[:n]
+    scores = superres.Scores([], [], [], [], [], [], [])
+    shown: list[list[Tensor]] = [[], [], [], []]
+    with torch.no_grad():
+        for item in track(items, description="upscaling", console=console, transient=True,
+                          disable=len(items) < 2):
+            high, low = superres.shrink(item, factor)
+            lowf = to_float(low).to(model.device)
+            out = figures.as_uint8(torch.cat([superres.upscale(model, im.unsqueeze(0), factor) for im in lowf]).cpu())
+            base = figures.as_uint8(superres.bicubic(lowf, factor).cpu())
+            for i in range(len(high)):
+                superres.measure(out[i:i + 1], base[i:i + 1], high[i:i + 1], factor, scores)
+                if len(shown[0]) < SR_SHOWN:
+                    window = SR_WINDOW if data.photos is not None else max(high.shape[-2:])
+                    for column, images in zip(shown, (low, base, out, high), strict=True):
+                        column.append(to_float(superres.centre_window(images[i], window // factor if
+                                                                     images is low else window)))
+    mean = lambda values: round(sum(values) / len(values), 4)  # noqa: E731
+    result.update({"psnr_y": mean(scores.psnr), "ssim_y": mean(scores.ssim),
+                   "bicubic_psnr_y": mean(scores.bicubic_psnr), "bicubic_ssim_y": mean(scores.bicubic_ssim),
+                   "laplacian_energy": mean(scores.energy), "bicubic_laplacian_energy": mean(scores.bicubic_energy),
+                   "original_laplacian_energy": mean(scores.original_energy)})
+    result["sharpness"] = round(result["laplacian_energy"] / max(result["original_laplacian_energy"], 1e-12), 4)
+    details["per_image"] = {"psnr_y": [round(v, 3) for v in scores.psnr],
+                            "bicubic_psnr_y": [round(v, 3) for v in scores.bicubic_psnr]}
+    convention = (f"x{factor}: PSNR and SSIM on the Y channel (BT.601) with {factor} px cropped from each border, "
+                  f"8-bit images; inputs are each image's bicubic (antialiased) downsample")
+    details["protocol"] = {"name": f"sr-x{factor}-y-border{factor}/{reference.split_name}",
+                           "split": reference.split_name, "data": reference.name, "reference": len(scores.psnr),
+                           "convention": convention}
+    columns = [torch.stack(column) if len({c.shape for c in column}) == 1 else None for column in shown]
+    if all(c is not None for c in columns):
+        figures.save_grid(zoo.image_rows(*[c for c in columns if c is not None]), pictures / "sheet.png",
+                          column_labels=["input", "bicubic", model.name, "original"],
+                          title=f"{model.name} x{factor} on {reference.split_name} images (centre crops)")
+    else:  # windows of different sizes (small photos): one sheet each
+        for i in range(len(shown[0])):
+            figures.save_grid(zoo.image_rows(*[column[i].unsqueeze(0) for column in shown]),
+                              pictures / f"sheet-{i + 1}.png",
+                              column_labels=["input", "bicubic", model.name, "original"])
+    console.print(f"[cyan]note:[/] {convention}", highlight=False)
 
 
 # -- where the figures go -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures, sources
-from zoo.data import PREPARED_FORMAT, SPLIT_FILES, PreparedData, convert_channels, load_prepared, to_float
+from zoo.data import PREPARED_FORMAT, SPLIT_FILES, Photos, PreparedData, convert_channels, load_prepared, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
 from zoo.sources import DataSource, RawData, Reading, pairs, parse_classes
@@ -33,6 +33,10 @@ HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 0
 HOLDOUT_MIN = 200
 """Sets with a single split hold out a part only from this many images on."""
+HOLDOUT_MIN_PHOTOS = 10
+"""Full-size photos (``--size full``) hold out a part from this many on: each is many crops."""
+FULL = (0, 0)
+"""``--size full``: photos kept at their own sizes (:class:`zoo.data.Photos`)."""
 
 
 def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,
@@ -56,6 +60,11 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         raise UsageError(f"--data-dir {data_dir} is not a folder")
 
     source = sources.find(data)
+    if dims == FULL and source.fitted_size(data) is None:
+        dims = None  # a named set's images already share their one native size
+    elif dims == FULL and pairs.is_two_domain(data):
+        raise UsageError(f"--size full keeps photos at their own sizes, for folder: data; give {data} a "
+                         "--size (like 64)")
     reading = Reading(dims, channels, data_dir, console)
     named = source.made_of(data)
     if named is not None and fingerprint(named, data_dir, reading.env_dir) is None:
@@ -72,13 +81,15 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
 
     def shaped(raw: RawData) -> RawData:
         images, targets = raw.images, raw.targets
-        if dims:
+        if dims and dims != FULL:
             images = _resize(images, dims)
             targets = _resize(targets, dims) if targets is not None else None
+        photos = raw.photos
         if channels:
             images = convert_channels(images, channels)
             targets = convert_channels(targets, channels) if targets is not None else None
-        return dataclasses.replace(raw, images=images, targets=targets)
+            photos = photos.map(lambda im: convert_channels(im, channels)) if photos is not None else None
+        return dataclasses.replace(raw, images=images, targets=targets, photos=photos)
 
     raw = raw.map(shaped)
     images, targets = raw.images, raw.targets
@@ -97,6 +108,9 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         count = (f"{len(prepared):,} pairs ({a} -> {b})" if raw.pairing == "paired"
                  else f"{len(prepared):,} {a} and {len(t):,} {b} images")
         shape += f" -> {t.shape[1]}x{t.shape[2]}x{t.shape[3]}"
+    elif prepared.photos is not None:
+        count = f"{len(prepared):,} photos"
+        shape = _photo_shapes(prepared.photos)
     else:
         count = f"{len(prepared):,} images"
     held = f" (+ {raw.heldout.images.shape[0]:,} held out for evaluation)" if raw.heldout is not None else ""
@@ -114,16 +128,19 @@ def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
 
 
 def parse_size(size: int | str | None) -> tuple[int, int] | None:
-    """--size: 64 (square) or HEIGHTxWIDTH (64x128) -> (height, width), each 8 to 1024 px."""
+    """--size: 64 (square) or HEIGHTxWIDTH (64x128) -> (height, width), each 8 to 1024 px;
+    ``full`` -> :data:`FULL` (photos at their own sizes)."""
     if size is None:
         return None
     text = str(size).strip().lower()
+    if text == "full":
+        return FULL
     try:
         parts = [int(p) for p in text.split("x")]
         if len(parts) not in (1, 2):
             raise ValueError
     except ValueError:
-        raise UsageError(f"--size takes SIZE or HEIGHTxWIDTH (like 64 or 64x128), got {size!r}") from None
+        raise UsageError(f"--size takes SIZE, HEIGHTxWIDTH or full (like 64, 64x128 or full), got {size!r}") from None
     height, width = parts if len(parts) == 2 else parts * 2
     if not (8 <= height <= 1024 and 8 <= width <= 1024):
         raise UsageError(f"--size must be between 8 and 1024 pixels a side, got {size}")
@@ -131,6 +148,8 @@ def parse_size(size: int | str | None) -> tuple[int, int] | None:
 
 
 def _dims_name(dims: tuple[int, int]) -> str:
+    if dims == FULL:
+        return "full"
     return str(dims[0]) if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
 
 
@@ -167,9 +186,9 @@ def _select(raw: RawData, span: slice | None, classes: str | None, data: str) ->
         raise UsageError(f"--classes does not apply to {data}; two classes of a labelled set make "
                          "two domains with unpaired:DATASET:CLASS_A,CLASS_B")
     if span is not None:
+        kept = raw.take(torch.arange(len(raw.images))[span])
         raw = dataclasses.replace(
-            raw, images=raw.images[span], labels=raw.labels[span] if raw.labels is not None else None,
-            targets=raw.targets[span] if raw.targets is not None else None,
+            kept, targets=raw.targets[span] if raw.targets is not None else None,
             notes=[*raw.notes, f"subset [{subset_text(span)}] of {len(raw.images):,} images"])
     if classes is not None:
         keep = parse_classes(classes, raw.class_names, data)
@@ -180,7 +199,7 @@ def _select(raw: RawData, span: slice | None, classes: str | None, data: str) ->
             remap = torch.full((len(raw.class_names),), -1, dtype=torch.int64)
             remap[torch.tensor(keep)] = torch.arange(len(keep))
             names = [raw.class_names[i] for i in keep]
-            return dataclasses.replace(raw, images=raw.images[mask], labels=remap[raw.labels[mask]],
+            return dataclasses.replace(raw.take(mask), labels=remap[raw.labels[mask]],
                                        class_names=names, notes=[*raw.notes, f"classes {', '.join(names)} only"])
 
         raw = raw.map(only)
@@ -193,11 +212,14 @@ def hold_out(raw: RawData, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDO
     """The data with a held-out part for evaluation: its own test split where it has one,
     else a seeded ``fraction`` of its only split (the offline MNIST's 10k, a folder), chosen
     at random so both parts mix all writers and sources; none for sets under
-    :data:`HOLDOUT_MIN` images. For unpaired data each domain gives its own share."""
+    :data:`HOLDOUT_MIN` images (:data:`HOLDOUT_MIN_PHOTOS` full-size photos). For unpaired data
+    each domain gives its own share."""
     if raw.heldout is not None:
         return raw
-    if len(raw.images) < HOLDOUT_MIN:
-        return dataclasses.replace(raw, notes=[*raw.notes, f"no held-out part: fewer than {HOLDOUT_MIN} images"])
+    least = HOLDOUT_MIN if raw.photos is None else HOLDOUT_MIN_PHOTOS
+    if len(raw.images) < least:
+        what = "images" if raw.photos is None else "photos"
+        return dataclasses.replace(raw, notes=[*raw.notes, f"no held-out part: fewer than {least} {what}"])
 
     def split(count: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
         order = torch.randperm(count, generator=torch.Generator().manual_seed(seed + offset))
@@ -210,11 +232,11 @@ def hold_out(raw: RawData, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDO
     keep_b, held_b = (keep, held) if raw.pairing != "unpaired" or raw.targets is None else split(len(raw.targets), 1)
 
     def part(index: torch.Tensor, index_b: torch.Tensor, split_name: str) -> RawData:
-        return dataclasses.replace(
-            raw, images=raw.images[index], labels=raw.labels[index] if raw.labels is not None else None,
-            targets=raw.targets[index_b] if raw.targets is not None else None, split=split_name)
+        return dataclasses.replace(raw.take(index), targets=raw.targets[index_b] if raw.targets is not None else None,
+                                   split=split_name)
 
-    note = f"held out {len(held):,} of {len(raw.images):,} images ({fraction:.0%}, seed {seed}) for evaluation"
+    what = "images" if raw.photos is None else "photos"
+    note = f"held out {len(held):,} of {len(raw.images):,} {what} ({fraction:.0%}, seed {seed}) for evaluation"
     train = part(keep, keep_b, raw.split)
     return dataclasses.replace(train, notes=[*raw.notes, note], heldout=part(held, held_b, "heldout"))
 
@@ -227,6 +249,14 @@ def _heldout_text(heldout: dict | None) -> str:
     return f"{heldout['count']:,} images for evaluation ({where})"
 
 
+def _photo_shapes(photos: Photos) -> str:
+    """"3 x 300x451 to 1411x1411 (full size)": the channels, the smallest and largest photo."""
+    shapes = photos.shapes
+    areas = shapes[:, 1] * shapes[:, 2]
+    small, large = shapes[int(areas.argmin())].tolist(), shapes[int(areas.argmax())].tolist()
+    return f"{small[0]} x {small[1]}x{small[2]} to {large[1]}x{large[2]} (full size)"
+
+
 def describe(prepared: PreparedData) -> dict[str, object]:
     """The facts about a prepared data set, for ``zoo prep``'s summary table."""
     meta = prepared.meta
@@ -235,7 +265,8 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "images": f"{len(prepared):,}",
         "split": meta.get("split", "train"),
         "held out": _heldout_text(meta.get("heldout")),
-        "shape": f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
+        "shape": _photo_shapes(prepared.photos) if prepared.photos is not None
+        else f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
         "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"], strict=True))
         or "unlabelled",
         **({"pairing": f"{meta['pairing']}: A = {meta['domains'][0]}, B = {meta['domains'][1]} "
@@ -321,6 +352,7 @@ def _write(folder: Path, data: str, raw: RawData, selection: dict) -> None:
         "pairing": raw.pairing,
         "domains": list(raw.domains),
         "target_count": int(targets.shape[0]) if targets is not None else 0,
+        "full_size": raw.photos is not None,
         "heldout": None if held is None else {
             "count": int(held.images.shape[0]), "split": held.split, "origin": held.origin,
             "target_count": int(held.targets.shape[0]) if held.targets is not None else 0},
@@ -339,4 +371,6 @@ def _tensors(raw: RawData) -> dict[str, torch.Tensor]:
         tensors["targets"] = raw.targets.contiguous()
     if raw.labels is not None and raw.class_names:
         tensors["labels"] = raw.labels.contiguous()
+    if raw.photos is not None:
+        tensors.update(raw.photos.tensors())
     return tensors

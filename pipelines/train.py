@@ -27,7 +27,7 @@ from zoo.model import SMALL_DATA, Capability, Derivation, Model
 from zoo.sources.pairs import check_direction, pairing_of
 
 from .loop import Interrupted, Loop, set_rng_state
-from .prep import parse_size, prepare
+from .prep import FULL, parse_size, prepare
 
 __all__ = ["Interrupted", "Plan", "TrainOptions", "plan", "train"]
 
@@ -121,11 +121,14 @@ def plan(opts: TrainOptions) -> Plan:
         # The kind of data is known from its name: refuse a mismatch before preparing anything.
         _check_pairing(cls, pairing_of(opts.data) or ("derived" if "derived" in cls.data_pairing else ""),
                        opts.data)
-        dims = parse_size(opts.size)
-        size = None if dims is None else dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
+        size = _size_text(parse_size(opts.size))
+        config = _user_config(cls, opts)
+        derivation = cls.derivation(config) if "derived" in cls.data_pairing else None
+        if size is None and derivation is not None and derivation.crop and not pairing_of(opts.data):
+            size = "full"  # crops come from the photos whole, not from photos shrunk to one size
         engine = EngineOptions(opts.precision or "fp32", opts.clip_grad or 0.0)  # refused now if bad
         direction = check_direction(opts.data, opts.direction)  # one spelling: AtoB or BtoA
-        return Plan(cls, _user_config(cls, opts), opts.data, size, opts.channels,
+        return Plan(cls, config, opts.data, size, opts.channels,
                     0 if opts.seed is None else opts.seed, opts.classes, opts.subset, data_dir,
                     direction, opts.minutes, engine, init_from=init_from)
 
@@ -158,9 +161,9 @@ def plan(opts: TrainOptions) -> Plan:
              "--direction": (direction, data.get("direction")),
              "--precision": (opts.precision, saved.get("precision", "fp32")),
              "--clip-grad": (opts.clip_grad, saved.get("clip_grad", 0.0))}
-    dims = parse_size(opts.size)
-    if dims is not None:
-        given["--size"] = (dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}", data.get("size"))
+    size = _size_text(parse_size(opts.size))
+    if size is not None:
+        given["--size"] = (size, data.get("size"))
     for flag, (value, kept) in given.items():
         if value is not None and value != kept:
             raise UsageError(f"--resume: that run trained with {flag} {kept if kept is not None else '(none)'}, "
@@ -177,6 +180,15 @@ def plan(opts: TrainOptions) -> Plan:
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
                 data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
                 minutes, engine, resume_from=path, resume_train=saved)
+
+
+def _size_text(dims: tuple[int, int] | None) -> int | str | None:
+    """--size as the checkpoint records it: 64, "64x128", "full" or None."""
+    if dims is None:
+        return None
+    if dims == FULL:
+        return "full"
+    return dims[0] if dims[0] == dims[1] else f"{dims[0]}x{dims[1]}"
 
 
 def _init_from(opts: TrainOptions, cls: type[Model]) -> Path | None:
@@ -207,15 +219,17 @@ class TrainingData:
 
     def batches(self, batch_size: int, seed: int, device: torch.device) -> TensorBatches:
         d = self.prepared
+        photos = d.photos if self.derivation is not None and self.derivation.crop else None
         return TensorBatches(d.images, d.labels, batch_size, seed, device, targets=d.targets,
                              paired=self.spec.pairing != "unpaired", conditions=d.conditions,
-                             derive=self.derivation)
+                             derive=self.derivation, photos=photos)
 
     def examples(self, n: int, seed: int, device: torch.device) -> zoo.Batch:
         """A fixed, seeded batch of training examples, for the previews that show inputs:
         drawn as training draws them (pairs, unpaired domains, derived pairs, conditions)."""
         d = self.prepared
-        size = min(n, len(d.images), len(d.targets) if d.targets is not None else n)
+        size = n if d.photos is not None and self.derivation is not None and self.derivation.crop else \
+            min(n, len(d.images), len(d.targets) if d.targets is not None else n)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # a derivation's random crops
             return self.batches(size, seed, device).next()

@@ -1,4 +1,6 @@
 """Prepared data in memory: one uint8 tensor of images (and one of labels), and batches of it.
+Photos kept at their own sizes (``--size full``, for super-resolution's crops) are one flat
+tensor of pixels beside their shapes (:class:`Photos`).
 
 ``zoo prep`` (``zoo.pipelines.prep``) turns a data set into a ``data.safetensors`` file with a
 ``meta.json`` beside it. Training loads that once, moves it to the training device, and draws
@@ -8,6 +10,7 @@ shuffled batches by indexing: no per-item Python, no image files read during tra
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,77 @@ PREPARED_FORMAT = "zoo-prepared/2"
 SPLIT_FILES = {"train": "data.safetensors", "heldout": "heldout.safetensors"}
 """The training images, and the images held out for evaluation (the data set's test split)."""
 CONDITION_PREFIX = "condition."
+PHOTO_PIXELS, PHOTO_SHAPES = "photos.pixels", "photos.shapes"
+
+
+class Photos:
+    """Images each at its own size, as full-size photos come: every image's C x H x W uint8
+    pixels end to end in one flat tensor, and their shapes (N x 3). Training cuts random
+    crops of them on its device; evaluation takes them whole."""
+
+    def __init__(self, pixels: torch.Tensor, shapes: torch.Tensor) -> None:
+        if shapes.ndim != 2 or shapes.shape[1] != 3 or int(shapes.prod(1).sum()) != pixels.numel():
+            raise ValueError("photo shapes do not account for the pixels")
+        self.pixels, self.shapes = pixels, shapes.to(torch.int64).cpu()
+        sizes = self.shapes.prod(1)
+        self._starts = (torch.cumsum(sizes, 0) - sizes).tolist()
+
+    @classmethod
+    def of(cls, images: Sequence[torch.Tensor]) -> Photos:
+        if not images:
+            raise ValueError("no photos")
+        return cls(torch.cat([im.reshape(-1) for im in images]),
+                   torch.tensor([list(im.shape) for im in images], dtype=torch.int64))
+
+    def __len__(self) -> int:
+        return int(self.shapes.shape[0])
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        c, h, w = self.shapes[i].tolist()
+        start = self._starts[i]
+        return self.pixels[start:start + c * h * w].view(c, h, w)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def smallest(self) -> tuple[int, int]:
+        """The least height and the least width among the photos."""
+        return int(self.shapes[:, 1].min()), int(self.shapes[:, 2].min())
+
+    def to(self, device: torch.device | str) -> Photos:
+        return Photos(self.pixels.to(device), self.shapes)
+
+    def take(self, index: Sequence[int] | torch.Tensor) -> Photos:
+        return Photos.of([self[int(i)] for i in index])
+
+    def map(self, change: Any) -> Photos:
+        """Each photo through ``change`` (a function of a 1 x C x H x W uint8 batch)."""
+        return Photos.of([change(im.unsqueeze(0))[0] for im in self])
+
+    def centre_crops(self) -> torch.Tensor:
+        """Every photo's centre, cut to the smallest height and width: one N x C x H x W
+        tensor for what needs images of one size (pictures of the data, statistics)."""
+        height, width = self.smallest
+        out = []
+        for im in self:
+            top, left = (im.shape[1] - height) // 2, (im.shape[2] - width) // 2
+            out.append(im[:, top:top + height, left:left + width])
+        return torch.stack(out)
+
+    def random_crops(self, index: torch.Tensor, size: int) -> torch.Tensor:
+        """A random ``size`` x ``size`` patch of each photo ``index`` names (the global RNG
+        picks where, so a seeded run cuts the same ones)."""
+        out = []
+        for i in index.tolist():
+            im = self[i]
+            top = int(torch.randint(0, im.shape[1] - size + 1, ()))
+            left = int(torch.randint(0, im.shape[2] - size + 1, ()))
+            out.append(im[:, top:top + size, left:left + size])
+        return torch.stack(out)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {PHOTO_PIXELS: self.pixels.contiguous(), PHOTO_SHAPES: self.shapes.contiguous()}
 
 
 @dataclass
@@ -36,6 +110,9 @@ class PreparedData:
     targets: torch.Tensor | None = None
     conditions: dict[str, torch.Tensor] = field(default_factory=dict)
     """Per-image conditions besides the class (``condition.text`` in the file: encoded captions)."""
+    photos: Photos | None = None
+    """The images whole, each at its own size (data prepared with ``--size full``); then
+    ``images`` holds their centres cut to the smallest height and width."""
 
     @property
     def spec(self) -> DataSpec:
@@ -72,7 +149,9 @@ def load_prepared(folder: Path, split: str = "train") -> PreparedData:
     if split == "heldout":
         meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
     conditions = {k.removeprefix(CONDITION_PREFIX): v for k, v in tensors.items() if k.startswith(CONDITION_PREFIX)}
-    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"), conditions)
+    photos = Photos(tensors[PHOTO_PIXELS], tensors[PHOTO_SHAPES]) if PHOTO_SHAPES in tensors else None
+    return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"), conditions,
+                        photos)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -107,15 +186,19 @@ class TensorBatches:
     Two-domain data comes with ``targets``: indexed like the images when ``paired``, else
     drawn in an order of their own (unpaired domains may differ in size). ``conditions``
     (per-image tensors, such as encoded captions) are indexed like the images, as are
-    ``labels`` (the ``class`` condition). ``derive`` makes pairs on the fly (super-resolution).
+    ``labels`` (the ``class`` condition). ``derive`` makes pairs on the fly (super-resolution):
+    from ``photos`` when given, a random crop of each photo drawn (a batch may hold a photo
+    more than once when there are fewer photos than a batch asks for).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
                  seed: int, device: torch.device | str = "cpu", *, targets: torch.Tensor | None = None,
                  paired: bool = True, conditions: dict[str, torch.Tensor] | None = None,
-                 derive: Derivation | None = None) -> None:
+                 derive: Derivation | None = None, photos: Photos | None = None) -> None:
+        if photos is not None and (derive is None or not derive.crop):
+            raise ValueError("batches of photos need a derivation that crops them")
         smallest = min(images.shape[0], images.shape[0] if targets is None else targets.shape[0])
-        if smallest < batch_size:
+        if smallest < batch_size and photos is None:
             raise UsageError(f"batch size {batch_size} is larger than the data set "
                              f"({smallest} images); pass a smaller --batch-size")
         if targets is not None and paired and targets.shape[0] != images.shape[0]:
@@ -127,6 +210,7 @@ class TensorBatches:
             self.conditions[Condition.CLASS.value] = labels.to(device)
         self.paired = paired
         self.derive = derive
+        self.photos = photos.to(device) if photos is not None else None
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -146,11 +230,14 @@ class TensorBatches:
 
     @property
     def batches_per_epoch(self) -> int:
-        """Batches of the configured size in one pass."""
-        return self.images.shape[0] // self.batch_size
+        """Batches of the configured size in one pass (at least one, for a few photos)."""
+        return max(1, self.images.shape[0] // self.batch_size) if self.photos is not None \
+            else self.images.shape[0] // self.batch_size
 
     def next(self, size: int | None = None) -> Batch:
         size = self.batch_size if size is None else size
+        if self.photos is not None:
+            return self._photo_batch(size)
         smallest = min(self.images.shape[0], self.targets.shape[0] if self.targets is not None else size)
         if not 1 <= size <= smallest:
             raise UsageError(f"a batch of {size} images was asked of a data set of {smallest}")
@@ -169,6 +256,29 @@ class TensorBatches:
         elif self.derive is not None:
             images, targets = self.derive(images)
         return Batch(images, targets, conditions)
+
+    def _photo_batch(self, size: int) -> Batch:
+        """Random crops of the next ``size`` photos in the order, which runs on into the next
+        pass when this one has too few left."""
+        assert self.photos is not None and self.derive is not None
+        if size < 1:
+            raise UsageError(f"a batch of {size} images was asked for")
+        parts, wanted = [], size
+        while wanted:
+            if self.position == len(self.photos):
+                self.epoch += 1
+                self.position = 0
+                self._order = self._permutation(self.epoch)
+            k = min(wanted, len(self.photos) - self.position)
+            parts.append(self._order[self.position:self.position + k])
+            self.position += k
+            wanted -= k
+        self.drawn += size
+        index = torch.cat(parts).cpu()
+        crops = self.photos.random_crops(index, self.derive.crop)
+        images, targets = self.derive(to_float(crops))
+        device_index = index.to(self.images.device)
+        return Batch(images, targets, {k: v[device_index] for k, v in self.conditions.items()})
 
     def _unpaired_index(self, size: int) -> torch.Tensor:
         """Domain B's next batch: its own permutation per pass over its own images."""

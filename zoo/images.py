@@ -22,14 +22,15 @@ GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, tuple[int, int]]:
     """An image file of any size and format, upright, fitted (resized and centre-cropped) to
-    height x width: a uint8 3 x H x W tensor, the file's own PIL mode and (width, height).
-    Raises one of ``UNREADABLE`` for files that are not images."""
+    height x width (0 x 0: kept at its own size): a uint8 3 x H x W tensor, the file's own PIL
+    mode and (width, height). Raises one of ``UNREADABLE`` for files that are not images."""
     from PIL import ImageOps
 
     with Image.open(path) as img:
         mode, size = img.mode, img.size
-        img = ImageOps.fit(ImageOps.exif_transpose(img).convert("RGB"), (width, height),
-                           Image.Resampling.LANCZOS)
+        img = ImageOps.exif_transpose(img).convert("RGB")
+        if height and width:
+            img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
         array = np.asarray(img, dtype=np.uint8).copy()
     return torch.from_numpy(array).permute(2, 0, 1), mode, size
 

@@ -157,23 +157,29 @@ class DataSpec:
 @dataclass(frozen=True)
 class Derivation:
     """Pairs derived on the fly from one set of images: each image (or a random
-    ``crop`` x ``crop`` patch of it) is the target, and its bicubic downsample by ``factor``
-    the input. Super-resolution trains on any image data this way, prepared once."""
+    ``crop`` x ``crop`` patch of it, flipped at random with ``flips``) is the target, and its
+    bicubic downsample by ``factor`` (antialiased, as MATLAB's ``imresize`` and PIL do) the
+    input. Super-resolution trains on any image data this way, prepared once; full-size
+    photos (``--size full``) give their crops straight from each photo."""
 
     factor: int
     crop: int = 0
     """Side of the random square patch taken from each image first; 0 = the whole image."""
+    flips: bool = False
+    """Flip each pair left-right and upside-down, each with probability 1/2."""
 
     def __post_init__(self) -> None:
         if self.factor < 1:
             raise UsageError(f"a downscale factor must be at least 1, got {self.factor}")
+        if self.crop and self.crop % self.factor:
+            raise UsageError(f"the crop ({self.crop} px) must be a multiple of the factor {self.factor}")
 
     def spec(self, spec: DataSpec) -> DataSpec:
         """The spec a model sees: low-resolution inputs, the (cropped) images as targets."""
         height, width = (self.crop, self.crop) if self.crop else (spec.height, spec.width)
         if self.crop and (self.crop > spec.height or self.crop > spec.width):
-            raise UsageError(f"patches of {self.crop} px do not fit in {spec.height}x{spec.width} "
-                             "images; prep the data with a larger --size or set a smaller crop")
+            raise UsageError(f"patches of {self.crop} px do not fit in {spec.height}x{spec.width} images (the "
+                             f"smallest); set a smaller crop (--set crop=...) or use larger images")
         if height % self.factor or width % self.factor:
             raise UsageError(f"{height}x{width} images do not divide by the factor {self.factor}; "
                              f"prep the data with a --size that is a multiple of {self.factor}")
@@ -183,17 +189,24 @@ class Derivation:
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """(inputs, targets) for float images in [-1, 1]."""
-        if self.crop:
-            n, _, h, w = images.shape
+        n, _, h, w = images.shape
+        if self.crop and (h > self.crop or w > self.crop):
             top = torch.randint(0, h - self.crop + 1, (n,)).tolist()
             left = torch.randint(0, w - self.crop + 1, (n,)).tolist()
             images = torch.stack([im[:, t:t + self.crop, s:s + self.crop]
                                   for im, t, s in zip(images, top, left, strict=True)])
+        if self.flips:
+            flip = torch.rand(2, n, 1, 1, 1, device=images.device) < 0.5
+            images = torch.where(flip[0], images.flip(-1), images)
+            images = torch.where(flip[1], images.flip(-2), images)
+        return self.downsample(images), images
+
+    def downsample(self, images: Tensor) -> Tensor:
+        """Images in [-1, 1] made ``factor`` times smaller (their sides must divide by it)."""
         if self.factor == 1:
-            return images, images
-        small = F.interpolate(images, scale_factor=1 / self.factor, mode="bicubic",
-                              antialias=True, align_corners=False)
-        return small.clamp(-1, 1), images
+            return images
+        return F.interpolate(images, scale_factor=1 / self.factor, mode="bicubic", antialias=True,
+                             align_corners=False).clamp(-1, 1)
 
 
 @dataclass
@@ -448,6 +461,14 @@ class Model(nn.Module):
         ``image-to-image`` capability; ``direction`` is one of :attr:`directions`. Outputs
         may be larger than inputs (super-resolution): ``spec.target_shape``."""
         raise NotImplementedError(f"{self.name} does not translate images")
+
+    def context(self) -> int:
+        """How far an output pixel of :meth:`translate` sees, in input pixels on each side
+        (its receptive field's reach), for a fully convolutional image-to-image model:
+        ``zoo upscale`` cuts large images into tiles overlapping by this much and keeps each
+        tile's centre, so the tiles join with no seams (the result is the untiled one). 0,
+        the default, means the model takes whole images only (it is not tiled)."""
+        return 0
 
     def encode(self, images: Tensor, conditions: Conditions | None = None) -> Tensor:
         """Latent vectors for images in [-1, 1], for models with the ``encoder`` capability

@@ -40,6 +40,8 @@ BUILTINS = [
     "vae = zoo.plugins.vae:VAE",
     "cvae = zoo.plugins.vae:CVAE",
     "progan = zoo.plugins.progan:ProGAN",
+    "srresnet = zoo.plugins.srgan:SRResNet",
+    "srgan = zoo.plugins.srgan:SRGAN",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"

@@ -1,4 +1,4 @@
-"""zoo sample and zoo translate: images from a trained model."""
+"""zoo sample, zoo translate, zoo upscale and zoo reconstruct: images from a trained model."""
 
 from __future__ import annotations
 
@@ -65,6 +65,32 @@ def translate(
     from ..pipelines.translate import translate as run
 
     run(target, inputs, out=out, direction=direction, force=force, device=device, console=console)
+
+
+# -- zoo upscale -------------------------------------------------------------------------------
+
+@app.command(epilog=examples("zoo upscale srgan photo.jpg --out big/              # any size, tiled",
+                             "zoo upscale srresnet photos/ --out big/",
+                             "zoo upscale srgan 'shots/*.png' --scale 4",
+                             "zoo upscale srgan originals/ --compare --out check/   # shrink, upscale back, measure",
+                             "zoo upscale runs/srgan-folder-photos-XXXX photo.jpg"))
+@handles_errors
+def upscale(
+    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run) of a super-resolution model.")],
+    inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or globs (quote them), of any size.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the results (default upscaled/RUN).")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", help="The factor you expect (2, 4 or 8); refused unless the model was trained for it.")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Take the inputs as high-resolution originals: shrink each by the scale, upscale it back, and show and measure it beside the original.")] = False,
+    tile: Annotated[int, typer.Option("--tile", help="Tile side in input pixels for large images (tiles overlap by the model's reach, so they join with no seams).")] = 128,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Make images SCALE times larger with a super-resolution model (srresnet, srgan): one PNG per
+    input and sheet.png (bicubic | model, | original with --compare)."""
+    from ..pipelines.upscale import upscale as run
+
+    run(target, inputs, out=out, scale=scale, compare=compare, tile=tile, force=force, device=device,
+        console=console)
 
 
 # -- zoo reconstruct ---------------------------------------------------------------------------

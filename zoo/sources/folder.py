@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo.data import convert_channels
+from zoo.data import Photos, convert_channels
 from zoo.errors import UsageError, ZooError
 from zoo.images import IMAGE_SUFFIXES, read_images
 
@@ -45,7 +45,8 @@ def files_under(folder: Path) -> list[Path]:
 
 
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
-    """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width."""
+    """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width;
+    kept at its own size as :class:`~zoo.data.Photos` for 0 x 0 (``--size full``)."""
     from rich.progress import track
 
     classes, files = folder_layout(root)
@@ -62,10 +63,13 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
         notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
                      + (" ..." if len(skipped) > 5 else ""))
         console.print(f"[yellow]warning:[/] {notes[-1]}")
-    images = torch.stack(pictures)
     if channels is None and gray:
         channels = 1
-    if channels == 1:
-        images = convert_channels(images, 1)
+    photos = None
+    if dims == (0, 0):
+        photos = Photos.of([convert_channels(p.unsqueeze(0), channels or 3)[0] for p in pictures])
+        images = photos.centre_crops()
+    else:
+        images = convert_channels(torch.stack(pictures), channels or 3)
     label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
-    return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes)
+    return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes, photos=photos)

@@ -6,8 +6,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor
 
+from zoo.data import Photos
 from zoo.errors import UsageError
 
 
@@ -27,6 +29,19 @@ class RawData:
     domains: tuple[str, ...] = ()
     heldout: RawData | None = None
     """Images kept apart for evaluation: the data set's own test split where it has one."""
+    photos: Photos | None = None
+    """The images at their own sizes (``--size full``); ``images`` then holds their centres."""
+
+    def take(self, index: Tensor) -> RawData:
+        """The images ``index`` names (int64 indices or a mask), with their labels, their
+        targets when paired and their photos."""
+        if index.dtype == torch.bool:
+            index = index.nonzero().view(-1)
+        paired = self.targets is not None and self.pairing != "unpaired"
+        return dataclasses.replace(
+            self, images=self.images[index], labels=self.labels[index] if self.labels is not None else None,
+            targets=self.targets[index] if paired and self.targets is not None else self.targets,
+            photos=self.photos.take(index) if self.photos is not None else None)
 
     def map(self, change: Callable[[RawData], RawData]) -> RawData:
         """``change`` applied to this data and to its held-out part alike."""

@@ -1,0 +1,113 @@
+"""Super-resolution's shared parts: upscaling whole images of any size in tiles, making
+the low-resolution half of a high-resolution photo, and measuring as the field does.
+
+* :func:`upscale` runs an image-to-image model over an image in tiles of ``tile`` input
+  pixels, each read with :meth:`zoo.Model.context` pixels of overlap on every side and cut
+  back to its centre: the result is the untiled one (no seams), in bounded memory.
+* :func:`shrink` is the protocol's low-resolution image: the photo cropped to a multiple of
+  the scale, downsampled bicubically (antialiased, as training derives its pairs) and
+  rounded to 8 bits, as a saved image would be.
+* :func:`measure`: PSNR and SSIM on the BT.601 Y channel with ``scale`` pixels cropped from
+  each border (Ledig et al.'s convention, which makes figures comparable with papers),
+  for the model and for bicubic upsampling of the same inputs, and the Laplacian energy of
+  each (a no-reference sharpness figure: a blurry upscale has little).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data import to_float
+from .errors import UsageError
+from .figures import as_uint8
+from .metrics import laplacian_energy, luma, psnr_y, ssim_y
+from .model import Derivation, Model
+
+TILE = 128
+"""Side of a tile in input pixels (each read with the model's context around it)."""
+
+
+def factor_of(model: Model) -> int:
+    """How many times larger a model trained on derived pairs makes images (1: not at all)."""
+    derivation = type(model).derivation(model.config) if "derived" in model.data_pairing else None
+    return derivation.factor if derivation is not None else 1
+
+
+def upscale(model: Model, image: Tensor, factor: int, tile: int = TILE) -> Tensor:
+    """``image`` (1 x C x h x w, float in [-1, 1], on the model's device) made ``factor``
+    times larger by ``model.translate``, in tiles when it is larger than ``tile`` and the
+    model declares its context."""
+    _, _, h, w = image.shape
+    margin = model.context()
+    if tile < 1:
+        raise UsageError(f"--tile must be at least 1, got {tile}")
+    if margin <= 0 or (h <= tile and w <= tile):
+        return model.translate(image)
+    out = None
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            y0, x0 = max(0, top - margin), max(0, left - margin)
+            y1, x1 = min(h, bottom + margin), min(w, right + margin)
+            piece = model.translate(image[:, :, y0:y1, x0:x1])
+            if out is None:
+                out = piece.new_empty(piece.shape[0], piece.shape[1], h * factor, w * factor)
+            out[:, :, top * factor:bottom * factor, left * factor:right * factor] = piece[
+                :, :, (top - y0) * factor:(bottom - y0) * factor, (left - x0) * factor:(right - x0) * factor]
+    assert out is not None
+    return out
+
+
+def bicubic(image: Tensor, factor: int) -> Tensor:
+    """The baseline: bicubic upsampling, clamped to [-1, 1]."""
+    return F.interpolate(image, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def shrink(images: Tensor, factor: int, name: str = "the image") -> tuple[Tensor, Tensor]:
+    """(high, low): uint8 N x C x H x W images cropped to sides that divide by ``factor``
+    (from the bottom and right) and their bicubic downsample, rounded to 8 bits."""
+    height, width = images.shape[-2:]
+    if height < factor or width < factor:
+        raise UsageError(f"{name} is {height}x{width}, smaller than one {factor}x{factor} block of "
+                         f"x{factor} super-resolution; give images at least {factor} px a side")
+    high = images[..., :height - height % factor, :width - width % factor]
+    low = as_uint8(Derivation(factor).downsample(to_float(high)))
+    return high, low
+
+
+def centre_window(images: Tensor, side: int) -> Tensor:
+    """The centre ``side`` x ``side`` of images (the whole of a smaller side), for close-ups."""
+    height, width = images.shape[-2:]
+    h, w = min(side, height), min(side, width)
+    top, left = (height - h) // 2, (width - w) // 2
+    return images[..., top:top + h, left:left + w]
+
+
+@dataclass
+class Scores:
+    """Per image: the model's and bicubic's PSNR and SSIM (Y, border cropped), and the
+    Laplacian energy (the mean squared 3 x 3 Laplacian of Y, 8-bit units) of the model's
+    output, of bicubic's and of the original."""
+
+    psnr: list[float]
+    ssim: list[float]
+    bicubic_psnr: list[float]
+    bicubic_ssim: list[float]
+    energy: list[float]
+    bicubic_energy: list[float]
+    original_energy: list[float]
+
+
+def measure(outputs: Tensor, baseline: Tensor, high: Tensor, border: int, scores: Scores) -> None:
+    """Add one image's figures (uint8 1 x C x H x W each, as saved) to ``scores``."""
+    a, b, h = to_float(outputs), to_float(baseline), to_float(high)
+    scores.psnr.append(float(psnr_y(a, h, border)[0]))
+    scores.ssim.append(float(ssim_y(a, h, border)[0]))
+    scores.bicubic_psnr.append(float(psnr_y(b, h, border)[0]))
+    scores.bicubic_ssim.append(float(ssim_y(b, h, border)[0]))
+    for images, into in ((a, scores.energy), (b, scores.bicubic_energy), (h, scores.original_energy)):
+        y = luma(images) / 127.5 - 1  # Y in [-1, 1]: laplacian_energy takes it to [0, 1] ...
+        into.append(float(laplacian_energy(y)[0]) * 255 ** 2)  # ... and this back to 8-bit units

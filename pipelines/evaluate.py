@@ -449,12 +449,21 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
     data = reference.split
     items: list[Tensor] = ([p.unsqueeze(0) for p in data.photos] if data.photos is not None
                            else list(data.images[:n].split(batch_size)))[:n]
+    given = data.target_photos  # paired low- and high-resolution photos: the data's own low ones
+    if given is not None and data.photos is not None:
+        for i, (low, high) in enumerate(zip(data.photos.shapes.tolist(), given.shapes.tolist(), strict=True)):
+            if high[1:] != [factor * low[1], factor * low[2]]:
+                raise UsageError(f"pair {i + 1} of {reference.name}: its B image ({high[1]}x{high[2]}) is not "
+                                 f"{factor} times its A image ({low[1]}x{low[2]}), as {model.name} x{factor} needs")
     scores = superres.Scores([], [], [], [], [], [], [])
     shown: list[list[Tensor]] = [[], [], [], []]
     with torch.no_grad():
-        for item in track(items, description="upscaling", console=console, transient=True,
-                          disable=len(items) < 2):
-            high, low = superres.shrink(item, factor)
+        for k, item in enumerate(track(items, description="upscaling", console=console, transient=True,
+                                       disable=len(items) < 2)):
+            if given is not None:
+                low, high = item, given[k].unsqueeze(0)
+            else:
+                high, low = superres.shrink(item, factor)
             lowf = to_float(low).to(model.device)
             out = figures.as_uint8(torch.cat([superres.upscale(model, im.unsqueeze(0), factor) for im in lowf]).cpu())
             base = figures.as_uint8(superres.bicubic(lowf, factor).cpu())
@@ -473,8 +482,10 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
     result["sharpness"] = round(result["laplacian_energy"] / max(result["original_laplacian_energy"], 1e-12), 4)
     details["per_image"] = {"psnr_y": [round(v, 3) for v in scores.psnr],
                             "bicubic_psnr_y": [round(v, 3) for v in scores.bicubic_psnr]}
+    inputs = ("the data's own low-resolution photos (A)" if given is not None
+              else "each image's bicubic (antialiased) downsample")
     convention = (f"x{factor}: PSNR and SSIM on the Y channel (BT.601) with {factor} px cropped from each border, "
-                  f"8-bit images; inputs are each image's bicubic (antialiased) downsample")
+                  f"8-bit images; inputs are {inputs}")
     details["protocol"] = {"name": f"sr-x{factor}-y-border{factor}/{reference.split_name}",
                            "split": reference.split_name, "data": reference.name, "reference": len(scores.psnr),
                            "convention": convention}

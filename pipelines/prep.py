@@ -23,7 +23,16 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures, sources
-from zoo.data import PREPARED_FORMAT, SPLIT_FILES, Photos, PreparedData, convert_channels, load_prepared, to_float
+from zoo.data import (
+    PREPARED_FORMAT,
+    SPLIT_FILES,
+    TARGET_PHOTOS,
+    Photos,
+    PreparedData,
+    convert_channels,
+    load_prepared,
+    to_float,
+)
 from zoo.errors import UsageError, ZooError
 from zoo.paths import prepared_dir
 from zoo.sources import DataSource, RawData, Reading, pairs, parse_classes
@@ -62,9 +71,10 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     source = sources.find(data)
     if dims == FULL and source.fitted_size(data) is None:
         dims = None  # a named set's images already share their one native size
-    elif dims == FULL and pairs.is_two_domain(data):
-        raise UsageError(f"--size full keeps photos at their own sizes, for folder: data; give {data} a "
-                         "--size (like 64)")
+    elif dims == FULL and pairs.is_two_domain(data) and not (pairs.pairing_of(data) == "paired"
+                                                             and pairs.folder_of(data) is not None):
+        raise UsageError(f"--size full keeps photos at their own sizes, for folder: and paired:PATH data; "
+                         f"give {data} a --size (like 64)")
     reading = Reading(dims, channels, data_dir, console)
     named = source.made_of(data)
     if named is not None and fingerprint(named, data_dir, reading.env_dir) is None:
@@ -84,12 +94,14 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         if dims and dims != FULL:
             images = _resize(images, dims)
             targets = _resize(targets, dims) if targets is not None else None
-        photos = raw.photos
+        photos, target_photos = raw.photos, raw.target_photos
         if channels:
             images = convert_channels(images, channels)
             targets = convert_channels(targets, channels) if targets is not None else None
             photos = photos.map(lambda im: convert_channels(im, channels)) if photos is not None else None
-        return dataclasses.replace(raw, images=images, targets=targets, photos=photos)
+            target_photos = (target_photos.map(lambda im: convert_channels(im, channels))
+                             if target_photos is not None else None)
+        return dataclasses.replace(raw, images=images, targets=targets, photos=photos, target_photos=target_photos)
 
     raw = raw.map(shaped)
     images, targets = raw.images, raw.targets
@@ -108,6 +120,8 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         count = (f"{len(prepared):,} pairs ({a} -> {b})" if raw.pairing == "paired"
                  else f"{len(prepared):,} {a} and {len(t):,} {b} images")
         shape += f" -> {t.shape[1]}x{t.shape[2]}x{t.shape[3]}"
+        if prepared.photos is not None and prepared.target_photos is not None:
+            shape = f"{_photo_shapes(prepared.photos)} -> {_photo_shapes(prepared.target_photos)}"
     elif prepared.photos is not None:
         count = f"{len(prepared):,} photos"
         shape = _photo_shapes(prepared.photos)
@@ -124,6 +138,8 @@ def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
     a, b = prepared.images[:n], prepared.targets[:n]
     k = min(len(a), len(b))
     a, b = convert_channels(a[:k], 3), convert_channels(b[:k], 3)
+    if a.shape[-2:] != b.shape[-2:]:  # low- beside high-resolution photos: A's pixels shown larger
+        a = F.interpolate(a, size=b.shape[-2:], mode="nearest")
     return to_float(torch.stack([a, b]))
 
 
@@ -373,4 +389,6 @@ def _tensors(raw: RawData) -> dict[str, torch.Tensor]:
         tensors["labels"] = raw.labels.contiguous()
     if raw.photos is not None:
         tensors.update(raw.photos.tensors())
+    if raw.target_photos is not None:
+        tensors.update(raw.target_photos.tensors(TARGET_PHOTOS))
     return tensors

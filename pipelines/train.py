@@ -24,7 +24,7 @@ from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
 from zoo.model import SMALL_DATA, Capability, Derivation, Model
-from zoo.sources.pairs import check_direction, pairing_of
+from zoo.sources.pairs import check_direction, folder_of, pairing_of
 
 from .loop import Interrupted, Loop, set_rng_state
 from .prep import FULL, parse_size, prepare
@@ -124,7 +124,8 @@ def plan(opts: TrainOptions) -> Plan:
         size = _size_text(parse_size(opts.size))
         config = _user_config(cls, opts)
         derivation = cls.derivation(config) if "derived" in cls.data_pairing else None
-        if size is None and derivation is not None and derivation.crop and not pairing_of(opts.data):
+        if size is None and derivation is not None and derivation.crop and (
+                not pairing_of(opts.data) or (pairing_of(opts.data) == "paired" and folder_of(opts.data))):
             size = "full"  # crops come from the photos whole, not from photos shrunk to one size
         engine = EngineOptions(opts.precision or "fp32", opts.clip_grad or 0.0)  # refused now if bad
         direction = check_direction(opts.data, opts.direction)  # one spelling: AtoB or BtoA
@@ -219,10 +220,11 @@ class TrainingData:
 
     def batches(self, batch_size: int, seed: int, device: torch.device) -> TensorBatches:
         d = self.prepared
-        photos = d.photos if self.derivation is not None and self.derivation.crop else None
+        crops = self.derivation is not None and self.derivation.crop
         return TensorBatches(d.images, d.labels, batch_size, seed, device, targets=d.targets,
                              paired=self.spec.pairing != "unpaired", conditions=d.conditions,
-                             derive=self.derivation, photos=photos)
+                             derive=self.derivation, photos=d.photos if crops else None,
+                             target_photos=d.target_photos if crops else None)
 
     def examples(self, n: int, seed: int, device: torch.device) -> zoo.Batch:
         """A fixed, seeded batch of training examples, for the previews that show inputs:
@@ -252,11 +254,29 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
     if p.resume_from is None and len(prepared) < SMALL_DATA and p.cls.small_data:
         p = _small_data_config(p, opts, len(prepared), console)
     # Pairs derived on the fly (super-resolution): the model sees the derived shapes.
-    derivation = p.cls.derivation(p.config) if "derived" in p.cls.data_pairing and not spec.pairing else None
-    if derivation is not None:
+    derivation = p.cls.derivation(p.config) if "derived" in p.cls.data_pairing else None
+    if derivation is not None and spec.pairing == "paired":
+        _check_resolution_pairs(p.cls.name, derivation, prepared, p.data)
+        spec = derivation.paired_spec(spec)
+    elif derivation is not None:
         spec = derivation.spec(spec)
     p.cls.check_data(p.config, spec)
     return p, TrainingData(prepared, spec, derivation)
+
+
+def _check_resolution_pairs(model: str, derivation: Derivation, prepared: PreparedData, data: str) -> None:
+    """Paired data for an upscaler: low-resolution photos (A) and high-resolution ones (B),
+    each B ``factor`` times its A, kept at full size so that crops of both align."""
+    factor = derivation.factor
+    if prepared.photos is None or prepared.target_photos is None or not derivation.crop:
+        raise UsageError(f"{model} trains on paired data as low- and high-resolution photos at full size: "
+                         f"paired:PATH with A/ (low) and B/ (high, {factor}x larger) and --size full")
+    for i, (low, high) in enumerate(zip(prepared.photos.shapes.tolist(), prepared.target_photos.shapes.tolist(),
+                                        strict=True)):
+        if high[1:] != [factor * low[1], factor * low[2]]:
+            raise UsageError(f"{data}: pair {i + 1}'s B image is {high[1]}x{high[2]}, not {factor} times its A "
+                             f"image ({low[1]}x{low[2]}); {model} x{factor} needs B/ images exactly {factor} times "
+                             f"the size of A/'s (or --set scale=... to match them)")
 
 
 def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:

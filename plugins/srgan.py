@@ -3,7 +3,9 @@ Generative Adversarial Network", CVPR 2017 (arXiv:1609.04802).
 
 Both learn to make an image ``scale`` times larger from pairs derived from any photos:
 random high-resolution crops (the paper's 96 px), flipped at random, and their bicubic
-downsample (:class:`zoo.Derivation`).
+downsample (:class:`zoo.Derivation`); or from paired photos (``paired:PATH`` with the
+low-resolution photos in ``A/`` and the high-resolution ones, ``scale`` times larger, in
+``B/``), aligned crops of both.
 
 * **Generator** (both): a 9 x 9 convolution and PReLU; ``blocks`` residual blocks (3 x 3
   convolution, batch norm, PReLU, 3 x 3 convolution, batch norm, plus the block's input);
@@ -282,7 +284,7 @@ class SRResNet(zoo.Model):
     version = "1"
     Config = SRResNetConfig
     capabilities = frozenset({zoo.Capability.IMAGE_TO_IMAGE})
-    data_pairing = ("derived",)
+    data_pairing = ("derived", "paired")
     directions = ("AtoB",)
     tiny_config = {"blocks": 1, "width": 4, "batch_size": 4, "crop": 16, "scale": 2}
 

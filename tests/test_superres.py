@@ -350,3 +350,58 @@ def test_eval_measures_psnr_and_ssim_on_y_against_bicubic(srresnet_run: Path, tm
 def test_runs_load_the_upscaler_on_the_cpu(srresnet_run: Path) -> None:
     model, _ = runs.load_model(srresnet_run / ckpt_io.FILENAME, torch.device("cpu"))
     assert superres.factor_of(model) == 2 and model.context() == generator_context(1, 2)
+
+
+# -- paired low- and high-resolution photos --------------------------------------------------------------
+
+def resolution_pairs(root: Path, factor: int = 2, wrong: bool = False) -> Path:
+    """paired:PATH's A/ (low) and B/ (high, factor times larger) layout, from test photos."""
+    (root / "A").mkdir(parents=True)
+    (root / "B").mkdir()
+    for i, (w, h) in enumerate([(64, 48), (50, 70), (80, 40)]):
+        high = photo(i, (w, h))
+        high.save(root / "B" / f"{i}.png")
+        size = (w // factor + (1 if wrong and i == 1 else 0), h // factor)
+        high.resize(size, Image.Resampling.BICUBIC).save(root / "A" / f"{i}.png")
+    return root
+
+
+def test_aligned_crops_cut_the_same_place_of_both_photos() -> None:
+    low = Photos.of([torch.randint(0, 256, (3, 9, 13), dtype=torch.uint8), torch.randint(0, 256, (3, 12, 7),
+                                                                                        dtype=torch.uint8)])
+    high = low.map(lambda im: im.repeat_interleave(3, -1).repeat_interleave(3, -2))  # nearest x3
+    torch.manual_seed(0)
+    small, large = low.aligned_crops(high, torch.tensor([0, 1, 0, 1, 1]), 5, 3)
+    assert small.shape == (5, 3, 5, 5) and large.shape == (5, 3, 15, 15)
+    assert torch.equal(large, small.repeat_interleave(3, -1).repeat_interleave(3, -2))
+
+
+def test_paired_photos_train_and_are_measured_on_their_own_low_resolution_half(tmp_path: Path) -> None:
+    pairs = resolution_pairs(tmp_path / "lrhr")
+    prepared = prepare(f"paired:{pairs}", size="full")
+    assert prepared.photos is not None and prepared.target_photos is not None
+    assert prepared.target_photos.shapes[0].tolist() == [3, 48, 64]
+    assert prepared.photos.shapes[0].tolist() == [3, 24, 32]
+    result = run_cli("train", "srresnet", "--data", f"paired:{pairs}", "--steps", "2", *TINY_SR, "--out", "run")
+    assert result.exit_code == 0, result.output
+    meta = ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)
+    assert meta["train"]["data"]["size"] == "full" and meta["data"]["pairing"] == "paired"
+    assert (meta["data"]["height"], meta["data"]["target_height"]) == (8, 16)
+    measured = run_cli("eval", "run", "--split", "train")
+    assert measured.exit_code == 0, measured.output
+    figures = json.loads(Path("run/eval.json").read_text())
+    assert "the data's own low-resolution photos" in figures["protocol_detail"]["convention"]
+    assert len(figures["per_image"]["psnr_y"]) == 3
+
+
+def test_paired_photos_of_the_wrong_ratio_are_refused(tmp_path: Path) -> None:
+    pairs = resolution_pairs(tmp_path / "bad", wrong=True)
+    result = run_cli("train", "srresnet", "--data", f"paired:{pairs}", "--steps", "1", *TINY_SR, "--out", "run")
+    assert result.exit_code == 2 and "pair 2's B image is 70x50, not 2 times its A image (35x26)" in result.output
+
+
+def test_paired_data_of_one_size_is_refused_for_an_upscaler(tmp_path: Path) -> None:
+    pairs = resolution_pairs(tmp_path / "fitted")
+    result = run_cli("train", "srresnet", "--data", f"paired:{pairs}", "--size", "32", "--steps", "1", *TINY_SR,
+                     "--out", "run")
+    assert result.exit_code == 2 and "as low- and high-resolution photos at full size" in result.output

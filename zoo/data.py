@@ -25,7 +25,8 @@ PREPARED_FORMAT = "zoo-prepared/2"
 SPLIT_FILES = {"train": "data.safetensors", "heldout": "heldout.safetensors"}
 """The training images, and the images held out for evaluation (the data set's test split)."""
 CONDITION_PREFIX = "condition."
-PHOTO_PIXELS, PHOTO_SHAPES = "photos.pixels", "photos.shapes"
+PHOTOS, TARGET_PHOTOS = "photos", "target_photos"
+"""Prefixes of the flat photo tensors in the file: ``photos.pixels``, ``photos.shapes``."""
 
 
 class Photos:
@@ -83,6 +84,19 @@ class Photos:
             out.append(im[:, top:top + height, left:left + width])
         return torch.stack(out)
 
+    def aligned_crops(self, high: Photos, index: torch.Tensor, size: int,
+                      factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random ``size`` x ``size`` patches of these (low-resolution) photos and the same
+        places of ``high``, whose photos are ``factor`` times larger: aligned pairs."""
+        lows, highs = [], []
+        for i in index.tolist():
+            low, big = self[i], high[i]
+            top = int(torch.randint(0, low.shape[1] - size + 1, ()))
+            left = int(torch.randint(0, low.shape[2] - size + 1, ()))
+            lows.append(low[:, top:top + size, left:left + size])
+            highs.append(big[:, top * factor:(top + size) * factor, left * factor:(left + size) * factor])
+        return torch.stack(lows), torch.stack(highs)
+
     def random_crops(self, index: torch.Tensor, size: int) -> torch.Tensor:
         """A random ``size`` x ``size`` patch of each photo ``index`` names (the global RNG
         picks where, so a seeded run cuts the same ones)."""
@@ -94,8 +108,14 @@ class Photos:
             out.append(im[:, top:top + size, left:left + size])
         return torch.stack(out)
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {PHOTO_PIXELS: self.pixels.contiguous(), PHOTO_SHAPES: self.shapes.contiguous()}
+    def tensors(self, prefix: str = PHOTOS) -> dict[str, torch.Tensor]:
+        return {f"{prefix}.pixels": self.pixels.contiguous(), f"{prefix}.shapes": self.shapes.contiguous()}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str = PHOTOS) -> Photos | None:
+        if f"{prefix}.shapes" not in tensors:
+            return None
+        return cls(tensors[f"{prefix}.pixels"], tensors[f"{prefix}.shapes"])
 
 
 @dataclass
@@ -113,6 +133,8 @@ class PreparedData:
     photos: Photos | None = None
     """The images whole, each at its own size (data prepared with ``--size full``); then
     ``images`` holds their centres cut to the smallest height and width."""
+    target_photos: Photos | None = None
+    """The same for the targets of paired data at full size (high-resolution photos)."""
 
     @property
     def spec(self) -> DataSpec:
@@ -149,9 +171,8 @@ def load_prepared(folder: Path, split: str = "train") -> PreparedData:
     if split == "heldout":
         meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
     conditions = {k.removeprefix(CONDITION_PREFIX): v for k, v in tensors.items() if k.startswith(CONDITION_PREFIX)}
-    photos = Photos(tensors[PHOTO_PIXELS], tensors[PHOTO_SHAPES]) if PHOTO_SHAPES in tensors else None
     return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"), conditions,
-                        photos)
+                        Photos.from_tensors(tensors), Photos.from_tensors(tensors, TARGET_PHOTOS))
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -188,13 +209,15 @@ class TensorBatches:
     (per-image tensors, such as encoded captions) are indexed like the images, as are
     ``labels`` (the ``class`` condition). ``derive`` makes pairs on the fly (super-resolution):
     from ``photos`` when given, a random crop of each photo drawn (a batch may hold a photo
-    more than once when there are fewer photos than a batch asks for).
+    more than once when there are fewer photos than a batch asks for); with ``target_photos``
+    too (paired low- and high-resolution photos) the crops are aligned pairs of both.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
                  seed: int, device: torch.device | str = "cpu", *, targets: torch.Tensor | None = None,
                  paired: bool = True, conditions: dict[str, torch.Tensor] | None = None,
-                 derive: Derivation | None = None, photos: Photos | None = None) -> None:
+                 derive: Derivation | None = None, photos: Photos | None = None,
+                 target_photos: Photos | None = None) -> None:
         if photos is not None and (derive is None or not derive.crop):
             raise ValueError("batches of photos need a derivation that crops them")
         smallest = min(images.shape[0], images.shape[0] if targets is None else targets.shape[0])
@@ -211,6 +234,7 @@ class TensorBatches:
         self.paired = paired
         self.derive = derive
         self.photos = photos.to(device) if photos is not None else None
+        self.target_photos = target_photos.to(device) if target_photos is not None else None
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -275,8 +299,12 @@ class TensorBatches:
             wanted -= k
         self.drawn += size
         index = torch.cat(parts).cpu()
-        crops = self.photos.random_crops(index, self.derive.crop)
-        images, targets = self.derive(to_float(crops))
+        if self.target_photos is not None:  # paired photos: aligned crops of both, flipped alike
+            factor = self.derive.factor
+            low, high = self.photos.aligned_crops(self.target_photos, index, self.derive.crop // factor, factor)
+            images, targets = self.derive.flip(to_float(low), to_float(high))
+        else:
+            images, targets = self.derive(to_float(self.photos.random_crops(index, self.derive.crop)))
         device_index = index.to(self.images.device)
         return Batch(images, targets, {k: v[device_index] for k, v in self.conditions.items()})
 

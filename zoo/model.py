@@ -195,11 +195,27 @@ class Derivation:
             left = torch.randint(0, w - self.crop + 1, (n,)).tolist()
             images = torch.stack([im[:, t:t + self.crop, s:s + self.crop]
                                   for im, t, s in zip(images, top, left, strict=True)])
-        if self.flips:
-            flip = torch.rand(2, n, 1, 1, 1, device=images.device) < 0.5
-            images = torch.where(flip[0], images.flip(-1), images)
-            images = torch.where(flip[1], images.flip(-2), images)
+        (images,) = self.flip(images)
         return self.downsample(images), images
+
+    def flip(self, *images: Tensor) -> tuple[Tensor, ...]:
+        """With ``flips``, each example flipped left-right and upside-down with probability
+        1/2, the same way in every tensor given (a pair's two halves); else as they are."""
+        if not self.flips:
+            return images
+        n = images[0].shape[0]
+        flip = torch.rand(2, n, 1, 1, 1, device=images[0].device) < 0.5
+        return tuple(torch.where(flip[1], x.flip(-2), x) for x in
+                     (torch.where(flip[0], x.flip(-1), x) for x in images))
+
+    def paired_spec(self, spec: DataSpec) -> DataSpec:
+        """The spec a model sees for paired low- and high-resolution photos (its crops)."""
+        side = self.crop // self.factor
+        if side > spec.height or side > spec.width:
+            raise UsageError(f"crops of {self.crop} px need low-resolution images of {side} px; the smallest is "
+                             f"{spec.height}x{spec.width}; set a smaller crop (--set crop=...)")
+        return DataSpec(spec.name, spec.channels, side, side, spec.class_names, "paired",
+                        spec.target_channels or spec.channels, spec.domains, self.crop, self.crop, spec.conditions)
 
     def downsample(self, images: Tensor) -> Tensor:
         """Images in [-1, 1] made ``factor`` times smaller (their sides must divide by it)."""

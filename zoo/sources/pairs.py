@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from zoo.data import convert_channels
+from zoo.data import Photos, convert_channels
 from zoo.errors import UsageError, ZooError
 from zoo.images import GRAY_MODES, UNREADABLE, image_files, read_images
 
@@ -140,7 +140,8 @@ def directed(raw: RawData, direction: str | None) -> RawData:
         a, b = raw.domains
         notes = [*raw.notes, f"--direction BtoA: the domains swapped, A = {b}, B = {a}"]
         return RawData(raw.targets, raw.labels, raw.class_names, raw.origin, raw.split, notes,
-                       targets=raw.images, pairing=raw.pairing, domains=(b, a))
+                       targets=raw.images, pairing=raw.pairing, domains=(b, a), photos=raw.target_photos,
+                       target_photos=raw.photos)
 
     return raw.map(swap)
 
@@ -229,6 +230,12 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
         if skipped:
             notes.append(_warn_skipped(f"{len(keys) - len(both)} pair(s) of {root} with an unreadable file",
                                        skipped, console))
+        if dims == (0, 0):  # --size full: low- and high-resolution photos, each at its own size
+            a_photos = Photos.of([_channels(a_read.pictures[i].unsqueeze(0), a_read.gray, channels)[0] for i in both])
+            b_photos = Photos.of([_channels(b_read.pictures[i].unsqueeze(0), b_read.gray, channels)[0] for i in both])
+            return RawData(a_photos.centre_crops(), None, [], str(root.resolve()), "train", notes,
+                           targets=b_photos.centre_crops(), pairing="paired", domains=("A", "B"), photos=a_photos,
+                           target_photos=b_photos)
         a = torch.stack([a_read.pictures[i] for i in both])
         b = torch.stack([b_read.pictures[i] for i in both])
         a_gray, b_gray = a_read.gray, b_read.gray
@@ -237,6 +244,9 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
         if not files:
             raise UsageError(f"paired:{root} holds no images; put A|B side-by-side images in it, "
                              "or A/ and B/ folders")
+        if dims == (0, 0):
+            raise UsageError(f"--size full keeps paired photos at their own sizes in the A/ and B/ layout; "
+                             f"paired:{root} holds side-by-side images: give a --size (like 64)")
         a, b, gray = _read_side_by_side(root, files, dims, notes, console)
         a_gray = b_gray = gray
     a, b = _channels(a, a_gray, channels), _channels(b, b_gray, channels)

@@ -31,6 +31,8 @@ class RawData:
     """Images kept apart for evaluation: the data set's own test split where it has one."""
     photos: Photos | None = None
     """The images at their own sizes (``--size full``); ``images`` then holds their centres."""
+    target_photos: Photos | None = None
+    """The same for paired targets (high-resolution photos beside low-resolution ones)."""
 
     def take(self, index: Tensor) -> RawData:
         """The images ``index`` names (int64 indices or a mask), with their labels, their
@@ -41,7 +43,9 @@ class RawData:
         return dataclasses.replace(
             self, images=self.images[index], labels=self.labels[index] if self.labels is not None else None,
             targets=self.targets[index] if paired and self.targets is not None else self.targets,
-            photos=self.photos.take(index) if self.photos is not None else None)
+            photos=self.photos.take(index) if self.photos is not None else None,
+            target_photos=self.target_photos.take(index) if paired and self.target_photos is not None
+            else self.target_photos)
 
     def map(self, change: Callable[[RawData], RawData]) -> RawData:
         """``change`` applied to this data and to its held-out part alike."""

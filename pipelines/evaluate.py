@@ -11,8 +11,9 @@ What is measured follows the model's capabilities, never its name:
 * an image-to-image model translates the reference split's inputs: L1, PSNR and SSIM
   against their targets where the data has them, and a Frechet distance to the real
   targets when an extractor fits that domain; a super-resolution model (one trained on
-  pairs derived by downscaling) upscales each reference image's bicubic downsample whole
-  (tiled) and is measured as the field does: PSNR and SSIM on the Y channel with ``scale``
+  pairs derived by downscaling, or on paired low- and high-resolution photos) upscales each
+  reference image's bicubic downsample whole (tiled; paired photos: their own low-resolution
+  half) and is measured as the field does: PSNR and SSIM on the Y channel with ``scale``
   pixels cropped from the border, beside bicubic upsampling of the same inputs, and the
   Laplacian energy of both (:mod:`zoo.superres`);
 * an encoder reconstructs the reference images: L1, PSNR and SSIM, the reconstructions'

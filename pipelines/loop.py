@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import figures, runs
+from zoo import figures, runs, superres
 from zoo.data import TensorBatches
 from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.engine import full_precision
@@ -409,6 +409,7 @@ class Loop:
                                     {"step": step, "data": p.data})
         self.tracker.finish()
         use = f"Samples: zoo sample {self.run_dir}" if model.has(Capability.LATENT) else (
+            f"Upscale: zoo upscale {self.run_dir} IMAGE_OR_FOLDER --out DIR" if superres.factor_of(model) > 1 else
             f"Translate: zoo translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
             if model.has(Capability.IMAGE_TO_IMAGE) else
             f"Reconstruct: zoo reconstruct {self.run_dir} IMAGES --out DIR" if model.has(Capability.ENCODER)

@@ -29,6 +29,11 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     """Translate every input image; returns the output folder."""
     console = console or Console()
     model, checkpoint, path = runs.load_translator(target, device)
+    derivation = type(model).derivation(model.config) if "derived" in model.data_pairing else None
+    if derivation is not None and derivation.crop and derivation.factor > 1:
+        # Trained on crops: translate would fit each input to a crop's size; upscale takes any size.
+        raise UsageError(f"{model.name} makes images {derivation.factor} times larger, whatever their size: "
+                         f"zoo upscale {target} {' '.join(inputs) or 'IMAGE'}")
     direction = pick_direction(model, direction)
     files, named = collect(inputs, "translate")
     spec = model.spec

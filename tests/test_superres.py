@@ -93,9 +93,21 @@ def test_full_size_photos_hold_out_a_part_from_ten_on(tmp_path: Path) -> None:
     assert len(widths) == 12  # every photo in one part or the other, none in both
 
 
-def test_full_size_is_refused_for_two_domain_data(tmp_path: Path) -> None:
-    with pytest.raises(zoo.UsageError, match="--size full keeps photos at their own sizes"):
-        prepare(f"paired:{tmp_path}", size="full")
+def test_full_size_is_refused_where_photos_cannot_keep_their_sizes(tmp_path: Path) -> None:
+    for sub in ("trainA", "trainB"):
+        photo_folder(tmp_path / "cycle" / sub, [(20, 20)])
+    with pytest.raises(zoo.UsageError, match="--size full keeps photos at their own sizes, for folder: and paired"):
+        prepare(f"unpaired:{tmp_path / 'cycle'}", size="full")
+    photo_folder(tmp_path / "side", [(40, 20)])
+    with pytest.raises(zoo.UsageError, match="in the A/ and B/ layout; .* holds side-by-side images"):
+        prepare(f"paired:{tmp_path / 'side'}", size="full")
+
+
+def test_a_selection_that_empties_the_held_out_photos_is_fine(tmp_path: Path) -> None:
+    for name, count in (("a", 9), ("b", 2)):
+        photo_folder(tmp_path / "classes" / name, [(30 + i, 40) for i in range(count)])
+    prepared = prepare(f"folder:{tmp_path / 'classes'}", size="full", classes="b")
+    assert prepared.photos is not None and len(prepared.photos) + int(prepared.meta["heldout"]["count"]) == 2
 
 
 def test_derived_pairs_are_crops_and_their_bicubic_downsample() -> None:
@@ -179,19 +191,19 @@ def test_tiles_overlapping_less_than_the_context_show_seams(monkeypatch: pytest.
 
 
 def test_the_declared_context_is_the_receptive_field() -> None:
-    """An input pixel changed just beyond the context leaves the output pixel alone; one
-    changed at the context's edge moves it."""
+    """An input pixel changed just beyond the context leaves the output pixels over input
+    pixel 20 alone (every phase of the x2 output); one changed at the context's edge moves one."""
     model = small_model("none", blocks=1)
     reach = generator_context(1, 2)
     assert model.context() == reach
-    image = torch.zeros(1, 3, 40, 40)
+    image = torch.zeros(1, 3, 60, 60)
     with torch.no_grad():
-        base = model.translate(image)[0, :, 40, 40]  # output pixel over input pixel 20
-        far, near = image.clone(), image.clone()
+        base = model.translate(image)[0, :, 40:42, 40:42]  # the 2 x 2 output pixels over input pixel 20
+        far, edge = image.clone(), image.clone()
         far[0, :, 20, 20 + reach + 1] = 1
-        near[0, :, 20, 20 + reach - 1] = 1
-        assert torch.allclose(model.translate(far)[0, :, 40, 40], base)
-        assert not torch.allclose(model.translate(near)[0, :, 40, 40], base)
+        edge[0, :, 20, 20 + reach] = 1
+        assert torch.allclose(model.translate(far)[0, :, 40:42, 40:42], base)
+        assert not torch.allclose(model.translate(edge)[0, :, 40:42, 40:42], base)
 
 
 def test_icnr_starts_the_subpixel_layers_as_nearest_neighbour() -> None:
@@ -214,14 +226,26 @@ def test_vgg19_content_loss_needs_weights_on_disk(tmp_path: Path, monkeypatch: p
     monkeypatch.delenv("ZOO_VGG19_WEIGHTS", raising=False)
     spec = zoo.Derivation(2, 16).spec(zoo.DataSpec("rgb", 3, 32, 32))
     with pytest.raises(zoo.UsageError, match="needs ImageNet VGG19 weights on disk.*never downloads"):
-        SRResNet(SRResNetConfig(content="vgg19", crop=16, scale=2), spec)
+        SRResNet.check_data(SRResNetConfig(content="vgg19", crop=16, scale=2), spec)
     with pytest.raises(zoo.UsageError, match="not found"):
-        SRResNet(SRResNetConfig(content="vgg19", vgg19_weights=str(tmp_path / "nope.safetensors"), crop=16,
-                                scale=2), spec)
+        SRResNet.check_data(SRResNetConfig(content="vgg19", vgg19_weights=str(tmp_path / "nope.safetensors"),
+                                           crop=16, scale=2), spec)
     pickle = tmp_path / "vgg19.pth"
     pickle.write_bytes(b"not a safetensors file")
     with pytest.raises(zoo.UsageError, match="not a .safetensors file"):
-        SRResNet(SRResNetConfig(content="vgg19", vgg19_weights=str(pickle), crop=16, scale=2), spec)
+        SRResNet.check_data(SRResNetConfig(content="vgg19", vgg19_weights=str(pickle), crop=16, scale=2), spec)
+    # A model trained with vgg19 loads and upscales without the file (only training needs it).
+    model = SRResNet(SRResNetConfig(content="vgg19", vgg19_weights=str(pickle), crop=16, scale=2, blocks=1,
+                                    width=4), spec)
+    assert model.translate(torch.zeros(1, 3, 5, 6)).shape == (1, 3, 10, 12)
+
+
+def test_training_refuses_vgg19_without_weights_before_any_work(photos_dir: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ZOO_VGG19_WEIGHTS", raising=False)
+    result = run_cli("train", "srresnet", "--data", f"folder:{photos_dir}", "--steps", "1", *TINY_SR,
+                     "--set", "content=vgg19", "--out", "run")
+    assert result.exit_code == 2 and "content=vgg19 needs ImageNet VGG19 weights on disk" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not Path("run").exists()
 
 
 def test_vgg19_content_loss_from_a_safetensors_file(tmp_path: Path) -> None:
@@ -234,7 +258,8 @@ def test_vgg19_content_loss_from_a_safetensors_file(tmp_path: Path) -> None:
     spec = zoo.Derivation(2, 16).spec(zoo.DataSpec("rgb", 3, 32, 32))
     model = SRResNet(SRResNetConfig(content="vgg19", vgg19_weights=str(path), blocks=1, width=4, crop=16,
                                     scale=2), spec)
-    assert model.helper_sources()["content"].startswith(f"vgg19: {path} (sha256 ")
+    model.configure_optimizers()  # training builds the content network
+    assert model.helper_sources()["content"].startswith(f"vgg19: {path.resolve()} (sha256 ")
     assert not any(k.startswith("content") or "net." in k for k in model.state_dict())
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert float(model.content_loss(x, x)) == 0 and float(model.content_loss(x, -x)) > 0
@@ -302,7 +327,7 @@ def test_upscale_compare_shrinks_then_measures_against_the_original(srresnet_run
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--scale", "4"], "was trained for x2"),
-    (["--compare"], "smaller than one 2x2 block"),
+    (["--compare"], "too small to measure x2 super-resolution on"),
     (["--tile", "0"], "--tile must be at least 1"),
 ])
 def test_upscale_refuses_bad_input(srresnet_run: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -405,3 +430,10 @@ def test_paired_data_of_one_size_is_refused_for_an_upscaler(tmp_path: Path) -> N
     result = run_cli("train", "srresnet", "--data", f"paired:{pairs}", "--size", "32", "--steps", "1", *TINY_SR,
                      "--out", "run")
     assert result.exit_code == 2 and "as low- and high-resolution photos at full size" in result.output
+
+
+def test_translate_points_an_upscaler_to_zoo_upscale(srresnet_run: Path, tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    photo(0, (30, 20)).save(image)
+    result = run_cli("translate", str(srresnet_run), str(image))
+    assert result.exit_code == 2 and f"whatever their size: zoo upscale {srresnet_run} {image}" in result.output

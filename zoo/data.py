@@ -43,8 +43,9 @@ class Photos:
 
     @classmethod
     def of(cls, images: Sequence[torch.Tensor]) -> Photos:
+        """The photos given (none makes an empty set: a selection may leave none)."""
         if not images:
-            raise ValueError("no photos")
+            return cls(torch.empty(0, dtype=torch.uint8), torch.empty(0, 3, dtype=torch.int64))
         return cls(torch.cat([im.reshape(-1) for im in images]),
                    torch.tensor([list(im.shape) for im in images], dtype=torch.int64))
 
@@ -61,7 +62,9 @@ class Photos:
 
     @property
     def smallest(self) -> tuple[int, int]:
-        """The least height and the least width among the photos."""
+        """The least height and the least width among the photos (0, 0 for none)."""
+        if not len(self):
+            return 0, 0
         return int(self.shapes[:, 1].min()), int(self.shapes[:, 2].min())
 
     def to(self, device: torch.device | str) -> Photos:
@@ -74,13 +77,24 @@ class Photos:
         """Each photo through ``change`` (a function of a 1 x C x H x W uint8 batch)."""
         return Photos.of([change(im.unsqueeze(0))[0] for im in self])
 
-    def centre_crops(self) -> torch.Tensor:
-        """Every photo's centre, cut to the smallest height and width: one N x C x H x W
-        tensor for what needs images of one size (pictures of the data, statistics)."""
-        height, width = self.smallest
+    def centre_crops(self, size: tuple[int, int] | None = None, *, scale: int = 1,
+                     within: Photos | None = None) -> torch.Tensor:
+        """Every photo's centre, cut to ``size`` (default: the smallest height and width):
+        one N x C x H x W tensor for what needs images of one size (pictures of the data,
+        statistics). With ``within`` (the low-resolution half of pairs, ``scale`` times
+        smaller), each window sits ``scale`` times where ``within``'s centre window does, so
+        the two stay aligned."""
+        height, width = size or self.smallest
+        if not len(self):
+            return torch.empty(0, 3, height, width, dtype=torch.uint8)
         out = []
-        for im in self:
-            top, left = (im.shape[1] - height) // 2, (im.shape[2] - width) // 2
+        for i, im in enumerate(self):
+            if within is not None:
+                small_h, small_w = height // scale, width // scale
+                top = (within[i].shape[1] - small_h) // 2 * scale
+                left = (within[i].shape[2] - small_w) // 2 * scale
+            else:
+                top, left = (im.shape[1] - height) // 2, (im.shape[2] - width) // 2
             out.append(im[:, top:top + height, left:left + width])
         return torch.stack(out)
 

@@ -303,7 +303,8 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
     pixels = images.float()
 
     # The mean, std, min and max over the data set, pixel by pixel, shown as images.
-    stats = {"mean": pixels.mean(0), "std": pixels.std(0), "min": pixels.amin(0), "max": pixels.amax(0)}
+    std = pixels.std(0) if len(pixels) > 1 else torch.zeros_like(pixels[0])  # one image: no spread
+    stats = {"mean": pixels.mean(0), "std": std, "min": pixels.amin(0), "max": pixels.amax(0)}
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for ax, (name, image) in zip(axes, stats.items(), strict=True):
         shown = image / 255.0 if name != "std" else image / max(float(image.max()), 1e-6)

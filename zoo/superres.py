@@ -62,17 +62,19 @@ def upscale(model: Model, image: Tensor, factor: int, tile: int = TILE) -> Tenso
 
 
 def bicubic(image: Tensor, factor: int) -> Tensor:
-    """The baseline: bicubic upsampling, clamped to [-1, 1]."""
-    return F.interpolate(image, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1, 1)
+    """The baseline: bicubic upsampling with the kernel of MATLAB's ``imresize`` and PIL
+    (a = -0.5: torch's ``antialias=True``; its default is a = -0.75), clamped to [-1, 1]."""
+    return F.interpolate(image, scale_factor=factor, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
 
 
 def shrink(images: Tensor, factor: int, name: str = "the image") -> tuple[Tensor, Tensor]:
     """(high, low): uint8 N x C x H x W images cropped to sides that divide by ``factor``
     (from the bottom and right) and their bicubic downsample, rounded to 8 bits."""
     height, width = images.shape[-2:]
-    if height < factor or width < factor:
-        raise UsageError(f"{name} is {height}x{width}, smaller than one {factor}x{factor} block of "
-                         f"x{factor} super-resolution; give images at least {factor} px a side")
+    least = 3 * factor  # a border of factor px is cropped from each side before measuring
+    if height < least or width < least:
+        raise UsageError(f"{name} is {height}x{width}: too small to measure x{factor} super-resolution on (its "
+                         f"{factor} px border is cropped); give images of at least {least} px a side")
     high = images[..., :height - height % factor, :width - width % factor]
     low = as_uint8(Derivation(factor).downsample(to_float(high)))
     return high, low

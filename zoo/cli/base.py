@@ -75,7 +75,8 @@ DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", help="Look here first for the raw files (then $ZOO_DATA_DIR, the cache, system "
                        "folders; then download).")]
 Size = Annotated[str | None, typer.Option(
-    "--size", help="Resize (and centre-crop) to SIZE x SIZE, or HEIGHTxWIDTH (64x128) where the model allows.")]
+    "--size", help="Resize (and centre-crop) to SIZE x SIZE, or HEIGHTxWIDTH (64x128) where the model allows; "
+                   "full keeps photos at their own sizes (super-resolution's default: it trains on crops).")]
 Channels = Annotated[int | None, typer.Option("--channels", help="1 (grayscale) or 3 (RGB).")]
 Classes = Annotated[str | None, typer.Option(
     "--classes", help="Keep only these classes, by name or index: 7, or sneaker,sandal.")]

@@ -231,11 +231,12 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
             notes.append(_warn_skipped(f"{len(keys) - len(both)} pair(s) of {root} with an unreadable file",
                                        skipped, console))
         if dims == (0, 0):  # --size full: low- and high-resolution photos, each at its own size
-            a_photos = Photos.of([_channels(a_read.pictures[i].unsqueeze(0), a_read.gray, channels)[0] for i in both])
-            b_photos = Photos.of([_channels(b_read.pictures[i].unsqueeze(0), b_read.gray, channels)[0] for i in both])
+            gray = a_read.gray and b_read.gray  # one channel count for both: colour if either has it
+            a_photos = Photos.of([_channels(a_read.pictures[i].unsqueeze(0), gray, channels)[0] for i in both])
+            b_photos = Photos.of([_channels(b_read.pictures[i].unsqueeze(0), gray, channels)[0] for i in both])
             return RawData(a_photos.centre_crops(), None, [], str(root.resolve()), "train", notes,
-                           targets=b_photos.centre_crops(), pairing="paired", domains=("A", "B"), photos=a_photos,
-                           target_photos=b_photos)
+                           targets=_aligned_centres(a_photos, b_photos), pairing="paired", domains=("A", "B"),
+                           photos=a_photos, target_photos=b_photos)
         a = torch.stack([a_read.pictures[i] for i in both])
         b = torch.stack([b_read.pictures[i] for i in both])
         a_gray, b_gray = a_read.gray, b_read.gray
@@ -300,6 +301,17 @@ def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: 
         files, *dims, lambda paths: track(paths, description=what, console=console,
                                           disable=len(paths) < 200, transient=True))
     return _Read(dict(zip(kept, pictures, strict=True)), gray, skipped)
+
+
+def _aligned_centres(low: Photos, high: Photos) -> torch.Tensor:
+    """The high-resolution photos' centre windows, each over its low-resolution photo's centre
+    window, when every pair has one whole ratio (else each photo's own centre)."""
+    ratios = {(h[1] / lo[1], h[2] / lo[2]) for lo, h in zip(low.shapes.tolist(), high.shapes.tolist(), strict=True)}
+    if len(ratios) != 1 or any(r != int(r) for r in next(iter(ratios))) or len(set(next(iter(ratios)))) != 1:
+        return high.centre_crops()
+    scale = int(next(iter(ratios))[0])
+    height, width = low.smallest
+    return high.centre_crops((height * scale, width * scale), scale=scale, within=low)
 
 
 def _warn_skipped(what: str, skipped: list[str], console: Console) -> str:

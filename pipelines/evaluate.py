@@ -494,7 +494,8 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
     if all(c is not None for c in columns):
         figures.save_grid(zoo.image_rows(*[c for c in columns if c is not None]), pictures / "sheet.png",
                           column_labels=["input", "bicubic", model.name, "original"],
-                          title=f"{model.name} x{factor} on {reference.split_name} images (centre crops)")
+                          title=f"{model.name} x{factor}, {reference.split_name} images of "
+                                f"{reference.name.rstrip('/').rsplit('/', 1)[-1]} (centre crops)")
     else:  # windows of different sizes (small photos): one sheet each
         for i in range(len(shown[0])):
             figures.save_grid(zoo.image_rows(*[column[i].unsqueeze(0) for column in shown]),

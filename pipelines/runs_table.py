@@ -57,7 +57,7 @@ NARROW = 120
 
 def runs_table(found: Sequence[RunSummary], root: Path, width: int = 200) -> Table:
     """The runs as a table; each distinct protocol is written once, under it, and its number
-    put beside the FIDs measured under it."""
+    put beside the figures measured under it."""
     protocols = list(dict.fromkeys(run.protocol for run in found if run.protocol))
     wide = width >= NARROW
     table = Table(title=f"{len(found)} run{'s' if len(found) != 1 else ''} in {root}", title_justify="left",
@@ -65,15 +65,14 @@ def runs_table(found: Sequence[RunSummary], root: Path, width: int = 200) -> Tab
                   caption_justify="left")
     # Narrow terminals: no images, time trained or creation time (run folders are named by it).
     columns = ["run", "model", "data", "steps", *(["images"] if wide else []), "status",
-               *(["created", "trained"] if wide else []), "FID", "best in training"]
-    least = {"model": 5, "data": 5, "FID": 6, "best in training": 8}  # never squeezed to nothing
+               *(["created", "trained"] if wide else []), "eval", "best in training"]
+    least = {"model": 5, "data": 5, "eval": 6, "best in training": 8}  # never squeezed to nothing
     for column in columns:
         table.add_column(column, justify="left" if column in ("run", "model", "data", "status", "created") else "right",
                          no_wrap=column in ("steps", "status", "created") or (wide and column == "run"),
                          overflow="fold", min_width=least.get(column))
     for run in found:
-        fid = run.evaluation.get("fid")
-        fid_text = number(fid) if isinstance(fid, (int, float)) and not isinstance(fid, bool) else ""
+        fid_text = headline(run.evaluation)
         if run.protocol:
             fid_text += f" ({protocols.index(run.protocol) + 1})"
         created = (run.created or "")[0 if wide else 5:16].replace("T", " ")  # narrow: no year
@@ -81,9 +80,23 @@ def runs_table(found: Sequence[RunSummary], root: Path, width: int = 200) -> Tab
                  "steps": steps_text(run), "images": _count(run.images),
                  "status": f"[{STATUS_STYLES.get(run.status, 'red')}]{escape(run.status)}[/]",
                  "created": created, "trained": duration(run.seconds),
-                 "FID": fid_text, "best in training": best_text(run.best)}
+                 "eval": fid_text, "best in training": best_text(run.best)}
         table.add_row(*(cells[c] for c in columns))
     return table
+
+
+HEADLINES = (("fid", "FID {}"), ("psnr_y", "PSNR-Y {} dB"), ("psnr", "PSNR {} dB"), ("nll", "NLL {}"))
+"""The figure ``zoo runs`` shows of an evaluation: the first of these it holds."""
+
+
+def headline(evaluation: dict[str, Any]) -> str:
+    """A run's evaluation in one figure: its FID, or for what is not sampled (an upscaler,
+    a translator, an autoencoder) its PSNR or likelihood."""
+    for key, form in HEADLINES:
+        value = evaluation.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return form.format(number(value))
+    return ""
 
 
 def steps_text(run: RunSummary) -> str:

@@ -12,13 +12,14 @@ original with the PSNR and SSIM of both upscales (Y channel, border cropped).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import track
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zoo import figures, runs, superres
@@ -57,8 +58,11 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
     skipped: list[str] = []
     table: list[tuple[str, str, superres.Scores]] = []
     started = time.perf_counter()
-    with evaluating(model), torch.no_grad():
-        for file in track(files, description="upscaling", console=console, transient=True, disable=len(files) < 2):
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    with evaluating(model), torch.no_grad(), bar:
+        images = bar.add_task(f"upscaling x{factor}", total=len(files))
+        for file in files:
             try:
                 picture, _, _ = read_image(file, 0, 0)
             except UNREADABLE as exc:
@@ -73,7 +77,11 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
             else:
                 low = picture
             lowf = to_float(low).to(model.device)
-            output = figures.as_uint8(superres.upscale(model, lowf, factor, tile).cpu())
+            pieces = bar.add_task(f"  {file.name}: tiles", total=superres.tiles(lowf, model, tile))
+            output = figures.as_uint8(superres.upscale(model, lowf, factor, tile,
+                                                       functools.partial(bar.advance, pieces)).cpu())
+            bar.remove_task(pieces)
+            bar.advance(images)
             baseline = figures.as_uint8(superres.bicubic(lowf, factor).cpu())
             name = unique([*names, file.stem])[-1]
             names.append(name)

@@ -15,6 +15,8 @@ the low-resolution half of a high-resolution photo, and measuring as the field d
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn.functional as F
@@ -36,17 +38,29 @@ def factor_of(model: Model) -> int:
     return derivation.factor if derivation is not None else 1
 
 
-def upscale(model: Model, image: Tensor, factor: int, tile: int = TILE) -> Tensor:
+def tiles(image: Tensor, model: Model, tile: int = TILE) -> int:
+    """How many tiles :func:`upscale` cuts ``image`` into (1: it is upscaled whole)."""
+    h, w = image.shape[-2:]
+    if model.context() <= 0 or (h <= tile and w <= tile):
+        return 1
+    return math.ceil(h / tile) * math.ceil(w / tile)
+
+
+def upscale(model: Model, image: Tensor, factor: int, tile: int = TILE,
+            done: Callable[[], None] | None = None) -> Tensor:
     """``image`` (1 x C x h x w, float in [-1, 1], on the model's device) made ``factor``
     times larger by ``model.translate``, in tiles when it is larger than ``tile`` and the
-    model declares its context."""
+    model declares its context; ``done`` is called after each tile (a progress bar)."""
     _, _, h, w = image.shape
     margin = model.context()
     if tile < 1:
         raise UsageError(f"--tile must be at least 1, got {tile}")
     if margin <= 0 or (h <= tile and w <= tile):
-        return model.translate(image)
-    out = None
+        whole = model.translate(image)
+        if done is not None:
+            done()
+        return whole
+    out: Tensor | None = None
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             bottom, right = min(top + tile, h), min(left + tile, w)
@@ -57,6 +71,8 @@ def upscale(model: Model, image: Tensor, factor: int, tile: int = TILE) -> Tenso
                 out = piece.new_empty(piece.shape[0], piece.shape[1], h * factor, w * factor)
             out[:, :, top * factor:bottom * factor, left * factor:right * factor] = piece[
                 :, :, (top - y0) * factor:(bottom - y0) * factor, (left - x0) * factor:(right - x0) * factor]
+            if done is not None:
+                done()
     assert out is not None
     return out
 

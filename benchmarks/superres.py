@@ -12,11 +12,15 @@ motorcycle shots, a stereo pair, both train). Held out: chelsea (the cat), coffe
   ``zoo upscale RUN photos/test --compare`` for the close-ups side by side, gathered into
   docs/images/superres-crops.png;
 * ``upscale``: ``zoo upscale`` of a held-out photo larger than any crop and not square,
-  timed, tiled (the default) and whole (one tile), with the largest difference between them.
+  timed, tiled (the default) and whole (one tile), with the largest difference between them;
+* ``defaults``: the README's first two commands as typed (``zoo train srresnet --data
+  folder:photos/train --set scale=4``, then ``zoo train srgan ... --init-from`` it; their
+  default lengths), each measured on the held-out photos.
 
     python benchmarks/superres.py train --minutes 10
     python benchmarks/superres.py measure
     python benchmarks/superres.py upscale
+    python benchmarks/superres.py defaults
 
 Runs are kept in benchmarks/results/superres/ (a run that is there is measured, not retrained).
 """
@@ -49,7 +53,7 @@ TRAIN = ["astronaut.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.p
          "retina.jpg", "camera.png", "brick.png", "grass.png", "gravel.png", "coins.png", "moon.png"]
 TEST = ["chelsea.png", "coffee.png", "rocket.jpg"]
 KEYS = ("psnr_y", "bicubic_psnr_y", "ssim_y", "bicubic_ssim_y", "laplacian_energy", "bicubic_laplacian_energy",
-        "original_laplacian_energy")
+        "original_laplacian_energy", "grid_artefact", "original_grid_artefact")
 
 
 def photos() -> Path:
@@ -119,7 +123,7 @@ def part_measure(args: argparse.Namespace) -> None:
     columns = [torch.stack(bicubic), *[torch.stack(v) for v in shown.values()], torch.stack(original)]
     IMAGES.mkdir(parents=True, exist_ok=True)
     figures.save_grid(torch.stack([to_float(c) for c in columns], dim=1), IMAGES / "superres-crops.png",
-                      column_labels=["bicubic", *shown, "original"],
+                      column_labels=["bicubic", *shown, "original"], scale=2,
                       title="x4 on held-out photos (96 px close-ups)")
     print(f"-> {IMAGES / 'superres-crops.png'}")
 
@@ -152,12 +156,27 @@ def part_upscale(args: argparse.Namespace) -> None:
                       "pixels_that_differ": int((a != b).any(0).sum())}, indent=2))
 
 
+def part_defaults(args: argparse.Namespace) -> None:
+    data = f"folder:{photos() / 'train'}"
+    base = trained("default-srresnet", "srresnet", "--data", data, "--set", "scale=4")
+    gan = trained("default-srgan", "srgan", "--data", data, "--set", "scale=4", "--init-from", str(base))
+    test = photos() / "test"
+    table = {}
+    for name, run in (("srresnet", base), ("srgan", gan)):
+        zoo("eval", str(run), "--data", f"folder:{test}", "--split", "train", "--wandb", "off")
+        result = json.loads((run / "eval.json").read_text())
+        info = json.loads((run / "run.json").read_text())
+        table[name] = {"crops": info["images"], "steps": info["step"], **{k: result[k] for k in KEYS}}
+    (RESULTS / "defaults.json").write_text(json.dumps(table, indent=2))
+    print(json.dumps(table, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["train", "measure", "upscale"])
+    parser.add_argument("part", choices=["train", "measure", "upscale", "defaults"])
     parser.add_argument("--minutes", type=float, default=10)
     args = parser.parse_args()
-    {"train": part_train, "measure": part_measure, "upscale": part_upscale}[args.part](args)
+    {"train": part_train, "measure": part_measure, "upscale": part_upscale, "defaults": part_defaults}[args.part](args)
 
 
 if __name__ == "__main__":

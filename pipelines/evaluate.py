@@ -479,7 +479,8 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
     result.update({"psnr_y": mean(scores.psnr), "ssim_y": mean(scores.ssim),
                    "bicubic_psnr_y": mean(scores.bicubic_psnr), "bicubic_ssim_y": mean(scores.bicubic_ssim),
                    "laplacian_energy": mean(scores.energy), "bicubic_laplacian_energy": mean(scores.bicubic_energy),
-                   "original_laplacian_energy": mean(scores.original_energy)})
+                   "original_laplacian_energy": mean(scores.original_energy),
+                   "grid_artefact": mean(scores.grid), "original_grid_artefact": mean(scores.original_grid)})
     result["sharpness"] = round(result["laplacian_energy"] / max(result["original_laplacian_energy"], 1e-12), 4)
     details["per_image"] = {"psnr_y": [round(v, 3) for v in scores.psnr],
                             "bicubic_psnr_y": [round(v, 3) for v in scores.bicubic_psnr]}

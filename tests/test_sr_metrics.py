@@ -40,3 +40,14 @@ def test_colour_alone_does_not_move_psnr_y() -> None:
     direction = torch.tensor([128.553, -65.481, 0.0]).view(1, 3, 1, 1) / 255
     shifted = rgb + 0.05 * direction
     assert metrics.psnr_y(shifted, rgb).item() > 90 and metrics.psnr(shifted, rgb).item() < 60
+
+
+def test_grid_artefact_finds_a_checkerboard_and_not_real_detail() -> None:
+    torch.manual_seed(0)
+    photo = torch.rand(2, 3, 256, 256) * 2 - 1  # detail everywhere, on no phase in particular
+    smooth = torch.linspace(-1, 1, 256).expand(1, 3, 256, 256).contiguous()
+    grid = smooth.clone()
+    grid[..., 0::4, 0::4] += 0.3  # a bright dot every 4 pixels: a sub-pixel layer's checkerboard
+    noise_score = metrics.grid_artefact(photo, 4)
+    assert float(metrics.grid_artefact(smooth, 4)[0]) < 1e-3
+    assert float(metrics.grid_artefact(grid.clamp(-1, 1), 4)[0]) > 5 * float(noise_score.max())

@@ -446,7 +446,7 @@ def test_translate_refuses_models_that_do_not_translate(mnist) -> None:
     shape(1, (32, 32), True, True).save("in.png")
     result = run_cli("translate", "dc", "in.png")
     assert result.exit_code == 2
-    assert "dcgan does not translate images (models that do: cyclegan, pix2pix)" in result.output
+    assert "dcgan does not translate images (models that do: cyclegan, pix2pix, srgan, srresnet)" in result.output
 
 
 @pytest.mark.parametrize("model, data, message", [
@@ -531,7 +531,7 @@ def test_sizes_need_not_be_square_where_the_networks_allow(tmp_path: Path) -> No
                           "--steps", "1", "--no-wandb")
     assert square_only.exit_code == 2 and "DCGAN needs square images" in square_only.output
     bad = run_cli("prep", data, "--size", "32x")
-    assert bad.exit_code == 2 and "--size takes SIZE or HEIGHTxWIDTH" in bad.output
+    assert bad.exit_code == 2 and "--size takes SIZE, HEIGHTxWIDTH or full" in bad.output
 
 
 def test_a_resumed_cyclegan_matches_an_uninterrupted_one(tmp_path: Path) -> None:

@@ -54,6 +54,8 @@ EVAL_METRICS: dict[str, tuple[str | None, str]] = {
                                "(Y, 8-bit); read beside the original's"),
     "bicubic_laplacian_energy": (None, "the same for bicubic upsampling"),
     "original_laplacian_energy": (None, "the same for the original images"),
+    "grid_artefact": ("lower", "checkerboard: RMS of the Laplacian's means per phase mod scale (Y, 8-bit)"),
+    "original_grid_artefact": (None, "the same for the original images"),
     "reconstruction_sharpness": ("one", "reconstructions' Laplacian energy / the inputs'"),
     "active_units": ("higher", "latent dimensions the codes use"),
     "nll": ("lower", "held-out negative log-likelihood, nats per image"),

@@ -10,14 +10,15 @@ the low-resolution half of a high-resolution photo, and measuring as the field d
 * :func:`measure`: PSNR and SSIM on the BT.601 Y channel with ``scale`` pixels cropped from
   each border (Ledig et al.'s convention, which makes figures comparable with papers),
   for the model and for bicubic upsampling of the same inputs, and the Laplacian energy of
-  each (a no-reference sharpness figure: a blurry upscale has little).
+  each (a no-reference sharpness figure: a blurry upscale has little), with the share of that
+  detail that is a grid repeating every ``scale`` pixels (a checkerboard scores high there).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -25,7 +26,7 @@ from torch import Tensor
 from .data import to_float
 from .errors import UsageError
 from .figures import as_uint8
-from .metrics import laplacian_energy, luma, psnr_y, ssim_y
+from .metrics import grid_artefact, laplacian_energy, luma, psnr_y, ssim_y
 from .model import Derivation, Model
 
 TILE = 128
@@ -108,7 +109,8 @@ def centre_window(images: Tensor, side: int) -> Tensor:
 class Scores:
     """Per image: the model's and bicubic's PSNR and SSIM (Y, border cropped), and the
     Laplacian energy (the mean squared 3 x 3 Laplacian of Y, 8-bit units) of the model's
-    output, of bicubic's and of the original."""
+    output, of bicubic's and of the original; and the grid artefact (:func:`zoo.metrics.
+    grid_artefact`, period ``scale``) of the output and of the original."""
 
     psnr: list[float]
     ssim: list[float]
@@ -117,6 +119,8 @@ class Scores:
     energy: list[float]
     bicubic_energy: list[float]
     original_energy: list[float]
+    grid: list[float] = field(default_factory=list)
+    original_grid: list[float] = field(default_factory=list)
 
 
 def measure(outputs: Tensor, baseline: Tensor, high: Tensor, border: int, scores: Scores) -> None:
@@ -129,3 +133,5 @@ def measure(outputs: Tensor, baseline: Tensor, high: Tensor, border: int, scores
     for images, into in ((a, scores.energy), (b, scores.bicubic_energy), (h, scores.original_energy)):
         y = luma(images) / 127.5 - 1  # Y in [-1, 1]: laplacian_energy takes it to [0, 1] ...
         into.append(float(laplacian_energy(y)[0]) * 255 ** 2)  # ... and this back to 8-bit units
+    scores.grid.append(float(grid_artefact(a, border)[0]))
+    scores.original_grid.append(float(grid_artefact(h, border)[0]))

@@ -117,6 +117,19 @@ class Engine:
             self.scaler.load_state_dict(state["scaler"])
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively: a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (elsewhere oneDNN emulates bf16, many times slower than fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
+        return False
+
+
 @contextlib.contextmanager
 def full_precision() -> Iterator[None]:
     """No autocast within a block (previews and sampling are drawn in float32)."""

@@ -6,8 +6,18 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 ZOO = [sys.executable, "-m", "zoo"]
+
+
+def trained(results: Path, name: str, *args: str) -> Path:
+    """``results/name``: a run of ``zoo train ARGS``, trained once (a run that is there is kept)."""
+    run = results / name
+    if not (run / "checkpoint.safetensors").is_file():
+        seconds = zoo("train", *args, "--no-wandb", "--out", str(run))
+        print(f"trained {name} in {seconds:.0f} s")
+    return run
 
 
 def zoo(*args: str) -> float:

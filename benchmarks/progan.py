@@ -31,6 +31,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import commands  # noqa: E402
 from commands import zoo  # noqa: E402
 
 from zoo import checkpoint as ckpt_io  # noqa: E402
@@ -43,11 +44,7 @@ KEYS = ("fid", "kid", "swd", "swd_reference", "precision", "recall", "ms_ssim", 
 
 
 def trained(name: str, *args: str) -> Path:
-    run = RESULTS / name
-    if not (run / ckpt_io.FILENAME).is_file():
-        seconds = zoo("train", *args, "--no-wandb", "--out", str(run))
-        print(f"trained {name} in {seconds:.0f} s")
-    return run
+    return commands.trained(RESULTS, name, *args)
 
 
 def part_versus(args: argparse.Namespace) -> None:

@@ -39,9 +39,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import commands  # noqa: E402
 from commands import zoo  # noqa: E402
 
-from zoo import checkpoint as ckpt_io  # noqa: E402
 from zoo import figures  # noqa: E402
 from zoo.data import to_float  # noqa: E402
 from zoo.images import read_image  # noqa: E402
@@ -73,11 +73,7 @@ def contents() -> list[str]:
 
 
 def trained(name: str, *args: str) -> Path:
-    run = RESULTS / name
-    if not (run / ckpt_io.FILENAME).is_file():
-        seconds = zoo("train", *args, "--no-wandb", "--out", str(run))
-        print(f"trained {name} in {seconds:.0f} s")
-    return run
+    return commands.trained(RESULTS, name, *args)
 
 
 def runs(minutes: float) -> dict[str, Path]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,7 +394,7 @@ def _pairs(model: Model, data: PreparedData) -> tuple[Tensor, Tensor | None]:
     """The inputs to translate, and their targets where the data has them."""
     if data.targets is not None and model.spec.pairing == "paired":
         return data.images, data.targets
-    derivation = type(model).derivation(model.config) if "derived" in model.data_pairing else None
+    derivation = superres.derivation_of(type(model), model.config)
     if derivation is not None and data.targets is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # a derivation's random crops
@@ -452,11 +453,8 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
                            else list(data.images[:n].split(batch_size)))[:n]
     given = data.target_photos  # paired low- and high-resolution photos: the data's own low ones
     if given is not None and data.photos is not None:
-        for i, (low, high) in enumerate(zip(data.photos.shapes.tolist(), given.shapes.tolist(), strict=True)):
-            if high[1:] != [factor * low[1], factor * low[2]]:
-                raise UsageError(f"pair {i + 1} of {reference.name}: its B image ({high[1]}x{high[2]}) is not "
-                                 f"{factor} times its A image ({low[1]}x{low[2]}), as {model.name} x{factor} needs")
-    scores = superres.Scores([], [], [], [], [], [], [])
+        superres.check_pairs(data.photos, given, factor, reference.name, model.name)
+    scores = superres.Scores()
     shown: list[list[Tensor]] = [[], [], [], []]
     with torch.no_grad():
         for k, item in enumerate(track(items, description="upscaling", console=console, transient=True,
@@ -475,7 +473,9 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
                     for column, images in zip(shown, (low, base, out, high), strict=True):
                         column.append(to_float(superres.centre_window(images[i], window // factor if
                                                                      images is low else window)))
-    mean = lambda values: round(sum(values) / len(values), 4)  # noqa: E731
+    def mean(values: list[float]) -> float:
+        return round(statistics.fmean(values), 4)
+
     result.update({"psnr_y": mean(scores.psnr), "ssim_y": mean(scores.ssim),
                    "bicubic_psnr_y": mean(scores.bicubic_psnr), "bicubic_ssim_y": mean(scores.bicubic_ssim),
                    "laplacian_energy": mean(scores.energy), "bicubic_laplacian_energy": mean(scores.bicubic_energy),

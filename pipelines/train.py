@@ -18,7 +18,7 @@ from rich.console import Console
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import registry, runs
+from zoo import registry, runs, superres
 from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
@@ -123,7 +123,7 @@ def plan(opts: TrainOptions) -> Plan:
                        opts.data)
         size = _size_text(parse_size(opts.size))
         config = _user_config(cls, opts)
-        derivation = cls.derivation(config) if "derived" in cls.data_pairing else None
+        derivation = superres.derivation_of(cls, config)
         if size is None and derivation is not None and derivation.crop and (
                 not pairing_of(opts.data) or (pairing_of(opts.data) == "paired" and folder_of(opts.data))):
             size = "full"  # crops come from the photos whole, not from photos shrunk to one size
@@ -254,7 +254,7 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
     if p.resume_from is None and len(prepared) < SMALL_DATA and p.cls.small_data:
         p = _small_data_config(p, opts, len(prepared), console)
     # Pairs derived on the fly (super-resolution): the model sees the derived shapes.
-    derivation = p.cls.derivation(p.config) if "derived" in p.cls.data_pairing else None
+    derivation = superres.derivation_of(p.cls, p.config)
     if derivation is not None and spec.pairing == "paired":
         _check_resolution_pairs(p.cls.name, derivation, prepared, p.data)
         spec = derivation.paired_spec(spec)
@@ -271,12 +271,7 @@ def _check_resolution_pairs(model: str, derivation: Derivation, prepared: Prepar
     if prepared.photos is None or prepared.target_photos is None or not derivation.crop:
         raise UsageError(f"{model} trains on paired data as low- and high-resolution photos at full size: "
                          f"paired:PATH with A/ (low) and B/ (high, {factor}x larger) and --size full")
-    for i, (low, high) in enumerate(zip(prepared.photos.shapes.tolist(), prepared.target_photos.shapes.tolist(),
-                                        strict=True)):
-        if high[1:] != [factor * low[1], factor * low[2]]:
-            raise UsageError(f"{data}: pair {i + 1}'s B image is {high[1]}x{high[2]}, not {factor} times its A "
-                             f"image ({low[1]}x{low[2]}); {model} x{factor} needs B/ images exactly {factor} times "
-                             f"the size of A/'s (or --set scale=... to match them)")
+    superres.check_pairs(prepared.photos, prepared.target_photos, factor, data, model)
 
 
 def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:

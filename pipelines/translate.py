@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, runs
+from zoo import figures, runs, superres
 from zoo.errors import UsageError
 from zoo.model import Model, evaluating, image_rows
 
@@ -29,7 +29,7 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     """Translate every input image; returns the output folder."""
     console = console or Console()
     model, checkpoint, path = runs.load_translator(target, device)
-    derivation = type(model).derivation(model.config) if "derived" in model.data_pairing else None
+    derivation = superres.derivation_of(type(model), model.config)
     if derivation is not None and derivation.crop and derivation.factor > 1:
         # Trained on crops: translate would fit each input to a crop's size; upscale takes any size.
         raise UsageError(f"{model.name} makes images {derivation.factor} times larger, whatever their size: "

@@ -90,7 +90,7 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
             if len(rows) < SHEET_LIMIT:
                 rows.append([to_float(superres.centre_window(c, SHEET_WINDOW)) for c in columns])
             if high is not None:
-                scores = superres.Scores([], [], [], [], [], [], [])
+                scores = superres.Scores()
                 superres.measure(output, baseline, high, factor, scores)
                 table.append((name, f"{low.shape[-1]}x{low.shape[-2]}", scores))
     if not names:
@@ -111,12 +111,7 @@ def _sheet(rows: list[list[torch.Tensor]], path: Path, model: str, factor: int, 
     """Close-ups side by side, one input per row (rows of one size share a grid)."""
     labels = ["bicubic", model] + (["original"] if compare else [])
     title = f"x{factor}: {'each input shrunk, then upscaled' if compare else 'each input upscaled'} (centres)"
-    shapes = {row[0].shape for row in rows}
-    if len(shapes) == 1:
-        figures.save_grid(image_rows(*[torch.cat([row[i] for row in rows]) for i in range(len(labels))]), path,
-                          column_labels=labels, title=title)
-        return
-    # Close-ups of different sizes (small inputs): pad each to the largest, on black.
+    # Close-ups of different sizes (inputs smaller than the window): each padded to the largest, on black.
     height = max(r[0].shape[-2] for r in rows)
     width = max(r[0].shape[-1] for r in rows)
     padded = [[torch.nn.functional.pad(c, (0, width - c.shape[-1], 0, height - c.shape[-2]), value=-1)

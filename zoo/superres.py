@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data import to_float
+from .data import Photos, to_float
 from .errors import UsageError
 from .figures import as_uint8
 from .metrics import grid_artefact, laplacian_energy, luma, psnr_y, ssim_y
@@ -33,10 +34,24 @@ TILE = 128
 """Side of a tile in input pixels (each read with the model's context around it)."""
 
 
+def derivation_of(cls: type[Model], config: Any) -> Derivation | None:
+    """How a model makes its pairs from one-domain data (None for a model that does not)."""
+    return cls.derivation(config) if "derived" in cls.data_pairing else None
+
+
 def factor_of(model: Model) -> int:
     """How many times larger a model trained on derived pairs makes images (1: not at all)."""
-    derivation = type(model).derivation(model.config) if "derived" in model.data_pairing else None
+    derivation = derivation_of(type(model), model.config)
     return derivation.factor if derivation is not None else 1
+
+
+def check_pairs(low: Photos, high: Photos, factor: int, data: str, model: str) -> None:
+    """Paired low- and high-resolution photos: each B photo must be ``factor`` times its A."""
+    for i, (a, b) in enumerate(zip(low.shapes.tolist(), high.shapes.tolist(), strict=True)):
+        if b[1:] != [factor * a[1], factor * a[2]]:
+            raise UsageError(f"{data}: pair {i + 1}'s B image is {b[1]}x{b[2]}, not {factor} times its A image "
+                             f"({a[1]}x{a[2]}); {model} x{factor} needs B/ images exactly {factor} times the size "
+                             f"of A/'s (or --set scale=... to match them)")
 
 
 def tiles(image: Tensor, model: Model, tile: int = TILE) -> int:
@@ -112,13 +127,13 @@ class Scores:
     output, of bicubic's and of the original; and the grid artefact (:func:`zoo.metrics.
     grid_artefact`, period ``scale``) of the output and of the original."""
 
-    psnr: list[float]
-    ssim: list[float]
-    bicubic_psnr: list[float]
-    bicubic_ssim: list[float]
-    energy: list[float]
-    bicubic_energy: list[float]
-    original_energy: list[float]
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    bicubic_psnr: list[float] = field(default_factory=list)
+    bicubic_ssim: list[float] = field(default_factory=list)
+    energy: list[float] = field(default_factory=list)
+    bicubic_energy: list[float] = field(default_factory=list)
+    original_energy: list[float] = field(default_factory=list)
     grid: list[float] = field(default_factory=list)
     original_grid: list[float] = field(default_factory=list)
 

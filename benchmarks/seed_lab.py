@@ -4,6 +4,13 @@ Kept verbatim in substance -- its networks, its numpy Dataset over the raw IDX f
 DataLoader with batch 128 and shuffle, its 2-logit cross-entropy loop -- as the baseline
 that zoo's DCGAN step is timed against. Only tqdm and the plotting are left out, and the
 loop is wrapped in a function that runs a given number of batches.
+
+As a script it is the lab's whole process, timed as a user runs it, with its generator
+written as a zoo run (the lab's sigmoid output on [0, 1] is exactly zoo's tanh on [-1, 1]
+with the last layer's weights halved: 2 sigmoid(x) - 1 = tanh(x / 2)), so that ``zoo eval``
+measures it as it measures zoo's own runs:
+
+    python benchmarks/seed_lab.py IDX_FILE --steps 1560 --run runs/lab --template ZOO_RUN
 """
 
 from __future__ import annotations
@@ -106,10 +113,13 @@ def make(idx_path: str, seed: int = 999):
     return dataloader, retea_g, retea_d, loss_function, optimizerD, optimizerG, dim_zg
 
 
-def train_epoch(dataloader, retea_g, retea_d, loss_function, optimizerD, optimizerG, dim_zg) -> int:
-    """One epoch of the lab's loop; returns the number of batches."""
+def train_epoch(dataloader, retea_g, retea_d, loss_function, optimizerD, optimizerG, dim_zg,
+                limit: int | None = None) -> int:
+    """One epoch of the lab's loop (or its first ``limit`` batches); returns the number of batches."""
     n = 0
     for data in dataloader:
+        if limit is not None and n == limit:
+            break
         retea_d.zero_grad()
         label = torch.LongTensor(np.ones(len(data)))
         output = retea_d(data)
@@ -132,3 +142,57 @@ def train_epoch(dataloader, retea_g, retea_d, loss_function, optimizerD, optimiz
         optimizerG.step()
         n += 1
     return n
+
+
+def as_zoo_run(retea_g, retea_d, template: str, run: str) -> None:
+    """The lab's networks as a zoo DCGAN run (architecture lab, 2-logit cross-entropy),
+    written beside a template run of zoo's (its config, data record and spec)."""
+    import shutil
+    from pathlib import Path
+
+    from zoo import checkpoint as ckpt_io
+
+    source = ckpt_io.load(Path(template) / ckpt_io.FILENAME)
+    state = dict(source.state["model"])
+    g = {"tconv1": 0, "bn1": 1, "tconv2": 3, "bn2": 4, "tconv3": 6, "bn3": 7, "tconv4": 9}
+    for name, value in retea_g.state_dict().items():
+        layer, key = name.split(".")
+        value = value / 2 if layer == "tconv4" else value  # sigmoid on [0, 1] -> tanh on [-1, 1]
+        state[f"generator.body.{g[layer]}.{key}"] = value.clone()
+    d = {"conv1": "features.0", "conv2": "features.2", "bn2": "features.3", "conv3": "features.5",
+         "bn3": "features.6", "conv4": "features.8", "bn4": "features.9", "out": "head"}
+    for name, value in retea_d.state_dict().items():
+        layer, key = name.split(".")
+        state[f"discriminator.{d[layer]}.{key}"] = value.clone()
+    assert state.keys() == source.state["model"].keys()
+    out = Path(run)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    shutil.copy(Path(template) / "run.json", out / "run.json")
+    ckpt_io.save(out / ckpt_io.FILENAME, ckpt_io.Checkpoint(
+        source.plugin, source.plugin_version, source.config, source.data,
+        {**source.train, "run": out.name}, {**source.state, "model": state}))
+
+
+def main() -> None:
+    import argparse
+    import time
+
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("idx", help="the MNIST images as an uncompressed IDX file")
+    parser.add_argument("--steps", type=int, default=1560)
+    parser.add_argument("--run", help="write the trained networks as a zoo run here")
+    parser.add_argument("--template", help="a zoo dcgan run (architecture=lab, loss=cross_entropy) to copy the format of")
+    args = parser.parse_args()
+    lab = make(args.idx)
+    done = 0
+    while done < args.steps:
+        done += train_epoch(*lab, limit=args.steps - done)
+    print(f"lab loop: {done} steps in {time.perf_counter() - started:.1f} s (whole process)")
+    if args.run:
+        as_zoo_run(lab[1], lab[2], args.template, args.run)
+
+
+if __name__ == "__main__":
+    main()

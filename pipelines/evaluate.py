@@ -46,8 +46,8 @@ from rich.console import Console
 from torch import Tensor
 
 import zoo
+from zoo import distributed, figures, metrics, runs, superres, swd
 from zoo import features as features_io
-from zoo import figures, metrics, runs, superres, swd
 from zoo.data import PreparedData, load_prepared, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
@@ -179,17 +179,42 @@ def conditions_for(model: Model, reference: PreparedData, n: int, generator: tor
     return out
 
 
-def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: Any = None) -> Tensor:
-    """``n`` samples as 8-bit images (as saved to PNG), on the CPU, in chunks."""
-    generator = torch.Generator().manual_seed(seed)
-    out = []
-    for start in range(0, n, CHUNK):
+def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: Any = None,
+         cluster: distributed.Cluster | None = None) -> Tensor:
+    """``n`` samples as 8-bit images (as saved to PNG), on the CPU, in chunks of ``CHUNK``,
+    each drawn from a seeded generator of its own: the same samples however many processes
+    draw them. Under torchrun each process draws every world-th chunk and returns its own
+    (see :func:`gathered`)."""
+    cluster = cluster or distributed.Cluster()
+    spec = model.spec
+    out = [torch.zeros((0, *spec.target_shape) if spec.pairing else (0, spec.channels, spec.height, spec.width),
+                       dtype=torch.uint8)]
+    for chunk, start in enumerate(range(0, n, CHUNK)):
+        if chunk % cluster.world != cluster.rank:
+            continue
         count = min(CHUNK, n - start)
+        generator = torch.Generator().manual_seed(seed if chunk == 0 else seed * 1_000_003 + chunk)
         given = {k: v[start:start + count] for k, v in conditions.items()}
         out.append(figures.as_uint8(model.sample(count, generator=generator, conditions=given).cpu()))
         if progress is not None:
-            progress(count)
+            progress(count * cluster.world)
     return torch.cat(out)
+
+
+def gathered(mine: Tensor, n: int, cluster: distributed.Cluster) -> Tensor:
+    """Every process's part of :func:`draw`'s ``n`` rows (samples, or their features), in the
+    order one process would have drawn them."""
+    if not cluster.distributed:
+        return mine
+    every = cluster.gather(mine)
+    owner = torch.cat([torch.full((min(CHUNK, n - start),), chunk, dtype=torch.int64)
+                       for chunk, start in enumerate(range(0, n, CHUNK))])
+    rank_of = owner % cluster.world
+    # gather() puts rank 0's rows first, then rank 1's...: the position of each row there
+    order = torch.cat([torch.nonzero(rank_of == r).flatten() for r in range(cluster.world)])
+    out = torch.empty_like(every)
+    out[order] = every
+    return out
 
 
 # -- zoo eval -----------------------------------------------------------------------------------------
@@ -202,15 +227,35 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``. ``data``
     judges it against another data set than its own (at the run's size and channels): a
     model trained on one class against every class, say."""
-    console = console or Console()
     if n < 2:
         raise UsageError(f"--n must be at least 2, got {n}")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     path = runs.find_checkpoint(target, checkpoint)
-    model, ckpt = runs.load_model(path, resolve_device(device))
-    model.eval()
+    cluster, device = distributed.join(device)
+    try:
+        console = (console or Console()) if cluster.writer else Console(file=open(os.devnull, "w"))
+        model, ckpt = runs.load_model(path, resolve_device(device))
+        model.eval()
+        if cluster.distributed and not (model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE)):
+            console.print(f"note: {model.name}'s figures are measured by process 0 alone (under torchrun, "
+                          "sampling models share the drawing)")
+            if not cluster.writer:
+                return {}
+            cluster = distributed.Cluster()
+        return _evaluate(model, ckpt, path, cluster, target, n=n, features=features, split=split,
+                         checkpoint=checkpoint, seed=seed, batch_size=batch_size, data=data, wandb=wandb,
+                         console=console, extractor_options=extractor_options, nll_samples=nll_samples,
+                         nll_images=nll_images, started=started)
+    finally:
+        distributed.leave()
+
+
+def _evaluate(model: Model, ckpt: Any, path: Path, cluster: distributed.Cluster, target: str, *, n: int,
+              features: str | None, split: str, checkpoint: str, seed: int, batch_size: int, data: str | None,
+              wandb: str, console: Console, extractor_options: dict[str, Any] | None, nll_samples: int,
+              nll_images: int, started: float) -> dict[str, Any]:
     if not (model.has(Capability.LATENT) or model.has(Capability.IMAGE_TO_IMAGE) or model.has(Capability.ENCODER)):
         raise UsageError(f"{model.name} neither samples, translates nor encodes images: nothing to measure")
     record = ckpt.train["data"]
@@ -222,12 +267,15 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
         _check_fits(model, reference, data)
     run_dir = path.parent
     pictures = run_dir / "eval"
-    pictures.mkdir(exist_ok=True)
+    if cluster.writer:
+        pictures.mkdir(exist_ok=True)
     result: dict[str, Any] = {}
     details: dict[str, Any] = {}
     if model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE):
         _generation(model, reference, n, features, seed, batch_size, console, pictures, result, details,
-                    extractor_options)
+                    extractor_options, cluster)
+        if not cluster.writer:
+            return {}
     if model.has(Capability.IMAGE_TO_IMAGE) and superres.factor_of(model) > 1:
         _super_resolution(model, reference, n, batch_size, console, pictures, result, details)
     elif model.has(Capability.IMAGE_TO_IMAGE):
@@ -258,7 +306,7 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
 
 def _generation(model: Model, reference: Reference, n: int, features: str | None, seed: int, batch_size: int,
                 console: Console, pictures: Path, result: dict[str, Any], details: dict[str, Any],
-                extractor_options: dict[str, Any] | None) -> None:
+                extractor_options: dict[str, Any] | None, cluster: distributed.Cluster) -> None:
     from rich.progress import Progress
 
     extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
@@ -269,12 +317,16 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"drawing {n:,} samples of {model.name}", total=n)
         t = time.perf_counter()
-        samples = draw(model, n, conditions, seed, lambda k: bar.advance(task, k))
+        mine = draw(model, n, conditions, seed, lambda k: bar.advance(task, k), cluster)
         timings["sampling"] = time.perf_counter() - t
         bar.update(task, description=f"features ({extractor.tag})", completed=0,
                    total=n + len(real) + len(reference.train))
         t = time.perf_counter()
-        fake_f = extractor.extract(samples, batch_size)
+        # Under torchrun each process extracts its own samples' features; process 0 gathers them.
+        fake_f = gathered(extractor.extract(mine, batch_size).to(model.device), n, cluster).cpu()
+        samples = gathered(mine.to(model.device), n, cluster).cpu()
+        if not cluster.writer:
+            return
         bar.advance(task, n)
         real_f = extractor.extract(real.images, batch_size)
         bar.advance(task, len(real))

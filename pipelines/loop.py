@@ -31,6 +31,7 @@ from zoo import config as config_io
 from zoo import figures, runs, superres
 from zoo.data import TensorBatches
 from zoo.diagnostics import Alert, Watch, reference_images
+from zoo.distributed import PeerLost
 from zoo.engine import full_precision, native_bf16
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Model, evaluating
@@ -50,6 +51,7 @@ whatever the size of its epochs: not one every 4 steps on 519 sevens."""
 READ_EVERY = 10
 """Metrics are read from the device (one sync) every this many steps."""
 SAVE_EVERY_SECONDS = 600
+"""Seconds of training between checkpoints (at least)."""
 SAVE_AT_PREVIEW_SECONDS = 60
 """A checkpoint goes with a preview when the last one is at least this old."""
 PREVIEW_EVERY_SECONDS = 120
@@ -93,6 +95,9 @@ class Loop:
         self.pending: list[tuple[int, int, dict[str, Any]]] = []
         self.means: dict[str, list[float]] = {}
         self.watch = Watch()
+        self.cluster = model.engine.cluster
+        self.writer = self.cluster.writer
+        """Rank 0 (or the one process) writes the run's files; under torchrun the others only train."""
         self.saved = False
         self.stepping = False
         """True while the plugin's step runs: an interrupt then leaves half an update."""
@@ -125,36 +130,37 @@ class Loop:
         p, model = self.p, self.model
         self.info = self._run_info()
         self.alerts: list[dict[str, Any]] = self.info.setdefault("warnings", [])
-        self.tracker = open_tracker(self.wandb, self.run_dir, self.run_dir.name,
+        self.tracker = open_tracker(self.wandb if self.writer else "off", self.run_dir, self.run_dir.name,
                                     {"model": p.cls.name, "data": p.data, "seed": p.seed,
                                      **config_io.to_dict(p.config)},
                                     self.console, run_id=self.info.get("wandb_id"), tags=[p.cls.name, p.data])
-        self.info["wandb"] = self.tracker.mode
-        if self.tracker.run_id:
-            self.info["wandb_id"] = self.tracker.run_id
-        runs.write_run_info(self.run_dir, self.info)
-        _truncate_metrics(self.metrics_path, self.step)
+        if self.writer:
+            self.info["wandb"] = self.tracker.mode
+            if self.tracker.run_id:
+                self.info["wandb_id"] = self.tracker.run_id
+            runs.write_run_info(self.run_dir, self.info)
+            _truncate_metrics(self.metrics_path, self.step)
         with self._own_random_stream():
             self.preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
                                                        self.data.examples(PREVIEW_COUNT, p.seed, self.device))
-            if self.eval_every:
+            if self.eval_every and self.writer:
                 self.evaluator = TrainingEval.build(model, self.data.prepared, self.eval_features, p.seed,
                                                     self.console)
         self._announce()
 
         started = time.perf_counter()
-        self.last_save = self.last_preview = time.monotonic()
+        self.last_save = self.last_preview = self.seconds
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
                             console=self.console)
         status = "finished"
         try:
-            with self.bar, self.metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
+            metrics_path = self.metrics_path if self.writer else Path(os.devnull)
+            with self.bar, metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
                     deferred_interrupts() as interrupted:
                 self.task = self.bar.add_task(self._label(), total=self._length_done()[1],
                                               completed=self._done(), metrics="")
                 while not self._finished():
-                    self.seconds = self.seconds_before + time.perf_counter() - started
                     progress = self._progress()
                     self.stepping = True
                     with model.engine.autocast():
@@ -166,9 +172,13 @@ class Loop:
                     # Detached: a metric must not keep its step's graph alive until it is read.
                     self.pending.append((self.step, progress.epoch, {
                         k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}))
-                    self.seconds = self.seconds_before + time.perf_counter() - started
-                    if interrupted.is_set():  # Ctrl-C during the step: it is whole now, save it
+                    # Under torchrun every process takes the same decisions: on the same clock
+                    # (the slowest's) and stopping when any was asked to.
+                    self.seconds, stop = self.cluster.agree(
+                        [self.seconds_before + time.perf_counter() - started, float(interrupted.is_set())])
+                    if stop:  # Ctrl-C during the step: it is whole now, save it
                         self._flush()
+                        self._sync()
                         self.save("interrupted")
                         raise KeyboardInterrupt
                     out_of_time = self.seconds >= self.budget
@@ -180,10 +190,13 @@ class Loop:
         except KeyboardInterrupt:
             # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
             self.info["status"] = "interrupted"
-            runs.write_run_info(self.run_dir, self.info)
+            if self.writer:
+                runs.write_run_info(self.run_dir, self.info)
             self._finish_pictures()
             self.tracker.finish(exit_code=130)
             path = self.run_dir / ckpt_io.FILENAME
+            if not self.writer:
+                raise Interrupted(f"process {self.cluster.rank}: interrupted at step {self.step}") from None
             if not path.exists():
                 raise Interrupted(f"interrupted at step {self.step} before the first checkpoint; "
                                   "nothing to resume: start the run again") from None
@@ -191,17 +204,35 @@ class Loop:
             where = f"step {saved}{f'/{self.total}' if self.total else ''}"
             said = (f"stopped during step {self.step + 1}; the last checkpoint holds {where}" if self.stepping
                     else f"interrupted at {where}; checkpoint saved")
-            raise Interrupted(f"{said}. Continue with: zoo train {p.cls.name} --resume {self.run_dir}") from None
+            raise Interrupted(f"{said}. Continue with: {self._launcher()} train {p.cls.name} "
+                              f"--resume {self.run_dir}") from None
         except BaseException as exc:
+            if isinstance(exc, PeerLost) and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the message
             self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
-            runs.write_run_info(self.run_dir, self.info)
+            if self.writer:
+                runs.write_run_info(self.run_dir, self.info)
             self.tracker.finish(exit_code=1)
+            if isinstance(exc, PeerLost):
+                raise PeerLost(f"{exc}; stopped at step {self.step}. {self._resume_hint()}") from None
             raise
         return self._finish(status, time.perf_counter() - started)
 
+    def _resume_hint(self) -> str:
+        path = self.run_dir / ckpt_io.FILENAME
+        if not path.exists():
+            return "No checkpoint was saved yet: start the run again"
+        saved = ckpt_io.read_meta(path)["train"]["step"]
+        return f"The last checkpoint holds step {saved}; continue with: {self._launcher()} train " \
+               f"{self.p.cls.name} --resume {self.run_dir}"
+
+    def _launcher(self) -> str:
+        """How this run was started: zoo, or torchrun with its processes (any number resumes it)."""
+        return f"torchrun --nproc_per_node {self.cluster.world} -m zoo" if self.cluster.distributed else "zoo"
+
     @property
     def device(self) -> torch.device:
-        return self.batches.images.device
+        return self.batches.device
 
     def _progress(self) -> zoo.Progress:
         return zoo.Progress(step=self.step, total_steps=self.total, epoch=self.images // self.images_per_epoch,
@@ -244,28 +275,39 @@ class Loop:
         index = self._preview_index()
         preview_due = index != self.preview_index or last
         self.preview_index = index
-        if len(self.pending) >= READ_EVERY or preview_due:
+        # Every decision below is the same on every process (steps, images and agreed seconds).
+        latest_due = not preview_due and self.seconds - self.last_preview > PREVIEW_EVERY_SECONDS
+        eval_due = bool(self.eval_every) and (self.step % (self.eval_every or 1) == 0 or last)
+        save_due = not last and self.seconds - self.last_save > SAVE_EVERY_SECONDS
+        if len(self.pending) >= READ_EVERY or preview_due or latest_due or save_due:
             self._flush()
+        if preview_due or latest_due or eval_due or save_due:
+            self._sync()
         if preview_due:
             self._preview()
             # The last step's checkpoint is written once, by _finish.
-            if not last and (not self.saved or time.monotonic() - self.last_save > SAVE_AT_PREVIEW_SECONDS):
+            if not last and (not self.saved or self.seconds - self.last_save > SAVE_AT_PREVIEW_SECONDS):
                 self.save("running")
-        elif time.monotonic() - self.last_preview > PREVIEW_EVERY_SECONDS:
+        elif latest_due:
             # A slow stretch between previews (a big model on a CPU) still shows how it goes.
-            self._flush()
-            columns, rows = self.model.preview_labels(self.preview_inputs)
-            with self._own_random_stream():
-                latest = figures.save_grid(self.model.preview(self.preview_inputs),
-                                           self.run_dir / "progress" / "latest.png",
-                                           column_labels=columns, row_labels=rows)
-            self.tracker.log_image("samples", latest, self.step, caption=f"step {self.step}")
-            self.last_preview = time.monotonic()
-        if self.evaluator is not None and (self.step % (self.eval_every or 1) == 0 or last):
+            if self.writer:
+                columns, rows = self.model.preview_labels(self.preview_inputs)
+                with self._own_random_stream():
+                    latest = figures.save_grid(self.model.preview(self.preview_inputs),
+                                               self.run_dir / "progress" / "latest.png",
+                                               column_labels=columns, row_labels=rows)
+                self.tracker.log_image("samples", latest, self.step, caption=f"step {self.step}")
+            self.last_preview = self.seconds
+        if self.evaluator is not None and eval_due:
             self._evaluate(last)
-        if not last and time.monotonic() - self.last_save > SAVE_EVERY_SECONDS:
-            self._flush()
+        if save_due and self.seconds - self.last_save > SAVE_EVERY_SECONDS:
             self.save("running")
+
+    def _sync(self) -> None:
+        """Before a preview, a checkpoint or an evaluation under torchrun: batch norm's running
+        statistics averaged across processes, and the weights checked to be the same."""
+        self.cluster.average_buffers(self.model)
+        self.cluster.check_same(self.model)
 
     def _evaluate(self, last: bool) -> None:
         """--eval-every: the quick figures on fixed samples, logged; a better one than any
@@ -285,7 +327,7 @@ class Loop:
         if better:
             self.info["best"] = {"step": self.step, key: values[key], "protocol": self.evaluator.protocol}
             self.tracker.summary({f"best/{key}": values[key], "best/step": self.step})
-            checkpoint = self.save("running" if not last else "finished")
+            checkpoint = self.save("running" if not last else "finished", cadence=False)
             tmp = self.run_dir / f".{runs.BEST_FILE}.tmp"
             shutil.copyfile(checkpoint, tmp)
             os.replace(tmp, self.run_dir / runs.BEST_FILE)
@@ -302,7 +344,8 @@ class Loop:
         pending, self.pending = self.pending, []
         flat = [torch.as_tensor(v, dtype=torch.float32).to(self.device).reshape(())
                 for _, _, values in pending for v in values.values()]
-        numbers = iter(torch.stack(flat).tolist() if flat else [])  # the one sync
+        # The one sync; under torchrun each step's metrics are the mean over the processes.
+        numbers = iter(self.cluster.mean(torch.stack(flat)).tolist() if flat else [])
         record: dict[str, float] = {}
         for step, epoch, values in pending:
             record = {k: next(numbers) for k in values}
@@ -322,6 +365,9 @@ class Loop:
 
     def _preview(self) -> None:
         model, step = self.model, self.step
+        self.last_preview = self.seconds
+        if not self.writer:
+            return
         with self._own_random_stream():
             preview = model.preview(self.preview_inputs)
         columns, rows = model.preview_labels(self.preview_inputs)
@@ -329,7 +375,6 @@ class Loop:
                                  column_labels=columns, row_labels=rows)
         self.tracker.log_image("samples", grid, step, caption=f"step {step}")
         (self.run_dir / "progress" / "latest.png").unlink(missing_ok=True)
-        self.last_preview = time.monotonic()
         state = set(model.state_metrics)  # where training stands: the latest value, not a mean
         means = {k: v[-1] if k in state else sum(v) / len(v) for k, v in self.means.items()}
         self.means = {}
@@ -362,6 +407,7 @@ class Loop:
             "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
             "data_spec": spec.to_dict(), "config": config_io.to_dict(p.config), "seed": p.seed,
             "device": str(self.device), "precision": engine.precision, "clip_grad": engine.clip_grad,
+            "processes": self.cluster.world, "speed": self.model.engine.applied,
             "total_steps": self.total, "total_images": self.total_images,
             "steps_per_epoch": self.steps_per_epoch, "status": "running",
             "created": info.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
@@ -372,10 +418,16 @@ class Loop:
             info["eval_every"] = self.eval_every
         return info
 
-    def save(self, status: str) -> Path:
-        """Write the checkpoint (atomically) and run.json; only ever between whole steps."""
+    def save(self, status: str, cadence: bool = True) -> Path:
+        """Write the checkpoint (atomically) and run.json; only ever between whole steps, and
+        under torchrun by rank 0 alone (after :meth:`_sync`). ``cadence``: it counts for the
+        checkpoint cadence (on every process alike; not the best checkpoint rank 0 finds)."""
         p, model = self.p, self.model
         path = self.run_dir / ckpt_io.FILENAME
+        if cadence:
+            self.last_save, self.saved = self.seconds, True
+        if not self.writer:
+            return path
         engine = model.engine.options
         train_state = {
             "step": self.step, "images": self.images, "epoch": self.images // self.images_per_epoch,
@@ -394,11 +446,12 @@ class Loop:
                                               self.data.spec.to_dict(), train_state, state))
         self.info.update(status=status, step=self.step, images=self.images)
         runs.write_run_info(self.run_dir, self.info)
-        self.last_save, self.saved = time.monotonic(), True
         return path
 
     def _finish(self, status: str, elapsed: float) -> Path:
         p, model, step = self.p, self.model, self.step
+        if not self.writer:
+            return self.run_dir  # rank 0 saves; the buffers were averaged at the last step's preview
         checkpoint = self.save(status)
         gif, losses = self._finish_pictures()
         if gif:
@@ -421,6 +474,8 @@ class Loop:
         return self.run_dir
 
     def _finish_pictures(self) -> tuple[Path | None, Path | None]:
+        if not self.writer:
+            return None, None
         frames = sorted((self.run_dir / "progress").glob("step-*.png"))
         gif = figures.save_gif(frames, self.run_dir / "progress.gif")
         losses = figures.loss_curves(read_metrics(self.metrics_path), self.run_dir / "losses.png",
@@ -442,8 +497,11 @@ class Loop:
         length = (f"{self.total_images:,} images" if self.total_images else
                   f"{self.p.minutes:g} minutes" if self.timed else f"{self.total:,} steps")
         engine = self.model.engine.options
+        world = self.cluster.world
         extras = "".join([f" | {engine.precision}" if engine.precision != "fp32" else "",
-                          f" | clip {engine.clip_grad:g}" if engine.clip_grad else ""])
+                          f" | clip {engine.clip_grad:g}" if engine.clip_grad else "",
+                          f" | {world} processes x {p.config.batch_size // world}" if world > 1 else "",
+                          "".join(f" | {done}" for done in self.model.engine.applied if done != "channels-last")])
         self.console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({count}, {shape}) | "
                            f"device {self.device} | {length} ({self.steps_per_epoch} steps per epoch) | "
                            f"batch {p.config.batch_size}{extras} | W&B {self.tracker.mode}\n"
@@ -464,8 +522,9 @@ class Loop:
 
 @contextmanager
 def deferred_interrupts() -> Iterator[threading.Event]:
-    """Ctrl-C during a step is held until the step ends (a checkpoint never holds half an
-    update); a second Ctrl-C stops at once, keeping the last checkpoint."""
+    """Ctrl-C (or SIGTERM: a scheduler's pre-emption, torchrun stopping its processes) during
+    a step is held until the step ends (a checkpoint never holds half an update); a second
+    stops at once, keeping the last checkpoint."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
@@ -476,11 +535,12 @@ def deferred_interrupts() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         interrupted.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def rng_state(device: torch.device) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ while training), build the model and restore what a resumed run was, then run
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from rich.console import Console
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import registry, runs, superres
+from zoo import distributed, registry, runs, superres
 from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
@@ -65,6 +66,10 @@ class TrainOptions:
     """Steps between the quick evaluations that keep best.safetensors; None: none (a resumed
     run keeps its own)."""
     eval_features: str | None = None
+    compile: bool = False
+    """torch.compile each network; a speed option of this process, not kept by the run."""
+    channels_last: bool = True
+    tf32: bool = True
 
 
 @dataclass
@@ -127,7 +132,7 @@ def plan(opts: TrainOptions) -> Plan:
         if size is None and derivation is not None and derivation.crop and (
                 not pairing_of(opts.data) or (pairing_of(opts.data) == "paired" and folder_of(opts.data))):
             size = "full"  # crops come from the photos whole, not from photos shrunk to one size
-        engine = EngineOptions(opts.precision or "fp32", opts.clip_grad or 0.0)  # refused now if bad
+        engine = _engine_options(opts, opts.precision or "fp32", opts.clip_grad or 0.0)  # refused now if bad
         direction = check_direction(opts.data, opts.direction)  # one spelling: AtoB or BtoA
         return Plan(cls, config, opts.data, size, opts.channels,
                     0 if opts.seed is None else opts.seed, opts.classes, opts.subset, data_dir,
@@ -177,10 +182,16 @@ def plan(opts: TrainOptions) -> Plan:
     if minutes is not None and saved.get("seconds", 0.0) >= minutes * 60:
         raise UsageError(f"--resume: that run has used its --minutes {minutes:g} budget; give a larger "
                          "total with --minutes (it counts the time already trained), or --steps N")
-    engine = EngineOptions(saved.get("precision", "fp32"), saved.get("clip_grad", 0.0))
+    engine = _engine_options(opts, saved.get("precision", "fp32"), saved.get("clip_grad", 0.0))
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
                 data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
                 minutes, engine, resume_from=path, resume_train=saved)
+
+
+def _engine_options(opts: TrainOptions, precision: str, clip_grad: float) -> EngineOptions:
+    """The run's precision and clipping (kept by the run) with this process's speed options."""
+    return EngineOptions(precision, clip_grad, compile=opts.compile, channels_last=opts.channels_last,
+                         tf32=opts.tf32)
 
 
 def _size_text(dims: tuple[int, int] | None) -> int | str | None:
@@ -218,13 +229,14 @@ class TrainingData:
     """What the model is built for: the prepared data's, or the derived pairs'."""
     derivation: Derivation | None = None
 
-    def batches(self, batch_size: int, seed: int, device: torch.device) -> TensorBatches:
+    def batches(self, batch_size: int, seed: int, device: torch.device,
+                share: tuple[int, int] = (0, 1)) -> TensorBatches:
         d = self.prepared
         crops = self.derivation is not None and self.derivation.crop
         return TensorBatches(d.images, d.labels, batch_size, seed, device, targets=d.targets,
                              paired=self.spec.pairing != "unpaired", conditions=d.conditions,
                              derive=self.derivation, photos=d.photos if crops else None,
-                             target_photos=d.target_photos if crops else None)
+                             target_photos=d.target_photos if crops else None, share=share)
 
     def examples(self, n: int, seed: int, device: torch.device) -> zoo.Batch:
         """A fixed, seeded batch of training examples, for the previews that show inputs:
@@ -290,20 +302,37 @@ def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console
 # -- the run ----------------------------------------------------------------------------------------
 
 def train(opts: TrainOptions, console: Console | None = None) -> Path:
-    """Run a training job; returns the run folder."""
+    """Run a training job; returns the run folder. Under torchrun, this is one process of
+    several (see :mod:`zoo.distributed`): rank 0 writes, every process trains."""
     console = console or Console()
     p = plan(opts)
-    device = resolve_device(opts.device)
+    cluster, device_name = distributed.join(opts.device)
+    try:
+        return _train(p, opts, cluster, resolve_device(device_name),
+                      console if cluster.writer else Console(file=open(os.devnull, "w")))
+    finally:
+        distributed.leave()
+
+
+def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: torch.device,
+           console: Console) -> Path:
     engine = Engine(p.engine, device)
     p, data = load_data(p, opts, console)
+    if p.config.batch_size % cluster.world:
+        raise UsageError(f"--batch-size {p.config.batch_size} does not split evenly over {cluster.world} "
+                         f"processes: give a batch size that {cluster.world} divides")
 
-    # The run folder: new, or the one being resumed; locked while this process trains it.
+    # The run folder: new, or the one being resumed; locked while rank 0 trains it.
+    lock: runs.RunLock | None = None
     if p.resume_from is not None:
-        run_dir, lock = p.resume_from.parent, runs.RunLock(p.resume_from.parent).acquire()
-    else:
+        run_dir = p.resume_from.parent
+        if cluster.writer:
+            lock = runs.RunLock(run_dir).acquire()
+    elif cluster.writer:
         run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
+    run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
-        model, batches, state = build(p, data, device, engine, console)
+        model, batches, state = build(p, data, device, engine, console, cluster)
         eval_every = opts.eval_every
         if eval_every is None and p.resume_from is not None:
             eval_every = runs.read_run_info(run_dir).get("eval_every")
@@ -312,23 +341,29 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
                     eval_features=opts.eval_features, wandb=opts.wandb)
         return loop.run()
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
-def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine,
-          console: Console) -> tuple[Model, TensorBatches, dict[str, Any]]:
+def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, console: Console,
+          cluster: distributed.Cluster | None = None) -> tuple[Model, TensorBatches, dict[str, Any]]:
     """The model on its device, its optimisers and batches, and (resuming) all they were.
-    Returns the training state to continue from: step, images, seconds."""
+    Returns the training state to continue from: step, images, seconds. Every process of a
+    torchrun run builds the same weights; each then draws from its own random stream."""
+    cluster = cluster or distributed.Cluster()
     torch.manual_seed(p.seed)
     model = p.cls(p.config, data.spec).to(device)
     model.engine = engine
     model.train()
-    batches = data.batches(p.config.batch_size, p.seed, device)
+    batches = data.batches(p.config.batch_size, p.seed, device, (cluster.rank, cluster.world))
     state = {"step": 0, "images": 0, "seconds": 0.0}
     if p.init_from is not None:
         _warm_start(model, p.init_from, console)
     if p.resume_from is None:
+        engine.prepare(model)
         model.optimizers = model.configure_optimizers()
+        engine.tune(model.optimizers)
+        _own_stream(p.seed, cluster, 0)
         return model, batches, state
 
     checkpoint = ckpt_io.load(p.resume_from)
@@ -338,17 +373,27 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine,
         # the optimisers last, for every weight the model now has.
         model.load_extra_state(saved.get("extra", {}))
         model.load_state_dict(saved["model"])
+        engine.prepare(model)
         model.optimizers = model.configure_optimizers()
         for name, optimizer in model.optimizers.items():
             optimizer.load_state_dict(saved["optimizers"][name])
+        engine.tune(model.optimizers)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise ZooError(f"{p.resume_from} does not fit this {model.name} model: {str(exc).splitlines()[0]}") from None
     engine.load_state(saved.get("engine", {}))
     batches.load_state(checkpoint.train["batches"])
     set_rng_state(saved["rng"], device)
     train = checkpoint.train
+    _own_stream(p.seed, cluster, int(train["step"]))
     return model, batches, {"step": int(train["step"]), "images": int(train["images"]),
                             "seconds": float(train.get("seconds", 0.0))}
+
+
+def _own_stream(seed: int, cluster: distributed.Cluster, step: int) -> None:
+    """Processes after the first draw their noise from streams of their own (rank 0 keeps
+    the one-process stream, which the checkpoint holds)."""
+    if cluster.rank:
+        torch.manual_seed(distributed.rank_seed(seed, cluster.rank, step))
 
 
 def _warm_start(model: Model, path: Path, console: Console) -> None:

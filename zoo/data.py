@@ -209,6 +209,19 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
+FIT_SHARE = 0.25
+"""Data lives on the GPU when it takes at most this share of its free memory."""
+
+
+def placement(nbytes: int, device: torch.device) -> torch.device:
+    """Where a data set of ``nbytes`` lives for training on ``device``: on the device when it
+    fits (a GPU: in a quarter of its free memory), else in the host's memory."""
+    if device.type != "cuda":
+        return device
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes <= FIT_SHARE * free else torch.device("cpu")
+
+
 class TensorBatches:
     """Endless shuffled batches from tensors on one device; an epoch is one permutation.
 
@@ -225,13 +238,20 @@ class TensorBatches:
     from ``photos`` when given, a random crop of each photo drawn (a batch may hold a photo
     more than once when there are fewer photos than a batch asks for); with ``target_photos``
     too (paired low- and high-resolution photos) the crops are aligned pairs of both.
+
+    ``share`` = (rank, world) under torchrun: sizes and positions stay global (a batch of
+    128, the images drawn), and each process receives its slice of every batch (images
+    ``rank * 128 / world`` on), so that the processes together see what one would.
+
+    The data lives on ``device`` when it fits in a quarter of a GPU's free memory; a larger
+    set stays in the host's memory and each batch is copied over, pinned and asynchronously.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
                  seed: int, device: torch.device | str = "cpu", *, targets: torch.Tensor | None = None,
                  paired: bool = True, conditions: dict[str, torch.Tensor] | None = None,
                  derive: Derivation | None = None, photos: Photos | None = None,
-                 target_photos: Photos | None = None) -> None:
+                 target_photos: Photos | None = None, share: tuple[int, int] = (0, 1)) -> None:
         if photos is not None and (derive is None or not derive.crop):
             raise ValueError("batches of photos need a derivation that crops them")
         smallest = min(images.shape[0], images.shape[0] if targets is None else targets.shape[0])
@@ -240,11 +260,18 @@ class TensorBatches:
                              f"({smallest} images); pass a smaller --batch-size")
         if targets is not None and paired and targets.shape[0] != images.shape[0]:
             raise ValueError("paired targets must match the images one to one")
-        self.images = images.to(device)
-        self.targets = targets.to(device) if targets is not None else None
-        self.conditions = {k: v.to(device) for k, v in (conditions or {}).items()}
+        self.rank, self.world = share
+        if batch_size % self.world:
+            raise UsageError(f"a batch of {batch_size} does not split evenly over {self.world} processes; "
+                             f"give a --batch-size that {self.world} divides")
+        self.device = torch.device(device)
+        sizes = [t.numel() * t.element_size() for t in (images, targets, *(conditions or {}).values()) if t is not None]
+        home = placement(sum(sizes), self.device)
+        self.images = images.to(home)
+        self.targets = targets.to(home) if targets is not None else None
+        self.conditions = {k: v.to(home) for k, v in (conditions or {}).items()}
         if labels is not None:
-            self.conditions[Condition.CLASS.value] = labels.to(device)
+            self.conditions[Condition.CLASS.value] = labels.to(home)
         self.paired = paired
         self.derive = derive
         self.photos = photos.to(device) if photos is not None else None
@@ -273,7 +300,11 @@ class TensorBatches:
             else self.images.shape[0] // self.batch_size
 
     def next(self, size: int | None = None) -> Batch:
+        """The next batch of ``size`` (default the batch size) images, or under torchrun this
+        process's share of it."""
         size = self.batch_size if size is None else size
+        if size % self.world:
+            raise UsageError(f"a batch of {size} does not split evenly over {self.world} processes")
         if self.photos is not None:
             return self._photo_batch(size)
         smallest = min(self.images.shape[0], self.targets.shape[0] if self.targets is not None else size)
@@ -283,17 +314,32 @@ class TensorBatches:
             self.epoch += 1
             self.position = 0
             self._order = self._permutation(self.epoch)
-        index = self._order[self.position:self.position + size]
+        index = self._mine(self._order[self.position:self.position + size])
         self.position += size
         self.drawn += size
-        conditions = {k: v[index] for k, v in self.conditions.items()}
-        images = to_float(self.images[index])
+        conditions = {k: self._moved(v[index]) for k, v in self.conditions.items()}
+        images = to_float(self._moved(self.images[index]))
         targets = None
         if self.targets is not None:
-            targets = to_float(self.targets[index if self.paired else self._unpaired_index(size)])
+            b = index if self.paired else self._mine(self._unpaired_index(size))
+            targets = to_float(self._moved(self.targets[b]))
         elif self.derive is not None:
             images, targets = self.derive(images)
         return Batch(images, targets, conditions)
+
+    def _mine(self, index: torch.Tensor) -> torch.Tensor:
+        """This process's slice of a global batch's indices."""
+        if self.world == 1:
+            return index
+        k = index.shape[0] // self.world
+        return index[self.rank * k:(self.rank + 1) * k]
+
+    def _moved(self, t: torch.Tensor) -> torch.Tensor:
+        """A batch's tensor on the training device (copied from pinned host memory when the
+        data lives there)."""
+        if t.device == self.device:
+            return t
+        return t.pin_memory().to(self.device, non_blocking=True)
 
     def _photo_batch(self, size: int) -> Batch:
         """Random crops of the next ``size`` photos in the order, which runs on into the next
@@ -312,7 +358,7 @@ class TensorBatches:
             self.position += k
             wanted -= k
         self.drawn += size
-        index = torch.cat(parts).cpu()
+        index = self._mine(torch.cat(parts).cpu())
         if self.target_photos is not None:  # paired photos: aligned crops of both, flipped alike
             factor = self.derive.factor
             low, high = self.photos.aligned_crops(self.target_photos, index, self.derive.crop // factor, factor)

@@ -8,9 +8,10 @@ which the train pipeline configures once, so that
 * **mixed precision**: forward passes run under autocast (bf16 on the CPU and on recent
   GPUs, fp16 with a dynamic loss scaler on older GPUs),
 * **gradient clipping** by global norm, per optimiser,
-* **gradient averaging across processes**: one all-reduce per update whenever a process
-  group is initialised (launching training on many processes, with rank-aware data and
-  writes, is the train pipeline's part and comes with its torchrun support)
+* **gradient averaging across processes** under torchrun: one all-reduce of all of an
+  optimiser's gradients per update (:mod:`zoo.distributed`),
+* **speed**: channels-last memory for convolutional networks, ``torch.compile`` per
+  network (``--compile``), fused Adam and TF32 with cuDNN autotuning on CUDA
 
 are written here once, for every plugin, with no plugin code for any of them (the idea of
 Lightning's manual optimisation: ``manual_backward`` and ``optimizer.step``). Gradient
@@ -20,16 +21,24 @@ penalties (:mod:`zoo.losses`) run their inner forward pass in full precision.
 from __future__ import annotations
 
 import contextlib
+import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from . import distributed
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    from .model import Model
+
 PRECISIONS = ("fp32", "bf16", "fp16")
+COMPILE_BACKEND = os.environ.get("ZOO_COMPILE_BACKEND", "inductor")
+"""torch.compile's backend for --compile (inductor; the tests trace with ``eager``)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,13 @@ class EngineOptions:
     precision: str = "fp32"
     clip_grad: float = 0.0
     """Largest global gradient norm per optimiser; 0 = no clipping."""
+    compile: bool = False
+    """torch.compile each network (``--compile``)."""
+    channels_last: bool = True
+    """Convolutional networks and their batches in channels-last memory (``--no-channels-last``
+    to turn off): oneDNN and cuDNN's fast convolutions use it without reordering."""
+    tf32: bool = True
+    """On CUDA, float32 matrix products and convolutions in TF32 (``--no-tf32`` for full fp32)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -61,11 +77,52 @@ class Engine:
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self._stepped: set[int] = set()
+        self.cluster = distributed.current()
+        self.applied: list[str] = []
+        """What :meth:`prepare` did, for the run's record."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # autotune each convolution's algorithm once
+            torch.backends.cuda.matmul.allow_tf32 = self.options.tf32
+            torch.backends.cudnn.allow_tf32 = self.options.tf32
 
     @property
     def distributed(self) -> bool:
-        return torch.distributed.is_available() and torch.distributed.is_initialized() \
-            and torch.distributed.get_world_size() > 1
+        return self.cluster.distributed
+
+    # -- set-up, once per model -----------------------------------------------------------------
+
+    def prepare(self, model: Model) -> list[str]:
+        """The model's memory format and compiled networks; returns what was done, for the
+        run's record (``channels-last``, ``compiled: generator, discriminator``)."""
+        done: list[str] = []
+        self.applied = done
+        if self.options.channels_last and uses_convolutions(model):
+            model.to(memory_format=torch.channels_last)
+            done.append("channels-last")
+        if self.options.compile:
+            reason = getattr(model, "compiles", True)
+            if reason is not True:
+                warnings.warn(f"--compile: {model.name} is known not to compile ({reason}); it runs eagerly",
+                              stacklevel=2)
+                done.append("not compiled")
+            else:
+                names = [name for name, child in model.named_children()
+                         if any(True for _ in child.parameters())]
+                for name in names:
+                    getattr(model, name).compile(backend=COMPILE_BACKEND, dynamic=False)
+                done.append(f"compiled ({COMPILE_BACKEND}): {', '.join(names)}")
+        return done
+
+    def tune(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """Fused Adam(W) on CUDA, where it is one kernel for all the weights (on the CPU it
+        is no faster: benchmarks/step_options.py)."""
+        for optimizer in optimizers.values():
+            if not isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
+                continue
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if params and all(p.is_cuda and p.is_floating_point() for p in params):
+                for group in optimizer.param_groups:
+                    group["foreach"], group["fused"] = False, True
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The forward passes of a step run in this context (a no-op in fp32)."""
@@ -81,11 +138,7 @@ class Engine:
         """Average gradients across processes, unscale, clip, then step; returns the gradient
         norm before clipping when clipping is on."""
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if self.distributed:
-            world = torch.distributed.get_world_size()
-            for p in params:
-                torch.distributed.all_reduce(p.grad)
-                p.grad.div_(world)
+        self.cluster.average_gradients(params)
         norm = None
         if self.scaler is not None:
             if id(optimizer) in self._stepped:
@@ -115,6 +168,10 @@ class Engine:
     def load_state(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+
+
+def uses_convolutions(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
 
 
 def native_bf16(device: torch.device) -> bool:

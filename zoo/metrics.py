@@ -257,7 +257,7 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     _check_sets(real, fake, 2, "a Frechet distance")
-    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]), sync_on_compute=False)  # features are whole here
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return max(0.0, float(metric.compute()))
@@ -275,7 +275,8 @@ def kernel_distance(real: Tensor, fake: Tensor, subsets: int = 100, subset_size:
     size = min(subset_size, len(real) // 2, len(fake) // 2)
     with warnings.catch_warnings():  # that it keeps every feature: so do we, for the other metrics
         warnings.simplefilter("ignore", UserWarning)
-        metric = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size)
+        metric = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=size,
+                                         sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):

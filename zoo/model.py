@@ -324,6 +324,9 @@ class Model(nn.Module):
     small_data: ClassVar[dict[str, Any]] = {}
     """Config values for training sets of fewer than :data:`SMALL_DATA` images, used where the
     user set nothing else (the train pipeline says so): e.g. DCGAN's augmentation."""
+    compiles: ClassVar[bool | str] = True
+    """Whether ``--compile`` compiles this model's networks (each direct child module with
+    weights, by ``torch.compile``); a string says why not, and the model then runs eagerly."""
 
     # Within this class body ``Config`` is the attribute above, not a type: hence config_io.Config.
     # check_data and derivation take Any because each plugin declares them with its own Config

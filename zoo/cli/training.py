@@ -28,6 +28,9 @@ from .base import Channels, Classes, DataDir, DataDirection, Size, Subset, app, 
     "zoo train pix2pix --data paired:~/datasets/facades --direction BtoA",
     "zoo train cgan --data fashion-mnist --init-from runs/cgan-mnist-20261122-101500",
     "zoo train dcgan --data mnist --eval-every 500      # figures during training; best.safetensors kept",
+    "zoo train dcgan --data mnist --precision bf16 --compile",
+    "torchrun --nproc_per_node 8 -m zoo train dcgan --data cifar10      # 8 GPUs, the batch split 8 ways",
+    "torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint HOST:29500 -m zoo train progan --data folder:~/faces",
 ))
 @handles_errors
 def train(
@@ -57,6 +60,9 @@ def train(
     preview_every: Annotated[int | None, typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", help="Every N steps, a quick Frechet distance of 1,000 fixed samples to the held-out images (translators: L1), logged and plotted; the best checkpoint is kept as best.safetensors.")] = None,
     eval_features: Annotated[str | None, typer.Option("--eval-features", help="Feature extractor for --eval-every (default: as zoo eval's; see zoo eval --help).")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (a minute or more of compiling first; pays on GPUs and long runs).")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="Convolutional networks in channels-last memory (faster convolutions on CPUs and GPUs).")] = True,
+    tf32: Annotated[bool, typer.Option("--tf32/--no-tf32", help="On CUDA GPUs, float32 matrix products and convolutions in TF32 (--no-tf32: full float32).")] = True,
     noise: Annotated[str | None, typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,
@@ -66,6 +72,9 @@ def train(
 
     Config precedence: the plugin's defaults < --config file < --set key=value < flags
     such as --batch-size. Ctrl-C saves a checkpoint; --resume continues from it.
+
+    Under torchrun, each process trains on its share of every batch (--batch-size is the
+    global batch) and rank 0 writes the run; a run resumes at any number of processes.
     """
     from ..pipelines.train import TrainOptions, plan
     from ..pipelines.train import train as run_training
@@ -78,7 +87,8 @@ def train(
                         wandb="off" if no_wandb else wandb, size=size, channels=channels,
                         data_dir=data_dir, classes=classes, subset=subset, direction=direction, noise=noise,
                         precision=precision, clip_grad=clip_grad, preview_every=preview_every,
-                        eval_every=eval_every, eval_features=eval_features)
+                        eval_every=eval_every, eval_features=eval_features, compile=compile,
+                        channels_last=channels_last, tf32=tf32)
     if dry_run:
         import json
 

@@ -1,0 +1,98 @@
+"""``zoo`` under torchrun for tests/test_distributed.py, with two test hooks.
+
+    torchrun --nproc_per_node 2 tests/distributed_worker.py DUMP_DIR train dcgan --data ...
+
+runs ``zoo train ...`` and, before the run finishes, has every process write its own
+weights to ``DUMP_DIR/rankN.safetensors`` (so the test can compare what each process holds,
+not what rank 0 saved). ``ZOO_TEST_KILL=RANK:STEP`` SIGKILLs process RANK after its step
+STEP. It also registers ``toy``: a deterministic autoencoder with no batch norm (its decoder
+is the generator), whose training draws no random numbers, so that a run on two processes
+must match a run on one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+
+import zoo
+from zoo import registry
+from zoo.pipelines import loop
+
+
+@dataclass
+class ToyConfig(zoo.Config):
+    batch_size: int = zoo.option(16, "images per batch")
+    latent_dim: int = zoo.option(8, "length of the code")
+    lr: float = zoo.option(1e-3, "Adam learning rate")
+
+
+class Toy(zoo.Model):
+    name = "toy"
+    Config = ToyConfig
+    capabilities = frozenset({zoo.Capability.LATENT})
+
+    def __init__(self, config: ToyConfig, spec: zoo.DataSpec) -> None:
+        super().__init__(config, spec)
+        pixels = spec.channels * spec.height * spec.width
+        self.encoder = nn.Sequential(nn.Conv2d(spec.channels, 4, 4, 2, 1), nn.ReLU(), nn.Flatten(),
+                                     nn.Linear(4 * (spec.height // 2) * (spec.width // 2), config.latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(config.latent_dim, pixels), nn.Tanh())
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"autoencoder": torch.optim.Adam(self.parameters(), self.config.lr)}
+
+    def generate(self, z: torch.Tensor, conditions: zoo.Conditions | None = None) -> torch.Tensor:
+        return self.decoder(z).view(-1, self.spec.channels, self.spec.height, self.spec.width)
+
+    def train_step(self, batches: zoo.Batches, progress: zoo.Progress) -> zoo.Metrics:
+        real = batches.next().images
+        loss = F.mse_loss(self.generate(self.encoder(real)), real)
+        self.update("autoencoder", loss)
+        return {"loss": loss.detach()}
+
+
+def main() -> None:
+    dump = Path(sys.argv[1])
+    toy = metadata.EntryPoint(name="toy", value=f"{__name__}:Toy", group=registry.GROUP)
+    sys.modules.setdefault(__name__, sys.modules["__main__"])
+    registry.entry_point_source = lambda: [toy]
+    rank = int(os.environ.get("RANK", "0"))
+
+    finish = loop.Loop._finish
+
+    def dumped(self: loop.Loop, status: str, elapsed: float):  # type: ignore[no-untyped-def]
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(state, str(dump / f"rank{self.cluster.rank}.safetensors"))
+        return finish(self, status, elapsed)
+
+    loop.Loop._finish = dumped  # type: ignore[method-assign]
+
+    kill = os.environ.get("ZOO_TEST_KILL")
+    if kill:
+        victim, at = (int(v) for v in kill.split(":"))
+        after = loop.Loop._after_step
+
+        def killing(self: loop.Loop, last: bool) -> None:
+            after(self, last)
+            if rank == victim and self.step == at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        loop.Loop._after_step = killing  # type: ignore[method-assign]
+
+    from zoo.cli import main as zoo_main
+    sys.argv = ["zoo", *sys.argv[2:]]
+    zoo_main()
+
+
+if __name__ == "__main__":
+    main()

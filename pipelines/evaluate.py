@@ -235,7 +235,7 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     path = runs.find_checkpoint(target, checkpoint)
     cluster, device = distributed.join(device)
     try:
-        console = (console or Console()) if cluster.writer else Console(file=open(os.devnull, "w"))
+        console = (console or Console()) if cluster.writer else Console(quiet=True)
         model, ckpt = runs.load_model(path, resolve_device(device))
         model.eval()
         if cluster.distributed and not (model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE)):
@@ -262,7 +262,8 @@ def _evaluate(model: Model, ckpt: Any, path: Path, cluster: distributed.Cluster,
     if data is not None:
         record = {"source": data, "size": record.get("size"), "channels": record.get("channels"),
                   "data_dir": record.get("data_dir")}
-    reference = reference_data(record, split, console)
+    with cluster.rank_zero_first():  # under torchrun rank 0 prepares the data; the others read it
+        reference = reference_data(record, split, console)
     if data is not None:
         _check_fits(model, reference, data)
     run_dir = path.parent
@@ -309,7 +310,8 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
                 extractor_options: dict[str, Any] | None, cluster: distributed.Cluster) -> None:
     from rich.progress import Progress
 
-    extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
+    with cluster.rank_zero_first():  # a feature extractor zoo trains is trained once, by rank 0
+        extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
     real = reference.split
     generator = torch.Generator().manual_seed(seed)
     conditions = conditions_for(model, real, n, generator)

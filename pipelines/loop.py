@@ -506,6 +506,8 @@ class Loop:
                            f"device {self.device} | {length} ({self.steps_per_epoch} steps per epoch) | "
                            f"batch {p.config.batch_size}{extras} | W&B {self.tracker.mode}\n"
                            f"run folder: {self.run_dir}")
+        for note in self.model.engine.notes:
+            self.console.print(f"[yellow]note:[/] {note}", highlight=False)
         if engine.precision == "bf16" and not native_bf16(self.device):
             self.console.print(f"[yellow]warning:[/] {self.device} has no native bf16 (AVX512-BF16 or AMX on a CPU): "
                                "bf16 is emulated here, many times slower than fp32 (the lab DCGAN: 41 against 934 "

@@ -8,7 +8,6 @@ while training), build the model and restore what a resumed run was, then run
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -309,7 +308,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     cluster, device_name = distributed.join(opts.device)
     try:
         return _train(p, opts, cluster, resolve_device(device_name),
-                      console if cluster.writer else Console(file=open(os.devnull, "w")))
+                      console if cluster.writer else Console(quiet=True))
     finally:
         distributed.leave()
 
@@ -317,7 +316,8 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
 def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: torch.device,
            console: Console) -> Path:
     engine = Engine(p.engine, device)
-    p, data = load_data(p, opts, console)
+    with cluster.rank_zero_first():  # rank 0 prepares the data; the others read its cache
+        p, data = load_data(p, opts, console)
     if p.config.batch_size % cluster.world:
         raise UsageError(f"--batch-size {p.config.batch_size} does not split evenly over {cluster.world} "
                          f"processes: give a batch size that {cluster.world} divides")

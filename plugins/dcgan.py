@@ -263,6 +263,12 @@ class DCGAN(zoo.Model):
     def check_data(cls, config: DCGANConfig, spec: zoo.DataSpec) -> None:
         pick_architecture(config.architecture, spec)
 
+    def uncompiled(self) -> dict[str, str]:
+        if self.config.gp_weight or self.config.r1_weight:
+            return {"discriminator": "its gradient penalty needs a double backward, which torch.compile "
+                                     "does not support"}
+        return {}
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return optimisers(self.generator, self.discriminator, self.config)
 

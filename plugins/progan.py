@@ -446,6 +446,12 @@ class ProGAN(zoo.Model):
         default = max(4, self.config.batch_size // max(1, resolution // 32))
         return parse_batch_sizes(self.config.batch_sizes).get(resolution, default)
 
+    def uncompiled(self) -> dict[str, str]:
+        if self.config.gp_weight:
+            return {"discriminator": "its gradient penalty needs a double backward, which torch.compile "
+                                     "does not support"}
+        return {}
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
         return {"generator": torch.optim.Adam(self.generator.parameters(), self.config.lr, betas=betas, eps=1e-8),

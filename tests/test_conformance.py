@@ -265,3 +265,29 @@ def test_frozen_restores_each_parameters_own_flag() -> None:
     with zoo.frozen(net):
         assert not any(p.requires_grad for p in net.parameters())
     assert [p.requires_grad for p in net.parameters()] == [True, True, False, True]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compile_compiles_every_network_or_says_why_not(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # aot_eager: torch.compile's graph capture and autograd, as inductor has them, without its
+    # code generation (minutes); what fails here (a double backward) fails with inductor too.
+    from zoo import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    model = build(name)
+    model.engine = Engine(EngineOptions(compile=True), torch.device("cpu"))
+    model.engine.prepare(model)
+    eager = model.uncompiled()
+    networks = [n for n, child in model.named_children() if any(True for _ in child.parameters())]
+    assert set(eager) <= set(networks) and all(eager.values())
+    compiled = [n for n in networks if n not in eager]
+    assert model.engine.applied[-1].endswith(", ".join(compiled) or "none")
+    assert len(model.engine.notes) == len(eager)
+    model.optimizers = model.configure_optimizers()
+    batches = batches_for(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics = model.train_step(batches, zoo.Progress(0, 10, 0))
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for v in metrics.values())
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert set(before) == set(model.state_dict())  # compiling keeps the checkpoint's names

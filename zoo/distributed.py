@@ -25,12 +25,13 @@ gloo on CPUs). What zoo does with it, for every plugin and with no plugin code:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -149,6 +150,16 @@ class Cluster:
     def barrier(self) -> None:
         if self.distributed:
             self._collective(lambda: torch.distributed.barrier(group=_control()))
+
+    @contextlib.contextmanager
+    def rank_zero_first(self) -> Iterator[None]:
+        """Rank 0 runs the block before the others do: it fills the caches (prepared data, a
+        trained feature extractor) that they then read, instead of all writing them at once."""
+        if self.rank:
+            self.barrier()
+        yield
+        if not self.rank:
+            self.barrier()
 
     def _collective(self, run: object) -> None:
         try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -80,6 +79,8 @@ class Engine:
         self.cluster = distributed.current()
         self.applied: list[str] = []
         """What :meth:`prepare` did, for the run's record."""
+        self.notes: list[str] = []
+        """What :meth:`prepare` could not do, for the user."""
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # autotune each convolution's algorithm once
             torch.backends.cuda.matmul.allow_tf32 = self.options.tf32
@@ -100,17 +101,13 @@ class Engine:
             model.to(memory_format=torch.channels_last)
             done.append("channels-last")
         if self.options.compile:
-            reason = getattr(model, "compiles", True)
-            if reason is not True:
-                warnings.warn(f"--compile: {model.name} is known not to compile ({reason}); it runs eagerly",
-                              stacklevel=2)
-                done.append("not compiled")
-            else:
-                names = [name for name, child in model.named_children()
-                         if any(True for _ in child.parameters())]
-                for name in names:
-                    getattr(model, name).compile(backend=COMPILE_BACKEND, dynamic=False)
-                done.append(f"compiled ({COMPILE_BACKEND}): {', '.join(names)}")
+            eager = model.uncompiled()
+            self.notes += [f"--compile: {model.name}'s {name} runs eagerly ({reason})" for name, reason in eager.items()]
+            names = [name for name, child in model.named_children()
+                     if name not in eager and any(True for _ in child.parameters())]
+            for name in names:
+                getattr(model, name).compile(backend=COMPILE_BACKEND, dynamic=False)
+            done.append(f"compiled ({COMPILE_BACKEND}): {', '.join(names) or 'none'}")
         return done
 
     def tune(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:

@@ -324,10 +324,6 @@ class Model(nn.Module):
     small_data: ClassVar[dict[str, Any]] = {}
     """Config values for training sets of fewer than :data:`SMALL_DATA` images, used where the
     user set nothing else (the train pipeline says so): e.g. DCGAN's augmentation."""
-    compiles: ClassVar[bool | str] = True
-    """Whether ``--compile`` compiles this model's networks (each direct child module with
-    weights, by ``torch.compile``); a string says why not, and the model then runs eagerly."""
-
     # Within this class body ``Config`` is the attribute above, not a type: hence config_io.Config.
     # check_data and derivation take Any because each plugin declares them with its own Config
     # subclass, which a type checker would reject as an override of a base that takes any Config.
@@ -346,6 +342,11 @@ class Model(nn.Module):
     @classmethod
     def check_data(cls, config: Any, spec: DataSpec) -> None:
         """Raise :class:`zoo.UsageError` if this model cannot be built for data of this shape."""
+
+    def uncompiled(self) -> dict[str, str]:
+        """The networks ``--compile`` must leave eager, each with the reason (zoo says so and
+        compiles the rest). ``--compile`` compiles each direct child module with weights."""
+        return {}
 
     @classmethod
     def derivation(cls, config: Any) -> Derivation | None:

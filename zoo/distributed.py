@@ -153,12 +153,13 @@ class Cluster:
 
     @contextlib.contextmanager
     def rank_zero_first(self) -> Iterator[None]:
-        """Rank 0 runs the block before the others do: it fills the caches (prepared data, a
-        trained feature extractor) that they then read, instead of all writing them at once."""
-        if self.rank:
+        """The first process of each node runs the block before the others do: it fills the
+        node's caches (prepared data, a trained feature extractor) that they then read,
+        instead of all writing them at once."""
+        if self.local_rank:
             self.barrier()
         yield
-        if not self.rank:
+        if not self.local_rank:
             self.barrier()
 
     def _collective(self, run: object) -> None:

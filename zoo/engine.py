@@ -102,7 +102,8 @@ class Engine:
             done.append("channels-last")
         if self.options.compile:
             eager = model.uncompiled()
-            self.notes += [f"--compile: {model.name}'s {name} runs eagerly ({reason})" for name, reason in eager.items()]
+            self.notes += [f"--compile: {model.name}'s {name} runs eagerly ({reason})"
+                           for name, reason in eager.items()]
             names = [name for name, child in model.named_children()
                      if name not in eager and any(True for _ in child.parameters())]
             for name in names:

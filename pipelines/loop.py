@@ -58,6 +58,9 @@ PREVIEW_EVERY_SECONDS = 120
 """Between two previews, progress/latest.png is redrawn this often (and sent to W&B)."""
 
 
+SAME_SIGNAL_SECONDS = 1.0
+
+
 class Interrupted(ZooError):
     """Ctrl-C: the checkpoint is saved and the run can be resumed."""
 
@@ -161,6 +164,8 @@ class Loop:
                 self.task = self.bar.add_task(self._label(), total=self._length_done()[1],
                                               completed=self._done(), metrics="")
                 while not self._finished():
+                    if not self.cluster.distributed:  # many processes keep the clock they agreed on
+                        self.seconds = self.seconds_before + time.perf_counter() - started
                     progress = self._progress()
                     self.stepping = True
                     with model.engine.autocast():
@@ -279,8 +284,8 @@ class Loop:
         latest_due = not preview_due and self.seconds - self.last_preview > PREVIEW_EVERY_SECONDS
         eval_due = bool(self.eval_every) and (self.step % (self.eval_every or 1) == 0 or last)
         save_due = not last and self.seconds - self.last_save > SAVE_EVERY_SECONDS
-        if len(self.pending) >= READ_EVERY or preview_due or latest_due or save_due:
-            self._flush()
+        if len(self.pending) >= READ_EVERY or preview_due or latest_due or save_due or eval_due:
+            self._flush()  # on every process alike: the read is a collective under torchrun
         if preview_due or latest_due or eval_due or save_due:
             self._sync()
         if preview_due:
@@ -355,6 +360,8 @@ class Loop:
                 raise ZooError(f"{', '.join(bad)} became {record[bad[0]]} at step {step}; training "
                                f"stopped. The last good checkpoint is in {self.run_dir}")
             self.metrics_file.write(json.dumps({"step": step, "epoch": epoch, **record}) + "\n")
+            if not self.writer:
+                continue  # the metrics are rank 0's to log and to show
             self.tracker.log(record, step)
             self._warn(self.watch.after_step(step, record, self._progress().fraction))
             for k, v in record.items():
@@ -532,9 +539,15 @@ def deferred_interrupts() -> Iterator[threading.Event]:
         yield interrupted
         return
 
+    first: list[float] = []
+
     def handler(signum: int, frame: Any) -> None:
-        if interrupted.is_set():
+        # Under torchrun one Ctrl-C arrives twice (from the terminal, then forwarded): a second
+        # signal within a second of the first is the same one.
+        if interrupted.is_set() and time.monotonic() - first[0] > SAME_SIGNAL_SECONDS:
             raise KeyboardInterrupt
+        if not interrupted.is_set():
+            first.append(time.monotonic())
         interrupted.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -318,7 +318,7 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
     engine = Engine(p.engine, device)
     with cluster.rank_zero_first():  # rank 0 prepares the data; the others read its cache
         p, data = load_data(p, opts, console)
-    if p.config.batch_size % cluster.world:
+    if p.config.batch_size % cluster.world:  # refused before a run folder is made
         raise UsageError(f"--batch-size {p.config.batch_size} does not split evenly over {cluster.world} "
                          f"processes: give a batch size that {cluster.world} divides")
 
@@ -333,6 +333,7 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
         model, batches, state = build(p, data, device, engine, console, cluster)
+        _check_shares(model, cluster.world)
         eval_every = opts.eval_every
         if eval_every is None and p.resume_from is not None:
             eval_every = runs.read_run_info(run_dir).get("eval_every")
@@ -387,6 +388,17 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     _own_stream(p.seed, cluster, int(train["step"]))
     return model, batches, {"step": int(train["step"]), "images": int(train["images"]),
                             "seconds": float(train.get("seconds", 0.0))}
+
+
+def _check_shares(model: Model, world: int) -> None:
+    """Every batch size the model will ask for splits evenly over the processes (ProGAN's
+    smaller batches at higher resolutions too), or the run stops now, not hours in."""
+    uneven = sorted(size for size in model.batch_sizes() if size % world)
+    if uneven:
+        raise UsageError(f"{model.name} trains with a batch of {uneven[0]} at some point (batch sizes "
+                         f"{', '.join(map(str, sorted(model.batch_sizes())))}), which does not split evenly "
+                         f"over {world} processes: choose batch sizes that {world} divides"
+                         + (" (--set batch_sizes=RES:SIZE,...)" if hasattr(model.config, "batch_sizes") else ""))
 
 
 def _own_stream(seed: int, cluster: distributed.Cluster, step: int) -> None:

@@ -446,6 +446,9 @@ class ProGAN(zoo.Model):
         default = max(4, self.config.batch_size // max(1, resolution // 32))
         return parse_batch_sizes(self.config.batch_sizes).get(resolution, default)
 
+    def batch_sizes(self) -> set[int]:
+        return {self.batch_size(level) for level in range(self.levels)}
+
     def uncompiled(self) -> dict[str, str]:
         if self.config.gp_weight:
             return {"discriminator": "its gradient penalty needs a double backward, which torch.compile "

@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import zoo
 from zoo import checkpoint as ckpt_io
 from zoo.data import TensorBatches
 from zoo.errors import UsageError
@@ -49,7 +50,8 @@ def two(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     """A tiny DCGAN (batch norm and all) trained on two processes, W&B offline."""
     root = tmp_path_factory.mktemp("two")
     torchrun(root / "dump", "train", "dcgan", "--data", "mnist", "--subset", "0:600", "--steps", str(STEPS),
-             *TINY, "--preview-every", "4", "--wandb", "offline", "--out", str(root / "run"),
+             *TINY, "--preview-every", "4", "--eval-every", "6", "--eval-features", "random",
+             "--wandb", "offline", "--out", str(root / "run"),
              env={"ZOO_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"})
     return root
 
@@ -70,8 +72,12 @@ def test_rank_0_alone_writes_the_run_in_global_terms(two: Path) -> None:
     info = json.loads((run / "run.json").read_text())
     assert info["processes"] == 2 and info["status"] == "finished" and info["step"] == STEPS
     assert info["images"] == STEPS * 16  # the global batch: 2 processes x 8
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "loss_d" in r]
     assert steps == list(range(1, STEPS + 1))  # each step logged once, not once per process
+    # --eval-every: rank 0 measures (the others wait), at steps 6 and 12, and keeps the best
+    assert [r["step"] for r in records if "fd" in r] == [6, 12]
+    assert (run / "best.safetensors").is_file() and info["best"]["step"] in (6, 12)
     assert len(list((run / "wandb").glob("offline-run-*"))) == 1
     assert sorted(p.name for p in (run / "progress").glob("step-*.png")) == \
         [f"step-{s:07d}.png" for s in (4, 8, 12)]
@@ -167,3 +173,34 @@ def test_one_process_exchanges_nothing() -> None:
     assert cluster.mean(t) is t and torch.equal(t, torch.ones(3))
     assert cluster.gather(t) is t and cluster.share_text("runs/x") == "runs/x"
     assert cluster.writer and not cluster.distributed
+
+
+def test_every_batch_size_a_model_asks_for_must_split_over_the_processes() -> None:
+    from zoo import config as config_io
+    from zoo.pipelines.train import _check_shares
+    from zoo.registry import registry
+
+    cls = registry().get("progan")
+    config = config_io.from_dict(cls.Config, {**cls.tiny_config, "batch_size": 8, "batch_sizes": "8:6"}, source="test")
+    model = cls(config, zoo.DataSpec("gray16", 1, 16, 16))
+    assert 6 in model.batch_sizes() and 8 in model.batch_sizes()
+    _check_shares(model, 1)
+    with pytest.raises(UsageError, match="progan trains with a batch of 6 at some point"):
+        _check_shares(model, 4)
+
+
+def test_one_ctrl_c_delivered_twice_is_one_and_a_later_one_stops_at_once() -> None:
+    import signal
+    import time
+
+    from zoo.pipelines.loop import SAME_SIGNAL_SECONDS, deferred_interrupts
+
+    with deferred_interrupts() as interrupted:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # torchrun forwards the terminal's Ctrl-C: the same one
+        time.sleep(0.05)
+        assert interrupted.is_set()
+        time.sleep(SAME_SIGNAL_SECONDS + 0.1)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # a second, later: stop at once
+            time.sleep(0.5)

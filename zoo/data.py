@@ -266,6 +266,7 @@ class TensorBatches:
                              f"give a --batch-size that {self.world} divides")
         self.device = torch.device(device)
         sizes = [t.numel() * t.element_size() for t in (images, targets, *(conditions or {}).values()) if t is not None]
+        sizes += [p.pixels.numel() for p in (photos, target_photos) if p is not None]
         home = placement(sum(sizes), self.device)
         self.images = images.to(home)
         self.targets = targets.to(home) if targets is not None else None
@@ -366,7 +367,7 @@ class TensorBatches:
         else:
             images, targets = self.derive(to_float(self.photos.random_crops(index, self.derive.crop)))
         device_index = index.to(self.images.device)
-        return Batch(images, targets, {k: v[device_index] for k, v in self.conditions.items()})
+        return Batch(images, targets, {k: self._moved(v[device_index]) for k, v in self.conditions.items()})
 
     def _unpaired_index(self, size: int) -> torch.Tensor:
         """Domain B's next batch: its own permutation per pass over its own images."""

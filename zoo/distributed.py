@@ -39,9 +39,10 @@ from torch import Tensor, nn
 
 from .errors import UsageError, ZooError
 
-TIMEOUT = datetime.timedelta(minutes=10)
-"""How long a process waits for the others at one exchange (a slow checkpoint on rank 0
-included) before it gives up."""
+TIMEOUT = datetime.timedelta(minutes=30)
+"""How long a process waits for the others at one exchange before it gives up: rank 0's
+slow moments included (a checkpoint, ``--eval-every``'s figures, training their feature
+extractor on first use)."""
 
 
 class PeerLost(ZooError):

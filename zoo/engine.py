@@ -121,6 +121,11 @@ class Engine:
             if params and all(p.is_cuda and p.is_floating_point() for p in params):
                 for group in optimizer.param_groups:
                     group["foreach"], group["fused"] = False, True
+                # A state loaded from an unfused optimiser (a CPU run, an older one) keeps its step
+                # counters on the host; the fused kernel wants them beside the weights, as float32.
+                for p, state in optimizer.state.items():
+                    if "step" in state:
+                        state["step"] = torch.as_tensor(state["step"], dtype=torch.float32).to(p.device)
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The forward passes of a step run in this context (a no-op in fp32)."""

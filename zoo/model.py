@@ -343,6 +343,12 @@ class Model(nn.Module):
     def check_data(cls, config: Any, spec: DataSpec) -> None:
         """Raise :class:`zoo.UsageError` if this model cannot be built for data of this shape."""
 
+    def batch_sizes(self) -> set[int]:
+        """Every batch size :meth:`train_step` asks of ``batches.next`` over the run (ProGAN's
+        per resolution); under torchrun each must split evenly over the processes, which
+        the train pipeline checks before the first step."""
+        return {int(getattr(self.config, "batch_size", 1))}
+
     def uncompiled(self) -> dict[str, str]:
         """The networks ``--compile`` must leave eager, each with the reason (zoo says so and
         compiles the rest). ``--compile`` compiles each direct child module with weights."""

@@ -58,7 +58,8 @@ PREVIEW_EVERY_SECONDS = 120
 """Between two previews, progress/latest.png is redrawn this often (and sent to W&B)."""
 
 
-SAME_SIGNAL_SECONDS = 1.0
+SAME_SIGNAL_SECONDS = 0.5
+"""Under torchrun, a second Ctrl-C this soon after the first is the same one, forwarded."""
 
 
 class Interrupted(ZooError):
@@ -160,7 +161,7 @@ class Loop:
         try:
             metrics_path = self.metrics_path if self.writer else Path(os.devnull)
             with self.bar, metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
-                    deferred_interrupts() as interrupted:
+                    deferred_interrupts(SAME_SIGNAL_SECONDS if self.cluster.distributed else 0.0) as interrupted:
                 self.task = self.bar.add_task(self._label(), total=self._length_done()[1],
                                               completed=self._done(), metrics="")
                 while not self._finished():
@@ -530,10 +531,12 @@ class Loop:
 
 
 @contextmanager
-def deferred_interrupts() -> Iterator[threading.Event]:
+def deferred_interrupts(same_within: float = 0.0) -> Iterator[threading.Event]:
     """Ctrl-C (or SIGTERM: a scheduler's pre-emption, torchrun stopping its processes) during
     a step is held until the step ends (a checkpoint never holds half an update); a second
-    stops at once, keeping the last checkpoint."""
+    stops at once, keeping the last checkpoint. Under torchrun one Ctrl-C arrives twice (from
+    the terminal, then forwarded by torchrun): a second signal ``same_within`` seconds of the
+    first is the same one."""
     interrupted = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield interrupted
@@ -542,9 +545,7 @@ def deferred_interrupts() -> Iterator[threading.Event]:
     first: list[float] = []
 
     def handler(signum: int, frame: Any) -> None:
-        # Under torchrun one Ctrl-C arrives twice (from the terminal, then forwarded): a second
-        # signal within a second of the first is the same one.
-        if interrupted.is_set() and time.monotonic() - first[0] > SAME_SIGNAL_SECONDS:
+        if interrupted.is_set() and time.monotonic() - first[0] > same_within:
             raise KeyboardInterrupt
         if not interrupted.is_set():
             first.append(time.monotonic())

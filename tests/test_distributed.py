@@ -195,7 +195,7 @@ def test_one_ctrl_c_delivered_twice_is_one_and_a_later_one_stops_at_once() -> No
 
     from zoo.pipelines.loop import SAME_SIGNAL_SECONDS, deferred_interrupts
 
-    with deferred_interrupts() as interrupted:
+    with deferred_interrupts(SAME_SIGNAL_SECONDS) as interrupted:  # as the loop has it under torchrun
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)  # torchrun forwards the terminal's Ctrl-C: the same one
         time.sleep(0.05)

@@ -138,30 +138,46 @@ def _case_data(kind: str):  # type: ignore[no-untyped-def]
         torch.randint(0, 256, (256, 3, 64, 64), dtype=torch.uint8)
 
 
-def rate(case: str, precision: str, channels_last: bool, compile: bool, steps: int, warmup: int) -> tuple[float, float]:
+def rate(case: str, precision: str, channels_last: bool, compile: bool, steps: int, warmup: int,
+         device: str = "cpu", batch_size: int | None = None) -> tuple[float, float]:
     import zoo as z
     from zoo import registry
     from zoo.data import TensorBatches
     from zoo.engine import Engine, EngineOptions
 
     name, kind, sets, batch = CASES[case]
+    batch = batch_size or batch
     spec, images, targets = _case_data(kind)
     cls = registry.get(name)
     torch.manual_seed(0)
     config = cls.Config(**{**sets, "batch_size": batch})  # type: ignore[call-arg]
-    model = cls(config, spec)
-    model.engine = Engine(EngineOptions(precision, channels_last=channels_last, compile=compile), torch.device("cpu"))
+    where = torch.device(device)
+    model = cls(config, spec).to(where)
+    model.engine = Engine(EngineOptions(precision, channels_last=channels_last, compile=compile), where)
     model.engine.prepare(model)
     model.optimizers = model.configure_optimizers()
-    batches = TensorBatches(images, None, batch, seed=0, targets=targets)
+    model.engine.tune(model.optimizers)
+    batches = TensorBatches(images, None, batch, seed=0, device=where, targets=targets)
+
+    def sync() -> None:
+        if where.type == "cuda":
+            torch.cuda.synchronize(where)
+
     started, warm = time.perf_counter(), 0.0
+    pending = []
     for i in range(warmup + steps):
         if i == warmup:
+            sync()
             warm, started = time.perf_counter() - started, time.perf_counter()
         with model.engine.autocast():
             metrics = model.train_step(batches, z.Progress(i, warmup + steps, 0))
         model.engine.end_step()
-        [float(v) for v in metrics.values()]
+        pending.append(metrics)
+        if len(pending) == 10:  # as the loop reads them: every 10 steps
+            [float(v) for m in pending for v in m.values()]
+            pending = []
+    [float(v) for m in pending for v in m.values()]
+    sync()
     return steps * batch * model.batches_per_step() / (time.perf_counter() - started), warm
 
 
@@ -170,16 +186,20 @@ def plugins(args: argparse.Namespace) -> None:
     rows = []
     options = [("fp32", False, False), ("fp32", True, False), ("bf16", True, False), ("fp32", True, True)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; images/s of training (batches drawn)")
+    if args.device.startswith("cuda"):  # every option, fp16 too, each with channels-last
+        options = [("fp32", False, False), ("fp32", True, False), ("bf16", True, False), ("fp16", True, False),
+                   ("bf16", True, True)]
     for case in args.cases or list(CASES):
         for precision, cl, comp in options:
             if comp and not args.compile:
                 continue
-            steps = max(2, args.steps // 10) if precision == "bf16" else args.steps
-            images, warm = rate(case, precision, cl, comp, steps, args.warmup)
+            emulated = precision == "bf16" and args.device == "cpu"
+            steps = max(2, args.steps // 10) if emulated else args.steps
+            images, warm = rate(case, precision, cl, comp, steps, args.warmup, args.device, args.batch_size)
             label = f"{precision}{' channels-last' if cl else ''}{' compile' if comp else ''}"
             rows.append({"case": case, "option": label, "images_per_s": round(images, 1), "warmup_s": round(warm, 1)})
             print(f"{case:10} {label:28} {images:9.1f} images/s   warm-up {warm:6.1f} s", flush=True)
-    (RESULTS / "plugins.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"plugins-{args.device.replace(':', '')}.json").write_text(json.dumps(rows, indent=2))
 
 
 def main() -> None:
@@ -196,6 +216,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also torch.compile (minutes of compiling)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-size", type=int, help="instead of each case's own (the issue's GPU target: 512)")
     args = parser.parse_args()
     {"whole": whole, "quality": quality, "plugins": plugins}[args.what](args)
 

@@ -186,9 +186,7 @@ def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: 
     draw them. Under torchrun each process draws every world-th chunk and returns its own
     (see :func:`gathered`)."""
     cluster = cluster or distributed.Cluster()
-    spec = model.spec
-    out = [torch.zeros((0, *spec.target_shape) if spec.pairing else (0, spec.channels, spec.height, spec.width),
-                       dtype=torch.uint8)]
+    out = [torch.zeros((0, *model.spec.target_shape), dtype=torch.uint8)]  # a process may draw no chunk
     for chunk, start in enumerate(range(0, n, CHUNK)):
         if chunk % cluster.world != cluster.rank:
             continue

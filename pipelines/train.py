@@ -318,9 +318,8 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
     engine = Engine(p.engine, device)
     with cluster.rank_zero_first():  # rank 0 prepares the data; the others read its cache
         p, data = load_data(p, opts, console)
-    if p.config.batch_size % cluster.world:  # refused before a run folder is made
-        raise UsageError(f"--batch-size {p.config.batch_size} does not split evenly over {cluster.world} "
-                         f"processes: give a batch size that {cluster.world} divides")
+    model, batches, state = build(p, data, device, engine, console, cluster)
+    _check_shares(model, cluster.world)  # refused before a run folder is made
 
     # The run folder: new, or the one being resumed; locked while rank 0 trains it.
     lock: runs.RunLock | None = None
@@ -332,8 +331,6 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
-        model, batches, state = build(p, data, device, engine, console, cluster)
-        _check_shares(model, cluster.world)
         eval_every = opts.eval_every
         if eval_every is None and p.resume_from is not None:
             eval_every = runs.read_run_info(run_dir).get("eval_every")
@@ -397,8 +394,8 @@ def _check_shares(model: Model, world: int) -> None:
     if uneven:
         raise UsageError(f"{model.name} trains with a batch of {uneven[0]} at some point (batch sizes "
                          f"{', '.join(map(str, sorted(model.batch_sizes())))}), which does not split evenly "
-                         f"over {world} processes: choose batch sizes that {world} divides"
-                         + (" (--set batch_sizes=RES:SIZE,...)" if hasattr(model.config, "batch_sizes") else ""))
+                         f"over {world} processes: choose batch sizes that {world} divides (zoo info "
+                         f"{model.name} lists the keys)")
 
 
 def _own_stream(seed: int, cluster: distributed.Cluster, step: int) -> None:

@@ -265,8 +265,7 @@ class DCGAN(zoo.Model):
 
     def uncompiled(self) -> dict[str, str]:
         if self.config.gp_weight or self.config.r1_weight:
-            return {"discriminator": "its gradient penalty needs a double backward, which torch.compile "
-                                     "does not support"}
+            return {"discriminator": losses.PENALTY_UNCOMPILED}
         return {}
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:

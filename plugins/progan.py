@@ -451,8 +451,7 @@ class ProGAN(zoo.Model):
 
     def uncompiled(self) -> dict[str, str]:
         if self.config.gp_weight:
-            return {"discriminator": "its gradient penalty needs a double backward, which torch.compile "
-                                     "does not support"}
+            return {"discriminator": losses.PENALTY_UNCOMPILED}
         return {}
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -64,7 +64,6 @@ class Toy(zoo.Model):
 def main() -> None:
     dump = Path(sys.argv[1])
     toy = metadata.EntryPoint(name="toy", value=f"{__name__}:Toy", group=registry.GROUP)
-    sys.modules.setdefault(__name__, sys.modules["__main__"])
     registry.entry_point_source = lambda: [toy]
     rank = int(os.environ.get("RANK", "0"))
 

@@ -31,7 +31,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -118,8 +118,9 @@ class Cluster:
         spread = torch.stack([sums, -sums])  # the largest and (negated) smallest of each sum
         self._collective(lambda: torch.distributed.all_reduce(spread, torch.distributed.ReduceOp.MAX))
         if not torch.equal(spread[0], -spread[1]):
-            raise ZooError("the training processes' weights differ (a plugin drew different numbers of "
-                           "parameters' updates per process?); stopping rather than saving a mixed model")
+            raise ZooError("the training processes' weights have drifted apart (every process must apply "
+                           "the same averaged updates: does the plugin update a network on some processes "
+                           "only?); stopping rather than saving a mixture of models")
 
     def gather(self, t: Tensor) -> Tensor:
         """Every process's ``t`` (the same shape but for the first dimension), concatenated in
@@ -163,9 +164,9 @@ class Cluster:
         if not self.local_rank:
             self.barrier()
 
-    def _collective(self, run: object) -> None:
+    def _collective(self, run: Callable[[], object]) -> None:
         try:
-            run()  # type: ignore[operator]
+            run()
         except (RuntimeError, torch.distributed.DistError) as exc:  # gloo: "Connection closed by peer"
             text = str(exc).strip()
             first = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]) if text else type(exc).__name__
@@ -215,6 +216,8 @@ def join(device: str) -> tuple[Cluster, str]:
                          "(or auto), not one GPU")
     if requested == "mps":
         raise UsageError("torchrun training runs on CUDA GPUs or CPUs; --device mps is one device")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
     if use_cuda:
         if local >= torch.cuda.device_count():
             raise UsageError(f"process {rank} has LOCAL_RANK {local}, but this node has "

@@ -21,7 +21,6 @@ penalties (:mod:`zoo.losses`) run their inner forward pass in full precision.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,8 +35,9 @@ if TYPE_CHECKING:
     from .model import Model
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-COMPILE_BACKEND = os.environ.get("ZOO_COMPILE_BACKEND", "inductor")
-"""torch.compile's backend for --compile (inductor; the tests trace with ``eager``)."""
+COMPILE_BACKEND = "inductor"
+"""torch.compile's backend for --compile (the tests capture graphs with ``eager`` or
+``aot_eager`` instead of inductor's minutes of code generation)."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ class EngineOptions:
     compile: bool = False
     """torch.compile each network (``--compile``)."""
     channels_last: bool = True
-    """Convolutional networks and their batches in channels-last memory (``--no-channels-last``
-    to turn off): oneDNN and cuDNN's fast convolutions use it without reordering."""
+    """Convolutional networks' weights in channels-last memory (``--no-channels-last`` to turn
+    off); their activations follow, and oneDNN's and cuDNN's fast convolutions use it without
+    reordering."""
     tf32: bool = True
     """On CUDA, float32 matrix products and convolutions in TF32 (``--no-tf32`` for full fp32)."""
 
@@ -93,10 +94,10 @@ class Engine:
     # -- set-up, once per model -----------------------------------------------------------------
 
     def prepare(self, model: Model) -> list[str]:
-        """The model's memory format and compiled networks; returns what was done, for the
-        run's record (``channels-last``, ``compiled: generator, discriminator``)."""
-        done: list[str] = []
-        self.applied = done
+        """The model's memory format and compiled networks; returns what was done (also kept
+        in :attr:`applied`, for the run's record): ``channels-last``, ``compiled (inductor):
+        generator, discriminator``."""
+        done = self.applied = []
         if self.options.channels_last and uses_convolutions(model):
             model.to(memory_format=torch.channels_last)
             done.append("channels-last")

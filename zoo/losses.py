@@ -191,6 +191,10 @@ def _uniform(n: int, low: float, high: float, kind: str, device: torch.device | 
 
 # -- regularisers ------------------------------------------------------------------------------
 
+PENALTY_UNCOMPILED = ("its gradient penalty needs a double backward, which torch.compile does not support")
+"""Why ``--compile`` leaves a penalised critic eager (see :meth:`zoo.Model.uncompiled`)."""
+
+
 def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, kind: str = "wasserstein") -> Tensor:
     """Gulrajani et al.'s penalty: E[(||grad_x D(x_hat)|| - 1)^2] at random points x_hat on
     lines between real and generated images. The gradient is built with ``create_graph``,

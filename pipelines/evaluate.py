@@ -48,7 +48,7 @@ from torch import Tensor
 import zoo
 from zoo import distributed, figures, metrics, runs, superres, swd
 from zoo import features as features_io
-from zoo.data import PreparedData, load_prepared, to_float
+from zoo.data import PreparedData, load_prepared, one_caption, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Condition, Model
@@ -159,7 +159,8 @@ def protocol(figure: str, extractor: features_io.FeatureExtractor, generated: in
 
 def conditions_for(model: Model, reference: PreparedData, n: int, generator: torch.Generator) -> dict[str, Any]:
     """Each sample's conditions, drawn from the reference images' own (a shuffled cycle), so
-    a class-conditional model makes the classes in the data's proportions."""
+    a class-conditional model makes the classes in the data's proportions, and a
+    text-conditional one draws from the reference images' captions (one of each at random)."""
     needs = model.needs()
     if not needs:
         return {}
@@ -175,7 +176,8 @@ def conditions_for(model: Model, reference: PreparedData, n: int, generator: tor
             if values is None:
                 raise UsageError(f"{model.name} needs a {condition.value} for each image, and the reference "
                                  f"images have none")
-            out[condition.value] = values[order]
+            out[condition.value] = one_caption(values[order], generator) if condition is Condition.TEXT \
+                else values[order]
     return out
 
 

@@ -7,7 +7,8 @@ autoencoder, which has no prior, takes no seeds), inverted first by the others. 
 pairs make several rows. Paths are straight (lerp) or along the great circle (slerp, the
 default for Gaussian priors, where most of the probability lies near a sphere).
 Class-conditional models walk at a fixed class, or from one class to another by blending
-the two labels. Outputs: a strip PNG (a row per pair, its columns labelled by t), a GIF
+the two labels; text-conditional models from one text's embedding to another's
+(``--from-text``/``--to-text``), at fixed latents (a row per seed) unless endpoints are given. Outputs: a strip PNG (a row per pair, its columns labelled by t), a GIF
 that goes there and back, and the latents as safetensors.
 """
 
@@ -20,14 +21,18 @@ import torch.nn.functional as F
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
-from zoo import figures, metrics
+from zoo import figures, metrics, registry
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Model, class_condition, evaluating
+from zoo.model import Capability, Condition, Model, class_condition, evaluating
 from zoo.runs import load_latent_model, output_dir
 
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
 from .reconstruct import reconstructions
+
+
+TEXT_ROWS = (0, 1, 2, 3)
+"""Seeds of the rows of a walk between two texts given no other endpoints."""
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -57,11 +62,18 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
                 steps: int = 10, method: str | None = None, class_: str | None = None,
                 digit: str | None = None, from_class: str | None = None, to_class: str | None = None,
                 invert_steps: int = 300, restarts: int = 4, out: Path | None = None,
-                force: bool = False, device: str = "auto", console: Console | None = None) -> Path:
+                force: bool = False, device: str = "auto", from_text: str | None = None,
+                to_text: str | None = None, console: Console | None = None) -> Path:
     console = console or Console()
     if steps < 2:
         raise UsageError(f"--steps must be at least 2, got {steps}")
-    model, _, _ = load_latent_model(target, device, "interpolate", or_encoder=True)
+    model, _, _ = load_latent_model(target, device, "interpolate", or_encoder=True, takes_text=True)
+    texts = _texts(model, from_text, to_text)
+    if texts is not None and (from_image or to_image):
+        raise UsageError(f"{model.name}: walks between images are for models without text; walk between seeds "
+                         "or latent files with --from-text/--to-text")
+    if texts is not None and not (from_seed or to_seed or from_latent or to_latent or from_image or to_image):
+        from_seed, to_seed = list(TEXT_ROWS), list(TEXT_ROWS)  # the same z along each row: the text alone walks
     # Great circles suit a Gaussian prior's shell; a model without a prior walks straight.
     method = method or ("slerp" if model.has(Capability.LATENT) and model.prior.gaussian else "lerp")
     if method not in ("lerp", "slerp"):
@@ -105,14 +117,19 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
         one_a = F.one_hot(start_labels, k).float().to(model.device)
         one_b = F.one_hot(end_labels, k).float().to(model.device)
         labels = lerp(one_a.expand(pairs, k), one_b.expand(pairs, k), t)  # pairs x steps x k
+    conditions = class_condition(labels.flatten(0, 1) if labels is not None else None)
+    embeddings = None
+    if texts is not None:  # the sentence embeddings walk in a straight line, as in StackGAN's figures
+        a_text, b_text = model.encode_text(list(texts), "--from-text/--to-text")
+        embeddings = lerp(a_text[None].expand(pairs, -1), b_text[None].expand(pairs, -1), t)
+        conditions[Condition.TEXT.value] = embeddings.flatten(0, 1)
     with torch.no_grad(), evaluating(model):
-        flat_labels = labels.flatten(0, 1) if labels is not None else None
-        frames = model.generate(path.flatten(0, 1), class_condition(flat_labels))
+        frames = model.generate(path.flatten(0, 1), conditions)
     frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
 
     out = output_dir(out or Path("interpolations") / f"{model.name}-{method}", force)
     figures.save_grid(frames, out / "strip.png", scale=2, column_labels=[f"t={v:.2g}" for v in t.tolist()],
-                      row_labels=ends, title=_title(model, method, start_labels, end_labels))
+                      row_labels=ends, title=_title(model, method, start_labels, end_labels, texts))
     frame_paths = []
     for i, v in enumerate(t.tolist()):  # t as a title, which never changes a frame's size: the GIF's frames match
         frame_paths.append(figures.save_grid(frames[:, i], out / "frames" / f"{i:03d}.png", nrow=1, scale=2,
@@ -122,6 +139,8 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
     tensors = {"z": path.cpu().contiguous(), "t": t.cpu()}
     if labels is not None:
         tensors["labels"] = labels.cpu().contiguous()
+    if embeddings is not None:
+        tensors["text"] = embeddings.cpu().contiguous()
     save_file(tensors, str(out / "latents.safetensors"), metadata={"model": model.name, "method": method})
     change = frame_changes(frames)
     console.print(f"{pairs} interpolation(s) of {steps} steps by {method} -> {out}/strip.png, "
@@ -208,8 +227,24 @@ def _read_latent(path: Path, model: Model) -> torch.Tensor:
     return z.to(model.device)
 
 
-def _title(model: Model, method: str, start_labels: torch.Tensor | None, end_labels: torch.Tensor | None) -> str:
-    """What a strip shows: the model, the path, and the class or classes it walks at."""
+def _texts(model: Model, from_text: str | None, to_text: str | None) -> tuple[str, str] | None:
+    """The two prompts a text-conditional model walks between (checked), or None."""
+    if from_text is not None or to_text is not None:
+        registry.registry().require(type(model), Capability.TEXT_CONDITIONAL, "walk between --from-text and --to-text")
+    if not model.has(Capability.TEXT_CONDITIONAL):
+        return None
+    if from_text is None or to_text is None:
+        raise UsageError(f"{model.name} draws from text: give --from-text and --to-text (the same twice to walk "
+                         "between seeds at one text)")
+    model.encode_text([from_text, to_text], "--from-text/--to-text")  # readable, before any work
+    return from_text, to_text
+
+
+def _title(model: Model, method: str, start_labels: torch.Tensor | None, end_labels: torch.Tensor | None,
+           texts: tuple[str, str] | None = None) -> str:
+    """What a strip shows: the model, the path, and the class, classes or texts it walks at."""
+    if texts is not None:
+        return f"{model.name}, {method}, text: {texts[0]!r}" + (f" -> {texts[1]!r}" if texts[1] != texts[0] else "")
     if start_labels is None or end_labels is None:
         return f"{model.name}, {method}"
     start, end = (model.spec.class_names[int(labels[0])] for labels in (start_labels, end_labels))

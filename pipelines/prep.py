@@ -38,12 +38,16 @@ from zoo.paths import prepared_dir
 from zoo.sources import DataSource, RawData, Reading, pairs, parse_classes
 from zoo.sources.named import download, fingerprint
 
+from . import captioned
+
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 0
 HOLDOUT_MIN = 200
 """Sets with a single split hold out a part only from this many images on."""
 HOLDOUT_MIN_PHOTOS = 10
 """Full-size photos (``--size full``) hold out a part from this many on: each is many crops."""
+CAPTION_SHEET = 12
+"""Images shown with their captions in a captioned data set's ``captions.png``."""
 FULL = (0, 0)
 """``--size full``: photos kept at their own sizes (:class:`zoo.data.Photos`)."""
 
@@ -107,10 +111,15 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     images, targets = raw.images, raw.targets
     if images.shape[0] == 0 or (targets is not None and targets.shape[0] == 0):
         raise ZooError(f"{data} holds no images")
-    _write(folder, data, raw, {"classes": classes, "subset": subset, "direction": direction})
+    captions = captioned.encode_captions(raw, console) if raw.captions is not None else None
+    _write(folder, data, raw, {"classes": classes, "subset": subset, "direction": direction}, captions)
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder,
                          title=data)
+    if prepared.tokens is not None:
+        shown = range(min(CAPTION_SHEET, len(prepared)))
+        figures.save_caption_sheet(prepared.images[list(shown)],
+                                   [_own_captions(prepared, i) for i in shown], folder / "captions.png")
     shape = f"{images.shape[1]}x{images.shape[2]}x{images.shape[3]}"
     if prepared.targets is not None:
         a, b = raw.domains
@@ -130,6 +139,12 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     held = f" (+ {raw.heldout.images.shape[0]:,} held out for evaluation)" if raw.heldout is not None else ""
     console.print(f"prepared {data}: {count}{held} of {shape} in {time.perf_counter() - started:.1f}s -> {folder}")
     return prepared if split == "train" else load_prepared(folder, split)
+
+
+def _own_captions(prepared: PreparedData, i: int) -> list[str]:
+    """Image ``i``'s different captions (the file cycles them to a common count)."""
+    assert prepared.tokens is not None
+    return list(dict.fromkeys(prepared.caption(i, k) for k in range(prepared.tokens.shape[1])))
 
 
 def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
@@ -288,9 +303,18 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         **({"pairing": f"{meta['pairing']}: A = {meta['domains'][0]}, B = {meta['domains'][1]} "
                        f"({meta['target_count']:,} images, {prepared.spec.target_channels} channel(s))"}
            if meta.get("pairing") else {}),
+        **({"captions": _captions_text(meta["text"])} if meta.get("text") else {}),
         "from": meta["origin"],
         "folder": str(prepared.path),
     }
+
+
+def _captions_text(text: dict) -> str:
+    record = text["encoder"]
+    top1 = record.get("heldout_top1_of_100")
+    matched = f"; held out, {top1:.1%} of images pick their own caption of 100" if top1 is not None else ""
+    return (f"up to {text['per_image']} per image, {len(text['vocabulary'])} words; text encoder trained "
+            f"{record['steps']} steps{matched} (captions.png)")
 
 
 # -- shaping ------------------------------------------------------------------------------------
@@ -339,19 +363,22 @@ def _cache_folder(data: str, source: DataSource, reading: Reading, classes: str 
     return prepared_dir() / f"{source.key(data, reading)}-{shape}{selection}"
 
 
-def _write(folder: Path, data: str, raw: RawData, selection: dict) -> None:
-    """Write the prepared files (the training part, and the held-out part beside it) into a
-    fresh folder, then swap it in whole."""
+def _write(folder: Path, data: str, raw: RawData, selection: dict,
+           captions: captioned.Captioned | None = None) -> None:
+    """Write the prepared files (the training part, and the held-out part beside it, and for
+    captioned data the text encoder) into a fresh folder, then swap it in whole."""
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     counts: list[int] = []
     if raw.labels is not None and raw.class_names:
         counts = torch.bincount(raw.labels, minlength=len(raw.class_names)).tolist()
-    save_file(_tensors(raw), str(tmp / SPLIT_FILES["train"]))
+    save_file({**_tensors(raw), **(captions.train if captions else {})}, str(tmp / SPLIT_FILES["train"]))
     held = raw.heldout
     if held is not None:
-        save_file(_tensors(held), str(tmp / SPLIT_FILES["heldout"]))
+        save_file({**_tensors(held), **(captions.heldout if captions else {})}, str(tmp / SPLIT_FILES["heldout"]))
+    if captions is not None:
+        captioned.save_encoder(captions, tmp)
     images, targets = raw.images, raw.targets
     meta = {
         "format": PREPARED_FORMAT,
@@ -373,6 +400,7 @@ def _write(folder: Path, data: str, raw: RawData, selection: dict) -> None:
             "count": int(held.images.shape[0]), "split": held.split, "origin": held.origin,
             "target_count": int(held.targets.shape[0]) if held.targets is not None else 0},
         "notes": raw.notes,
+        **({"text": captions.meta} if captions is not None else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

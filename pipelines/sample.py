@@ -27,19 +27,26 @@ GRID_LIMIT = 1024
 
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
            device: str = "auto", class_: str | None = None, digit: str | None = None,
-           noise: str | None = None, truncation: float | None = None, text: str | None = None,
+           noise: str | None = None, truncation: float | None = None, text: str | list[str] | None = None,
            which: str = "latest", console: Console | None = None) -> Path:
-    """Write ``n`` samples and ``grid.png`` into a folder; returns it."""
+    """Write ``n`` samples and ``grid.png`` into a folder; returns it. Text-conditional models
+    draw ``n`` for each prompt of ``text``, a row each, the same latents in every row."""
     console = console or Console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
     model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise", takes_text=True,
                                                        which=which)
     wanted = chosen_class(model, class_, digit)
-    if text is not None:
+    prompts = [text] if isinstance(text, str) else list(text or [])
+    if prompts:
         registry.registry().require(type(model), Capability.TEXT_CONDITIONAL, "draw from a --text")
+        model.encode_text(prompts)  # every prompt readable, before anything is written
     elif model.has(Capability.TEXT_CONDITIONAL):
-        raise UsageError(f"{model.name} draws from a description: give one with --text \"...\"")
+        raise UsageError(f"{model.name} draws from a description: give one with --text \"...\" "
+                         f"(several --text for a row each)")
+    if prompts:
+        return _sample_prompts(model, checkpoint, path, prompts, n=n, seed=seed, out=out, force=force,
+                               noise=noise, truncation=truncation, console=console)
 
     run_name = checkpoint.train.get("run") or path.parent.name
     out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
@@ -51,7 +58,7 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     generator = torch.Generator().manual_seed(seed)
     images = torch.cat([
         model.sample(min(CHUNK, n - start), generator=generator, prior=prior, truncation=truncation,
-                     conditions=_conditions(labels, text, start, min(CHUNK, n - start))).cpu()
+                     conditions=class_condition(None if labels is None else labels[start:start + CHUNK])).cpu()
         for start in range(0, n, CHUNK)
     ])
     width = max(4, len(str(n - 1)))
@@ -66,6 +73,37 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
         what += f" (z ~ {prior}{f', truncated at {truncation:g}' if truncation is not None else ''})"
     console.print(f"{n} samples{what} of {model.name} (step {checkpoint.train.get('step', '?')}) "
                   f"-> {out}/ and {out / 'grid.png'}{note}")
+    return out
+
+
+def _sample_prompts(model: Model, checkpoint, path: Path, prompts: list[str], *, n: int, seed: int,
+                    out: Path | None, force: bool, noise: str | None, truncation: float | None,
+                    console: Console) -> Path:
+    """``n`` images for each prompt, a row each: the same seed, so the same latents, in every
+    row (what changes down a column is the text alone)."""
+    run_name = checkpoint.train.get("run") or path.parent.name
+    out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
+    prior = priors.parse(noise) if noise is not None else model.prior
+    if truncation is not None:
+        priors.check_truncation(prior, truncation)
+    rows = []
+    for prompt in prompts:
+        generator = torch.Generator().manual_seed(seed)
+        rows.append(torch.cat([
+            model.sample(min(CHUNK, n - start), generator=generator, prior=prior, truncation=truncation,
+                         conditions={Condition.TEXT.value: [prompt] * min(CHUNK, n - start)}).cpu()
+            for start in range(0, n, CHUNK)]))
+    images = torch.stack(rows)  # prompts x n x C x H x W
+    width = max(4, len(str(n - 1)))
+    for j, row in enumerate(rows):
+        stem = f"text{j}-" if len(prompts) > 1 else ""
+        figures.save_images(row, out, [f"{stem}{i:0{width}d}" for i in range(n)])
+    shown = max(1, min(n, GRID_LIMIT // len(prompts)))
+    figures.save_grid(images[:, :shown], out / "grid.png", row_labels=prompts)
+    (out / "prompts.txt").write_text("".join(f"text{j}: {p}\n" for j, p in enumerate(prompts)), encoding="utf-8")
+    what = f"{n} samples" + (f" for each of {len(prompts)} prompts" if len(prompts) > 1 else f" of \"{prompts[0]}\"")
+    console.print(f"{what} of {model.name} (step {checkpoint.train.get('step', '?')}) -> {out}/ and "
+                  f"{out / 'grid.png'}", highlight=False)
     return out
 
 
@@ -84,14 +122,6 @@ def _row_names(model: Model, labels: torch.Tensor | None, per_row: int | None) -
     if labels is None or per_row is None:
         return None
     return [model.spec.class_names[c] for c in labels[:GRID_LIMIT:per_row].tolist()]
-
-
-def _conditions(labels: torch.Tensor | None, text: str | None, start: int, count: int) -> dict:
-    """What the user asked for, for images start .. start + count: a class, a text, or both."""
-    conditions = class_condition(None if labels is None else labels[start:start + count])
-    if text is not None:
-        conditions[Condition.TEXT.value] = [text] * count
-    return conditions
 
 
 def _safe(name: str) -> str:

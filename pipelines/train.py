@@ -245,7 +245,14 @@ class TrainingData:
             min(n, len(d.images), len(d.targets) if d.targets is not None else n)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # a derivation's random crops
-            return self.batches(size, seed, device).next()
+            batches = self.batches(size, seed, device)
+            batch = batches.next()
+        if d.tokens is not None:  # captioned: each example's first caption, and its words for the labels
+            index = batches.order[:size].cpu()
+            batch.conditions[zoo.Condition.TEXT.value] = d.conditions[zoo.Condition.TEXT.value][index, 0].float().to(
+                batch.images.device)
+            batch.captions = [d.caption(int(i)) for i in index]
+        return batch
 
 
 def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, TrainingData]:
@@ -259,6 +266,10 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
             if condition is zoo.Condition.CLASS:
                 raise UsageError(f"{p.cls.name} is class-conditional and needs labelled data; {p.data} has no "
                                  "labels (for folder: data, put each class's images in its own sub-folder)")
+            if condition is zoo.Condition.TEXT:
+                raise UsageError(f"{p.cls.name} draws images from text and needs captioned data; {p.data} has no "
+                                 "captions (use captions:fashion, or captions:PATH: a folder of images with a .txt "
+                                 "of captions beside each)")
             raise UsageError(f"{p.cls.name} is {condition.value}-conditional and needs data with a "
                              f"{condition.value} for each image; {p.data} has none")
     _check_pairing(p.cls, spec.pairing or ("derived" if "derived" in p.cls.data_pairing else ""), p.data)
@@ -353,6 +364,9 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     model = p.cls(p.config, data.spec).to(device)
     model.engine = engine
     model.train()
+    if model.has(zoo.Capability.TEXT_CONDITIONAL):
+        encoder, source = data.prepared.text_encoder()
+        model.attach_text_encoder(encoder.to(device), source)
     batches = data.batches(p.config.batch_size, p.seed, device, (cluster.rank, cluster.world))
     state = {"step": 0, "images": 0, "seconds": 0.0}
     if p.init_from is not None:
@@ -366,6 +380,7 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
 
     checkpoint = ckpt_io.load(p.resume_from)
     saved = checkpoint.state
+    _same_text_encoder(model, saved, p.resume_from, "resume")
     try:
         # The extra state first: a grown ProGAN adds its layers there, then takes their weights;
         # the optimisers last, for every weight the model now has.
@@ -405,8 +420,23 @@ def _own_stream(seed: int, cluster: distributed.Cluster, step: int) -> None:
         torch.manual_seed(distributed.rank_seed(seed, cluster.rank, step))
 
 
+def _same_text_encoder(model: Model, saved: dict[str, Any], path: Path, what: str) -> None:
+    """A run's captions were embedded by one text encoder: continuing it (or starting from
+    it) with data embedded by another would feed its networks meaningless conditions."""
+    if model.text_encoder is None or "text_encoder" not in saved:
+        return
+    from zoo.text import TextEncoder
+
+    theirs = TextEncoder.from_state(saved["text_encoder"]).fingerprint()
+    if theirs != model.text_encoder.fingerprint():
+        raise UsageError(f"cannot {what} from {path}: its captions were embedded by another text encoder "
+                         f"({theirs}, this data's is {model.text_encoder.fingerprint()}); the data was prepared "
+                         "again since. Train from scratch, or restore the prepared data it was trained on")
+
+
 def _warm_start(model: Model, path: Path, console: Console) -> None:
     source = ckpt_io.load(path)
+    _same_text_encoder(model, source.state, path, "--init-from")
     copied, fresh = model.warm_start(source.state["model"])
     if not copied:
         raise UsageError(f"--init-from {path}: none of its weights fit {model.name} "

@@ -25,9 +25,24 @@ SPECS = [zoo.DataSpec("gray28", 1, 28, 28, tuple("0123456789")),
          zoo.DataSpec("rgb32", 3, 32, 32, tuple("0123456789"))]
 
 
+TEXT_DIM = 16
+PROMPT_WORDS = "a small large test image"
+
+
+def tiny_text_encoder():
+    """A text encoder (untrained) that knows the test prompts' words."""
+    from zoo import text
+
+    torch.manual_seed(0)
+    return text.TextEncoder(text.Vocabulary(PROMPT_WORDS.split()), text.EncoderConfig(width=8, dim=TEXT_DIM))
+
+
 def specs_for(cls, config) -> list[zoo.DataSpec]:
-    """The test shapes; two-domain versions of them for models that translate, and the
-    derived pairs' shapes for models that make their pairs from one set of images."""
+    """The test shapes; two-domain versions of them for models that translate, the derived
+    pairs' shapes for models that make their pairs from one set of images, and captioned
+    versions for text-conditional models."""
+    if cls.has(zoo.Capability.TEXT_CONDITIONAL):
+        return [replace(s, conditions=("text",), text_dim=TEXT_DIM) for s in SPECS]
     if not cls.data_pairing:
         return SPECS
     if cls.data_pairing[0] == "derived":
@@ -45,7 +60,10 @@ def build(name: str, spec: zoo.DataSpec | None = None):
         except zoo.UsageError:
             continue
         torch.manual_seed(0)
-        return cls(config, candidate)
+        model = cls(config, candidate)
+        if model.has(zoo.Capability.TEXT_CONDITIONAL):
+            model.attach_text_encoder(tiny_text_encoder(), "the conformance tests")
+        return model
     pytest.fail(f"{name} accepts none of the test data shapes {[s.name for s in SPECS]}")
 
 
@@ -59,8 +77,11 @@ def batches_for(model: zoo.Model, n: int = 64) -> TensorBatches:
     targets = None
     if spec.pairing:
         targets = torch.randint(0, 256, (n, *spec.target_shape), dtype=torch.uint8)
+    conditions = None
+    if spec.text_dim:  # three captions' embeddings per image, as prep writes them
+        conditions = {"text": torch.nn.functional.normalize(torch.randn(n, 3, spec.text_dim), dim=-1).half()}
     return TensorBatches(images, labels, model.config.batch_size, seed=0, targets=targets,
-                         paired=spec.pairing != "unpaired")
+                         paired=spec.pairing != "unpaired", conditions=conditions)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -183,6 +204,15 @@ def test_sampling_matches_the_capabilities(name: str) -> None:
                             conditions={"class": torch.ones(3, dtype=torch.long)})
         twos = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"class": torch.full((3,), 2)})
         assert not torch.equal(ones, twos), "the class must change the image"
+    if model.has(zoo.Capability.TEXT_CONDITIONAL):
+        assert preview.dim() == 5, "text-conditional previews have a row per caption"
+        with pytest.raises(zoo.UsageError):
+            model.sample(2)  # a text-conditional model needs to be told what to draw
+        small = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"text": ["a small image"] * 3})
+        large = model.sample(3, generator=torch.Generator().manual_seed(1), conditions={"text": ["a large image"] * 3})
+        assert not torch.equal(small, large), "the text must change the image"
+        with pytest.raises(zoo.UsageError, match="never saw"):
+            model.sample(1, conditions={"text": ["a purple image"]})
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -229,7 +259,7 @@ def conditions_for(model: zoo.Model, n: int) -> dict:
     """What a user would give this model for n images: a class, a text, or nothing."""
     conditions = zoo.class_condition(labels_for(model, n))
     if model.has(zoo.Capability.TEXT_CONDITIONAL):
-        conditions["text"] = ["a small test image"] * n
+        conditions["text"] = ["a small test image"] * n  # strings: the model's text encoder reads them
     return conditions
 
 
@@ -247,13 +277,14 @@ def test_checkpoint_round_trip_gives_the_same_model(name: str, tmp_path: Path) -
     path = tmp_path / "checkpoint.safetensors"
     ckpt_io.save(path, ckpt_io.Checkpoint(
         name, str(model.version), config_io.to_dict(model.config), model.spec.to_dict(),
-        {"step": 1, "run": "test"}, {"model": model.state_dict(), "extra": model.extra_state()}))
+        {"step": 1, "run": "test"}, {"model": model.state_dict(), "extra": model.extra_state(),
+                                     **({"text_encoder": model.text_encoder.to_state()} if model.text_encoder else {})}))
     loaded, _ = runs.load_model(path)
     assert type(loaded) is type(model) and loaded.config == model.config
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
     if model.has(zoo.Capability.LATENT):
-        conditions = zoo.class_condition(labels_for(model, 3))
+        conditions = conditions_for(model, 3)
         a = model.sample(3, generator=torch.Generator().manual_seed(2), conditions=conditions)
         b = loaded.sample(3, generator=torch.Generator().manual_seed(2), conditions=conditions)
         assert torch.equal(a, b)

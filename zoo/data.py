@@ -25,6 +25,8 @@ PREPARED_FORMAT = "zoo-prepared/2"
 SPLIT_FILES = {"train": "data.safetensors", "heldout": "heldout.safetensors"}
 """The training images, and the images held out for evaluation (the data set's test split)."""
 CONDITION_PREFIX = "condition."
+TOKENS_KEY = "text.tokens"
+"""Captioned data's token ids in the file (N x K x L); their embeddings are ``condition.text``."""
 PHOTOS, TARGET_PHOTOS = "photos", "target_photos"
 """Prefixes of the flat photo tensors in the file: ``photos.pixels``, ``photos.shapes``."""
 
@@ -149,6 +151,25 @@ class PreparedData:
     ``images`` holds their centres cut to the smallest height and width."""
     target_photos: Photos | None = None
     """The same for the targets of paired data at full size (high-resolution photos)."""
+    tokens: torch.Tensor | None = None
+    """Captioned data: each image's captions as token ids, N x K x L (``meta["text"]`` has
+    the words); ``conditions["text"]`` holds their embeddings, N x K x D."""
+
+    def caption(self, i: int, k: int = 0) -> str:
+        """Caption ``k`` of image ``i`` as the encoder read it (lower case, its words)."""
+        if self.tokens is None:
+            raise UsageError(f"{self.meta['name']} has no captions")
+        from .text import Vocabulary
+
+        return Vocabulary(self.meta["text"]["vocabulary"]).decode(self.tokens[i, k])
+
+    def text_encoder(self) -> tuple[Any, str]:
+        """The frozen text encoder its captions were embedded with, and where it came from."""
+        from .text import load_encoder
+
+        path = self.path / self.meta["text"]["encoder_file"]
+        encoder, record = load_encoder(path)
+        return encoder, f"{path} (fingerprint {record.get('fingerprint', '?')})"
 
     @property
     def spec(self) -> DataSpec:
@@ -162,6 +183,8 @@ class PreparedData:
             target_channels=int(self.targets.shape[1]) if self.targets is not None else 0,
             domains=tuple(self.meta.get("domains", ())),
             conditions=tuple(sorted(self.conditions)),
+            text_dim=int(self.conditions[Condition.TEXT.value].shape[-1]) if Condition.TEXT.value in self.conditions
+            else 0,
         )
 
     def __len__(self) -> int:
@@ -186,7 +209,17 @@ def load_prepared(folder: Path, split: str = "train") -> PreparedData:
         meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
     conditions = {k.removeprefix(CONDITION_PREFIX): v for k, v in tensors.items() if k.startswith(CONDITION_PREFIX)}
     return PreparedData(folder, tensors["images"], tensors.get("labels"), meta, tensors.get("targets"), conditions,
-                        Photos.from_tensors(tensors), Photos.from_tensors(tensors, TARGET_PHOTOS))
+                        Photos.from_tensors(tensors), Photos.from_tensors(tensors, TARGET_PHOTOS),
+                        tensors.get(TOKENS_KEY))
+
+
+def one_caption(values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One of each image's K caption embeddings (N x K x D -> N x D float), at random (from
+    ``generator``, else the global stream); N x D values are returned as float."""
+    if values.ndim != 3:
+        return values.float()
+    pick = torch.randint(0, values.shape[1], (values.shape[0],), generator=generator).to(values.device)
+    return values[torch.arange(values.shape[0], device=values.device), pick].float()
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -220,6 +253,11 @@ def placement(nbytes: int, device: torch.device) -> torch.device:
         return device
     free, _ = torch.cuda.mem_get_info(device)
     return device if nbytes <= FIT_SHARE * free else torch.device("cpu")
+
+
+def _drawn(name: str, values: torch.Tensor) -> torch.Tensor:
+    """A batch's condition: for text, one caption of each image drawn at random."""
+    return one_caption(values) if name == Condition.TEXT.value else values
 
 
 class TensorBatches:
@@ -295,6 +333,11 @@ class TensorBatches:
         return self.conditions.get(Condition.CLASS.value)
 
     @property
+    def order(self) -> torch.Tensor:
+        """This pass's order of the images (their indices), of which ``position`` are drawn."""
+        return self._order
+
+    @property
     def batches_per_epoch(self) -> int:
         """Batches of the configured size in one pass (at least one, for a few photos)."""
         return max(1, self.images.shape[0] // self.batch_size) if self.photos is not None \
@@ -318,7 +361,7 @@ class TensorBatches:
         index = self._mine(self._order[self.position:self.position + size])
         self.position += size
         self.drawn += size
-        conditions = {k: self._moved(v[index]) for k, v in self.conditions.items()}
+        conditions = {k: self._moved(_drawn(k, v[index])) for k, v in self.conditions.items()}
         images = to_float(self._moved(self.images[index]))
         targets = None
         if self.targets is not None:
@@ -367,7 +410,7 @@ class TensorBatches:
         else:
             images, targets = self.derive(to_float(self.photos.random_crops(index, self.derive.crop)))
         device_index = index.to(self.images.device)
-        return Batch(images, targets, {k: self._moved(v[device_index]) for k, v in self.conditions.items()})
+        return Batch(images, targets, {k: self._moved(_drawn(k, v[device_index])) for k, v in self.conditions.items()})
 
     def _unpaired_index(self, size: int) -> torch.Tensor:
         """Domain B's next batch: its own permutation per pass over its own images."""

@@ -127,6 +127,14 @@ def labelled_grid(images: torch.Tensor, nrow: int | None = None, *,
     return sheets.with_labels(picture, (height, width), padding, scale, column_labels, row_labels, title)
 
 
+def save_caption_sheet(images: torch.Tensor, captions: Sequence[Sequence[str]], path: Path, side: int = 64) -> Path:
+    """Images (float in [-1, 1] or uint8), each enlarged to about ``side`` px beside its
+    captions: the sheet ``zoo prep`` draws of captioned data."""
+    scale = max(1, side // max(images.shape[-2:]))
+    sheets.caption_sheet([_enlarged(to_pil(im), scale) for im in images], captions).save(path)
+    return path
+
+
 def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> list[Path]:
     """One PNG per image, named by ``names`` (without extension)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -65,8 +65,10 @@ class Condition(str, enum.Enum):
     """The kinds of condition a batch may carry and a generator may be given besides noise.
 
     ``class``: int64 class indices (N), or an N x K float blend of classes (interpolation).
-    ``text``: a list of N strings from the user (``zoo sample --text``), or the data's encoded
-    captions (a tensor, from a captioned data source).
+    ``text``: N x D float sentence embeddings (``spec.text_dim``) made by the data's frozen
+    text encoder (:mod:`zoo.text`): batches carry one of each image's captions, embedded at
+    prep; a user's prompts (``zoo sample --text``) may be given as a list of N strings, which
+    :meth:`Model.check_conditions` encodes. A model never reads words itself.
 
     An image to start from is not a condition but an image-to-image model's input: its
     batches carry it in ``images`` (domain A, or the low-resolution half of derived pairs)
@@ -112,6 +114,8 @@ class DataSpec:
     target_width: int = 0
     conditions: tuple[str, ...] = ()
     """Conditions the data carries besides a class (e.g. "text" for captioned images)."""
+    text_dim: int = 0
+    """Length of the sentence embeddings of captioned data (the ``text`` condition), else 0."""
 
     @property
     def num_classes(self) -> int:
@@ -151,6 +155,7 @@ class DataSpec:
             target_height=int(data.get("target_height", 0)),
             target_width=int(data.get("target_width", 0)),
             conditions=tuple(data.get("conditions", ())),
+            text_dim=int(data.get("text_dim", 0)),
         )
 
 
@@ -234,6 +239,9 @@ class Batch:
     images: Tensor
     targets: Tensor | None = None
     conditions: dict[str, Any] = field(default_factory=dict)
+    captions: list[str] | None = None
+    """The words of each image's ``text`` condition, where known (the fixed batch of examples
+    the previews show: their rows are labelled with it)."""
 
     @property
     def labels(self) -> Tensor | None:
@@ -426,6 +434,25 @@ class Model(nn.Module):
     def helper(self, name: str) -> nn.Module:
         return self._helpers[name][0]
 
+    def attach_text_encoder(self, encoder: nn.Module, source: str) -> None:
+        """The frozen :class:`zoo.text.TextEncoder` the data's captions were embedded with:
+        the train pipeline attaches it to a text-conditional model, and every checkpoint of
+        one holds it (it is small, and ``--text`` needs it). Prompts given as strings are
+        encoded by it (:meth:`check_conditions`)."""
+        self.add_helper(TEXT_ENCODER, encoder, source)
+
+    @property
+    def text_encoder(self) -> Any:
+        """The attached :class:`zoo.text.TextEncoder`, or None."""
+        return self._helpers[TEXT_ENCODER][0] if TEXT_ENCODER in self._helpers else None
+
+    def encode_text(self, texts: list[str] | tuple[str, ...], what: str = "--text") -> Tensor:
+        """Sentence embeddings (N x ``spec.text_dim``) of prompts, on the model's device; a
+        UsageError for a prompt the encoder cannot read (no words, or unknown ones)."""
+        if self.text_encoder is None:
+            raise UsageError(f"{self.name} has no text encoder attached to read {what}")
+        return self.text_encoder.encode(list(texts), what).to(self.device)
+
     def helper_sources(self) -> dict[str, str]:
         """Where each frozen helper came from, for the checkpoint's record."""
         return {name: source for name, (_, source) in self._helpers.items()}
@@ -538,6 +565,9 @@ class Model(nn.Module):
             if value is None or len(value) != n:
                 raise UsageError(f"{self.name} is {condition.value}-conditional: give a {condition.value} "
                                  f"for each of the {n} images")
+        text = given.get(Condition.TEXT.value)
+        if isinstance(text, (list, tuple)):  # prompts as strings: their embeddings
+            given[Condition.TEXT.value] = self.encode_text(text)
         return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in given.items()}
 
     # -- the pictures shown during training --------------------------------------------------
@@ -547,7 +577,8 @@ class Model(nn.Module):
 
         ``examples`` is a fixed batch of the training data (at least ``PREVIEW_EXAMPLES``).
         Image-to-image models and encoders show examples; class-conditional models a row
-        per class, ``PREVIEW_PER_CLASS`` wide; other latent models ``n`` samples."""
+        per class, ``PREVIEW_PER_CLASS`` wide; text-conditional ones a row per example's
+        caption (the same z down each column); other latent models ``n`` samples."""
         if self.has(Capability.IMAGE_TO_IMAGE) or self.has(Capability.ENCODER):
             inputs: dict[str, Any] = {"images": examples.images[:PREVIEW_EXAMPLES]}
             if examples.targets is not None:
@@ -559,6 +590,11 @@ class Model(nn.Module):
             labels = class_rows(min(self.spec.num_classes, PREVIEW_CLASSES), PREVIEW_PER_CLASS)
             return {"z": self.sample_latent(len(labels), generator),
                     "conditions": {Condition.CLASS.value: labels.to(self.device)}}
+        if self.has(Capability.TEXT_CONDITIONAL):  # a row per example's caption, the same z in each column
+            text = examples.conditions[Condition.TEXT.value][:PREVIEW_EXAMPLES]
+            z = self.sample_latent(PREVIEW_PER_CLASS, generator).repeat(len(text), 1)
+            return {"z": z, "conditions": {Condition.TEXT.value: text.repeat_interleave(PREVIEW_PER_CLASS, 0)},
+                    "captions": (examples.captions or [])[:len(text)]}
         conditions = {c.value: examples.conditions[c.value][:n] for c in self.needs()}
         count = min(n, *(len(v) for v in conditions.values())) if conditions else n
         return {"z": self.sample_latent(count, generator), "conditions": conditions}
@@ -576,7 +612,7 @@ class Model(nn.Module):
                 given = inputs.get("conditions")
                 return image_rows(inputs["images"], self.generate(self.encode(inputs["images"], given), given))
             images = self.generate(inputs["z"], inputs.get("conditions"))
-        if self.has(Capability.CLASS_CONDITIONAL):
+        if self.has(Capability.CLASS_CONDITIONAL) or self.has(Capability.TEXT_CONDITIONAL):
             return images.view(-1, PREVIEW_PER_CLASS, *images.shape[1:])
         return images
 
@@ -593,6 +629,8 @@ class Model(nn.Module):
         if self.has(Capability.CLASS_CONDITIONAL):
             labels = inputs["conditions"][Condition.CLASS.value][::PREVIEW_PER_CLASS]
             return None, [self.spec.class_names[int(c)] for c in labels]
+        if self.has(Capability.TEXT_CONDITIONAL) and inputs.get("captions"):
+            return None, list(inputs["captions"])
         return None, None
 
     def preview_samples(self, inputs: Mapping[str, Any], preview: Tensor) -> Tensor | None:
@@ -614,6 +652,8 @@ class Model(nn.Module):
         """Restore what :meth:`extra_state` returned. Called before the optimisers are made."""
 
 
+TEXT_ENCODER = "text"
+"""The helper name of a text-conditional model's frozen text encoder."""
 SMALL_DATA = 2000
 """Fewer training images than this is a small data set (:attr:`Model.small_data`)."""
 PREVIEW_PER_CLASS = 8

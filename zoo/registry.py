@@ -42,6 +42,7 @@ BUILTINS = [
     "progan = zoo.plugins.progan:ProGAN",
     "srresnet = zoo.plugins.srgan:SRResNet",
     "srgan = zoo.plugins.srgan:SRGAN",
+    "stackgan = zoo.plugins.stackgan:StackGAN",
 ]
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"

@@ -210,7 +210,7 @@ def latest_run(model: str) -> Path | None:
 def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     """Rebuild a model from a checkpoint alone; returns (model, checkpoint)."""
     from zoo.config import from_dict
-    from zoo.model import DataSpec
+    from zoo.model import Capability, DataSpec
 
     meta = ckpt_io.read_meta(path)
     if expect is not None and meta["plugin"] != expect:
@@ -228,6 +228,14 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     except (RuntimeError, KeyError) as exc:
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
+    if "text_encoder" in checkpoint.state:
+        from zoo.text import TextEncoder
+
+        encoder = TextEncoder.from_state(checkpoint.state["text_encoder"])
+        model.attach_text_encoder(encoder, f"{path} (fingerprint {encoder.fingerprint()})")
+    elif model.has(Capability.TEXT_CONDITIONAL):
+        raise ZooError(f"{path} holds no text encoder, which {cls.name} needs to read a --text; it was not "
+                       "written by zoo's train pipeline")
     return model.to(device), checkpoint
 
 

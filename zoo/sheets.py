@@ -113,3 +113,33 @@ def _wrapped(text: str, font, width: float) -> list[str]:
         else:
             lines.append(_shortened(word, font, width))
     return lines
+
+
+def caption_sheet(pictures: Sequence[Image.Image], captions: Sequence[Sequence[str]], columns: int = 2,
+                  width: int = 360) -> Image.Image:
+    """Pictures each beside its captions (one per line, wrapped to ``width`` px), in
+    ``columns`` columns of entries: what a captioned data set says of its images."""
+    from PIL import ImageColor, ImageDraw
+
+    font = _font(LABEL_SIZE)
+    margin, line = LABEL_SIZE // 2, font.getbbox("Ag")[3] + 3
+    side = max(p.height for p in pictures)
+    entries = []
+    for picture, own in zip(pictures, captions, strict=True):
+        lines = [wrapped for caption in own for wrapped in _wrapped(f"- {caption}", font, width)]
+        entries.append((picture, lines, max(side, len(lines) * line)))
+    rows = [entries[i:i + columns] for i in range(0, len(entries), columns)]
+    cell_w = side + 2 * margin + width
+    sheet_h = sum(max(e[2] for e in row) + margin for row in rows) + margin
+    mode = "RGB"
+    sheet = Image.new(mode, (columns * (cell_w + margin) + margin, sheet_h), ImageColor.getcolor(PAPER, mode))
+    draw, ink = ImageDraw.Draw(sheet), ImageColor.getcolor(INK, mode)
+    top = margin
+    for row in rows:
+        for j, (picture, lines, _) in enumerate(row):
+            left = margin + j * (cell_w + margin)
+            sheet.paste(picture.convert(mode), (left, top))
+            for k, text in enumerate(lines):
+                draw.text((left + side + margin, top + k * line), text, fill=ink, font=font)
+        top += max(e[2] for e in row) + margin
+    return sheet

@@ -31,13 +31,14 @@ def sample(
     digit: Annotated[str | None, typer.Option("--digit", help="--class for digit data sets (mnist, svhn).")] = None,
     noise: Annotated[str | None, typer.Option("--noise", help="Draw z from another prior than the model was trained with (an experiment).")] = None,
     truncation: Annotated[float | None, typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
-    text: Annotated[str | None, typer.Option("--text", help="Text-conditional models: the description to draw.")] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="Text-conditional models: the description to draw; several --text give a row each.")] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="latest, or best (kept by zoo train --eval-every).")] = "latest",
 ) -> None:
     """Generate N images from a trained model: one PNG each plus grid.png.
 
     Class-conditional models make --class (or --digit) only, or else a grid with one row
-    per class; each file name starts with its class."""
+    per class; each file name starts with its class. Text-conditional models draw --n
+    images for each --text, a row each, the same latents in every row."""
     from ..pipelines.sample import sample as run_sampling
 
     run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,

@@ -33,6 +33,7 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
     "zoo interpolate dcgan --from-seed 1,3,5 --to-seed 2,4,6          # three rows",
     "zoo interpolate dcgan --from-image a.png --to-image b.png        # inverts both first",
     "zoo interpolate cgan --from-class 1 --to-class 7 --from-seed 0 --to-seed 0",
+    'zoo interpolate stackgan --from-text "a light sandal" --to-text "a dark sneaker"',
 ))
 @handles_errors
 def interpolate(
@@ -49,6 +50,8 @@ def interpolate(
     digit: Digit = None,
     from_class: Annotated[str | None, typer.Option("--from-class", help="Conditional models: walk from this class...")] = None,
     to_class: Annotated[str | None, typer.Option("--to-class", help="...to this one.")] = None,
+    from_text: Annotated[str | None, typer.Option("--from-text", help="Text-conditional models: walk from this description...")] = None,
+    to_text: Annotated[str | None, typer.Option("--to-text", help="...to this one (a row per seed, seeds 0-3 unless given).")] = None,
     invert_steps: Annotated[int, typer.Option("--invert-steps", help="Optimisation steps when inverting images.")] = 300,
     restarts: Annotated[int, typer.Option("--restarts", help="Random starts when inverting images.")] = 4,
     out: Out = None,
@@ -61,7 +64,8 @@ def interpolate(
     run(target, from_seed=_ints(from_seed, "--from-seed"), to_seed=_ints(to_seed, "--to-seed"),
         from_latent=from_latent, to_latent=to_latent, from_image=from_image, to_image=to_image,
         steps=steps, method=method, class_=class_, digit=digit, from_class=from_class, to_class=to_class,
-        invert_steps=invert_steps, restarts=restarts, out=out, force=force, device=device, console=console)
+        invert_steps=invert_steps, restarts=restarts, out=out, force=force, device=device,
+        from_text=from_text, to_text=to_text, console=console)
 
 
 @app.command(epilog=examples(

@@ -11,6 +11,7 @@ and the exploration pictures.
     folder:PATH                             a folder of images, a class per sub-folder (folder.py)
     paired:edges2fashion, paired:PATH       image pairs for pix2pix (pairs.py)
     unpaired:PATH, unpaired:fashion:A,B     two domains for CycleGAN (pairs.py)
+    captions:fashion, captions:PATH         captioned images for text-to-image (captions.py)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rich.console import Console
 
 from zoo.errors import UsageError
 
-from . import folder, named, pairs
+from . import captions, folder, named, pairs
 from .raw import RawData, parse_classes
 
 __all__ = ["SOURCES", "DataSource", "RawData", "Reading", "find", "parse_classes"]
@@ -97,6 +98,21 @@ def _two_domain_key(data: str, r: Reading) -> str:
     return f"{name}-{named.fingerprint(source, r.data_dir, r.env_dir) or 'none'}"
 
 
+def _captions_key(data: str, r: Reading) -> str:
+    root = captions.folder_of(data)
+    if root is None:  # the built-in set: its files, and the version of the captions made for them
+        return f"captions-fashion-v{captions.VERSION}-{named.fingerprint('fashion-mnist', r.data_dir, r.env_dir) or 'none'}"
+    return _files_key("captions", root, [(p, 0) for p in captions.files_of(root)])
+
+
+def _read_captions(data: str, r: Reading) -> RawData:
+    root = captions.folder_of(data)
+    if root is None:
+        raw = named.load_named("fashion-mnist", r.data_dir, r.env_dir, r.say)
+        return captions.caption_fashion(raw)[0]
+    return captions.read_folder(root, _fit(data, r), r.channels, r.console)
+
+
 def _fit(data: str, r: Reading) -> tuple[int, int]:
     return r.dims or (folder.DEFAULT_SIZE,) * 2
 
@@ -124,8 +140,16 @@ SOURCES: list[DataSource] = [
         fitted_size=lambda data: folder.DEFAULT_SIZE if pairs.folder_of(data) is not None else None,
         made_of=pairs.builtin_source,
     ),
+    DataSource(
+        forms=("captions:fashion", "captions:PATH"),
+        matches=captions.is_captions,
+        read=_read_captions,
+        key=_captions_key,
+        fitted_size=lambda data: folder.DEFAULT_SIZE if captions.folder_of(data) is not None else None,
+        made_of=lambda data: "fashion-mnist" if data == captions.FASHION else None,
+    ),
 ]
-"""Every kind of data zoo reads, first match wins. A new source (captions, say) is one entry."""
+"""Every kind of data zoo reads, first match wins. A new kind of data is one entry."""
 
 
 def find(data: str) -> DataSource:

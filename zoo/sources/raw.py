@@ -33,6 +33,8 @@ class RawData:
     """The images at their own sizes (``--size full``); ``images`` then holds their centres."""
     target_photos: Photos | None = None
     """The same for paired targets (high-resolution photos beside low-resolution ones)."""
+    captions: list[list[str]] | None = None
+    """Each image's captions (one or more sentences), for captioned data."""
 
     def take(self, index: Tensor) -> RawData:
         """The images ``index`` names (int64 indices or a mask), with their labels, their
@@ -45,7 +47,8 @@ class RawData:
             targets=self.targets[index] if paired and self.targets is not None else self.targets,
             photos=self.photos.take(index) if self.photos is not None else None,
             target_photos=self.target_photos.take(index) if paired and self.target_photos is not None
-            else self.target_photos)
+            else self.target_photos,
+            captions=[self.captions[i] for i in index.tolist()] if self.captions is not None else None)
 
     def map(self, change: Callable[[RawData], RawData]) -> RawData:
         """``change`` applied to this data and to its held-out part alike."""

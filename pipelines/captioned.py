@@ -1,0 +1,87 @@
+"""The captions of captioned data, prepared: words, the text encoder, the embeddings.
+
+``zoo prep`` calls :func:`encode_captions` for data whose source gave captions. It builds
+the vocabulary from the training captions, trains zoo's text encoder on the training
+images and their captions (:mod:`zoo.text`; the held-out part only measures it), and
+encodes every caption once. The prepared files then hold, per image, its captions' token
+ids (``text.tokens``, K x L: each image's captions cycled to K) and their embeddings
+(``condition.text``, K x D, float16): batches draw one of the K at random.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from zoo import text
+from zoo.data import CONDITION_PREFIX, TOKENS_KEY
+from zoo.model import Condition
+from zoo.sources import RawData
+
+
+@dataclass
+class Captioned:
+    """What captions add to a prepared data set: tensors per split, and the meta record."""
+
+    train: dict[str, torch.Tensor]
+    heldout: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    encoder: text.TextEncoder
+    record: dict[str, Any]
+
+
+def token_table(captions: list[list[str]], vocabulary: text.Vocabulary, per_image: int, length: int) -> torch.Tensor:
+    """N x K x L token ids: each image's captions in turn, cycled to ``per_image``."""
+    out = torch.zeros(len(captions), per_image, length, dtype=torch.int32)
+    for i, own in enumerate(captions):
+        cycled = [own[k % len(own)] for k in range(per_image)]
+        out[i] = vocabulary.encode(cycled, length).to(torch.int32)
+    return out
+
+
+def encode_captions(raw: RawData, console: Console, schedule: text.MatchingSchedule | None = None) -> Captioned:
+    """Vocabulary, text encoder and embeddings for captioned ``raw`` data (and its held-out part)."""
+    assert raw.captions is not None
+    held = raw.heldout if raw.heldout is not None and raw.heldout.captions else None
+    vocabulary = text.Vocabulary.build(c for own in raw.captions for c in own)
+    if len(vocabulary) <= len(text.SPECIALS):
+        raise ValueError("the captions hold no words")
+    every = raw.captions + (held.captions if held is not None and held.captions else [])
+    per_image = max(len(own) for own in every)
+    length = max(1, min(text.MAX_WORDS, max(len(text.words(c)) for own in every for c in own)))
+    tokens = token_table(raw.captions, vocabulary, per_image, length)
+    held_tokens = token_table(held.captions, vocabulary, per_image, length) if held is not None and held.captions \
+        else None
+    with Progress(TextColumn("training the text encoder"), BarColumn(), TextColumn("{task.fields[loss]}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("", total=None, loss="")
+
+        def advance(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, loss=f"loss {loss:.3f}")
+
+        encoder, record = text.train_encoder(
+            raw.images, tokens, vocabulary, schedule=schedule or text.MatchingSchedule(),
+            heldout=(held.images, held_tokens) if held is not None and held_tokens is not None else None,
+            progress=advance)
+    record["fingerprint"] = encoder.fingerprint()
+    top1 = record.get("heldout_top1_of_100")
+    console.print(f"text encoder: {len(vocabulary) - len(text.SPECIALS)} words, {record['steps']} steps in "
+                  f"{record['seconds']}s" + (f"; held out, {top1:.1%} of images pick their own caption of 100"
+                                             if top1 is not None else ""))
+
+    def tensors(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {TOKENS_KEY: tokens.contiguous(),
+                CONDITION_PREFIX + Condition.TEXT.value: encoder.encode_tokens(tokens).to(torch.float16).contiguous()}
+
+    meta = {"vocabulary": vocabulary.words[len(text.SPECIALS):], "per_image": per_image, "words": length,
+            "encoder": record, "encoder_file": text.FILENAME}
+    return Captioned(tensors(tokens), tensors(held_tokens) if held_tokens is not None else {}, meta, encoder, record)
+
+
+def save_encoder(captioned: Captioned, folder: Path) -> None:
+    text.save_encoder(captioned.encoder, folder / text.FILENAME, captioned.record)

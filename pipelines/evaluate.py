@@ -157,6 +157,11 @@ def protocol(figure: str, extractor: features_io.FeatureExtractor, generated: in
 
 # -- drawing samples ---------------------------------------------------------------------------------
 
+def reference_order(reference: PreparedData, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Which reference image each of ``n`` samples takes its conditions from: a shuffled cycle."""
+    return torch.randperm(len(reference), generator=generator).repeat(math.ceil(n / max(1, len(reference))))[:n]
+
+
 def conditions_for(model: Model, reference: PreparedData, n: int, generator: torch.Generator) -> dict[str, Any]:
     """Each sample's conditions, drawn from the reference images' own (a shuffled cycle), so
     a class-conditional model makes the classes in the data's proportions, and a
@@ -164,7 +169,7 @@ def conditions_for(model: Model, reference: PreparedData, n: int, generator: tor
     needs = model.needs()
     if not needs:
         return {}
-    order = torch.randperm(len(reference), generator=generator).repeat(math.ceil(n / max(1, len(reference))))[:n]
+    order = reference_order(reference, n, generator)
     out: dict[str, Any] = {}
     for condition in needs:
         if condition is Condition.CLASS:
@@ -351,16 +356,21 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
             copies = metrics.memorisation(fake_f, train_f, held_f)
             result["memorisation"], result["memorisation_reference"] = copies.share, copies.reference
         classifier = extractor if extractor.classes else None
-        if model.has(Capability.CLASS_CONDITIONAL) and classifier is None:
+        # A text-conditional model on labelled data is asked, in words, for the class of the
+        # image whose caption it draws from: the classifier checks that it drew one.
+        asked = conditions.get(Condition.CLASS.value)
+        if asked is None and model.has(Capability.TEXT_CONDITIONAL) and real.labels is not None:
+            asked = real.labels[reference_order(real, n, torch.Generator().manual_seed(seed))]
+            details["class_accuracy_of"] = "the class of the reference image whose caption each sample was drawn from"
+        if asked is not None and classifier is None:
             classifier = load_extractor("classifier", reference, console, options=extractor_options).to(model.device)
         if classifier is not None:
             logits = classifier.extract(samples, batch_size, logits=True)
             result["classifier_score"] = metrics.classifier_score(logits)
-            if model.has(Capability.CLASS_CONDITIONAL):
-                asked = conditions[Condition.CLASS.value]
-                overall, per_class = metrics.class_accuracy(logits.argmax(1), asked, model.spec.num_classes)
+            names = list(model.spec.class_names) or list(real.meta.get("class_names", ()))
+            if asked is not None and names:
+                overall, per_class = metrics.class_accuracy(logits.argmax(1), asked, len(names))
                 result["class_accuracy"] = overall
-                names = model.spec.class_names
                 result["class_accuracy_per_class"] = {names[c]: v for c, v in enumerate(per_class)}
                 details["class_accuracy_classifier"] = {"tag": classifier.tag, "accuracy": classifier.accuracy}
         timings["metrics"] = time.perf_counter() - t

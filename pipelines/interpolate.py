@@ -8,8 +8,9 @@ pairs make several rows. Paths are straight (lerp) or along the great circle (sl
 default for Gaussian priors, where most of the probability lies near a sphere).
 Class-conditional models walk at a fixed class, or from one class to another by blending
 the two labels; text-conditional models from one text's embedding to another's
-(``--from-text``/``--to-text``), at fixed latents (a row per seed) unless endpoints are given. Outputs: a strip PNG (a row per pair, its columns labelled by t), a GIF
-that goes there and back, and the latents as safetensors.
+(``--from-text``/``--to-text``), at fixed latents (a row per seed) unless endpoints are
+given. Outputs: a strip PNG (a row per pair, its columns labelled by t), a GIF that goes
+there and back, and the latents as safetensors.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from zoo.runs import load_latent_model, output_dir
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
 from .reconstruct import reconstructions
-
 
 TEXT_ROWS = (0, 1, 2, 3)
 """Seeds of the rows of a walk between two texts given no other endpoints."""

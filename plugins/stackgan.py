@@ -29,13 +29,23 @@ convolutions down to 4x4 with the compressed sentence replicated over those cell
 0.5; c of 128). A stage I model gives its images at the data's size (bilinear), so that
 every command, and ``zoo eval`` comparing the two stages, sees one size; its own
 resolution is ``factor`` times smaller.
+
+One default departs from the paper, by measurement (benchmarks/text_to_image.py: a judge
+CNN trained on the real training images reads the class each held-out caption names, in
+5,000 samples; stage I, 3,000 steps on captions:fashion): with the paper's KL weight of 1,
+conditioning augmentation keeps 3 nats of the sentence and z decides the garment, so the
+class is read in 36% of samples on average; at ``kl_weight=0.1`` (c keeps 7.6 nats), 53%
+(the ceiling at 16 px: the judge reads real held-out images shrunk to 16 px right in 1% of
+coats and shirts and 43% of dresses). Conditional batch norm in stage I
+(``g_conditioning=batchnorm``) did worse at KL 1: 33% at 1,920 steps. Both moved the
+measured tone and size the way "dark"/"light" and "small"/"large" say in 99-100% of pairs.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +62,11 @@ class StackGANConfig(zoo.Config):
     factor: int = option(2, "the data's side over stage I's: 2 (16 -> 32 px) or 4 (the paper's 64 -> 256)")
     latent_dim: int = option(100, "length of the noise vector z (paper: 100)")
     condition_dim: int = option(128, "length of c, conditioning augmentation's draw (paper: 128)")
-    kl_weight: float = option(1.0, "weight of conditioning augmentation's KL term in G's loss (paper: 1)")
+    kl_weight: float = option(0.1, "weight of conditioning augmentation's KL term in G's loss (paper: 1, which "
+                                   "here leaves c too little of the text: see the module's docstring)")
+    g_conditioning: Literal["input", "batchnorm"] = option(
+        "input", "input: c joins z at stage I's input (the paper); batchnorm: c also sets every "
+                 "up-sampling block's batch-norm scale and shift")
     text_dim: int = option(64, "length the discriminators compress a sentence embedding to")
     g_width: int = option(32, "channels of the generators' last layer; doubled at each halving of the side")
     d_width: int = option(32, "channels of the discriminators' first layer; doubled at each halving")
@@ -113,26 +127,62 @@ def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
+class TextBatchNorm(nn.Module):
+    """Batch norm whose scale and shift are linear in c: conditional batch norm (de Vries et
+    al. 2017) on the sentence, so every layer hears the text, not only the first."""
+
+    def __init__(self, channels: int, condition_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Linear(condition_dim, channels)
+        self.shift = nn.Linear(condition_dim, channels)
+
+    def reset_parameters(self) -> None:  # the identity at the start, as a plain batch norm's
+        for layer, bias in ((self.scale, 1.0), (self.shift, 0.0)):
+            nn.init.zeros_(layer.weight)
+            nn.init.constant_(layer.bias, bias)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        return self.norm(x) * self.scale(c)[:, :, None, None] + self.shift(c)[:, :, None, None]
+
+
+class TextUpBlock(nn.Module):
+    """An up-sampling block whose batch norm takes its scale and shift from c."""
+
+    def __init__(self, in_channels: int, out_channels: int, condition_dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm = TextBatchNorm(out_channels, condition_dim)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2, mode="nearest")), c))
+
+
 def _halvings(side: int, to: int = 4) -> int:
     return int(math.log2(side // to))
 
 
 class StageIGenerator(nn.Module):
-    """(z, c) -> a side x side image."""
+    """(z, c) -> a side x side image: c joins z at the input (the paper), and with
+    ``text_norms`` also sets every up-sampling block's batch-norm scale and shift."""
 
-    def __init__(self, latent_dim: int, condition_dim: int, channels: int, side: int, width: int) -> None:
+    def __init__(self, latent_dim: int, condition_dim: int, channels: int, side: int, width: int,
+                 text_norms: bool = False) -> None:
         super().__init__()
         ups = _halvings(side)
         top = width * 2 ** ups
         self.fc = nn.Sequential(nn.Linear(latent_dim + condition_dim, top * 16, bias=False),
                                 nn.BatchNorm1d(top * 16), nn.ReLU(inplace=True))
         self.top = top
-        self.ups = nn.Sequential(*(up_block(top // 2 ** i, top // 2 ** (i + 1)) for i in range(ups)))
+        block = (lambda i, o: TextUpBlock(i, o, condition_dim)) if text_norms else up_block
+        self.ups = nn.ModuleList(block(top // 2 ** i, top // 2 ** (i + 1)) for i in range(ups))
         self.out = nn.Sequential(nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: Tensor, c: Tensor) -> Tensor:
         x = self.fc(torch.cat([z, c], dim=1)).view(-1, self.top, 4, 4)
-        return self.out(self.ups(x))
+        for block in self.ups:
+            x = block(x, c) if isinstance(block, TextUpBlock) else block(x)
+        return self.out(x)
 
 
 class ResidualBlock(nn.Module):
@@ -234,7 +284,8 @@ class StackGAN(zoo.Model):
         low = spec.height // config.factor
         c, e = spec.channels, spec.text_dim
         self.ca1 = ConditioningAugmentation(e, config.condition_dim)
-        self.g1 = StageIGenerator(config.latent_dim, config.condition_dim, c, low, config.g_width)
+        self.g1 = StageIGenerator(config.latent_dim, config.condition_dim, c, low, config.g_width,
+                                  text_norms=config.g_conditioning == "batchnorm")
         if config.stage == 1:
             self.d1 = MatchingDiscriminator(c, low, config.d_width, e, config.text_dim)
         else:
@@ -245,6 +296,9 @@ class StackGAN(zoo.Model):
             self.ca1.requires_grad_(False)
             self.g1.requires_grad_(False)
         zoo.init_normal(self)
+        for norm in self.modules():
+            if isinstance(norm, TextBatchNorm):
+                norm.reset_parameters()
         self.stage1_trained = config.stage == 1
         """Stage II refines a trained stage I: set by a warm start from one (or its checkpoint)."""
 
@@ -350,7 +404,9 @@ class StackGAN(zoo.Model):
         kl = kl_divergence(mean, log_var)
         g_loss = F.binary_cross_entropy_with_logits(g_logits, ones) + self.config.kl_weight * kl
         self.update("generator", g_loss)
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "kl": kl.detach(),
+        # Named ca_kl, not kl: zoo's diagnostics read "kl" as a VAE's posterior term, whose
+        # collapse they warn of; conditioning augmentation's KL is meant to stay small.
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "ca_kl": kl.detach(),
                 "d_real": torch.sigmoid(real_logits).mean().detach(),
                 "d_wrong": torch.sigmoid(wrong_logits).mean().detach(),
                 "d_fake": torch.sigmoid(fake_logits).mean().detach()}

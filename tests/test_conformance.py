@@ -277,8 +277,9 @@ def test_checkpoint_round_trip_gives_the_same_model(name: str, tmp_path: Path) -
     path = tmp_path / "checkpoint.safetensors"
     ckpt_io.save(path, ckpt_io.Checkpoint(
         name, str(model.version), config_io.to_dict(model.config), model.spec.to_dict(),
-        {"step": 1, "run": "test"}, {"model": model.state_dict(), "extra": model.extra_state(),
-                                     **({"text_encoder": model.text_encoder.to_state()} if model.text_encoder else {})}))
+        {"step": 1, "run": "test"},
+        {"model": model.state_dict(), "extra": model.extra_state(),
+         **({"text_encoder": model.text_encoder.to_state()} if model.text_encoder else {})}))
     loaded, _ = runs.load_model(path)
     assert type(loaded) is type(model) and loaded.config == model.config
     for key, value in model.state_dict().items():

@@ -192,10 +192,10 @@ def test_a_checkpoint_from_before_this_contract_samples_and_says_how_to_go_on(mn
 
 
 class ToyCaptioned(zoo.Model):
-    """A text-conditional toy: the brightness of its images follows the length of the text."""
+    """A text-conditional toy: the brightness of its images follows the text's embedding."""
 
     name = "toy-captioned"
-    summary = "Draws a grey square as bright as its description is long"
+    summary = "Draws a grey square as bright as its description's embedding says"
     family = "test"
     capabilities = frozenset({zoo.Capability.LATENT, zoo.Capability.TEXT_CONDITIONAL})
 
@@ -208,24 +208,37 @@ class ToyCaptioned(zoo.Model):
         return 2
 
     def generate(self, z, conditions=None):
-        lengths = torch.tensor([len(t) for t in conditions["text"]], dtype=torch.float32, device=z.device)
-        level = (self.scale * lengths / 20 - 1).clamp(-1, 1)
+        embedding = conditions["text"]  # always embeddings by now: zoo encodes prompts first
+        level = (self.scale * embedding[:, 0]).clamp(-1, 1)
         return level.view(-1, 1, 1, 1).expand(-1, self.spec.channels, self.spec.height, self.spec.width)
 
 
 def test_a_text_condition_goes_from_the_command_line_to_the_model(mnist, extra_plugins) -> None:
+    from zoo import text
+
     extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
-    model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8))
+    torch.manual_seed(0)
+    encoder = text.TextEncoder(text.Vocabulary(["a", "bird", "small", "red", "on", "branch"]),
+                               text.EncoderConfig(width=4, dim=4))
+    model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8, conditions=("text",), text_dim=4))
     ckpt_io.save(Path("toy.safetensors"), ckpt_io.Checkpoint(
-        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0}, {"model": model.state_dict()}))
+        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0},
+        {"model": model.state_dict(), "text_encoder": encoder.to_state()}))
     short = run_cli("sample", "toy.safetensors", "--n", "2", "--text", "a bird", "--out", "short")
     long = run_cli("sample", "toy.safetensors", "--n", "2", "--text", "a small red bird on a branch", "--out", "long")
     assert short.exit_code == 0 and long.exit_code == 0, short.output + long.output
-    assert Image.open("short/0000.png").getpixel((0, 0)) < Image.open("long/0000.png").getpixel((0, 0))
+    levels = encoder.encode(["a bird", "a small red bird on a branch"])[:, 0].clamp(-1, 1)
+    expected = [round((float(v) + 1) * 127.5) for v in levels]
+    got = [Image.open(f"{name}/0000.png").getpixel((0, 0)) for name in ("short", "long")]
+    assert got == expected and got[0] != got[1]
     missing = run_cli("sample", "toy.safetensors", "--n", "2")
     assert missing.exit_code == 2 and 'give one with --text "..."' in missing.output
     refused = run_cli("train", "toy-captioned", "--data", "mnist", "--steps", "1", "--no-wandb")
-    assert refused.exit_code == 2 and "needs data with a text for each image; mnist has none" in refused.output
+    assert refused.exit_code == 2 and "needs captioned data; mnist has no captions" in refused.output
+    ckpt_io.save(Path("bare.safetensors"), ckpt_io.Checkpoint(
+        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0}, {"model": model.state_dict()}))
+    bare = run_cli("sample", "bare.safetensors", "--text", "a bird")
+    assert bare.exit_code != 0 and "holds no text encoder" in bare.output
 
 
 def test_a_model_without_text_refuses_a_text(mnist, trained, extra_plugins) -> None:
@@ -329,8 +342,14 @@ def test_a_helper_assigned_as_an_attribute_is_refused() -> None:
 
 def test_latent_commands_without_text_refuse_text_models(extra_plugins) -> None:
     extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
-    model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8))
+    from zoo import text
+
+    encoder = text.TextEncoder(text.Vocabulary(["a", "bird"]), text.EncoderConfig(width=4, dim=4))
+    model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8, conditions=("text",), text_dim=4))
     ckpt_io.save(Path("toy.safetensors"), ckpt_io.Checkpoint(
-        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0}, {"model": model.state_dict()}))
-    result = run_cli("interpolate", "toy.safetensors")
+        "toy-captioned", "1", {"batch_size": 4}, model.spec.to_dict(), {"step": 0},
+        {"model": model.state_dict(), "text_encoder": encoder.to_state()}))
+    result = run_cli("explore", "toy.safetensors", "--dim", "0")
     assert result.exit_code == 2 and "this command takes none" in result.output
+    walk = run_cli("interpolate", "toy.safetensors", "--from-seed", "1", "--to-seed", "2")
+    assert walk.exit_code == 2 and "give --from-text and --to-text" in walk.output

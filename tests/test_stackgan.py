@@ -337,7 +337,8 @@ def test_text_is_refused_by_models_that_do_not_read_it(trained, captioned: Path)
                   "--set", "d_width=4", "--set", "latent_dim=8", "--batch-size", "16", dest="dcgan")
     result = run_cli("sample", str(run), "--text", "a dark circle")
     assert result.exit_code != 0 and "text-conditional" in result.output and "stackgan" in result.output
-    result = run_cli("interpolate", str(run), "--from-text", "a", "--to-text", "b", "--from-seed", "1", "--to-seed", "2")
+    result = run_cli("interpolate", str(run), "--from-text", "a", "--to-text", "b", "--from-seed", "1",
+                     "--to-seed", "2")
     assert result.exit_code != 0 and "text-conditional" in result.output
 
 
@@ -386,3 +387,28 @@ def test_a_run_embedded_by_another_encoder_is_not_continued(stage1: Path, captio
     result = run_cli("train", "stackgan", "--data", f"captions:{captioned}", "--steps", "2", *TINY_STACKGAN,
                      "--set", "stage=2", "--init-from", str(stage1), "--no-wandb", "--out", "stage2")
     assert result.exit_code != 0 and "another text encoder" in result.output
+
+
+def test_eval_reads_the_class_each_caption_names(stage1: Path) -> None:
+    result = run_cli("eval", str(stage1), "--n", "200", "--split", "train")
+    assert result.exit_code == 0, result.output
+    figures = json.loads((stage1 / "eval.json").read_text())
+    found = figures.get("metrics", figures)
+    assert set(found["class_accuracy_per_class"]) == {"circle", "square"}
+    assert 0 <= found["class_accuracy"] <= 1
+
+
+def test_the_papers_sizes_64_then_256_build_and_draw() -> None:
+    import zoo
+    from zoo import config as config_io
+    from zoo.plugins.stackgan import StackGAN
+
+    spec = zoo.DataSpec("birds", 3, 256, 256, conditions=("text",), text_dim=16)
+    config = config_io.from_dict(StackGAN.Config, {**StackGAN.tiny_config, "stage": 2, "factor": 4}, source="test")
+    model = StackGAN(config, spec)
+    assert model.low_side == 64
+    with torch.no_grad(), zoo.evaluating(model):
+        low, _, _ = model.draw(torch.zeros(2, model.latent_dim), torch.zeros(2, 16))
+    assert low.shape == (2, 3, 256, 256)
+    with pytest.raises(UsageError, match="power of two"):
+        StackGAN(config, zoo.DataSpec("odd", 3, 96, 96, conditions=("text",), text_dim=16))

@@ -83,7 +83,8 @@ class Vocabulary:
         the known words closest to each)."""
         found = words(text)
         if not found:
-            raise UsageError(f"{what} {text!r} has no words; describe the image, like \"{self.example or 'a small image'}\"")
+            like = self.example or "a small image"
+            raise UsageError(f"{what} {text!r} has no words; describe the image, like \"{like}\"")
         unknown = [w for w in dict.fromkeys(found) if w not in self.index]
         if unknown:
             known = self.words[len(SPECIALS):]

@@ -101,7 +101,8 @@ def _two_domain_key(data: str, r: Reading) -> str:
 def _captions_key(data: str, r: Reading) -> str:
     root = captions.folder_of(data)
     if root is None:  # the built-in set: its files, and the version of the captions made for them
-        return f"captions-fashion-v{captions.VERSION}-{named.fingerprint('fashion-mnist', r.data_dir, r.env_dir) or 'none'}"
+        files = named.fingerprint("fashion-mnist", r.data_dir, r.env_dir) or "none"
+        return f"captions-fashion-v{captions.VERSION}-{files}"
     return _files_key("captions", root, [(p, 0) for p in captions.files_of(root)])
 
 

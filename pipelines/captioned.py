@@ -10,6 +10,7 @@ ids (``text.tokens``, K x L: each image's captions cycled to K) and their embedd
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from zoo import text
-from zoo.data import CONDITION_PREFIX, TOKENS_KEY
+from zoo.data import CONDITION_PREFIX, TOKENS_KEY, PreparedData
 from zoo.model import Condition
 from zoo.sources import RawData
 
@@ -81,6 +82,21 @@ def encode_captions(raw: RawData, console: Console, schedule: text.MatchingSched
     meta = {"vocabulary": vocabulary.words[len(text.SPECIALS):], "per_image": per_image, "words": length,
             "encoder": record, "encoder_file": text.FILENAME}
     return Captioned(tensors(tokens), tensors(held_tokens) if held_tokens is not None else {}, meta, encoder, record)
+
+
+def embedded_by(prepared: PreparedData, encoder: text.TextEncoder) -> tuple[PreparedData, bool]:
+    """The data's captions as ``encoder`` embeds them, and whether that meant re-embedding:
+    as stored when it is the encoder they were embedded with at prep; else each caption
+    again from its words (a run resumed, started from, or evaluated on data prepared again,
+    or on other captioned data: a model reads only its own encoder's embeddings)."""
+    if prepared.tokens is None or Condition.TEXT.value not in prepared.conditions:
+        return prepared, False
+    if prepared.meta["text"]["encoder"].get("fingerprint") == encoder.fingerprint():
+        return prepared, False
+    words = [*text.SPECIALS, *prepared.meta["text"]["vocabulary"]]
+    ids = text.translate_tokens(prepared.tokens, words, encoder.vocabulary)
+    embedded = encoder.encode_tokens(ids).to(torch.float16)
+    return dataclasses.replace(prepared, conditions={**prepared.conditions, Condition.TEXT.value: embedded}), True
 
 
 def save_encoder(captioned: Captioned, folder: Path) -> None:

@@ -318,6 +318,13 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
     with cluster.rank_zero_first():  # a feature extractor zoo trains is trained once, by rank 0
         extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
     real = reference.split
+    if model.text_encoder is not None:  # the captions as the model's own encoder embeds them
+        from .captioned import embedded_by
+
+        real, again = embedded_by(real, model.text_encoder)
+        if again and console is not None:
+            console.print(f"[cyan]note:[/] the reference captions were embedded again by {model.name}'s own text "
+                          "encoder (the data was prepared with another)")
     generator = torch.Generator().manual_seed(seed)
     conditions = conditions_for(model, real, n, generator)
     timings: dict[str, float] = {}
@@ -367,7 +374,8 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         if classifier is not None:
             logits = classifier.extract(samples, batch_size, logits=True)
             result["classifier_score"] = metrics.classifier_score(logits)
-            names = list(model.spec.class_names) or list(real.meta.get("class_names", ()))
+            names = (list(model.spec.class_names) if model.has(Capability.CLASS_CONDITIONAL)
+                     else list(real.meta.get("class_names", ())))
             if asked is not None and names:
                 overall, per_class = metrics.class_accuracy(logits.argmax(1), asked, len(names))
                 result["class_accuracy"] = overall

@@ -199,6 +199,8 @@ def _command(info: dict[str, Any], train: dict[str, Any]) -> str:
         parts += ["--clip-grad", f"{info['clip_grad']:g}"]
     if info.get("eval_every"):
         parts += ["--eval-every", str(info["eval_every"])]
+    if info.get("init_from"):  # a run started from another's weights (srgan from srresnet, stackgan's stage II)
+        parts += ["--init-from", str(info["init_from"])]
     for key, value in _changed(str(info.get("model")), _config(info)).items():
         parts += ["--set", f"{key}={_config_text(value)}"]
     return " ".join(shlex.quote(p) for p in parts)

@@ -365,8 +365,7 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     model.engine = engine
     model.train()
     if model.has(zoo.Capability.TEXT_CONDITIONAL):
-        encoder, source = data.prepared.text_encoder()
-        model.attach_text_encoder(encoder.to(device), source)
+        _attach_text_encoder(model, data, p, device, console)
     batches = data.batches(p.config.batch_size, p.seed, device, (cluster.rank, cluster.world))
     state = {"step": 0, "images": 0, "seconds": 0.0}
     if p.init_from is not None:
@@ -380,7 +379,6 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
 
     checkpoint = ckpt_io.load(p.resume_from)
     saved = checkpoint.state
-    _same_text_encoder(model, saved, p.resume_from, "resume")
     try:
         # The extra state first: a grown ProGAN adds its layers there, then takes their weights;
         # the optimisers last, for every weight the model now has.
@@ -420,23 +418,32 @@ def _own_stream(seed: int, cluster: distributed.Cluster, step: int) -> None:
         torch.manual_seed(distributed.rank_seed(seed, cluster.rank, step))
 
 
-def _same_text_encoder(model: Model, saved: dict[str, Any], path: Path, what: str) -> None:
-    """A run's captions were embedded by one text encoder: continuing it (or starting from
-    it) with data embedded by another would feed its networks meaningless conditions."""
-    if model.text_encoder is None or "text_encoder" not in saved:
-        return
+def _attach_text_encoder(model: Model, data: TrainingData, p: Plan, device: torch.device,
+                         console: Console) -> None:
+    """Give a text-conditional model its frozen text encoder: the data's, or, continuing a run
+    (``--resume``) or starting from one (``--init-from``) that holds its own, that run's, with
+    the data's captions embedded again by it when the two differ (the data was prepared
+    again, or is other captioned data): its networks read only their encoder's embeddings."""
     from zoo.text import TextEncoder
 
-    theirs = TextEncoder.from_state(saved["text_encoder"]).fingerprint()
-    if theirs != model.text_encoder.fingerprint():
-        raise UsageError(f"cannot {what} from {path}: its captions were embedded by another text encoder "
-                         f"({theirs}, this data's is {model.text_encoder.fingerprint()}); the data was prepared "
-                         "again since. Train from scratch, or restore the prepared data it was trained on")
+    from .captioned import embedded_by
+
+    encoder, source = data.prepared.text_encoder()
+    earlier = p.resume_from or p.init_from
+    if earlier is not None:
+        saved = ckpt_io.load(earlier).state.get("text_encoder")
+        if saved is not None:
+            encoder = TextEncoder.from_state(saved)
+            source = f"{earlier} (fingerprint {encoder.fingerprint()})"
+            data.prepared, again = embedded_by(data.prepared, encoder)
+            if again:
+                console.print(f"[cyan]note:[/] {earlier} embeds text with its own encoder, not the one {p.data} was "
+                              f"prepared with; its {len(data.prepared):,} images' captions were embedded again by it")
+    model.attach_text_encoder(encoder.to(device), source)
 
 
 def _warm_start(model: Model, path: Path, console: Console) -> None:
     source = ckpt_io.load(path)
-    _same_text_encoder(model, source.state, path, "--init-from")
     copied, fresh = model.warm_start(source.state["model"])
     if not copied:
         raise UsageError(f"--init-from {path}: none of its weights fit {model.name} "

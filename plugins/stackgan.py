@@ -333,7 +333,8 @@ class StackGAN(zoo.Model):
             missing = [k for k in stage1 if k not in copied]
             if missing:
                 raise zoo.UsageError(f"--init-from must be a stackgan stage I run of this data's shape: its "
-                                     f"weights do not give stage I's {missing[0]} here (set factor as there)")
+                                     f"weights do not give stage I's {missing[0]} here (set factor, latent_dim, "
+                                     "condition_dim, g_width and g_conditioning as that run had them)")
             self.stage1_trained = True
         return copied, fresh
 
@@ -386,6 +387,9 @@ class StackGAN(zoo.Model):
         real = batch.images if self.config.stage == 2 else F.avg_pool2d(batch.images, self.config.factor)
         discriminator = self.d1 if self.config.stage == 1 else self.d2
         n = real.shape[0]
+        if n < 2:
+            raise zoo.UsageError("stackgan needs at least 2 images per batch (per process under torchrun): the "
+                                 "mismatched text for an image is another image's")
         fake, mean, log_var = self.draw(torch.randn(n, self.latent_dim, device=real.device), embedding)
         wrong = embedding[mismatched(embedding, self.config.mismatch_below)]
 

@@ -243,7 +243,10 @@ def test_preview_labels_name_the_previews_columns_and_rows(name: str) -> None:
     from zoo import figures
 
     model = build(name)
-    inputs = model.preview_inputs(4, torch.Generator().manual_seed(0), batches_for(model).next())
+    examples = batches_for(model).next()
+    if model.has(zoo.Capability.TEXT_CONDITIONAL):  # the train pipeline's examples carry their captions' words
+        examples.captions = [f"a small test image {i}" for i in range(len(examples))]
+    inputs = model.preview_inputs(4, torch.Generator().manual_seed(0), examples)
     preview = model.preview(inputs)
     columns, rows = model.preview_labels(inputs)
     if columns is not None or rows is not None:
@@ -253,6 +256,8 @@ def test_preview_labels_name_the_previews_columns_and_rows(name: str) -> None:
         figures.labelled_grid(preview, column_labels=columns, row_labels=rows)
     if model.has(zoo.Capability.IMAGE_TO_IMAGE) or model.has(zoo.Capability.CLASS_CONDITIONAL):
         assert columns or rows, "previews of inputs and outputs, or of classes, say which is which"
+    if model.has(zoo.Capability.TEXT_CONDITIONAL):
+        assert rows == examples.captions[:preview.shape[0]], "each row is labelled with its caption"
 
 
 def conditions_for(model: zoo.Model, n: int) -> dict:

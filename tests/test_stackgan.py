@@ -105,7 +105,7 @@ def test_bad_caption_layouts_are_one_clear_error(tmp_path: Path, make, message: 
 def test_prep_writes_tokens_embeddings_the_encoder_and_a_caption_sheet(captioned: Path) -> None:
     result = run_cli("prep", f"captions:{captioned}")
     assert result.exit_code == 0, result.output
-    assert "text encoder" in result.output and "captions" in result.output
+    assert "text encoder: 7 words" in " ".join(result.output.split())
     from zoo.pipelines.prep import prepare
 
     data = prepare(f"captions:{captioned}")
@@ -376,17 +376,63 @@ def test_stage_two_refines_a_trained_stage_one(stage1: Path, captioned: Path) ->
     assert any(k.startswith("g2.") for k in two) and not any(k.startswith("d1.") for k in two)
     sampled = run_cli("sample", "stage2", "--text", "a dark circle", "-n", "2", "--out", "s2")
     assert sampled.exit_code == 0, sampled.output
+    from zoo.pipelines.report import _command
+
+    info = json.loads(Path("stage2/run.json").read_text())
+    again = _command(info, ckpt_io.load(Path("stage2") / ckpt_io.FILENAME).train)
+    assert f"--init-from {stage1}" in again and "stage=2" in again  # the report's command makes the run again
 
 
-def test_a_run_embedded_by_another_encoder_is_not_continued(stage1: Path, captioned: Path) -> None:
+def test_a_run_keeps_its_own_encoder_when_the_data_was_prepared_again(stage1: Path, captioned: Path) -> None:
     path = stage1 / ckpt_io.FILENAME
     checkpoint = ckpt_io.load(path)
     weights = checkpoint.state["text_encoder"]["weights"]
     weights["out.bias"] = weights["out.bias"] + 1.0  # as if the data had been prepared again since
     ckpt_io.save(path, checkpoint)
-    result = run_cli("train", "stackgan", "--data", f"captions:{captioned}", "--steps", "2", *TINY_STACKGAN,
-                     "--set", "stage=2", "--init-from", str(stage1), "--no-wandb", "--out", "stage2")
-    assert result.exit_code != 0 and "another text encoder" in result.output
+    theirs = text.TextEncoder.from_state(checkpoint.state["text_encoder"]).fingerprint()
+    for args in (["--resume", str(stage1), "--steps", "8"],
+                 ["--data", f"captions:{captioned}", "--steps", "2", *TINY_STACKGAN, "--set", "stage=2",
+                  "--init-from", str(stage1), "--out", "stage2"]):
+        result = run_cli("train", "stackgan", *args, "--no-wandb")
+        assert result.exit_code == 0, result.output
+        assert "embedded again by it" in " ".join(result.output.split())
+    for run in (stage1, Path("stage2")):
+        kept = ckpt_io.load(run / ckpt_io.FILENAME).state["text_encoder"]
+        assert text.TextEncoder.from_state(kept).fingerprint() == theirs
+
+
+def test_captions_are_embedded_again_by_another_encoder(captioned: Path) -> None:
+    from zoo.pipelines.captioned import embedded_by
+    from zoo.pipelines.prep import prepare
+
+    data = prepare(f"captions:{captioned}")
+    own, _ = data.text_encoder()
+    same, again = embedded_by(data, own)
+    assert same is data and not again
+    torch.manual_seed(1)
+    other = text.TextEncoder(text.Vocabulary(["square", "a", "dark", "circle"]), text.EncoderConfig(width=4, dim=8))
+    changed, again = embedded_by(data, other)
+    assert again and changed.conditions["text"].shape == (len(data), 2, 8)
+    expected = other(other.vocabulary.encode([data.caption(0)]))[0]  # "light", unknown to it, reads as <unk>
+    assert torch.allclose(changed.conditions["text"][0, 0].float(), expected, atol=2e-3)
+
+
+def test_each_pass_picks_the_same_captions_in_every_process() -> None:
+    from zoo.data import TensorBatches
+
+    images = torch.zeros(16, 1, 8, 8, dtype=torch.uint8)
+    captions_ = torch.arange(16 * 3 * 2, dtype=torch.float32).view(16, 3, 2)
+    whole = TensorBatches(images, None, 8, seed=3, conditions={"text": captions_})
+    halves = [TensorBatches(images, None, 8, seed=3, conditions={"text": captions_}, share=(r, 2)) for r in (0, 1)]
+    for _ in range(5):  # across passes
+        torch.manual_seed(_)  # the global stream plays no part
+        batch = whole.next().conditions["text"]
+        parts = torch.cat([h.next().conditions["text"] for h in halves])
+        assert torch.equal(batch, parts) and batch.dtype == torch.float32
+    every = captions_.view(-1, 2)
+    assert all((every == row).all(1).any() for row in batch), "each row is one of the images' captions"
+    assert len({int(row[0]) % 6 for row in torch.cat([whole.next().conditions["text"] for _ in range(6)])}) > 1, \
+        "not always the same caption of each image"
 
 
 def test_eval_reads_the_class_each_caption_names(stage1: Path) -> None:

@@ -255,11 +255,6 @@ def placement(nbytes: int, device: torch.device) -> torch.device:
     return device if nbytes <= FIT_SHARE * free else torch.device("cpu")
 
 
-def _drawn(name: str, values: torch.Tensor) -> torch.Tensor:
-    """A batch's condition: for text, one caption of each image drawn at random."""
-    return one_caption(values) if name == Condition.TEXT.value else values
-
-
 class TensorBatches:
     """Endless shuffled batches from tensors on one device; an epoch is one permutation.
 
@@ -323,6 +318,8 @@ class TensorBatches:
         self.drawn = 0
         """Images drawn since the start of training (the loop's count of images seen)."""
         self._order = self._permutation(0)
+        self._picks: torch.Tensor | None = None
+        self._picks_epoch = -1
         # Unpaired domain B: a pass and a position of its own (the domains differ in size).
         self.epoch_b = 0
         self.position_b = 0
@@ -361,7 +358,7 @@ class TensorBatches:
         index = self._mine(self._order[self.position:self.position + size])
         self.position += size
         self.drawn += size
-        conditions = {k: self._moved(_drawn(k, v[index])) for k, v in self.conditions.items()}
+        conditions = {k: self._moved(self._drawn(k, v, index)) for k, v in self.conditions.items()}
         images = to_float(self._moved(self.images[index]))
         targets = None
         if self.targets is not None:
@@ -410,7 +407,8 @@ class TensorBatches:
         else:
             images, targets = self.derive(to_float(self.photos.random_crops(index, self.derive.crop)))
         device_index = index.to(self.images.device)
-        return Batch(images, targets, {k: self._moved(_drawn(k, v[device_index])) for k, v in self.conditions.items()})
+        return Batch(images, targets, {k: self._moved(self._drawn(k, v, device_index))
+                                       for k, v in self.conditions.items()})
 
     def _unpaired_index(self, size: int) -> torch.Tensor:
         """Domain B's next batch: its own permutation per pass over its own images."""
@@ -439,6 +437,18 @@ class TensorBatches:
         if self._order_b is not None:
             self.epoch_b, self.position_b = int(state["epoch_b"]), int(state["position_b"])
             self._order_b = self._permutation_b(self.epoch_b)
+
+    def _drawn(self, name: str, values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """A batch's condition; for text (N x K x D), the caption this pass picked for each
+        image. The picks, like the order, follow from the seed and the pass alone: every
+        process of a torchrun run and every resume draws the same ones."""
+        if name != Condition.TEXT.value or values.ndim != 3:
+            return values[index]
+        if self._picks is None or self._picks_epoch != self.epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + 700_001 + self.epoch)
+            self._picks = torch.randint(0, values.shape[1], (values.shape[0],), generator=generator).to(values.device)
+            self._picks_epoch = self.epoch
+        return values[index, self._picks[index]].float()
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

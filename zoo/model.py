@@ -190,7 +190,7 @@ class Derivation:
                              f"prep the data with a --size that is a multiple of {self.factor}")
         return DataSpec(spec.name, spec.channels, height // self.factor, width // self.factor,
                         spec.class_names, "derived", spec.channels, ("low", "high"), height, width,
-                        spec.conditions)
+                        spec.conditions, spec.text_dim)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """(inputs, targets) for float images in [-1, 1]."""
@@ -220,7 +220,8 @@ class Derivation:
             raise UsageError(f"crops of {self.crop} px need low-resolution images of {side} px; the smallest is "
                              f"{spec.height}x{spec.width}; set a smaller crop (--set crop=...)")
         return DataSpec(spec.name, spec.channels, side, side, spec.class_names, "paired",
-                        spec.target_channels or spec.channels, spec.domains, self.crop, self.crop, spec.conditions)
+                        spec.target_channels or spec.channels, spec.domains, self.crop, self.crop, spec.conditions,
+                        spec.text_dim)
 
     def downsample(self, images: Tensor) -> Tensor:
         """Images in [-1, 1] made ``factor`` times smaller (their sides must divide by it)."""
@@ -420,9 +421,11 @@ class Model(nn.Module):
     # -- frozen helpers and warm starts -------------------------------------------------------
 
     def add_helper(self, name: str, module: nn.Module, source: str) -> None:
-        """Use a network that is not trained (a feature extractor for a perceptual loss, a
-        text encoder): frozen, in eval mode, moved with the model, and never written into a
-        checkpoint; ``source`` (a file path and hash) is recorded instead, by reference. Reach
+        """Use a network that is not trained (a feature extractor for a perceptual loss):
+        frozen, in eval mode, moved with the model, and never written into a checkpoint;
+        ``source`` (a file path and hash) is recorded instead, by reference (the text encoder
+        zoo attaches to text-conditional models is the one exception: see
+        :meth:`attach_text_encoder`). Reach
         it with :meth:`helper`; do not also assign it as an attribute (that would make it
         one of the model's own networks, trained and checkpointed)."""
         if any(module is child for child in self.modules()):
@@ -640,6 +643,8 @@ class Model(nn.Module):
         of a latent model that draws its default preview."""
         if not self.has(Capability.LATENT) or self.has(Capability.IMAGE_TO_IMAGE) or self.has(Capability.ENCODER):
             return None
+        if self.has(Capability.TEXT_CONDITIONAL) and not self.has(Capability.CLASS_CONDITIONAL):
+            return preview.flatten(0, 1)  # a row per caption, not per class: compared with the data as a whole
         return preview
 
     # -- state a checkpoint needs beyond the weights -----------------------------------------

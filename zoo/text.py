@@ -331,6 +331,14 @@ def matching_top1(text_net: TextEncoder, image_net: nn.Module, images: Tensor, t
     return right / total if total else float("nan")
 
 
+def translate_tokens(tokens: Tensor, words: Sequence[str], vocabulary: Vocabulary) -> Tensor:
+    """Token ids over ``words`` (another vocabulary's, specials first) as ids of ``vocabulary``:
+    a word it does not know becomes :data:`UNKNOWN`."""
+    table = torch.tensor([i if i < len(SPECIALS) else vocabulary.index.get(w, UNKNOWN) for i, w in enumerate(words)],
+                         dtype=torch.int64)
+    return table[tokens.long()]
+
+
 def same_caption(tokens: Tensor) -> Tensor:
     """N x N: whether captions i and j have the same words."""
     return (tokens[:, None, :] == tokens[None, :, :]).all(-1)

@@ -123,7 +123,7 @@ def draw(model, prompts: list[str], seeds: list[int]) -> torch.Tensor:
         z = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in seeds[start:start + 500]])
         with torch.no_grad():
             model.eval()
-            out.append(model.generate(z, {"text": chunk}).cpu())
+            out.append(model.generate(z, {"text": model.encode_text(chunk)}).cpu())
     return torch.cat(out)
 
 

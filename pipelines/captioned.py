@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from zoo import text
 from zoo.data import CONDITION_PREFIX, TOKENS_KEY, PreparedData
+from zoo.errors import ZooError
 from zoo.model import Condition
 from zoo.sources import RawData
 
@@ -51,7 +52,7 @@ def encode_captions(raw: RawData, console: Console, schedule: text.MatchingSched
     held = raw.heldout if raw.heldout is not None and raw.heldout.captions else None
     vocabulary = text.Vocabulary.build(c for own in raw.captions for c in own)
     if len(vocabulary) <= len(text.SPECIALS):
-        raise ValueError("the captions hold no words")
+        raise ZooError("the captions hold no words zoo can read; give each image a caption with words")
     every = raw.captions + (held.captions if held is not None and held.captions else [])
     per_image = max(len(own) for own in every)
     length = max(1, min(text.MAX_WORDS, max(len(text.words(c)) for own in every for c in own)))

@@ -162,14 +162,15 @@ def reference_order(reference: PreparedData, n: int, generator: torch.Generator)
     return torch.randperm(len(reference), generator=generator).repeat(math.ceil(n / max(1, len(reference))))[:n]
 
 
-def conditions_for(model: Model, reference: PreparedData, n: int, generator: torch.Generator) -> dict[str, Any]:
+def conditions_for(model: Model, reference: PreparedData, n: int, generator: torch.Generator,
+                   order: torch.Tensor | None = None) -> dict[str, Any]:
     """Each sample's conditions, drawn from the reference images' own (a shuffled cycle), so
     a class-conditional model makes the classes in the data's proportions, and a
     text-conditional one draws from the reference images' captions (one of each at random)."""
     needs = model.needs()
     if not needs:
         return {}
-    order = reference_order(reference, n, generator)
+    order = reference_order(reference, n, generator) if order is None else order
     out: dict[str, Any] = {}
     for condition in needs:
         if condition is Condition.CLASS:
@@ -326,7 +327,8 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
             console.print(f"[cyan]note:[/] the reference captions were embedded again by {model.name}'s own text "
                           "encoder (the data was prepared with another)")
     generator = torch.Generator().manual_seed(seed)
-    conditions = conditions_for(model, real, n, generator)
+    order = reference_order(real, n, generator) if model.needs() else None  # which image each sample asks after
+    conditions = conditions_for(model, real, n, generator, order)
     timings: dict[str, float] = {}
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"drawing {n:,} samples of {model.name}", total=n)
@@ -366,8 +368,8 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         # A text-conditional model on labelled data is asked, in words, for the class of the
         # image whose caption it draws from: the classifier checks that it drew one.
         asked = conditions.get(Condition.CLASS.value)
-        if asked is None and model.has(Capability.TEXT_CONDITIONAL) and real.labels is not None:
-            asked = real.labels[reference_order(real, n, torch.Generator().manual_seed(seed))]
+        if asked is None and model.has(Capability.TEXT_CONDITIONAL) and real.labels is not None and order is not None:
+            asked = real.labels[order]
             details["class_accuracy_of"] = "the class of the reference image whose caption each sample was drawn from"
         if asked is not None and classifier is None:
             classifier = load_extractor("classifier", reference, console, options=extractor_options).to(model.device)

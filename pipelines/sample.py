@@ -44,17 +44,16 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     elif model.has(Capability.TEXT_CONDITIONAL):
         raise UsageError(f"{model.name} draws from a description: give one with --text \"...\" "
                          f"(several --text for a row each)")
-    if prompts:
-        return _sample_prompts(model, checkpoint, path, prompts, n=n, seed=seed, out=out, force=force,
-                               noise=noise, truncation=truncation, console=console)
-
-    run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
-
-    labels, nrow = _labels(model, n, wanted)
     prior = priors.parse(noise) if noise is not None else model.prior
     if truncation is not None:
         priors.check_truncation(prior, truncation)
+    run_name = checkpoint.train.get("run") or path.parent.name
+    out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
+    if prompts:
+        return _sample_prompts(model, checkpoint, prompts, n=n, seed=seed, out=out, prior=prior,
+                               truncation=truncation, console=console)
+
+    labels, nrow = _labels(model, n, wanted)
     generator = torch.Generator().manual_seed(seed)
     images = torch.cat([
         model.sample(min(CHUNK, n - start), generator=generator, prior=prior, truncation=truncation,
@@ -76,16 +75,10 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     return out
 
 
-def _sample_prompts(model: Model, checkpoint, path: Path, prompts: list[str], *, n: int, seed: int,
-                    out: Path | None, force: bool, noise: str | None, truncation: float | None,
-                    console: Console) -> Path:
+def _sample_prompts(model: Model, checkpoint, prompts: list[str], *, n: int, seed: int, out: Path,
+                    prior: priors.Prior, truncation: float | None, console: Console) -> Path:
     """``n`` images for each prompt, a row each: the same seed, so the same latents, in every
     row (what changes down a column is the text alone)."""
-    run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
-    prior = priors.parse(noise) if noise is not None else model.prior
-    if truncation is not None:
-        priors.check_truncation(prior, truncation)
     rows = []
     for prompt in prompts:
         generator = torch.Generator().manual_seed(seed)

@@ -344,9 +344,6 @@ class StackGAN(zoo.Model):
     def load_extra_state(self, state: Any) -> None:
         self.stage1_trained = bool(state.get("stage1_trained", self.config.stage == 1))
 
-    def uncompiled(self) -> dict[str, str]:
-        return {"ca1": "a single linear layer", **({"ca2": "a single linear layer"} if self.config.stage == 2 else {})}
-
     # -- training -----------------------------------------------------------------------------
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -419,12 +416,10 @@ class StackGAN(zoo.Model):
 
     def generate(self, z: Tensor, conditions: zoo.Conditions | None = None) -> Tensor:
         """Images at the data's size for latent vectors (z and conditioning augmentation's
-        draws) and ``conditions["text"]`` (sentence embeddings, or prompts)."""
+        draws) and ``conditions["text"]`` (sentence embeddings)."""
         if not conditions or conditions.get(zoo.Condition.TEXT.value) is None:
             raise zoo.UsageError("stackgan draws from a description: give a text for each image")
-        embedding = conditions[zoo.Condition.TEXT.value]
-        if isinstance(embedding, (list, tuple)):
-            embedding = self.encode_text(embedding)
+        embedding = conditions[zoo.Condition.TEXT.value]  # embeddings: check_conditions encodes prompts
         images, _, _ = self.draw(z, embedding.to(z.device, torch.float32))
         if images.shape[-1] != self.spec.width:
             images = F.interpolate(images, size=(self.spec.height, self.spec.width), mode="bilinear",

@@ -4,10 +4,10 @@
 per line: the layout of the CUB-200 and Oxford-102 caption sets (Reed et al. 2016) once
 their pickled embeddings are set aside (zoo never loads them). An image's captions are the
 ``.txt`` of the same name beside it, else the one of the same name in a parallel folder
-(CUB's ``images/001.X/a.jpg`` and ``text/001.X/a.txt``), else the only ``.txt`` of that
-name anywhere under the folder. Images in one sub-folder per class are labelled by it.
-Images without captions, caption files with no words and files that are not UTF-8 text
-are skipped and counted.
+(CUB's ``images/001.X/a.jpg`` and ``text/001.X/a.txt``), else the one ``.txt`` of that
+name under the folder when no other image or caption file shares the name. Images in
+one sub-folder per class are labelled by it. Images without captions, caption files with
+no words and files that are not UTF-8 text are skipped and counted.
 
 ``captions:fashion`` is built in: every Fashion-MNIST image, padded to 32 x 32, gets
 :data:`PER_IMAGE` different sentences made from its class and from attributes measured on

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from rich.console import Console
 from torch import Tensor
 
 import zoo
-from zoo import distributed, figures, metrics, runs, superres, swd
+from zoo import distributed, figures, files, metrics, runs, superres, swd
 from zoo import features as features_io
 from zoo.data import PreparedData, load_prepared, one_caption, to_float
 from zoo.devices import resolve_device
@@ -587,9 +586,7 @@ HEADLINE = tuple(EVAL_METRICS)
 def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console, pictures: Path) -> None:
     """eval.json (this evaluation), evals.jsonl (all of them), run.json and W&B's summary."""
     text = json.dumps(result, indent=2)
-    tmp = run_dir / ".eval.json.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, run_dir / EVAL_FILE)
+    files.write_text(run_dir / EVAL_FILE, text, "eval.json")
     with (run_dir / "evals.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
     info = runs.read_run_info(run_dir)

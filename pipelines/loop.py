@@ -9,6 +9,7 @@ checkpoints on a step and time cadence, Ctrl-C deferred to the end of the step,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import figures, runs, superres
+from zoo import figures, files, runs, superres
 from zoo.data import TensorBatches
 from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.distributed import PeerLost
@@ -79,7 +80,8 @@ class Loop:
     def __init__(self, p: Plan, data: TrainingData, model: Model, batches: TensorBatches,
                  state: dict[str, Any], run_dir: Path, console: Console, *, steps: int | None = None,
                  epochs: int | None = None, kimg: float | None = None, preview_every: int | None = None,
-                 eval_every: int | None = None, eval_features: str | None = None, wandb: str = "auto") -> None:
+                 eval_every: int | None = None, eval_features: str | None = None, wandb: str = "auto",
+                 checkpoint_every: int | None = None) -> None:
         self.p, self.data, self.model, self.batches = p, data, model, batches
         self.run_dir, self.console, self.wandb = run_dir, console, wandb
         self.step, self.images, self.seconds_before = state["step"], state["images"], state["seconds"]
@@ -93,6 +95,7 @@ class Loop:
             raise UsageError(f"that run already finished {self._of_total()}; ask for more with {more}")
         self.preview_every = preview_every
         self.eval_every, self.eval_features = eval_every, eval_features
+        self.checkpoint_every = checkpoint_every
         self.evaluator: TrainingEval | None = None
         self.preview_index = self._preview_index()
         self.metrics_path = run_dir / METRICS_FILE
@@ -103,6 +106,7 @@ class Loop:
         self.writer = self.cluster.writer
         """Rank 0 (or the one process) writes the run's files; under torchrun the others only train."""
         self.saved = False
+        self.final_saved = False
         self.stepping = False
         """True while the plugin's step runs: an interrupt then leaves half an update."""
 
@@ -193,6 +197,7 @@ class Loop:
                         status = "finished" if self.timed else "time limit"
                         self.bar.console.print(f"--minutes {p.minutes:g}: time is up after {self._of_total()}")
                         break
+            return self._finish(status, time.perf_counter() - started)
         except KeyboardInterrupt:
             # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
             self.info["status"] = "interrupted"
@@ -215,14 +220,30 @@ class Loop:
         except BaseException as exc:
             if isinstance(exc, PeerLost) and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the message
-            self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
-            if self.writer:
-                runs.write_run_info(self.run_dir, self.info)
+            if not self.final_saved:
+                self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
+            if self.writer and not self.final_saved:
+                with contextlib.suppress(OSError, ZooError):  # a full disk may refuse this too
+                    runs.write_run_info(self.run_dir, self.info)
             self.tracker.finish(exit_code=1)
             if isinstance(exc, PeerLost):
                 raise PeerLost(f"{exc}; stopped at step {self.step}. {self._resume_hint()}") from None
+            full = exc if isinstance(exc, files.DiskFull) else files.disk_full(exc, self.metrics_path, "metrics")
+            if full is not None:
+                raise files.DiskFull(f"{full}. {self._resume_hint()}") from None
+            if is_out_of_memory(exc):
+                raise OutOfMemory(self._out_of_memory(exc)) from None
             raise
-        return self._finish(status, time.perf_counter() - started)
+
+    def _out_of_memory(self, exc: BaseException) -> str:
+        batch = getattr(self.p.config, "batch_size", None)
+        smaller = f"--batch-size {max(1, batch // 2)}" if isinstance(batch, int) and batch > 1 else \
+            "a smaller model (see zoo info)"
+        where = "a preview" if not self.stepping else f"step {self.step + 1}"
+        run = self.run_dir / ckpt_io.FILENAME
+        keep = (f" --init-from {self.run_dir} to keep its weights" if run.exists() else "")
+        return (f"out of memory on {self.device} at batch size {batch} ({where}): train again with {smaller}"
+                f"{keep} (a --resume keeps its batch size)")
 
     def _resume_hint(self) -> str:
         path = self.run_dir / ckpt_io.FILENAME
@@ -284,7 +305,8 @@ class Loop:
         # Every decision below is the same on every process (steps, images and agreed seconds).
         latest_due = not preview_due and self.seconds - self.last_preview > PREVIEW_EVERY_SECONDS
         eval_due = bool(self.eval_every) and (self.step % (self.eval_every or 1) == 0 or last)
-        save_due = not last and self.seconds - self.last_save > SAVE_EVERY_SECONDS
+        save_due = not last and (self.seconds - self.last_save > SAVE_EVERY_SECONDS
+                                 or bool(self.checkpoint_every) and self.step % (self.checkpoint_every or 1) == 0)
         if len(self.pending) >= READ_EVERY or preview_due or latest_due or save_due or eval_due:
             self._flush()  # on every process alike: the read is a collective under torchrun
         if preview_due or latest_due or eval_due or save_due:
@@ -306,7 +328,7 @@ class Loop:
             self.last_preview = self.seconds
         if self.evaluator is not None and eval_due:
             self._evaluate(last)
-        if save_due and self.seconds - self.last_save > SAVE_EVERY_SECONDS:
+        if save_due and (self.last_save < self.seconds or not self.saved):  # not twice at one step
             self.save("running")
 
     def _sync(self) -> None:
@@ -334,9 +356,8 @@ class Loop:
             self.info["best"] = {"step": self.step, key: values[key], "protocol": self.evaluator.protocol}
             self.tracker.summary({f"best/{key}": values[key], "best/step": self.step})
             checkpoint = self.save("running" if not last else "finished", cadence=False)
-            tmp = self.run_dir / f".{runs.BEST_FILE}.tmp"
-            shutil.copyfile(checkpoint, tmp)
-            os.replace(tmp, self.run_dir / runs.BEST_FILE)
+            files.write_atomically(self.run_dir / runs.BEST_FILE, lambda tmp: shutil.copyfile(checkpoint, tmp),
+                                   "best checkpoint")
 
     @contextmanager
     def _own_random_stream(self) -> Iterator[None]:
@@ -424,6 +445,8 @@ class Loop:
             info["init_from"] = str(p.init_from)
         if self.eval_every:
             info["eval_every"] = self.eval_every
+        if self.checkpoint_every:
+            info["checkpoint_every"] = self.checkpoint_every
         return info
 
     def save(self, status: str, cadence: bool = True) -> Path:
@@ -463,6 +486,7 @@ class Loop:
         if not self.writer:
             return self.run_dir  # rank 0 saves; the buffers were averaged at the last step's preview
         checkpoint = self.save(status)
+        self.final_saved = True  # what fails after this (pictures, W&B) leaves the run finished
         gif, losses = self._finish_pictures()
         if gif:
             self.tracker.log_gif("progress", gif, step)
@@ -578,15 +602,25 @@ def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
         torch.mps.set_rng_state(state["mps"].to(torch.uint8))
 
 
+class OutOfMemory(ZooError):
+    """Training ran out of device (or host) memory; the message names a batch size to try."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA or MPS out-of-memory error, or the CPU allocator's failure."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop metrics logged after the checkpoint (they will be logged again), and
     a last line cut short by a crash."""
     if not path.exists():
         return
     kept = [json.dumps(record) for record in read_metrics(path) if record.get("step", math.inf) <= step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    tmp.replace(path)
+    files.write_text(path, "".join(line + "\n" for line in kept), "metrics")
 
 
 def _format(values: dict[str, float], first: tuple[str, ...] = ()) -> str:

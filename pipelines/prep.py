@@ -9,20 +9,24 @@ the tensor file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from safetensors.torch import save_file
+from rich.markup import escape
 
-from zoo import figures, sources
+from zoo import figures, files, sources
 from zoo.data import (
     PREPARED_FORMAT,
     SPLIT_FILES,
@@ -84,11 +88,60 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     if named is not None and fingerprint(named, data_dir, reading.env_dir) is None:
         download(named, data_dir, reading.env_dir, reading.say)  # first: the cache key names the files
     folder = _cache_folder(data, source, reading, classes, subset, direction)
-    if not force and (folder / "meta.json").exists():
-        cached = load_prepared(folder)
-        if cached.meta.get("format") == PREPARED_FORMAT:
-            return cached if split == "train" else load_prepared(folder, split)
+    with _one_at_a_time(folder, data, console):
+        if not force:
+            cached = _cached(folder, split, console)
+            if cached is not None:
+                return cached
+        return _build(data, folder, source, reading, dims, channels, span, classes, subset, direction, split,
+                      console)
 
+
+def _cached(folder: Path, split: str, console: Console) -> PreparedData | None:
+    """The cache in ``folder`` if it is whole and of this zoo's format; None to build it
+    (again: a damaged cache is said and rebuilt, never trained on)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict) or meta.get("format") != PREPARED_FORMAT:
+        return None
+    try:
+        cached = load_prepared(folder)
+        heldout = load_prepared(folder, "heldout") if meta.get("heldout") else None  # checked too
+        return cached if split == "train" else heldout or load_prepared(folder, split)
+    except files.Damaged as exc:
+        console.print(f"[yellow]{escape(exc.problem)}[/]: preparing it again")
+        return None
+
+
+@contextlib.contextmanager
+def _one_at_a_time(folder: Path, data: str, console: Console) -> Iterator[None]:
+    """Hold the lock on ``folder``'s cache while it is checked and built: a second prep of
+    the same data waits for the first and then reads its result. The lock is an advisory
+    ``flock``, let go by the system when its process dies, so a killed prep never blocks
+    the next one; what a killed prep left half-written is cleared here."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.with_name(f".{folder.name}.lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            console.print(f"waiting for another process preparing {data} ...")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        for leftover in folder.parent.glob(f"{glob.escape(folder.name)}.tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _build(data: str, folder: Path, source: DataSource, reading: Reading, dims: tuple[int, int] | None,
+           channels: int | None, span: slice | None, classes: str | None,
+           subset: str | None, direction: str | None, split: str, console: Console) -> PreparedData:
     started = time.perf_counter()
     raw = pairs.directed(source.read(data, reading), direction)
     raw = _select(hold_out(raw), span, classes, data)
@@ -366,17 +419,37 @@ def _cache_folder(data: str, source: DataSource, reading: Reading, classes: str 
 def _write(folder: Path, data: str, raw: RawData, selection: dict,
            captions: captioned.Captioned | None = None) -> None:
     """Write the prepared files (the training part, and the held-out part beside it, and for
-    captioned data the text encoder) into a fresh folder, then swap it in whole."""
+    captioned data the text encoder) into a fresh folder, then swap it in whole: a crash
+    or a full disk meanwhile leaves the previous cache (or none) and no half-written one."""
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    try:
+        _write_files(tmp, data, raw, selection, captions)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = files.disk_full(exc, folder, "prepared data", existed=(folder / "meta.json").exists())
+        if full is not None:
+            raise full from None
+        raise
+    old = folder.with_name(folder.name + f".old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    files.fsync_dir(folder.parent)
+
+
+def _write_files(tmp: Path, data: str, raw: RawData, selection: dict, captions: captioned.Captioned | None) -> None:
     counts: list[int] = []
     if raw.labels is not None and raw.class_names:
         counts = torch.bincount(raw.labels, minlength=len(raw.class_names)).tolist()
-    save_file({**_tensors(raw), **(captions.train if captions else {})}, str(tmp / SPLIT_FILES["train"]))
+    files.save_tensors(tmp / SPLIT_FILES["train"], {**_tensors(raw), **(captions.train if captions else {})},
+                       what="prepared data")
     held = raw.heldout
     if held is not None:
-        save_file({**_tensors(held), **(captions.heldout if captions else {})}, str(tmp / SPLIT_FILES["heldout"]))
+        files.save_tensors(tmp / SPLIT_FILES["heldout"], {**_tensors(held), **(captions.heldout if captions else {})},
+                           what="prepared data")
     if captions is not None:
         captioned.save_encoder(captions, tmp)
     images, targets = raw.images, raw.targets
@@ -403,10 +476,10 @@ def _write(folder: Path, data: str, raw: RawData, selection: dict,
         **({"text": captions.meta} if captions is not None else {}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    files.write_atomically(tmp / "meta.json",
+                           lambda path: path.write_text(json.dumps(meta, indent=2), encoding="utf-8"), "prepared data")
+
+
 
 
 def _tensors(raw: RawData) -> dict[str, torch.Tensor]:

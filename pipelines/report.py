@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import zoo
+from zoo import files
 from zoo.errors import UsageError, ZooError
 from zoo.figures import eval_curve, number
 from zoo.images import UNREADABLE
@@ -73,9 +73,7 @@ def report(target: str, out: Path | None = None, force: bool = False, console: C
                          "or --out another file")
     text = render(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    files.write_text(out, text, "report")
     console.print(escape(f"report ({len(text) / 1e6:.1f} MB) -> {out}"), highlight=False)
     return out
 

@@ -23,7 +23,7 @@ from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
-from zoo.model import SMALL_DATA, Capability, Derivation, Model
+from zoo.model import SMALL_DATA, Capability, DataSpec, Derivation, Model
 from zoo.sources.pairs import check_direction, folder_of, pairing_of
 
 from .loop import Interrupted, Loop, set_rng_state
@@ -65,6 +65,8 @@ class TrainOptions:
     """Steps between the quick evaluations that keep best.safetensors; None: none (a resumed
     run keeps its own)."""
     eval_features: str | None = None
+    checkpoint_every: int | None = None
+    """Steps between checkpoints besides the time cadence; None: none (a resumed run keeps its own)."""
     compile: bool = False
     """torch.compile each network; a speed option of this process, not kept by the run."""
     channels_last: bool = True
@@ -110,7 +112,8 @@ def plan(opts: TrainOptions) -> Plan:
     for flag, number in (("--kimg", opts.kimg), ("--minutes", opts.minutes)):
         if number is not None and not number > 0:
             raise UsageError(f"{flag} must be more than 0, got {number}")
-    for flag, every in (("--preview-every", opts.preview_every), ("--eval-every", opts.eval_every)):
+    for flag, every in (("--preview-every", opts.preview_every), ("--eval-every", opts.eval_every),
+                        ("--checkpoint-every", opts.checkpoint_every)):
         if every is not None and every < 1:
             raise UsageError(f"{flag} must be at least 1, got {every}")
     cls = registry.get(opts.model)
@@ -150,7 +153,9 @@ def plan(opts: TrainOptions) -> Plan:
                          f"{meta['plugin_version']}; the installed plugin is version {cls.version}. Start a "
                          f"new run from its weights: zoo train {cls.name} --data DATA --init-from {opts.resume}")
     saved = meta["train"]
-    if "images" not in saved:
+    if "images" in saved:
+        ckpt_io.check_resumable(saved, path)
+    else:
         raise UsageError(f"--resume {opts.resume}: that checkpoint was written by zoo "
                          f"{saved.get('zoo_version', '0.1')} before training counted images; it samples "
                          f"as before but cannot resume. Start a new run from its weights: zoo train "
@@ -174,6 +179,7 @@ def plan(opts: TrainOptions) -> Plan:
             raise UsageError(f"--resume: that run trained with {flag} {kept if kept is not None else '(none)'}, "
                              f"not {value}; drop {flag}, or start a new run")
     config = config_io.from_dict(cls.Config, meta["config"], source=str(path))
+    runs.check_size(cls, config, _spec_of(meta, path), path)
     # --minutes is the run's total, counted across resumes; a new length without one drops it.
     minutes = opts.minutes
     if minutes is None and opts.steps is None and opts.epochs is None and opts.kimg is None:
@@ -191,6 +197,13 @@ def _engine_options(opts: TrainOptions, precision: str, clip_grad: float) -> Eng
     """The run's precision and clipping (kept by the run) with this process's speed options."""
     return EngineOptions(precision, clip_grad, compile=opts.compile, channels_last=opts.channels_last,
                          tf32=opts.tf32)
+
+
+def _spec_of(meta: dict[str, Any], path: Path) -> DataSpec:
+    try:
+        return DataSpec.from_dict(meta["data"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ZooError(f"{path} is not a checkpoint zoo wrote: its data spec is unreadable ({exc})") from None
 
 
 def _size_text(dims: tuple[int, int] | None) -> int | str | None:
@@ -342,12 +355,14 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
-        eval_every = opts.eval_every
-        if eval_every is None and p.resume_from is not None:
-            eval_every = runs.read_run_info(run_dir).get("eval_every")
+        eval_every, checkpoint_every = opts.eval_every, opts.checkpoint_every
+        if p.resume_from is not None:
+            kept = runs.read_run_info(run_dir)
+            eval_every = eval_every if eval_every is not None else kept.get("eval_every")
+            checkpoint_every = checkpoint_every if checkpoint_every is not None else kept.get("checkpoint_every")
         loop = Loop(p, data, model, batches, state, run_dir, console, steps=opts.steps, epochs=opts.epochs,
                     kimg=opts.kimg, preview_every=opts.preview_every, eval_every=eval_every,
-                    eval_features=opts.eval_features, wandb=opts.wandb)
+                    eval_features=opts.eval_features, wandb=opts.wandb, checkpoint_every=checkpoint_every)
         return loop.run()
     finally:
         if lock is not None:
@@ -383,17 +398,19 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
         # The extra state first: a grown ProGAN adds its layers there, then takes their weights;
         # the optimisers last, for every weight the model now has.
         model.load_extra_state(saved.get("extra", {}))
+        ckpt_io.check_kinds(model.state_dict(), saved["model"], p.resume_from)
         model.load_state_dict(saved["model"])
         engine.prepare(model)
         model.optimizers = model.configure_optimizers()
         for name, optimizer in model.optimizers.items():
             optimizer.load_state_dict(saved["optimizers"][name])
         engine.tune(model.optimizers)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise ZooError(f"{p.resume_from} does not fit this {model.name} model: {str(exc).splitlines()[0]}") from None
-    engine.load_state(saved.get("engine", {}))
-    batches.load_state(checkpoint.train["batches"])
-    set_rng_state(saved["rng"], device)
+        engine.load_state(saved.get("engine", {}))
+        batches.load_state(checkpoint.train["batches"])
+        set_rng_state(saved["rng"], device)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ZooError(f"{p.resume_from} does not fit this {model.name} model: "
+                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     train = checkpoint.train
     _own_stream(p.seed, cluster, int(train["step"]))
     return model, batches, {"step": int(train["step"]), "images": int(train["images"]),

@@ -192,7 +192,7 @@ def test_prep_command_prints_a_summary(mnist) -> None:
     assert result.exit_code == 0
     assert "10,000" in result.output and "stats.png" in result.output and "only the test split" in result.output
     meta = json.loads((mnist.path / "meta.json").read_text())
-    assert meta["format"] == "zoo-prepared/2"
+    assert meta["format"] == "zoo-prepared/3"
 
 
 def test_fashion_mnist_holds_out_its_own_test_split(fashion) -> None:

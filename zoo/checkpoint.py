@@ -6,16 +6,14 @@ use it alone: the plugin and its version, the resolved config, the data spec, wh
 training stood, and the skeleton that puts the nested optimiser state back together.
 Nothing is ever unpickled.
 
-Writes are atomic: the file is written beside its destination, flushed to disk and then
-renamed over it, so a crash mid-write leaves the previous checkpoint whole.
+Writes are atomic (:func:`zoo.files.write_atomically`): a crash mid-write, or a full disk,
+leaves the previous checkpoint whole. The header holds a checksum of the tensors, so a
+checkpoint changed on disk since is refused before it is trained on.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from . import files
 from .errors import ZooError
 
 FORMAT = "zoo-checkpoint/1"
@@ -55,19 +54,11 @@ def save(path: Path, ckpt: Checkpoint) -> None:
         "train": ckpt.train,
         "skeleton": skeleton,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_file_beside(path)
-    try:
-        mode = stat.S_IMODE(tmp.stat().st_mode)
-        save_file(tensors, str(tmp), metadata={"zoo": json.dumps(meta)})
-        os.chmod(tmp, mode)  # safetensors renames a 0600 file of its own over ours
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    text = json.dumps(meta)
+    header = {"zoo": text, files.CHECKSUM: files.checksum(tensors, text)}
+
+    files.write_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata=header), "checkpoint")
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -85,10 +76,19 @@ def read_meta(path: Path) -> dict[str, Any]:
     except (KeyError, ValueError):
         raise ZooError(f"{path} is a safetensors file but not a zoo checkpoint "
                        "(no zoo header); only checkpoints written by `zoo train` load") from None
-    if meta.get("format") != FORMAT:
-        raise ZooError(f"{path} has checkpoint format {meta.get('format')!r}; "
-                       f"this zoo reads {FORMAT!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ZooError(f"{path} has checkpoint format {found!r}; this zoo reads {FORMAT!r}")
+    for key, kinds in _HEADER.items():
+        if not isinstance(meta.get(key), kinds):
+            raise ZooError(f"{path} is not a checkpoint zoo wrote: its header's {key!r} is "
+                           f"{type(meta.get(key)).__name__}, not {' or '.join(k.__name__ for k in kinds)}")
     return meta
+
+
+_HEADER: dict[str, tuple[type, ...]] = {"plugin": (str,), "plugin_version": (str, int), "config": (dict,),
+                                        "data": (dict,), "train": (dict,), "skeleton": (dict, list)}
+"""What every header holds, and of which JSON type: anything else was not written by :func:`save`."""
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -98,12 +98,64 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"{path} is damaged (truncated or corrupt): {_short(exc)}") from None
+    header = safe_header(path) or {}
+    expected = header.get(files.CHECKSUM)
+    if expected is not None and files.checksum(tensors, header.get("zoo", "")) != expected:  # older ones have none
+        raise ZooError(f"{path} is damaged: its tensors or header differ from the checksum written with them "
+                       "(changed or corrupted on disk since); resume from another checkpoint or train again")
     try:
         state = unflatten(meta["skeleton"], tensors)
     except KeyError as exc:
-        raise ZooError(f"{path} is damaged: tensor {exc} is missing") from None
+        raise ZooError(f"{path} is damaged: its skeleton names tensor {exc} that it does not hold") from None
+    except (TypeError, ValueError, AttributeError):
+        raise ZooError(f"{path} is not a checkpoint zoo wrote: its skeleton is malformed") from None
+    model = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(model, dict):
+        raise ZooError(f"{path} is not a checkpoint zoo wrote: it holds no model weights")
+    for name, value in model.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ZooError(f"{path} holds NaN or infinite weights ({name}): it cannot draw anything; use an "
+                           "earlier checkpoint")
     return Checkpoint(meta["plugin"], meta["plugin_version"], meta["config"], meta["data"],
                       meta["train"], state)
+
+
+_RESUMABLE: dict[str, tuple[type, ...]] = {"step": (int,), "images": (int,), "seed": (int,), "batches": (dict,),
+                                           "data": (dict,), "seconds": (int, float)}
+
+
+def check_resumable(train: Mapping[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose training state zoo did not write (so cannot resume from)."""
+    for key, kinds in _RESUMABLE.items():
+        if key in train and not isinstance(train[key], kinds) or key != "seconds" and key not in train:
+            raise ZooError(f"{path} cannot be resumed: its training state's {key!r} is "
+                           f"{type(train.get(key)).__name__}, not what zoo writes; sample from it, or start a "
+                           f"new run from its weights with --init-from")
+    if not isinstance(train["data"].get("source"), str):
+        raise ZooError(f"{path} cannot be resumed: its training state names no data source")
+
+
+def check_kinds(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], path: Path) -> None:
+    """Refuse weights of another kind than the model's (integers for a float weight, say):
+    ``load_state_dict`` would convert them without a word."""
+    for name, want in expected.items():
+        have = given.get(name)
+        if isinstance(have, torch.Tensor) and _kind(have.dtype) != _kind(want.dtype):
+            raise ZooError(f"{path} does not fit: {name} is stored as {have.dtype}, the model's is {want.dtype}; "
+                           "it was not written by zoo for this model")
+
+
+def _kind(dtype: torch.dtype) -> str:
+    return "float" if dtype.is_floating_point else "complex" if dtype.is_complex else \
+        "bool" if dtype == torch.bool else "int"
+
+
+def safe_header(path: Path) -> dict[str, str] | None:
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return None
 
 
 # -- nested state <-> flat tensors + JSON skeleton --------------------------------------------
@@ -149,32 +201,6 @@ def unflatten(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if isinstance(skeleton, list):
         return [unflatten(v, tensors) for v in skeleton]
     return skeleton
-
-
-def _new_file_beside(path: Path) -> Path:
-    """A new empty file in ``path``'s folder, with the permissions of any new file: 0666
-    less the umask, applied by the system. (Reading the umask means setting it, for the
-    whole process: a thread creating a file meanwhile would get it wide open.)"""
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _short(exc: BaseException) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -172,28 +171,27 @@ def _data_key(train: PreparedData, heldout: PreparedData | None, settings: str) 
 
 
 def _read(model: Classifier, path: Path) -> bool:
-    """Load a cached classifier; False (to train anew) when missing or unreadable."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    """Load a cached classifier; False (to train anew) when missing, or damaged: cut off or
+    changed since it was written (its checksum tells), which is said, never trusted."""
+    from . import files
 
     if not path.is_file():
         return False
     try:
-        with safe_open(str(path), "pt") as f:
-            meta: dict[str, Any] = json.loads((f.metadata() or {}).get("zoo", "{}"))
-        model.net.load_state_dict(load_file(str(path)))
-    except Exception:  # a damaged cache file is rebuilt, never trusted
+        weights, header = files.load_tensors(path, "cached classifier", "training it again")
+        meta: dict[str, Any] = json.loads(header.get("zoo", "{}"))
+        model.net.load_state_dict(weights)
+    except (files.Damaged, ValueError, RuntimeError) as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]{exc}[/]")
         return False
     model.accuracy = meta.get("accuracy")
     return True
 
 
 def _write(model: Classifier, path: Path) -> None:
-    from safetensors.torch import save_file
+    from . import files
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     meta = {"accuracy": model.accuracy, "data": model.data, "version": VERSION}
-    save_file({k: v.contiguous() for k, v in model.net.state_dict().items()}, str(tmp),
-              metadata={"zoo": json.dumps(meta)})
-    os.replace(tmp, path)
+    files.save_tensors(path, model.net.state_dict(), {"zoo": json.dumps(meta)}, what="cached classifier")

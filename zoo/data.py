@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
-from .errors import UsageError, ZooError
+from . import files
+from .errors import UsageError
 from .model import Batch, Condition, DataSpec, Derivation
 
-PREPARED_FORMAT = "zoo-prepared/2"
+PREPARED_FORMAT = "zoo-prepared/3"
+"""3: each tensor file holds a checksum of its tensors (:func:`zoo.files.save_tensors`)."""
 SPLIT_FILES = {"train": "data.safetensors", "heldout": "heldout.safetensors"}
 """The training images, and the images held out for evaluation (the data set's test split)."""
 CONDITION_PREFIX = "condition."
@@ -193,18 +194,22 @@ class PreparedData:
 
 def load_prepared(folder: Path, split: str = "train") -> PreparedData:
     """Read a prepared data set written by the prep pipeline: its training images, or with
-    ``split="heldout"`` the images held out for evaluation."""
+    ``split="heldout"`` the images held out for evaluation. A file changed or cut off since
+    prep wrote it is :class:`zoo.files.Damaged` (its checksum tells), never trained on."""
+    fix = "run `zoo prep` again with --force"
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        if not str(meta.get("format", "")).startswith("zoo-prepared/"):
-            raise ValueError(f"format {meta.get('format')!r}")
-        if split == "heldout" and not meta.get("heldout"):
-            raise UsageError(f"{meta['name']} has no held-out images ({'; '.join(meta.get('notes', [])[-1:])}); "
-                             "evaluate on the training images, or prepare a larger data set")
-        tensors = load_file(str(folder / SPLIT_FILES[split]))
+        if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("zoo-prepared/"):
+            raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None!r}")
     except (OSError, ValueError) as exc:
-        raise ZooError(f"prepared data in {folder} is unreadable ({exc}); "
-                       "run `zoo prep` again with --force") from None
+        raise files.Damaged(f"prepared data in {folder} is unreadable ({exc})", fix) from None
+    if split == "heldout" and not meta.get("heldout"):
+        raise UsageError(f"{meta['name']} has no held-out images ({'; '.join(meta.get('notes', [])[-1:])}); "
+                         "evaluate on the training images, or prepare a larger data set")
+    tensors, _ = files.load_tensors(folder / SPLIT_FILES[split], "prepared data", fix,
+                                    required=meta.get("format") == PREPARED_FORMAT)
+    if "images" not in tensors:
+        raise files.Damaged(f"prepared data {folder / SPLIT_FILES[split]} holds no images", fix)
     if split == "heldout":
         meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
     conditions = {k.removeprefix(CONDITION_PREFIX): v for k, v in tensors.items() if k.startswith(CONDITION_PREFIX)}

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import sheets
+from . import files, sheets
 from .data import to_uint8
 from .run_info import EVAL_KEYS, is_evaluation
 
@@ -85,8 +85,16 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: 
                                 title=title, scale=scale)
     else:
         picture = _enlarged(grid(images, nrow), scale)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)
+    return save_picture(picture, path)
+
+
+def save_picture(picture: Image.Image, path: Path, **options: Any) -> Path:
+    """Save a picture atomically (:func:`zoo.files.write_atomically`), in the format its
+    name says: a crash or a full disk never leaves a half-written PNG or GIF."""
+    kind = Image.registered_extensions().get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"no picture format for {path.name}")
+    files.write_atomically(path, lambda tmp: picture.save(tmp, format=kind, **options), "picture")
     return path
 
 
@@ -131,8 +139,7 @@ def save_caption_sheet(images: torch.Tensor, captions: Sequence[Sequence[str]], 
     """Images (float in [-1, 1] or uint8), each enlarged to about ``side`` px beside its
     captions: the sheet ``zoo prep`` draws of captioned data."""
     scale = max(1, side // max(images.shape[-2:]))
-    sheets.caption_sheet([_enlarged(to_pil(im), scale) for im in images], captions).save(path)
-    return path
+    return save_picture(sheets.caption_sheet([_enlarged(to_pil(im), scale) for im in images], captions), path)
 
 
 def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> list[Path]:
@@ -141,8 +148,7 @@ def save_images(images: torch.Tensor, folder: Path, names: Sequence[str]) -> lis
     paths = []
     for image, name in zip(images, names, strict=True):
         path = folder / f"{name}.png"
-        to_pil(image).save(path)
-        paths.append(path)
+        paths.append(save_picture(to_pil(image), path))
     return paths
 
 
@@ -157,7 +163,7 @@ def save_gif(frames: Iterable[Path], path: Path, frame_ms: int = 400, hold_last_
     if len(frames) > max_frames:
         step = (len(frames) - 1) / (max_frames - 1)
         frames = [frames[round(i * step)] for i in range(max_frames)]
-    images = [Image.open(p).convert("RGB") for p in frames]
+    images = [im for im in map(_readable, frames) if im is not None]
     if not images:
         return None
     size = (max(im.width for im in images), max(im.height for im in images))
@@ -167,8 +173,16 @@ def save_gif(frames: Iterable[Path], path: Path, frame_ms: int = 400, hold_last_
     if scale > 1:
         images = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in images]
     durations = [frame_ms] * (len(images) - 1) + [hold_last_ms]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
-    return path
+    return save_picture(images[0], path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+
+
+def _readable(path: Path) -> Image.Image | None:
+    """A frame, or None if it cannot be read (a preview cut off by a crash of an older zoo)."""
+    try:
+        with Image.open(path) as picture:
+            return picture.convert("RGB")
+    except (OSError, ValueError):
+        return None
 
 
 def _on_canvas(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -377,9 +391,11 @@ def _sample_rows(images: torch.Tensor, labels: torch.Tensor | None, num_classes:
 def _save(fig, plt, path: Path, dpi: int = 100) -> Path:
     """Lay a chart out, write it (its folder made if need be) and let go of it."""
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        files.write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png"),
+                               "chart")
+    finally:
+        plt.close(fig)
     return path
 
 

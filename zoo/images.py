@@ -3,6 +3,10 @@
 Files of any size and format come in upright and fitted to the size asked for, as uint8
 3 x H x W tensors (zoo's edge: :func:`zoo.data.to_float` takes them to [-1, 1]); a file
 that is not an image raises one of :data:`UNREADABLE`, so a caller can skip it and say so.
+Every PIL mode is read as it looks: 16-bit and 32-bit gray scaled to 8 bits (not clipped),
+CMYK and palettes converted, transparent pixels put on white (as a viewer shows them), EXIF
+rotation applied, an animated GIF's first frame. A decompression bomb (more than twice
+PIL's :data:`PIL.Image.MAX_IMAGE_PIXELS`, a header's claim) is refused before decoding.
 Pictures zoo writes (grids, GIFs, charts) are :mod:`zoo.figures`' part.
 """
 
@@ -24,15 +28,37 @@ def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, 
     """An image file of any size and format, upright, fitted (resized and centre-cropped) to
     height x width (0 x 0: kept at its own size): a uint8 3 x H x W tensor, the file's own PIL
     mode and (width, height). Raises one of ``UNREADABLE`` for files that are not images."""
+    import warnings
+
     from PIL import ImageOps
 
-    with Image.open(path) as img:
+    with warnings.catch_warnings(), Image.open(path) as img:
+        # Large (but less than twice the limit, which raises): read, without PIL's warning.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         mode, size = img.mode, img.size
-        img = ImageOps.exif_transpose(img).convert("RGB")
+        img = _as_rgb(ImageOps.exif_transpose(img))
         if height and width:
             img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
         array = np.asarray(img, dtype=np.uint8).copy()
     return torch.from_numpy(array).permute(2, 0, 1), mode, size
+
+
+def _as_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB, as it looks: wide gray scaled, not clipped at 255;
+    transparency composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        if img.mode == "F" and values.max(initial=0) <= 1.0:
+            top = 1.0  # float images in [0, 1]
+        img = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info or img.mode in ("PA", "La"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "RGBa"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def image_files(folder: Path) -> list[Path]:

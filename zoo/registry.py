@@ -7,8 +7,12 @@ A third-party package adds itself to the entry-point group ``zoo.plugins``::
 
 The built-in models are the list below, turned into the same entry points. Names are read
 without importing anything; a plugin's module is imported the first time it is needed,
-once. A plugin that fails to import, or is not a valid :class:`zoo.Model`, is reported as
-broken (``zoo list`` shows why) without stopping the commands that do not use it.
+once. A plugin that fails to import (raises, or even calls ``sys.exit``), or is not a valid
+:class:`zoo.Model`, is reported as broken (``zoo list`` shows why) without stopping the
+commands that do not use it. Listing imports every plugin at once, each in its own thread,
+and waits :data:`IMPORT_SECONDS` for the installed packages' plugins (each imported in a
+thread of its own): one that hangs is listed as still importing, and only a command that
+uses it waits for it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.metadata as md
+import os
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -47,6 +54,9 @@ BUILTINS = [
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"
 
+IMPORT_SECONDS = float(os.environ.get("ZOO_PLUGIN_IMPORT_SECONDS", 20))
+"""How long listing the plugins waits for their imports, all together."""
+
 
 @dataclass
 class PluginEntry:
@@ -64,18 +74,41 @@ class PluginEntry:
     def builtin(self) -> bool:
         return self.package == BUILTIN_PACKAGE
 
+    _importing: threading.Thread | None = field(default=None, repr=False)
+
     def load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
+        """Import the plugin (waiting for an import :meth:`start` began)."""
+        if self._importing is not None:
+            self._importing.join()
+        if not self._loaded:
+            self._import()
+
+    def start(self) -> None:
+        """Begin importing the plugin in a thread of its own (see :meth:`wait`)."""
+        if not self._loaded and self._importing is None:
+            self._importing = threading.Thread(target=self._import, name=f"zoo-plugin-{self.name}", daemon=True)
+            self._importing.start()
+
+    def wait(self, deadline: float) -> None:
+        """Wait for :meth:`start`'s import until ``deadline`` (``time.monotonic()``); one
+        still importing then is reported as such, and left to finish in its thread."""
+        if self._importing is not None:
+            self._importing.join(max(0.0, deadline - time.monotonic()))
+            if self._importing.is_alive():
+                self.error = (f"still importing after {IMPORT_SECONDS:g} s (a slow or stuck import); "
+                              f"commands that use {self.name} wait for it")
+
+    def _import(self) -> None:
         try:
             obj = self.entry_point.load()
-        except Exception as exc:  # any import failure of foreign code marks it broken
+        except (Exception, SystemExit) as exc:  # any import failure of foreign code marks it broken
             self.error = f"{type(exc).__name__}: {exc}"
+            self._loaded = True
             return
         self.error = _contract_problem(obj, self.name)
         if self.error is None:
             self.model = obj
+        self._loaded = True
 
 
 class Registry:
@@ -93,11 +126,16 @@ class Registry:
 
     def entries(self) -> list[PluginEntry]:
         """Every registered plugin, loaded (for ``zoo list``), conflicting names included."""
-        out = []
-        for name in self.names():
-            for entry in self._entries[name]:
+        out = [entry for name in self.names() for entry in self._entries[name]]
+        foreign = [entry for entry in out if not entry.builtin]
+        for entry in foreign:  # ours import here, one after another; theirs each in a thread
+            entry.start()
+        for entry in out:
+            if entry.builtin:
                 entry.load()
-                out.append(entry)
+        deadline = time.monotonic() + IMPORT_SECONDS
+        for entry in foreign:
+            entry.wait(deadline)
         return out
 
     def conflict(self, name: str) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import checkpoint as ckpt_io
-from zoo import registry
+from zoo import files, registry
 from zoo.errors import UsageError, ZooError
 from zoo.paths import runs_dir
 
@@ -127,9 +127,7 @@ def is_training(run_dir: Path) -> bool:
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    tmp = run_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    os.replace(tmp, run_dir / RUN_FILE)
+    files.write_text(run_dir / RUN_FILE, json.dumps(info, indent=2), "run.json")
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
@@ -215,14 +213,23 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     meta = ckpt_io.read_meta(path)
     if expect is not None and meta["plugin"] != expect:
         raise UsageError(f"{path} is a {meta['plugin']} checkpoint, not {expect}")
+    if meta["plugin"] not in registry.registry().names():
+        raise ZooError(f"{path} was written by the plugin {meta['plugin']!r}, which is not installed here "
+                       f"(see `zoo list`); install the package that provides it")
     cls = registry.get(meta["plugin"])
     if str(cls.version) != str(meta["plugin_version"]):
         raise ZooError(f"{path} was written by {cls.name} version {meta['plugin_version']}; the "
                        f"installed plugin is version {cls.version} and cannot read it")
     config = from_dict(cls.Config, meta["config"], source=str(path))
-    model = cls(config, DataSpec.from_dict(meta["data"]))
+    try:
+        spec = DataSpec.from_dict(meta["data"])
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ZooError(f"{path} is not a checkpoint zoo wrote: its data spec is unreadable ({exc})") from None
+    check_size(cls, config, spec, path)
+    model = cls(config, spec)
     checkpoint = ckpt_io.load(path)
     model.load_extra_state(checkpoint.state.get("extra", {}))  # first: it may add layers a grown model has
+    ckpt_io.check_kinds(model.state_dict(), checkpoint.state["model"], path)
     try:
         model.load_state_dict(checkpoint.state["model"])
     except (RuntimeError, KeyError) as exc:
@@ -237,6 +244,28 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
         raise ZooError(f"{path} holds no text encoder, which {cls.name} needs to read a --text; it was not "
                        "written by zoo's train pipeline")
     return model.to(device), checkpoint
+
+
+def check_size(cls: Any, config: Any, spec: Any, path: Path) -> None:
+    """Refuse a header whose config describes networks larger than the file could hold
+    before building them: a stranger's header must not make zoo allocate what it claims.
+    The networks are built on the meta device, which allocates nothing."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            probe = cls(config, spec)
+        need = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    except Exception:  # a plugin that cannot be built on the meta device is built for real
+        return
+    have = path.stat().st_size
+    if need > have:
+        raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: they need "
+                       f"{_megabytes(need)} of weights, and the whole file is {_megabytes(have)}")
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**17 else f"{n:,} bytes"
 
 
 def output_dir(out: Path, force: bool) -> Path:

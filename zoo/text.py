@@ -174,10 +174,17 @@ class TextEncoder(nn.Module):
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> TextEncoder:
         try:
-            encoder = cls(Vocabulary(list(state["vocabulary"]), str(state.get("example", ""))),
-                          EncoderConfig(**dict(state["config"])))
-            encoder.load_state_dict(dict(state["weights"]))
-        except (KeyError, TypeError, RuntimeError) as exc:
+            vocabulary = Vocabulary(list(state["vocabulary"]), str(state.get("example", "")))
+            config = EncoderConfig(**dict(state["config"]))
+            weights = dict(state["weights"])
+            with torch.device("meta"):  # the shape it claims, checked before anything is allocated
+                claimed = sum(t.numel() for t in cls(vocabulary, config).state_dict().values())
+            if claimed != sum(t.numel() for t in weights.values()):
+                raise TypeError(f"its config claims {claimed:,} weights; it holds "
+                                f"{sum(t.numel() for t in weights.values()):,}")
+            encoder = cls(vocabulary, config)
+            encoder.load_state_dict(weights)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ZooError(f"the text encoder stored here is not one zoo wrote ({str(exc).splitlines()[0]})") from None
         return encoder.requires_grad_(False).eval()
 
@@ -191,27 +198,27 @@ class TextEncoder(nn.Module):
 
 
 def save_encoder(encoder: TextEncoder, path: Path, record: Mapping[str, Any]) -> None:
-    """The encoder as safetensors, its words, shape and training ``record`` in the header."""
-    from safetensors.torch import save_file
+    """The encoder as safetensors (atomically, with a checksum), its words, shape and
+    training ``record`` in the header."""
+    from .files import save_tensors
 
     state = encoder.to_state()
     header = {"vocabulary": state["vocabulary"], "example": state["example"], "config": state["config"],
               "record": dict(record)}
-    save_file({k: v.contiguous() for k, v in state["weights"].items()}, str(path),
-              metadata={"zoo-text-encoder": json.dumps(header)})
+    save_tensors(path, state["weights"], {"zoo-text-encoder": json.dumps(header)}, what="text encoder")
 
 
 def load_encoder(path: Path) -> tuple[TextEncoder, dict[str, Any]]:
     """(encoder, its training record) from a file :func:`save_encoder` wrote."""
-    from safetensors import SafetensorError, safe_open
+    from .files import load_tensors
 
+    fix = "run `zoo prep` again with --force"
+    weights, meta = load_tensors(path, "text encoder", fix, required=False)
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = json.loads((fh.metadata() or {})["zoo-text-encoder"])
-            weights = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no iterator)
-    except (OSError, KeyError, ValueError, SafetensorError) as exc:
-        raise ZooError(f"{path} is not a text encoder zoo wrote ({exc}); run `zoo prep` again with --force") from None
-    encoder = TextEncoder.from_state({"weights": weights, **header})
+        header = json.loads(meta["zoo-text-encoder"])
+        encoder = TextEncoder.from_state({"weights": weights, **header})
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise ZooError(f"{path} is not a text encoder zoo wrote ({str(exc).splitlines()[0][:120]}); {fix}") from None
     return encoder, dict(header.get("record", {}))
 
 

@@ -49,10 +49,20 @@ def choose_mode(requested: str) -> str:
 
 def _init_timeout() -> float:
     """Seconds to wait for the W&B server before falling back to offline."""
+    return _seconds("WANDB_INIT_TIMEOUT", 30.0)
+
+
+def _finish_timeout() -> float:
+    """Seconds the end of a run waits for W&B's uploads (a server that hangs must not hang
+    training's end); what is not uploaded stays in RUN/wandb/ for ``wandb sync``."""
+    return _seconds("WANDB_FINISH_TIMEOUT", 60.0)
+
+
+def _seconds(name: str, default: float) -> float:
     try:
-        return float(os.environ.get("WANDB_INIT_TIMEOUT", 30))
+        return float(os.environ.get(name, default))
     except ValueError:
-        return 30.0
+        return default
 
 
 class Tracker:
@@ -172,6 +182,7 @@ def open_tracker(requested: str, run_dir: Path, name: str, config: Mapping[str, 
                 group=f"{config.get('model', '')}-{config.get('data', '')}"[:128],
                 mode=attempt,
                 settings=wandb.Settings(silent=True, console="off", init_timeout=_init_timeout(),
+                                        finish_timeout=_finish_timeout(),
                                         save_code=False, disable_git=True,
                                         x_disable_stats=True),
             )

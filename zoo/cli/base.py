@@ -7,6 +7,7 @@ the traceback. Heavy imports (torch, wandb, matplotlib) happen inside the comman
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -50,8 +51,15 @@ def _main(
     _state["verbose"] = verbose
 
 
+FILE_ERRORS = {errno.ENAMETOOLONG, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR,
+               errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ELOOP, errno.EEXIST, errno.ENXIO}
+"""What the system says of a path the user gave (too long, not there, not allowed, ...):
+one line naming the path, not a traceback."""
+
+
 def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ZooError into one red line and its exit code (a traceback with --verbose)."""
+    """Turn a ZooError, or the system's refusal of a path, into one red line and its exit
+    code (a traceback with --verbose)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,6 +70,14 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if _state["verbose"] or exc.errno not in FILE_ERRORS:
+                raise
+            name = exc.filename if exc.filename is not None else ""
+            where = f": {str(name)[:120]}{'...' if len(str(name)) > 120 else ''}" if name != "" else ""
+            err_console.print(f"[bold red]error:[/] {escape(exc.strerror or str(exc))}{escape(where)}",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 

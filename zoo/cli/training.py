@@ -59,6 +59,7 @@ def train(
     clip_grad: Annotated[float | None, typer.Option("--clip-grad", help="Clip each optimiser's gradients to this global norm; 0 (default) = off. A resumed run keeps its own.")] = None,
     preview_every: Annotated[int | None, typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", help="Every N steps, a quick Frechet distance of 1,000 fixed samples to the held-out images (translators: L1), logged and plotted; the best checkpoint is kept as best.safetensors.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", help="Also save a checkpoint every N steps (default: every 10 minutes of training, and with a preview when the last is a minute old); a kill loses at most the steps since. A resumed run keeps its own.")] = None,
     eval_features: Annotated[str | None, typer.Option("--eval-features", help="Feature extractor for --eval-every (default: as zoo eval's; see zoo eval --help).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (a minute or more of compiling first; pays on GPUs and long runs).")] = False,
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="Convolutional networks in channels-last memory (faster convolutions on CPUs and GPUs).")] = True,
@@ -88,6 +89,7 @@ def train(
                         data_dir=data_dir, classes=classes, subset=subset, direction=direction, noise=noise,
                         precision=precision, clip_grad=clip_grad, preview_every=preview_every,
                         eval_every=eval_every, eval_features=eval_features, compile=compile,
+                        checkpoint_every=checkpoint_every,
                         channels_last=channels_last, tf32=tf32)
     if dry_run:
         import json

@@ -29,7 +29,7 @@ def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     top_images = [p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if subdirs and not top_images:
         classes = [d.name for d in subdirs]
-        files = [(f, i) for i, d in enumerate(subdirs) for f in files_under(d)]
+        files = [(f, i) for i, d in enumerate(subdirs) for f in files_under(d, root)]
     else:
         classes = []
         files = [(f, -1) for f in files_under(root)]
@@ -39,9 +39,13 @@ def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, files
 
 
-def files_under(folder: Path) -> list[Path]:
+def files_under(folder: Path, root: Path | None = None) -> list[Path]:
+    """Every visible file under ``folder``, sorted; links that lead out of ``root`` (the
+    data's folder) are left out: a data set is what its folder holds."""
+    inside = (root or folder).resolve()
     return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                  and (not p.is_symlink() and not folder.is_symlink() or p.resolve().is_relative_to(inside)))
 
 
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:

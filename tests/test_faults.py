@@ -1,0 +1,417 @@
+"""The fault matrix: each way a run, a cache or a stranger's file can go wrong, injected,
+and what must survive it (see benchmarks/faults.py for the kill -9 loop)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import SafetensorError
+
+import zoo
+from zoo import checkpoint as ckpt_io
+from zoo import classifier, figures, files, registry, runs
+from zoo.data import SPLIT_FILES, load_prepared
+
+from .conftest import TINY, FakeEntryPoint, checkpoint_tensors, make_image_folder, run_cli
+
+TRAIN = ["train", "dcgan", "--data", "mnist", *TINY, "--no-wandb"]
+
+
+@pytest.fixture
+def base_run(mnist, trained) -> Path:
+    """A finished 4-step DCGAN run (trained once per module), copied for each test that asks."""
+    return trained(*TRAIN, "--steps", "4")
+
+
+def zoo_process(*args: str, file_limit: int | None = None, **kwargs) -> subprocess.Popen:
+    """``zoo ARGS`` in a fresh process; with ``file_limit``, no file it writes may grow past
+    that many bytes: the kernel fails the write (EFBIG), as a full disk fails it (ENOSPC)."""
+    limit = "" if file_limit is None else (
+        "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({file_limit}, {file_limit})); ")
+    code = f"{limit}import sys, runpy; sys.argv = ['zoo', *sys.argv[1:]]; runpy.run_module('zoo', run_name='__main__')"
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "COLUMNS": "250"}, **kwargs)
+
+
+def finished(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
+    out, _ = process.communicate(timeout=timeout)
+    return process.returncode, out
+
+
+def one_line_error(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    assert "Traceback" not in output, output
+    return lines[-1] if lines else ""
+
+
+def no_partial_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if files.is_partial(p) or ".tmp-" in p.name]
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(base_run) -> None:
+    run = base_run
+    before = (run / ckpt_io.FILENAME).read_bytes()
+    limit = len(before) // 2  # the checkpoint cannot be written; metrics, run.json and previews can
+    code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--steps", "8", "--no-wandb",
+                                     file_limit=limit))
+    assert code == 1
+    line = one_line_error(out)
+    assert "could not write checkpoint" in line and "the previous checkpoint is intact" in line
+    assert "The last checkpoint holds step 4" in line and "--resume" in line
+    assert (run / ckpt_io.FILENAME).read_bytes() == before
+    assert ckpt_io.load(run / ckpt_io.FILENAME).train["step"] == 4
+    assert no_partial_files(run) == []
+    assert runs.read_run_info(run)["status"].startswith("failed")
+    code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--steps", "8", "--no-wandb"))
+    assert code == 0, out  # space again: it goes on from step 4
+
+
+def test_every_kind_of_file_says_the_disk_is_full_and_leaves_nothing_half_written(tmp_path, monkeypatch) -> None:
+    def no_space_pil(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def no_space_safetensors(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    grid = tmp_path / "grid.png"
+    figures.save_grid(torch.zeros(4, 1, 8, 8), grid)
+    picture = grid.read_bytes()
+    tensors = tmp_path / "t.safetensors"
+    files.save_tensors(tensors, {"a": torch.ones(3)})
+    with monkeypatch.context() as m:
+        m.setattr(Image.Image, "save", no_space_pil)
+        with pytest.raises(files.DiskFull, match=r"could not write picture .*grid.png: no space left on the disk"):
+            figures.save_grid(torch.ones(4, 1, 8, 8), grid)
+        with pytest.raises(files.DiskFull, match="nothing half-written was left"):
+            figures.save_grid(torch.ones(4, 1, 8, 8), tmp_path / "new.png")
+    with monkeypatch.context() as m:
+        m.setattr("safetensors.torch.save_file", no_space_safetensors)
+        with pytest.raises(files.DiskFull, match="the previous file is intact"):
+            files.save_tensors(tensors, {"a": torch.zeros(3)})
+    assert grid.read_bytes() == picture and not (tmp_path / "new.png").exists()
+    assert torch.equal(files.load_tensors(tensors, "file", "")[0]["a"], torch.ones(3))
+    assert no_partial_files(tmp_path) == []
+
+
+def test_a_full_disk_while_preparing_leaves_the_cache_as_it_was(tmp_path) -> None:
+    folder = make_image_folder(tmp_path / "shapes", per_class=12)
+    code, out = finished(zoo_process("prep", f"folder:{folder}", "--size", "16", file_limit=2_000))
+    assert code == 1
+    line = one_line_error(out)
+    assert "could not write prepared data" in line and "nothing half-written was left" in line
+    cache = Path(os.environ["ZOO_CACHE_DIR"]) / "prepared"
+    assert no_partial_files(cache) == [] and not list(cache.glob("folder-shapes-*16px*/meta.json"))
+    assert run_cli("prep", f"folder:{folder}", "--size", "16").exit_code == 0
+    made = next(cache.glob("folder-shapes-*16px*"))
+    before = (made / SPLIT_FILES["train"]).read_bytes()
+    code, out = finished(zoo_process("prep", f"folder:{folder}", "--size", "16", "--force", file_limit=2_000))
+    assert code == 1 and "could not write prepared data" in one_line_error(out)
+    assert (made / SPLIT_FILES["train"]).read_bytes() == before  # the previous cache, whole
+    assert len(load_prepared(made)) == 24
+
+
+# -- out of memory -------------------------------------------------------------------------------
+
+def test_out_of_memory_names_a_batch_size_to_try(mnist, monkeypatch) -> None:
+    from zoo.plugins.dcgan import DCGAN
+
+    def too_big(self, batches, progress):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(DCGAN, "train_step", too_big)
+    result = run_cli(*TRAIN, "--steps", "4", "--out", "oom")
+    assert result.exit_code == 1
+    line = one_line_error(result.output)
+    assert "out of memory on cpu at batch size 16 (step 1)" in line and "--batch-size 8" in line
+    assert runs.read_run_info(Path("oom"))["status"] == "failed: OutOfMemoryError"
+
+
+def test_the_cpu_allocators_failure_is_out_of_memory_too() -> None:
+    from zoo.pipelines.loop import is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: can't allocate "
+                                         "memory: you tried to allocate 1099511627776 bytes"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+# -- kill -9 -------------------------------------------------------------------------------------
+
+def test_kill_9_mid_training_resumes_to_the_uninterrupted_model(mnist, trained, tmp_path) -> None:
+    whole = trained(*TRAIN, "--steps", "40", dest="whole")
+    run = tmp_path / "killed"
+    args = [*TRAIN, "--steps", "40", "--checkpoint-every", "5", "--out", str(run)]
+    process = zoo_process(*args)
+    deadline = time.monotonic() + 120
+    while not (run / ckpt_io.FILENAME).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    saved = ckpt_io.read_meta(run / ckpt_io.FILENAME)["train"]["step"]
+    assert runs.read_run_info(run)  # readable, whole
+    for line in (run / "metrics.jsonl").read_text().splitlines()[:-1]:
+        json.loads(line)
+    code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--no-wandb"))
+    assert code == 0, out
+    assert f"step {saved}" in out or saved == 40
+    final, reference = checkpoint_tensors(run), checkpoint_tensors(whole)
+    weights = [k for k in reference if k.startswith("model.")]
+    assert weights and all(torch.equal(final[k], reference[k]) for k in weights)
+
+
+# -- corrupt caches ------------------------------------------------------------------------------
+
+def overwrite_middle(path: Path, count: int = 2_000) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + count] = bytes((b + 1) % 256 for b in data[middle:middle + count])
+    path.write_bytes(bytes(data))
+
+
+def test_prepared_data_with_bytes_overwritten_is_refused_then_rebuilt(tmp_path) -> None:
+    from zoo.pipelines.prep import prepare
+
+    folder = make_image_folder(tmp_path / "shapes", per_class=12)
+    prepared = prepare(f"folder:{folder}", size=16)
+    images = prepared.images.clone()
+    overwrite_middle(prepared.path / SPLIT_FILES["train"])
+    with pytest.raises(files.Damaged, match="differ from the checksum written with them.*zoo prep"):
+        load_prepared(prepared.path)
+    result = run_cli("prep", f"folder:{folder}", "--size", "16")
+    assert result.exit_code == 0 and "preparing it again" in result.output
+    assert torch.equal(load_prepared(prepared.path).images, images)
+
+
+def test_truncated_prepared_data_is_refused_then_rebuilt(tmp_path) -> None:
+    from zoo.pipelines.prep import prepare
+
+    folder = make_image_folder(tmp_path / "shapes", per_class=12)
+    path = prepare(f"folder:{folder}", size=16).path / SPLIT_FILES["train"]
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(files.Damaged, match="truncated"):
+        load_prepared(path.parent)
+    assert len(prepare(f"folder:{folder}", size=16)) == 24
+
+
+def test_a_cached_classifier_that_was_edited_is_trained_again(tmp_path, capsys) -> None:
+    path = tmp_path / "classifier.safetensors"
+    model = classifier.Classifier("x", 1, 10)
+    model.accuracy = 0.5
+    classifier._write(model, path)
+    assert classifier._read(classifier.Classifier("x", 1, 10), path)
+    overwrite_middle(path, 64)
+    assert not classifier._read(classifier.Classifier("x", 1, 10), path)
+    assert "cached classifier" in capsys.readouterr().err
+
+
+# -- checkpoints from strangers ------------------------------------------------------------------
+
+def forged(run: Path, tmp_path: Path, change) -> Path:
+    """A copy of the run's checkpoint with its header or tensors changed by ``change``."""
+    from safetensors.torch import load_file, save_file
+
+    source = run / ckpt_io.FILENAME
+    header = ckpt_io.safe_header(source)
+    assert header is not None
+    tensors = load_file(str(source))
+    meta = json.loads(header["zoo"])
+    change(meta, tensors)
+    out = tmp_path / "forged.safetensors"
+    save_file(tensors, str(out), metadata={"zoo": json.dumps(meta)})  # no checksum: a stranger's file
+    return out
+
+
+def refused(path: Path, message: str) -> None:
+    result = run_cli("sample", str(path), "-n", "2", "--out", "out")
+    assert result.exit_code == 1, result.output
+    assert message in one_line_error(result.output)
+
+
+def test_a_checkpoint_whose_bytes_changed_is_refused(base_run) -> None:
+    path = base_run / ckpt_io.FILENAME
+    overwrite_middle(path, 256)
+    refused(path, "differ from the checksum written with them")
+
+
+def test_nan_weights_are_refused(base_run, tmp_path) -> None:
+    def poison(meta, tensors):
+        key = next(k for k in tensors if k.startswith("model.") and tensors[k].is_floating_point())
+        tensors[key] = torch.full_like(tensors[key], float("nan"))
+
+    refused(forged(base_run, tmp_path, poison), "NaN or infinite weights")
+
+
+def test_weights_of_the_wrong_kind_are_refused(base_run, tmp_path) -> None:
+    def to_int8(meta, tensors):
+        key = next(k for k in tensors if k.endswith("weight") and k.startswith("model."))
+        tensors[key] = tensors[key].to(torch.int8)
+
+    refused(forged(base_run, tmp_path, to_int8), "is stored as torch.int8")
+
+
+def test_a_header_that_claims_huge_networks_allocates_nothing(base_run, tmp_path) -> None:
+    def huge(meta, tensors):
+        meta["config"]["g_width"] = 1_000_000  # terabytes of weights, if built
+
+    refused(forged(base_run, tmp_path, huge), "of weights, and the whole file is")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda meta: meta.update(config=[1, 2]), "its header's 'config' is list, not dict"),
+    (lambda meta: meta.pop("skeleton"), "its header's 'skeleton' is NoneType"),
+    (lambda meta: meta.update(plugin=7), "its header's 'plugin' is int, not str"),
+    (lambda meta: meta.update(plugin="nosuchgan"), "nosuchgan"),
+    (lambda meta: meta.update(data={"name": "x"}), "its data spec is unreadable"),
+])
+def test_headers_zoo_did_not_write_are_one_line(base_run, tmp_path, edit, message) -> None:
+    refused(forged(base_run, tmp_path, lambda meta, tensors: edit(meta)), message)
+
+
+@pytest.mark.parametrize("body", [
+    struct.pack("<Q", 2**60) + b"{}",  # a header length of an exabyte
+    struct.pack("<Q", 80) + json.dumps({"w": {"dtype": "F32", "shape": [10**9],
+                                              "data_offsets": [0, 4 * 10**9]}}).encode().ljust(80),
+    b"",
+    b"PK\x03\x04 a zip, as torch.save writes",
+])
+def test_files_that_are_not_whole_safetensors_are_refused_without_reading_their_claims(tmp_path, body) -> None:
+    path = tmp_path / "stranger.safetensors"
+    path.write_bytes(body)
+    refused(path, "is not a readable zoo checkpoint")
+
+
+# -- plugins from strangers ----------------------------------------------------------------------
+
+def test_a_plugin_that_exits_while_importing_is_only_broken(extra_plugins) -> None:
+    extra_plugins(FakeEntryPoint("exiting", "tests.exiting_plugin:Model", "zoo-exiting"))
+    result = run_cli("list")
+    assert result.exit_code == 0 and "SystemExit: 3" in result.output and "dcgan" in result.output
+    with pytest.raises(zoo.ZooError, match="plugin 'exiting' from zoo-exiting 9.9 is broken: SystemExit"):
+        registry.get("exiting")
+
+
+def test_a_plugin_slow_to_import_does_not_hold_up_the_list(extra_plugins, monkeypatch) -> None:
+    monkeypatch.setattr(registry, "IMPORT_SECONDS", 0.2)
+    reg = extra_plugins(FakeEntryPoint("slow", "tests.slow_plugin:SlowGAN", "zoo-slow"))
+    entries = {e.name: e for e in reg.entries()}
+    assert entries["slow"].model is None and "still importing after 0.2 s" in (entries["slow"].error or "")
+    assert entries["dcgan"].model is not None
+    assert reg.get("slow").name == "slow"  # a command that uses it waits for it
+
+
+# -- images and folders from strangers ------------------------------------------------------------
+
+def strange_images(folder: Path) -> dict[str, Path]:
+    """One file of each kind a stranger's folder holds."""
+    folder.mkdir(parents=True)
+    made: dict[str, Path] = {}
+
+    def put(name: str, image: Image.Image, **options) -> None:
+        made[name] = folder / name
+        image.save(made[name], **options)
+
+    put("gray16.png", Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)))
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([255, 0, 0] + [0, 0, 0] * 255)
+    put("palette.png", palette, transparency=0)  # every pixel transparent red: white as shown
+    put("alpha.png", Image.new("RGBA", (8, 8), (0, 0, 255, 0)))
+    put("cmyk.jpg", Image.new("CMYK", (8, 8), (0, 255, 255, 0)))  # red in ink
+    put("one.png", Image.new("RGB", (1, 1), (10, 200, 30)))
+    rotated = Image.new("RGB", (40, 20), (200, 200, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    put("rotated.jpg", rotated, exif=exif)
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((0, 255, 0), (255, 0, 0))]
+    made["animated.gif"] = folder / "animated.gif"
+    frames[0].save(made["animated.gif"], save_all=True, append_images=frames[1:])
+    made["png-named.jpg"] = folder / "png-named.jpg"
+    Image.new("RGB", (8, 8), (0, 0, 0)).save(made["png-named.jpg"], format="PNG")
+    made["text.png"] = folder / "text.png"
+    made["text.png"].write_text("not an image")
+    whole = folder / "whole.jpg"
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(whole)
+    made["truncated.jpg"] = folder / "truncated.jpg"
+    made["truncated.jpg"].write_bytes(whole.read_bytes()[:300])
+    whole.unlink()
+    made["bomb.png"] = folder / "bomb.png"  # a header that claims 50,000 x 50,000 pixels
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0))
+    made["bomb.png"].write_bytes(b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+                                 + png_chunk(b"IEND", b""))
+    return made
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_every_kind_of_image_is_read_as_it_looks_or_skipped(tmp_path) -> None:
+    from zoo.images import UNREADABLE, read_image
+
+    made = strange_images(tmp_path / "odd")
+    seen = {}
+    for name, path in made.items():
+        try:
+            seen[name] = read_image(path, 0, 0)[0]
+        except UNREADABLE:
+            seen[name] = None
+    assert seen["gray16.png"].unique().tolist() == [156]  # 40000 / 65535 of white, not clipped to 255
+    assert seen["palette.png"][:, 0, 0].tolist() == [255, 255, 255]  # transparent: white, as shown
+    assert seen["alpha.png"][:, 0, 0].tolist() == [255, 255, 255]
+    red = seen["cmyk.jpg"][:, 4, 4].tolist()
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60
+    assert tuple(seen["one.png"].shape) == (3, 1, 1)
+    assert tuple(seen["rotated.jpg"].shape) == (3, 40, 20)  # upright: EXIF rotation applied
+    assert seen["animated.gif"][:, 0, 0].tolist() == [0, 255, 0]  # the first frame
+    assert seen["png-named.jpg"] is not None
+    assert seen["text.png"] is None and seen["truncated.jpg"] is None and seen["bomb.png"] is None
+
+
+def test_a_folder_of_strange_files_is_prepared_with_the_bad_ones_counted(tmp_path) -> None:
+    from zoo.pipelines.prep import prepare
+
+    made = strange_images(tmp_path / "odd")
+    prepared = prepare(f"folder:{made['one.png'].parent}", size=8)  # the bomb refused from its header
+    assert len(prepared) == len(made) - 3
+    notes = " ".join(prepared.meta["notes"])
+    assert "skipped 3 unreadable file(s)" in notes and "bomb.png (DecompressionBombError)" in notes
+
+
+def test_links_that_leave_the_folder_are_not_followed(tmp_path) -> None:
+    from zoo.sources.folder import folder_layout
+
+    outside = make_image_folder(tmp_path / "outside", per_class=2, classes=("far",))
+    root = make_image_folder(tmp_path / "data", per_class=2, classes=("cats", "dogs"))
+    (root / "cats" / "away.png").symlink_to(next((outside / "far").iterdir()))
+    (root / "cats" / "here.png").symlink_to(root / "dogs" / "00.jpg")
+    (root / "cats" / "passwd.png").symlink_to("/etc/passwd")
+    (root / "far").symlink_to(outside / "far", target_is_directory=True)
+    classes, found = folder_layout(root)
+    names = {path.name for path, _ in found}
+    assert "here.png" in names and not {"away.png", "passwd.png"} & names
+    assert not any(path.parent.name == "far" for path, _ in found)
+
+
+def test_class_folders_with_odd_names_keep_them(tmp_path) -> None:
+    from zoo.pipelines.prep import prepare
+
+    root = make_image_folder(tmp_path / "data", per_class=2, classes=("a cat", "ünï cödé", "-dash", "x..y"))
+    prepared = prepare(f"folder:{root}", size=8)
+    assert prepared.meta["class_names"] == sorted(["a cat", "ünï cödé", "-dash", "x..y"])

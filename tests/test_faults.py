@@ -415,3 +415,48 @@ def test_class_folders_with_odd_names_keep_them(tmp_path) -> None:
     root = make_image_folder(tmp_path / "data", per_class=2, classes=("a cat", "ünï cödé", "-dash", "x..y"))
     prepared = prepare(f"folder:{root}", size=8)
     assert prepared.meta["class_names"] == sorted(["a cat", "ünï cödé", "-dash", "x..y"])
+
+
+# -- concurrent use and a hanging W&B ------------------------------------------------------------
+
+def test_two_preps_of_the_same_data_at_once_share_one_whole_result(tmp_path) -> None:
+    folder = make_image_folder(tmp_path / "shapes", per_class=30)
+    first, second = (zoo_process("prep", f"folder:{folder}", "--size", "16", "--force") for _ in range(2))
+    (code1, out1), (code2, out2) = finished(first), finished(second)
+    assert code1 == 0 and code2 == 0, out1 + out2
+    cache = Path(os.environ["ZOO_CACHE_DIR"]) / "prepared"
+    made = [p for p in cache.glob("folder-shapes-*16px*") if p.is_dir()]
+    assert len(made) == 1 and len(load_prepared(made[0])) == 60
+    assert no_partial_files(cache) == [] and not [p for p in cache.iterdir() if ".old-" in p.name]
+
+
+def test_a_wandb_server_that_accepts_then_hangs_never_stops_training(mnist, monkeypatch) -> None:
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept_and_hang() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                return
+
+    threading.Thread(target=accept_and_hang, daemon=True).start()
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
+    monkeypatch.setenv("WANDB_FINISH_TIMEOUT", "3")
+    try:
+        result = run_cli(*TRAIN[:-1], "--steps", "3", "--out", "run")
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+    assert result.exit_code == 0, result.output
+    assert ckpt_io.load(Path("run") / ckpt_io.FILENAME).train["step"] == 3

@@ -1,0 +1,234 @@
+"""The heavy fault loops of issue 18, run by hand (the single faults are tests/test_faults.py).
+
+``python benchmarks/faults.py kill-train [--kills 100]``: one DCGAN run on MNIST, killed with
+SIGKILL at random moments (while it starts, trains, draws previews, writes checkpoints) and
+resumed each time, until it finishes; after every kill the run folder must be whole (run.json
+and each metrics line readable, the checkpoint loads, no half-written file where a good one
+should be). The final weights are compared bit for bit with an uninterrupted run of the same
+command (deterministic on the CPU).
+
+``python benchmarks/faults.py kill-prep [--kills 30]``: ``zoo prep`` of a folder of images,
+killed at random moments and rerun; the cache is always either absent or whole, and the last
+run's equals an uninterrupted prep.
+
+``python benchmarks/faults.py kill-eval [--kills 20]``: ``zoo eval`` killed and rerun: eval.json
+is absent or whole, never half-written.
+
+Results go to benchmarks/results/faults-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from zoo import checkpoint as ckpt_io
+from zoo import files, runs
+from zoo.data import load_prepared
+
+RESULTS = Path(__file__).parent / "results"
+TINY = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--batch-size", "32"]
+
+
+def zoo(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "WANDB_MODE": "disabled", "COLUMNS": "200"})
+
+
+def kill_at_random(process: subprocess.Popen, low: float, high: float, rng: random.Random) -> bool:
+    """SIGKILL after a random wait; False if the process ended first (it finished)."""
+    deadline = time.monotonic() + rng.uniform(low, high)
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return True
+
+
+def check_run(run: Path) -> dict:
+    """A killed run folder must be whole: what is there reads."""
+    problems = []
+    partial = [p.name for p in run.rglob("*") if files.is_partial(p)]
+    if (run / runs.RUN_FILE).exists():
+        try:
+            json.loads((run / runs.RUN_FILE).read_text())
+        except ValueError:
+            problems.append("run.json unreadable")
+    metrics = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+    for line in metrics[:-1]:  # the last may be cut: a resume drops it
+        try:
+            json.loads(line)
+        except ValueError:
+            problems.append("a metrics line unreadable")
+    step = None
+    if (run / ckpt_io.FILENAME).exists():
+        try:
+            step = ckpt_io.load(run / ckpt_io.FILENAME).train["step"]
+        except Exception as exc:  # noqa: BLE001 (any failure here is the finding)
+            problems.append(f"checkpoint: {exc}")
+    for picture in run.rglob("*.png"):
+        from PIL import Image
+
+        try:
+            with Image.open(picture) as im:
+                im.load()
+        except OSError:
+            problems.append(f"{picture.name} unreadable")
+    return {"problems": problems, "partial_files": partial, "step": step}
+
+
+def kill_train(kills: int, steps: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    work = Path(tempfile.mkdtemp(prefix="zoo-kill-"))
+    command = ["train", "dcgan", "--data", "mnist", *TINY, "--steps", str(steps), "--no-wandb"]
+    started = time.perf_counter()
+    whole = zoo(*command, "--out", str(work / "whole"))
+    out, _ = whole.communicate()
+    assert whole.returncode == 0, out
+    uninterrupted = time.perf_counter() - started
+    started = time.perf_counter()
+    first = zoo(*command[:-3], "--steps", "10", "--no-wandb", "--out", str(work / "start"))
+    first.communicate()
+    window = 2 * (time.perf_counter() - started)  # twice a 10-step run's whole life: start-up is most of it
+    run = work / "killed"
+    args = [*command, "--checkpoint-every", "10", "--out", str(run)]
+    records, done, attempts = [], False, 0
+    while not done:
+        attempts += 1
+        process = zoo(*args) if not (run / ckpt_io.FILENAME).exists() else zoo(
+            "train", "dcgan", "--resume", str(run), "--no-wandb")
+        if len(records) < kills:  # anywhere from its start to a while into training
+            killed = kill_at_random(process, 0.5, window, rng)
+        else:
+            killed = False
+            out, _ = process.communicate()
+        if killed:
+            state = check_run(run)
+            records.append(state)
+            print(f"kill {len(records)}: checkpoint at step {state['step']}, problems {state['problems']}",
+                  flush=True)
+            if not (run / ckpt_io.FILENAME).exists() and run.exists():
+                shutil.rmtree(run)  # killed before its first checkpoint: nothing to resume, start again
+            continue
+        out, _ = process.communicate()
+        if process.returncode != 0 and "already finished" not in out:
+            raise SystemExit(f"a resume failed:\n{out}")
+        done = True
+    final, reference = load_file(str(run / ckpt_io.FILENAME)), load_file(str(work / "whole" / ckpt_io.FILENAME))
+    weights = [k for k in reference if k.startswith("model.")]
+    same = all(k in final and bool((final[k] == reference[k]).all()) for k in weights)
+    result = {"kills": len(records), "attempts": attempts, "steps": steps, "kill_window_seconds": round(window, 1),
+              "uninterrupted_seconds": round(uninterrupted, 1),
+              "kills_with_problems": sum(bool(r["problems"]) for r in records),
+              "partial_files_seen": sum(len(r["partial_files"]) for r in records),
+              "checkpoint_steps_seen": sorted({r["step"] for r in records if r["step"] is not None}),
+              "final_weights_identical": same, "weights_compared": len(weights),
+              "problems": [p for r in records for p in r["problems"]][:20]}
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def kill_prep(kills: int, seed: int) -> dict:
+    from PIL import Image
+
+    rng = random.Random(seed)
+    work = Path(tempfile.mkdtemp(prefix="zoo-kill-prep-"))
+    folder = work / "photos"
+    for c in range(3):
+        (folder / f"class{c}").mkdir(parents=True)
+        for i in range(400):
+            Image.new("RGB", (48 + i % 7, 40), (i % 255, 40 * c, 90)).save(folder / f"class{c}" / f"{i}.png")
+    os.environ["ZOO_CACHE_DIR"] = str(work / "cache")
+    started = time.perf_counter()
+    process = zoo("prep", f"folder:{folder}", "--size", "16")
+    process.communicate()
+    whole_seconds = time.perf_counter() - started
+    cache = next((work / "cache" / "prepared").glob("folder-photos-*"))
+    reference = load_prepared(cache).images.clone()
+    records = []
+    for k in range(kills):
+        process = zoo("prep", f"folder:{folder}", "--size", "16", "--force")
+        kill_at_random(process, 0.3, whole_seconds, rng)
+        state = "absent"
+        if (cache / "meta.json").exists():
+            try:
+                state = "whole" if bool((load_prepared(cache).images == reference).all()) else "different"
+            except files.Damaged as exc:
+                state = f"damaged: {exc.problem}"
+        leftovers = [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+        records.append({"state": state, "leftovers": leftovers})
+        print(f"prep kill {k + 1}: cache {state}, leftovers {leftovers}", flush=True)
+    process = zoo("prep", f"folder:{folder}", "--size", "16")
+    out, _ = process.communicate()
+    final_same = bool((load_prepared(cache).images == reference).all())
+    leftovers = [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1),
+              "states": {s: sum(r["state"] == s for r in records) for s in {r["state"] for r in records}},
+              "leftovers_after_a_kill": sum(bool(r["leftovers"]) for r in records),
+              "leftovers_after_the_next_prep": leftovers, "final_cache_equal": final_same}
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def kill_eval(kills: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    work = Path(tempfile.mkdtemp(prefix="zoo-kill-eval-"))
+    run = work / "run"
+    process = zoo("train", "dcgan", "--data", "mnist", *TINY, "--steps", "20", "--no-wandb", "--out", str(run))
+    process.communicate()
+    started = time.perf_counter()
+    process = zoo("eval", str(run), "--n", "500", "--features", "random")
+    out, _ = process.communicate()
+    assert process.returncode == 0, out
+    whole_seconds = time.perf_counter() - started
+    states = []
+    for k in range(kills):
+        process = zoo("eval", str(run), "--n", "500", "--features", "random")
+        kill_at_random(process, 0.3, whole_seconds, rng)
+        try:
+            json.loads((run / "eval.json").read_text())
+            state = "whole"
+        except ValueError:
+            state = "half-written"
+        partial = [p.name for p in run.rglob("*") if files.is_partial(p)]
+        states.append(state if not partial else f"{state}, partial files {partial}")
+        print(f"eval kill {k + 1}: eval.json {states[-1]}", flush=True)
+    result = {"kills": kills, "whole_eval_seconds": round(whole_seconds, 1),
+              "states": {s: states.count(s) for s in set(states)}}
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("loop", choices=["kill-train", "kill-prep", "kill-eval"])
+    parser.add_argument("--kills", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=600, help="kill-train: the run's length")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.loop == "kill-train":
+        result = kill_train(args.kills or 100, args.steps, args.seed)
+    elif args.loop == "kill-prep":
+        result = kill_prep(args.kills or 30, args.seed)
+    else:
+        result = kill_eval(args.kills or 20, args.seed)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"faults-{args.loop}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -107,7 +107,7 @@ def test_any_command_line_ends_cleanly(name: str, made, time_limit, tmp_path: Pa
     pool, fitting = made
     if name == "invert":  # a run, then an image
         fitting = {**fitting, "model": fitting["target"], "target": fitting["inputs"]}
-    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=8, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(command_lines(name, pool, fitting))
     def check(args: list[str]) -> None:

@@ -420,12 +420,12 @@ def test_class_folders_with_odd_names_keep_them(tmp_path) -> None:
 # -- concurrent use and a hanging W&B ------------------------------------------------------------
 
 def test_two_preps_of_the_same_data_at_once_share_one_whole_result(tmp_path) -> None:
-    folder = make_image_folder(tmp_path / "shapes", per_class=30)
+    folder = make_image_folder(tmp_path / "twice", per_class=30)
     first, second = (zoo_process("prep", f"folder:{folder}", "--size", "16", "--force") for _ in range(2))
     (code1, out1), (code2, out2) = finished(first), finished(second)
     assert code1 == 0 and code2 == 0, out1 + out2
     cache = Path(os.environ["ZOO_CACHE_DIR"]) / "prepared"
-    made = [p for p in cache.glob("folder-shapes-*16px*") if p.is_dir()]
+    made = [p for p in cache.glob("folder-twice-*16px*") if p.is_dir()]
     assert len(made) == 1 and len(load_prepared(made[0])) == 60
     assert no_partial_files(cache) == [] and not [p for p in cache.iterdir() if ".old-" in p.name]
 

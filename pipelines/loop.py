@@ -199,6 +199,9 @@ class Loop:
                         break
             return self._finish(status, time.perf_counter() - started)
         except KeyboardInterrupt:
+            if self.final_saved:  # training is done and saved; only its pictures or upload were cut short
+                raise Interrupted(f"training finished and was saved at step {self.step}; stopped while drawing "
+                                  f"its pictures or uploading: {self.run_dir}") from None
             # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
             self.info["status"] = "interrupted"
             if self.writer:
@@ -226,9 +229,14 @@ class Loop:
                 with contextlib.suppress(OSError, ZooError):  # a full disk may refuse this too
                     runs.write_run_info(self.run_dir, self.info)
             self.tracker.finish(exit_code=1)
+            if self.final_saved and isinstance(exc, (OSError, ZooError)):
+                raise ZooError(f"training finished and was saved at step {self.step} ({self.run_dir}); writing its "
+                               f"pictures failed: {exc}") from None
             if isinstance(exc, PeerLost):
                 raise PeerLost(f"{exc}; stopped at step {self.step}. {self._resume_hint()}") from None
-            full = exc if isinstance(exc, files.DiskFull) else files.disk_full(exc, self.metrics_path, "metrics")
+            failed = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else self.metrics_path
+            full = exc if isinstance(exc, files.DiskFull) else files.disk_full(
+                exc, failed, "metrics" if failed == self.metrics_path else "file")
             if full is not None:
                 raise files.DiskFull(f"{full}. {self._resume_hint()}") from None
             if is_out_of_memory(exc):

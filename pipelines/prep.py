@@ -109,9 +109,7 @@ def _cached(folder: Path, split: str, console: Console) -> PreparedData | None:
     if not isinstance(meta, dict) or meta.get("format") != PREPARED_FORMAT:
         return None
     try:
-        cached = load_prepared(folder)
-        heldout = load_prepared(folder, "heldout") if meta.get("heldout") else None  # checked too
-        return cached if split == "train" else heldout or load_prepared(folder, split)
+        return load_prepared(folder, split)  # the split asked for is checked; the other when it is read
     except files.Damaged as exc:
         console.print(f"[yellow]{escape(exc.problem)}[/]: preparing it again")
         return None
@@ -132,8 +130,9 @@ def _one_at_a_time(folder: Path, data: str, console: Console) -> Iterator[None]:
         except BlockingIOError:
             console.print(f"waiting for another process preparing {data} ...")
             fcntl.flock(fd, fcntl.LOCK_EX)
-        for leftover in folder.parent.glob(f"{glob.escape(folder.name)}.tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        for kind in ("tmp", "old"):
+            for leftover in folder.parent.glob(f"{glob.escape(folder.name)}.{kind}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
         yield
     finally:
         os.close(fd)

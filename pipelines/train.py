@@ -398,7 +398,7 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
         # The extra state first: a grown ProGAN adds its layers there, then takes their weights;
         # the optimisers last, for every weight the model now has.
         model.load_extra_state(saved.get("extra", {}))
-        ckpt_io.check_kinds(model.state_dict(), saved["model"], p.resume_from)
+        ckpt_io.check_kinds(model, saved["model"], p.resume_from)
         model.load_state_dict(saved["model"])
         engine.prepare(model)
         model.optimizers = model.configure_optimizers()

@@ -407,6 +407,9 @@ def test_links_that_leave_the_folder_are_not_followed(tmp_path) -> None:
     names = {path.name for path, _ in found}
     assert "here.png" in names and not {"away.png", "passwd.png"} & names
     assert not any(path.parent.name == "far" for path, _ in found)
+    from zoo.sources.folder import links_out
+
+    assert {p.name for p in links_out(root)} >= {"away.png", "passwd.png"}
 
 
 def test_class_folders_with_odd_names_keep_them(tmp_path) -> None:

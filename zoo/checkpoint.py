@@ -112,10 +112,6 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     model = state.get("model") if isinstance(state, dict) else None
     if not isinstance(model, dict):
         raise ZooError(f"{path} is not a checkpoint zoo wrote: it holds no model weights")
-    for name, value in model.items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise ZooError(f"{path} holds NaN or infinite weights ({name}): it cannot draw anything; use an "
-                           "earlier checkpoint")
     return Checkpoint(meta["plugin"], meta["plugin_version"], meta["config"], meta["data"],
                       meta["train"], state)
 
@@ -135,11 +131,17 @@ def check_resumable(train: Mapping[str, Any], path: Path) -> None:
         raise ZooError(f"{path} cannot be resumed: its training state names no data source")
 
 
-def check_kinds(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], path: Path) -> None:
+def check_kinds(model: torch.nn.Module, given: Mapping[str, Any], path: Path) -> None:
     """Refuse weights of another kind than the model's (integers for a float weight, say):
-    ``load_state_dict`` would convert them without a word."""
-    for name, want in expected.items():
+    ``load_state_dict`` would convert them without a word; and NaN or infinite parameters
+    (buffers may hold infinities on purpose)."""
+    parameters = {name for name, _ in model.named_parameters()}
+    for name, want in model.state_dict().items():
         have = given.get(name)
+        if (name in parameters and isinstance(have, torch.Tensor) and have.is_floating_point()
+                and not bool(torch.isfinite(have).all())):
+            raise ZooError(f"{path} holds NaN or infinite weights ({name}): it cannot draw anything; use an "
+                           "earlier checkpoint")
         if isinstance(have, torch.Tensor) and _kind(have.dtype) != _kind(want.dtype):
             raise ZooError(f"{path} does not fit: {name} is stored as {have.dtype}, the model's is {want.dtype}; "
                            "it was not written by zoo for this model")

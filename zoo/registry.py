@@ -54,8 +54,15 @@ BUILTINS = [
 
 BUILTIN_PACKAGE = "zoo-gan (built-in)"
 
-IMPORT_SECONDS = float(os.environ.get("ZOO_PLUGIN_IMPORT_SECONDS", 20))
-"""How long listing the plugins waits for their imports, all together."""
+def _import_seconds() -> float:
+    try:
+        return float(os.environ.get("ZOO_PLUGIN_IMPORT_SECONDS", 20))
+    except ValueError:
+        return 20.0
+
+
+IMPORT_SECONDS = _import_seconds()
+"""How long listing the plugins waits for their imports, all together (``ZOO_PLUGIN_IMPORT_SECONDS``)."""
 
 
 @dataclass

@@ -229,7 +229,7 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     model = cls(config, spec)
     checkpoint = ckpt_io.load(path)
     model.load_extra_state(checkpoint.state.get("extra", {}))  # first: it may add layers a grown model has
-    ckpt_io.check_kinds(model.state_dict(), checkpoint.state["model"], path)
+    ckpt_io.check_kinds(model, checkpoint.state["model"], path)
     try:
         model.load_state_dict(checkpoint.state["model"])
     except (RuntimeError, KeyError) as exc:

@@ -48,6 +48,14 @@ def files_under(folder: Path, root: Path | None = None) -> list[Path]:
                   and (not p.is_symlink() and not folder.is_symlink() or p.resolve().is_relative_to(inside)))
 
 
+def links_out(root: Path) -> list[Path]:
+    """The files under ``root`` that :func:`files_under` leaves out as links leading out of it."""
+    inside = root.resolve()
+    return sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
+                  p.relative_to(root).parts) and (p.is_symlink() or any(a.is_symlink() for a in p.parents
+                  if a.is_relative_to(root) and a != root)) and not p.resolve().is_relative_to(inside))
+
+
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width;
     kept at its own size as :class:`~zoo.data.Photos` for 0 x 0 (``--size full``)."""
@@ -63,6 +71,11 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
         raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
                        f"(e.g. {skipped[0]})")
     notes = []
+    away = links_out(root)
+    if away:
+        notes.append(f"skipped {len(away)} link(s) leading out of {root} (e.g. {away[0].name}); copy what they "
+                     "point to into the folder to use it")
+        console.print(f"[yellow]warning:[/] {notes[-1]}")
     if skipped:
         notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
                      + (" ..." if len(skipped) > 5 else ""))

@@ -141,6 +141,11 @@ def kill_train(kills: int, steps: int, seed: int) -> dict:
     return result
 
 
+def leftovers_of(cache: Path) -> list[str]:
+    """A prep's temporary or replaced folders still beside its cache."""
+    return [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
 def kill_prep(kills: int, seed: int) -> dict:
     from PIL import Image
 
@@ -168,13 +173,13 @@ def kill_prep(kills: int, seed: int) -> dict:
                 state = "whole" if bool((load_prepared(cache).images == reference).all()) else "different"
             except files.Damaged as exc:
                 state = f"damaged: {exc.problem}"
-        leftovers = [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+        leftovers = leftovers_of(cache)
         records.append({"state": state, "leftovers": leftovers})
         print(f"prep kill {k + 1}: cache {state}, leftovers {leftovers}", flush=True)
     process = zoo("prep", f"folder:{folder}", "--size", "16")
     out, _ = process.communicate()
     final_same = bool((load_prepared(cache).images == reference).all())
-    leftovers = [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    leftovers = leftovers_of(cache)
     result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1),
               "states": {s: sum(r["state"] == s for r in records) for s in {r["state"] for r in records}},
               "leftovers_after_a_kill": sum(bool(r["leftovers"]) for r in records),

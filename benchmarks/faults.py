@@ -14,6 +14,9 @@ run's equals an uninterrupted prep.
 ``python benchmarks/faults.py kill-eval [--kills 20]``: ``zoo eval`` killed and rerun: eval.json
 is absent or whole, never half-written.
 
+``python benchmarks/faults.py many-files [--files 200000] [--size 16]``: ``zoo prep`` of a folder
+of that many small images; its peak memory against the prepared pixels' own size.
+
 Results go to benchmarks/results/faults-*.json.
 """
 
@@ -31,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from safetensors.torch import load_file
 
 from zoo import checkpoint as ckpt_io
@@ -217,19 +221,64 @@ def kill_eval(kills: int, seed: int) -> dict:
     return result
 
 
+def many_files(count: int, size: int, seed: int) -> dict:
+    """``zoo prep`` of a folder of ``count`` small images (10 class folders): its peak memory
+    (the process's maximum resident set) against the prepared pixels' own size and against
+    a process that only imports what prep imports."""
+    import resource
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    work = Path(tempfile.mkdtemp(prefix="zoo-many-"))
+    folder = work / "many"
+    started = time.perf_counter()
+    for c in range(10):
+        (folder / f"class{c}").mkdir(parents=True)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"class{i % 10}" / f"{i}.png")
+    made_seconds = time.perf_counter() - started
+    os.environ["ZOO_CACHE_DIR"] = str(work / "cache")
+
+    def peak_of(*command: str) -> tuple[float, float, str]:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "COLUMNS": "200"})
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(out)
+        # RUSAGE_CHILDREN's peak is the largest of the children waited for: measure the small one first
+        return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - started, out
+
+    imports, _, _ = peak_of(sys.executable, "-c", "import torch, zoo.pipelines.prep, zoo.sources")
+    peak, seconds, out = peak_of(sys.executable, "-m", "zoo", "prep", f"folder:{folder}", "--size", str(size))
+    pixels = count * 3 * size * size / 2**20
+    result = {"files": count, "size": size, "making_the_files_seconds": round(made_seconds, 1),
+              "prep_seconds": round(seconds, 1), "pixels_mib": round(pixels, 1),
+              "imports_only_peak_mib": round(imports, 1), "prep_peak_mib": round(peak, 1),
+              "peak_over_imports_per_pixel_byte": round((peak - imports) / pixels, 2),
+              "prep_said": out.strip().splitlines()[-3:]}
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("loop", choices=["kill-train", "kill-prep", "kill-eval"])
+    parser.add_argument("loop", choices=["kill-train", "kill-prep", "kill-eval", "many-files"])
     parser.add_argument("--kills", type=int, default=None)
     parser.add_argument("--steps", type=int, default=600, help="kill-train: the run's length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--files", type=int, default=200_000, help="many-files: how many")
+    parser.add_argument("--size", type=int, default=16, help="many-files: prep's --size")
     args = parser.parse_args()
     if args.loop == "kill-train":
         result = kill_train(args.kills or 100, args.steps, args.seed)
     elif args.loop == "kill-prep":
         result = kill_prep(args.kills or 30, args.seed)
-    else:
+    elif args.loop == "kill-eval":
         result = kill_eval(args.kills or 20, args.seed)
+    else:
+        result = many_files(args.files, args.size, args.seed)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"faults-{args.loop}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

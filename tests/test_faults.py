@@ -420,6 +420,51 @@ def test_class_folders_with_odd_names_keep_them(tmp_path) -> None:
     assert prepared.meta["class_names"] == sorted(["a cat", "ünï cödé", "-dash", "x..y"])
 
 
+def test_hidden_folders_are_left_out_and_said(tmp_path) -> None:
+    from zoo.pipelines.prep import prepare
+
+    root = make_image_folder(tmp_path / "data", per_class=2, classes=("cats", "dogs"))
+    make_image_folder(root / ".ipynb_checkpoints", per_class=2, classes=("cats",))
+    (root / "cats" / ".DS_Store").write_bytes(b"\0\1")
+    prepared = prepare(f"folder:{root}", size=8)
+    assert prepared.meta["class_names"] == ["cats", "dogs"] and len(prepared) == 4
+    notes = " ".join(prepared.meta["notes"])
+    assert "left out 2 hidden file(s) or folder(s)" in notes and "e.g. .ipynb_checkpoints)" in notes
+
+
+def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypatch) -> None:
+    from zoo import images
+    from zoo.pipelines.prep import prepare
+
+    root = make_image_folder(tmp_path / "data", per_class=3, classes=("cats", "dogs"))
+    opened = images.Image.open
+
+    def refuse(path, *args, **kwargs):  # what chmod 000 gives a user who is not root
+        if Path(path).name == "01.png" and Path(path).parent.name == "dogs":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(images.Image, "open", refuse)
+    prepared = prepare(f"folder:{root}", size=8)
+    assert len(prepared) == 5 and "01.png (PermissionError)" in " ".join(prepared.meta["notes"])
+
+
+def test_a_folder_is_read_into_one_tensor_of_its_own_size(tmp_path, monkeypatch) -> None:
+    from zoo import data, images
+
+    files_ = [path for path in sorted((make_image_folder(tmp_path / "d", per_class=5)).rglob("*.*"))]
+    (tmp_path / "d" / "circle" / "bad.png").write_bytes(b"not an image")
+    stack, kept, gray, skipped = images.read_stack([*files_, tmp_path / "d" / "circle" / "bad.png"], 6, 4)
+    assert stack.shape == (10, 3, 6, 4) and kept == list(range(10)) and skipped == ["bad.png (UnidentifiedImageError)"]
+    assert stack.untyped_storage().nbytes() == 11 * 3 * 6 * 4  # allocated once, for the files given; no copy
+    pictures, _, _, _ = images.read_images(files_, 6, 4)
+    assert torch.equal(stack, torch.stack(pictures))
+    monkeypatch.setattr(data, "CONVERT_CHUNK", 3)  # gray in chunks equals gray at once
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    expected = (stack.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(data.convert_channels(stack, 1), expected)
+
+
 # -- concurrent use and a hanging W&B ------------------------------------------------------------
 
 def test_two_preps_of_the_same_data_at_once_share_one_whole_result(tmp_path) -> None:

@@ -244,7 +244,15 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     if channels == 3:
         return images.expand(-1, 3, -1, -1).contiguous()
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    gray = torch.empty(images.shape[0], 1, *images.shape[2:], dtype=torch.uint8)
+    for start in range(0, images.shape[0], CONVERT_CHUNK):  # in chunks: float copies of all would be 12x the data
+        part = images[start:start + CONVERT_CHUNK].float()
+        gray[start:start + CONVERT_CHUNK] = (part * weights).sum(1, keepdim=True).round().clamp(0, 255)
+    return gray
+
+
+CONVERT_CHUNK = 1024
+"""Images converted at a time by :func:`convert_channels`."""
 
 
 FIT_SHARE = 0.25

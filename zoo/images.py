@@ -67,6 +67,31 @@ def image_files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
+def read_stack(files: Sequence[Path], height: int, width: int,
+               progress: Callable[[Sequence[Path]], Iterable[Path]] = iter,
+               ) -> tuple[torch.Tensor, list[int], bool, list[str]]:
+    """:func:`read_images` at a fixed size, into one uint8 tensor (N x 3 x height x width)
+    allocated before the first file is read: memory is the fitted pictures' own, one byte
+    per pixel and channel, however many files there are, never a list of pictures and their
+    stacked copy. Only one file is decoded at a time (a bomb is refused before decoding)."""
+    if not (height and width):
+        raise ValueError("read_stack needs a size; read_images keeps pictures at their own sizes")
+    stack = torch.empty(len(files), 3, height, width, dtype=torch.uint8)
+    kept: list[int] = []
+    skipped: list[str] = []
+    gray = True
+    for i, path in enumerate(progress(files)):
+        try:
+            picture, mode, _ = read_image(path, height, width)
+        except UNREADABLE as exc:
+            skipped.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        gray &= mode in GRAY_MODES
+        stack[len(kept)] = picture
+        kept.append(i)
+    return stack[:len(kept)], kept, gray, skipped
+
+
 def read_images(files: Sequence[Path], height: int, width: int,
                 progress: Callable[[Sequence[Path]], Iterable[Path]] = iter,
                 ) -> tuple[list[torch.Tensor], list[int], bool, list[str]]:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from zoo.errors import UsageError, ZooError
-from zoo.images import IMAGE_SUFFIXES, read_images
+from zoo.images import IMAGE_SUFFIXES, read_stack
 
 from .raw import RawData
 
@@ -267,18 +267,18 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
     if not wanted:
         raise UsageError(f"no image in {root} has captions zoo can read ({'; '.join(notes)}); give each image "
                          "a UTF-8 .txt of the same name with one caption per line")
-    pictures, kept, gray, unreadable = read_images(
+    pictures, kept, gray, unreadable = read_stack(
         [w[0] for w in wanted], *dims,
         lambda paths: track(paths, description=f"reading {root}", console=console,
                             disable=len(paths) < 200, transient=True))
     if unreadable:
         notes.append(f"skipped {len(unreadable)} unreadable image(s): {', '.join(unreadable[:3])}")
         console.print(f"[yellow]warning:[/] {notes[-1]}")
-    if not pictures:
+    if not kept:
         raise ZooError(f"none of the {len(wanted)} captioned images in {root} could be read (e.g. {unreadable[0]})")
     if channels is None and gray:
         channels = 1
-    images = convert_channels(torch.stack(pictures), channels or 3)
+    images = convert_channels(pictures, channels or 3)
     labels = torch.tensor([wanted[i][1] for i in kept], dtype=torch.int64) if classes else None
     return RawData(images, labels, classes, str(root.resolve()), "all", notes,
                    captions=[wanted[i][2] for i in kept])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -9,7 +11,7 @@ from rich.console import Console
 
 from zoo.data import Photos, convert_channels
 from zoo.errors import UsageError, ZooError
-from zoo.images import IMAGE_SUFFIXES, read_images
+from zoo.images import IMAGE_SUFFIXES, read_images, read_stack
 
 from .raw import RawData
 
@@ -56,18 +58,35 @@ def links_out(root: Path) -> list[Path]:
                   if a.is_relative_to(root) and a != root)) and not p.resolve().is_relative_to(inside))
 
 
+def hidden(root: Path) -> list[Path]:
+    """What zoo leaves out of a data folder as hidden: files and folders under ``root`` whose
+    names start with "." (``.ipynb_checkpoints``, ``.DS_Store``, ``.git``); hidden folders are
+    not looked into."""
+    found = []
+    for folder, folders, names in os.walk(root):
+        found += [Path(folder) / name for name in sorted(folders + names) if name.startswith(".")]
+        folders[:] = [name for name in folders if not name.startswith(".")]
+    return found
+
+
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width;
     kept at its own size as :class:`~zoo.data.Photos` for 0 x 0 (``--size full``)."""
     from rich.progress import track
 
     classes, files = folder_layout(root)
-    pictures, kept, gray, skipped = read_images(
-        [path for path, _ in files], *dims,
-        lambda paths: track(paths, description=f"reading {root}", console=console,
-                            disable=len(paths) < 200, transient=True))
+    paths = [path for path, _ in files]
+
+    def progress(paths: Sequence[Path]) -> Iterable[Path]:
+        return track(paths, description=f"reading {root}", console=console, disable=len(paths) < 200,
+                     transient=True)
+
+    if dims == (0, 0):  # each at its own size
+        pictures, kept, gray, skipped = read_images(paths, 0, 0, progress)
+    else:  # one tensor, filled as the files are read
+        stack, kept, gray, skipped = read_stack(paths, *dims, progress)
     labels = [files[i][1] for i in kept]
-    if not pictures:
+    if not kept:
         raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
                        f"(e.g. {skipped[0]})")
     notes = []
@@ -76,6 +95,11 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
         notes.append(f"skipped {len(away)} link(s) leading out of {root} (e.g. {away[0].name}); copy what they "
                      "point to into the folder to use it")
         console.print(f"[yellow]warning:[/] {notes[-1]}")
+    left_out = hidden(root)
+    if left_out:
+        notes.append(f"left out {len(left_out)} hidden file(s) or folder(s) (names starting with '.', e.g. "
+                     f"{left_out[0].relative_to(root)}); rename them to use them")
+        console.print(f"[dim]{notes[-1]}[/]")
     if skipped:
         notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
                      + (" ..." if len(skipped) > 5 else ""))
@@ -87,6 +111,6 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
         photos = Photos.of([convert_channels(p.unsqueeze(0), channels or 3)[0] for p in pictures])
         images = photos.centre_crops()
     else:
-        images = convert_channels(torch.stack(pictures), channels or 3)
+        images = convert_channels(stack, channels or 3)
     label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
     return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes, photos=photos)

@@ -85,18 +85,19 @@ def encode_captions(raw: RawData, console: Console, schedule: text.MatchingSched
     return Captioned(tensors(tokens), tensors(held_tokens) if held_tokens is not None else {}, meta, encoder, record)
 
 
-def embedded_by(prepared: PreparedData, encoder: text.TextEncoder) -> tuple[PreparedData, bool]:
+def embedded_by(prepared: PreparedData, encoder: text.TextEncoder | text.InstalledEncoder,
+                ) -> tuple[PreparedData, bool]:
     """The data's captions as ``encoder`` embeds them, and whether that meant re-embedding:
     as stored when it is the encoder they were embedded with at prep; else each caption
     again from its words (a run resumed, started from, or evaluated on data prepared again,
-    or on other captioned data: a model reads only its own encoder's embeddings)."""
+    or on other captioned data, or an installed encoder chosen with ``--text-encoder``: a
+    model reads only its own encoder's embeddings)."""
     if prepared.tokens is None or Condition.TEXT.value not in prepared.conditions:
         return prepared, False
     if prepared.meta["text"]["encoder"].get("fingerprint") == encoder.fingerprint():
         return prepared, False
     words = [*text.SPECIALS, *prepared.meta["text"]["vocabulary"]]
-    ids = text.translate_tokens(prepared.tokens, words, encoder.vocabulary)
-    embedded = encoder.encode_tokens(ids).to(torch.float16)
+    embedded = encoder.embed_tokens(prepared.tokens, words).to(torch.float16)
     return dataclasses.replace(prepared, conditions={**prepared.conditions, Condition.TEXT.value: embedded}), True
 
 

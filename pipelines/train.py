@@ -57,6 +57,8 @@ class TrainOptions:
     subset: str | None = None
     direction: str | None = None
     noise: str | None = None
+    text_encoder: Path | None = None
+    """A sentence-transformers model's folder, for text-conditional models (None: zoo's own encoder)."""
     precision: str | None = None
     """fp32, bf16 or fp16; None: fp32, or what a resumed run used."""
     clip_grad: float | None = None
@@ -92,12 +94,15 @@ class Plan:
     resume_from: Path | None = None
     resume_train: dict[str, Any] = field(default_factory=dict)
     init_from: Path | None = None
+    text_encoder: str | None = None
+    """--text-encoder: an installed sentence-transformers model's folder (None: zoo's own)."""
 
     @property
     def data_record(self) -> dict[str, Any]:
         """How the data was asked for, as the checkpoint keeps it for --resume."""
-        return {"source": self.data, "size": self.size, "channels": self.channels, "classes": self.classes,
-                "subset": self.subset, "data_dir": self.data_dir, "direction": self.direction}
+        record = {"source": self.data, "size": self.size, "channels": self.channels, "classes": self.classes,
+                  "subset": self.subset, "data_dir": self.data_dir, "direction": self.direction}
+        return record | ({"text_encoder": self.text_encoder} if self.text_encoder is not None else {})
 
 
 def plan(opts: TrainOptions) -> Plan:
@@ -119,6 +124,7 @@ def plan(opts: TrainOptions) -> Plan:
     cls = registry.get(opts.model)
     init_from = _init_from(opts, cls)
     data_dir = str(opts.data_dir.expanduser().resolve()) if opts.data_dir is not None else None
+    text_encoder = _text_encoder_option(opts, cls)
     if opts.resume is None:
         if opts.data is None:
             raise UsageError(f"--data is required: which data set should {opts.model} learn? "
@@ -138,7 +144,7 @@ def plan(opts: TrainOptions) -> Plan:
         direction = check_direction(opts.data, opts.direction)  # one spelling: AtoB or BtoA
         return Plan(cls, config, opts.data, size, opts.channels,
                     0 if opts.seed is None else opts.seed, opts.classes, opts.subset, data_dir,
-                    direction, opts.minutes, engine, init_from=init_from)
+                    direction, opts.minutes, engine, init_from=init_from, text_encoder=text_encoder)
 
     # Resuming: everything comes from the checkpoint; a flag that disagrees is refused.
     if init_from is not None:
@@ -169,6 +175,7 @@ def plan(opts: TrainOptions) -> Plan:
              "--classes": (opts.classes, data.get("classes")), "--subset": (opts.subset, data.get("subset")),
              "--channels": (opts.channels, data.get("channels")), "--data-dir": (data_dir, data.get("data_dir")),
              "--direction": (direction, data.get("direction")),
+             "--text-encoder": (text_encoder, data.get("text_encoder")),
              "--precision": (opts.precision, saved.get("precision", "fp32")),
              "--clip-grad": (opts.clip_grad, saved.get("clip_grad", 0.0))}
     size = _size_text(parse_size(opts.size))
@@ -190,7 +197,20 @@ def plan(opts: TrainOptions) -> Plan:
     engine = _engine_options(opts, saved.get("precision", "fp32"), saved.get("clip_grad", 0.0))
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
                 data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
-                minutes, engine, resume_from=path, resume_train=saved)
+                minutes, engine, resume_from=path, resume_train=saved, text_encoder=data.get("text_encoder"))
+
+
+def _text_encoder_option(opts: TrainOptions, cls: type[Model]) -> str | None:
+    """--text-encoder's folder, resolved; refused for a model that reads no text."""
+    if opts.text_encoder is None:
+        return None
+    if not cls.has(zoo.Capability.TEXT_CONDITIONAL):
+        raise UsageError(f"--text-encoder is for models that draw from text (like stackgan); {cls.name} reads none")
+    folder = opts.text_encoder.expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"--text-encoder {opts.text_encoder} is not a folder; give the folder of a "
+                         "sentence-transformers model you have (one that model.save(FOLDER) wrote)")
+    return str(folder.resolve())
 
 
 def _engine_options(opts: TrainOptions, precision: str, clip_grad: float) -> EngineOptions:
@@ -240,6 +260,8 @@ class TrainingData:
     spec: zoo.DataSpec
     """What the model is built for: the prepared data's, or the derived pairs'."""
     derivation: Derivation | None = None
+    text_encoder: tuple[Any, str] | None = None
+    """A text-conditional model's frozen encoder, and where it came from (see :func:`_text_encoder`)."""
 
     def batches(self, batch_size: int, seed: int, device: torch.device,
                 share: tuple[int, int] = (0, 1)) -> TensorBatches:
@@ -273,6 +295,9 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
     prepared = prepare(p.data, size=p.size, channels=p.channels,
                        data_dir=Path(p.data_dir) if p.data_dir else None, classes=p.classes,
                        subset=p.subset, direction=p.direction, console=console)
+    text_encoder = None
+    if p.cls.has(zoo.Capability.TEXT_CONDITIONAL) and prepared.tokens is not None:
+        text_encoder, prepared = _text_encoder(p, prepared, console)
     spec = prepared.spec
     for condition in p.cls.needs():
         if not spec.has(condition):
@@ -296,7 +321,7 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
     elif derivation is not None:
         spec = derivation.spec(spec)
     p.cls.check_data(p.config, spec)
-    return p, TrainingData(prepared, spec, derivation)
+    return p, TrainingData(prepared, spec, derivation, text_encoder)
 
 
 def _check_resolution_pairs(model: str, derivation: Derivation, prepared: PreparedData, data: str) -> None:
@@ -379,8 +404,9 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     model = p.cls(p.config, data.spec).to(device)
     model.engine = engine
     model.train()
-    if model.has(zoo.Capability.TEXT_CONDITIONAL):
-        _attach_text_encoder(model, data, p, device, console)
+    if data.text_encoder is not None:
+        encoder, source = data.text_encoder
+        model.attach_text_encoder(encoder.to(device), source)
     batches = data.batches(p.config.batch_size, p.seed, device, (cluster.rank, cluster.world))
     state = {"step": 0, "images": 0, "seconds": 0.0}
     if p.init_from is not None:
@@ -435,28 +461,36 @@ def _own_stream(seed: int, cluster: distributed.Cluster, step: int) -> None:
         torch.manual_seed(distributed.rank_seed(seed, cluster.rank, step))
 
 
-def _attach_text_encoder(model: Model, data: TrainingData, p: Plan, device: torch.device,
-                         console: Console) -> None:
-    """Give a text-conditional model its frozen text encoder: the data's, or, continuing a run
-    (``--resume``) or starting from one (``--init-from``) that holds its own, that run's, with
-    the data's captions embedded again by it when the two differ (the data was prepared
-    again, or is other captioned data): its networks read only their encoder's embeddings."""
-    from zoo.text import TextEncoder
+def _text_encoder(p: Plan, prepared: PreparedData, console: Console) -> tuple[tuple[Any, str], PreparedData]:
+    """A text-conditional model's frozen text encoder, and the data's captions as it embeds
+    them: continuing a run (``--resume``) or starting from one (``--init-from``), that run's
+    (zoo's own, held by value, or an installed one by reference); else the installed model
+    ``--text-encoder`` names; else the one the data was prepared with. Its networks read only
+    their encoder's embeddings, so the captions are embedded again when it is not the data's
+    (the data was prepared again, is other captioned data, or the encoder is installed);
+    before the model is built, as the embeddings' length is the model's ``spec.text_dim``."""
+    from zoo import text
 
     from .captioned import embedded_by
 
-    encoder, source = data.prepared.text_encoder()
+    encoder, source = prepared.text_encoder()
     earlier = p.resume_from or p.init_from
-    if earlier is not None:
-        saved = ckpt_io.load(earlier).state.get("text_encoder")
-        if saved is not None:
-            encoder = TextEncoder.from_state(saved)
-            source = f"{earlier} (fingerprint {encoder.fingerprint()})"
-            data.prepared, again = embedded_by(data.prepared, encoder)
-            if again:
-                console.print(f"[cyan]note:[/] {earlier} embeds text with its own encoder, not the one {p.data} was "
-                              f"prepared with; its {len(data.prepared):,} images' captions were embedded again by it")
-    model.attach_text_encoder(encoder.to(device), source)
+    saved = ckpt_io.load(earlier).state.get("text_encoder") if earlier is not None else None
+    if saved is not None:
+        encoder = text.encoder_from_state(saved)
+        if p.text_encoder is not None and p.init_from is not None and saved.get("folder") != p.text_encoder:
+            raise UsageError(f"--init-from {earlier} reads text with its own encoder, not --text-encoder "
+                             f"{p.text_encoder}: its networks know only that one's embeddings; drop one of them")
+        source = f"{earlier} (fingerprint {encoder.fingerprint()})"
+    elif p.text_encoder is not None:
+        encoder = text.InstalledEncoder.load(Path(p.text_encoder))
+        source = f"{p.text_encoder} (sentence-transformers, fingerprint {encoder.fingerprint()})"
+    prepared, again = embedded_by(prepared, encoder)
+    if again:
+        whose = f"{earlier}'s own encoder" if saved is not None else f"the model in {p.text_encoder}"
+        console.print(f"[cyan]note:[/] the {len(prepared):,} images' captions of {p.data} were embedded by {whose} "
+                      "(not the encoder they were prepared with)")
+    return (encoder, source), prepared
 
 
 def _warm_start(model: Model, path: Path, console: Console) -> None:

@@ -508,3 +508,14 @@ def test_a_wandb_server_that_accepts_then_hangs_never_stops_training(mnist, monk
             connection.close()
     assert result.exit_code == 0, result.output
     assert ckpt_io.load(Path("run") / ckpt_io.FILENAME).train["step"] == 3
+
+
+def test_pixel_statistics_in_chunks_equal_them_at_once(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "STATISTICS_CHUNK", 7)
+    images = torch.randint(0, 256, (30, 3, 5, 4), dtype=torch.uint8)
+    stats, histograms = figures.pixel_statistics(images)
+    pixels = images.float()
+    assert torch.allclose(stats["mean"], pixels.mean(0)) and torch.allclose(stats["std"], pixels.std(0), atol=1e-4)
+    assert torch.equal(stats["min"], pixels.amin(0)) and torch.equal(stats["max"], pixels.amax(0))
+    assert torch.equal(histograms[2], torch.bincount(images[:, 2].reshape(-1).long(), minlength=256))
+    assert figures.pixel_statistics(images[:1])[0]["std"].abs().max() == 0  # one image: no spread

@@ -417,6 +417,59 @@ def test_captions_are_embedded_again_by_another_encoder(captioned: Path) -> None
     assert torch.allclose(changed.conditions["text"][0, 0].float(), expected, atol=2e-3)
 
 
+@pytest.fixture
+def installed(monkeypatch, tmp_path: Path) -> Path:
+    """A sentence-transformers model the user has (the package faked: see fake_sentence_transformers)."""
+    import sys
+
+    from . import fake_sentence_transformers as fake
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
+    fake.LOADED.clear()
+    return fake.make_model(tmp_path / "my-encoder", dim=24)
+
+
+def test_an_installed_sentence_encoder_reads_the_text_instead(installed: Path, captioned: Path) -> None:
+    from . import fake_sentence_transformers as fake
+
+    result = run_cli("train", "stackgan", "--data", f"captions:{captioned}", "--steps", "3", *TINY_STACKGAN,
+                     "--text-encoder", str(installed), "--out", "st", "--no-wandb")
+    assert result.exit_code == 0, result.output
+    assert "embedded by the model in" in " ".join(result.output.split())
+    assert fake.LOADED and all(load["local_files_only"] and load["offline"] == "1" for load in fake.LOADED)
+    state = ckpt_io.load(Path("st") / ckpt_io.FILENAME).state
+    assert state["text_encoder"]["installed"] == "sentence-transformers"  # by reference, not its weights
+    assert state["text_encoder"]["folder"] == str(installed.resolve()) and "weights" not in state["text_encoder"]
+    assert json.loads((Path("st") / "run.json").read_text())["config"]["text_dim"] == 8
+    sampled = run_cli("sample", "st", "--text", "a dark circle", "--text", "a word it never saw", "-n", "2",
+                      "--out", "drawn")
+    assert sampled.exit_code == 0, sampled.output  # any words read: its tokenizer splits what it does not know
+    assert len(list(Path("drawn").glob("text1-*.png"))) == 2
+    resumed = run_cli("train", "stackgan", "--resume", "st", "--steps", "4", "--no-wandb")
+    assert resumed.exit_code == 0, resumed.output
+    (installed / "config.json").write_text(json.dumps({"dim": 24, "changed": True}))
+    changed = run_cli("sample", "st", "--text", "a dark circle", "--out", "changed")
+    assert changed.exit_code != 0 and "has changed since this model was trained" in changed.output
+    installed.rename(installed.with_name("moved"))
+    moved = run_cli("sample", "st", "--text", "a dark circle", "--out", "moved")
+    assert moved.exit_code != 0 and "which is not there any more" in moved.output
+    assert "Traceback" not in changed.output + moved.output
+
+
+def test_an_installed_encoder_is_refused_clearly(installed: Path, captioned: Path, monkeypatch, mnist) -> None:
+    import sys
+
+    base = ["train", "stackgan", "--data", f"captions:{captioned}", "--steps", "1", *TINY_STACKGAN, "--no-wandb"]
+    missing = run_cli(*base, "--text-encoder", str(installed.with_name("nowhere")), "--out", "a")
+    assert missing.exit_code != 0 and "is not a folder" in missing.output
+    other = run_cli("train", "dcgan", "--data", "mnist", "--text-encoder", str(installed), "--out", "b")
+    assert other.exit_code != 0 and "dcgan reads none" in other.output
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # the package not installed
+    absent = run_cli(*base, "--text-encoder", str(installed), "--out", "c")
+    assert absent.exit_code != 0 and "pip install sentence-transformers" in absent.output
+    assert not any(Path(name).exists() for name in "abc")
+
+
 def test_each_pass_picks_the_same_captions_in_every_process() -> None:
     from zoo.data import TensorBatches
 

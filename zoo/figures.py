@@ -316,17 +316,43 @@ def eval_curve(evals: Sequence[dict], keys: Sequence[str], best: dict[str, Any])
     return buffer.getvalue()
 
 
+STATISTICS_CHUNK = 4096
+"""Images at a time in :func:`pixel_statistics`."""
+
+
+def pixel_statistics(images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-pixel mean, standard deviation (N - 1; 0 for one image), min and max (each C x H x W)
+    of uint8 ``images``, and each channel's histogram of values (C x 256), in chunks: memory
+    beyond the data is a chunk's, whatever the data set's size (its float copy would be 4x)."""
+    n, channels = images.shape[0], images.shape[1]
+    total = torch.zeros(images.shape[1:], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    low = torch.full(images.shape[1:], 255, dtype=torch.uint8)
+    high = torch.zeros(images.shape[1:], dtype=torch.uint8)
+    histograms = torch.zeros(channels, 256, dtype=torch.int64)
+    for start in range(0, n, STATISTICS_CHUNK):
+        part = images[start:start + STATISTICS_CHUNK]
+        values = part.double()
+        total += values.sum(0)
+        squares += values.square().sum(0)
+        low, high = torch.minimum(low, part.amin(0)), torch.maximum(high, part.amax(0))
+        for c in range(channels):
+            histograms[c] += torch.bincount(part[:, c].reshape(-1).long(), minlength=256)
+    mean = total / max(n, 1)
+    spread = ((squares - n * mean.square()) / (n - 1)).clamp(min=0).sqrt() if n > 1 else torch.zeros_like(mean)
+    stats = {"mean": mean.float(), "std": spread.float(), "min": low.float(), "max": high.float()}
+    return stats, histograms
+
+
 def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names: Sequence[str],
                  folder: Path, title: str) -> list[Path]:
     """Seed 003's data exploration: statistic images, histograms, class counts, samples."""
     folder.mkdir(parents=True, exist_ok=True)
     plt = _pyplot()
     written = []
-    pixels = images.float()
+    stats, histograms = pixel_statistics(images)
 
     # The mean, std, min and max over the data set, pixel by pixel, shown as images.
-    std = pixels.std(0) if len(pixels) > 1 else torch.zeros_like(pixels[0])  # one image: no spread
-    stats = {"mean": pixels.mean(0), "std": std, "min": pixels.amin(0), "max": pixels.amax(0)}
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for ax, (name, image) in zip(axes, stats.items(), strict=True):
         shown = image / 255.0 if name != "std" else image / max(float(image.max()), 1e-6)
@@ -343,8 +369,7 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
     names = ["gray"] if images.shape[1] == 1 else ["red", "green", "blue"][: images.shape[1]]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for c, name in enumerate(names):
-        counts = torch.bincount(images[:, c].reshape(-1).long(), minlength=256).numpy()
-        ax.plot(range(256), counts, color=name if name != "gray" else "black", label=name)
+        ax.plot(range(256), histograms[c].numpy(), color=name if name != "gray" else "black", label=name)
     ax.set_yscale("log")
     ax.set_xlabel("pixel value")
     ax.set_ylabel("count (log)")

@@ -236,9 +236,9 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
     if "text_encoder" in checkpoint.state:
-        from zoo.text import TextEncoder
+        from zoo.text import encoder_from_state
 
-        encoder = TextEncoder.from_state(checkpoint.state["text_encoder"])
+        encoder = encoder_from_state(checkpoint.state["text_encoder"])
         model.attach_text_encoder(encoder, f"{path} (fingerprint {encoder.fingerprint()})")
     elif model.has(Capability.TEXT_CONDITIONAL):
         raise ZooError(f"{path} holds no text encoder, which {cls.name} needs to read a --text; it was not "

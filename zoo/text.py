@@ -163,6 +163,11 @@ class TextEncoder(nn.Module):
             torch.empty(0, self.dim)
         return out.view(*tokens.shape[:-1], self.dim)
 
+    def embed_tokens(self, tokens: Tensor, words: Sequence[str]) -> Tensor:
+        """Embeddings of token ids over ``words`` (a prepared data set's vocabulary, specials
+        first), which may be another encoder's: the data's captions as this encoder reads them."""
+        return self.encode_tokens(translate_tokens(tokens, words, self.vocabulary))
+
     # -- by value: in the prepared folder and in every checkpoint --------------------------
 
     def to_state(self) -> dict[str, Any]:
@@ -220,6 +225,135 @@ def load_encoder(path: Path) -> tuple[TextEncoder, dict[str, Any]]:
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ZooError(f"{path} is not a text encoder zoo wrote ({str(exc).splitlines()[0][:120]}); {fix}") from None
     return encoder, dict(header.get("record", {}))
+
+
+def encoder_from_state(state: Mapping[str, Any]) -> TextEncoder | InstalledEncoder:
+    """The text encoder a checkpoint records: zoo's own by value, an installed one by reference."""
+    if "installed" in state:
+        return InstalledEncoder.from_state(state)
+    return TextEncoder.from_state(state)
+
+
+# -- a sentence-embedding model the user already has --------------------------------------------
+
+class InstalledEncoder(nn.Module):
+    """A sentence-transformers model the user already has in a folder (one that
+    ``SentenceTransformer.save(FOLDER)`` wrote, or a downloaded snapshot), used instead of
+    zoo's own encoder by ``zoo train ... --text-encoder FOLDER``. It is read from that folder
+    only, with the Hugging Face hub off: zoo never downloads one. Checkpoints hold it by
+    reference (its folder and a fingerprint of its files), not by value: it may be hundreds of
+    megabytes, and its weights are its authors'. Any word reads (its tokenizer splits words it
+    does not know), so a prompt is refused only when it has no words."""
+
+    KIND = "sentence-transformers"
+
+    model: Any
+    """The SentenceTransformer (an nn.Module, so it moves with the model it is attached to)."""
+
+    def __init__(self, model: Any, folder: Path, fingerprint: str) -> None:
+        super().__init__()
+        self.model = model
+        self.folder = folder
+        self._fingerprint = fingerprint
+        measure = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self._dim = int(measure() or self._encode(["a"]).shape[1])
+
+    @classmethod
+    def load(cls, folder: Path, what: str = "--text-encoder") -> InstalledEncoder:
+        import os
+
+        folder = folder.expanduser()
+        if not folder.is_dir():
+            raise UsageError(f"{what} {folder} is not a folder; give the folder of a sentence-transformers model "
+                             "you have (one that model.save(FOLDER) wrote): zoo never downloads one")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise UsageError(f"{what} needs the sentence-transformers package: pip install sentence-transformers "
+                             "(or leave it out to use zoo's own text encoder)") from None
+        fingerprint = folder_fingerprint(folder)
+        saved = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        try:
+            os.environ.update({key: "1" for key in saved})  # the folder only: no hub, whatever it names
+            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 (a stranger's folder fails in many ways: each is one line)
+            raise ZooError(f"{folder} could not be read as a sentence-transformers model "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return cls(model, folder.resolve(), fingerprint)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _encode(self, texts: Sequence[str]) -> Tensor:
+        device = next(iter(self.model.parameters()), torch.empty(0)).device
+        out = self.model.encode(list(texts), batch_size=256, convert_to_tensor=True, normalize_embeddings=True,
+                                show_progress_bar=False, device=str(device))
+        return torch.as_tensor(out).float().reshape(len(texts), -1)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], what: str = "--text") -> Tensor:
+        """Embeddings (N x dim) of prompts; one without words is refused."""
+        for text in texts:
+            if not words(text):
+                raise UsageError(f"{what} {text!r} has no words to read; write a sentence, like \"a dark sneaker\"")
+        return self._encode(texts)
+
+    @torch.no_grad()
+    def embed_tokens(self, tokens: Tensor, words: Sequence[str], chunk: int = 4096) -> Tensor:
+        """Embeddings of a prepared data set's captions (token ids over its ``words``), each
+        caption given to the model as its words."""
+        flat = tokens.reshape(-1, tokens.shape[-1]).long()
+        sentences = [" ".join(words[i] for i in row if i != PAD) for row in flat.tolist()]
+        unique = sorted(set(sentences))  # a data set says the same caption many times
+        where = {sentence: k for k, sentence in enumerate(unique)}
+        table = torch.cat([self._encode(unique[k:k + chunk]).cpu() for k in range(0, len(unique), chunk)]) \
+            if unique else torch.empty(0, self.dim)
+        picked = table[torch.tensor([where[sentence] for sentence in sentences], dtype=torch.int64)] \
+            if sentences else torch.empty(0, self.dim)
+        return picked.view(*tokens.shape[:-1], self.dim)
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def to_state(self) -> dict[str, Any]:
+        """By reference: the folder, and its files' fingerprint."""
+        return {"installed": self.KIND, "folder": str(self.folder), "fingerprint": self._fingerprint}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> InstalledEncoder:
+        try:
+            kind, folder, fingerprint = str(state["installed"]), Path(str(state["folder"])), str(state["fingerprint"])
+        except KeyError as exc:
+            raise ZooError(f"the text encoder recorded here is not one zoo wrote (no {exc})") from None
+        if kind != cls.KIND:
+            raise ZooError(f"this model reads text with a {kind} model, which this zoo cannot load")
+        if not folder.is_dir():
+            raise ZooError(f"this model reads text with the sentence-transformers model in {folder}, which is not "
+                           "there any more; put that folder back (its embeddings are the only ones it can read)")
+        encoder = cls.load(folder, "its text encoder")
+        if encoder.fingerprint() != fingerprint:
+            raise ZooError(f"the sentence-transformers model in {folder} has changed since this model was trained "
+                           f"(fingerprint {encoder.fingerprint()}, trained with {fingerprint}); put the files it "
+                           "trained with back, or train again")
+        return encoder.requires_grad_(False).eval()
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A short hash of every file under ``folder`` (names and bytes): an installed model's identity."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 # -- training: image-text matching ---------------------------------------------------------------

@@ -395,7 +395,7 @@ def test_a_run_keeps_its_own_encoder_when_the_data_was_prepared_again(stage1: Pa
                   "--init-from", str(stage1), "--out", "stage2"]):
         result = run_cli("train", "stackgan", *args, "--no-wandb")
         assert result.exit_code == 0, result.output
-        assert "embedded again by it" in " ".join(result.output.split())
+        assert "own encoder (not the encoder they were prepared with)" in " ".join(result.output.split())
     for run in (stage1, Path("stage2")):
         kept = ckpt_io.load(run / ckpt_io.FILENAME).state["text_encoder"]
         assert text.TextEncoder.from_state(kept).fingerprint() == theirs

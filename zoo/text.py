@@ -266,19 +266,22 @@ class InstalledEncoder(nn.Module):
         if not folder.is_dir():
             raise UsageError(f"{what} {folder} is not a folder; give the folder of a sentence-transformers model "
                              "you have (one that model.save(FOLDER) wrote): zoo never downloads one")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise UsageError(f"{what} needs the sentence-transformers package: pip install sentence-transformers "
-                             "(or leave it out to use zoo's own text encoder)") from None
         fingerprint = folder_fingerprint(folder)
-        saved = {key: os.environ.get(key) for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        quiet = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",  # the folder only: no hub, whatever it names
+                 "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}  # read at import
+        saved = {key: os.environ.get(key) for key in quiet}
+        os.environ.update(quiet)
         try:
-            os.environ.update({key: "1" for key in saved})  # the folder only: no hub, whatever it names
-            model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 (a stranger's folder fails in many ways: each is one line)
-            raise ZooError(f"{folder} could not be read as a sentence-transformers model "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise UsageError(f"{what} needs the sentence-transformers package: pip install "
+                                 "sentence-transformers (or leave it out to use zoo's own text encoder)") from None
+            try:
+                model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+            except Exception as exc:  # noqa: BLE001 (a stranger's folder fails in many ways: each is one line)
+                raise ZooError(f"{folder} could not be read as a sentence-transformers model ({type(exc).__name__}"
+                               f"{': ' + str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
         finally:
             for key, value in saved.items():
                 if value is None:

@@ -1,6 +1,6 @@
 """The heavy fault loops of issue 18, run by hand (the single faults are tests/test_faults.py).
 
-``python benchmarks/faults.py kill-train [--kills 100]``: one DCGAN run on MNIST, killed with
+``python benchmarks/faults.py kill-train [--kills 100] [--steps 2000 --window-factor 1.15]``: one DCGAN run on MNIST, killed with
 SIGKILL at random moments (while it starts, trains, draws previews, writes checkpoints) and
 resumed each time, until it finishes; after every kill the run folder must be whole (run.json
 and each metrics line readable, the checkpoint loads, no half-written file where a good one
@@ -94,7 +94,7 @@ def check_run(run: Path) -> dict:
     return {"problems": problems, "partial_files": partial, "step": step}
 
 
-def kill_train(kills: int, steps: int, seed: int) -> dict:
+def kill_train(kills: int, steps: int, seed: int, window_factor: float = 2.0) -> dict:
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="zoo-kill-"))
     command = ["train", "dcgan", "--data", "mnist", *TINY, "--steps", str(steps), "--no-wandb"]
@@ -106,7 +106,9 @@ def kill_train(kills: int, steps: int, seed: int) -> dict:
     started = time.perf_counter()
     first = zoo(*command[:-3], "--steps", "10", "--no-wandb", "--out", str(work / "start"))
     first.communicate()
-    window = 2 * (time.perf_counter() - started)  # twice a 10-step run's whole life: start-up is most of it
+    # a 10-step run's whole life, times the factor: start-up is most of it, so a factor near 1 kills
+    # in start-up, resume or the first few dozen steps, many kills before the run can finish
+    window = window_factor * (time.perf_counter() - started)
     run = work / "killed"
     args = [*command, "--checkpoint-every", "10", "--out", str(run)]
     records, done, attempts = [], False, 0
@@ -267,12 +269,14 @@ def main() -> None:
     parser.add_argument("loop", choices=["kill-train", "kill-prep", "kill-eval", "many-files"])
     parser.add_argument("--kills", type=int, default=None)
     parser.add_argument("--steps", type=int, default=600, help="kill-train: the run's length")
+    parser.add_argument("--window-factor", type=float, default=2.0,
+                        help="kill-train: kill within this many times a 10-step run's life (1.15 for 100+ kills)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--files", type=int, default=200_000, help="many-files: how many")
     parser.add_argument("--size", type=int, default=16, help="many-files: prep's --size")
     args = parser.parse_args()
     if args.loop == "kill-train":
-        result = kill_train(args.kills or 100, args.steps, args.seed)
+        result = kill_train(args.kills or 100, args.steps, args.seed, args.window_factor)
     elif args.loop == "kill-prep":
         result = kill_prep(args.kills or 30, args.seed)
     elif args.loop == "kill-eval":

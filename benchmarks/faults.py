@@ -1,11 +1,11 @@
 """The heavy fault loops of issue 18, run by hand (the single faults are tests/test_faults.py).
 
-``python benchmarks/faults.py kill-train [--kills 100] [--steps 2000 --window-factor 1.15]``: one DCGAN run on MNIST, killed with
-SIGKILL at random moments (while it starts, trains, draws previews, writes checkpoints) and
-resumed each time, until it finishes; after every kill the run folder must be whole (run.json
-and each metrics line readable, the checkpoint loads, no half-written file where a good one
-should be). The final weights are compared bit for bit with an uninterrupted run of the same
-command (deterministic on the CPU).
+``python benchmarks/faults.py kill-train [--kills 100] [--steps 2000 --window-factor 1.15]``:
+one DCGAN run on MNIST, killed with SIGKILL at random moments (while it starts, trains, draws
+previews, writes checkpoints) and resumed each time, until it finishes; after every kill the run
+folder must be whole (run.json and each metrics line readable, the checkpoint loads, no half-
+written file where a good one should be). The final weights are compared bit for bit with an
+uninterrupted run of the same command (deterministic on the CPU).
 
 ``python benchmarks/faults.py kill-prep [--kills 30]``: ``zoo prep`` of a folder of images,
 killed at random moments and rerun; the cache is always either absent or whole, and the last

@@ -481,7 +481,7 @@ class Loop:
         state = {"model": model.state_dict(),
                  "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()},
                  "extra": model.extra_state(), "engine": model.engine.state(), "rng": rng_state(self.device)}
-        if model.text_encoder is not None:  # by value: sampling from --text needs it, and it is small
+        if model.text_encoder is not None:  # --text needs it: zoo's by value, an installed one by reference
             state["text_encoder"] = model.text_encoder.to_state()
         ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_io.to_dict(p.config),
                                               self.data.spec.to_dict(), train_state, state))

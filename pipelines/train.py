@@ -25,6 +25,7 @@ from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
 from zoo.model import SMALL_DATA, Capability, DataSpec, Derivation, Model
 from zoo.sources.pairs import check_direction, folder_of, pairing_of
+from zoo.text import InstalledEncoder
 
 from .loop import Interrupted, Loop, set_rng_state
 from .prep import FULL, parse_size, prepare
@@ -298,6 +299,8 @@ def load_data(p: Plan, opts: TrainOptions, console: Console) -> tuple[Plan, Trai
     text_encoder = None
     if p.cls.has(zoo.Capability.TEXT_CONDITIONAL) and prepared.tokens is not None:
         text_encoder, prepared = _text_encoder(p, prepared, console)
+        if isinstance(text_encoder[0], InstalledEncoder):  # kept by the run (an --init-from's too) for --resume
+            p = replace(p, text_encoder=str(text_encoder[0].folder))
     spec = prepared.spec
     for condition in p.cls.needs():
         if not spec.has(condition):
@@ -477,10 +480,10 @@ def _text_encoder(p: Plan, prepared: PreparedData, console: Console) -> tuple[tu
     earlier = p.resume_from or p.init_from
     saved = ckpt_io.load(earlier).state.get("text_encoder") if earlier is not None else None
     if saved is not None:
-        encoder = text.encoder_from_state(saved)
         if p.text_encoder is not None and p.init_from is not None and saved.get("folder") != p.text_encoder:
             raise UsageError(f"--init-from {earlier} reads text with its own encoder, not --text-encoder "
                              f"{p.text_encoder}: its networks know only that one's embeddings; drop one of them")
+        encoder = text.encoder_from_state(saved)
         source = f"{earlier} (fingerprint {encoder.fingerprint()})"
     elif p.text_encoder is not None:
         encoder = text.InstalledEncoder.load(Path(p.text_encoder))

@@ -17,6 +17,8 @@ from torch import nn
 
 LOADED: list[dict] = []
 """Each load: the folder, local_files_only, and HF_HUB_OFFLINE as the loader saw them."""
+ENCODED: list[str] = []
+"""Every sentence the model was given."""
 
 
 def make_model(folder: Path, dim: int = 24) -> Path:
@@ -39,6 +41,7 @@ class SentenceTransformer(nn.Module):
     def encode(self, sentences: list[str], batch_size: int = 32, convert_to_tensor: bool = False,
                normalize_embeddings: bool = False, show_progress_bar: bool | None = None,
                device: str | None = None) -> torch.Tensor:
+        ENCODED.extend(sentences)
         out = torch.zeros(len(sentences), self.dim)
         for row, sentence in enumerate(sentences):
             for word in sentence.lower().split():

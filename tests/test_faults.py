@@ -429,7 +429,8 @@ def test_hidden_folders_are_left_out_and_said(tmp_path) -> None:
     prepared = prepare(f"folder:{root}", size=8)
     assert prepared.meta["class_names"] == ["cats", "dogs"] and len(prepared) == 4
     notes = " ".join(prepared.meta["notes"])
-    assert "left out 2 hidden file(s) or folder(s)" in notes and "e.g. .ipynb_checkpoints)" in notes
+    assert "left out 2 hidden file(s) or folder(s)" in notes and "reads no hidden files" in notes
+    assert "e.g. .ipynb_checkpoints)" in notes
 
 
 def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypatch) -> None:
@@ -459,7 +460,7 @@ def test_a_folder_is_read_into_one_tensor_of_its_own_size(tmp_path, monkeypatch)
     assert stack.untyped_storage().nbytes() == 11 * 3 * 6 * 4  # allocated once, for the files given; no copy
     pictures, _, _, _ = images.read_images(files_, 6, 4)
     assert torch.equal(stack, torch.stack(pictures))
-    monkeypatch.setattr(data, "CONVERT_CHUNK", 3)  # gray in chunks equals gray at once
+    monkeypatch.setattr(data, "CONVERT_CHUNK", 3 * 3 * 6 * 4)  # gray in chunks (of 3 images) equals gray at once
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     expected = (stack.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
     assert torch.equal(data.convert_channels(stack, 1), expected)
@@ -511,7 +512,7 @@ def test_a_wandb_server_that_accepts_then_hangs_never_stops_training(mnist, monk
 
 
 def test_pixel_statistics_in_chunks_equal_them_at_once(monkeypatch) -> None:
-    monkeypatch.setattr(figures, "STATISTICS_CHUNK", 7)
+    monkeypatch.setattr(figures, "STATISTICS_CHUNK", 7 * 3 * 5 * 4)  # 7 images at a time
     images = torch.randint(0, 256, (30, 3, 5, 4), dtype=torch.uint8)
     stats, histograms = figures.pixel_statistics(images)
     pixels = images.float()

@@ -426,7 +426,25 @@ def installed(monkeypatch, tmp_path: Path) -> Path:
 
     monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
     fake.LOADED.clear()
+    fake.ENCODED.clear()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return fake.make_model(tmp_path / "my-encoder", dim=24)
+
+
+def test_an_installed_encoder_reads_words_never_padding_or_unknown_ones(installed: Path) -> None:
+    import os
+
+    from . import fake_sentence_transformers as fake
+
+    encoder = text.InstalledEncoder.load(installed)
+    assert "HF_HUB_OFFLINE" not in os.environ  # set while loading only
+    words = [*text.SPECIALS, "dark", "circle"]
+    embedded = encoder.embed_tokens(torch.tensor([[[2, 1, 3, 0], [3, 0, 0, 0]]]), words)
+    assert embedded.shape == (1, 2, 24) and sorted(fake.ENCODED) == ["circle", "dark circle"]
+    assert torch.allclose(embedded[0, 0], encoder.encode(["Dark, CIRCLE!"])[0])  # prompts read as captions are
+    (installed / ".git").mkdir()
+    (installed / ".git" / "index").write_bytes(b"changes with every git status")
+    assert text.InstalledEncoder.load(installed).fingerprint() == encoder.fingerprint()
 
 
 def test_an_installed_sentence_encoder_reads_the_text_instead(installed: Path, captioned: Path) -> None:
@@ -447,6 +465,16 @@ def test_an_installed_sentence_encoder_reads_the_text_instead(installed: Path, c
     assert len(list(Path("drawn").glob("text1-*.png"))) == 2
     resumed = run_cli("train", "stackgan", "--resume", "st", "--steps", "4", "--no-wandb")
     assert resumed.exit_code == 0, resumed.output
+    other = fake.make_model(installed.with_name("another"), dim=16)
+    refused = run_cli("train", "stackgan", "--resume", "st", "--steps", "5", "--text-encoder", str(other), "--no-wandb")
+    assert refused.exit_code != 0 and "that run trained with --text-encoder" in refused.output
+    warm = ["train", "stackgan", "--data", f"captions:{captioned}", "--steps", "2", *TINY_STACKGAN, "--set", "stage=2",
+            "--init-from", "st", "--no-wandb"]
+    mixed = run_cli(*warm, "--text-encoder", str(other), "--out", "mixed")
+    assert mixed.exit_code != 0 and "reads text with its own encoder" in mixed.output
+    assert run_cli(*warm, "--out", "st2").exit_code == 0  # its encoder, kept by the new run for a --resume
+    kept = ckpt_io.read_meta(Path("st2") / ckpt_io.FILENAME)["train"]["data"]["text_encoder"]
+    assert kept == str(installed.resolve())
     (installed / "config.json").write_text(json.dumps({"dim": 24, "changed": True}))
     changed = run_cli("sample", "st", "--text", "a dark circle", "--out", "changed")
     assert changed.exit_code != 0 and "has changed since this model was trained" in changed.output

@@ -245,14 +245,15 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return images.expand(-1, 3, -1, -1).contiguous()
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     gray = torch.empty(images.shape[0], 1, *images.shape[2:], dtype=torch.uint8)
-    for start in range(0, images.shape[0], CONVERT_CHUNK):  # in chunks: float copies of all would be 12x the data
-        part = images[start:start + CONVERT_CHUNK].float()
-        gray[start:start + CONVERT_CHUNK] = (part * weights).sum(1, keepdim=True).round().clamp(0, 255)
+    chunk = max(1, CONVERT_CHUNK // max(1, images[0].numel()))  # float copies of all would be 12x the data
+    for start in range(0, images.shape[0], chunk):
+        part = images[start:start + chunk].float()
+        gray[start:start + chunk] = (part * weights).sum(1, keepdim=True).round().clamp(0, 255)
     return gray
 
 
-CONVERT_CHUNK = 1024
-"""Images converted at a time by :func:`convert_channels`."""
+CONVERT_CHUNK = 1 << 22
+"""Pixel values converted at a time by :func:`convert_channels` (whole images; 16 MB of floats)."""
 
 
 FIT_SHARE = 0.25

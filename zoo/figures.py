@@ -316,8 +316,8 @@ def eval_curve(evals: Sequence[dict], keys: Sequence[str], best: dict[str, Any])
     return buffer.getvalue()
 
 
-STATISTICS_CHUNK = 4096
-"""Images at a time in :func:`pixel_statistics`."""
+STATISTICS_CHUNK = 1 << 22
+"""Pixel values at a time in :func:`pixel_statistics` (whole images; 32 MB as float64)."""
 
 
 def pixel_statistics(images: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -330,14 +330,15 @@ def pixel_statistics(images: torch.Tensor) -> tuple[dict[str, torch.Tensor], tor
     low = torch.full(images.shape[1:], 255, dtype=torch.uint8)
     high = torch.zeros(images.shape[1:], dtype=torch.uint8)
     histograms = torch.zeros(channels, 256, dtype=torch.int64)
-    for start in range(0, n, STATISTICS_CHUNK):
-        part = images[start:start + STATISTICS_CHUNK]
+    chunk = max(1, STATISTICS_CHUNK // max(1, images[0].numel()))
+    for start in range(0, n, chunk):
+        part = images[start:start + chunk]
         values = part.double()
         total += values.sum(0)
-        squares += values.square().sum(0)
+        squares += values.square_().sum(0)
         low, high = torch.minimum(low, part.amin(0)), torch.maximum(high, part.amax(0))
         for c in range(channels):
-            histograms[c] += torch.bincount(part[:, c].reshape(-1).long(), minlength=256)
+            histograms[c] += torch.bincount(part[:, c].reshape(-1), minlength=256)
     mean = total / max(n, 1)
     spread = ((squares - n * mean.square()) / (n - 1)).clamp(min=0).sqrt() if n > 1 else torch.zeros_like(mean)
     stats = {"mean": mean.float(), "std": spread.float(), "min": low.float(), "max": high.float()}

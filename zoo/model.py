@@ -438,15 +438,17 @@ class Model(nn.Module):
         return self._helpers[name][0]
 
     def attach_text_encoder(self, encoder: nn.Module, source: str) -> None:
-        """The frozen :class:`zoo.text.TextEncoder` the data's captions were embedded with:
-        the train pipeline attaches it to a text-conditional model, and every checkpoint of
-        one holds it (it is small, and ``--text`` needs it). Prompts given as strings are
-        encoded by it (:meth:`check_conditions`)."""
+        """The frozen text encoder the data's captions were embedded with (zoo's own
+        :class:`zoo.text.TextEncoder`, or a :class:`zoo.text.InstalledEncoder` chosen with
+        ``--text-encoder``): the train pipeline attaches it to a text-conditional model, and
+        every checkpoint of one holds it (zoo's by value, it is small; an installed one by
+        reference), since ``--text`` needs it. Prompts given as strings are encoded by it
+        (:meth:`check_conditions`)."""
         self.add_helper(TEXT_ENCODER, encoder, source)
 
     @property
     def text_encoder(self) -> Any:
-        """The attached :class:`zoo.text.TextEncoder`, or None."""
+        """The attached text encoder (see :meth:`attach_text_encoder`), or None."""
         return self._helpers[TEXT_ENCODER][0] if TEXT_ENCODER in self._helpers else None
 
     def encode_text(self, texts: list[str] | tuple[str, ...], what: str = "--text") -> Tensor:

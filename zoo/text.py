@@ -275,8 +275,10 @@ class InstalledEncoder(nn.Module):
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
+                hint = " (or leave it out to use zoo's own text encoder)" if what == "--text-encoder" else \
+                    f" (this model reads text with the one in {folder})"
                 raise UsageError(f"{what} needs the sentence-transformers package: pip install "
-                                 "sentence-transformers (or leave it out to use zoo's own text encoder)") from None
+                                 f"sentence-transformers{hint}") from None
             try:
                 model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
             except Exception as exc:  # noqa: BLE001 (a stranger's folder fails in many ways: each is one line)
@@ -306,14 +308,14 @@ class InstalledEncoder(nn.Module):
         for text in texts:
             if not words(text):
                 raise UsageError(f"{what} {text!r} has no words to read; write a sentence, like \"a dark sneaker\"")
-        return self._encode(texts)
+        return self._encode([" ".join(words(text)) for text in texts])  # as the captions were: lower case, words
 
     @torch.no_grad()
     def embed_tokens(self, tokens: Tensor, words: Sequence[str], chunk: int = 4096) -> Tensor:
         """Embeddings of a prepared data set's captions (token ids over its ``words``), each
         caption given to the model as its words."""
         flat = tokens.reshape(-1, tokens.shape[-1]).long()
-        sentences = [" ".join(words[i] for i in row if i != PAD) for row in flat.tolist()]
+        sentences = [" ".join(words[i] for i in row if i > UNKNOWN) for row in flat.tolist()]  # no <pad>, <unk>
         unique = sorted(set(sentences))  # a data set says the same caption many times
         where = {sentence: k for k, sentence in enumerate(unique)}
         table = torch.cat([self._encode(unique[k:k + chunk]).cpu() for k in range(0, len(unique), chunk)]) \
@@ -349,9 +351,11 @@ class InstalledEncoder(nn.Module):
 
 
 def folder_fingerprint(folder: Path) -> str:
-    """A short hash of every file under ``folder`` (names and bytes): an installed model's identity."""
+    """A short hash of every visible file under ``folder`` (names and bytes): an installed
+    model's identity. Hidden ones (``.git/``, ``.cache/``) change when nothing the model reads does."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
         digest.update(str(path.relative_to(folder)).encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -98,7 +98,7 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
     left_out = hidden(root)
     if left_out:
         notes.append(f"left out {len(left_out)} hidden file(s) or folder(s) (names starting with '.', e.g. "
-                     f"{left_out[0].relative_to(root)}); rename them to use them")
+                     f"{left_out[0].relative_to(root)}): zoo reads no hidden files")
         console.print(f"[dim]{notes[-1]}[/]")
     if skipped:
         notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"

@@ -18,7 +18,7 @@ from rich.console import Console
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import distributed, registry, runs, superres
+from zoo import distributed, files, registry, runs, superres
 from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
@@ -379,6 +379,7 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         run_dir = p.resume_from.parent
         if cluster.writer:
             lock = runs.RunLock(run_dir).acquire()
+            files.clear_partial(run_dir)  # what a killed run was writing: never taken for a file, now cleared
     elif cluster.writer:
         run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))

@@ -169,8 +169,15 @@ def test_kill_9_mid_training_resumes_to_the_uninterrupted_model(mnist, trained, 
     assert runs.read_run_info(run)  # readable, whole
     for line in (run / "metrics.jsonl").read_text().splitlines()[:-1]:
         json.loads(line)
+    left = [run / ".checkpoint.safetensors.0123456789abcdef.tmp", run / "progress" / ".step.png.fedcba9876543210.tmp"]
+    for path in left:  # what a kill mid-write leaves (an hour ago), and a write in progress now
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half")
+        os.utime(path, (time.time() - 3600,) * 2)
+    (run / ".eval.json.00000000aaaaaaaa.tmp").write_bytes(b"being written")
     code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--no-wandb"))
     assert code == 0, out
+    assert not any(path.exists() for path in left) and (run / ".eval.json.00000000aaaaaaaa.tmp").exists()
     assert 0 < saved <= 40
     final, reference = checkpoint_tensors(run), checkpoint_tensors(whole)
     weights = [k for k in reference if k.startswith("model.")]

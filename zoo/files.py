@@ -121,6 +121,23 @@ def is_partial(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
+def clear_partial(folder: Path, older_than: float = 60.0) -> int:
+    """Remove what killed writers left under ``folder``: :func:`is_partial` files not written
+    to for ``older_than`` seconds (one being written now, by a ``zoo eval`` beside a resumed
+    run, is left alone). Returns how many were removed."""
+    import time
+
+    removed = 0
+    for path in folder.rglob(".*.tmp"):
+        try:
+            if is_partial(path) and path.is_file() and time.time() - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

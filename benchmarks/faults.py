@@ -116,11 +116,8 @@ def kill_train(kills: int, steps: int, seed: int, window_factor: float = 2.0) ->
         attempts += 1
         process = zoo(*args) if not (run / ckpt_io.FILENAME).exists() else zoo(
             "train", "dcgan", "--resume", str(run), "--no-wandb")
-        if len(records) < kills:  # anywhere from its start to a while into training
-            killed = kill_at_random(process, 0.5, window, rng)
-        else:
-            killed = False
-            out, _ = process.communicate()
+        # anywhere from its start to a while into training; after enough kills, let it finish
+        killed = len(records) < kills and kill_at_random(process, 0.5, window, rng)
         if killed:
             state = check_run(run)
             records.append(state)

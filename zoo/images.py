@@ -12,7 +12,7 @@ Pictures zoo writes (grids, GIFs, charts) are :mod:`zoo.figures`' part.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,20 @@ def image_files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
+def _each_readable(files: Sequence[Path], height: int, width: int,
+                   progress: Callable[[Sequence[Path]], Iterable[Path]], skipped: list[str],
+                   ) -> Iterator[tuple[int, torch.Tensor, str]]:
+    """(index, picture, PIL mode) of each file :func:`read_image` can read, one at a time;
+    "name (error)" of each other one appended to ``skipped``."""
+    for i, path in enumerate(progress(files)):
+        try:
+            picture, mode, _ = read_image(path, height, width)
+        except UNREADABLE as exc:
+            skipped.append(f"{path.name} ({type(exc).__name__})")
+            continue
+        yield i, picture, mode
+
+
 def read_stack(files: Sequence[Path], height: int, width: int,
                progress: Callable[[Sequence[Path]], Iterable[Path]] = iter,
                ) -> tuple[torch.Tensor, list[int], bool, list[str]]:
@@ -80,12 +94,7 @@ def read_stack(files: Sequence[Path], height: int, width: int,
     kept: list[int] = []
     skipped: list[str] = []
     gray = True
-    for i, path in enumerate(progress(files)):
-        try:
-            picture, mode, _ = read_image(path, height, width)
-        except UNREADABLE as exc:
-            skipped.append(f"{path.name} ({type(exc).__name__})")
-            continue
+    for i, picture, mode in _each_readable(files, height, width, progress, skipped):
         gray &= mode in GRAY_MODES
         stack[len(kept)] = picture
         kept.append(i)
@@ -98,14 +107,7 @@ def read_images(files: Sequence[Path], height: int, width: int,
     """:func:`read_image` over many files: the pictures, the index of each read file, whether
     every one was grayscale, and "name (error)" for each file that could not be read.
     ``progress`` wraps the iteration (a progress bar)."""
-    pictures, kept, skipped, gray = [], [], [], True
-    for i, path in enumerate(progress(files)):
-        try:
-            picture, mode, _ = read_image(path, height, width)
-        except UNREADABLE as exc:
-            skipped.append(f"{path.name} ({type(exc).__name__})")
-            continue
-        gray &= mode in GRAY_MODES
-        pictures.append(picture)
-        kept.append(i)
-    return pictures, kept, gray, skipped
+    skipped: list[str] = []
+    read = list(_each_readable(files, height, width, progress, skipped))
+    return ([picture for _, picture, _ in read], [i for i, _, _ in read],
+            all(mode in GRAY_MODES for _, _, mode in read), skipped)

@@ -11,6 +11,7 @@ ids (``text.tokens``, K x L: each image's captions cycled to K) and their embedd
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from zoo import text
+from zoo import files, text
 from zoo.data import CONDITION_PREFIX, TOKENS_KEY, PreparedData
 from zoo.errors import ZooError
 from zoo.model import Condition
+from zoo.paths import cache_dir
 from zoo.sources import RawData
 
 
@@ -91,14 +93,49 @@ def embedded_by(prepared: PreparedData, encoder: text.TextEncoder | text.Install
     as stored when it is the encoder they were embedded with at prep; else each caption
     again from its words (a run resumed, started from, or evaluated on data prepared again,
     or on other captioned data, or an installed encoder chosen with ``--text-encoder``: a
-    model reads only its own encoder's embeddings)."""
+    model reads only its own encoder's embeddings). An installed encoder's are cached
+    (:func:`installed_embeddings`)."""
     if prepared.tokens is None or Condition.TEXT.value not in prepared.conditions:
         return prepared, False
     if prepared.meta["text"]["encoder"].get("fingerprint") == encoder.fingerprint():
         return prepared, False
     words = [*text.SPECIALS, *prepared.meta["text"]["vocabulary"]]
-    embedded = encoder.embed_tokens(prepared.tokens, words).to(torch.float16)
+    if isinstance(encoder, text.InstalledEncoder):
+        embedded = installed_embeddings(prepared.tokens, words, encoder)
+    else:  # zoo's own encoder is small: embedding again takes seconds
+        embedded = encoder.embed_tokens(prepared.tokens, words).to(torch.float16)
     return dataclasses.replace(prepared, conditions={**prepared.conditions, Condition.TEXT.value: embedded}), True
+
+
+EMBEDDINGS = "embeddings"
+"""The folder of zoo's cache that holds installed encoders' embeddings of prepared captions."""
+
+
+def installed_embeddings(tokens: torch.Tensor, words: list[str], encoder: text.InstalledEncoder) -> torch.Tensor:
+    """An installed encoder's embeddings (float16) of captions given as token ids over
+    ``words``, from zoo's cache when that encoder (by its fingerprint) has embedded these very
+    captions before: a sentence-transformers model takes minutes on a CPU for a caption set
+    of CUB's size, which would otherwise be paid at every run's start, resume and evaluation.
+    A damaged cache file is embedded again; a cache that cannot be written is only slower."""
+    digest = hashlib.sha256(f"{encoder.fingerprint()}|{tuple(tokens.shape)}|{tokens.dtype}|".encode())
+    digest.update("\n".join(words).encode())
+    digest.update(tokens.contiguous().numpy().tobytes())
+    path = cache_dir() / EMBEDDINGS / f"{digest.hexdigest()[:40]}.safetensors"
+    wanted = (*tokens.shape[:-1], encoder.dim)
+    if path.is_file():
+        try:
+            cached = files.load_tensors(path, "cached caption embeddings", "they are embedded again")[0].get("text")
+        except files.Damaged:
+            cached = None
+        if cached is not None and tuple(cached.shape) == wanted and cached.dtype == torch.float16:
+            return cached
+    embedded = encoder.embed_tokens(tokens, words).to(torch.float16)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.save_tensors(path, {"text": embedded}, {"encoder": str(encoder.folder)}, what="cached caption embeddings")
+    except (OSError, ZooError):
+        pass
+    return embedded
 
 
 def save_encoder(captioned: Captioned, folder: Path) -> None:

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from zoo import checkpoint as ckpt_io
 from zoo import text
 from zoo.errors import UsageError
-from zoo.plugins.stackgan import ConditioningAugmentation, kl_divergence, mismatched
+from zoo.plugins.stackgan import ConditioningAugmentation, MatchingDiscriminator, kl_divergence, mismatched
 from zoo.sources import captions
 
 from .conftest import run_cli
@@ -287,6 +287,21 @@ def test_mismatched_text_never_says_the_same_thing() -> None:
     assert (wrong != torch.arange(4)).all()
 
 
+def test_the_projection_term_is_the_features_times_the_projected_sentence() -> None:
+    torch.manual_seed(0)
+    d = MatchingDiscriminator(1, 16, 4, 6, 5, projection=True).eval()
+    images, embedding = torch.randn(3, 1, 16, 16), torch.randn(3, 6)
+    with torch.no_grad():
+        logit = d(images, embedding)
+        features = d.image(images).sum(dim=(2, 3))
+        expected = (d.project(embedding) * features).sum(dim=1)
+        d.project.weight.zero_()
+        assert torch.allclose(logit - d(images, embedding), expected, atol=1e-5)
+        assert not torch.allclose(expected, torch.zeros(3))
+    plain = MatchingDiscriminator(1, 16, 4, 6, 5, projection=False)
+    assert plain.project is None and not any("project" in name for name, _ in plain.named_parameters())
+
+
 # -- stackgan from the command line ---------------------------------------------------------------
 
 @pytest.fixture
@@ -299,6 +314,7 @@ def test_stage_one_trains_and_its_checkpoint_holds_the_text_encoder(stage1: Path
     state = ckpt_io.load(stage1 / ckpt_io.FILENAME).state
     assert set(state["text_encoder"]["vocabulary"]) >= {"dark", "light", "circle", "square"}
     assert not any(k.startswith("text") for k in state["model"])  # not one of the model's own networks
+    assert "d1.project.weight" in state["model"]  # the projection discriminator, by default
     assert (stage1 / "progress").is_dir()
     info = json.loads((stage1 / "run.json").read_text())
     assert info["status"] == "finished"
@@ -482,6 +498,38 @@ def test_an_installed_sentence_encoder_reads_the_text_instead(installed: Path, c
     moved = run_cli("sample", "st", "--text", "a dark circle", "--out", "moved")
     assert moved.exit_code != 0 and "which is not there any more" in moved.output
     assert "Traceback" not in changed.output + moved.output
+
+
+def test_an_installed_encoders_embeddings_are_cached_by_what_it_embedded(installed: Path, captioned: Path) -> None:
+    import shutil
+
+    from zoo.paths import cache_dir
+    from zoo.pipelines.captioned import EMBEDDINGS, embedded_by
+    from zoo.pipelines.prep import prepare
+
+    from . import fake_sentence_transformers as fake
+
+    shutil.rmtree(cache_dir() / EMBEDDINGS, ignore_errors=True)  # another test's run may have cached these
+    data = prepare(f"captions:{captioned}")
+    encoder = text.InstalledEncoder.load(installed)
+    first, again = embedded_by(data, encoder)
+    assert again and fake.ENCODED and first.conditions["text"].shape == (len(data), 2, 24)
+    fake.ENCODED.clear()
+    second, _ = embedded_by(data, encoder)
+    assert not fake.ENCODED and torch.equal(second.conditions["text"], first.conditions["text"])  # read, not embedded
+    (cached,) = (cache_dir() / EMBEDDINGS).glob("*.safetensors")
+    raw = bytearray(cached.read_bytes())
+    raw[-64:] = bytes(64)
+    cached.write_bytes(bytes(raw))
+    third, _ = embedded_by(data, encoder)  # damaged: embedded again, and written whole again
+    assert fake.ENCODED and torch.equal(third.conditions["text"], first.conditions["text"])
+    fake.ENCODED.clear()
+    copy = fake.make_model(installed.with_name("copy"), dim=24)  # the same files elsewhere: the same encoder
+    embedded_by(data, text.InstalledEncoder.load(copy))
+    assert not fake.ENCODED
+    other = fake.make_model(installed.with_name("other"), dim=16)
+    embedded_by(data, text.InstalledEncoder.load(other))  # another encoder: its own embeddings
+    assert fake.ENCODED and len(list((cache_dir() / EMBEDDINGS).glob("*.safetensors"))) == 2
 
 
 def test_an_installed_encoder_is_refused_clearly(installed: Path, captioned: Path, monkeypatch, mnist) -> None:

@@ -109,6 +109,8 @@ def embedded_by(prepared: PreparedData, encoder: text.TextEncoder | text.Install
 
 EMBEDDINGS = "embeddings"
 """The folder of zoo's cache that holds installed encoders' embeddings of prepared captions."""
+EMBEDDINGS_FORMAT = "zoo-embeddings/1"
+"""Part of every cache key: bump it when how captions become sentences for an encoder changes."""
 
 
 def installed_embeddings(tokens: torch.Tensor, words: list[str], encoder: text.InstalledEncoder) -> torch.Tensor:
@@ -116,24 +118,31 @@ def installed_embeddings(tokens: torch.Tensor, words: list[str], encoder: text.I
     ``words``, from zoo's cache when that encoder (by its fingerprint) has embedded these very
     captions before: a sentence-transformers model takes minutes on a CPU for a caption set
     of CUB's size, which would otherwise be paid at every run's start, resume and evaluation.
-    A damaged cache file is embedded again; a cache that cannot be written is only slower."""
-    digest = hashlib.sha256(f"{encoder.fingerprint()}|{tuple(tokens.shape)}|{tokens.dtype}|".encode())
+    A damaged or unreadable cache file is embedded again; a cache that cannot be written is
+    only slower."""
+    import sentence_transformers
+
+    version = getattr(sentence_transformers, "__version__", "")
+    digest = hashlib.sha256(f"{EMBEDDINGS_FORMAT}|{version}|{encoder.fingerprint()}|{tuple(tokens.shape)}|"
+                            f"{tokens.dtype}|".encode())
     digest.update("\n".join(words).encode())
-    digest.update(tokens.contiguous().numpy().tobytes())
-    path = cache_dir() / EMBEDDINGS / f"{digest.hexdigest()[:40]}.safetensors"
+    digest.update(tokens.cpu().contiguous().numpy().tobytes())
+    folder = cache_dir() / EMBEDDINGS
+    path = folder / f"{digest.hexdigest()[:40]}.safetensors"
     wanted = (*tokens.shape[:-1], encoder.dim)
-    if path.is_file():
-        try:
-            cached = files.load_tensors(path, "cached caption embeddings", "they are embedded again")[0].get("text")
-        except files.Damaged:
-            cached = None
-        if cached is not None and tuple(cached.shape) == wanted and cached.dtype == torch.float16:
-            return cached
+    try:
+        cached = files.load_tensors(path, "cached caption embeddings", "they are embedded again")[0].get("text") \
+            if path.is_file() else None
+    except (OSError, files.Damaged):
+        cached = None
+    if cached is not None and tuple(cached.shape) == wanted and cached.dtype == torch.float16:
+        return cached
     embedded = encoder.embed_tokens(tokens, words).to(torch.float16)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        files.clear_partial(folder)  # what writers killed mid-write left
         files.save_tensors(path, {"text": embedded}, {"encoder": str(encoder.folder)}, what="cached caption embeddings")
-    except (OSError, ZooError):
+    except Exception:  # noqa: BLE001 (any failure to keep a cache only costs the next run the embedding)
         pass
     return embedded
 

@@ -320,6 +320,27 @@ def test_stage_one_trains_and_its_checkpoint_holds_the_text_encoder(stage1: Path
     assert info["status"] == "finished"
 
 
+def test_a_run_from_before_the_projection_term_samples_and_resumes_without_it(stage1: Path, tmp_path: Path) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(stage1, old)
+    ckpt = ckpt_io.load(old / ckpt_io.FILENAME)  # as stackgan wrote it before d_projection: no term, no key
+    del ckpt.state["model"]["d1.project.weight"]
+    adam = ckpt.state["optimizers"]["discriminator"]
+    last = adam["param_groups"][0]["params"].pop()  # the term is D's last parameter
+    adam["state"].pop(last, None)
+    del ckpt.config["d_projection"]
+    ckpt_io.save(old / ckpt_io.FILENAME, ckpt)
+    sampled = run_cli("sample", str(old), "--text", "a dark circle", "-n", "2", "--out", str(tmp_path / "drawn"))
+    assert sampled.exit_code == 0, sampled.output
+    resumed = run_cli("train", "stackgan", "--resume", str(old), "--steps", "8", "--no-wandb")
+    assert resumed.exit_code == 0, resumed.output
+    again = ckpt_io.load(old / ckpt_io.FILENAME)
+    assert "d1.project.weight" not in again.state["model"]
+    assert again.config["d_projection"] is False and again.train["step"] == 8
+
+
 def test_sample_draws_a_row_for_each_prompt(stage1: Path) -> None:
     result = run_cli("sample", str(stage1), "--text", "a dark circle", "--text", "a light square", "-n", "5",
                      "--out", "out")

@@ -22,7 +22,7 @@ never saw.
     python benchmarks/autoencoders.py versus --minutes 5
     python benchmarks/autoencoders.py cvae
 
-Runs are kept in benchmarks/results/autoencoders/ (a run that is there is measured again,
+Runs are kept in benchmarks/runs/autoencoders/ (a run that is there is measured again,
 not retrained); set OMP_NUM_THREADS to share the cores between parts run side by side.
 """
 
@@ -44,7 +44,7 @@ from zoo import figures, metrics, runs  # noqa: E402
 from zoo.data import load_prepared, to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "autoencoders"
+RESULTS = Path(__file__).parent / "runs" / "autoencoders"
 IMAGES = Path(__file__).parents[1] / "docs" / "images"
 
 

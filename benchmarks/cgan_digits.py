@@ -14,7 +14,7 @@ Targets: >= 95% of cgan's sevens and >= 90% of every cgan digit classified as as
 >= 95% of the dcgan-on-7s samples classified as 7, for every training seed. Diversity is
 the mean distance between two samples over that between two real digits of the class:
 near 1 is as varied as the data, near 0 a collapse that a classifier alone would not see.
-Runs and sample grids are kept in benchmarks/results/cgan_digits/.
+Runs and sample grids are kept in benchmarks/runs/cgan_digits/.
 
     python benchmarks/cgan_digits.py                 # cgan 5,000 steps, dcgan 1,500 steps x 3 seeds
     python benchmarks/cgan_digits.py --only cgan --cgan-seed 1
@@ -44,7 +44,7 @@ from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 
 GAN_DATA = "0::2"
 JUDGE_DATA, JUDGE_CHECK = slice(1, None, 2), slice(0, None, 2)
-RESULTS = Path(__file__).parent / "results" / "cgan_digits"
+RESULTS = Path(__file__).parent / "runs" / "cgan_digits"
 QUIET = Console(file=io.StringIO())
 
 

@@ -18,7 +18,7 @@ digits that no network here ever trained on:
 Reported: both columns, Spearman's rank correlation between them, the judge's accuracy on
 the held-out digits, the one-time classifier training and the evaluation times.
 
-    python benchmarks/eval_ranking.py              # results in benchmarks/results/eval_ranking/
+    python benchmarks/eval_ranking.py              # results in benchmarks/runs/eval_ranking/
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from zoo.data import load_prepared, to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.runs import load_model  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "eval_ranking"
+RESULTS = Path(__file__).parent / "runs" / "eval_ranking"
 RUNS = [("steps-100", ["--steps", "100"]), ("steps-300", ["--steps", "300"]),
         ("steps-1000", ["--steps", "1000"]), ("steps-3000", ["--steps", "3000"]),
         ("collapsed-ones", ["--steps", "1000", "--classes", "1"])]

@@ -17,7 +17,7 @@ is absent or whole, never half-written.
 ``python benchmarks/faults.py many-files [--files 200000] [--size 16]``: ``zoo prep`` of a folder
 of that many small images; its peak memory against the prepared pixels' own size.
 
-Results go to benchmarks/results/faults-*.json.
+Results go to benchmarks/runs/faults-*.json.
 """
 
 from __future__ import annotations

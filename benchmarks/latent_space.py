@@ -9,7 +9,7 @@
    confidence, classes present and the spread of classes (entropy in bits; log2 10 = 3.32 is
    perfectly even), and the grids.
 
-Results and pictures go to benchmarks/results/latent_space/. Needs scikit-image
+Results and pictures go to benchmarks/runs/latent_space/. Needs scikit-image
 (pip install -e ".[bench]").
 
     python benchmarks/latent_space.py --steps 1500 --invert-steps 300 --restarts 8
@@ -43,7 +43,7 @@ from zoo.pipelines.invert import fit_latents, load_targets  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "latent_space"
+RESULTS = Path(__file__).parent / "runs" / "latent_space"
 QUIET = Console(file=io.StringIO())
 PRIORS = ["normal", "uniform:-1,1", "gamma:2,1", "normal:1,1", "normal:0,10"]
 

@@ -14,7 +14,7 @@
     python benchmarks/progan.py resume
     python benchmarks/progan.py growth
 
-Runs are kept in benchmarks/results/progan/ (a run that is there is measured again, not
+Runs are kept in benchmarks/runs/progan/ (a run that is there is measured again, not
 retrained).
 """
 
@@ -37,7 +37,7 @@ from commands import zoo  # noqa: E402
 from zoo import checkpoint as ckpt_io  # noqa: E402
 from zoo import figures, runs  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "progan"
+RESULTS = Path(__file__).parent / "runs" / "progan"
 IMAGES = Path(__file__).parents[1] / "docs" / "images"
 KEYS = ("fid", "kid", "swd", "swd_reference", "precision", "recall", "ms_ssim", "ms_ssim_reference", "diversity",
         "sharpness")

@@ -17,7 +17,7 @@ it never sees.
   judge reads as the digit asked for. Targets: sevens >= 95%, every digit >= 90%.
 
 ``--set MODEL:key=value`` adds a config key to one model's command (a screening run);
-``--tag`` names the result file. Results: benchmarks/results/quality_defaults/*.json;
+``--tag`` names the result file. Results: benchmarks/runs/quality_defaults/*.json;
 run folders go to ``--runs``.
 
     OMP_NUM_THREADS=1 python benchmarks/quality_defaults.py wgan --minutes 5
@@ -49,7 +49,7 @@ from zoo.data import load_prepared, to_float, to_uint8  # noqa: E402
 from zoo.model import class_condition  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "quality_defaults"
+RESULTS = Path(__file__).parent / "runs" / "quality_defaults"
 JUDGE_TRAIN, JUDGE_CHECK = slice(0, 8000), slice(8000, None)
 FLOOR_IMAGES = 2000
 

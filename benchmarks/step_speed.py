@@ -13,7 +13,7 @@ lab / zoo ``--repeats`` times. ``quality`` then measures the lab's final generat
 at a quarter, half, three quarters and all of the steps with ``zoo eval`` (10,000 samples
 against the held-out images, zoo's MNIST classifier's features), and reports when zoo first
 reaches the lab's final FID, in whole-process seconds (zoo's reached by resuming, each
-resume a new process: startup counted every time). Results go to benchmarks/results/speed/.
+resume a new process: startup counted every time). Results go to benchmarks/runs/speed/.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from commands import zoo  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "speed"
+RESULTS = Path(__file__).parent / "runs" / "speed"
 LAB = Path(__file__).with_name("seed_lab.py")
 STEPS = 1560
 

@@ -22,7 +22,7 @@ motorcycle shots, a stereo pair, both train). Held out: chelsea (the cat), coffe
     python benchmarks/superres.py upscale
     python benchmarks/superres.py defaults
 
-Runs are kept in benchmarks/results/superres/ (a run that is there is measured, not retrained).
+Runs are kept in benchmarks/runs/superres/ (a run that is there is measured, not retrained).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from zoo import figures  # noqa: E402
 from zoo.data import to_float  # noqa: E402
 from zoo.images import read_image  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "superres"
+RESULTS = Path(__file__).parent / "runs" / "superres"
 PHOTOS = RESULTS / "photos"
 IMAGES = Path(__file__).parents[1] / "docs" / "images"
 TRAIN = ["astronaut.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png", "motorcycle_right.png",

@@ -19,7 +19,7 @@ Every figure is of runs trained by the commands as a user types them (``zoo trai
     python benchmarks/text_to_image.py measure runs/stackgan-captions_fashion-...
     python benchmarks/text_to_image.py stages RUN_STAGE1 RUN_STAGE2
 
-Results land in benchmarks/results/text_to_image/ (JSON and pictures).
+Results land in benchmarks/runs/text_to_image/ (JSON and pictures).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from zoo.paths import cache_dir
 from zoo.pipelines.prep import prepare
 from zoo.sources import captions as fashion
 
-RESULTS = Path(__file__).parent / "results" / "text_to_image"
+RESULTS = Path(__file__).parent / "runs" / "text_to_image"
 DATA = "captions:fashion"
 CLASSES = list(fashion.NOUNS)
 TEMPLATES = ("a {w} {noun}", "this {noun} is {w}", "a picture of a {w} {noun}")

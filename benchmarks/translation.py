@@ -11,7 +11,7 @@
    the other class, each way (target: at least 70%), and the cycle reconstruction error
    ||F(G(a)) - a||_1.
 
-Runs, sheets and results are kept in benchmarks/results/translation/.
+Runs, sheets and results are kept in benchmarks/runs/translation/.
 
     python benchmarks/translation.py --pix2pix-minutes 15 --cyclegan-minutes 15
 """
@@ -42,7 +42,7 @@ from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 from zoo.runs import load_model  # noqa: E402
 
 TRAIN, HELD_OUT = "0:50000", "50000:60000"
-RESULTS = Path(__file__).parent / "results" / "translation"
+RESULTS = Path(__file__).parent / "runs" / "translation"
 QUIET = Console(file=io.StringIO())
 
 

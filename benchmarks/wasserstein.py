@@ -13,7 +13,7 @@ CNN trained on those real digits (checked on the held-out 8,000-9,999) judges th
 
 Speed is images/s: real images through the discriminator per second of the whole
 training call, and generator updates per second. Runs, grids and loss curves are kept in
-benchmarks/results/wasserstein/.
+benchmarks/runs/wasserstein/.
 
     python benchmarks/wasserstein.py --minutes 5
 """
@@ -44,7 +44,7 @@ from zoo.pipelines.sample import sample  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 
 GAN_DATA = "0:8000"
-RESULTS = Path(__file__).parent / "results" / "wasserstein"
+RESULTS = Path(__file__).parent / "runs" / "wasserstein"
 QUIET = Console(file=io.StringIO())
 
 

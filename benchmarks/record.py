@@ -1,0 +1,85 @@
+"""One benchmark run's result file: its figures, with the command, commit, machine and date.
+
+Every figure in docs/results/ is read from one of these files (``python benchmarks/pages.py``
+writes the pages from them; a test fails when a page is out of date with its files), so a
+figure can always be traced to the run that measured it::
+
+    from record import write_result
+    write_result("cgan-digits", {"sevens_read_as_7": 0.968, ...})
+
+writes benchmarks/results/cgan-digits.json, replacing the previous run's (git keeps it).
+A benchmark's working files (runs, samples, judges) go to benchmarks/runs/, which git ignores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+"""Committed: one JSON file per benchmark run."""
+RUNS = HERE / "runs"
+"""Ignored by git: the runs, samples and judges a benchmark makes on the way."""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What ran the benchmark: the CPU and the cores it could use, the GPU if any, the versions."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu_model(), "cores": cores, "gpu": gpu, "torch": torch.__version__,
+            "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}"}
+
+
+def commit() -> str:
+    """The commit the benchmark ran on, with ``+changes`` when the working tree differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "zoo", "plugins", "pipelines", "benchmarks")
+    return f"{head}+changes" if changed else head
+
+
+def command() -> str:
+    """The command line that started this process, as a user would type it again."""
+    return " ".join(["python", *(shlex.quote(a) for a in sys.argv)])
+
+
+def write_result(name: str, figures: dict[str, Any], *, notes: str = "", **fields: Any) -> Path:
+    """Write benchmarks/results/NAME.json: ``figures`` (what the docs quote) with the command,
+    commit, machine and date of this run; ``fields`` add what else describes the run (its
+    settings). Returns the path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "command": command(), "commit": commit(),
+              "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "machine": machine(), **fields, "figures": figures}
+    if notes:
+        record["notes"] = notes
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    print(f"result written: {path.relative_to(HERE.parent)}")
+    return path
+
+
+def read_result(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / f"{name}.json").read_text())

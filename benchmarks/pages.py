@@ -112,9 +112,12 @@ def render() -> dict[Path, str]:
 
 def stale() -> list[str]:
     """The pages that differ from what their templates and results give (or are missing or extra)."""
+    def shown(path: Path) -> str:
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
     pages = render()
-    out = [str(p.relative_to(ROOT)) for p, text in pages.items() if not p.is_file() or p.read_text() != text]
-    out += [str(p.relative_to(ROOT)) + " (no template)" for p in PAGES.glob("*.md") if p not in pages]
+    out = [shown(p) for p, text in pages.items() if not p.is_file() or p.read_text() != text]
+    out += [shown(p) + " (no template)" for p in PAGES.glob("*.md") if p not in pages]
     return out
 
 
@@ -133,7 +136,7 @@ def main() -> None:
         for path, text in render().items():
             if not path.is_file() or path.read_text() != text:
                 path.write_text(text)
-                print(f"wrote {path.relative_to(ROOT)}")
+                print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     except PageError as error:
         sys.exit(str(error))
 

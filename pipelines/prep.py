@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import glob
 import hashlib
 import json
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.markup import escape
 
@@ -118,24 +118,24 @@ def _cached(folder: Path, split: str, console: Console) -> PreparedData | None:
 @contextlib.contextmanager
 def _one_at_a_time(folder: Path, data: str, console: Console) -> Iterator[None]:
     """Hold the lock on ``folder``'s cache while it is checked and built: a second prep of
-    the same data waits for the first and then reads its result. The lock is an advisory
-    ``flock``, let go by the system when its process dies, so a killed prep never blocks
-    the next one; what a killed prep left half-written is cleared here."""
+    the same data waits for the first and then reads its result. The lock is the operating
+    system's (filelock's: ``flock`` on POSIX, ``msvcrt`` on Windows), let go when its process
+    dies, so a killed prep never blocks the next one; what a killed prep left half-written is
+    cleared here."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = folder.with_name(f".{folder.name}.lock")
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o666)
+    lock = FileLock(folder.with_name(f".{folder.name}.lock"))
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            console.print(f"waiting for another process preparing {data} ...")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"waiting for another process preparing {data} ...")
+        lock.acquire()
+    try:
         for kind in ("tmp", "old"):
             for leftover in folder.parent.glob(f"{glob.escape(folder.name)}.{kind}-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
         yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 def _build(data: str, folder: Path, source: DataSource, reading: Reading, dims: tuple[int, int] | None,

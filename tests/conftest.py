@@ -71,12 +71,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
 
 @pytest.fixture(scope="session")
 def fashion() -> None:
-    """Fashion-MNIST's files, or a skip that says how to get them (CI installs them)."""
+    """Fashion-MNIST's files, or a failure that says how to get them: a test that needs data
+    never passes by skipping where it is missing (make test and CI install them)."""
     from zoo.sources import named
 
     env = os.environ.get("ZOO_DATA_DIR")
     if named.fingerprint("fashion-mnist", None, Path(env) if env else None) is None:
-        pytest.skip("Fashion-MNIST is not installed here: apt-get install dataset-fashion-mnist")
+        pytest.fail("Fashion-MNIST is not installed here: apt-get install dataset-fashion-mnist", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -36,13 +36,15 @@ def base_run(mnist, trained) -> Path:
     return trained(*TRAIN, "--steps", "4")
 
 
-def zoo_process(*args: str, file_limit: int | None = None, **kwargs) -> subprocess.Popen:
+def zoo_process(*args: str, file_limit: int | None = None, prelude: str = "", **kwargs) -> subprocess.Popen:
     """``zoo ARGS`` in a fresh process; with ``file_limit``, no file it writes may grow past
-    that many bytes: the kernel fails the write (EFBIG), as a full disk fails it (ENOSPC)."""
+    that many bytes: the kernel fails the write (EFBIG), as a full disk fails it (ENOSPC).
+    ``prelude``: Python run in that process first."""
     limit = "" if file_limit is None else (
         "import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
         f"resource.setrlimit(resource.RLIMIT_FSIZE, ({file_limit}, {file_limit})); ")
-    code = f"{limit}import sys, runpy; sys.argv = ['zoo', *sys.argv[1:]]; runpy.run_module('zoo', run_name='__main__')"
+    code = (f"{prelude}\n{limit}import sys, runpy; sys.argv = ['zoo', *sys.argv[1:]]; "
+            "runpy.run_module('zoo', run_name='__main__')")
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "COLUMNS": "250"}, **kwargs)
 
@@ -154,19 +156,41 @@ def test_the_cpu_allocators_failure_is_out_of_memory_too() -> None:
 
 # -- kill -9 -------------------------------------------------------------------------------------
 
+def halt_at_step(step: int, signpost: Path) -> str:
+    """A prelude for :func:`zoo_process`: DCGAN's training stops inside step ``step`` (before
+    its update), says so by making ``signpost``, and waits there to be killed."""
+    return f"""if True:
+        import time
+        from zoo.plugins.dcgan import DCGAN
+        train_step, steps = DCGAN.train_step, []
+        def halting(self, batches, progress):
+            steps.append(1)
+            if len(steps) == {step}:
+                open({str(signpost)!r}, "w").close()
+                time.sleep(3600)
+            return train_step(self, batches, progress)
+        DCGAN.train_step = halting
+    """
+
+
 def test_kill_9_mid_training_resumes_to_the_uninterrupted_model(mnist, trained, tmp_path) -> None:
+    from zoo.run_info import run_status
+
     whole = trained(*TRAIN, "--steps", "40", dest="whole")
-    run = tmp_path / "killed"
+    run, halted = tmp_path / "killed", tmp_path / "halted"
     args = [*TRAIN, "--steps", "40", "--checkpoint-every", "5", "--out", str(run)]
-    process = zoo_process(*args)
+    process = zoo_process(*args, prelude=halt_at_step(8, halted))  # killed in step 8 of 40, whatever the speed
     deadline = time.monotonic() + 120
-    while not (run / ckpt_io.FILENAME).exists() and process.poll() is None and time.monotonic() < deadline:
+    while not halted.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)
     process.send_signal(signal.SIGKILL)
-    process.communicate()
+    output, _ = process.communicate()
+    assert halted.exists() and process.returncode == -signal.SIGKILL, output
     saved = ckpt_io.read_meta(run / ckpt_io.FILENAME)["train"]["step"]
-    assert runs.read_run_info(run)  # readable, whole
+    assert saved == 5  # the last checkpoint before the kill; steps 6 and 7 are lost with the process
+    info = runs.read_run_info(run)  # readable, whole, and it says the run was cut short
+    assert (info["status"], info["step"], info["total_steps"]) == ("running", 5, 40)
+    assert run_status(run, info) == "stopped"  # the dead process holds no lock
     for line in (run / "metrics.jsonl").read_text().splitlines()[:-1]:
         json.loads(line)
     left = [run / ".checkpoint.safetensors.0123456789abcdef.tmp", run / "progress" / ".step.png.fedcba9876543210.tmp"]
@@ -178,7 +202,7 @@ def test_kill_9_mid_training_resumes_to_the_uninterrupted_model(mnist, trained, 
     code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--no-wandb"))
     assert code == 0, out
     assert not any(path.exists() for path in left) and (run / ".eval.json.00000000aaaaaaaa.tmp").exists()
-    assert 0 < saved <= 40
+    assert ckpt_io.read_meta(run / ckpt_io.FILENAME)["train"]["step"] == 40
     final, reference = checkpoint_tensors(run), checkpoint_tensors(whole)
     weights = [k for k in reference if k.startswith("model.")]
     assert weights and all(torch.equal(final[k], reference[k]) for k in weights)

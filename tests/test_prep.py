@@ -74,7 +74,8 @@ def test_resize_and_channels(mnist) -> None:
 def test_fashion_mnist_comes_from_debians_package() -> None:
     debian = Path("/usr/share/datasets/fashion-mnist")
     if not debian.is_dir():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed here (CI installs it)")
+        pytest.fail("Debian's Fashion-MNIST is not installed here: apt-get install dataset-fashion-mnist",
+                    pytrace=False)
     data = prepare("fashion-mnist")
     assert len(data) == 60_000 and data.meta["origin"] == str(debian)
     assert data.spec.class_names[7] == "sneaker"
@@ -226,3 +227,76 @@ def test_a_small_folder_has_no_held_out_part_and_says_so(image_folder: Path) -> 
     assert len(data) == 24 and data.meta["heldout"] is None
     with pytest.raises(zoo.UsageError, match="has no held-out images"):
         prepare(f"folder:{image_folder}", size=32, split="heldout")
+
+
+def test_a_second_prep_of_the_same_data_waits_for_the_first(image_folder: Path, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    import io
+    import threading
+    import time
+
+    from filelock import FileLock
+    from rich.console import Console
+
+    from zoo.pipelines import prep
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))  # its own: the session's has no 16 px shapes
+    data = f"folder:{image_folder}"
+    folder = prepare(data, size=16).path
+    other = FileLock(folder.with_name(f".{folder.name}.lock"))  # another process preparing it now
+    held = threading.Event()
+    built_while_held: list[bool] = []
+    build = prep._build
+
+    def spy(*args, **kwargs):
+        built_while_held.append(held.is_set())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(prep, "_build", spy)
+    said = io.StringIO()
+    done: list = []
+    second = threading.Thread(target=lambda: done.append(prepare(data, size=16, force=True,
+                                                                  console=Console(file=said))))
+    other.acquire()
+    held.set()
+    try:
+        second.start()
+        deadline = time.monotonic() + 60
+        while "waiting for another process preparing" not in said.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "waiting for another process preparing" in said.getvalue()
+        second.join(1)  # were it not waiting, it would be building within milliseconds
+        assert second.is_alive() and not built_while_held
+    finally:
+        held.clear()
+        other.release()
+        second.join(60)
+    assert built_while_held == [False] and len(done[0]) == 24  # built once, after the other let go
+
+
+def test_zoo_imports_and_locks_where_there_is_no_fcntl(tmp_path: Path) -> None:
+    """fcntl is POSIX's: on Windows there is none, and zoo must import and lock there all the same."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import sys
+        sys.modules["fcntl"] = None  # as on Windows: importing it fails
+        import zoo, zoo.runs, zoo.pipelines.prep, zoo.pipelines.train
+        from pathlib import Path
+        from zoo.errors import UsageError
+        run = Path(sys.argv[1])
+        held = zoo.runs.RunLock(run).acquire()
+        try:
+            zoo.runs.RunLock(run).acquire()
+        except UsageError as refused:
+            print(refused)
+        print("training:", zoo.runs.is_training(run))
+        held.release()
+        print("training:", zoo.runs.is_training(run))
+    """
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "is being trained right now" in result.stdout
+    assert "training: True\ntraining: False" in result.stdout

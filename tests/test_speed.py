@@ -59,11 +59,76 @@ def test_channels_last_changes_the_layout_not_the_numbers() -> None:
     assert set(fast.state_dict()) == set(plain.state_dict())
 
 
-def test_fused_adam_is_for_cuda_weights_only() -> None:
-    net = torch.nn.Linear(3, 2)
-    optimizers = {"net": torch.optim.Adam(net.parameters()), "sgd": torch.optim.SGD(net.parameters(), 0.1)}
-    Engine(EngineOptions()).tune(optimizers)
-    assert not optimizers["net"].param_groups[0]["fused"]  # CPU weights: the default kernels
+def fused_kernel_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of Adam's and AdamW's fused kernels, once per call from now on (they run on
+    the CPU too, so a test can see them used without a GPU)."""
+    calls: list[str] = []
+
+    def counted(name: str):
+        kernel = getattr(torch, name)
+
+        def call(*args, **kwargs):
+            calls.append(name)
+            return kernel(*args, **kwargs)
+        return call
+
+    for name in ("_fused_adam_", "_fused_adamw_"):
+        monkeypatch.setattr(torch, name, counted(name))
+    return calls
+
+
+def as_if_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tensor says it is on a CUDA GPU (while the patch lasts): what Engine.tune reads."""
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+
+
+def test_fused_adam_is_for_floating_point_cuda_weights_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fused_kernel_calls(monkeypatch)
+    for on_cuda in (False, True):
+        net = torch.nn.Linear(3, 2)
+        counts = torch.nn.Parameter(torch.zeros(2, dtype=torch.long), requires_grad=False)
+        optimizers = {"adam": torch.optim.Adam(net.parameters()), "adamw": torch.optim.AdamW(net.parameters()),
+                      "with integers": torch.optim.Adam([*net.parameters(), counts]),
+                      "sgd": torch.optim.SGD(net.parameters(), 0.1)}
+        with monkeypatch.context() as patch:
+            if on_cuda:
+                as_if_on_cuda(patch)
+            Engine(EngineOptions()).tune(optimizers)
+        for name in ("adam", "adamw"):
+            group = optimizers[name].param_groups[0]
+            assert bool(group["fused"]) is on_cuda and not (on_cuda and group["foreach"]), name
+        assert not optimizers["with integers"].param_groups[0]["fused"]  # the fused kernel takes floats only
+        assert not optimizers["sgd"].param_groups[0].get("fused")
+        calls.clear()
+        net(torch.randn(4, 3)).square().sum().backward()
+        optimizers["adam"].step()
+        optimizers["adamw"].step()
+        assert calls == (["_fused_adam_", "_fused_adamw_"] if on_cuda else [])  # the kernels, not just a flag
+
+
+def test_training_tunes_the_models_optimisers_new_and_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zoo train hands its model's optimisers to Engine.tune, for a new run and a resumed one:
+    with weights that say they are on CUDA there, its steps run Adam's fused kernel."""
+    calls = fused_kernel_calls(monkeypatch)
+    tune = Engine.tune
+
+    def tune_on_cuda(self: Engine, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            as_if_on_cuda(patch)
+            tune(self, optimizers)
+
+    run = tmp_path / "run"
+    result = run_cli("train", "dcgan", "--data", "mnist", "--subset", "0:600", "--steps", "2", *TINY, "--no-wandb",
+                     "--out", str(run))
+    assert result.exit_code == 0, result.output
+    assert calls == []  # CPU weights: the default kernels
+    monkeypatch.setattr(Engine, "tune", tune_on_cuda)
+    for args in (("--data", "mnist", "--subset", "0:600", "--steps", "2", *TINY, "--out", str(tmp_path / "new")),
+                 ("--resume", str(run), "--steps", "3")):
+        calls.clear()
+        result = run_cli("train", "dcgan", *args, "--no-wandb")
+        assert result.exit_code == 0, result.output
+        assert calls.count("_fused_adam_") >= 2, args  # the generator's and the discriminator's, each step
 
 
 def test_data_lives_on_the_gpu_when_it_fits_else_in_host_memory(monkeypatch: pytest.MonkeyPatch) -> None:

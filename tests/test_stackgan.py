@@ -563,7 +563,7 @@ def test_an_installed_encoder_is_refused_clearly(installed: Path, captioned: Pat
     assert other.exit_code != 0 and "dcgan reads none" in other.output
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # the package not installed
     absent = run_cli(*base, "--text-encoder", str(installed), "--out", "c")
-    assert absent.exit_code != 0 and "pip install sentence-transformers" in absent.output
+    assert absent.exit_code != 0 and "pip install 'zoo-gan[text]'" in absent.output
     assert not any(Path(name).exists() for name in "abc")
 
 

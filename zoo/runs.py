@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from zoo import checkpoint as ckpt_io
 from zoo import files, registry
 from zoo.errors import UsageError, ZooError
@@ -69,35 +71,25 @@ def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> tuple[P
 
 class RunLock:
     """Held while a run trains: a second training into the same folder, or a second
-    ``--resume`` of it, is refused with a clear message instead of corrupting it. An
-    advisory ``flock`` on ``RUN/.lock``, released by the system when the process dies."""
+    ``--resume`` of it, is refused with a clear message instead of corrupting it (never made
+    to wait). An operating-system lock on ``RUN/.lock`` (filelock's: ``flock`` on POSIX,
+    ``msvcrt`` on Windows), let go by the system when the process dies."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK_FILE
-        self._fd: int | None = None
+        self._lock = FileLock(self.path)
 
     def acquire(self) -> RunLock:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock, as before
-            return self
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(self._fd)
-            self._fd = None
-            raise UsageError(f"{self.path.parent} is being trained right now (by {holder}); wait "
-                             "for it to finish, or train into another --out") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"process {os.getpid()}".encode(), 0)
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise UsageError(f"{self.path.parent} is being trained right now by another process; wait for it "
+                             "to finish, or train into another --out") from None
         return self
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the lock
-            self._fd = None
+        if self._lock.is_locked:
+            self._lock.release()
 
     def __enter__(self) -> RunLock:
         return self.acquire()
@@ -107,22 +99,18 @@ class RunLock:
 
 
 def is_training(run_dir: Path) -> bool:
-    """Whether a process holds the run's lock (:class:`RunLock`) now. A shared, non-blocking
-    ``flock`` taken and let go at once: it never waits and writes nothing."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locks, believe run.json
-        return True
-    try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
-    except OSError:
+    """Whether a process holds the run's lock (:class:`RunLock`) now: the lock taken without
+    waiting and let go at once. A folder without a lock file has none; one whose lock cannot
+    be tried (a folder this user may not write) is believed training, as run.json says."""
+    path = run_dir / LOCK_FILE
+    if not path.is_file():
         return False
+    probe = FileLock(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
+        probe.acquire(timeout=0)
+    except OSError:  # filelock's Timeout (held) is one too
         return True
-    finally:
-        os.close(fd)  # closing lets go of the lock, if we got it
+    probe.release()
     return False
 
 

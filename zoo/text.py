@@ -278,7 +278,7 @@ class InstalledEncoder(nn.Module):
                 hint = " (or leave it out to use zoo's own text encoder)" if what == "--text-encoder" else \
                     f" (this model reads text with the one in {folder})"
                 raise UsageError(f"{what} needs the sentence-transformers package: pip install "
-                                 f"sentence-transformers{hint}") from None
+                                 f"'zoo-gan[text]'{hint}") from None
             try:
                 model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
             except Exception as exc:  # noqa: BLE001 (a stranger's folder fails in many ways: each is one line)

@@ -64,7 +64,7 @@ def train(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (a minute or more of compiling first; pays on GPUs and long runs).")] = False,
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="Convolutional networks in channels-last memory (faster convolutions on CPUs and GPUs).")] = True,
     tf32: Annotated[bool, typer.Option("--tf32/--no-tf32", help="On CUDA GPUs, float32 matrix products and convolutions in TF32 (--no-tf32: full float32).")] = True,
-    text_encoder: Annotated[Path | None, typer.Option("--text-encoder", help="Text-conditional models: read text with the sentence-transformers model in this folder (one you have; never downloaded) instead of zoo's own encoder. Needs pip install sentence-transformers.")] = None,
+    text_encoder: Annotated[Path | None, typer.Option("--text-encoder", help="Text-conditional models: read text with the sentence-transformers model in this folder (one you have; never downloaded) instead of zoo's own encoder. Needs pip install 'zoo-gan[text]'.")] = None,
     noise: Annotated[str | None, typer.Option("--noise", help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
     wandb: Annotated[str, typer.Option("--wandb", help="auto (online if logged in, else offline), online or offline.")] = "auto",
     no_wandb: Annotated[bool, typer.Option("--no-wandb", help="Do not log to Weights & Biases.")] = False,

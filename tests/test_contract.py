@@ -59,8 +59,13 @@ def test_a_derivation_downscales_and_crops() -> None:
     assert (derived.channels, derived.height, derived.width) == (3, 8, 8)
     assert derived.target_shape == (3, 32, 32) and derived.pairing == "derived"
     images = torch.rand(5, 3, 64, 48) * 2 - 1
+    torch.manual_seed(0)
     small, large = zoo.Derivation(factor=4, crop=32)(images)
     assert small.shape == (5, 3, 8, 8) and large.shape == (5, 3, 32, 32)
+    torch.manual_seed(0)  # each crop is the window at the corner drawn for it, the top corners drawn first
+    top, left = torch.randint(0, 33, (5,)), torch.randint(0, 17, (5,))
+    assert all(torch.equal(large[i], images[i, :, t:t + 32, s:s + 32])
+               for i, (t, s) in enumerate(zip(top.tolist(), left.tolist(), strict=True)))
     assert small.min() >= -1 and small.max() <= 1
     flat = torch.zeros(2, 1, 8, 8)
     assert torch.allclose(zoo.Derivation(factor=2)(flat)[0], torch.zeros(2, 1, 4, 4))

@@ -18,7 +18,7 @@ from rich.console import Console
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import distributed, files, registry, runs, superres
+from zoo import distributed, files, losses, registry, runs, superres
 from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
@@ -372,6 +372,11 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         p, data = load_data(p, opts, console)
     model, batches, state = build(p, data, device, engine, console, cluster)
     _check_shares(model, cluster.world)  # refused before a run folder is made
+    mixed = losses.penalty_across_images(model)
+    if mixed and p.resume_from is None:
+        raise UsageError(mixed)
+    if mixed:  # a run that began so (before zoo refused it) resumes as it was
+        console.print(f"[yellow]warning:[/] {mixed}", highlight=False)
 
     # The run folder: new, or the one being resumed; locked while rank 0 trains it.
     lock: runs.RunLock | None = None

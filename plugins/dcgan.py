@@ -55,7 +55,7 @@ class DCGANConfig(losses.AdversarialConfig):
     d_width: int | None = option(
         None, "discriminator width: channels of its first layer (default 16 lab, 64 radford)")
     d_norm: Norm = option("batch", "normalisation in the discriminator: batch (the paper), layer "
-                                   "or none (a gradient penalty needs no batch norm)")
+                                   "or none (gp_weight and r1_weight refuse batch norm: it mixes images)")
     optimizer: Literal["adam", "rmsprop"] = option("adam", "adam (lr, beta1, beta2) or rmsprop (lr)")
     lr: float = option(2e-4, "learning rate, both networks")
     beta1: float = option(0.5, "Adam beta1")

@@ -279,11 +279,11 @@ def mismatched(embedding: Tensor, below: float, generator: torch.Generator | Non
     n = similarity.shape[0]
     allowed = similarity < below
     allowed.fill_diagonal_(False)
-    weights = allowed.float()
-    none = ~allowed.any(dim=1)
-    if none.any():
-        least = similarity.masked_fill(torch.eye(n, dtype=torch.bool, device=similarity.device), float("inf"))
-        weights[none, least[none].argmin(dim=1)] = 1.0
+    # Where no sentence is unlike an image's, the least similar one, chosen for every row and
+    # kept where needed: asking the device whether any row needs it would wait for it each step.
+    least = similarity.masked_fill(torch.eye(n, dtype=torch.bool, device=similarity.device), float("inf"))
+    fallback = torch.zeros_like(similarity).scatter_(1, least.argmin(dim=1, keepdim=True), 1.0)
+    weights = torch.where(allowed.any(dim=1, keepdim=True), allowed.float(), fallback)
     if n == 1:
         return torch.zeros(1, dtype=torch.long, device=embedding.device)
     return torch.multinomial(weights, 1, generator=generator).view(-1)

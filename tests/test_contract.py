@@ -5,6 +5,7 @@ frozen helper networks and warm starts."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,13 @@ def test_a_derivation_downscales_and_crops() -> None:
     assert (derived.channels, derived.height, derived.width) == (3, 8, 8)
     assert derived.target_shape == (3, 32, 32) and derived.pairing == "derived"
     images = torch.rand(5, 3, 64, 48) * 2 - 1
+    torch.manual_seed(0)
     small, large = zoo.Derivation(factor=4, crop=32)(images)
     assert small.shape == (5, 3, 8, 8) and large.shape == (5, 3, 32, 32)
+    torch.manual_seed(0)  # each crop is the window at the corner drawn for it, the top corners drawn first
+    top, left = torch.randint(0, 33, (5,)), torch.randint(0, 17, (5,))
+    assert all(torch.equal(large[i], images[i, :, t:t + 32, s:s + 32])
+               for i, (t, s) in enumerate(zip(top.tolist(), left.tolist(), strict=True)))
     assert small.min() >= -1 and small.max() <= 1
     flat = torch.zeros(2, 1, 8, 8)
     assert torch.allclose(zoo.Derivation(factor=2)(flat)[0], torch.zeros(2, 1, 4, 4))
@@ -249,22 +255,84 @@ def test_a_model_without_text_refuses_a_text(mnist, trained, extra_plugins) -> N
     assert "dcgan cannot draw from a --text" in result.output and "toy-captioned" in result.output
 
 
-def test_a_loss_scaler_survives_a_critic_that_steps_five_times() -> None:
-    """fp16's loss scaler must adapt between two updates of one optimiser within a step."""
+class KnownGradients(zoo.Model):
+    """Two one-weight networks whose losses are ``k * weight``: each update's gradient is k."""
+
+    name = "known-gradients"
+
+    def __init__(self) -> None:
+        super().__init__(zoo.Config(), zoo.DataSpec("none", 1, 1, 1))
+        self.critic = torch.nn.Parameter(torch.zeros(()))
+        self.generator = torch.nn.Parameter(torch.zeros(()))
+        self.seen: list[tuple[str, float]] = []
+        """(optimiser, the gradient its step was given), for every update that was made."""
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        optimizers = {name: torch.optim.SGD([getattr(self, name)], lr=1.0) for name in ("critic", "generator")}
+        for name, optimizer in optimizers.items():
+            weight = getattr(self, name)
+            optimizer.register_step_pre_hook(
+                lambda opt, args, kwargs, name=name, weight=weight: self.seen.append((name, weight.grad.item())))
+        return optimizers
+
+
+def scaled(growth_interval: int) -> KnownGradients:
+    """The model, stepping through an engine with fp16's dynamic loss scaler: CUDA's
+    GradScaler, made for the CPU (the same bookkeeping; Engine refuses fp16 off CUDA)."""
     from zoo.engine import Engine
 
-    from .test_conformance import batches_for, build
-
-    model = build("wgan-gp")
+    model = KnownGradients()
     model.optimizers = model.configure_optimizers()
-    engine = Engine()
-    engine.scaler = torch.amp.GradScaler("cpu")  # CUDA's scaler, on the CPU: the same bookkeeping
-    model.engine = engine
-    before = [p.detach().clone() for p in model.discriminator.parameters()]
-    metrics = model.train_step(batches_for(model), zoo.Progress(step=0, total_steps=10, epoch=0))
-    engine.end_step()
-    assert model.config.n_critic > 1 and all(torch.isfinite(torch.as_tensor(float(v))) for v in metrics.values())
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
+    model.engine = Engine()
+    model.engine.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=growth_interval)
+    return model
+
+
+def test_a_loss_scaler_unscales_each_critic_update_by_the_scale_it_was_scaled_by() -> None:
+    """A critic that updates three times in a step, then the generator: each update sees its
+    own gradient, and the scale grows once per step (growth_interval 1), not between updates."""
+    model = scaled(growth_interval=1)
+    for step in range(2):
+        for k in (1.0, 2.0, 3.0):
+            model.update("critic", k * model.critic)
+        model.update("generator", 5.0 * model.generator)
+        model.engine.end_step()
+        assert model.seen == [("critic", 1.0), ("critic", 2.0), ("critic", 3.0), ("generator", 5.0)], step
+        assert model.engine.scaler.get_scale() == 1024.0 * 2 ** (step + 1)
+        model.seen.clear()
+    assert model.critic.item() == -12.0 and model.generator.item() == -10.0
+
+
+def test_a_loss_scaler_keeps_gradients_made_before_another_optimiser_steps_twice() -> None:
+    """Two losses backpropagated before either optimiser steps, and the first optimiser
+    stepping again before the second steps: every gradient is unscaled by its own scale."""
+    model = scaled(growth_interval=1)
+    model.manual_backward(2.0 * model.critic)
+    model.manual_backward(7.0 * model.generator)
+    model.optimizer_step("critic")
+    model.manual_backward(3.0 * model.critic)
+    model.optimizer_step("critic")
+    model.optimizer_step("generator")
+    model.engine.end_step()
+    assert model.seen == [("critic", 2.0), ("critic", 3.0), ("generator", 7.0)]
+
+
+def test_a_loss_scaler_skips_an_overflowing_update_then_shrinks_and_grows_again() -> None:
+    """An infinite gradient in one critic update skips that update alone and halves the
+    scale at the end of the step; the scale doubles after each growth_interval (2) clean steps."""
+    model = scaled(growth_interval=2)
+    scales = []
+    for step in range(5):
+        overflow = step == 2
+        for k in (1.0, 2.0, 3.0):
+            model.update("critic", (math.inf if overflow and k == 2.0 else k) * model.critic)
+        model.update("generator", 5.0 * model.generator)
+        model.engine.end_step()
+        expected = [("critic", 1.0), *([] if overflow else [("critic", 2.0)]), ("critic", 3.0), ("generator", 5.0)]
+        assert model.seen == expected, step
+        model.seen.clear()
+        scales.append(model.engine.scaler.get_scale())
+    assert scales == [1024.0, 2048.0, 1024.0, 1024.0, 2048.0]
 
 
 def test_kimg_runs_draw_previews_as_images_are_seen(mnist) -> None:

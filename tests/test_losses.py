@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,9 @@ from zoo import losses, tricks
 from zoo.data import TensorBatches
 from zoo.plugins.dcgan import DCGAN, DCGANConfig
 from zoo.plugins.wgan import WGAN, WGANGP
+
+from .conftest import TINY as CLI_TINY
+from .conftest import run_cli
 
 SPEC = zoo.DataSpec("gray28", 1, 28, 28)
 TINY = {"g_width": 4, "d_width": 4, "latent_dim": 8, "batch_size": 8}
@@ -268,6 +272,28 @@ def test_every_option_trains(overrides) -> None:
     model = build(DCGAN, **overrides)
     metrics = model.train_step(batches(), zoo.Progress(0, 10, 0))
     assert all(math.isfinite(float(v)) for v in metrics.values())
+
+
+def test_a_penalty_is_refused_on_a_batch_normalised_critic_and_the_fix_named(mnist) -> None:
+    """The penalties are per image; batch norm mixes a batch's images. Refused before any
+    run folder is made, naming the key that fixes it; with that key the run trains."""
+    for penalty in ("gp_weight=10", "r1_weight=10"):
+        refused = run_cli("train", "dcgan", "--no-wandb", *CLI_TINY, "--data", "mnist", "--subset", "0:64",
+                          "--steps", "1", "--set", penalty, "--out", "run")
+        assert refused.exit_code == 2, refused.output
+        assert "discriminator uses batch norm (BatchNorm2d)" in refused.output and penalty in refused.output
+        assert "--set d_norm=layer" in refused.output and "d_norm=none" in refused.output
+        assert not Path("run").exists() and not Path("runs").exists()
+    fixed = run_cli("train", "dcgan", "--no-wandb", *CLI_TINY, "--data", "mnist", "--subset", "0:64",
+                    "--steps", "1", "--set", "gp_weight=10", "--set", "d_norm=layer", "--out", "run")
+    assert fixed.exit_code == 0, fixed.output
+
+
+def test_only_penalised_critics_with_batch_norm_are_found() -> None:
+    assert losses.penalty_across_images(build(DCGAN)) is None  # batch norm, no penalty
+    assert losses.penalty_across_images(build(DCGAN, r1_weight=10.0, d_norm="none")) is None
+    assert losses.penalty_across_images(build(WGANGP)) is None  # the penalty, no norm
+    assert "r1_weight=10" in (losses.penalty_across_images(build(DCGAN, r1_weight=10.0)) or "")
 
 
 @pytest.mark.parametrize("overrides, message", [

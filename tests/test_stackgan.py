@@ -287,6 +287,12 @@ def test_mismatched_text_never_says_the_same_thing() -> None:
     assert (wrong != torch.arange(4)).all()
 
 
+def test_mismatched_text_reads_nothing_back_from_the_device() -> None:
+    """On the meta device, whose tensors hold no values, asking whether any image lacks an
+    unlike sentence would fail: the choice must not wait for the device each step."""
+    assert mismatched(torch.randn(8, 5, device="meta"), 0.7).shape == (8,)
+
+
 def test_the_projection_term_is_the_features_times_the_projected_sentence() -> None:
     torch.manual_seed(0)
     d = MatchingDiscriminator(1, 16, 4, 6, 5, projection=True).eval()
@@ -583,6 +589,18 @@ def test_each_pass_picks_the_same_captions_in_every_process() -> None:
     assert all((every == row).all(1).any() for row in batch), "each row is one of the images' captions"
     assert len({int(row[0]) % 6 for row in torch.cat([whole.next().conditions["text"] for _ in range(6)])}) > 1, \
         "not always the same caption of each image"
+
+
+def test_each_image_comes_with_one_of_its_own_captions() -> None:
+    from zoo.data import TensorBatches
+
+    images = torch.arange(16, dtype=torch.uint8).view(16, 1, 1, 1).expand(16, 1, 4, 4).contiguous()
+    own = torch.arange(16).view(16, 1, 1) * 10 + torch.arange(3).view(1, 3, 1)  # image i's caption k: 10 i + k
+    batches = TensorBatches(images, None, 8, seed=0, conditions={"text": own.expand(16, 3, 2).to(torch.float16)})
+    for _ in range(6):
+        batch = batches.next()
+        image = ((batch.images[:, 0, 0, 0] + 1) * 127.5).round().long()
+        assert torch.equal(batch.conditions["text"][:, 0].long() // 10, image)
 
 
 def test_eval_reads_the_class_each_caption_names(stage1: Path) -> None:

@@ -132,6 +132,37 @@ def test_derived_pairs_are_crops_and_their_bicubic_downsample() -> None:
         zoo.Derivation(factor=4, crop=18)
 
 
+def test_photo_crops_are_the_windows_at_their_corners_and_the_corners_cover_each_photo() -> None:
+    photos = Photos.of([torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for h, w in ((18, 17), (40, 23), (16, 31))])
+    index = torch.tensor([1, 0, 2, 1, 0, 2, 2])
+    torch.manual_seed(0)
+    top, left = photos.corners(index, 16)
+    crops = photos.crops(index, top, left, 16)
+    for crop, i, t, s in zip(crops, index.tolist(), top.tolist(), left.tolist(), strict=True):
+        assert torch.equal(crop, photos[i][:, t:t + 16, s:s + 16])
+    torch.manual_seed(0)
+    assert torch.equal(photos.random_crops(index, 16), crops)  # the same draws, made the same way
+    many = torch.zeros(3000, dtype=torch.long)  # photo 0 has 3 x 2 places for a 16 px window
+    assert set(zip(*(c.tolist() for c in photos.corners(many, 16)), strict=True)) == {(t, s) for t in range(3)
+                                                                                     for s in range(2)}
+
+
+def test_a_batch_of_photo_crops_reads_nothing_back_from_its_device() -> None:
+    """On the meta device, whose tensors hold no values, anything that reads a value back to
+    the host fails: drawing a batch must not, or each batch would wait for a GPU's work."""
+    photos = Photos.of([torch.randint(0, 256, (3, h, w), dtype=torch.uint8) for h, w in ((20, 31), (40, 17), (24, 24))])
+    derive = zoo.Derivation(factor=4, crop=16, flips=True)
+    labels = torch.arange(3)
+    batches = TensorBatches(photos.centre_crops(), labels, 4, seed=0, device="meta", derive=derive, photos=photos)
+    batch = batches.next()
+    assert batch.images.device.type == "meta" and batch.images.shape == (4, 3, 4, 4)
+    assert batch.targets is not None and batch.targets.shape == (4, 3, 16, 16) and batch.labels.device.type == "meta"
+    high = photos.map(lambda im: im.repeat_interleave(2, -1).repeat_interleave(2, -2))
+    paired = TensorBatches(photos.centre_crops(), None, 4, seed=0, device="meta", derive=zoo.Derivation(2, 16),
+                           photos=photos, target_photos=high)
+    assert paired.next().targets.shape == (4, 3, 16, 16)
+
+
 def test_photo_batches_repeat_photos_to_fill_a_batch_and_resume_exactly() -> None:
     photos = Photos.of([torch.randint(0, 256, (1, 20 + i, 24), dtype=torch.uint8) for i in range(3)])
     derive = zoo.Derivation(factor=2, crop=8)

@@ -31,3 +31,16 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "mps" and not torch.backends.mps.is_available():
         raise UsageError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
     return torch.device(requested)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device`` (a device named without an index means its current one),
+    without waiting for it: a host tensor bound for a GPU goes through pinned memory,
+    asynchronously. A plain copy from pageable memory makes the host wait until the GPU has
+    done all it was given, every batch; the caching host allocator keeps the pinned block
+    until its copy is done."""
+    if tensor.device.type == device.type and device.index in (None, tensor.device.index):
+        return tensor
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return (tensor if tensor.is_pinned() else tensor.pin_memory()).to(device, non_blocking=True)
+    return tensor.to(device)

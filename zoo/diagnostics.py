@@ -126,7 +126,7 @@ class Watch:
             found.append(Alert(step, "collapse", (
                 f"mode collapse: the preview samples are {ratio:.2f} as varied as real images "
                 f"(below {COLLAPSED}); the generator repeats itself. Try --set " + (
-                    "augment=translation,cutout (few images), loss=wasserstein with gp_weight=10 "
+                    "augment=translation,cutout (few images), loss=wasserstein with gp_weight=10 and d_norm=layer "
                     "(or zoo train wgan-gp), ema=0.999 or label_flip=0.05" if self._real else
                     "beta=0.5 or a larger latent_dim (a VAE whose samples all look alike)"))))
         return ratio, found

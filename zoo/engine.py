@@ -76,7 +76,8 @@ class Engine:
                              "use --precision bf16 on this device")
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-        self._stepped: set[int] = set()
+        self._overflow_checks: list[dict[str, Any]] = []
+        """The loss scaler's record of each update of this training step (see :meth:`step`)."""
         self.cluster = distributed.current()
         self.applied: list[str] = []
         """What :meth:`prepare` did, for the run's record."""
@@ -135,7 +136,8 @@ class Engine:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def backward(self, loss: Tensor) -> None:
-        """Gradients of ``loss``, scaled first when a loss scaler is in use."""
+        """Gradients of ``loss``, scaled first when a loss scaler is in use (by the scale of
+        this training step: it changes only in :meth:`end_step`)."""
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> Tensor | None:
@@ -145,26 +147,33 @@ class Engine:
         self.cluster.average_gradients(params)
         norm = None
         if self.scaler is not None:
-            if id(optimizer) in self._stepped:
-                # A second update of one optimiser within a step (a critic's n_critic updates):
-                # the scaler must adapt between them, or it refuses to unscale again.
-                self.scaler.update()
-                self._stepped.clear()
             self.scaler.unscale_(optimizer)
         if self.options.clip_grad and params:
             norm = torch.nn.utils.clip_grad_norm_(params, self.options.clip_grad)
         if self.scaler is not None:
-            self.scaler.step(optimizer)
-            self._stepped.add(id(optimizer))
+            self.scaler.step(optimizer)  # skipped if a gradient overflowed
+            # GradScaler allows one step per optimiser between two update()s, and an update()
+            # between two updates of one optimiser (a critic's n_critic) would change the scale
+            # under gradients made with the old one: the next update's, or another optimiser's
+            # made earlier in the step, would be divided by the new scale (half of it after a
+            # growth). So the scale stays fixed for the whole training step: the scaler's
+            # record of this update (did a gradient overflow?) is set aside, which leaves the
+            # optimiser ready to step again, and end_step hands every record to one update().
+            self._overflow_checks.append(self.scaler._per_optimizer_states.pop(id(optimizer)))
         else:
             optimizer.step()
         return norm
 
     def end_step(self) -> None:
-        """Once per training step, after every optimiser has stepped: the loss scaler adapts."""
-        if self.scaler is not None and self._stepped:
+        """Once per training step, after every optimiser has stepped: the loss scaler adapts,
+        shrinking the scale if any update of the step overflowed (that update was skipped),
+        growing it after ``growth_interval`` steps without one."""
+        if self.scaler is not None and self._overflow_checks:
+            records = self.scaler._per_optimizer_states
+            for i, record in enumerate(self._overflow_checks):
+                records[-1 - i] = record  # keyed by optimiser ids, which are never negative
             self.scaler.update()
-        self._stepped.clear()
+        self._overflow_checks.clear()
 
     def state(self) -> dict[str, Any]:
         return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}

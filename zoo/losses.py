@@ -35,15 +35,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import augment as diff_augment
 from .config import Config, option
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .model import Model
 
 LOSSES = ("minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein")
 LABELLED = ("minimax", "bce", "cross_entropy", "lsgan")
@@ -76,8 +79,10 @@ class AdversarialConfig(Config):
     label_flip: float = option(0.0, "fraction of D's examples whose real/fake targets are swapped")
     instance_noise: float = option(0.0, "std of Gaussian noise added to every image D sees, "
                                         "fading linearly to 0 by the end of training")
-    gp_weight: float = option(0.0, "gradient penalty on real/fake interpolates (WGAN-GP: 10)")
-    r1_weight: float = option(0.0, "R1 penalty gamma on real images (Mescheder et al.: 10)")
+    gp_weight: float = option(0.0, "gradient penalty on real/fake interpolates (WGAN-GP: 10); "
+                                   "per image, so not with a batch-normalised critic")
+    r1_weight: float = option(0.0, "R1 penalty gamma on real images (Mescheder et al.: 10); "
+                                   "per image, so not with a batch-normalised critic")
     spectral_norm: bool = option(False, "spectral normalisation of every discriminator layer")
     clip: float = option(0.0, "clip every critic weight to [-clip, clip] after each update (WGAN: 0.01)")
     n_critic: int = option(1, "discriminator updates per generator update (WGAN: 5)")
@@ -205,6 +210,30 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, kind: str = "wa
     with torch.autocast(real.device.type, enabled=False):  # a gradient norm needs full precision
         (grad,) = torch.autograd.grad(score(kind, critic(between)).sum(), between, create_graph=True)
         return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def penalty_across_images(model: Model) -> str | None:
+    """Why ``model``'s gradient penalty would not be the penalty asked for, or None.
+
+    The penalties hold each image's own gradient to a norm, but batch norm in a critic mixes
+    the images of a batch: each image's score, and so its gradient, depends on the others
+    (Gulrajani et al. 2017 replace it by layer norm for that reason). The critics a penalty
+    differentiates are those a model leaves uncompiled for its double backward
+    (:data:`PENALTY_UNCOMPILED` in :meth:`zoo.Model.uncompiled`); the message names the fix."""
+    for name, reason in model.uncompiled().items():
+        network = getattr(model, name, None)
+        if reason != PENALTY_UNCOMPILED or not isinstance(network, nn.Module):
+            continue
+        norms = sorted({type(m).__name__ for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
+        if not norms:
+            continue
+        asked = " and ".join(f"{key}={getattr(model.config, key):g}" for key in ("gp_weight", "r1_weight")
+                             if getattr(model.config, key, 0)) or "its gradient penalty"
+        fix = ("--set d_norm=layer (Gulrajani et al.'s choice) or --set d_norm=none" if hasattr(model.config, "d_norm")
+               else "a critic without batch norm (layer norm, or none)")
+        return (f"{model.name}'s {name} uses batch norm ({', '.join(norms)}), which mixes the images of a batch, "
+                f"but {asked} penalises each image's own gradient: train with {fix}")
+    return None
 
 
 def _full_precision(images: Tensor) -> Tensor:

@@ -589,11 +589,10 @@ def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console,
     files.write_text(run_dir / EVAL_FILE, text, "eval.json")
     with (run_dir / "evals.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
-    info = runs.read_run_info(run_dir)
-    if info:
-        info["eval"] = {**{k: result[k] for k in HEADLINE if k in result}, "protocol": result["protocol"],
-                        "step": result["checkpoint"]["step"], "checkpoint": result["checkpoint"]["which"]}
-        runs.write_run_info(run_dir, info)
+    # Only run.json's eval entry is ours: a training that is still running writes the rest.
+    info = runs.update_run_info(run_dir, {runs.EVAL_ENTRY: {
+        **{k: result[k] for k in HEADLINE if k in result}, "protocol": result["protocol"],
+        "step": result["checkpoint"]["step"], "checkpoint": result["checkpoint"]["which"]}}, create=False) or {}
     if info.get("wandb_id") and info.get("wandb", "off") != "off" and wandb != "off":
         from zoo.tracking import open_tracker
 

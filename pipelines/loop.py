@@ -146,7 +146,7 @@ class Loop:
             self.info["wandb"] = self.tracker.mode
             if self.tracker.run_id:
                 self.info["wandb_id"] = self.tracker.run_id
-            runs.write_run_info(self.run_dir, self.info)
+            runs.update_run_info(self.run_dir, self.info)
             _truncate_metrics(self.metrics_path, self.step)
         with self._own_random_stream():
             self.preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
@@ -205,7 +205,7 @@ class Loop:
             # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
             self.info["status"] = "interrupted"
             if self.writer:
-                runs.write_run_info(self.run_dir, self.info)
+                runs.update_run_info(self.run_dir, self.info)
             self._finish_pictures()
             self.tracker.finish(exit_code=130)
             path = self.run_dir / ckpt_io.FILENAME
@@ -227,7 +227,7 @@ class Loop:
                 self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
             if self.writer and not self.final_saved:
                 with contextlib.suppress(OSError, ZooError):  # a full disk may refuse this too
-                    runs.write_run_info(self.run_dir, self.info)
+                    runs.update_run_info(self.run_dir, self.info)
             self.tracker.finish(exit_code=1)
             if self.final_saved and isinstance(exc, (OSError, ZooError)):
                 raise ZooError(f"training finished and was saved at step {self.step} ({self.run_dir}); writing its "
@@ -439,6 +439,7 @@ class Loop:
     def _run_info(self) -> dict[str, Any]:
         p, spec = self.p, self.data.spec
         info = runs.read_run_info(self.run_dir) if p.resume_from else {}
+        info.pop(runs.EVAL_ENTRY, None)  # zoo eval's, which this run's saves must leave as the file has it
         engine = self.model.engine.options
         info.update({
             "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
@@ -486,7 +487,7 @@ class Loop:
         ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_io.to_dict(p.config),
                                               self.data.spec.to_dict(), train_state, state))
         self.info.update(status=status, step=self.step, images=self.images)
-        runs.write_run_info(self.run_dir, self.info)
+        runs.update_run_info(self.run_dir, self.info)
         return path
 
     def _finish(self, status: str, elapsed: float) -> Path:

@@ -327,6 +327,33 @@ def test_eval_every_logs_figures_and_keeps_the_best_checkpoint(mnist, trained) -
     assert (run / "losses.png").is_file()
 
 
+def test_an_evaluation_of_a_run_still_training_outlives_its_next_save(mnist, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zoo eval beside a training: both write run.json, each its own fields, and the
+    trainer's next save keeps the eval entry (it once wrote its own copy over the file)."""
+    from rich.console import Console
+
+    from zoo.pipelines import loop
+    from zoo.pipelines.evaluate import evaluate
+
+    save = loop.Loop.save
+    evaluated: list[dict] = []
+
+    def save_then_evaluate(self: loop.Loop, status: str, cadence: bool = True) -> Path:
+        path = save(self, status, cadence)
+        if not evaluated:  # after the first checkpoint, as zoo eval in another shell would
+            evaluated.append(evaluate(str(self.run_dir), n=50, features="random", wandb="off",
+                                      console=Console(quiet=True)))
+        return path
+
+    monkeypatch.setattr(loop.Loop, "save", save_then_evaluate)
+    result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "4", "--no-wandb", "--out", "run")
+    assert result.exit_code == 0, result.output
+    info = json.loads(Path("run/run.json").read_text())
+    assert info["status"] == "finished" and info["step"] == 4  # the trainer's fields, saved last
+    assert evaluated[0]["checkpoint"]["step"] < 4  # zoo eval's, of an earlier checkpoint, kept
+    assert info["eval"]["step"] == evaluated[0]["checkpoint"]["step"] and info["eval"]["fid"] == evaluated[0]["fid"]
+
+
 def test_eval_every_must_be_positive(mnist) -> None:
     result = run_cli("train", "dcgan", "--data", "mnist", "--eval-every", "0")
     assert result.exit_code == 2 and "--eval-every must be at least 1" in result.output

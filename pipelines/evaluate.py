@@ -654,6 +654,9 @@ class TrainingEval:
 
     key: str
     protocol: str
+    features: str | None = None
+    """The extractor's name as ``--eval-features`` gives it (the default resolved): what a
+    resumed run measures in again. None for translators, whose L1 needs none."""
     extractor: features_io.FeatureExtractor | None = None
     real_features: Tensor | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -672,6 +675,7 @@ class TrainingEval:
             return cls("l1", f"l1/{reference.split_name}", inputs={"images": inputs[:256], "targets": targets[:256]})
         if not model.has(Capability.LATENT):
             raise UsageError(f"--eval-every: {model.name} neither samples nor translates")
+        features = features or features_io.default_for(reference.train.spec)
         extractor = load_extractor(features, reference, console).to(model.device)
         real_features = extractor.extract(reference.split.images)
         generator = torch.Generator().manual_seed(seed + 1)
@@ -679,8 +683,8 @@ class TrainingEval:
         conditions = conditions_for(model, reference.split, n, generator)
         pool_index = torch.randperm(len(prepared), generator=generator)[:SSIM_POOL]
         name = protocol("fd", extractor, n, reference, len(reference.split))["name"]
-        return cls("fd", name, extractor, real_features, {"conditions": conditions, "seed": seed + 1, "n": n},
-                   prepared.images[pool_index])
+        return cls("fd", name, features, extractor, real_features,
+                   {"conditions": conditions, "seed": seed + 1, "n": n}, prepared.images[pool_index])
 
     @torch.no_grad()
     def __call__(self, model: Model) -> dict[str, float]:

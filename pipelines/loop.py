@@ -154,6 +154,8 @@ class Loop:
             if self.eval_every and self.writer:
                 self.evaluator = TrainingEval.build(model, self.data.prepared, self.eval_features, p.seed,
                                                     self.console)
+        if self.evaluator is not None:
+            self._keep_eval_protocol(self.evaluator)
         self._announce()
 
         started = time.perf_counter()
@@ -345,9 +347,25 @@ class Loop:
         self.cluster.average_buffers(self.model)
         self.cluster.check_same(self.model)
 
+    def _keep_eval_protocol(self, evaluator: TrainingEval) -> None:
+        """The run keeps the features its --eval-every figures are measured in (a resume
+        measures in them again); a best figure measured under another protocol (another
+        extractor, or the same one's weights changed) is never compared with this run's."""
+        if evaluator.features is not None:
+            self.info["eval_features"] = evaluator.features
+            runs.update_run_info(self.run_dir, self.info)
+        best = self.info.get("best")
+        if isinstance(best, dict) and best.get("protocol") != evaluator.protocol:
+            self.console.print(
+                f"[yellow]note:[/] best.safetensors holds the best figure of step {best.get('step')} measured "
+                f"under {best.get('protocol')}; this run now measures under {evaluator.protocol}, whose figures "
+                "cannot be compared with it, so best.safetensors stays as it is. For a best in these features, "
+                f"start a new run from this one's weights: --init-from {self.run_dir}", highlight=False)
+
     def _evaluate(self, last: bool) -> None:
         """--eval-every: the quick figures on fixed samples, logged; a better one than any
-        before is kept as best.safetensors beside the latest checkpoint."""
+        before of the same protocol is kept as best.safetensors beside the latest checkpoint
+        (one of another protocol stays: they cannot be compared)."""
         assert self.evaluator is not None
         self._flush()  # the losses of the steps so far go first in metrics.jsonl
         with self._own_random_stream(), evaluating(self.model), full_precision():
@@ -356,8 +374,10 @@ class Loop:
         self.metrics_file.flush()
         self.tracker.log(values, self.step)
         key = self.evaluator.key
-        best = self.info.get("best", {})
-        better = key not in best or values[key] < best[key]
+        best = self.info.get("best")
+        best = best if isinstance(best, dict) else {}
+        comparable = not best or best.get("protocol") == self.evaluator.protocol
+        better = comparable and (key not in best or values[key] < best[key])
         self.bar.console.print(f"eval at step {self.step:,}: {_format(values)}"
                                f"{'  (best so far)' if better else ''}", highlight=False)
         if better:

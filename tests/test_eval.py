@@ -354,6 +354,57 @@ def test_an_evaluation_of_a_run_still_training_outlives_its_next_save(mnist, mon
     assert info["eval"]["step"] == evaluated[0]["checkpoint"]["step"] and info["eval"]["fid"] == evaluated[0]["fid"]
 
 
+def test_eval_features_needs_eval_every(mnist, trained) -> None:
+    result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "1", "--eval-features", "random",
+                     "--no-wandb", "--out", "lone")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--eval-features chooses the features of --eval-every's figures" in said
+    assert len(result.output.strip().splitlines()) == 1 and not Path("lone").exists()
+    run = trained("train", "dcgan", *TINY, "--data", "mnist", "--steps", "2", dest="plain")  # no --eval-every
+    before = (run / "run.json").read_bytes()
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "3", "--eval-features", "random")
+    assert result.exit_code == 2 and "give --eval-every N too" in " ".join(result.output.split())
+    assert (run / "run.json").read_bytes() == before
+
+
+def test_a_resumed_run_measures_in_its_own_features_and_compares_only_its_own(tmp_path: Path) -> None:
+    """Unlabelled images have no default features (no classifier without labels), so a
+    resume that forgot the run's --eval-features could not measure at all. It measures in
+    them again; others are refused; and a best measured under another protocol is never
+    compared with (nor replaced by) the run's figures."""
+    from .conftest import make_image_folder
+
+    circles = f"folder:{make_image_folder(tmp_path / 'shapes', per_class=24, classes=('circle',)) / 'circle'}"
+    result = run_cli("train", "dcgan", *TINY, "--data", circles, "--size", "28", "--channels", "1", "--steps", "2",
+                     "--eval-every", "1", "--eval-features", "random", "--no-wandb", "--out", "run")
+    assert result.exit_code == 0, result.output
+    run = Path("run")
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "4")
+    assert result.exit_code == 0, result.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["step"] == 4 and info["eval_features"] == "random"
+    assert info["best"]["protocol"].startswith("fd1k/random:")
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"fd"' in line]
+    assert [row["step"] for row in evals] == [1, 2, 3, 4]
+
+    before = (run / "run.json").read_bytes(), (run / "checkpoint.safetensors").read_bytes()
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "5", "--eval-features", "inception")
+    assert result.exit_code == 2, result.output
+    assert "that run measures --eval-every's figures in --eval-features random, not inception" in \
+        " ".join(result.output.split())
+    assert ((run / "run.json").read_bytes(), (run / "checkpoint.safetensors").read_bytes()) == before
+
+    # A best from another protocol (another extractor, or its weights since changed) stays.
+    other = {"step": 1, "fd": 1e9, "protocol": "fd1k/inception:circle@00000000/train"}
+    (run / "run.json").write_text(json.dumps({**info, "best": other}))
+    best_before = (run / "best.safetensors").read_bytes()
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "6")
+    assert result.exit_code == 0, result.output
+    assert "cannot be compared with it, so best.safetensors stays as it is" in " ".join(result.output.split())
+    assert json.loads((run / "run.json").read_text())["best"] == other
+    assert (run / "best.safetensors").read_bytes() == best_before
+
+
 def test_eval_every_must_be_positive(mnist) -> None:
     result = run_cli("train", "dcgan", "--data", "mnist", "--eval-every", "0")
     assert result.exit_code == 2 and "--eval-every must be at least 1" in result.output

@@ -5,9 +5,10 @@ What is measured follows the model's capabilities, never its name:
 * a model with a latent prior draws ``n`` samples (conditions, a class or a text, taken
   from the reference images, so the classes come in the data's proportions) and is
   compared with the real images of the reference split in an extractor's features:
-  Frechet distance, KID, precision/recall, density/coverage; plus pixel diversity, the
-  memorisation check against the training images, the classifier score, and for
-  class-conditional models the share of samples the classifier reads as their class;
+  Frechet distance, KID, precision/recall, density/coverage (these four on sets of one
+  size: :func:`_equal_sets`); plus pixel diversity, the memorisation check against the
+  training images, the classifier score, and for class-conditional models the share of
+  samples the classifier reads as their class;
 * an image-to-image model translates the reference split's inputs: L1, PSNR and SSIM
   against their targets where the data has them, and a Frechet distance to the real
   targets when an extractor fits that domain; a super-resolution model (one trained on
@@ -145,8 +146,12 @@ def _count(n: int) -> str:
 
 
 def protocol(figure: str, extractor: features_io.FeatureExtractor, generated: int, reference: Reference,
-             reference_count: int) -> dict[str, Any]:
-    return {"name": f"{figure}{_count(generated)}/{extractor.tag}/{reference.split_name}",
+             reference_count: int, prdc: int | None = None) -> dict[str, Any]:
+    """A figure's protocol: its name (``fid10k+prdc1k/classifier:mnist@1a2b3c4d/heldout``:
+    10,000 samples for the Frechet distance, precision, recall, density and coverage on
+    1,000 of each set) and what the name abbreviates."""
+    counts = _count(generated) + (f"+prdc{_count(prdc)}" if prdc is not None else "")
+    return {"name": f"{figure}{counts}/{extractor.tag}/{reference.split_name}",
             "extractor": extractor.name, "extractor_hash": extractor.weights_hash,
             "extractor_accuracy": extractor.accuracy, "generated": generated, "reference": reference_count,
             "split": reference.split_name, "resize": extractor.resize if extractor.resize != "none" else
@@ -352,8 +357,9 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         t = time.perf_counter()
         result["fid"] = metrics.frechet_distance(real_f, fake_f)
         result["kid"], result["kid_std"] = metrics.kernel_distance(real_f, fake_f, KID_SUBSETS, KID_SUBSET_SIZE, seed)
-        result["precision"], result["recall"] = metrics.precision_recall(real_f, fake_f, PR_K)
-        result["density"], result["coverage"] = metrics.density_coverage(real_f, fake_f, DC_K)
+        real_prdc, fake_prdc = _equal_sets(real_f, fake_f, order, seed)
+        result["precision"], result["recall"] = metrics.precision_recall(real_prdc, fake_prdc, PR_K)
+        result["density"], result["coverage"] = metrics.density_coverage(real_prdc, fake_prdc, DC_K)
         result["diversity"] = metrics.diversity(to_float(samples[:2000]), to_float(real.images[:2000]))
         result["sharpness"] = metrics.sharpness(to_float(samples[:2000]), to_float(real.images[:2000]))
         _karras_figures(samples, reference, seed, result, details)
@@ -383,12 +389,35 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
                 result["class_accuracy_per_class"] = {names[c]: v for c, v in enumerate(per_class)}
                 details["class_accuracy_classifier"] = {"tag": classifier.tag, "accuracy": classifier.accuracy}
         timings["metrics"] = time.perf_counter() - t
-    details["protocol"] = protocol("fid", extractor, n, reference, len(real))
+    equal = min(n, len(real))
+    details["protocol"] = protocol("fid", extractor, n, reference, len(real), prdc=equal)
     details["protocol"].update(kid={"subsets": KID_SUBSETS,
                                     "subset_size": min(KID_SUBSET_SIZE, n // 2, len(real) // 2)},
-                               precision_recall_k=PR_K, density_coverage_k=DC_K)
+                               precision_recall_k=PR_K, density_coverage_k=DC_K,
+                               prdc={"generated": equal, "reference": equal, "chosen": PRDC_CHOSEN})
     details["timings"] = {k: round(v, 2) for k, v in timings.items()}
     _generation_pictures(model, samples, conditions, reference, copies, fake_f, train_f, pictures, result)
+
+
+PRDC_CHOSEN = ("sets of one size, the larger cut to the smaller's: the first samples drawn; the reference images "
+               "whose conditions they drew from (conditional models), else a random subset (seeded)")
+
+
+def _equal_sets(real: Tensor, fake: Tensor, order: Tensor | None, seed: int) -> tuple[Tensor, Tensor]:
+    """The real and generated features that precision, recall, density and coverage compare:
+    sets of one size, as Kynkaanniemi et al. and Naeem et al. measure them. With more samples
+    than real images (10,000 against 1,000 held-out digits), each real image's neighbourhood
+    holds several samples, and coverage (and recall) climb towards 1 whatever the model.
+    The larger set is cut to the smaller's size: the first samples (each drawn on its own;
+    a conditional model's first ones ask after distinct reference images, ``order``), and
+    of the real images, the ones those samples drew their conditions from, or without
+    conditions a seeded random subset."""
+    equal = min(len(real), len(fake))
+    if len(real) > equal:
+        chosen = order[:equal] if order is not None else \
+            torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:equal]
+        real = real[chosen]
+    return real, fake[:equal]
 
 
 def _karras_figures(samples: Tensor, reference: Reference, seed: int, result: dict[str, Any],

@@ -221,13 +221,13 @@ def test_eval_writes_every_figure_with_its_protocol(dcgan_run: Path) -> None:
     assert saved["karras"]["swd"]["images"] == 300 and saved["karras"]["ms_ssim"]["scales"] == 3
     assert saved["swd"] > saved["swd_reference"]  # two steps of training are far from the data
     assert "class_accuracy" not in saved and "classifier_score" not in saved  # random features have no classes
-    assert saved["protocol"].startswith("fid300/random:mnist@") and saved["protocol"].endswith("/heldout")
+    assert saved["protocol"].startswith("fid300+prdc300/random:mnist@") and saved["protocol"].endswith("/heldout")
     detail = saved["protocol_detail"]
     assert detail["generated"] == 300 and detail["reference"] == 1000 and detail["split"] == "heldout"
     assert saved["checkpoint"]["which"] == "latest" and saved["checkpoint"]["step"] == 2
     assert json.loads((dcgan_run / "run.json").read_text())["eval"]["fid"] == saved["fid"]
     assert (dcgan_run / "eval" / "samples.png").is_file() and (dcgan_run / "eval" / "nearest.png").is_file()
-    assert "fid300/random:mnist@" in result.output and "precision" in result.output
+    assert "fid300+prdc300/random:mnist@" in result.output and "precision" in result.output
 
     again = run_cli("eval", str(dcgan_run), "--features", "random", "--n", "300", "--split", "train",
                     "--wandb", "off")
@@ -244,6 +244,49 @@ def test_eval_is_reproducible(dcgan_run: Path) -> None:
     two = evaluate(str(dcgan_run), n=200, features="random", batch_size=33, wandb="off")
     for key in ("fid", "kid", "precision", "recall", "density", "coverage", "swd", "ms_ssim"):
         assert one[key] == pytest.approx(two[key], rel=1e-4, abs=1e-6), key
+
+
+def test_precision_recall_density_and_coverage_compare_sets_of_one_size(dcgan_run: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their papers measure equal sets: with 10 samples to each real image, the real images'
+    neighbourhoods each hold several, and coverage climbs to 1 whatever the model. The
+    Frechet distance takes every sample; these four take as many of each set as the smaller
+    holds, and the protocol says so (so that zoo compare does not set them beside figures
+    measured otherwise)."""
+    from zoo.pipelines.evaluate import evaluate
+
+    sizes: list[tuple[int, int]] = []
+
+    def recorded(measure):
+        def recording(real: torch.Tensor, fake: torch.Tensor, k: int):
+            sizes.append((len(real), len(fake)))
+            return measure(real, fake, k)
+        return recording
+
+    for name in ("precision_recall", "density_coverage"):
+        monkeypatch.setattr(metrics, name, recorded(getattr(metrics, name)))
+    more = evaluate(str(dcgan_run), n=1200, features="random", wandb="off")  # 1,000 held-out digits
+    assert sizes == [(1000, 1000)] * 2
+    assert more["protocol"].startswith("fid1200+prdc1k/random:mnist@")
+    detail = more["protocol_detail"]
+    assert (detail["generated"], detail["reference"]) == (1200, 1000)
+    assert (detail["prdc"]["generated"], detail["prdc"]["reference"]) == (1000, 1000)
+    assert json.loads((dcgan_run / "run.json").read_text())["eval"]["protocol"] == more["protocol"]
+    fewer = evaluate(str(dcgan_run), n=300, features="random", wandb="off")
+    assert sizes[2:] == [(300, 300)] * 2 and fewer["protocol"].startswith("fid300+prdc300/")
+
+
+def test_the_larger_set_is_cut_to_the_size_of_the_smaller() -> None:
+    from zoo.pipelines.evaluate import _equal_sets
+
+    real, fake = torch.arange(10.0).view(10, 1), torch.arange(100.0, 130.0).view(30, 1)
+    cut_real, cut_fake = _equal_sets(real, fake, None, 0)
+    assert torch.equal(cut_real, real) and torch.equal(cut_fake, fake[:10])  # the first samples drawn
+    # Fewer samples: the real images their conditions came from, or a seeded random subset.
+    assert _equal_sets(real, fake[:3], torch.tensor([7, 2, 5, 7]), 0)[0].flatten().tolist() == [7.0, 2.0, 5.0]
+    subset = _equal_sets(real, fake[:3], None, 0)[0]
+    assert len(set(subset.flatten().tolist())) == 3 and torch.equal(subset, _equal_sets(real, fake[:3], None, 0)[0])
+    assert not torch.equal(subset, _equal_sets(real, fake[:3], None, 1)[0])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -289,7 +332,7 @@ def test_eval_of_a_class_conditional_model_reads_each_class(mnist, trained) -> N
     # Any features: class accuracy still comes from the classifier.
     other = evaluate(str(run), n=200, features="random", wandb="off",
                      extractor_options={"images_seen": 8000, "train_limit": 2000})
-    assert other["protocol"].startswith("fid200/random") and "class_accuracy" in other
+    assert other["protocol"].startswith("fid200+prdc200/random") and "class_accuracy" in other
 
 
 def test_eval_of_a_translator_against_its_targets(trained, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -5,9 +5,10 @@ What is measured follows the model's capabilities, never its name:
 * a model with a latent prior draws ``n`` samples (conditions, a class or a text, taken
   from the reference images, so the classes come in the data's proportions) and is
   compared with the real images of the reference split in an extractor's features:
-  Frechet distance, KID, precision/recall, density/coverage; plus pixel diversity, the
-  memorisation check against the training images, the classifier score, and for
-  class-conditional models the share of samples the classifier reads as their class;
+  Frechet distance, KID, precision/recall, density/coverage (these four on sets of one
+  size: :func:`_equal_sets`); plus pixel diversity, the memorisation check against the
+  training images, the classifier score, and for class-conditional models the share of
+  samples the classifier reads as their class;
 * an image-to-image model translates the reference split's inputs: L1, PSNR and SSIM
   against their targets where the data has them, and a Frechet distance to the real
   targets when an extractor fits that domain; a super-resolution model (one trained on
@@ -145,8 +146,12 @@ def _count(n: int) -> str:
 
 
 def protocol(figure: str, extractor: features_io.FeatureExtractor, generated: int, reference: Reference,
-             reference_count: int) -> dict[str, Any]:
-    return {"name": f"{figure}{_count(generated)}/{extractor.tag}/{reference.split_name}",
+             reference_count: int, prdc: int | None = None) -> dict[str, Any]:
+    """A figure's protocol: its name (``fid10k+prdc1k/classifier:mnist@1a2b3c4d/heldout``:
+    10,000 samples for the Frechet distance, precision, recall, density and coverage on
+    1,000 of each set) and what the name abbreviates."""
+    counts = _count(generated) + (f"+prdc{_count(prdc)}" if prdc is not None else "")
+    return {"name": f"{figure}{counts}/{extractor.tag}/{reference.split_name}",
             "extractor": extractor.name, "extractor_hash": extractor.weights_hash,
             "extractor_accuracy": extractor.accuracy, "generated": generated, "reference": reference_count,
             "split": reference.split_name, "resize": extractor.resize if extractor.resize != "none" else
@@ -352,8 +357,9 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         t = time.perf_counter()
         result["fid"] = metrics.frechet_distance(real_f, fake_f)
         result["kid"], result["kid_std"] = metrics.kernel_distance(real_f, fake_f, KID_SUBSETS, KID_SUBSET_SIZE, seed)
-        result["precision"], result["recall"] = metrics.precision_recall(real_f, fake_f, PR_K)
-        result["density"], result["coverage"] = metrics.density_coverage(real_f, fake_f, DC_K)
+        real_prdc, fake_prdc = _equal_sets(real_f, fake_f, order, seed)
+        result["precision"], result["recall"] = metrics.precision_recall(real_prdc, fake_prdc, PR_K)
+        result["density"], result["coverage"] = metrics.density_coverage(real_prdc, fake_prdc, DC_K)
         result["diversity"] = metrics.diversity(to_float(samples[:2000]), to_float(real.images[:2000]))
         result["sharpness"] = metrics.sharpness(to_float(samples[:2000]), to_float(real.images[:2000]))
         _karras_figures(samples, reference, seed, result, details)
@@ -383,12 +389,35 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
                 result["class_accuracy_per_class"] = {names[c]: v for c, v in enumerate(per_class)}
                 details["class_accuracy_classifier"] = {"tag": classifier.tag, "accuracy": classifier.accuracy}
         timings["metrics"] = time.perf_counter() - t
-    details["protocol"] = protocol("fid", extractor, n, reference, len(real))
+    equal = min(n, len(real))
+    details["protocol"] = protocol("fid", extractor, n, reference, len(real), prdc=equal)
     details["protocol"].update(kid={"subsets": KID_SUBSETS,
                                     "subset_size": min(KID_SUBSET_SIZE, n // 2, len(real) // 2)},
-                               precision_recall_k=PR_K, density_coverage_k=DC_K)
+                               precision_recall_k=PR_K, density_coverage_k=DC_K,
+                               prdc={"generated": equal, "reference": equal, "chosen": PRDC_CHOSEN})
     details["timings"] = {k: round(v, 2) for k, v in timings.items()}
     _generation_pictures(model, samples, conditions, reference, copies, fake_f, train_f, pictures, result)
+
+
+PRDC_CHOSEN = ("sets of one size, the larger cut to the smaller's: the first samples drawn; the reference images "
+               "whose conditions they drew from (conditional models), else a random subset (seeded)")
+
+
+def _equal_sets(real: Tensor, fake: Tensor, order: Tensor | None, seed: int) -> tuple[Tensor, Tensor]:
+    """The real and generated features that precision, recall, density and coverage compare:
+    sets of one size, as Kynkaanniemi et al. and Naeem et al. measure them. With more samples
+    than real images (10,000 against 1,000 held-out digits), each real image's neighbourhood
+    holds several samples, and coverage (and recall) climb towards 1 whatever the model.
+    The larger set is cut to the smaller's size: the first samples (each drawn on its own;
+    a conditional model's first ones ask after distinct reference images, ``order``), and
+    of the real images, the ones those samples drew their conditions from, or without
+    conditions a seeded random subset."""
+    equal = min(len(real), len(fake))
+    if len(real) > equal:
+        chosen = order[:equal] if order is not None else \
+            torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:equal]
+        real = real[chosen]
+    return real, fake[:equal]
 
 
 def _karras_figures(samples: Tensor, reference: Reference, seed: int, result: dict[str, Any],
@@ -589,11 +618,10 @@ def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console,
     files.write_text(run_dir / EVAL_FILE, text, "eval.json")
     with (run_dir / "evals.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(result) + "\n")
-    info = runs.read_run_info(run_dir)
-    if info:
-        info["eval"] = {**{k: result[k] for k in HEADLINE if k in result}, "protocol": result["protocol"],
-                        "step": result["checkpoint"]["step"], "checkpoint": result["checkpoint"]["which"]}
-        runs.write_run_info(run_dir, info)
+    # Only run.json's eval entry is ours: a training that is still running writes the rest.
+    info = runs.update_run_info(run_dir, {runs.EVAL_ENTRY: {
+        **{k: result[k] for k in HEADLINE if k in result}, "protocol": result["protocol"],
+        "step": result["checkpoint"]["step"], "checkpoint": result["checkpoint"]["which"]}}, create=False) or {}
     if info.get("wandb_id") and info.get("wandb", "off") != "off" and wandb != "off":
         from zoo.tracking import open_tracker
 
@@ -655,6 +683,9 @@ class TrainingEval:
 
     key: str
     protocol: str
+    features: str | None = None
+    """The extractor's name as ``--eval-features`` gives it (the default resolved): what a
+    resumed run measures in again. None for translators, whose L1 needs none."""
     extractor: features_io.FeatureExtractor | None = None
     real_features: Tensor | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -673,6 +704,7 @@ class TrainingEval:
             return cls("l1", f"l1/{reference.split_name}", inputs={"images": inputs[:256], "targets": targets[:256]})
         if not model.has(Capability.LATENT):
             raise UsageError(f"--eval-every: {model.name} neither samples nor translates")
+        features = features or features_io.default_for(reference.train.spec)
         extractor = load_extractor(features, reference, console).to(model.device)
         real_features = extractor.extract(reference.split.images)
         generator = torch.Generator().manual_seed(seed + 1)
@@ -680,8 +712,8 @@ class TrainingEval:
         conditions = conditions_for(model, reference.split, n, generator)
         pool_index = torch.randperm(len(prepared), generator=generator)[:SSIM_POOL]
         name = protocol("fd", extractor, n, reference, len(reference.split))["name"]
-        return cls("fd", name, extractor, real_features, {"conditions": conditions, "seed": seed + 1, "n": n},
-                   prepared.images[pool_index])
+        return cls("fd", name, features, extractor, real_features,
+                   {"conditions": conditions, "seed": seed + 1, "n": n}, prepared.images[pool_index])
 
     @torch.no_grad()
     def __call__(self, model: Model) -> dict[str, float]:

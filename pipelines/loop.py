@@ -146,7 +146,7 @@ class Loop:
             self.info["wandb"] = self.tracker.mode
             if self.tracker.run_id:
                 self.info["wandb_id"] = self.tracker.run_id
-            runs.write_run_info(self.run_dir, self.info)
+            runs.update_run_info(self.run_dir, self.info)
             _truncate_metrics(self.metrics_path, self.step)
         with self._own_random_stream():
             self.preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
@@ -154,6 +154,8 @@ class Loop:
             if self.eval_every and self.writer:
                 self.evaluator = TrainingEval.build(model, self.data.prepared, self.eval_features, p.seed,
                                                     self.console)
+        if self.evaluator is not None:
+            self._keep_eval_protocol(self.evaluator)
         self._announce()
 
         started = time.perf_counter()
@@ -205,7 +207,7 @@ class Loop:
             # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
             self.info["status"] = "interrupted"
             if self.writer:
-                runs.write_run_info(self.run_dir, self.info)
+                runs.update_run_info(self.run_dir, self.info)
             self._finish_pictures()
             self.tracker.finish(exit_code=130)
             path = self.run_dir / ckpt_io.FILENAME
@@ -227,7 +229,7 @@ class Loop:
                 self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
             if self.writer and not self.final_saved:
                 with contextlib.suppress(OSError, ZooError):  # a full disk may refuse this too
-                    runs.write_run_info(self.run_dir, self.info)
+                    runs.update_run_info(self.run_dir, self.info)
             self.tracker.finish(exit_code=1)
             if self.final_saved and isinstance(exc, (OSError, ZooError)):
                 raise ZooError(f"training finished and was saved at step {self.step} ({self.run_dir}); writing its "
@@ -345,9 +347,25 @@ class Loop:
         self.cluster.average_buffers(self.model)
         self.cluster.check_same(self.model)
 
+    def _keep_eval_protocol(self, evaluator: TrainingEval) -> None:
+        """The run keeps the features its --eval-every figures are measured in (a resume
+        measures in them again); a best figure measured under another protocol (another
+        extractor, or the same one's weights changed) is never compared with this run's."""
+        if evaluator.features is not None:
+            self.info["eval_features"] = evaluator.features
+            runs.update_run_info(self.run_dir, self.info)
+        best = self.info.get("best")
+        if isinstance(best, dict) and best.get("protocol") != evaluator.protocol:
+            self.console.print(
+                f"[yellow]note:[/] best.safetensors holds the best figure of step {best.get('step')} measured "
+                f"under {best.get('protocol')}; this run now measures under {evaluator.protocol}, whose figures "
+                "cannot be compared with it, so best.safetensors stays as it is. For a best in these features, "
+                f"start a new run from this one's weights: --init-from {self.run_dir}", highlight=False)
+
     def _evaluate(self, last: bool) -> None:
         """--eval-every: the quick figures on fixed samples, logged; a better one than any
-        before is kept as best.safetensors beside the latest checkpoint."""
+        before of the same protocol is kept as best.safetensors beside the latest checkpoint
+        (one of another protocol stays: they cannot be compared)."""
         assert self.evaluator is not None
         self._flush()  # the losses of the steps so far go first in metrics.jsonl
         with self._own_random_stream(), evaluating(self.model), full_precision():
@@ -356,8 +374,10 @@ class Loop:
         self.metrics_file.flush()
         self.tracker.log(values, self.step)
         key = self.evaluator.key
-        best = self.info.get("best", {})
-        better = key not in best or values[key] < best[key]
+        best = self.info.get("best")
+        best = best if isinstance(best, dict) else {}
+        comparable = not best or best.get("protocol") == self.evaluator.protocol
+        better = comparable and (key not in best or values[key] < best[key])
         self.bar.console.print(f"eval at step {self.step:,}: {_format(values)}"
                                f"{'  (best so far)' if better else ''}", highlight=False)
         if better:
@@ -439,6 +459,7 @@ class Loop:
     def _run_info(self) -> dict[str, Any]:
         p, spec = self.p, self.data.spec
         info = runs.read_run_info(self.run_dir) if p.resume_from else {}
+        info.pop(runs.EVAL_ENTRY, None)  # zoo eval's, which this run's saves must leave as the file has it
         engine = self.model.engine.options
         info.update({
             "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
@@ -486,7 +507,7 @@ class Loop:
         ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_io.to_dict(p.config),
                                               self.data.spec.to_dict(), train_state, state))
         self.info.update(status=status, step=self.step, images=self.images)
-        runs.write_run_info(self.run_dir, self.info)
+        runs.update_run_info(self.run_dir, self.info)
         return path
 
     def _finish(self, status: str, elapsed: float) -> Path:

@@ -123,6 +123,8 @@ def plan(opts: TrainOptions) -> Plan:
         if every is not None and every < 1:
             raise UsageError(f"{flag} must be at least 1, got {every}")
     cls = registry.get(opts.model)
+    if opts.resume is None:
+        _check_eval_features(opts, {})
     init_from = _init_from(opts, cls)
     data_dir = str(opts.data_dir.expanduser().resolve()) if opts.data_dir is not None else None
     text_encoder = _text_encoder_option(opts, cls)
@@ -170,6 +172,7 @@ def plan(opts: TrainOptions) -> Plan:
     if opts.sets or opts.config_file or opts.batch_size is not None or opts.noise is not None:
         raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size/--noise, "
                          "or start a new run to change them")
+    _check_eval_features(opts, runs.read_run_info(path.parent), resume=opts.resume)
     data = saved["data"]
     direction = check_direction(data["source"], opts.direction) if opts.direction is not None else None
     given: dict[str, tuple[Any, Any]] = {"--data": (opts.data, data["source"]), "--seed": (opts.seed, saved["seed"]),
@@ -199,6 +202,24 @@ def plan(opts: TrainOptions) -> Plan:
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
                 data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
                 minutes, engine, resume_from=path, resume_train=saved, text_encoder=data.get("text_encoder"))
+
+
+def _check_eval_features(opts: TrainOptions, kept: dict[str, Any], resume: str | None = None) -> None:
+    """--eval-features only with --eval-every (the run's own, resuming); and a resumed run
+    measures in the features it always has: its best.safetensors is the best in them, and a
+    figure in others cannot be compared with it. (Refused rather than starting a new best:
+    that would drop the run's best checkpoint, or keep two bests no command could tell
+    apart; a new run from its weights, --init-from, measures in others.)"""
+    if opts.eval_features is None:
+        return
+    if opts.eval_every is None and not kept.get("eval_every"):
+        raise UsageError("--eval-features chooses the features of --eval-every's figures; give --eval-every N "
+                         "too (to measure a trained run: zoo eval RUN --features NAME)")
+    recorded = kept.get("eval_features")
+    if resume is not None and recorded is not None and opts.eval_features != recorded:
+        raise UsageError(f"--resume: that run measures --eval-every's figures in --eval-features {recorded}, not "
+                         f"{opts.eval_features}, and its best.safetensors is the best in those; drop "
+                         f"--eval-features, or start a new run from its weights with --init-from {resume}")
 
 
 def _text_encoder_option(opts: TrainOptions, cls: type[Model]) -> str | None:
@@ -389,14 +410,15 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
-        eval_every, checkpoint_every = opts.eval_every, opts.checkpoint_every
-        if p.resume_from is not None:
+        eval_every, eval_features, checkpoint_every = opts.eval_every, opts.eval_features, opts.checkpoint_every
+        if p.resume_from is not None:  # a resumed run keeps its own (plan refused a different --eval-features)
             kept = runs.read_run_info(run_dir)
             eval_every = eval_every if eval_every is not None else kept.get("eval_every")
+            eval_features = eval_features if eval_features is not None else kept.get("eval_features")
             checkpoint_every = checkpoint_every if checkpoint_every is not None else kept.get("checkpoint_every")
         loop = Loop(p, data, model, batches, state, run_dir, console, steps=opts.steps, epochs=opts.epochs,
                     kimg=opts.kimg, preview_every=opts.preview_every, eval_every=eval_every,
-                    eval_features=opts.eval_features, wandb=opts.wandb, checkpoint_every=checkpoint_every)
+                    eval_features=eval_features, wandb=opts.wandb, checkpoint_every=checkpoint_every)
         return loop.run()
     finally:
         if lock is not None:

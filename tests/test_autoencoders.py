@@ -314,7 +314,7 @@ def test_a_vae_samples_interpolates_and_is_measured_with_its_likelihood(mnist, t
                      "--nll-samples", "20", "--nll-images", "30")
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "eval.json").read_text())
-    assert saved["protocol"].startswith("fid200/random")
+    assert saved["protocol"].startswith("fid200+prdc200/random")
     assert saved["nll"] > 0 and saved["nll_elbo"] >= saved["nll"] - 0.5  # a bound in expectation: near it here
     assert saved["bits_per_dim"] == pytest.approx(saved["nll"] / (784 * math.log(2)))
     assert saved["likelihood"]["samples"] == 20 and saved["likelihood"]["images"] == 30

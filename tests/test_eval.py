@@ -221,13 +221,13 @@ def test_eval_writes_every_figure_with_its_protocol(dcgan_run: Path) -> None:
     assert saved["karras"]["swd"]["images"] == 300 and saved["karras"]["ms_ssim"]["scales"] == 3
     assert saved["swd"] > saved["swd_reference"]  # two steps of training are far from the data
     assert "class_accuracy" not in saved and "classifier_score" not in saved  # random features have no classes
-    assert saved["protocol"].startswith("fid300/random:mnist@") and saved["protocol"].endswith("/heldout")
+    assert saved["protocol"].startswith("fid300+prdc300/random:mnist@") and saved["protocol"].endswith("/heldout")
     detail = saved["protocol_detail"]
     assert detail["generated"] == 300 and detail["reference"] == 1000 and detail["split"] == "heldout"
     assert saved["checkpoint"]["which"] == "latest" and saved["checkpoint"]["step"] == 2
     assert json.loads((dcgan_run / "run.json").read_text())["eval"]["fid"] == saved["fid"]
     assert (dcgan_run / "eval" / "samples.png").is_file() and (dcgan_run / "eval" / "nearest.png").is_file()
-    assert "fid300/random:mnist@" in result.output and "precision" in result.output
+    assert "fid300+prdc300/random:mnist@" in result.output and "precision" in result.output
 
     again = run_cli("eval", str(dcgan_run), "--features", "random", "--n", "300", "--split", "train",
                     "--wandb", "off")
@@ -244,6 +244,49 @@ def test_eval_is_reproducible(dcgan_run: Path) -> None:
     two = evaluate(str(dcgan_run), n=200, features="random", batch_size=33, wandb="off")
     for key in ("fid", "kid", "precision", "recall", "density", "coverage", "swd", "ms_ssim"):
         assert one[key] == pytest.approx(two[key], rel=1e-4, abs=1e-6), key
+
+
+def test_precision_recall_density_and_coverage_compare_sets_of_one_size(dcgan_run: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their papers measure equal sets: with 10 samples to each real image, the real images'
+    neighbourhoods each hold several, and coverage climbs to 1 whatever the model. The
+    Frechet distance takes every sample; these four take as many of each set as the smaller
+    holds, and the protocol says so (so that zoo compare does not set them beside figures
+    measured otherwise)."""
+    from zoo.pipelines.evaluate import evaluate
+
+    sizes: list[tuple[int, int]] = []
+
+    def recorded(measure):
+        def recording(real: torch.Tensor, fake: torch.Tensor, k: int):
+            sizes.append((len(real), len(fake)))
+            return measure(real, fake, k)
+        return recording
+
+    for name in ("precision_recall", "density_coverage"):
+        monkeypatch.setattr(metrics, name, recorded(getattr(metrics, name)))
+    more = evaluate(str(dcgan_run), n=1200, features="random", wandb="off")  # 1,000 held-out digits
+    assert sizes == [(1000, 1000)] * 2
+    assert more["protocol"].startswith("fid1200+prdc1k/random:mnist@")
+    detail = more["protocol_detail"]
+    assert (detail["generated"], detail["reference"]) == (1200, 1000)
+    assert (detail["prdc"]["generated"], detail["prdc"]["reference"]) == (1000, 1000)
+    assert json.loads((dcgan_run / "run.json").read_text())["eval"]["protocol"] == more["protocol"]
+    fewer = evaluate(str(dcgan_run), n=300, features="random", wandb="off")
+    assert sizes[2:] == [(300, 300)] * 2 and fewer["protocol"].startswith("fid300+prdc300/")
+
+
+def test_the_larger_set_is_cut_to_the_size_of_the_smaller() -> None:
+    from zoo.pipelines.evaluate import _equal_sets
+
+    real, fake = torch.arange(10.0).view(10, 1), torch.arange(100.0, 130.0).view(30, 1)
+    cut_real, cut_fake = _equal_sets(real, fake, None, 0)
+    assert torch.equal(cut_real, real) and torch.equal(cut_fake, fake[:10])  # the first samples drawn
+    # Fewer samples: the real images their conditions came from, or a seeded random subset.
+    assert _equal_sets(real, fake[:3], torch.tensor([7, 2, 5, 7]), 0)[0].flatten().tolist() == [7.0, 2.0, 5.0]
+    subset = _equal_sets(real, fake[:3], None, 0)[0]
+    assert len(set(subset.flatten().tolist())) == 3 and torch.equal(subset, _equal_sets(real, fake[:3], None, 0)[0])
+    assert not torch.equal(subset, _equal_sets(real, fake[:3], None, 1)[0])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -289,7 +332,7 @@ def test_eval_of_a_class_conditional_model_reads_each_class(mnist, trained) -> N
     # Any features: class accuracy still comes from the classifier.
     other = evaluate(str(run), n=200, features="random", wandb="off",
                      extractor_options={"images_seen": 8000, "train_limit": 2000})
-    assert other["protocol"].startswith("fid200/random") and "class_accuracy" in other
+    assert other["protocol"].startswith("fid200+prdc200/random") and "class_accuracy" in other
 
 
 def test_eval_of_a_translator_against_its_targets(trained, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -325,6 +368,84 @@ def test_eval_every_logs_figures_and_keeps_the_best_checkpoint(mnist, trained) -
     result = run_cli("sample", str(run), "--checkpoint", "best", "--n", "4", "--out", "best-samples")
     assert result.exit_code == 0 and f"(step {best['step']})" in result.output
     assert (run / "losses.png").is_file()
+
+
+def test_an_evaluation_of_a_run_still_training_outlives_its_next_save(mnist, monkeypatch: pytest.MonkeyPatch) -> None:
+    """zoo eval beside a training: both write run.json, each its own fields, and the
+    trainer's next save keeps the eval entry (it once wrote its own copy over the file)."""
+    from rich.console import Console
+
+    from zoo.pipelines import loop
+    from zoo.pipelines.evaluate import evaluate
+
+    save = loop.Loop.save
+    evaluated: list[dict] = []
+
+    def save_then_evaluate(self: loop.Loop, status: str, cadence: bool = True) -> Path:
+        path = save(self, status, cadence)
+        if not evaluated:  # after the first checkpoint, as zoo eval in another shell would
+            evaluated.append(evaluate(str(self.run_dir), n=50, features="random", wandb="off",
+                                      console=Console(quiet=True)))
+        return path
+
+    monkeypatch.setattr(loop.Loop, "save", save_then_evaluate)
+    result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "4", "--no-wandb", "--out", "run")
+    assert result.exit_code == 0, result.output
+    info = json.loads(Path("run/run.json").read_text())
+    assert info["status"] == "finished" and info["step"] == 4  # the trainer's fields, saved last
+    assert evaluated[0]["checkpoint"]["step"] < 4  # zoo eval's, of an earlier checkpoint, kept
+    assert info["eval"]["step"] == evaluated[0]["checkpoint"]["step"] and info["eval"]["fid"] == evaluated[0]["fid"]
+
+
+def test_eval_features_needs_eval_every(mnist, trained) -> None:
+    result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "1", "--eval-features", "random",
+                     "--no-wandb", "--out", "lone")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--eval-features chooses the features of --eval-every's figures" in said
+    assert len(result.output.strip().splitlines()) == 1 and not Path("lone").exists()
+    run = trained("train", "dcgan", *TINY, "--data", "mnist", "--steps", "2", dest="plain")  # no --eval-every
+    before = (run / "run.json").read_bytes()
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "3", "--eval-features", "random")
+    assert result.exit_code == 2 and "give --eval-every N too" in " ".join(result.output.split())
+    assert (run / "run.json").read_bytes() == before
+
+
+def test_a_resumed_run_measures_in_its_own_features_and_compares_only_its_own(tmp_path: Path) -> None:
+    """Unlabelled images have no default features (no classifier without labels), so a
+    resume that forgot the run's --eval-features could not measure at all. It measures in
+    them again; others are refused; and a best measured under another protocol is never
+    compared with (nor replaced by) the run's figures."""
+    from .conftest import make_image_folder
+
+    circles = f"folder:{make_image_folder(tmp_path / 'shapes', per_class=24, classes=('circle',)) / 'circle'}"
+    result = run_cli("train", "dcgan", *TINY, "--data", circles, "--size", "28", "--channels", "1", "--steps", "2",
+                     "--eval-every", "1", "--eval-features", "random", "--no-wandb", "--out", "run")
+    assert result.exit_code == 0, result.output
+    run = Path("run")
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "4")
+    assert result.exit_code == 0, result.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["step"] == 4 and info["eval_features"] == "random"
+    assert info["best"]["protocol"].startswith("fd1k/random:")
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"fd"' in line]
+    assert [row["step"] for row in evals] == [1, 2, 3, 4]
+
+    before = (run / "run.json").read_bytes(), (run / "checkpoint.safetensors").read_bytes()
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "5", "--eval-features", "inception")
+    assert result.exit_code == 2, result.output
+    assert "that run measures --eval-every's figures in --eval-features random, not inception" in \
+        " ".join(result.output.split())
+    assert ((run / "run.json").read_bytes(), (run / "checkpoint.safetensors").read_bytes()) == before
+
+    # A best from another protocol (another extractor, or its weights since changed) stays.
+    other = {"step": 1, "fd": 1e9, "protocol": "fd1k/inception:circle@00000000/train"}
+    (run / "run.json").write_text(json.dumps({**info, "best": other}))
+    best_before = (run / "best.safetensors").read_bytes()
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "6")
+    assert result.exit_code == 0, result.output
+    assert "cannot be compared with it, so best.safetensors stays as it is" in " ".join(result.output.split())
+    assert json.loads((run / "run.json").read_text())["best"] == other
+    assert (run / "best.safetensors").read_bytes() == best_before
 
 
 def test_eval_every_must_be_positive(mnist) -> None:

@@ -325,7 +325,9 @@ def _within(queries: Tensor, points: Tensor, radii: Tensor) -> tuple[Tensor, Ten
 def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
     """Kynkaanniemi et al.'s (2019) improved precision and recall: the share of generated
     images inside the real images' k-nearest-neighbour manifold, and of real images inside
-    the generated ones'. Precision is fidelity, recall is coverage of the data's variety."""
+    the generated ones'. Precision is fidelity, recall is coverage of the data's variety.
+    Measure sets of one size, as the paper does: both figures depend on the two sets' sizes
+    (each set's neighbourhoods shrink as it grows)."""
     _check_sets(real, fake, k + 1, f"precision and recall (k={k})")
     real_radii = nearest(real, real, k, skip_self=True)[0][:, -1]
     fake_radii = nearest(fake, fake, k, skip_self=True)[0][:, -1]
@@ -338,7 +340,9 @@ def density_coverage(real: Tensor, fake: Tensor, k: int = 5) -> tuple[float, flo
     """Naeem et al.'s (2020) density and coverage: how many real neighbourhoods each
     generated image falls in, over k (about 1 for samples like the data; above 1 when they
     crowd where the data is dense), and the share of real images with a generated one
-    inside their neighbourhood (robust to outliers, unlike recall)."""
+    inside their neighbourhood (robust to outliers, unlike recall). Measure sets of one
+    size, as the paper does: with many more generated images than real ones, each real
+    neighbourhood holds several and coverage climbs to 1 whatever the model."""
     _check_sets(real, fake, k + 1, f"density and coverage (k={k})")
     radii = nearest(real, real, k, skip_self=True)[0][:, -1]
     counts = _within(fake, real, radii)[0]

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,42 @@ def is_training(run_dir: Path) -> bool:
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
+    """Replace run.json with ``info`` whole (atomically). A writer of a run that another
+    process may write too uses :func:`update_run_info`."""
     files.write_text(run_dir / RUN_FILE, json.dumps(info, indent=2), "run.json")
+
+
+INFO_LOCK_FILE = ".run.json.lock"
+INFO_LOCK_SECONDS = 60.0
+EVAL_ENTRY = "eval"
+"""run.json's key that ``zoo eval`` writes (its headline figures); a training never writes it."""
+
+
+def update_run_info(run_dir: Path, fields: Mapping[str, Any], *, create: bool = True) -> dict[str, Any] | None:
+    """Set ``fields`` in run.json and keep every other key as the file has it now. Two
+    processes write a run's run.json: its training (status, step, best, ...) and a ``zoo
+    eval`` beside it (:data:`EVAL_ENTRY`); each writes only its own fields, read, changed and
+    written (atomically) under a lock on ``RUN/.run.json.lock`` held for that long, so
+    neither loses what the other wrote meanwhile. ``create=False``: a folder without a
+    readable run.json is left alone (returns None). Returns run.json as written."""
+    from filelock import FileLock, Timeout
+
+    path = run_dir / RUN_FILE
+    if not create and not path.is_file():
+        return None
+    try:
+        with FileLock(run_dir / INFO_LOCK_FILE, timeout=INFO_LOCK_SECONDS):
+            info = read_json(path)
+            if info is None:
+                if not create:
+                    return None
+                info = {}
+            info.update(fields)
+            write_run_info(run_dir, info)
+    except Timeout:
+        raise ZooError(f"{path} stayed locked by another process for {INFO_LOCK_SECONDS:.0f} s (its lock is "
+                       f"{run_dir / INFO_LOCK_FILE}); run the command again when that process is done") from None
+    return info
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:

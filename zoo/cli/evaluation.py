@@ -37,13 +37,14 @@ def evaluate(
     """Measure a trained model on images it never trained on; write RUN/eval.json.
 
     Sampling models: Frechet distance and KID in the extractor's features, precision/recall
-    (k=3), density/coverage (k=5), diversity, the memorisation check, the classifier score,
-    and class accuracy per class for class-conditional models, and the samples' sharpness.
+    (k=3) and density/coverage (k=5) on sets of one size (the larger cut), diversity, the
+    memorisation check, the classifier score, and class accuracy per class for
+    class-conditional models, and the samples' sharpness.
     Translators: L1 / PSNR / SSIM against the targets. Encoders (autoencoders, VAEs): the
     same for reconstructions, their sharpness, the latent dimensions in use, and for VAEs the
     held-out negative log-likelihood (an importance-weighted bound). Every figure records
     its protocol: extractor and hash, counts, split, resize (e.g.
-    fid10k/classifier:mnist@1a2b3c4d/heldout)."""
+    fid10k+prdc10k/classifier:mnist@1a2b3c4d/heldout)."""
     from ..pipelines.evaluate import evaluate as run
 
     if wandb not in ("auto", "online", "offline", "off"):

@@ -60,7 +60,7 @@ def train(
     preview_every: Annotated[int | None, typer.Option("--preview-every", help="Steps between preview grids (default: about 40 per run).")] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", help="Every N steps, a quick Frechet distance of 1,000 fixed samples to the held-out images (translators: L1), logged and plotted; the best checkpoint is kept as best.safetensors.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", help="Also save a checkpoint every N steps (default: every 10 minutes of training, and with a preview when the last is a minute old); a kill loses at most the steps since. A resumed run keeps its own.")] = None,
-    eval_features: Annotated[str | None, typer.Option("--eval-features", help="Feature extractor for --eval-every (default: as zoo eval's; see zoo eval --help).")] = None,
+    eval_features: Annotated[str | None, typer.Option("--eval-features", help="Feature extractor for --eval-every, which it needs (default: as zoo eval's; see zoo eval --help). A resumed run keeps its own.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile each network (a minute or more of compiling first; pays on GPUs and long runs).")] = False,
     channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="Convolutional networks in channels-last memory (faster convolutions on CPUs and GPUs).")] = True,
     tf32: Annotated[bool, typer.Option("--tf32/--no-tf32", help="On CUDA GPUs, float32 matrix products and convolutions in TF32 (--no-tf32: full float32).")] = True,

@@ -53,7 +53,7 @@ def machine() -> dict[str, Any]:
 def commit() -> str:
     """The commit the benchmark ran on, with ``+changes`` when the working tree differed from it."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
     changed = git("status", "--porcelain", "--untracked-files=no", "--", "zoo", "plugins", "pipelines", "benchmarks")

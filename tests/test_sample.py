@@ -28,7 +28,8 @@ def test_sample_a_run_folder(run: Path) -> None:
     assert files == [f"{i:04d}.png" for i in range(10)] + ["grid.png"]
     image = Image.open("out/0003.png")
     assert image.size == (28, 28) and image.mode == "L"
-    assert Image.open("out/grid.png").size == (4 * 30 + 2, 3 * 30 + 2)  # plain samples: no labels to draw
+    # no labels to draw, but enlarged as a grid with a row per class is: 28 px digits at 56 px
+    assert Image.open("out/grid.png").size == (2 * (4 * 30 + 2), 2 * (3 * 30 + 2))
 
 
 def test_a_checkpoint_file_and_a_model_name_mean_the_same_run(run: Path) -> None:

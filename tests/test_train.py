@@ -51,7 +51,8 @@ def test_previews_come_on_a_step_cadence_then_a_gif_of_them(shapes: str) -> None
     assert result.exit_code == 0, result.output
     grids = sorted(p.name for p in Path("run/progress").iterdir())
     assert grids == ["step-0000004.png", "step-0000008.png", "step-0000009.png"]  # the last step too
-    assert Image.open("run/progress/step-0000004.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 64 previews
+    # 64 previews, their 28 px cells drawn at 56 px, as every grid is
+    assert Image.open("run/progress/step-0000004.png").size == (2 * (8 * 30 + 2), 2 * (8 * 30 + 2))
     assert Image.open("run/progress.gif").n_frames == 3
 
 

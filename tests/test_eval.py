@@ -313,7 +313,7 @@ def test_the_larger_set_is_cut_to_the_size_of_the_smaller() -> None:
     (["--split", "validation"], "--split must be heldout"),
     (["--n", "1"], "--n must be at least 2"),
     (["--checkpoint", "best"], "has no best.safetensors: a run keeps one when it trains with --eval-every"),
-    (["--checkpoint", "newest"], "--checkpoint must be latest or best"),
+    (["--checkpoint", "newest"], "'newest' is not one of 'latest', 'best'"),
 ])
 def test_eval_refuses_bad_input_in_one_line(dcgan_run: Path, args: list[str], message: str) -> None:
     result = run_cli("eval", str(dcgan_run), *args)

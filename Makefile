@@ -23,6 +23,9 @@ setup: $(BIN)/zoo
 demo: setup
 	$(BIN)/zoo train dcgan --data mnist --steps 1560
 	$(BIN)/zoo sample dcgan --n 64 --force
+	@if [ "$$(command -v zoo)" != "$(abspath $(BIN))/zoo" ]; then \
+		echo "zoo is in $(VENV), not on your PATH: type $(BIN)/zoo, or first run '. $(BIN)/activate' in"; \
+		echo "this shell and then zoo, as the README does: zoo eval dcgan, zoo report dcgan, zoo list"; fi
 
 # mypy cannot run setuptools' editable-install finder, so it reads the code through links that
 # lay plugins/ and pipelines/ out under their installed names, zoo.plugins and zoo.pipelines

@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
 from zoo import files, text
+from zoo.console import progress_bar
 from zoo.data import CONDITION_PREFIX, TOKENS_KEY, PreparedData
 from zoo.errors import ZooError
 from zoo.model import Condition
@@ -61,9 +62,9 @@ def encode_captions(raw: RawData, console: Console, schedule: text.MatchingSched
     tokens = token_table(raw.captions, vocabulary, per_image, length)
     held_tokens = token_table(held.captions, vocabulary, per_image, length) if held is not None and held.captions \
         else None
-    with Progress(TextColumn("training the text encoder"), BarColumn(), TextColumn("{task.fields[loss]}"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("", total=None, loss="")
+    with progress_bar(console, TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
+                      TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("training the text encoder", total=None, loss="")
 
         def advance(step: int, steps: int, loss: float) -> None:
             bar.update(task, completed=step, total=steps, loss=f"loss {loss:.3f}")

@@ -48,6 +48,7 @@ from torch import Tensor
 import zoo
 from zoo import distributed, figures, files, metrics, runs, superres, swd
 from zoo import features as features_io
+from zoo.console import make_console, progress_bar
 from zoo.data import PreparedData, load_prepared, one_caption, to_float
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
@@ -245,7 +246,7 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     path = runs.find_checkpoint(target, checkpoint)
     cluster, device = distributed.join(device)
     try:
-        console = (console or Console()) if cluster.writer else Console(quiet=True)
+        console = (console or make_console()) if cluster.writer else Console(quiet=True)
         model, ckpt = runs.load_model(path, resolve_device(device))
         model.eval()
         if cluster.distributed and not (model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE)):
@@ -318,8 +319,6 @@ def _evaluate(model: Model, ckpt: Any, path: Path, cluster: distributed.Cluster,
 def _generation(model: Model, reference: Reference, n: int, features: str | None, seed: int, batch_size: int,
                 console: Console, pictures: Path, result: dict[str, Any], details: dict[str, Any],
                 extractor_options: dict[str, Any] | None, cluster: distributed.Cluster) -> None:
-    from rich.progress import Progress
-
     with cluster.rank_zero_first():  # a feature extractor zoo trains is trained once, by rank 0
         extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
     real = reference.split
@@ -334,7 +333,7 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
     order = reference_order(real, n, generator) if model.needs() else None  # which image each sample asks after
     conditions = conditions_for(model, real, n, generator, order)
     timings: dict[str, float] = {}
-    with Progress(console=console, transient=True) as bar:
+    with progress_bar(console, transient=True) as bar:
         task = bar.add_task(f"drawing {n:,} samples of {model.name}", total=n)
         t = time.perf_counter()
         mine = draw(model, n, conditions, seed, lambda k: bar.advance(task, k), cluster)
@@ -547,7 +546,7 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
                       pictures: Path, result: dict[str, Any], details: dict[str, Any]) -> None:
     """Each reference image whole (the photos at full size): its bicubic downsample upscaled
     by the model and by bicubic, both measured against it (Y channel, border cropped)."""
-    from rich.progress import track
+    from zoo.console import track
 
     factor = superres.factor_of(model)
     data = reference.split

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
-from zoo.images import UNREADABLE, image_files, read_image
+from zoo.images import FORMATS, UNREADABLE, image_files, read_image
 
 
 @dataclass
@@ -54,7 +54,8 @@ def read_inputs(files: Sequence[Path], named: set[Path], height: int, width: int
         names.append(file.stem)
         kept.append(file)
     if not pictures:
-        raise ZooError(f"none of the {len(files)} file(s) could be read as an image")
+        raise ZooError(f"none of the {len(files)} file(s) could be read as an image (e.g. {skipped[0]}); zoo reads "
+                       f"{FORMATS} files")
     return Inputs(to_float(torch.stack(pictures)), names, kept, resized, skipped)
 
 
@@ -73,7 +74,8 @@ def collect(inputs: Sequence[str], verb: str = "translate") -> tuple[list[Path],
         elif path.is_dir():
             found = image_files(path)
             if not found:
-                raise UsageError(f"folder {path} holds no images")
+                raise UsageError(f"folder {path} holds no images: zoo reads {FORMATS} files (in it or "
+                                 "in folders below it)")
             files += found
         elif glob.has_magic(item):
             found = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())

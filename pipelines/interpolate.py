@@ -23,9 +23,10 @@ from rich.console import Console
 from safetensors.torch import load_file, save_file
 
 from zoo import figures, metrics, registry
+from zoo.console import make_console
 from zoo.errors import UsageError, ZooError
 from zoo.model import Capability, Condition, Model, class_condition, evaluating
-from zoo.runs import load_latent_model, output_dir
+from zoo.runs import default_out, load_latent_model, output_dir
 
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets
@@ -63,11 +64,12 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
                 digit: str | None = None, from_class: str | None = None, to_class: str | None = None,
                 invert_steps: int = 300, restarts: int = 4, out: Path | None = None,
                 force: bool = False, device: str = "auto", from_text: str | None = None,
-                to_text: str | None = None, console: Console | None = None) -> Path:
-    console = console or Console()
+                to_text: str | None = None, which: str = "latest", console: Console | None = None) -> Path:
+    console = console or make_console()
     if steps < 2:
         raise UsageError(f"--steps must be at least 2, got {steps}")
-    model, _, _ = load_latent_model(target, device, "interpolate", or_encoder=True, takes_text=True)
+    model, checkpoint, checkpoint_path = load_latent_model(target, device, "interpolate", or_encoder=True,
+                                                           takes_text=True, which=which)
     texts = _texts(model, from_text, to_text)
     if texts is not None and (from_image or to_image):
         raise UsageError(f"{model.name}: walks between images are for models without text; walk between seeds "
@@ -127,7 +129,7 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
         frames = model.generate(path.flatten(0, 1), conditions)
     frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
 
-    out = output_dir(out or Path("interpolations") / f"{model.name}-{method}", force)
+    out = output_dir(out or default_out("interpolations", checkpoint, checkpoint_path, method), force)
     figures.save_grid(frames, out / "strip.png", scale=2, column_labels=[f"t={v:.2g}" for v in t.tolist()],
                       row_labels=ends, title=_title(model, method, start_labels, end_labels, texts))
     frame_paths = []
@@ -152,11 +154,11 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
 def explore(target: str, *, dim: int | None = None, dims: int | None = None,
             span: tuple[float, float] = (-3.0, 3.0), steps: int = 9, seed: int = 0,
             latent: Path | None = None, class_: str | None = None, digit: str | None = None,
-            out: Path | None = None, force: bool = False, device: str = "auto",
+            out: Path | None = None, force: bool = False, device: str = "auto", which: str = "latest",
             console: Console | None = None) -> Path:
     """Vary one latent coordinate (a row), or each of the first ``dims`` (a grid of rows)."""
-    console = console or Console()
-    model, _, _ = load_latent_model(target, device, "explore a latent space")
+    console = console or make_console()
+    model, checkpoint, checkpoint_path = load_latent_model(target, device, "explore a latent space", which=which)
     if (dim is None) == (dims is None):
         raise UsageError("give --dim D (one coordinate) or --dims K (the first K, one row each)")
     chosen = [dim] if dim is not None else list(range(dims or 0))
@@ -180,7 +182,9 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
     with torch.no_grad(), evaluating(model):
         images = model.generate(z.flatten(0, 1), class_condition(labels))
     grid = images.view(len(chosen), steps, *images.shape[1:]).cpu()
-    out = output_dir(out or Path("explorations") / f"{model.name}-seed{seed}", force)
+    out = output_dir(out or default_out("explorations", checkpoint, checkpoint_path,
+                                        latent.name.split(".")[0] if latent else f"seed{seed}"),
+                     force)
     title = f"{model.name}: each row's coordinate from {span[0]:g} to {span[1]:g}"
     if wanted is not None:
         title += f", class {model.spec.class_names[class_index(model.spec, wanted)]}"

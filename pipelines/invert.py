@@ -21,11 +21,12 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures, metrics
+from zoo.console import make_console, progress_bar
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError, ZooError
 from zoo.images import GRAY_MODES, IMAGE_SUFFIXES, UNREADABLE, read_image
 from zoo.model import Capability, Model, class_condition, evaluating, frozen
-from zoo.runs import load_latent_model, output_dir
+from zoo.runs import default_out, load_latent_model, output_dir
 
 from .classes import chosen_class, class_index
 
@@ -130,12 +131,11 @@ def load_targets(target: Path, model: Model, console: Console) -> tuple[list[str
 def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int = 8, lr: float = 0.05,
            ssim_weight: float = 0.1, prior_weight: float = 0.001, class_: str | None = None,
            digit: str | None = None, seed: int = 0, out: Path | None = None, force: bool = False,
-           device: str = "auto", console: Console | None = None) -> Path:
+           device: str = "auto", which: str = "latest", console: Console | None = None) -> Path:
     """Fit latents to an image or a folder of images; write latents, pictures and scores."""
-    from rich.progress import Progress
-
-    console = console or Console()
-    model, checkpoint, _ = load_latent_model(target_model, device, "be inverted", or_encoder=True)
+    console = console or make_console()
+    model, checkpoint, checkpoint_path = load_latent_model(target_model, device, "be inverted", or_encoder=True,
+                                                           which=which)
     if not model.has(Capability.LATENT):
         prior_weight = 0.0  # no prior to keep z plausible under: the fit starts from the encoder's code
     wanted = chosen_class(model, class_, digit)
@@ -145,9 +145,9 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
     names, targets = load_targets(target, model, console)
     labels = (torch.full((len(names),), class_index(model.spec, wanted), dtype=torch.long)
               if wanted is not None else None)
-    out = output_dir(out or Path("inversions") / f"{target.stem}-{model.name}", force)
+    out = output_dir(out or default_out("inversions", checkpoint, checkpoint_path, target.stem), force)
 
-    with Progress(console=console, transient=True) as bar:
+    with progress_bar(console, transient=True) as bar:
         task = bar.add_task(f"inverting {len(names)} image(s), {restarts} restarts", total=steps)
         fit = fit_latents(model, targets, labels=labels, steps=steps, restarts=restarts, lr=lr,
                           ssim_weight=ssim_weight, prior_weight=prior_weight, seed=seed,

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo import figures, files, runs, superres
+from zoo.console import progress_bar, zoo_command
 from zoo.data import TensorBatches
 from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.distributed import PeerLost
@@ -160,9 +161,8 @@ class Loop:
 
         started = time.perf_counter()
         self.last_save = self.last_preview = self.seconds
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
-                            console=self.console)
+        self.bar = progress_bar(self.console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"))
         status = "finished"
         try:
             metrics_path = self.metrics_path if self.writer else Path(os.devnull)
@@ -265,7 +265,7 @@ class Loop:
 
     def _launcher(self) -> str:
         """How this run was started: zoo, or torchrun with its processes (any number resumes it)."""
-        return f"torchrun --nproc_per_node {self.cluster.world} -m zoo" if self.cluster.distributed else "zoo"
+        return f"torchrun --nproc_per_node {self.cluster.world} -m zoo" if self.cluster.distributed else zoo_command()
 
     @property
     def device(self) -> torch.device:
@@ -524,16 +524,18 @@ class Loop:
         self.tracker.log_checkpoint(checkpoint, f"{p.cls.name}-{p.data.replace(':', '-').replace('/', '-')}"[:120],
                                     {"step": step, "data": p.data})
         self.tracker.finish()
-        use = f"Samples: zoo sample {self.run_dir}" if model.has(Capability.LATENT) else (
-            f"Upscale: zoo upscale {self.run_dir} IMAGE_OR_FOLDER --out DIR" if superres.factor_of(model) > 1 else
-            f"Translate: zoo translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
+        zoo = zoo_command()  # what works as printed: .venv/bin/zoo where the venv is not activated
+        use = f"Samples: {zoo} sample {self.run_dir}" if model.has(Capability.LATENT) else (
+            f"Upscale: {zoo} upscale {self.run_dir} IMAGE_OR_FOLDER --out DIR" if superres.factor_of(model) > 1 else
+            f"Translate: {zoo} translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
             if model.has(Capability.IMAGE_TO_IMAGE) else
-            f"Reconstruct: zoo reconstruct {self.run_dir} IMAGES --out DIR" if model.has(Capability.ENCODER)
+            f"Reconstruct: {zoo} reconstruct {self.run_dir} IMAGES --out DIR" if model.has(Capability.ENCODER)
             else f"Checkpoint: {checkpoint}")
-        self.console.print(f"done: {step:,} steps ({self.images:,} images) in {elapsed:.0f}s. {use}")
+        self.console.print(f"done: {step:,} steps ({self.images:,} images) in {elapsed:.0f}s. {use}",
+                           highlight=False)
         if status == "time limit":
-            self.console.print(f"to train on: zoo train {p.cls.name} --resume {self.run_dir} --minutes "
-                               "A_LARGER_TOTAL, or --steps N to train without a time limit")
+            self.console.print(f"to train on: {zoo} train {p.cls.name} --resume {self.run_dir} --minutes "
+                               "A_LARGER_TOTAL, or --steps N to train without a time limit", highlight=False)
         return self.run_dir
 
     def _finish_pictures(self) -> tuple[Path | None, Path | None]:

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from zoo import figures, files, sources
+from zoo.console import make_console
 from zoo.data import (
     PREPARED_FORMAT,
     SPLIT_FILES,
@@ -67,7 +68,7 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     ``direction`` "BtoA" swaps the domains of two-domain data (None or "AtoB": as stored).
     Each selection is cached on its own. ``split="heldout"`` gives the images held out for
     evaluation instead (see :func:`hold_out`)."""
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     direction = pairs.check_direction(data, direction)
     span = parse_subset(subset)
     dims = parse_size(size)

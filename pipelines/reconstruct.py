@@ -27,6 +27,7 @@ from rich.console import Console
 from torch import Tensor
 
 from zoo import figures, metrics, runs
+from zoo.console import make_console, progress_bar
 from zoo.data import PreparedData, to_float
 from zoo.errors import UsageError
 from zoo.model import Capability, Model, class_condition, evaluating, image_rows
@@ -44,8 +45,9 @@ NLL_CHUNK = 50
 def reconstruct(target: str, inputs: Sequence[str], *, out: Path | None = None, class_: str | None = None,
                 digit: str | None = None, force: bool = False, device: str = "auto", which: str = "latest",
                 console: Console | None = None) -> Path:
-    """Reconstruct every input image; returns the output folder."""
-    console = console or Console()
+    """Reconstruct every input image with the run's ``which`` checkpoint (latest or best);
+    returns the output folder."""
+    console = console or make_console()
     model, checkpoint, path = runs.load_encoder(target, device, which=which)
     wanted = chosen_class(model, class_, digit)
     if model.has(Capability.CLASS_CONDITIONAL) and wanted is None:
@@ -57,8 +59,8 @@ def reconstruct(target: str, inputs: Sequence[str], *, out: Path | None = None, 
     labels = (torch.full((len(read.names),), class_index(spec, wanted), dtype=torch.long)
               if wanted is not None else None)
 
-    run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("reconstructions") / run_name, force)
+    told = spec.class_names[class_index(spec, wanted)] if wanted is not None else None
+    out = runs.output_dir(out or runs.default_out("reconstructions", checkpoint, path, told), force)
     outputs = to_float(figures.as_uint8(reconstructions(model, read.images, labels)[1]))  # scored as saved
     names = unique(read.names, reserved=("sheet", "metrics"))
     figures.save_images(outputs, out, names)
@@ -122,8 +124,6 @@ def encoder_figures(model: Model, split: PreparedData, pictures: Path, result: d
 def _likelihood(model: Model, real: Tensor, labels: Tensor | None, samples: int, count: int, seed: int,
                 result: dict[str, Any], details: dict[str, Any], console: Console | None) -> None:
     """The NLL of the first ``count`` images with ``samples`` draws, and with one (the ELBO)."""
-    from rich.progress import Progress
-
     if samples < 1:
         raise UsageError(f"--nll-samples must be at least 1, got {samples}")
     if count < 1:
@@ -131,7 +131,7 @@ def _likelihood(model: Model, real: Tensor, labels: Tensor | None, samples: int,
     images = real[:count]
     chosen = labels[:count] if labels is not None else None
     estimates: dict[int, Tensor] = {}
-    with Progress(console=console or Console(quiet=True), transient=True) as bar:
+    with progress_bar(console or Console(quiet=True), transient=True) as bar:
         for k in dict.fromkeys((1, samples)):
             task = bar.add_task(f"log-likelihood of {len(images):,} images, {k} sample(s) each", total=len(images))
             parts = []

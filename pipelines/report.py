@@ -26,6 +26,7 @@ from rich.markup import escape
 
 import zoo
 from zoo import files
+from zoo.console import make_console
 from zoo.errors import UsageError, ZooError
 from zoo.figures import eval_curve, number
 from zoo.images import UNREADABLE
@@ -63,7 +64,7 @@ EVAL_PICTURES = {"samples.png": "samples", "nearest.png": "samples and their nea
 def report(target: str, out: Path | None = None, force: bool = False, console: Console | None = None) -> Path:
     """Write the run's report (default ``RUN/report.html``); returns its path. A file that is
     not an earlier report is written over only with ``force``."""
-    console = console or Console()
+    console = console or make_console()
     run_dir = resolve_run(target)
     out = out if out is not None else run_dir / REPORT_FILE
     if out.is_dir():

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
+from zoo.console import make_console, zoo_command
 from zoo.errors import UsageError
 from zoo.figures import compare_chart, number
 from zoo.paths import runs_dir
@@ -44,7 +45,8 @@ def show_runs(folder: Path | None, model: str | None, as_json: bool, console: Co
         return found
     if not found:
         which = f"{model} runs" if model else "runs"
-        console.print(escape(f"no {which} in {root}; train one: zoo train {model or 'dcgan'} --data mnist"),
+        console.print(escape(f"no {which} in {root}; train one: {zoo_command()} train {model or 'dcgan'} "
+                             "--data mnist"),
                       highlight=False)
         return found
     console.print(runs_table(found, root, console.width))
@@ -155,8 +157,8 @@ def compare(targets: Sequence[str], out: Path | None = None, force: bool = False
     """Compare runs: their eval.json figures as one table, best per column marked, and a chart
     of ``metric`` (default: the in-training ``fd`` if any run has it, else their common
     losses) against the step, written to ``out`` (default ``compare-TIME.png``)."""
-    console = console or Console()
-    err_console = err_console or Console(stderr=True)
+    console = console or make_console()
+    err_console = err_console or make_console(stderr=True)
     folders: list[Path] = []
     for target in targets:
         folder = resolve_run(target)

@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 
 from zoo import figures, priors, registry, runs
+from zoo.console import make_console
 from zoo.errors import UsageError
 from zoo.model import Capability, Condition, Model, class_condition, class_rows
 from zoo.paths import safe_name
@@ -31,7 +32,7 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
            which: str = "latest", console: Console | None = None) -> Path:
     """Write ``n`` samples and ``grid.png`` into a folder; returns it. Text-conditional models
     draw ``n`` for each prompt of ``text``, a row each, the same latents in every row."""
-    console = console or Console()
+    console = console or make_console()
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}")
     model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise", takes_text=True,
@@ -47,8 +48,11 @@ def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, 
     prior = priors.parse(noise) if noise is not None else model.prior
     if truncation is not None:
         priors.check_truncation(prior, truncation)
-    run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("samples") / f"{run_name}-seed{seed}", force)
+    condition = _text_name(prompts) if prompts else (
+        model.spec.class_names[class_index(model.spec, wanted)] if wanted is not None else None)
+    out = runs.output_dir(out or runs.default_out(
+        "samples", checkpoint, path, condition, noise and str(prior),
+        f"trunc{truncation:g}" if truncation is not None else None, f"seed{seed}"), force)
     if prompts:
         return _sample_prompts(model, checkpoint, prompts, n=n, seed=seed, out=out, prior=prior,
                                truncation=truncation, console=console)
@@ -119,3 +123,14 @@ def _row_names(model: Model, labels: torch.Tensor | None, per_row: int | None) -
 
 def _safe(name: str) -> str:
     return safe_name(name, "class")
+
+
+def _text_name(prompts: list[str], longest: int = 40) -> str:
+    """The prompts as part of a folder's name: their words, or when that is long, its start
+    and a hash of them all (two sets of prompts never share a folder)."""
+    import hashlib
+
+    words = "--".join("_".join(prompt.lower().split()) for prompt in prompts)
+    if len(words) <= longest:
+        return words
+    return f"{words[:longest - 9]}-{hashlib.sha1(chr(0).join(prompts).encode()).hexdigest()[:8]}"

@@ -19,6 +19,7 @@ import zoo
 from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo import distributed, files, losses, registry, runs, superres
+from zoo.console import make_console
 from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
@@ -50,6 +51,7 @@ class TrainOptions:
     resume: str | None = None
     init_from: str | None = None
     force: bool = False
+    """Replace the run already in ``out``, deleting everything in its folder (--replace)."""
     wandb: str = "auto"
     size: int | str | None = None
     channels: int | None = None
@@ -376,7 +378,7 @@ def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console
 def train(opts: TrainOptions, console: Console | None = None) -> Path:
     """Run a training job; returns the run folder. Under torchrun, this is one process of
     several (see :mod:`zoo.distributed`): rank 0 writes, every process trains."""
-    console = console or Console()
+    console = console or make_console()
     p = plan(opts)
     cluster, device_name = distributed.join(opts.device)
     try:
@@ -407,7 +409,8 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
             lock = runs.RunLock(run_dir).acquire()
             files.clear_partial(run_dir)  # what a killed run was writing: never taken for a file, now cleared
     elif cluster.writer:
-        run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force)
+        run_dir, lock = runs.new_run_dir(p.cls.name, p.data, opts.out, opts.force,
+                                         lambda line: console.print(line, highlight=False, markup=False))
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
         eval_every, eval_features, checkpoint_every = opts.eval_every, opts.eval_features, opts.checkpoint_every

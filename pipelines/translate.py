@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 
 from zoo import figures, runs, superres
+from zoo.console import make_console
 from zoo.errors import UsageError
 from zoo.model import Model, evaluating, image_rows
 
@@ -25,10 +26,12 @@ SHEET_LIMIT = 64
 
 
 def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, direction: str | None = None,
-              force: bool = False, device: str = "auto", console: Console | None = None) -> Path:
-    """Translate every input image; returns the output folder."""
-    console = console or Console()
-    model, checkpoint, path = runs.load_translator(target, device)
+              force: bool = False, device: str = "auto", which: str = "latest",
+              console: Console | None = None) -> Path:
+    """Translate every input image with the run's ``which`` checkpoint (latest or best);
+    returns the output folder."""
+    console = console or make_console()
+    model, checkpoint, path = runs.load_translator(target, device, which)
     derivation = superres.derivation_of(type(model), model.config)
     if derivation is not None and derivation.crop and derivation.factor > 1:
         # Trained on crops: translate would fit each input to a crop's size; upscale takes any size.
@@ -40,8 +43,7 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     channels = spec.channels if direction == "AtoB" else (spec.target_channels or spec.channels)
     read = read_inputs(files, named, spec.height, spec.width, channels)
 
-    run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("translations") / f"{run_name}-{direction}", force)
+    out = runs.output_dir(out or runs.default_out("translations", checkpoint, path, direction), force)
     images = read.images
     with evaluating(model), torch.no_grad():
         outputs = torch.cat([model.translate(chunk.to(model.device), direction).cpu()

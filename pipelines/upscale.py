@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from zoo import figures, runs, superres
+from zoo.console import make_console, progress_bar
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError
-from zoo.images import UNREADABLE, read_image
+from zoo.images import FORMATS, UNREADABLE, read_image
 from zoo.model import evaluating, image_rows
 
 from .inputs import collect, unique
@@ -37,10 +38,11 @@ SHEET_LIMIT = 16
 
 def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scale: int | None = None,
             compare: bool = False, tile: int = superres.TILE, force: bool = False, device: str = "auto",
-            console: Console | None = None) -> Path:
-    """Upscale every input image; returns the output folder."""
-    console = console or Console()
-    model, checkpoint, path = runs.load_translator(target, device)
+            which: str = "latest", console: Console | None = None) -> Path:
+    """Upscale every input image with the run's ``which`` checkpoint (latest or best);
+    returns the output folder."""
+    console = console or make_console()
+    model, checkpoint, path = runs.load_translator(target, device, which)
     factor = superres.factor_of(model)
     if factor <= 1:
         raise UsageError(f"{model.name} does not upscale (it translates at one size); use zoo translate {target}")
@@ -50,16 +52,16 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
     if tile < 1:
         raise UsageError(f"--tile must be at least 1, got {tile}")
     files, named = collect(inputs, "upscale")
-    run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("upscaled") / run_name, force)
+    out = runs.output_dir(out or runs.default_out("upscaled", checkpoint, path, "compare" if compare else None),
+                          force)
 
     names: list[str] = []
     rows: list[list[torch.Tensor]] = []
     skipped: list[str] = []
     table: list[tuple[str, str, superres.Scores]] = []
     started = time.perf_counter()
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
+    bar = progress_bar(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True)
     with evaluating(model), torch.no_grad(), bar:
         images = bar.add_task(f"upscaling x{factor}", total=len(files))
         for file in files:
@@ -94,7 +96,8 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
                 superres.measure(output, baseline, high, factor, scores)
                 table.append((name, f"{low.shape[-1]}x{low.shape[-2]}", scores))
     if not names:
-        raise UsageError(f"none of the {len(files)} file(s) could be read as an image")
+        raise UsageError(f"none of the {len(files)} file(s) could be read as an image (e.g. {skipped[0]}); zoo "
+                         f"reads {FORMATS} files")
     _sheet(rows, out / "sheet.png", model.name, factor, compare)
     if table:
         _report(table, factor, console)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import zoo
+from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo import metrics
 from zoo.data import TensorBatches
@@ -249,6 +251,28 @@ def test_reconstruct_one_image_a_folder_and_a_glob(ae_run: Path, tmp_path: Path)
     assert globbed.exit_code == 0 and len(json.loads(Path("glob/metrics.json").read_text())["images"]) == 2
     again = run_cli("reconstruct", str(ae_run), str(inputs), "--out", "many")
     assert again.exit_code == 2 and "already holds files" in again.output
+
+
+def test_reconstruct_takes_the_runs_best_checkpoint_when_asked(ae_run: Path, trained, tmp_path: Path) -> None:
+    inputs = write_digits(tmp_path / "digits", n=1)
+    refused = run_cli("reconstruct", str(ae_run), str(inputs), "--checkpoint", "best")
+    assert refused.exit_code == 1 and "has no best.safetensors" in refused.output
+    assert refused.output.count("\n") == 1
+    earlier = trained("train", "ae", *TINY_AE, "--data", "mnist", "--steps", "2", dest="early")
+    shutil.copyfile(earlier / ckpt_io.FILENAME, ae_run / "best.safetensors")
+    best = run_cli("reconstruct", str(ae_run), str(inputs), "--checkpoint", "best")
+    assert best.exit_code == 0 and "(step 2)" in best.output, best.output
+    assert json.loads(Path("reconstructions/run-best/metrics.json").read_text())["checkpoint_step"] == 2
+    latest = run_cli("reconstruct", str(ae_run), str(inputs))
+    assert latest.exit_code == 0 and "(step 6)" in latest.output
+    assert json.loads(Path("reconstructions/run/metrics.json").read_text())["checkpoint_step"] == 6
+
+
+def test_a_model_that_cannot_sample_says_so_before_looking_for_its_runs() -> None:
+    result = run_cli("sample", "ae")  # no run of ae anywhere: what it cannot do comes first
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "ae cannot sample from noise" in result.output and "models that can: " in result.output
+    assert "zoo reconstruct ae" in result.output and "train one first" not in result.output
 
 
 def test_reconstruct_skips_unreadable_files_in_a_folder_and_refuses_a_named_one(ae_run: Path,

@@ -53,6 +53,15 @@ def test_without_a_class_a_grid_with_a_row_per_class(digits_run: Path) -> None:
     assert label_bands(Image.open("all/grid.png"), 2 * (3 * 30 + 2), 2 * (10 * 30 + 2))[0] > 0
 
 
+def test_the_default_folder_carries_the_class(digits_run: Path) -> None:
+    sevens = run_cli("sample", str(digits_run), "--digit", "7", "--n", "3")
+    assert sevens.exit_code == 0, sevens.output
+    every = run_cli("sample", str(digits_run), "--n", "20")  # no longer refused: the sevens are elsewhere
+    assert every.exit_code == 0, every.output
+    assert sorted(p.name for p in Path("samples").iterdir()) == ["run-7-seed0", "run-seed0"]
+    assert len(list(Path("samples/run-7-seed0").glob("7-*.png"))) == 3
+
+
 def test_the_class_changes_the_image_and_the_seed_does_not_leak(digits_run: Path) -> None:
     for digit in ("1", "8"):
         assert run_cli("sample", str(digits_run), "--digit", digit, "--n", "2", "--out", digit).exit_code == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.diagnostics import COLLAPSED, WINDOW, Watch, reference_images
+from zoo.diagnostics import COLLAPSE_CHECKS, COLLAPSED, WINDOW, Watch, reference_images
 from zoo.plugins.dcgan import DCGAN
 
 from .conftest import TINY, run_cli
@@ -41,6 +41,13 @@ def test_models_without_beliefs_are_not_judged() -> None:
         assert watch.after_step(step, {"loss_d": -5.0, "wasserstein": 3.0}) == []
 
 
+def blend(amount: float, seed: int) -> torch.Tensor:
+    """64 previews that are one blob, mixed ``amount`` of the way to varied noise."""
+    g = torch.Generator().manual_seed(seed)
+    one = torch.rand(1, 1, 8, 8, generator=g).expand(64, 1, 8, 8)
+    return (1 - amount) * one + amount * (torch.rand(64, 1, 8, 8, generator=g) * 2 - 1)
+
+
 def test_collapse_is_judged_against_real_variety_once_training_settles() -> None:
     torch.manual_seed(0)
     real = torch.rand(64, 1, 8, 8) * 2 - 1
@@ -50,8 +57,37 @@ def test_collapse_is_judged_against_real_variety_once_training_settles() -> None
     one = torch.rand(1, 1, 8, 8).expand(64, 1, 8, 8) + 0.01 * torch.randn(64, 1, 8, 8)
     early, found = watch.after_preview(50, 0.05, one)
     assert early < COLLAPSED and found == []  # every generator starts as one blob
-    late, found = watch.after_preview(600, 0.6, one)
-    assert [a.kind for a in found] == ["collapse"] and f"{late:.2f} as varied" in found[0].message
+    said = []
+    for k in range(COLLAPSE_CHECKS + 3):  # a collapse: too little varied at previews in a row, and staying so
+        late, found = watch.after_preview(600 + 10 * k, 0.6, one)
+        said += [(k, a) for a in found]
+    assert [(k, a.kind) for k, a in said] == [(COLLAPSE_CHECKS - 1, "collapse")]  # said once, at the third
+    assert f"{late:.2f} as varied" in said[0][1].message
+
+
+def test_a_start_in_noise_is_not_a_collapse() -> None:
+    """The DCGAN's start on MNIST: its previews' variety climbs from one blob through the
+    threshold, and is just under it at the first check after training settles in."""
+    real = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    watch = Watch(reference=real)
+    climbing = []
+    for k, amount in enumerate([0.05, 0.1, 0.15, 0.2, 0.25, 0.28, 0.3, 0.35, 0.45, 0.6, 0.8, 1.0]):
+        ratio, found = watch.after_preview(100 + 39 * k, 0.2 + 0.02 * k, blend(amount, k))
+        climbing.append(ratio)
+        assert found == [], (k, ratio)
+    assert climbing[0] < COLLAPSED and climbing[-1] > 0.9  # it started as one blob, and ended as varied as real
+    settled_low = [r for k, r in enumerate(climbing) if r < COLLAPSED]
+    assert len(settled_low) >= COLLAPSE_CHECKS  # low at several checks after settling, and still not said
+
+
+def test_a_collapse_after_a_good_start_is_said_and_said_again_only_after_recovering() -> None:
+    real = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    watch = Watch(reference=real)
+    kinds = []
+    for k, amount in enumerate([1.0, 1.0, 0.02, 0.03, 0.02, 0.02, 1.0, 0.02, 0.02, 0.02]):
+        _, found = watch.after_preview(500 + 10 * k, 0.5, blend(amount, k))
+        kinds.append([a.kind for a in found])
+    assert kinds == [[], [], [], [], ["collapse"], [], [], [], [], ["collapse"]]
 
 
 def test_class_rows_are_compared_with_real_images_of_their_class() -> None:

@@ -193,6 +193,25 @@ def test_classifier_is_trained_once_cached_and_checked_on_heldout_images(mnist, 
     assert rebuilt.weights_hash == first.weights_hash  # seeded: the same network again
 
 
+def test_training_the_classifier_says_how_far_it_is_in_a_log(mnist, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from zoo import console as zoo_console
+    from zoo.console import make_console
+    from zoo.data import load_prepared
+
+    monkeypatch.setattr(zoo_console, "LOG_EVERY", 0.0)  # a line at every step, not every half minute
+
+    log = io.StringIO()
+    said = features_io.Reference("mnist", mnist, load_prepared(mnist.path, "heldout"), console=make_console(file=log),
+                                 options={"images_seen": 1000, "train_limit": 500, "seed": 7})
+    features_io.load("classifier", said)
+    lines = log.getvalue().splitlines()
+    progress = [line for line in lines if line.startswith("training the classifier features on 500 mnist images")]
+    assert len(progress) == 8 and "1/8 (12%)" in progress[0] and "8/8 (100%)" in progress[-1], lines
+    assert lines[-1].startswith("classifier features: ")  # then how well it reads the held-out digits
+
+
 def test_classifier_needs_labels(image_folder: Path) -> None:
     from zoo.pipelines.prep import prepare
 
@@ -294,7 +313,7 @@ def test_the_larger_set_is_cut_to_the_size_of_the_smaller() -> None:
     (["--split", "validation"], "--split must be heldout"),
     (["--n", "1"], "--n must be at least 2"),
     (["--checkpoint", "best"], "has no best.safetensors: a run keeps one when it trains with --eval-every"),
-    (["--checkpoint", "newest"], "--checkpoint must be latest or best"),
+    (["--checkpoint", "newest"], "'newest' is not one of 'latest', 'best'"),
 ])
 def test_eval_refuses_bad_input_in_one_line(dcgan_run: Path, args: list[str], message: str) -> None:
     result = run_cli("eval", str(dcgan_run), *args)

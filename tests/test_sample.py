@@ -28,7 +28,8 @@ def test_sample_a_run_folder(run: Path) -> None:
     assert files == [f"{i:04d}.png" for i in range(10)] + ["grid.png"]
     image = Image.open("out/0003.png")
     assert image.size == (28, 28) and image.mode == "L"
-    assert Image.open("out/grid.png").size == (4 * 30 + 2, 3 * 30 + 2)  # plain samples: no labels to draw
+    # no labels to draw, but enlarged as a grid with a row per class is: 28 px digits at 56 px
+    assert Image.open("out/grid.png").size == (2 * (4 * 30 + 2), 2 * (3 * 30 + 2))
 
 
 def test_a_checkpoint_file_and_a_model_name_mean_the_same_run(run: Path) -> None:
@@ -56,6 +57,14 @@ def test_default_output_folder_is_named_after_the_run(run: Path) -> None:
     assert (Path("samples") / f"{run.name}-seed0" / "grid.png").is_file()
 
 
+def test_the_default_folder_names_what_sets_the_samples_apart(run: Path) -> None:
+    for args in ([], ["--truncation", "0.7"], ["--noise", "normal:0,2"], ["--seed", "3"]):
+        result = run_cli("sample", str(run), "--n", "2", *args)
+        assert result.exit_code == 0, (args, result.output)  # never refused for the folder of another
+    assert sorted(p.name for p in Path("samples").iterdir()) == [
+        f"{run.name}-normal_0_2-seed0", f"{run.name}-seed0", f"{run.name}-seed3", f"{run.name}-trunc0.7-seed0"]
+
+
 def test_samples_are_never_written_over_without_force(run: Path) -> None:
     assert run_cli("sample", str(run), "--n", "2", "--out", "out").exit_code == 0
     refused = run_cli("sample", str(run), "--n", "2", "--out", "out", "--seed", "3")
@@ -70,7 +79,8 @@ def test_no_run_of_that_model_gives_the_train_command() -> None:
 
 
 @pytest.mark.parametrize("args, code, message", [
-    (["nowhere/run"], 2, "nowhere/run does not exist"),
+    (["nowhere/run"], 2, "nowhere/run does not exist; `zoo runs` lists the runs in"),
+    (["dcgan-mnist-20261122-101500"], 2, "`zoo runs` lists the runs in"),
     (["dcgn"], 2, "did you mean dcgan"),
     (["dcgan", "--n", "0"], 2, "--n must be at least 1"),
 ])
@@ -84,6 +94,8 @@ def test_a_damaged_checkpoint_is_one_clear_line(run: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
     result = run_cli("sample", str(run))
     assert result.exit_code == 1 and "truncated" in result.output and "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and "cut off" in result.output
+    assert "use another checkpoint" in result.output and "--checkpoint best" in result.output
 
 
 def test_a_run_folder_without_checkpoint(tmp_path: Path) -> None:

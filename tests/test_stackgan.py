@@ -362,6 +362,14 @@ def test_sample_draws_a_row_for_each_prompt(stage1: Path) -> None:
     assert Image.open("one/0000.png").tobytes() == Image.open("out/text0-0000.png").tobytes()  # same seed, same z
 
 
+def test_the_default_folder_carries_the_text(stage1: Path) -> None:
+    for prompts in (["a dark circle"], ["a light square"], ["a dark circle", "a light square"]):
+        result = run_cli("sample", str(stage1), *[a for p in prompts for a in ("--text", p)], "-n", "1")
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in Path("samples").iterdir()) == [
+        "run-a_dark_circle--a_light_square-seed0", "run-a_dark_circle-seed0", "run-a_light_square-seed0"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--text", "a drak circle"], "'drak' (close: dark)"),
     (["--text", "a purple circle"], "never saw in its captions: 'purple'"),

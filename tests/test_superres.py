@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -376,6 +377,22 @@ def test_upscale_compare_shrinks_then_measures_against_the_original(srresnet_run
         assert img.size == (64, 40)  # shrunk to 32 x 20, upscaled back
 
 
+def test_upscale_takes_the_runs_best_checkpoint_when_asked(srresnet_run: Path, photos_dir: Path, trained,
+                                                           tmp_path: Path) -> None:
+    original = tmp_path / "small.png"
+    photo(4, (20, 16)).save(original)
+    refused = run_cli("upscale", str(srresnet_run), str(original), "--checkpoint", "best")
+    assert refused.exit_code == 1 and "has no best.safetensors" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    earlier = trained("train", "srresnet", "--data", f"folder:{photos_dir}", "--steps", "1", *TINY_SR, dest="early")
+    shutil.copyfile(earlier / ckpt_io.FILENAME, srresnet_run / runs.BEST_FILE)
+    best = run_cli("upscale", str(srresnet_run), str(original), "--checkpoint", "best")
+    assert best.exit_code == 0 and "(step 1)" in best.output, best.output
+    latest = run_cli("upscale", str(srresnet_run), str(original))
+    assert latest.exit_code == 0 and "(step 3)" in latest.output, latest.output
+    assert Path("upscaled/run-best/small.png").is_file() and Path("upscaled/run/small.png").is_file()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--scale", "4"], "was trained for x2"),
     (["--compare"], "too small to measure x2 super-resolution on"),
@@ -396,7 +413,8 @@ def test_upscale_refuses_a_model_that_does_not_upscale(monkeypatch: pytest.Monke
     spec = zoo.DataSpec("pairs", 3, 32, 32, pairing="paired", target_channels=3, domains=("A", "B"))
     translator = Pix2Pix(Pix2PixConfig(g_width=4, d_width=4), spec)
     checkpoint = type("Checkpoint", (), {"train": {}})()
-    monkeypatch.setattr(runs, "load_translator", lambda target, device: (translator, checkpoint, tmp_path / "x"))
+    monkeypatch.setattr(runs, "load_translator",
+                        lambda target, device, which="latest": (translator, checkpoint, tmp_path / "x"))
     with pytest.raises(zoo.UsageError, match="pix2pix does not upscale"):
         upscale_pipeline.upscale("pix2pix", [str(tmp_path)])
 

@@ -51,7 +51,8 @@ def test_previews_come_on_a_step_cadence_then_a_gif_of_them(shapes: str) -> None
     assert result.exit_code == 0, result.output
     grids = sorted(p.name for p in Path("run/progress").iterdir())
     assert grids == ["step-0000004.png", "step-0000008.png", "step-0000009.png"]  # the last step too
-    assert Image.open("run/progress/step-0000004.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 64 previews
+    # 64 previews, their 28 px cells drawn at 56 px, as every grid is
+    assert Image.open("run/progress/step-0000004.png").size == (2 * (8 * 30 + 2), 2 * (8 * 30 + 2))
     assert Image.open("run/progress.gif").n_frames == 3
 
 
@@ -110,16 +111,21 @@ def test_an_existing_run_is_never_overwritten_without_force(mnist) -> None:
     before = (Path("run") / ckpt_io.FILENAME).read_bytes()
     refused = train("--data", "mnist", "--steps", "1", "--out", "run")
     assert refused.exit_code == 2 and "already holds a run" in refused.output
-    assert "--resume run" in refused.output
+    assert "--resume run" in refused.output and "--replace" in refused.output
     assert (Path("run") / ckpt_io.FILENAME).read_bytes() == before
-    forced = train("--data", "mnist", "--steps", "2", "--out", "run", "--force")
-    assert forced.exit_code == 0 and ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2
+    replaced = train("--data", "mnist", "--steps", "2", "--out", "run", "--replace")
+    assert replaced.exit_code == 0 and ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 2
+    said = [line for line in replaced.output.splitlines() if line.startswith("--replace: deleting the run in run")]
+    assert len(said) == 1 and "(dcgan on mnist, step 1)" in said[0]  # never lost without a word
+    assert all(name in said[0] for name in ("checkpoint.safetensors", "run.json", "metrics.jsonl", "progress/"))
+    forced = train("--data", "mnist", "--steps", "3", "--out", "run", "--force")  # its old name still works
+    assert forced.exit_code == 0 and ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)["train"]["step"] == 3
 
 
 def test_force_never_deletes_a_folder_that_is_not_a_run(mnist) -> None:
     Path("mine").mkdir()
     Path("mine/thesis.tex").write_text("precious")
-    for force in ([], ["--force"]):
+    for force in ([], ["--force"], ["--replace"]):
         result = train("--data", "mnist", "--steps", "1", "--out", "mine", *force)
         assert result.exit_code == 2 and "not a zoo run" in result.output
         assert "--resume" not in result.output

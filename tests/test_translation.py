@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 import zoo
 from zoo import augment
+from zoo import checkpoint as ckpt_io
 from zoo.data import TensorBatches
 from zoo.pipelines.prep import prepare
 from zoo.sources.pairs import edge_map
@@ -417,6 +419,30 @@ def test_translate_one_image_and_a_folder(pix2pix_run: Path, tmp_path: Path) -> 
     assert named.exit_code == 0 and Path("named/sheet-2.png").is_file()  # the sheet keeps its name
     again = run_cli("translate", str(pix2pix_run), str(inputs), "--out", "many")
     assert again.exit_code == 2 and "already holds files" in again.output
+
+
+def test_translate_takes_the_runs_best_checkpoint_when_asked(pix2pix_run: Path, pairs_folder: Path, trained) -> None:
+    shape(1, (32, 32), True, True).save("in.png")
+    refused = run_cli("translate", str(pix2pix_run), "in.png", "--checkpoint", "best")
+    assert refused.exit_code == 1 and refused.output.count("\n") == 1
+    assert "has no best.safetensors" in refused.output and "--eval-every" in refused.output
+    earlier = trained("train", "pix2pix", "--data", f"paired:{pairs_folder}", "--size", "32", *TINY_P2P,
+                      "--steps", "2", dest="early")
+    shutil.copyfile(earlier / ckpt_io.FILENAME, pix2pix_run / "best.safetensors")  # as --eval-every keeps one
+    best = run_cli("translate", str(pix2pix_run), "in.png", "--checkpoint", "best")
+    assert best.exit_code == 0 and "(step 2)" in best.output, best.output
+    latest = run_cli("translate", str(pix2pix_run), "in.png")
+    assert latest.exit_code == 0 and "(step 4)" in latest.output
+    # each into a folder of its own, named after the checkpoint
+    assert Path("translations/run-best-AtoB/in.png").is_file() and Path("translations/run-AtoB/in.png").is_file()
+
+
+def test_an_empty_folder_of_inputs_lists_the_formats_zoo_reads(pix2pix_run: Path) -> None:
+    Path("notes").mkdir()
+    Path("notes/readme.txt").write_text("no pictures here")
+    result = run_cli("translate", str(pix2pix_run), "notes")
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "holds no images" in result.output and ".png" in result.output and ".jpg" in result.output
 
 
 @pytest.mark.parametrize("args, message", [

@@ -28,6 +28,9 @@ from .errors import ZooError
 
 FORMAT = "zoo-checkpoint/1"
 FILENAME = "checkpoint.safetensors"
+ANOTHER = ("use another checkpoint: the run's best.safetensors (--checkpoint best) where it kept one, or an "
+           "earlier copy (and to train on, --resume from that one)")
+"""What to do about a checkpoint that is cut off or damaged (said after what is wrong with it)."""
 
 
 @dataclass
@@ -69,8 +72,8 @@ def read_meta(path: Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as fh:
             header = fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ZooError(f"{path} is not a readable zoo checkpoint (truncated or not safetensors): "
-                       f"{_short(exc)}") from None
+        raise ZooError(f"{path} is not a readable zoo checkpoint: it is cut off (truncated or not safetensors: "
+                       f"{_short(exc)}); {ANOTHER}") from None
     try:
         meta = json.loads(header["zoo"])
     except (KeyError, ValueError):
@@ -97,12 +100,13 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     try:
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ZooError(f"{path} is damaged (truncated or corrupt): {_short(exc)}") from None
+        raise ZooError(f"{path} is damaged: it is cut off or corrupt (truncated or corrupt: {_short(exc)}); "
+                       f"{ANOTHER}") from None
     header = safe_header(path) or {}
     expected = header.get(files.CHECKSUM)
     if expected is not None and files.checksum(tensors, header.get("zoo", "")) != expected:  # older ones have none
         raise ZooError(f"{path} is damaged: its tensors or header differ from the checksum written with them "
-                       "(changed or corrupted on disk since); resume from another checkpoint or train again")
+                       f"(changed or corrupted on disk since); {ANOTHER}")
     try:
         state = unflatten(meta["skeleton"], tensors)
     except KeyError as exc:

@@ -104,7 +104,9 @@ def load(reference: Reference) -> FeatureExtractor:
 
 
 def _train(model: Classifier, reference: Reference, images_seen: int, seed: int, limit: int) -> None:
-    from rich.progress import Progress
+    from rich.console import Console
+
+    from .console import progress_bar
 
     train, heldout = reference.train, reference.heldout
     assert train.labels is not None  # checked by load
@@ -128,7 +130,7 @@ def _train(model: Classifier, reference: Reference, images_seen: int, seed: int,
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * steps_per_epoch)
         started = time.perf_counter()
         say = reference.console
-        with Progress(console=say, transient=True, disable=say is None) as bar:
+        with progress_bar(say or Console(quiet=True), transient=True, disable=say is None) as bar:
             task = bar.add_task(f"training the classifier features on {len(x):,} {reference.data} images "
                                 "(once; cached)", total=epochs * steps_per_epoch)
             net.train()

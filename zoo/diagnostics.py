@@ -4,8 +4,11 @@
   for a stretch of steps, so the generator learns little from it.
 * **The discriminator fooled**: D(G(z)) near 1; D has stopped telling real from fake.
 * **Mode collapse**: the fixed preview samples are far less varied than real images of
-  the same kind (for class-conditional models: than real images of each class), once
-  training has settled in (every generator starts out drawing one blob).
+  the same kind (for class-conditional models: than real images of each class) at
+  :data:`COLLAPSE_CHECKS` previews in a row, without growing more varied across them, once
+  training has settled in. Every generator starts out drawing one blob, and its variety
+  then climbs through the threshold (``make demo``'s DCGAN was 0.30 at the first check, and
+  1.0 by its end): a start, not a collapse.
 * **Posterior collapse** (VAEs): the KL term, in nats per image, near zero for a stretch of
   steps once training has settled in: the codes carry next to nothing about the images and
   the decoder ignores them.
@@ -41,6 +44,11 @@ COLLAPSED_KL = 0.5
 SETTLED = (0.2, 100)
 """Every generator starts from one blob: collapse is judged once training is this far
 through (a fraction, and a number of steps)."""
+COLLAPSE_CHECKS = 3
+"""Previews in a row too little varied, and no more varied at the last than at the first,
+before collapse is said: one low preview on the way up from the start is not one."""
+GROWING = 1.1
+"""Variety more than this many times that of the first of those previews: still growing."""
 
 
 @dataclass
@@ -61,6 +69,8 @@ class Watch:
     _real: deque = field(default_factory=deque)
     _fake: deque = field(default_factory=deque)
     _kl: deque = field(default_factory=deque)
+    _variety: deque = field(default_factory=deque)
+    """The last previews' variety, from the first too little varied since training settled."""
     _active: set = field(default_factory=set)
 
     def after_step(self, step: int, values: dict[str, float], fraction: float = 1.0) -> list[Alert]:
@@ -122,10 +132,20 @@ class Watch:
             return None, []
         found = []
         settled = fraction >= SETTLED[0] and step >= SETTLED[1]
-        if self._check("collapse", settled and ratio < COLLAPSED):
+        low = settled and ratio < COLLAPSED
+        if low:
+            self._variety.append(ratio)
+            if len(self._variety) > COLLAPSE_CHECKS:
+                self._variety.popleft()
+        else:  # as varied as it should be: a collapse said before is over
+            self._variety.clear()
+            self._check("collapse", False)
+        growing = len(self._variety) < COLLAPSE_CHECKS or self._variety[-1] > GROWING * self._variety[0]
+        if low and not growing and self._check("collapse", True):
             found.append(Alert(step, "collapse", (
                 f"mode collapse: the preview samples are {ratio:.2f} as varied as real images "
-                f"(below {COLLAPSED}); the generator repeats itself. Try --set " + (
+                f"(below {COLLAPSED} at {COLLAPSE_CHECKS} previews in a row, and not growing); the generator "
+                "repeats itself. Try --set " + (
                     "augment=translation,cutout (few images), loss=wasserstein with gp_weight=10 and d_norm=layer "
                     "(or zoo train wgan-gp), ema=0.999 or label_flip=0.05" if self._real else
                     "beta=0.5 or a larger latent_dim (a VAE whose samples all look alike)"))))

@@ -78,13 +78,11 @@ def grid(images: torch.Tensor, nrow: int | None = None, padding: int = GRID_PADD
 def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: int = 1, *,
               column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
               title: str | None = None) -> Path:
-    """:func:`grid` enlarged ``scale`` times and saved; with labels or a title, the
-    :func:`labelled_grid` instead."""
-    if column_labels or row_labels or title:
-        picture = labelled_grid(images, nrow, column_labels=column_labels, row_labels=row_labels,
-                                title=title, scale=scale)
-    else:
-        picture = _enlarged(grid(images, nrow), scale)
+    """The :func:`labelled_grid` of ``images``, saved: every grid a person looks at is drawn
+    one way, its cells enlarged until they can be seen (a grid of 28 px digits with a row
+    per class and one without are drawn at the same size), with labels when it has them."""
+    picture = labelled_grid(images, nrow, column_labels=column_labels, row_labels=row_labels,
+                            title=title, scale=scale)
     return save_picture(picture, path)
 
 
@@ -107,10 +105,10 @@ def _enlarged(picture: Image.Image, scale: int) -> Image.Image:
 def labelled_grid(images: torch.Tensor, nrow: int | None = None, *,
                   column_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
                   title: str | None = None, scale: int = 1, padding: int = GRID_PADDING) -> Image.Image:
-    """:func:`grid` with what its rows and columns mean written on it, so that the picture
-    explains itself when copied into a slide or a W&B panel: dark text on white bands, the
-    ``title`` and a label over each column above, a label for each row on the left
-    (:mod:`zoo.sheets` draws them).
+    """:func:`grid` with what its rows and columns mean written on it (when it is given
+    labels), so that the picture explains itself when copied into a slide or a W&B panel:
+    dark text on white bands, the ``title`` and a label over each column above, a label for
+    each row on the left (:mod:`zoo.sheets` draws them).
 
     The images are enlarged ``scale`` times, or more (a whole factor, nearest neighbour, so
     pixels stay sharp) until cells are :data:`zoo.sheets.LABELLED_CELL` px and each column

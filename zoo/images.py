@@ -22,6 +22,8 @@ from PIL import Image
 UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)  # UnidentifiedImageError is an OSError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+FORMATS = ", ".join(sorted(IMAGE_SUFFIXES))
+"""The image files zoo looks for, as an error message lists them."""
 
 
 def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, tuple[int, int]]:

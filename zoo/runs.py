@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from zoo import checkpoint as ckpt_io
 from zoo import files, registry
 from zoo.errors import UsageError, ZooError
-from zoo.paths import runs_dir
+from zoo.paths import runs_dir, safe_name
 
 RUN_FILE = "run.json"
 
@@ -31,10 +31,12 @@ RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 
 
-def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> tuple[Path, RunLock]:
+def new_run_dir(model: str, data: str, out: Path | None, force: bool,
+                say: Callable[[str], None] | None = None) -> tuple[Path, RunLock]:
     """A fresh folder for a run and the lock on it, held: two trainings started in the same
     second get two folders, and two into one ``--out`` cannot both have it. An existing
-    run is replaced only with ``force``; a folder that is not a run never."""
+    run is replaced (everything in its folder deleted) only with ``force`` (``--replace``),
+    and ``say`` told what went; a folder that is not a run never."""
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         slug = data.replace("folder:", "").replace("/", "_").replace(":", "_").strip("_.") or "data"
@@ -61,7 +63,12 @@ def new_run_dir(model: str, data: str, out: Path | None, force: bool) -> tuple[P
         held = [p for p in out.iterdir() if p.name != LOCK_FILE]
         if held and not force:
             raise UsageError(f"--out {out} already holds a run; continue it with --resume {out}, "
-                             "or pass --force to replace it")
+                             "or pass --replace to delete it and train a new one there")
+        if held and say is not None:
+            info = read_run_info(out)
+            what = f"{info.get('model', 'a run')} on {info.get('data', '?')}, step {info.get('step', 0)}"
+            say(f"--replace: deleting the run in {out} ({what}): "
+                f"{', '.join(sorted(p.name + ('/' if p.is_dir() else '') for p in held))}")
         for path in held:  # the lock file stays: it is what keeps others out meanwhile
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     except BaseException:
@@ -187,8 +194,10 @@ def find_checkpoint(target: str, which: str = "latest") -> Path:
     if not path.is_dir() and reg.is_name(target):
         latest = latest_run(target)
         if latest is None:
+            from zoo.console import zoo_command
+
             raise ZooError(f"no {target} run found in {runs_dir()}; train one first: "
-                           f"zoo train {target} --data mnist")
+                           f"{zoo_command()} train {target} --data mnist")
         path = latest
     if path.is_dir():
         candidate = path / CHECKPOINTS[which]
@@ -200,9 +209,9 @@ def find_checkpoint(target: str, which: str = "latest") -> Path:
                            "finished at least one epoch?")
         return candidate
     if os.sep in target or target.endswith(".safetensors"):
-        raise UsageError(f"{target} does not exist")
-    raise UsageError(f"{target!r} is neither a run folder, a checkpoint file nor a model name; "
-                     f"{reg.unknown_message(target)}")
+        raise UsageError(f"{target} does not exist; `zoo runs` lists the runs in {runs_dir()}")
+    raise UsageError(f"{target!r} is neither a run folder, a checkpoint file nor a model name (`zoo runs` lists "
+                     f"the runs in {runs_dir()}); {reg.unknown_message(target)}")
 
 
 def resolve_run(target: str) -> Path:
@@ -292,6 +301,16 @@ def _megabytes(n: int) -> str:
     return f"{n / 2**20:,.1f} MB" if n >= 2**17 else f"{n:,} bytes"
 
 
+def default_out(folder: str, checkpoint: Any, path: Path, *details: str | None) -> Path:
+    """Where a command writes when not given ``--out``: ``FOLDER/RUN[-best]-DETAIL-...`` here:
+    the run, ``best`` from its best checkpoint, and what sets these outputs apart from others
+    of the same run (the class, the prior, the seed, ...: ``details``, each made a file name;
+    empty ones left out)."""
+    run_name = checkpoint.train.get("run") or path.parent.name
+    best = ["best"] if path.name == BEST_FILE else []
+    return Path(folder) / "-".join([run_name, *best, *(safe_name(str(d)) for d in details if d)])
+
+
 def output_dir(out: Path, force: bool) -> Path:
     """A folder for a command's pictures and files: new or empty, or written over with --force."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
@@ -301,16 +320,25 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def _loaded(target: str, device: str, which: str):
+def _loaded(target: str, device: str, which: str, check: Callable[[Any], None]):
+    """(model, checkpoint, path) of a target, after ``check`` of the model's class, which
+    refuses models that cannot do what the command asks: by name before any run of it is
+    looked for (``zoo sample ae`` says that an autoencoder cannot sample, not that no run of
+    it was found)."""
     from zoo.devices import resolve_device
 
+    reg = registry.registry()
+    if not Path(target).expanduser().exists() and reg.is_name(target):
+        check(reg.get(target))
     path = find_checkpoint(target, which)
     model, checkpoint = load_model(path, resolve_device(device))
+    check(type(model))
     return model, checkpoint, path
 
 
 def _instead(model, target: str) -> str:
-    """What a model does instead of what a command asked, as a sentence for the refusal."""
+    """What a model (or its class) does instead of what a command asked, as a sentence for
+    the refusal."""
     from zoo.model import Capability
 
     if model.has(Capability.IMAGE_TO_IMAGE):
@@ -329,31 +357,35 @@ def load_latent_model(target: str, device: str, action: str, takes_text: bool = 
     text-conditional models where the command has no ``--text`` to give them."""
     from zoo.model import Capability
 
-    model, checkpoint, path = _loaded(target, device, which)
-    if not (or_encoder and model.has(Capability.ENCODER)):
-        registry.registry().require(type(model), Capability.LATENT, action, _instead(model, target))
-    if model.has(Capability.TEXT_CONDITIONAL) and not takes_text:
-        raise UsageError(f"{model.name} draws from a description, and this command takes none; "
-                         f"zoo sample {target} --text \"...\" does")
-    return model, checkpoint, path
+    def check(cls: Any) -> None:
+        if not (or_encoder and cls.has(Capability.ENCODER)):
+            registry.registry().require(cls, Capability.LATENT, action, _instead(cls, target))
+        if cls.has(Capability.TEXT_CONDITIONAL) and not takes_text:
+            raise UsageError(f"{cls.name} draws from a description, and this command takes none; "
+                             f"zoo sample {target} --text \"...\" does")
+
+    return _loaded(target, device, which, check)
 
 
 def load_encoder(target: str, device: str, action: str = "reconstruct images", which: str = "latest"):
     """(model, checkpoint, path) for a command that needs an encoder; refuses others."""
     from zoo.model import Capability
 
-    model, checkpoint, path = _loaded(target, device, which)
-    registry.registry().require(type(model), Capability.ENCODER, action, _instead(model, target))
-    return model, checkpoint, path
+    def check(cls: Any) -> None:
+        registry.registry().require(cls, Capability.ENCODER, action, _instead(cls, target))
+
+    return _loaded(target, device, which, check)
 
 
-def load_translator(target: str, device: str):
-    """(model, checkpoint, path) for ``zoo translate``; refuses models that do not translate."""
+def load_translator(target: str, device: str, which: str = "latest"):
+    """(model, checkpoint, path) for ``zoo translate`` and ``zoo upscale``; refuses models
+    that do not translate."""
     from zoo.model import Capability
 
-    model, checkpoint, path = _loaded(target, device, "latest")
-    if not model.has(Capability.IMAGE_TO_IMAGE):
-        able = ", ".join(registry.registry().with_capability(Capability.IMAGE_TO_IMAGE)) or "none installed"
-        hint = f"; it samples from noise: zoo sample {target}" if model.has(Capability.LATENT) else ""
-        raise UsageError(f"{model.name} does not translate images (models that do: {able}){hint}")
-    return model, checkpoint, path
+    def check(cls: Any) -> None:
+        if not cls.has(Capability.IMAGE_TO_IMAGE):
+            able = ", ".join(registry.registry().with_capability(Capability.IMAGE_TO_IMAGE)) or "none installed"
+            hint = f"; it samples from noise: zoo sample {target}" if cls.has(Capability.LATENT) else ""
+            raise UsageError(f"{cls.name} does not translate images (models that do: {able}){hint}")
+
+    return _loaded(target, device, which, check)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from PIL import Image
 
 LABELLED_CELL = 56
-"""A labelled sheet's cells are enlarged to at least this many pixels a side, where a label
-can be read beside them (a 28 px digit is drawn at 56)."""
+"""A sheet's cells are enlarged to at least this many pixels a side, where a label can be
+read beside them and a small image be seen (a 28 px digit is drawn at 56)."""
 MAX_LABELLED_SCALE = 8
 LABEL_SIZE = 14
 """Font size of labels, in pixels: larger beside large cells, smaller (down to

@@ -7,7 +7,10 @@ the traceback. Heavy imports (torch, wandb, matplotlib) happen inside the comman
 
 from __future__ import annotations
 
-from . import data, evaluation, generation, latent, models, runs, training  # noqa: F401  (each registers its commands)
+# Each module registers its commands; `zoo --help` lists them in this order.
+# isort: off
+from . import models, data, training, generation, latent, evaluation, runs  # noqa: F401
+# isort: on
 from .base import app
 
 

@@ -7,21 +7,22 @@ from typing import Annotated
 import typer
 
 from .base import (
+    DATA,
+    START,
     Channels,
     Classes,
     DataDir,
     DataDirection,
     Size,
     Subset,
-    app,
+    command,
     console,
     err_console,
-    examples,
     handles_errors,
 )
 
 
-@app.command(epilog=examples("zoo prep mnist", "zoo prep fashion-mnist --size 32",
+@command(START, "zoo prep mnist", "zoo prep fashion-mnist --size 32",
                              "zoo prep mnist --classes 7", "zoo prep fashion-mnist --classes sneaker,sandal",
                              "zoo prep folder:~/pictures/cats --size 64 --channels 3",
                              "zoo prep mnist --data-dir ~/datasets/mnist",
@@ -29,17 +30,17 @@ from .base import (
                              "zoo prep paired:~/datasets/facades --size 64    # A|B side by side, or A/ and B/",
                              "zoo prep paired:~/datasets/facades --direction BtoA   # photo|labels: learn labels -> photo",
                              "zoo prep unpaired:~/datasets/horse2zebra --size 64   # trainA/ and trainB/",
-                             "zoo prep unpaired:fashion:sneaker,ankle-boot    # two classes as two domains"))
+                             "zoo prep unpaired:fashion:sneaker,ankle-boot    # two classes as two domains")
 @handles_errors
 def prep(
-    data: Annotated[str, typer.Argument(help="mnist, fashion-mnist, cifar10, svhn, folder:PATH; for image-to-image models paired:edges2fashion, paired:PATH, unpaired:PATH or unpaired:DATASET:CLASS_A,CLASS_B.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", rich_help_panel=DATA, show_default=False, help="mnist, fashion-mnist, cifar10, svhn, folder:PATH; for image-to-image models paired:edges2fashion, paired:PATH, unpaired:PATH or unpaired:DATASET:CLASS_A,CLASS_B.")],
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,
     classes: Classes = None,
     subset: Subset = None,
     direction: DataDirection = None,
-    force: Annotated[bool, typer.Option("--force", help="Prepare again even if cached.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Prepare again, writing over the cached copy.")] = False,
 ) -> None:
     """Prepare a data set once (train does this on demand) and draw what is in it."""
     from rich.table import Table

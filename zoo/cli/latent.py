@@ -7,16 +7,21 @@ from typing import Annotated
 
 import typer
 
-from .base import app, console, examples, handles_errors
+from .base import (
+    LATENT,
+    Checkpoint,
+    Class,
+    Device,
+    Digit,
+    Force,
+    Run,
+    command,
+    console,
+    handles_errors,
+    out_option,
+)
 
 # -- zoo interpolate / invert / explore: the latent space ---------------------------------
-
-Target = Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")]
-Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
-Force = Annotated[bool, typer.Option("--force", help="Write into a folder that already holds files.")]
-Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-Class = Annotated[str | None, typer.Option("--class", help="Class-conditional models: the class, by name or index.")]
-Digit = Annotated[str | None, typer.Option("--digit", help="--class for digit data sets.")]
 
 
 def _ints(text: str | None, flag: str) -> list[int] | None:
@@ -28,33 +33,35 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
         raise typer.BadParameter("takes seeds as integers, comma-separated: 1 or 1,3,5", param_hint=flag) from None
 
 
-@app.command(epilog=examples(
+@command(
+    LATENT,
     "zoo interpolate dcgan --from-seed 1 --to-seed 2 --steps 10 --method slerp",
     "zoo interpolate dcgan --from-seed 1,3,5 --to-seed 2,4,6          # three rows",
     "zoo interpolate dcgan --from-image a.png --to-image b.png        # inverts both first",
     "zoo interpolate cgan --from-class 1 --to-class 7 --from-seed 0 --to-seed 0",
     'zoo interpolate stackgan --from-text "a light sandal" --to-text "a dark sneaker"',
-))
+)
 @handles_errors
 def interpolate(
-    target: Target,
-    from_seed: Annotated[str | None, typer.Option("--from-seed", help="Start seed(s), comma-separated for several rows.")] = None,
-    to_seed: Annotated[str | None, typer.Option("--to-seed", help="End seed(s), as many as --from-seed.")] = None,
-    from_latent: Annotated[Path | None, typer.Option("--from-latent", help="Start latent(s): a .safetensors from zoo invert.")] = None,
-    to_latent: Annotated[Path | None, typer.Option("--to-latent", help="End latent(s).")] = None,
-    from_image: Annotated[Path | None, typer.Option("--from-image", help="Start image (inverted first).")] = None,
-    to_image: Annotated[Path | None, typer.Option("--to-image", help="End image (inverted first).")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Images along each path, ends included.")] = 10,
-    method: Annotated[str | None, typer.Option("--method", help="lerp or slerp (default: slerp for Gaussian priors).")] = None,
+    target: Run,
+    from_seed: Annotated[str | None, typer.Option("--from-seed", metavar="SEEDS", help="Start seed(s), comma-separated for several rows.")] = None,
+    to_seed: Annotated[str | None, typer.Option("--to-seed", metavar="SEEDS", help="End seed(s), as many as --from-seed.")] = None,
+    from_latent: Annotated[Path | None, typer.Option("--from-latent", metavar="FILE", help="Start latent(s): a .safetensors from zoo invert.")] = None,
+    to_latent: Annotated[Path | None, typer.Option("--to-latent", metavar="FILE", help="End latent(s).")] = None,
+    from_image: Annotated[Path | None, typer.Option("--from-image", metavar="IMAGE", help="Start image (inverted first).")] = None,
+    to_image: Annotated[Path | None, typer.Option("--to-image", metavar="IMAGE", help="End image (inverted first).")] = None,
+    steps: Annotated[int, typer.Option("--steps", metavar="N", help="Images along each path, ends included.")] = 10,
+    method: Annotated[str | None, typer.Option("--method", metavar="lerp|slerp", help="lerp or slerp (default: slerp for Gaussian priors).")] = None,
     class_: Class = None,
     digit: Digit = None,
-    from_class: Annotated[str | None, typer.Option("--from-class", help="Conditional models: walk from this class...")] = None,
-    to_class: Annotated[str | None, typer.Option("--to-class", help="...to this one.")] = None,
-    from_text: Annotated[str | None, typer.Option("--from-text", help="Text-conditional models: walk from this description...")] = None,
-    to_text: Annotated[str | None, typer.Option("--to-text", help="...to this one (a row per seed, seeds 0-3 unless given).")] = None,
-    invert_steps: Annotated[int, typer.Option("--invert-steps", help="Optimisation steps when inverting images.")] = 300,
-    restarts: Annotated[int, typer.Option("--restarts", help="Random starts when inverting images.")] = 4,
-    out: Out = None,
+    from_class: Annotated[str | None, typer.Option("--from-class", metavar="CLASS", help="Conditional models: walk from this class...")] = None,
+    to_class: Annotated[str | None, typer.Option("--to-class", metavar="CLASS", help="...to this one.")] = None,
+    from_text: Annotated[str | None, typer.Option("--from-text", metavar="TEXT", help="Text-conditional models: walk from this description...")] = None,
+    to_text: Annotated[str | None, typer.Option("--to-text", metavar="TEXT", help="...to this one (a row per seed, seeds 0-3 unless given).")] = None,
+    invert_steps: Annotated[int, typer.Option("--invert-steps", metavar="N", help="Optimisation steps when inverting images.")] = 300,
+    restarts: Annotated[int, typer.Option("--restarts", metavar="N", help="Random starts when inverting images.")] = 4,
+    checkpoint: Checkpoint = "latest",
+    out: Annotated[Path | None, out_option("interpolations/RUN-METHOD")] = None,
     force: Force = False,
     device: Device = "auto",
 ) -> None:
@@ -65,27 +72,29 @@ def interpolate(
         from_latent=from_latent, to_latent=to_latent, from_image=from_image, to_image=to_image,
         steps=steps, method=method, class_=class_, digit=digit, from_class=from_class, to_class=to_class,
         invert_steps=invert_steps, restarts=restarts, out=out, force=force, device=device,
-        from_text=from_text, to_text=to_text, console=console)
+        from_text=from_text, to_text=to_text, which=checkpoint, console=console)
 
 
-@app.command(epilog=examples(
+@command(
+    LATENT,
     "zoo invert dcgan target.png --steps 500 --restarts 8",
     "zoo invert dcgan photos/ --out fits/                 # every image in a folder",
     "zoo invert cgan seven.png --digit 7",
-))
+)
 @handles_errors
 def invert(
-    model: Target,
-    target: Annotated[Path, typer.Argument(help="An image file (any size or format) or a folder of them.")],
-    steps: Annotated[int, typer.Option("--steps", help="Optimisation steps.")] = 500,
-    restarts: Annotated[int, typer.Option("--restarts", help="Random starts; the best fit wins.")] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Adam's starting learning rate (cosine decay).")] = 0.05,
-    ssim_weight: Annotated[float, typer.Option("--ssim-weight", help="Weight of the structural term (1 - SSIM).")] = 0.1,
-    prior_weight: Annotated[float, typer.Option("--prior-weight", help="Weight of the penalty keeping z plausible under the prior.")] = 0.001,
+    model: Run,
+    target: Annotated[Path, typer.Argument(metavar="IMAGE_OR_FOLDER", help="An image file (any size or format) or a folder of them.")],
+    steps: Annotated[int, typer.Option("--steps", metavar="N", help="Optimisation steps.")] = 500,
+    restarts: Annotated[int, typer.Option("--restarts", metavar="N", help="Random starts; the best fit wins.")] = 8,
+    lr: Annotated[float, typer.Option("--lr", metavar="LR", help="Adam's starting learning rate (cosine decay).")] = 0.05,
+    ssim_weight: Annotated[float, typer.Option("--ssim-weight", metavar="WEIGHT", help="Weight of the structural term (1 - SSIM).")] = 0.1,
+    prior_weight: Annotated[float, typer.Option("--prior-weight", metavar="WEIGHT", help="Weight of the penalty keeping z plausible under the prior.")] = 0.001,
     class_: Class = None,
     digit: Digit = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the random starts.")] = 0,
-    out: Out = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed for the random starts.")] = 0,
+    checkpoint: Checkpoint = "latest",
+    out: Annotated[Path | None, out_option("inversions/RUN-TARGET")] = None,
     force: Force = False,
     device: Device = "auto",
 ) -> None:
@@ -95,7 +104,7 @@ def invert(
 
     run(model, target, steps=steps, restarts=restarts, lr=lr, ssim_weight=ssim_weight,
         prior_weight=prior_weight, class_=class_, digit=digit, seed=seed, out=out, force=force,
-        device=device, console=console)
+        device=device, which=checkpoint, console=console)
 
 
 def _span(text: str) -> tuple[float, float]:
@@ -106,23 +115,25 @@ def _span(text: str) -> tuple[float, float]:
     return low, high
 
 
-@app.command(epilog=examples(
+@command(
+    LATENT,
     "zoo explore dcgan --dim 5 --range -3,3 --steps 9",
     "zoo explore dcgan --dims 10                         # a row for each of the first 10",
     "zoo explore dcgan --dim 0 --latent fits/cat.latent.safetensors",
-))
+)
 @handles_errors
 def explore(
-    target: Target,
-    dim: Annotated[int | None, typer.Option("--dim", help="The latent coordinate to vary.")] = None,
-    dims: Annotated[int | None, typer.Option("--dims", help="Vary each of the first K coordinates, a row each.")] = None,
-    span: Annotated[str, typer.Option("--range", help="LOW,HIGH values the coordinate takes.")] = "-3,3",
-    steps: Annotated[int, typer.Option("--steps", help="Values from LOW to HIGH.")] = 9,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the base latent.")] = 0,
-    latent: Annotated[Path | None, typer.Option("--latent", help="Base latent from a file instead of a seed.")] = None,
+    target: Run,
+    dim: Annotated[int | None, typer.Option("--dim", metavar="I", help="The latent coordinate to vary.")] = None,
+    dims: Annotated[int | None, typer.Option("--dims", metavar="K", help="Vary each of the first K coordinates, a row each.")] = None,
+    span: Annotated[str, typer.Option("--range", metavar="LOW,HIGH", help="LOW,HIGH values the coordinate takes.")] = "-3,3",
+    steps: Annotated[int, typer.Option("--steps", metavar="N", help="Values from LOW to HIGH.")] = 9,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the base latent.")] = 0,
+    latent: Annotated[Path | None, typer.Option("--latent", metavar="FILE", help="Base latent from a file instead of a seed.")] = None,
     class_: Class = None,
     digit: Digit = None,
-    out: Out = None,
+    checkpoint: Checkpoint = "latest",
+    out: Annotated[Path | None, out_option("explorations/RUN-seedS, or RUN-LATENT with --latent")] = None,
     force: Force = False,
     device: Device = "auto",
 ) -> None:
@@ -130,4 +141,4 @@ def explore(
     from ..pipelines.interpolate import explore as run
 
     run(target, dim=dim, dims=dims, span=_span(span), steps=steps, seed=seed, latent=latent,
-        class_=class_, digit=digit, out=out, force=force, device=device, console=console)
+        class_=class_, digit=digit, out=out, force=force, device=device, which=checkpoint, console=console)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
-from .base import app, console, err_console, examples, handles_errors
+from .base import START, ModelName, command, console, err_console, handles_errors
 
 # -- zoo list / zoo info ---------------------------------------------------------------------
 
-@app.command("list", epilog=examples("zoo list"))
+@command(START, "zoo list", name="list")
 @handles_errors
 def list_models() -> None:
     """List every model plugin: built-in and installed, working or broken."""
@@ -37,9 +33,9 @@ def list_models() -> None:
             err_console.print(f"[yellow]warning:[/] {problem}")
 
 
-@app.command(epilog=examples("zoo info dcgan"))
+@command(START, "zoo info dcgan")
 @handles_errors
-def info(model: Annotated[str, typer.Argument(help="Model name, as in `zoo list`.")]) -> None:
+def info(model: ModelName) -> None:
     """Show a model: its paper, capabilities and every config key with its default."""
     from rich.table import Table
 

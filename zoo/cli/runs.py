@@ -7,18 +7,17 @@ from typing import Annotated
 
 import typer
 
-from .base import app, console, err_console, examples, handles_errors
+from .base import MEASURE, Force, Run, command, console, err_console, handles_errors, out_option
 
 As_json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 
-@app.command("runs", epilog=examples("zoo runs", "zoo runs --model cgan",
-                                     "zoo runs --dir ~/experiments/runs",
-                                     "zoo runs --json | jq '.[] | select(.status == \"finished\") | .run'"))
+@command(MEASURE, "zoo runs", "zoo runs --model cgan", "zoo runs --dir ~/experiments/runs",
+         "zoo runs --json | jq '.[] | select(.status == \"finished\") | .run'", name="runs")
 @handles_errors
 def list_runs(
-    folder: Annotated[Path | None, typer.Option("--dir", help="The runs folder (default $ZOO_RUNS_DIR, else ./runs).")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Only this model's runs.")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", metavar="DIR", help="The runs folder (default $ZOO_RUNS_DIR, else ./runs).")] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="MODEL", help="Only this model's runs.")] = None,
     as_json: As_json = False,
 ) -> None:
     """List the runs in the runs folder: status, steps, training time and best figures.
@@ -32,17 +31,18 @@ def list_runs(
     show_runs(folder, model=model, as_json=as_json, console=console)
 
 
-@app.command(epilog=examples(
+@command(
+    MEASURE,
     "zoo compare runs/dcgan-mnist-20261122-101500 runs/wgan-gp-mnist-20261122-113000",
     "zoo compare dcgan wgan wgan-gp                # each model's latest run",
     "zoo compare dcgan cgan --metric loss_g --out losses.png",
-    "zoo compare dcgan cgan --json"))
+    "zoo compare dcgan cgan --json")
 @handles_errors
 def compare(
-    targets: Annotated[list[str], typer.Argument(help="Two runs or more: run folders, checkpoint files or model names (their latest run).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="The figure's file (default compare-TIME.png here).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write over an existing --out.")] = False,
-    metric: Annotated[str | None, typer.Option("--metric", help="What to draw against the step from metrics.jsonl (default: the in-training fd if any run has it, else the losses the runs share).")] = None,
+    targets: Annotated[list[str], typer.Argument(metavar="RUNS", show_default=False, help="Two runs or more: run folders, checkpoint files or model names (their latest run).")],
+    out: Annotated[Path | None, out_option("compare-TIME.png here")] = None,
+    force: Force = False,
+    metric: Annotated[str | None, typer.Option("--metric", metavar="METRIC", help="What to draw against the step from metrics.jsonl (default: the in-training fd if any run has it, else the losses the runs share).")] = None,
     as_json: As_json = False,
 ) -> None:
     """Compare runs: zoo eval's figures side by side, and a chart against the step.
@@ -56,14 +56,14 @@ def compare(
     run(targets, out=out, force=force, metric=metric, as_json=as_json, console=console, err_console=err_console)
 
 
-@app.command(epilog=examples("zoo report runs/dcgan-mnist-20261122-101500    # -> RUN/report.html",
-                             "zoo report dcgan                               # its latest run",
-                             "zoo report cgan --out ~/Desktop/cgan.html"))
+@command(MEASURE, "zoo report runs/dcgan-mnist-20261122-101500    # -> RUN/report.html",
+         "zoo report dcgan                               # its latest run",
+         "zoo report cgan --out ~/Desktop/cgan.html")
 @handles_errors
 def report(
-    target: Annotated[str, typer.Argument(help="A run folder, a checkpoint file, or a model name (its latest run).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="The HTML file (default RUN/report.html).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write over an --out that is not an earlier report.")] = False,
+    target: Run,
+    out: Annotated[Path | None, out_option("RUN/report.html; an earlier report there is written over")] = None,
+    force: Force = False,
 ) -> None:
     """Write one self-contained HTML page about a run (RUN/report.html).
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from rich.console import Console
 
 from zoo.errors import UsageError, ZooError
-from zoo.images import IMAGE_SUFFIXES, read_stack
+from zoo.images import FORMATS, IMAGE_SUFFIXES, read_stack
 
 from .raw import RawData
 
@@ -179,7 +179,7 @@ def layout(root: Path) -> tuple[list[str], list[tuple[Path, int, Path | None]]]:
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     texts = [p for p in files if p.suffix.lower() == ".txt"]
     if not images:
-        raise UsageError(f"folder {root} holds no images; put images in it, each with a .txt of captions "
+        raise UsageError(f"folder {root} holds no images; put images in it ({FORMATS}), each with a .txt of captions "
                          "(one per line) beside it or in a parallel text/ folder")
     if not texts:
         raise UsageError(f"folder {root} holds images but no .txt captions; give each image a .txt of the "
@@ -234,8 +234,7 @@ def read_captions(path: Path) -> list[str]:
 
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every captioned, readable image under ``root``, fitted to ``dims``, with its captions."""
-    from rich.progress import track
-
+    from zoo.console import track
     from zoo.data import convert_channels
     from zoo.text import words
 
@@ -275,7 +274,8 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
         notes.append(f"skipped {len(unreadable)} unreadable image(s): {', '.join(unreadable[:3])}")
         console.print(f"[yellow]warning:[/] {notes[-1]}")
     if not kept:
-        raise ZooError(f"none of the {len(wanted)} captioned images in {root} could be read (e.g. {unreadable[0]})")
+        raise ZooError(f"none of the {len(wanted)} captioned images in {root} could be read (e.g. {unreadable[0]}); "
+                       f"zoo reads {FORMATS} files")
     if channels is None and gray:
         channels = 1
     images = convert_channels(pictures, channels or 3)

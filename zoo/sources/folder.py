@@ -11,7 +11,7 @@ from rich.console import Console
 
 from zoo.data import Photos, convert_channels
 from zoo.errors import UsageError, ZooError
-from zoo.images import IMAGE_SUFFIXES, read_images, read_stack
+from zoo.images import FORMATS, IMAGE_SUFFIXES, read_images, read_stack
 
 from .raw import RawData
 
@@ -36,7 +36,7 @@ def folder_layout(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         classes = []
         files = [(f, -1) for f in files_under(root)]
     if not files:
-        raise UsageError(f"folder {root} holds no files; put images in it (optionally in one "
+        raise UsageError(f"folder {root} holds no files; put images in it ({FORMATS}; optionally in one "
                          "sub-folder per class)")
     return classes, files
 
@@ -72,7 +72,7 @@ def hidden(root: Path) -> list[Path]:
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width;
     kept at its own size as :class:`~zoo.data.Photos` for 0 x 0 (``--size full``)."""
-    from rich.progress import track
+    from zoo.console import track
 
     classes, files = folder_layout(root)
     paths = [path for path, _ in files]
@@ -88,7 +88,7 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
     labels = [files[i][1] for i in kept]
     if not kept:
         raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
-                       f"(e.g. {skipped[0]})")
+                       f"(e.g. {skipped[0]}); zoo reads {FORMATS} files")
     notes = []
     away = links_out(root)
     if away:

@@ -41,7 +41,7 @@ from rich.console import Console
 
 from zoo.data import Photos, convert_channels
 from zoo.errors import UsageError, ZooError
-from zoo.images import GRAY_MODES, UNREADABLE, image_files, read_images
+from zoo.images import FORMATS, GRAY_MODES, UNREADABLE, image_files, read_images
 
 from .named import DATASETS, load_named
 from .raw import RawData, parse_classes
@@ -243,7 +243,7 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
     else:
         files = image_files(root)
         if not files:
-            raise UsageError(f"paired:{root} holds no images; put A|B side-by-side images in it, "
+            raise UsageError(f"paired:{root} holds no images ({FORMATS}); put A|B side-by-side images in it, "
                              "or A/ and B/ folders")
         if dims == (0, 0):
             raise UsageError(f"--size full keeps paired photos at their own sizes in the A/ and B/ layout; "
@@ -265,11 +265,11 @@ def _unpaired_folder(root: Path, dims: tuple[int, int], channels: int | None, co
     for d in ("trainA", "trainB"):
         files = image_files(root / d)
         if not files:
-            raise UsageError(f"unpaired:{root}: {d}/ holds no images")
+            raise UsageError(f"unpaired:{root}: {d}/ holds no images: zoo reads {FORMATS} files")
         read = _read_all(files, dims, console, f"reading {root}/{d}")
         if not read.pictures:
             raise ZooError(f"unpaired:{root}: none of the {len(files)} files in {d}/ could be read as an "
-                           f"image (e.g. {read.skipped[0]})")
+                           f"image (e.g. {read.skipped[0]}); zoo reads {FORMATS} files")
         if read.skipped:
             notes.append(_warn_skipped(f"{len(read.skipped)} unreadable file(s) in {root / d}", read.skipped,
                                        console))
@@ -295,7 +295,7 @@ class _Read:
 
 
 def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> _Read:
-    from rich.progress import track
+    from zoo.console import track
 
     pictures, kept, gray, skipped = read_images(
         files, *dims, lambda paths: track(paths, description=what, console=console,
@@ -358,7 +358,7 @@ def _read_side_by_side(root: Path, files: list[Path], dims: tuple[int, int], not
             odd.append(f"{path.name} {width}x{height}")
     if not a_list:
         raise ZooError(f"paired:{root}: none of the {len(files)} files could be read as an image "
-                       f"(e.g. {skipped[0]})")
+                       f"(e.g. {skipped[0]}); zoo reads {FORMATS} files")
     if skipped:
         notes.append(_warn_skipped(f"{len(skipped)} unreadable file(s) in {root}", skipped, console))
     if odd:

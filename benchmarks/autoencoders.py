@@ -41,7 +41,8 @@ from commands import zoo  # noqa: E402
 from digits import classifier, load_pngs, predict  # noqa: E402
 
 from zoo import figures, metrics, runs  # noqa: E402
-from zoo.data import load_prepared, to_float  # noqa: E402
+from zoo.data import load_prepared  # noqa: E402
+from zoo.images import as_uint8, to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "autoencoders"
@@ -73,7 +74,7 @@ def pca_baseline(train: torch.Tensor, heldout: torch.Tensor, k: int) -> float:
     basis = torch.linalg.svd(x - mean, full_matrices=False).Vh[:k]
     codes = (heldout.flatten(1).double() - mean) @ basis.T
     rebuilt = (codes @ basis + mean).float().clamp(-1, 1).view_as(heldout)
-    rebuilt = to_float(figures.as_uint8(rebuilt))  # 8 bits, as zoo eval's reconstructions
+    rebuilt = to_float(as_uint8(rebuilt))  # 8 bits, as zoo eval's reconstructions
     return float(metrics.psnr(rebuilt, heldout).mean())
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from zoo.data import to_float
+from zoo.images import to_float
 from zoo.paths import cache_dir
 from zoo.pipelines.prep import prepare
 

@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digits import augment, network  # noqa: E402
 from wasserstein import features, frechet  # noqa: E402
 
-from zoo.data import load_prepared, to_float  # noqa: E402
+from zoo.data import load_prepared  # noqa: E402
+from zoo.images import to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.runs import load_model  # noqa: E402
 

@@ -37,7 +37,7 @@ from zoo import (
     figures,  # noqa: E402
     runs,  # noqa: E402
 )
-from zoo.data import to_float  # noqa: E402
+from zoo.images import to_float  # noqa: E402
 from zoo.pipelines.interpolate import frame_changes, slerp  # noqa: E402
 from zoo.pipelines.invert import fit_latents, load_targets  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402

@@ -45,9 +45,10 @@ from wasserstein import features, frechet  # noqa: E402
 
 from zoo import checkpoint as ckpt_io  # noqa: E402
 from zoo import runs  # noqa: E402
-from zoo.data import load_prepared, to_float, to_uint8  # noqa: E402
-from zoo.model import class_condition  # noqa: E402
+from zoo.data import load_prepared  # noqa: E402
+from zoo.images import to_float, to_uint8  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
+from zoo.spec import class_condition  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "quality_defaults"
 JUDGE_TRAIN, JUDGE_CHECK = slice(0, 8000), slice(8000, None)

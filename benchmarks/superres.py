@@ -43,8 +43,7 @@ import commands  # noqa: E402
 from commands import zoo  # noqa: E402
 
 from zoo import figures  # noqa: E402
-from zoo.data import to_float  # noqa: E402
-from zoo.images import read_image  # noqa: E402
+from zoo.images import as_uint8, read_image, to_float  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "superres"
 PHOTOS = RESULTS / "photos"
@@ -114,7 +113,7 @@ def part_measure(args: argparse.Namespace) -> None:
     for n in TEST:
         picture = read_image(test / n, 0, 0)[0].unsqueeze(0)
         high, low = superres.shrink(picture, 4)
-        bicubic.append(crop(figures.as_uint8(superres.bicubic(to_float(low), 4))[0]))
+        bicubic.append(crop(as_uint8(superres.bicubic(to_float(low), 4))[0]))
         original.append(crop(high[0]))
     columns = [torch.stack(bicubic), *[torch.stack(v) for v in shown.values()], torch.stack(original)]
     IMAGES.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from zoo import figures, runs
-from zoo.data import to_float
+from zoo.images import to_float
 from zoo.paths import cache_dir
 from zoo.pipelines.prep import prepare
 from zoo.sources import captions as fashion

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digits import classifier, load_pngs, predict  # noqa: E402
 
 from zoo import checkpoint as ckpt_io  # noqa: E402
-from zoo.data import to_float  # noqa: E402
+from zoo.images import to_float  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.sample import sample  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402

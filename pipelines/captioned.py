@@ -24,9 +24,9 @@ from zoo import files, text
 from zoo.console import progress_bar
 from zoo.data import CONDITION_PREFIX, TOKENS_KEY, PreparedData
 from zoo.errors import ZooError
-from zoo.model import Condition
 from zoo.paths import cache_dir
 from zoo.sources import RawData
+from zoo.spec import Condition
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from zoo import registry
 from zoo.errors import UsageError
-from zoo.model import Capability, DataSpec, Model
+from zoo.model import Model
+from zoo.spec import Capability, DataSpec
 
 DIGITS = tuple(str(d) for d in range(10))
 

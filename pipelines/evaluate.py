@@ -49,12 +49,15 @@ import zoo
 from zoo import distributed, figures, files, metrics, runs, superres, swd
 from zoo import features as features_io
 from zoo.console import make_console, progress_bar
-from zoo.data import PreparedData, load_prepared, one_caption, to_float
+from zoo.data import PreparedData, load_prepared, one_caption
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Condition, Model
+from zoo.images import as_uint8, to_float
+from zoo.model import Model
 from zoo.paths import safe_name
+from zoo.previews import PREVIEW_CLASSES
 from zoo.run_info import EVAL_FILE, EVAL_METRICS
+from zoo.spec import Capability, Condition
 
 from .prep import prepare
 from .reconstruct import NLL_IMAGES, NLL_SAMPLES, encoder_figures
@@ -206,7 +209,7 @@ def draw(model: Model, n: int, conditions: dict[str, Any], seed: int, progress: 
         count = min(CHUNK, n - start)
         generator = torch.Generator().manual_seed(seed if chunk == 0 else seed * 1_000_003 + chunk)
         given = {k: v[start:start + count] for k, v in conditions.items()}
-        out.append(figures.as_uint8(model.sample(count, generator=generator, conditions=given).cpu()))
+        out.append(as_uint8(model.sample(count, generator=generator, conditions=given).cpu()))
         if progress is not None:
             progress(count * cluster.world)
     return torch.cat(out)
@@ -461,7 +464,7 @@ def _generation_pictures(model: Model, samples: Tensor, conditions: dict[str, An
         labels = conditions[Condition.CLASS.value]
         per = 8
         rows, names = [], []
-        for c, name in enumerate(model.spec.class_names[:zoo.model.PREVIEW_CLASSES]):
+        for c, name in enumerate(model.spec.class_names[:PREVIEW_CLASSES]):
             chosen = samples[labels == c][:per]
             if len(chosen):  # one strip per class too, for W&B's table of samples per class
                 figures.save_grid(to_float(chosen), pictures / "classes" / f"{safe_name(name, 'class')}.png", nrow=per)
@@ -500,7 +503,7 @@ def _pairs(model: Model, data: PreparedData) -> tuple[Tensor, Tensor | None]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # a derivation's random crops
             inputs, targets = derivation(to_float(data.images))
-        return figures.as_uint8(inputs), figures.as_uint8(targets)
+        return as_uint8(inputs), as_uint8(targets)
     return data.images, None
 
 
@@ -512,7 +515,7 @@ def _translation(model: Model, reference: Reference, features: str | None, batch
     outputs = []
     with torch.no_grad():
         for chunk in inputs.split(batch_size):
-            outputs.append(figures.as_uint8(model.translate(to_float(chunk).to(model.device), direction).cpu()))
+            outputs.append(as_uint8(model.translate(to_float(chunk).to(model.device), direction).cpu()))
     out = torch.cat(outputs)
     if targets is not None:
         a, b = to_float(out), to_float(targets)
@@ -565,8 +568,8 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
             else:
                 high, low = superres.shrink(item, factor)
             lowf = to_float(low).to(model.device)
-            out = figures.as_uint8(torch.cat([superres.upscale(model, im.unsqueeze(0), factor) for im in lowf]).cpu())
-            base = figures.as_uint8(superres.bicubic(lowf, factor).cpu())
+            out = as_uint8(torch.cat([superres.upscale(model, im.unsqueeze(0), factor) for im in lowf]).cpu())
+            base = as_uint8(superres.bicubic(lowf, factor).cpu())
             for i in range(len(high)):
                 superres.measure(out[i:i + 1], base[i:i + 1], high[i:i + 1], factor, scores)
                 if len(shown[0]) < SR_SHOWN:
@@ -720,7 +723,7 @@ class TrainingEval:
             a = torch.cat([model.translate(to_float(x).to(model.device), model.directions[0]
                                            if model.directions else "AtoB").cpu()
                            for x in self.inputs["images"].split(CHUNK)])
-            a = to_float(figures.as_uint8(a))
+            a = to_float(as_uint8(a))
             b = to_float(self.inputs["targets"])
             return {"l1": float(((a - b).abs() / 2).mean()), "psnr": float(metrics.psnr(a, b).mean())}
         assert self.extractor is not None and self.real_features is not None and self.pool is not None

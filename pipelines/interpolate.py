@@ -25,8 +25,9 @@ from safetensors.torch import load_file, save_file
 from zoo import figures, metrics, registry
 from zoo.console import make_console
 from zoo.errors import UsageError, ZooError
-from zoo.model import Capability, Condition, Model, class_condition, evaluating
+from zoo.model import Model, evaluating
 from zoo.runs import default_out, load_latent_model, output_dir
+from zoo.spec import Capability, Condition, class_condition
 
 from .classes import chosen_class, class_index
 from .invert import fit_latents, load_targets

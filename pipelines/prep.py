@@ -28,17 +28,9 @@ from rich.markup import escape
 
 from zoo import figures, files, sources
 from zoo.console import make_console
-from zoo.data import (
-    PREPARED_FORMAT,
-    SPLIT_FILES,
-    TARGET_PHOTOS,
-    Photos,
-    PreparedData,
-    convert_channels,
-    load_prepared,
-    to_float,
-)
+from zoo.data import PREPARED_FORMAT, SPLIT_FILES, TARGET_PHOTOS, Photos, PreparedData, load_prepared
 from zoo.errors import UsageError, ZooError
+from zoo.images import convert_channels, to_float
 from zoo.paths import prepared_dir
 from zoo.sources import DataSource, RawData, Reading, pairs, parse_classes
 from zoo.sources.named import download, fingerprint

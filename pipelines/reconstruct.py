@@ -28,9 +28,12 @@ from torch import Tensor
 
 from zoo import figures, metrics, runs
 from zoo.console import make_console, progress_bar
-from zoo.data import PreparedData, to_float
+from zoo.data import PreparedData
 from zoo.errors import UsageError
-from zoo.model import Capability, Model, class_condition, evaluating, image_rows
+from zoo.images import as_uint8, to_float
+from zoo.model import Model, evaluating
+from zoo.previews import image_rows
+from zoo.spec import Capability, class_condition
 
 from .classes import chosen_class, class_index
 from .inputs import collect, read_inputs, unique
@@ -61,7 +64,7 @@ def reconstruct(target: str, inputs: Sequence[str], *, out: Path | None = None, 
 
     told = spec.class_names[class_index(spec, wanted)] if wanted is not None else None
     out = runs.output_dir(out or runs.default_out("reconstructions", checkpoint, path, told), force)
-    outputs = to_float(figures.as_uint8(reconstructions(model, read.images, labels)[1]))  # scored as saved
+    outputs = to_float(as_uint8(reconstructions(model, read.images, labels)[1]))  # scored as saved
     names = unique(read.names, reserved=("sheet", "metrics"))
     figures.save_images(outputs, out, names)
     scores = {"mse": metrics.mse(outputs, read.images), "psnr": metrics.psnr(outputs, read.images),
@@ -110,7 +113,7 @@ def encoder_figures(model: Model, split: PreparedData, pictures: Path, result: d
         raise UsageError(f"{model.name} is class-conditional, and the reference images have no labels")
     real = to_float(split.images)
     codes, outputs = reconstructions(model, real, labels)
-    outputs = to_float(figures.as_uint8(outputs))  # as they would be saved
+    outputs = to_float(as_uint8(outputs))  # as they would be saved
     result.update(metrics.paired_scores(outputs, real))
     result["reconstruction_sharpness"] = metrics.sharpness(outputs, real)
     result["active_units"] = metrics.active_units(codes)

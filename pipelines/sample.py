@@ -17,8 +17,10 @@ from rich.console import Console
 from zoo import figures, priors, registry, runs
 from zoo.console import make_console
 from zoo.errors import UsageError
-from zoo.model import Capability, Condition, Model, class_condition, class_rows
+from zoo.model import Model
 from zoo.paths import safe_name
+from zoo.previews import class_rows
+from zoo.spec import Capability, Condition, class_condition
 
 from .classes import chosen_class, class_index
 

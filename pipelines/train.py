@@ -24,8 +24,10 @@ from zoo.data import PreparedData, TensorBatches
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
-from zoo.model import SMALL_DATA, Capability, DataSpec, Derivation, Model
+from zoo.model import SMALL_DATA, Model
 from zoo.sources.pairs import check_direction, folder_of, pairing_of
+from zoo.spec import Capability, DataSpec
+from zoo.superres import Derivation
 from zoo.text import InstalledEncoder
 
 from .loop import Interrupted, Loop, set_rng_state

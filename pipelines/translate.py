@@ -17,7 +17,8 @@ from rich.console import Console
 from zoo import figures, runs, superres
 from zoo.console import make_console
 from zoo.errors import UsageError
-from zoo.model import Model, evaluating, image_rows
+from zoo.model import Model, evaluating
+from zoo.previews import image_rows
 
 from .inputs import collect, read_inputs, unique
 

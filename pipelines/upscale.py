@@ -24,10 +24,10 @@ from rich.table import Table
 
 from zoo import figures, runs, superres
 from zoo.console import make_console, progress_bar
-from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError
-from zoo.images import FORMATS, UNREADABLE, read_image
-from zoo.model import evaluating, image_rows
+from zoo.images import FORMATS, UNREADABLE, as_uint8, convert_channels, read_image, to_float
+from zoo.model import evaluating
+from zoo.previews import image_rows
 
 from .inputs import collect, unique
 
@@ -80,11 +80,11 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
                 low = picture
             lowf = to_float(low).to(model.device)
             pieces = bar.add_task(f"  {file.name}: tiles", total=superres.tiles(lowf, model, tile))
-            output = figures.as_uint8(superres.upscale(model, lowf, factor, tile,
+            output = as_uint8(superres.upscale(model, lowf, factor, tile,
                                                        functools.partial(bar.advance, pieces)).cpu())
             bar.remove_task(pieces)
             bar.advance(images)
-            baseline = figures.as_uint8(superres.bicubic(lowf, factor).cpu())
+            baseline = as_uint8(superres.bicubic(lowf, factor).cpu())
             name = unique([*names, file.stem])[-1]
             names.append(name)
             figures.save_images(to_float(output), out, [name])

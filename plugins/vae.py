@@ -67,7 +67,7 @@ from torch import Tensor, nn
 import zoo
 from zoo.config import option
 from zoo.engine import full_precision
-from zoo.model import PREVIEW_CLASSES, PREVIEW_EXAMPLES, PREVIEW_PER_CLASS
+from zoo.previews import PREVIEW_CLASSES, PREVIEW_EXAMPLES, PREVIEW_PER_CLASS
 
 from .autoencoder import CodecConfig, EncoderDecoder, decoder_body, intensities
 from .cgan import ConditionalGenerator, per_class

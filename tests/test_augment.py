@@ -12,7 +12,7 @@ import torch
 import zoo
 from zoo import augment, registry
 from zoo import checkpoint as ckpt_io
-from zoo.data import to_float
+from zoo.images import to_float
 
 from .conftest import TINY, run_cli
 

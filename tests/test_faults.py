@@ -482,7 +482,7 @@ def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypat
 
 
 def test_a_folder_is_read_into_one_tensor_of_its_own_size(tmp_path, monkeypatch) -> None:
-    from zoo import data, images
+    from zoo import images
 
     files_ = [path for path in sorted((make_image_folder(tmp_path / "d", per_class=5)).rglob("*.*"))]
     (tmp_path / "d" / "circle" / "bad.png").write_bytes(b"not an image")
@@ -491,10 +491,10 @@ def test_a_folder_is_read_into_one_tensor_of_its_own_size(tmp_path, monkeypatch)
     assert stack.untyped_storage().nbytes() == 11 * 3 * 6 * 4  # allocated once, for the files given; no copy
     pictures, _, _, _ = images.read_images(files_, 6, 4)
     assert torch.equal(stack, torch.stack(pictures))
-    monkeypatch.setattr(data, "CONVERT_CHUNK", 3 * 3 * 6 * 4)  # gray in chunks (of 3 images) equals gray at once
+    monkeypatch.setattr(images, "CONVERT_CHUNK", 3 * 3 * 6 * 4)  # gray in chunks (of 3 images) equals gray at once
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     expected = (stack.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    assert torch.equal(data.convert_channels(stack, 1), expected)
+    assert torch.equal(images.convert_channels(stack, 1), expected)
 
 
 # -- concurrent use and a hanging W&B ------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_a_labelled_grid_grows_by_its_label_bands_with_text_drawn_in_them(channe
 
 
 def test_columns_of_different_sizes_and_long_labels_are_enlarged_to_fit() -> None:
-    from zoo.model import image_rows
+    from zoo.previews import image_rows
 
     rows = image_rows(digits(4, size=14), digits(4, 3, size=28))  # a 14 px gray input, its 28 px colour output
     sheet = figures.labelled_grid(rows, column_labels=["low", "high"])

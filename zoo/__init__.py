@@ -32,52 +32,39 @@ _EXPORTS = {
     "ZooError": "zoo.errors",
     "UsageError": "zoo.errors",
     "Model": "zoo.model",
-    "Capability": "zoo.model",
-    "Condition": "zoo.model",
-    "Conditions": "zoo.model",
-    "DataSpec": "zoo.model",
-    "Derivation": "zoo.model",
-    "Batch": "zoo.model",
-    "Batches": "zoo.model",
-    "Progress": "zoo.model",
-    "Metrics": "zoo.model",
+    "Capability": "zoo.spec",
+    "Condition": "zoo.spec",
+    "Conditions": "zoo.spec",
+    "DataSpec": "zoo.spec",
+    "Derivation": "zoo.superres",
+    "Batch": "zoo.spec",
+    "Batches": "zoo.spec",
+    "Progress": "zoo.spec",
+    "Metrics": "zoo.spec",
     "evaluating": "zoo.model",
-    "frozen": "zoo.model",
-    "init_normal": "zoo.model",
-    "class_rows": "zoo.model",
-    "class_condition": "zoo.model",
+    "frozen": "zoo.tricks",
+    "init_normal": "zoo.tricks",
+    "class_rows": "zoo.previews",
+    "class_condition": "zoo.spec",
     "optimised_parameters": "zoo.model",
     "Engine": "zoo.engine",
     "EngineOptions": "zoo.engine",
-    "image_rows": "zoo.model",
+    "image_rows": "zoo.previews",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from zoo.previews import class_rows, image_rows
+    from zoo.spec import Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress, class_condition
+    from zoo.tricks import frozen, init_normal
+
     from .config import Config, option
     from .engine import Engine, EngineOptions
     from .errors import UsageError, ZooError
     from .losses import AdversarialConfig
-    from .model import (
-        Batch,
-        Batches,
-        Capability,
-        Condition,
-        Conditions,
-        DataSpec,
-        Derivation,
-        Metrics,
-        Model,
-        Progress,
-        class_condition,
-        class_rows,
-        evaluating,
-        frozen,
-        image_rows,
-        init_normal,
-        optimised_parameters,
-    )
+    from .model import Model, evaluating, optimised_parameters
+    from .superres import Derivation
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,7 @@ from torch import Tensor
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .model import Batch
+    from zoo.spec import Batch
 
 TRANSLATION_RATIO, CUTOUT_RATIO = 0.125, 0.5
 PAPER_JITTER = 286 / 256

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import PreparedData, to_float
+from zoo.images import to_float
+
+from .data import PreparedData
 from .errors import UsageError
 from .features import FeatureExtractor, Reference, file_hash
 from .paths import cache_dir, safe_name

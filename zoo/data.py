@@ -17,10 +17,13 @@ from typing import Any
 
 import torch
 
+from zoo.spec import Batch, Condition, DataSpec
+
 from . import files
 from .devices import to_device
 from .errors import UsageError
-from .model import Batch, Condition, DataSpec, Derivation, flat_windows
+from .images import to_float
+from .superres import Derivation, flat_windows
 
 PREPARED_FORMAT = "zoo-prepared/3"
 """3: each tensor file holds a checksum of its tensors (:func:`zoo.files.save_tensors`)."""
@@ -127,7 +130,7 @@ class Photos:
     def crops(self, index: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
         """The ``size`` x ``size`` window at (``top``, ``left``) of each photo ``index`` names
         (host tensors): N x C x size x size, cut on the pixels' device with no per-photo
-        Python and no wait for the device (:func:`zoo.model.flat_windows`)."""
+        Python and no wait for the device (:func:`zoo.superres.flat_windows`)."""
         shapes = self.shapes[index]
         channels = int(shapes[0, 0])
         if bool((shapes[:, 0] != channels).any()):
@@ -235,35 +238,6 @@ def one_caption(values: torch.Tensor, generator: torch.Generator | None = None) 
         return values.float()
     pick = torch.randint(0, values.shape[1], (values.shape[0],), generator=generator).to(values.device)
     return values[torch.arange(values.shape[0], device=values.device), pick].float()
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the one convention images cross modules in."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], for writing files."""
-    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """uint8 images to 1 channel (ITU-R 601 luma) or 3 (gray repeated)."""
-    if images.shape[1] == channels:
-        return images
-    if channels == 3:
-        return images.expand(-1, 3, -1, -1).contiguous()
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    gray = torch.empty(images.shape[0], 1, *images.shape[2:], dtype=torch.uint8)
-    chunk = max(1, CONVERT_CHUNK // max(1, images[0].numel()))  # float copies of all would be 12x the data
-    for start in range(0, images.shape[0], chunk):
-        part = images[start:start + chunk].float()
-        gray[start:start + chunk] = (part * weights).sum(1, keepdim=True).round().clamp(0, 255)
-    return gray
-
-
-CONVERT_CHUNK = 1 << 22
-"""Pixel values converted at a time by :func:`convert_channels` (whole images; 16 MB of floats)."""
 
 
 FIT_SHARE = 0.25

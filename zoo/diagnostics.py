@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from zoo.data import to_float
+from zoo.images import to_float
 from zoo.metrics import diversity
 
 WINDOW = 50

@@ -37,8 +37,9 @@ from .errors import UsageError, ZooError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from zoo.spec import DataSpec
+
     from .data import PreparedData
-    from .model import DataSpec
 
 GROUP = "zoo.features"
 BUILTINS = {

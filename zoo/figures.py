@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from . import files, sheets
-from .data import to_uint8
+from .images import as_uint8
 from .run_info import EVAL_KEYS, is_evaluation
 
 GRID_PADDING = 2
@@ -44,10 +44,6 @@ def number(value: float) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
-def as_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images if images.dtype == torch.uint8 else to_uint8(images)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -1,7 +1,7 @@
 """Image files read into zoo: finding them in a folder and reading them as tensors.
 
 Files of any size and format come in upright and fitted to the size asked for, as uint8
-3 x H x W tensors (zoo's edge: :func:`zoo.data.to_float` takes them to [-1, 1]); a file
+3 x H x W tensors (zoo's edge: :func:`to_float` takes them to [-1, 1]); a file
 that is not an image raises one of :data:`UNREADABLE`, so a caller can skip it and say so.
 Every PIL mode is read as it looks: 16-bit and 32-bit gray scaled to 8 bits (not clipped),
 CMYK and palettes converted, transparent pixels put on white (as a viewer shows them), EXIF
@@ -113,3 +113,38 @@ def read_images(files: Sequence[Path], height: int, width: int,
     read = list(_each_readable(files, height, width, progress, skipped))
     return ([picture for _, picture, _ in read], [i for i, _, _ in read],
             all(mode in GRAY_MODES for _, _, mode in read), skipped)
+
+
+CONVERT_CHUNK = 1 << 22
+"""Pixel values converted at a time by :func:`convert_channels` (a float copy of all would be 12x the data)."""
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the one convention images cross modules in."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], for writing files."""
+    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 images to 1 channel (ITU-R 601 luma) or 3 (gray repeated)."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    gray = torch.empty(images.shape[0], 1, *images.shape[2:], dtype=torch.uint8)
+    chunk = max(1, CONVERT_CHUNK // max(1, images[0].numel()))  # float copies of all would be 12x the data
+    for start in range(0, images.shape[0], chunk):
+        part = images[start:start + chunk].float()
+        gray[start:start + chunk] = (part * weights).sum(1, keepdim=True).round().clamp(0, 255)
+    return gray
+
+
+def as_uint8(images: torch.Tensor) -> torch.Tensor:
+    return images if images.dtype == torch.uint8 else to_uint8(images)
+
+"""Pixel values converted at a time by :func:`convert_channels` (whole images; 16 MB of floats)."""

@@ -11,317 +11,31 @@ five per generator update, ProGAN asks for smaller ones at higher resolution), u
 whichever networks it has through :meth:`Model.update` (the seam where the loop adds mixed
 precision, clipping and gradient averaging: :mod:`zoo.engine`), and returns the numbers
 worth plotting as tensors, which the loop reads every few steps. Progressive growing and
-learning-rate schedules read :class:`Progress`, in steps and in images seen.
+learning-rate schedules read :class:`~zoo.spec.Progress`, in steps and in images seen.
 
-What a model is given besides noise is a *condition*: a class or a text
-(:class:`Condition`); an image to start from is an image-to-image model's input. Batches
-carry whatever conditions the data has; the pipelines pass what the user gave
-(``--class``, ``--text``, an input image) to any model that declares the matching
-capability, without knowing the model.
+The types a model shares with the pipelines (capabilities, conditions, the data's shape,
+batches) are in :mod:`zoo.spec`; the default previews in :mod:`zoo.previews`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import config as config_io
-from . import priors
+from . import previews, priors
 from .config import Config
-from .devices import to_device
 from .engine import Engine, full_precision
 from .errors import UsageError
 from .priors import Prior
+from .spec import NEEDS, Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress
 
-
-class Capability(str, enum.Enum):
-    """What a model can do, declared as data and checked by the pipelines."""
-
-    LATENT = "latent"
-    """Generates from a latent vector drawn from a noise prior (sample, interpolate, invert)."""
-    CLASS_CONDITIONAL = "class-conditional"
-    """Generates an image of a requested class; trains on labelled data."""
-    TEXT_CONDITIONAL = "text-conditional"
-    """Generates from a text description."""
-    IMAGE_TO_IMAGE = "image-to-image"
-    """Translates an input image into an output image (pix2pix, CycleGAN, SRGAN)."""
-    ENCODER = "encoder"
-    """Maps an image to a latent vector (autoencoders, VAEs)."""
-    LIKELIHOOD = "likelihood"
-    """Estimates the log-likelihood of an image (VAEs: an importance-weighted bound), which
-    ``zoo eval`` reports as a held-out negative log-likelihood."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Condition(str, enum.Enum):
-    """The kinds of condition a batch may carry and a generator may be given besides noise.
-
-    ``class``: int64 class indices (N), or an N x K float blend of classes (interpolation).
-    ``text``: N x D float sentence embeddings (``spec.text_dim``) made by the data's frozen
-    text encoder (:mod:`zoo.text`): batches carry one of each image's captions, embedded at
-    prep; a user's prompts (``zoo sample --text``) may be given as a list of N strings, which
-    :meth:`Model.check_conditions` encodes. A model never reads words itself.
-
-    An image to start from is not a condition but an image-to-image model's input: its
-    batches carry it in ``images`` (domain A, or the low-resolution half of derived pairs)
-    and :meth:`Model.translate` receives it.
-    """
-
-    CLASS = "class"
-    TEXT = "text"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-Conditions = Mapping[str, Any]
-"""Conditions by :class:`Condition` value: ``{"class": labels}``, ``{"text": ["a red bird"]}``."""
-
-NEEDS: dict[Capability, Condition] = {Capability.CLASS_CONDITIONAL: Condition.CLASS,
-                                      Capability.TEXT_CONDITIONAL: Condition.TEXT}
-"""The condition each conditional capability needs from the data and from the user."""
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """The shape of the data a model is built for; saved in every checkpoint.
-
-    ``channels``, ``height`` and ``width`` are the model's input images (domain A of two-domain
-    data); ``target_*`` its output images where those differ (domain B, or the high-resolution
-    images of derived pairs): 0 means the same as the input."""
-
-    name: str
-    channels: int
-    height: int
-    width: int
-    class_names: tuple[str, ...] = ()
-    pairing: str = ""
-    """"paired" (each image has a target), "unpaired" (two domains), "derived" (pairs made
-    on the fly from one set of images, see :class:`Derivation`), or "" (one set of images)."""
-    target_channels: int = 0
-    """Channels of the targets (domain B) of two-domain data."""
-    domains: tuple[str, ...] = ()
-    """Names of domains A and B of two-domain data."""
-    target_height: int = 0
-    target_width: int = 0
-    conditions: tuple[str, ...] = ()
-    """Conditions the data carries besides a class (e.g. "text" for captioned images)."""
-    text_dim: int = 0
-    """Length of the sentence embeddings of captioned data (the ``text`` condition), else 0."""
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def labelled(self) -> bool:
-        return bool(self.class_names)
-
-    @property
-    def target_shape(self) -> tuple[int, int, int]:
-        """Channels, height and width of the output images."""
-        return (self.target_channels or self.channels, self.target_height or self.height,
-                self.target_width or self.width)
-
-    def has(self, condition: Condition) -> bool:
-        """Whether the data carries this condition for every image."""
-        return self.labelled if condition is Condition.CLASS else condition.value in self.conditions
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("class_names", "domains", "conditions"):
-            data[key] = list(data[key])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DataSpec:
-        return cls(
-            name=str(data["name"]),
-            channels=int(data["channels"]),
-            height=int(data["height"]),
-            width=int(data["width"]),
-            class_names=tuple(data.get("class_names", ())),
-            pairing=str(data.get("pairing", "")),
-            target_channels=int(data.get("target_channels", 0)),
-            domains=tuple(data.get("domains", ())),
-            target_height=int(data.get("target_height", 0)),
-            target_width=int(data.get("target_width", 0)),
-            conditions=tuple(data.get("conditions", ())),
-            text_dim=int(data.get("text_dim", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """Pairs derived on the fly from one set of images: each image (or a random
-    ``crop`` x ``crop`` patch of it, flipped at random with ``flips``) is the target, and its
-    bicubic downsample by ``factor`` (antialiased, as MATLAB's ``imresize`` and PIL do) the
-    input. Super-resolution trains on any image data this way, prepared once; full-size
-    photos (``--size full``) give their crops straight from each photo."""
-
-    factor: int
-    crop: int = 0
-    """Side of the random square patch taken from each image first; 0 = the whole image."""
-    flips: bool = False
-    """Flip each pair left-right and upside-down, each with probability 1/2."""
-
-    def __post_init__(self) -> None:
-        if self.factor < 1:
-            raise UsageError(f"a downscale factor must be at least 1, got {self.factor}")
-        if self.crop and self.crop % self.factor:
-            raise UsageError(f"the crop ({self.crop} px) must be a multiple of the factor {self.factor}")
-
-    def spec(self, spec: DataSpec) -> DataSpec:
-        """The spec a model sees: low-resolution inputs, the (cropped) images as targets."""
-        height, width = (self.crop, self.crop) if self.crop else (spec.height, spec.width)
-        if self.crop and (self.crop > spec.height or self.crop > spec.width):
-            raise UsageError(f"patches of {self.crop} px do not fit in {spec.height}x{spec.width} images (the "
-                             f"smallest); set a smaller crop (--set crop=...) or use larger images")
-        if height % self.factor or width % self.factor:
-            raise UsageError(f"{height}x{width} images do not divide by the factor {self.factor}; "
-                             f"prep the data with a --size that is a multiple of {self.factor}")
-        return DataSpec(spec.name, spec.channels, height // self.factor, width // self.factor,
-                        spec.class_names, "derived", spec.channels, ("low", "high"), height, width,
-                        spec.conditions, spec.text_dim)
-
-    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """(inputs, targets) for float images in [-1, 1]."""
-        n, _, h, w = images.shape
-        if self.crop and (h > self.crop or w > self.crop):
-            top = torch.randint(0, h - self.crop + 1, (n,))
-            left = torch.randint(0, w - self.crop + 1, (n,))
-            images = windows(images, top, left, self.crop)
-        (images,) = self.flip(images)
-        return self.downsample(images), images
-
-    def flip(self, *images: Tensor) -> tuple[Tensor, ...]:
-        """With ``flips``, each example flipped left-right and upside-down with probability
-        1/2, the same way in every tensor given (a pair's two halves); else as they are."""
-        if not self.flips:
-            return images
-        n = images[0].shape[0]
-        flip = torch.rand(2, n, 1, 1, 1, device=images[0].device) < 0.5
-        return tuple(torch.where(flip[1], x.flip(-2), x) for x in
-                     (torch.where(flip[0], x.flip(-1), x) for x in images))
-
-    def paired_spec(self, spec: DataSpec) -> DataSpec:
-        """The spec a model sees for paired low- and high-resolution photos (its crops)."""
-        side = self.crop // self.factor
-        if side > spec.height or side > spec.width:
-            raise UsageError(f"crops of {self.crop} px need low-resolution images of {side} px; the smallest is "
-                             f"{spec.height}x{spec.width}; set a smaller crop (--set crop=...)")
-        return DataSpec(spec.name, spec.channels, side, side, spec.class_names, "paired",
-                        spec.target_channels or spec.channels, spec.domains, self.crop, self.crop, spec.conditions,
-                        spec.text_dim)
-
-    def downsample(self, images: Tensor) -> Tensor:
-        """Images in [-1, 1] made ``factor`` times smaller (their sides must divide by it)."""
-        if self.factor == 1:
-            return images
-        return F.interpolate(images, scale_factor=1 / self.factor, mode="bicubic", antialias=True,
-                             align_corners=False).clamp(-1, 1)
-
-
-def windows(images: Tensor, top: Tensor, left: Tensor, size: int) -> Tensor:
-    """The ``size`` x ``size`` window of each image (N x C x H x W) whose top left corner is at
-    (``top``, ``left``), N host tensors each."""
-    n, c, h, w = images.shape
-    first = torch.arange(n) * (c * h * w) + top * w + left
-    return flat_windows(images.contiguous().view(-1), first, torch.full((n,), h * w), torch.full((n,), w), c, size)
-
-
-def flat_windows(pixels: Tensor, first: Tensor, plane: Tensor, row: Tensor, channels: int, size: int) -> Tensor:
-    """N windows of ``channels`` x ``size`` x ``size`` pixels of images laid end to end in
-    ``pixels`` (1-D), each given by N host tensors: the offset of its top left pixel in its
-    image's first channel (``first``), and its image's strides from channel to channel
-    (``plane``) and row to row (``row``). One selection of ``size``-pixel runs, on the
-    pixels' device: no per-image Python, nothing read back from the device, and on a CPU
-    faster than slicing each window (a gather of single pixels is several times slower)."""
-    first, plane, row = (t.view(-1, 1, 1) for t in to_device(torch.stack([first, plane, row]), pixels.device))
-    starts = (first + plane * torch.arange(channels, device=pixels.device).view(1, -1, 1)
-              + row * torch.arange(size, device=pixels.device).view(1, 1, -1))
-    runs = pixels.unfold(0, size, 1)  # every run of ``size`` pixels, as a view
-    return runs.index_select(0, starts.view(-1)).view(-1, channels, size, size)
-
-
-@dataclass
-class Batch:
-    """Images as float tensors in [-1, 1], N x C x H x W, on the training device, and their
-    conditions. For two-domain data ``images`` are domain A and ``targets`` domain B: each
-    image's own target for paired and derived data, an independent draw for unpaired data."""
-
-    images: Tensor
-    targets: Tensor | None = None
-    conditions: dict[str, Any] = field(default_factory=dict)
-    captions: list[str] | None = None
-    """The words of each image's ``text`` condition, where known (the fixed batch of examples
-    the previews show: their rows are labelled with it)."""
-
-    @property
-    def labels(self) -> Tensor | None:
-        """The class condition, or None for unlabelled data."""
-        return self.conditions.get(Condition.CLASS.value)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-
-class Batches(Protocol):
-    """An endless, shuffled supply of batches."""
-
-    batch_size: int
-    """The configured batch size: what ``next()`` gives when asked for no size."""
-
-    def next(self, size: int | None = None) -> Batch:
-        """The next batch, of ``size`` images if given (ProGAN's smaller batches at higher
-        resolution), else of ``batch_size``."""
-        ...
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where training stands when a step begins."""
-
-    step: int
-    """Steps completed so far (0 for the first step)."""
-    total_steps: int
-    """The length of training in steps; 0 when it is given in images (``--kimg``) or in time alone."""
-    epoch: int
-    time_fraction: float = 0.0
-    """The share of a ``--minutes`` budget used so far (0 without one)."""
-    images: int = 0
-    """Training images seen so far (ProGAN schedules its stages in thousands of them)."""
-    total_images: int = 0
-    """The length of training in images, when it was given that way (``--kimg``, or a model's
-    :meth:`Model.default_kimg` for a run given no length); else 0."""
-
-    @property
-    def kimg(self) -> float:
-        return self.images / 1000
-
-    @property
-    def fraction(self) -> float:
-        """How far through training, in [0, 1]: by steps (or images, with ``--kimg``), or by
-        time when a ``--minutes`` budget will end training first; for schedules."""
-        if self.total_images:
-            done = self.images / self.total_images
-        elif self.total_steps:
-            done = self.step / self.total_steps
-        else:  # a length in time alone (--minutes): the clock says how far
-            done = 0.0
-        return min(1.0, max(done, self.time_fraction))
-
-
-Metrics = Mapping[str, "Tensor | float"]
+if TYPE_CHECKING:
+    from .superres import Derivation
 
 
 class Model(nn.Module):
@@ -597,79 +311,33 @@ class Model(nn.Module):
             given[Condition.TEXT.value] = self.encode_text(text)
         return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in given.items()}
 
-    # -- the pictures shown during training --------------------------------------------------
+    # -- the pictures shown during training (the defaults: zoo.previews) ---------------------
 
     def preview_inputs(self, n: int, generator: torch.Generator, examples: Batch) -> dict[str, Any]:
         """Fixed inputs, made once per run, whose outputs are drawn as training goes.
-
         ``examples`` is a fixed batch of the training data (at least ``PREVIEW_EXAMPLES``).
-        Image-to-image models and encoders show examples; class-conditional models a row
-        per class, ``PREVIEW_PER_CLASS`` wide; text-conditional ones a row per example's
-        caption (the same z down each column); other latent models ``n`` samples."""
-        if self.has(Capability.IMAGE_TO_IMAGE) or self.has(Capability.ENCODER):
-            inputs: dict[str, Any] = {"images": examples.images[:PREVIEW_EXAMPLES]}
-            if examples.targets is not None:
-                inputs["targets"] = examples.targets[:PREVIEW_EXAMPLES]
-            if self.needs():  # a conditional encoder is told each example's own condition
-                inputs["conditions"] = {c.value: examples.conditions[c.value][:PREVIEW_EXAMPLES] for c in self.needs()}
-            return inputs
-        if self.has(Capability.CLASS_CONDITIONAL):
-            labels = class_rows(min(self.spec.num_classes, PREVIEW_CLASSES), PREVIEW_PER_CLASS)
-            return {"z": self.sample_latent(len(labels), generator),
-                    "conditions": {Condition.CLASS.value: labels.to(self.device)}}
-        if self.has(Capability.TEXT_CONDITIONAL):  # a row per example's caption, the same z in each column
-            text = examples.conditions[Condition.TEXT.value][:PREVIEW_EXAMPLES]
-            z = self.sample_latent(PREVIEW_PER_CLASS, generator).repeat(len(text), 1)
-            return {"z": z, "conditions": {Condition.TEXT.value: text.repeat_interleave(PREVIEW_PER_CLASS, 0)},
-                    "captions": (examples.captions or [])[:len(text)]}
-        conditions = {c.value: examples.conditions[c.value][:n] for c in self.needs()}
-        count = min(n, *(len(v) for v in conditions.values())) if conditions else n
-        return {"z": self.sample_latent(count, generator), "conditions": conditions}
+        The default follows the capabilities: :func:`zoo.previews.default_inputs`."""
+        return previews.default_inputs(self, n, generator, examples)
 
     @torch.no_grad()
     def preview(self, inputs: Mapping[str, Any]) -> Tensor:
         """Images in [-1, 1] for the fixed preview inputs (a grid every so often, then a GIF):
-        N x C x H x W, or rows x columns x C x H x W to fix the grid's layout. Image-to-image
-        models show a row per example: input | output | target; encoders input | reconstruction."""
-        with evaluating(self), full_precision():
-            if self.has(Capability.IMAGE_TO_IMAGE):
-                output = self.translate(inputs["images"], self.directions[0] if self.directions else "AtoB")
-                return image_rows(inputs["images"], output, *([inputs["targets"]] if "targets" in inputs else []))
-            if self.has(Capability.ENCODER):
-                given = inputs.get("conditions")
-                return image_rows(inputs["images"], self.generate(self.encode(inputs["images"], given), given))
-            images = self.generate(inputs["z"], inputs.get("conditions"))
-        if self.has(Capability.CLASS_CONDITIONAL) or self.has(Capability.TEXT_CONDITIONAL):
-            return images.view(-1, PREVIEW_PER_CLASS, *images.shape[1:])
-        return images
+        N x C x H x W, or rows x columns x C x H x W to fix the grid's layout. Default:
+        :func:`zoo.previews.default_preview` (samples; input | output (| target); input |
+        reconstruction)."""
+        return previews.default_preview(self, inputs)
 
     def preview_labels(self, inputs: Mapping[str, Any]) -> tuple[list[str] | None, list[str] | None]:
-        """What the columns and the rows of :meth:`preview` show, written on the preview grid
-        so that it explains itself: (a label for each column, a label for each row), either
-        None. The defaults describe the default preview: input | output (| target),
-        input | reconstruction, or a class name for each row; plain samples have none. A
-        model that draws its own preview says what it drew."""
-        if self.has(Capability.IMAGE_TO_IMAGE):
-            return ["input", "output", *(["target"] if "targets" in inputs else [])], None
-        if self.has(Capability.ENCODER):
-            return ["input", "reconstruction"], None
-        if self.has(Capability.CLASS_CONDITIONAL):
-            labels = inputs["conditions"][Condition.CLASS.value][::PREVIEW_PER_CLASS]
-            return None, [self.spec.class_names[int(c)] for c in labels]
-        if self.has(Capability.TEXT_CONDITIONAL) and inputs.get("captions"):
-            return None, list(inputs["captions"])
-        return None, None
+        """What the columns and the rows of :meth:`preview` show, written on the grid so that it
+        explains itself: (a label for each column, a label for each row), either None. A model
+        that draws its own preview says what it drew. Default: :func:`zoo.previews.default_labels`."""
+        return previews.default_labels(self, inputs)
 
     def preview_samples(self, inputs: Mapping[str, Any], preview: Tensor) -> Tensor | None:
-        """The samples among a preview's images, which the train loop watches for mode
-        collapse: N x C x H x W, or rows x columns x C x H x W for a row per class; None when
-        the preview shows none (translations, reconstructions). The default: the whole preview
-        of a latent model that draws its default preview."""
-        if not self.has(Capability.LATENT) or self.has(Capability.IMAGE_TO_IMAGE) or self.has(Capability.ENCODER):
-            return None
-        if self.has(Capability.TEXT_CONDITIONAL) and not self.has(Capability.CLASS_CONDITIONAL):
-            return preview.flatten(0, 1)  # a row per caption, not per class: compared with the data as a whole
-        return preview
+        """The samples among a preview's images, which the train loop watches for mode collapse
+        (N x C x H x W, or rows x columns x C x H x W for a row per class); None when the
+        preview shows none. Default: :func:`zoo.previews.default_samples`."""
+        return previews.default_samples(self, inputs, preview)
 
     # -- state a checkpoint needs beyond the weights -----------------------------------------
 
@@ -685,52 +353,11 @@ TEXT_ENCODER = "text"
 """The helper name of a text-conditional model's frozen text encoder."""
 SMALL_DATA = 2000
 """Fewer training images than this is a small data set (:attr:`Model.small_data`)."""
-PREVIEW_PER_CLASS = 8
-PREVIEW_CLASSES = 32
-"""Class-conditional previews show a row for each of the first this many classes."""
-PREVIEW_EXAMPLES = 8
-
-
-def image_rows(*columns: Tensor) -> Tensor:
-    """Images side by side, one example per row: N x len(columns) x C x H x W. Columns of
-    different sizes are scaled to the largest (nearest neighbour, so pixels stay visible:
-    a 32 px input beside its 128 px super-resolution), and every column is drawn in 3
-    channels when their channels differ (gray inputs beside colour outputs)."""
-    height = max(c.shape[2] for c in columns)
-    width = max(c.shape[3] for c in columns)
-    columns = tuple(c if c.shape[2:] == (height, width) else F.interpolate(c, size=(height, width), mode="nearest")
-                    for c in columns)
-    if len({c.shape[1] for c in columns}) > 1:
-        columns = tuple(c.expand(-1, 3, -1, -1) if c.shape[1] == 1 else c for c in columns)
-    return torch.stack(columns, dim=1)
-
-
-def class_rows(num_classes: int, per_class: int) -> Tensor:
-    """Labels 0,0,..,1,1,..: ``per_class`` of each class in turn (a grid with a row per class)."""
-    return torch.arange(num_classes).repeat_interleave(per_class)
-
-
-def class_condition(labels: Tensor | None) -> dict[str, Any]:
-    """``{"class": labels}``, or no conditions for None: what pipelines hand to ``generate``."""
-    return {} if labels is None else {Condition.CLASS.value: labels}
 
 
 def optimised_parameters(optimizers: Iterable[torch.optim.Optimizer]) -> list[nn.Parameter]:
     """Every parameter some optimiser updates."""
     return [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """No weight gradients for a module within a block (a GAN's generator step needs none
-    for the discriminator's weights: a third of its backward pass saved)."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 @contextlib.contextmanager
@@ -745,13 +372,3 @@ def evaluating(module: nn.Module) -> Iterator[None]:
             m.training = mode
 
 
-def init_normal(module: nn.Module, std: float = 0.02) -> None:
-    """DCGAN's initialisation: conv and linear weights N(0, std), norm scales N(1, std)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING
 from .errors import UsageError, ZooError
 
 if TYPE_CHECKING:
-    from .model import Capability, Model
+    from zoo.spec import Capability
+
+    from .model import Model
 
 GROUP = "zoo.plugins"
 
@@ -199,8 +201,10 @@ class Registry:
 
 
 def _contract_problem(obj: object, name: str) -> str | None:
+    from zoo.spec import Capability
+
     from .config import Config
-    from .model import Capability, Model
+    from .model import Model
 
     if not (isinstance(obj, type) and issubclass(obj, Model)):
         return f"{obj!r} is not a subclass of zoo.Model"

@@ -241,7 +241,7 @@ def latest_run(model: str) -> Path | None:
 def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     """Rebuild a model from a checkpoint alone; returns (model, checkpoint)."""
     from zoo.config import from_dict
-    from zoo.model import Capability, DataSpec
+    from zoo.spec import Capability, DataSpec
 
     meta = ckpt_io.read_meta(path)
     if expect is not None and meta["plugin"] != expect:
@@ -339,7 +339,7 @@ def _loaded(target: str, device: str, which: str, check: Callable[[Any], None]):
 def _instead(model, target: str) -> str:
     """What a model (or its class) does instead of what a command asked, as a sentence for
     the refusal."""
-    from zoo.model import Capability
+    from zoo.spec import Capability
 
     if model.has(Capability.IMAGE_TO_IMAGE):
         return f"It translates images: zoo translate {target} IMAGE_OR_FOLDER --out DIR"
@@ -355,7 +355,7 @@ def load_latent_model(target: str, device: str, action: str, takes_text: bool = 
     """(model, checkpoint, path) for a command that needs a latent prior (or, with
     ``or_encoder``, at least an encoder to find latents with); refuses others, and
     text-conditional models where the command has no ``--text`` to give them."""
-    from zoo.model import Capability
+    from zoo.spec import Capability
 
     def check(cls: Any) -> None:
         if not (or_encoder and cls.has(Capability.ENCODER)):
@@ -369,7 +369,7 @@ def load_latent_model(target: str, device: str, action: str, takes_text: bool = 
 
 def load_encoder(target: str, device: str, action: str = "reconstruct images", which: str = "latest"):
     """(model, checkpoint, path) for a command that needs an encoder; refuses others."""
-    from zoo.model import Capability
+    from zoo.spec import Capability
 
     def check(cls: Any) -> None:
         registry.registry().require(cls, Capability.ENCODER, action, _instead(cls, target))
@@ -380,7 +380,7 @@ def load_encoder(target: str, device: str, action: str = "reconstruct images", w
 def load_translator(target: str, device: str, which: str = "latest"):
     """(model, checkpoint, path) for ``zoo translate`` and ``zoo upscale``; refuses models
     that do not translate."""
-    from zoo.model import Capability
+    from zoo.spec import Capability
 
     def check(cls: Any) -> None:
         if not cls.has(Capability.IMAGE_TO_IMAGE):

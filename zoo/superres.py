@@ -19,16 +19,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .data import Photos, to_float
+from zoo.spec import DataSpec
+
+from .devices import to_device
 from .errors import UsageError
-from .figures import as_uint8
+from .images import as_uint8, to_float
 from .metrics import grid_artefact, laplacian_energy, luma, psnr_y, ssim_y
-from .model import Derivation, Model
+
+if TYPE_CHECKING:
+    from .data import Photos
+    from .model import Model
 
 TILE = 128
 """Side of a tile in input pixels (each read with the model's context around it)."""
@@ -150,3 +156,96 @@ def measure(outputs: Tensor, baseline: Tensor, high: Tensor, border: int, scores
         into.append(float(laplacian_energy(y)[0]) * 255 ** 2)  # ... and this back to 8-bit units
     scores.grid.append(float(grid_artefact(a, border)[0]))
     scores.original_grid.append(float(grid_artefact(h, border)[0]))
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Pairs derived on the fly from one set of images: each image (or a random
+    ``crop`` x ``crop`` patch of it, flipped at random with ``flips``) is the target, and its
+    bicubic downsample by ``factor`` (antialiased, as MATLAB's ``imresize`` and PIL do) the
+    input. Super-resolution trains on any image data this way, prepared once; full-size
+    photos (``--size full``) give their crops straight from each photo."""
+
+    factor: int
+    crop: int = 0
+    """Side of the random square patch taken from each image first; 0 = the whole image."""
+    flips: bool = False
+    """Flip each pair left-right and upside-down, each with probability 1/2."""
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise UsageError(f"a downscale factor must be at least 1, got {self.factor}")
+        if self.crop and self.crop % self.factor:
+            raise UsageError(f"the crop ({self.crop} px) must be a multiple of the factor {self.factor}")
+
+    def spec(self, spec: DataSpec) -> DataSpec:
+        """The spec a model sees: low-resolution inputs, the (cropped) images as targets."""
+        height, width = (self.crop, self.crop) if self.crop else (spec.height, spec.width)
+        if self.crop and (self.crop > spec.height or self.crop > spec.width):
+            raise UsageError(f"patches of {self.crop} px do not fit in {spec.height}x{spec.width} images (the "
+                             f"smallest); set a smaller crop (--set crop=...) or use larger images")
+        if height % self.factor or width % self.factor:
+            raise UsageError(f"{height}x{width} images do not divide by the factor {self.factor}; "
+                             f"prep the data with a --size that is a multiple of {self.factor}")
+        return DataSpec(spec.name, spec.channels, height // self.factor, width // self.factor,
+                        spec.class_names, "derived", spec.channels, ("low", "high"), height, width,
+                        spec.conditions, spec.text_dim)
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(inputs, targets) for float images in [-1, 1]."""
+        n, _, h, w = images.shape
+        if self.crop and (h > self.crop or w > self.crop):
+            top = torch.randint(0, h - self.crop + 1, (n,))
+            left = torch.randint(0, w - self.crop + 1, (n,))
+            images = windows(images, top, left, self.crop)
+        (images,) = self.flip(images)
+        return self.downsample(images), images
+
+    def flip(self, *images: Tensor) -> tuple[Tensor, ...]:
+        """With ``flips``, each example flipped left-right and upside-down with probability
+        1/2, the same way in every tensor given (a pair's two halves); else as they are."""
+        if not self.flips:
+            return images
+        n = images[0].shape[0]
+        flip = torch.rand(2, n, 1, 1, 1, device=images[0].device) < 0.5
+        return tuple(torch.where(flip[1], x.flip(-2), x) for x in
+                     (torch.where(flip[0], x.flip(-1), x) for x in images))
+
+    def paired_spec(self, spec: DataSpec) -> DataSpec:
+        """The spec a model sees for paired low- and high-resolution photos (its crops)."""
+        side = self.crop // self.factor
+        if side > spec.height or side > spec.width:
+            raise UsageError(f"crops of {self.crop} px need low-resolution images of {side} px; the smallest is "
+                             f"{spec.height}x{spec.width}; set a smaller crop (--set crop=...)")
+        return DataSpec(spec.name, spec.channels, side, side, spec.class_names, "paired",
+                        spec.target_channels or spec.channels, spec.domains, self.crop, self.crop, spec.conditions,
+                        spec.text_dim)
+
+    def downsample(self, images: Tensor) -> Tensor:
+        """Images in [-1, 1] made ``factor`` times smaller (their sides must divide by it)."""
+        if self.factor == 1:
+            return images
+        return F.interpolate(images, scale_factor=1 / self.factor, mode="bicubic", antialias=True,
+                             align_corners=False).clamp(-1, 1)
+
+
+def windows(images: Tensor, top: Tensor, left: Tensor, size: int) -> Tensor:
+    """The ``size`` x ``size`` window of each image (N x C x H x W) whose top left corner is at
+    (``top``, ``left``), N host tensors each."""
+    n, c, h, w = images.shape
+    first = torch.arange(n) * (c * h * w) + top * w + left
+    return flat_windows(images.contiguous().view(-1), first, torch.full((n,), h * w), torch.full((n,), w), c, size)
+
+
+def flat_windows(pixels: Tensor, first: Tensor, plane: Tensor, row: Tensor, channels: int, size: int) -> Tensor:
+    """N windows of ``channels`` x ``size`` x ``size`` pixels of images laid end to end in
+    ``pixels`` (1-D), each given by N host tensors: the offset of its top left pixel in its
+    image's first channel (``first``), and its image's strides from channel to channel
+    (``plane``) and row to row (``row``). One selection of ``size``-pixel runs, on the
+    pixels' device: no per-image Python, nothing read back from the device, and on a CPU
+    faster than slicing each window (a gather of single pixels is several times slower)."""
+    first, plane, row = (t.view(-1, 1, 1) for t in to_device(torch.stack([first, plane, row]), pixels.device))
+    starts = (first + plane * torch.arange(channels, device=pixels.device).view(1, -1, 1)
+              + row * torch.arange(size, device=pixels.device).view(1, 1, -1))
+    runs = pixels.unfold(0, size, 1)  # every run of ``size`` pixels, as a view
+    return runs.index_select(0, starts.view(-1)).view(-1, channels, size, size)

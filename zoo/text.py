@@ -414,7 +414,7 @@ def train_encoder(images: Tensor, tokens: Tensor, vocabulary: Vocabulary, *,
     ``heldout`` images and tokens its :func:`matching_top1` on them)."""
     import time
 
-    from .data import to_float
+    from zoo.images import to_float
 
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(schedule.seed)
@@ -466,7 +466,7 @@ def matching_top1(text_net: TextEncoder, image_net: nn.Module, images: Tensor, t
     """Of images in groups of ``group``, the share whose best-scoring caption among the
     group's (each image's first) is its own or has the same words: the encoder's held-out
     accuracy (chance: about 1 / ``group``)."""
-    from .data import to_float
+    from zoo.images import to_float
 
     image_net.eval()
     right = total = 0

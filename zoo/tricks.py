@@ -1,12 +1,15 @@
 """Training aids that change networks rather than losses: a moving average of the
-generator's weights for sampling, and spectral normalisation of a discriminator.
+generator's weights for sampling, spectral normalisation of a discriminator, DCGAN's
+initialisation, and a network frozen for a block (no weight gradients where a step needs none).
 
 Losses, penalties, label smoothing and instance noise live in :mod:`zoo.losses`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -73,3 +76,28 @@ def recalibrate_batch_norm(module: nn.Module, forward, batches: int) -> None:
         for m, momentum, training in saved:
             m.momentum = momentum
             m.training = training
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No weight gradients for a module within a block (a GAN's generator step needs none
+    for the discriminator's weights: a third of its backward pass saved)."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN's initialisation: conv and linear weights N(0, std), norm scales N(1, std)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)

@@ -235,7 +235,7 @@ def read_captions(path: Path) -> list[str]:
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every captioned, readable image under ``root``, fitted to ``dims``, with its captions."""
     from zoo.console import track
-    from zoo.data import convert_channels
+    from zoo.images import convert_channels
     from zoo.text import words
 
     if dims == (0, 0):

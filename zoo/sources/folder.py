@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo.data import Photos, convert_channels
+from zoo.data import Photos
 from zoo.errors import UsageError, ZooError
-from zoo.images import FORMATS, IMAGE_SUFFIXES, read_images, read_stack
+from zoo.images import FORMATS, IMAGE_SUFFIXES, convert_channels, read_images, read_stack
 
 from .raw import RawData
 

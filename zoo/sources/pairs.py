@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from zoo.data import Photos, convert_channels
+from zoo.data import Photos
 from zoo.errors import UsageError, ZooError
-from zoo.images import FORMATS, GRAY_MODES, UNREADABLE, image_files, read_images
+from zoo.images import FORMATS, GRAY_MODES, UNREADABLE, convert_channels, image_files, read_images
 
 from .named import DATASETS, load_named
 from .raw import RawData, parse_classes

@@ -35,8 +35,8 @@ from digits import classifier, predict  # noqa: E402
 
 from zoo import checkpoint as ckpt_io  # noqa: E402
 from zoo import figures, metrics  # noqa: E402
+from zoo.engine import evaluating  # noqa: E402
 from zoo.images import to_float  # noqa: E402
-from zoo.model import evaluating  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 from zoo.previews import image_rows  # noqa: E402

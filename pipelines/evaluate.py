@@ -49,7 +49,7 @@ import zoo
 from zoo import distributed, figures, files, metrics, runs, superres, swd
 from zoo import features as features_io
 from zoo.console import make_console, progress_bar
-from zoo.data import PreparedData, load_prepared, one_caption
+from zoo.data import PreparedData, check_pairs, load_prepared, one_caption
 from zoo.devices import resolve_device
 from zoo.errors import UsageError, ZooError
 from zoo.images import as_uint8, to_float
@@ -557,7 +557,7 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
                            else list(data.images[:n].split(batch_size)))[:n]
     given = data.target_photos  # paired low- and high-resolution photos: the data's own low ones
     if given is not None and data.photos is not None:
-        superres.check_pairs(data.photos, given, factor, reference.name, model.name)
+        check_pairs(data.photos, given, factor, reference.name, model.name)
     scores = superres.Scores()
     shown: list[list[Tensor]] = [[], [], [], []]
     with torch.no_grad():

@@ -24,8 +24,9 @@ from safetensors.torch import load_file, save_file
 
 from zoo import figures, metrics, registry
 from zoo.console import make_console
+from zoo.engine import evaluating
 from zoo.errors import UsageError, ZooError
-from zoo.model import Model, evaluating
+from zoo.model import Model
 from zoo.runs import default_out, load_latent_model, output_dir
 from zoo.spec import Capability, Condition, class_condition
 

@@ -22,9 +22,10 @@ from safetensors.torch import save_file
 
 from zoo import figures, metrics
 from zoo.console import make_console, progress_bar
+from zoo.engine import evaluating
 from zoo.errors import UsageError, ZooError
 from zoo.images import GRAY_MODES, IMAGE_SUFFIXES, UNREADABLE, convert_channels, read_image, to_float
-from zoo.model import Model, evaluating
+from zoo.model import Model
 from zoo.runs import default_out, load_latent_model, output_dir
 from zoo.spec import Capability, class_condition
 from zoo.tricks import frozen

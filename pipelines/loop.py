@@ -34,9 +34,9 @@ from zoo.console import progress_bar, zoo_command
 from zoo.data import TensorBatches
 from zoo.diagnostics import Alert, Watch, reference_images
 from zoo.distributed import PeerLost
-from zoo.engine import full_precision, native_bf16
+from zoo.engine import evaluating, full_precision, native_bf16
 from zoo.errors import UsageError, ZooError
-from zoo.model import Model, evaluating
+from zoo.model import Model
 from zoo.run_info import METRICS_FILE, read_metrics
 from zoo.spec import Capability
 from zoo.tracking import open_tracker

@@ -29,9 +29,10 @@ from torch import Tensor
 from zoo import figures, metrics, runs
 from zoo.console import make_console, progress_bar
 from zoo.data import PreparedData
+from zoo.engine import evaluating
 from zoo.errors import UsageError
 from zoo.images import as_uint8, to_float
-from zoo.model import Model, evaluating
+from zoo.model import Model
 from zoo.previews import image_rows
 from zoo.spec import Capability, class_condition
 

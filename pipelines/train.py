@@ -20,7 +20,7 @@ from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo import distributed, files, losses, registry, runs, superres
 from zoo.console import make_console
-from zoo.data import PreparedData, TensorBatches
+from zoo.data import PreparedData, TensorBatches, check_pairs
 from zoo.devices import resolve_device
 from zoo.engine import Engine, EngineOptions
 from zoo.errors import UsageError, ZooError
@@ -359,7 +359,7 @@ def _check_resolution_pairs(model: str, derivation: Derivation, prepared: Prepar
     if prepared.photos is None or prepared.target_photos is None or not derivation.crop:
         raise UsageError(f"{model} trains on paired data as low- and high-resolution photos at full size: "
                          f"paired:PATH with A/ (low) and B/ (high, {factor}x larger) and --size full")
-    superres.check_pairs(prepared.photos, prepared.target_photos, factor, data, model)
+    check_pairs(prepared.photos, prepared.target_photos, factor, data, model)
 
 
 def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:

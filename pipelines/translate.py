@@ -16,8 +16,9 @@ from rich.console import Console
 
 from zoo import figures, runs, superres
 from zoo.console import make_console
+from zoo.engine import evaluating
 from zoo.errors import UsageError
-from zoo.model import Model, evaluating
+from zoo.model import Model
 from zoo.previews import image_rows
 
 from .inputs import collect, read_inputs, unique

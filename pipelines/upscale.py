@@ -24,9 +24,9 @@ from rich.table import Table
 
 from zoo import figures, runs, superres
 from zoo.console import make_console, progress_bar
+from zoo.engine import evaluating
 from zoo.errors import UsageError
 from zoo.images import FORMATS, UNREADABLE, as_uint8, convert_channels, read_image, to_float
-from zoo.model import evaluating
 from zoo.previews import image_rows
 
 from .inputs import collect, unique

@@ -41,7 +41,7 @@ _EXPORTS = {
     "Batches": "zoo.spec",
     "Progress": "zoo.spec",
     "Metrics": "zoo.spec",
-    "evaluating": "zoo.model",
+    "evaluating": "zoo.engine",
     "frozen": "zoo.tricks",
     "init_normal": "zoo.tricks",
     "class_rows": "zoo.previews",
@@ -55,6 +55,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from zoo.engine import evaluating
     from zoo.previews import class_rows, image_rows
     from zoo.spec import Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress, class_condition
     from zoo.tricks import frozen, init_normal
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from .engine import Engine, EngineOptions
     from .errors import UsageError, ZooError
     from .losses import AdversarialConfig
-    from .model import Model, evaluating, optimised_parameters
+    from .model import Model, optimised_parameters
     from .superres import Derivation
 
 

@@ -458,3 +458,12 @@ class TensorBatches:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(self.images.shape[0], generator=generator)
         return order if self.photos is not None else to_device(order, self.images.device)
+
+
+def check_pairs(low: Photos, high: Photos, factor: int, data: str, model: str) -> None:
+    """Paired low- and high-resolution photos: each B photo must be ``factor`` times its A."""
+    for i, (a, b) in enumerate(zip(low.shapes.tolist(), high.shapes.tolist(), strict=True)):
+        if b[1:] != [factor * a[1], factor * a[2]]:
+            raise UsageError(f"{data}: pair {i + 1}'s B image is {b[1]}x{b[2]}, not {factor} times its A image "
+                             f"({a[1]}x{a[2]}); {model} x{factor} needs B/ images exactly {factor} times the size "
+                             f"of A/'s (or --set scale=... to match them)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -31,8 +31,22 @@ from torch import Tensor, nn
 from . import distributed
 from .errors import UsageError
 
-if TYPE_CHECKING:
-    from .model import Model
+
+class Networks(Protocol):
+    """What :meth:`Engine.prepare` needs of a model (a :class:`zoo.Model` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def uncompiled(self) -> dict[str, str]: ...
+
+    def named_children(self) -> Iterator[tuple[str, nn.Module]]: ...
+
+    def modules(self) -> Iterator[nn.Module]: ...
+
+    def eval(self) -> Any: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any: ...
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 COMPILE_BACKEND = "inductor"
@@ -94,7 +108,7 @@ class Engine:
 
     # -- set-up, once per model -----------------------------------------------------------------
 
-    def prepare(self, model: Model) -> list[str]:
+    def prepare(self, model: Networks) -> list[str]:
         """The model's memory format and compiled networks; returns what was done (also kept
         in :attr:`applied`, for the run's record): ``channels-last``, ``compiled (inductor):
         generator, discriminator``."""
@@ -183,7 +197,7 @@ class Engine:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def uses_convolutions(module: nn.Module) -> bool:
+def uses_convolutions(module: Modules) -> bool:
     return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
 
 
@@ -209,3 +223,23 @@ def full_precision() -> Iterator[None]:
                 continue
             stack.enter_context(torch.autocast(device_type, enabled=False))
         yield
+
+
+class Modules(Protocol):
+    """What :func:`evaluating` needs: an ``nn.Module``, or a model's view of one."""
+
+    def modules(self) -> Iterator[nn.Module]: ...
+
+    def eval(self) -> Any: ...
+
+
+@contextlib.contextmanager
+def evaluating(module: Modules) -> Iterator[None]:
+    """Put a module in eval mode for a block, then restore each submodule's own mode."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode

@@ -19,8 +19,7 @@ batches) are in :mod:`zoo.spec`; the default previews in :mod:`zoo.previews`.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 from . import config as config_io
 from . import previews, priors
 from .config import Config
-from .engine import Engine, full_precision
+from .engine import Engine, evaluating, full_precision
 from .errors import UsageError
 from .priors import Prior
 from .spec import NEEDS, Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress
@@ -358,17 +357,5 @@ SMALL_DATA = 2000
 def optimised_parameters(optimizers: Iterable[torch.optim.Optimizer]) -> list[nn.Parameter]:
     """Every parameter some optimiser updates."""
     return [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
-
-
-@contextlib.contextmanager
-def evaluating(module: nn.Module) -> Iterator[None]:
-    """Put a module in eval mode for a block, then restore each submodule's own mode."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 

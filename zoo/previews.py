@@ -13,18 +13,15 @@ and may call these for the part it keeps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from .engine import full_precision
-from .spec import Batch, Capability, Condition
-
-if TYPE_CHECKING:
-    from .model import Model
+from .engine import evaluating, full_precision
+from .spec import Batch, Capability, Condition, Conditions, DataSpec
 
 PREVIEW_PER_CLASS = 8
 """Columns of a preview with a row per class or per caption."""
@@ -32,6 +29,34 @@ PREVIEW_CLASSES = 32
 """Class-conditional previews show a row for each of the first this many classes."""
 PREVIEW_EXAMPLES = 8
 """Rows of a preview with a row per example."""
+
+
+class Model(Protocol):
+    """What the default previews use of a model (a :class:`zoo.Model` is one)."""
+
+    spec: DataSpec
+
+    @property
+    def directions(self) -> tuple[str, ...]: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def has(self, capability: Capability) -> bool: ...
+
+    def needs(self) -> list[Condition]: ...
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
+
+    def generate(self, z: Tensor, conditions: Conditions | None = None) -> Tensor: ...
+
+    def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor: ...
+
+    def encode(self, images: Tensor, conditions: Conditions | None = None) -> Tensor: ...
+
+    def modules(self) -> Iterator[nn.Module]: ...
+
+    def eval(self) -> Any: ...
 
 
 def default_inputs(model: Model, n: int, generator: torch.Generator, examples: Batch) -> dict[str, Any]:
@@ -65,8 +90,6 @@ def default_preview(model: Model, inputs: Mapping[str, Any]) -> Tensor:
     """The outputs for :func:`default_inputs`, in eval mode and full precision: a row per
     example (input | output | target, or input | reconstruction), rows of
     ``PREVIEW_PER_CLASS`` for conditional models, else the samples."""
-    from .model import evaluating
-
     with evaluating(model), full_precision():
         if model.has(Capability.IMAGE_TO_IMAGE):
             output = model.translate(inputs["images"], model.directions[0] if model.directions else "AtoB")

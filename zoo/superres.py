@@ -19,48 +19,45 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.spec import DataSpec
-
 from .devices import to_device
 from .errors import UsageError
 from .images import as_uint8, to_float
 from .metrics import grid_artefact, laplacian_energy, luma, psnr_y, ssim_y
+from .spec import DataSpec
 
-if TYPE_CHECKING:
-    from .data import Photos
-    from .model import Model
+
+class Upscaler(Protocol):
+    """What tiled upscaling needs of an image-to-image model (a :class:`zoo.Model` is one)."""
+
+    config: Any
+
+    def context(self) -> int: ...
+
+    def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor: ...
+
 
 TILE = 128
 """Side of a tile in input pixels (each read with the model's context around it)."""
 
-
-def derivation_of(cls: type[Model], config: Any) -> Derivation | None:
-    """How a model makes its pairs from one-domain data (None for a model that does not)."""
+def derivation_of(cls: Any, config: Any) -> Derivation | None:
+    """How a model class (a :class:`zoo.Model` subclass) makes its pairs from one-domain data
+    (None for a model that does not)."""
     return cls.derivation(config) if "derived" in cls.data_pairing else None
 
 
-def factor_of(model: Model) -> int:
+def factor_of(model: Upscaler) -> int:
     """How many times larger a model trained on derived pairs makes images (1: not at all)."""
     derivation = derivation_of(type(model), model.config)
     return derivation.factor if derivation is not None else 1
 
 
-def check_pairs(low: Photos, high: Photos, factor: int, data: str, model: str) -> None:
-    """Paired low- and high-resolution photos: each B photo must be ``factor`` times its A."""
-    for i, (a, b) in enumerate(zip(low.shapes.tolist(), high.shapes.tolist(), strict=True)):
-        if b[1:] != [factor * a[1], factor * a[2]]:
-            raise UsageError(f"{data}: pair {i + 1}'s B image is {b[1]}x{b[2]}, not {factor} times its A image "
-                             f"({a[1]}x{a[2]}); {model} x{factor} needs B/ images exactly {factor} times the size "
-                             f"of A/'s (or --set scale=... to match them)")
-
-
-def tiles(image: Tensor, model: Model, tile: int = TILE) -> int:
+def tiles(image: Tensor, model: Upscaler, tile: int = TILE) -> int:
     """How many tiles :func:`upscale` cuts ``image`` into (1: it is upscaled whole)."""
     h, w = image.shape[-2:]
     if model.context() <= 0 or (h <= tile and w <= tile):
@@ -68,7 +65,7 @@ def tiles(image: Tensor, model: Model, tile: int = TILE) -> int:
     return math.ceil(h / tile) * math.ceil(w / tile)
 
 
-def upscale(model: Model, image: Tensor, factor: int, tile: int = TILE,
+def upscale(model: Upscaler, image: Tensor, factor: int, tile: int = TILE,
             done: Callable[[], None] | None = None) -> Tensor:
     """``image`` (1 x C x h x w, float in [-1, 1], on the model's device) made ``factor``
     times larger by ``model.translate``, in tiles when it is larger than ``tile`` and the

@@ -228,7 +228,7 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
              checkpoint: str = "latest", seed: int = 0, batch_size: int = CHUNK, device: str = "auto",
              data: str | None = None, wandb: str = "auto", console: Console | None = None,
              extractor_options: dict[str, Any] | None = None, nll_samples: int = NLL_SAMPLES,
-             nll_images: int = NLL_IMAGES) -> dict[str, Any]:
+             nll_images: int = NLL_IMAGES, text_encoder: Path | None = None) -> dict[str, Any]:
     """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``. ``data``
     judges it against another data set than its own (at the run's size and channels): a
     model trained on one class against every class, say."""
@@ -241,7 +241,7 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
     cluster, device = distributed.join(device)
     try:
         console = (console or Console()) if cluster.writer else Console(quiet=True)
-        model, ckpt = runs.load_model(path, resolve_device(device))
+        model, ckpt = runs.load_model(path, resolve_device(device), text_encoder=text_encoder)
         model.eval()
         if cluster.distributed and not (model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE)):
             console.print(f"note: {model.name}'s figures are measured by process 0 alone (under torchrun, "

@@ -63,11 +63,12 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
                 digit: str | None = None, from_class: str | None = None, to_class: str | None = None,
                 invert_steps: int = 300, restarts: int = 4, out: Path | None = None,
                 force: bool = False, device: str = "auto", from_text: str | None = None,
-                to_text: str | None = None, console: Console | None = None) -> Path:
+                to_text: str | None = None, text_encoder: Path | None = None, console: Console | None = None) -> Path:
     console = console or Console()
     if steps < 2:
         raise UsageError(f"--steps must be at least 2, got {steps}")
-    model, _, _ = load_latent_model(target, device, "interpolate", or_encoder=True, takes_text=True)
+    model, _, _ = load_latent_model(target, device, "interpolate", or_encoder=True, takes_text=True,
+                                    text_encoder=text_encoder)
     texts = _texts(model, from_text, to_text)
     if texts is not None and (from_image or to_image):
         raise UsageError(f"{model.name}: walks between images are for models without text; walk between seeds "

@@ -172,11 +172,13 @@ def plan(opts: TrainOptions) -> Plan:
                          "or start a new run to change them")
     data = saved["data"]
     direction = check_direction(data["source"], opts.direction) if opts.direction is not None else None
+    _require_named_encoder(data, text_encoder, f"--resume {opts.resume}")
+    named = text_encoder if data.get("text_encoder") is not None else None  # any folder: its fingerprint decides
     given: dict[str, tuple[Any, Any]] = {"--data": (opts.data, data["source"]), "--seed": (opts.seed, saved["seed"]),
              "--classes": (opts.classes, data.get("classes")), "--subset": (opts.subset, data.get("subset")),
              "--channels": (opts.channels, data.get("channels")), "--data-dir": (data_dir, data.get("data_dir")),
              "--direction": (direction, data.get("direction")),
-             "--text-encoder": (text_encoder, data.get("text_encoder")),
+             "--text-encoder": (text_encoder, named),
              "--precision": (opts.precision, saved.get("precision", "fp32")),
              "--clip-grad": (opts.clip_grad, saved.get("clip_grad", 0.0))}
     size = _size_text(parse_size(opts.size))
@@ -198,7 +200,18 @@ def plan(opts: TrainOptions) -> Plan:
     engine = _engine_options(opts, saved.get("precision", "fp32"), saved.get("clip_grad", 0.0))
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
                 data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
-                minutes, engine, resume_from=path, resume_train=saved, text_encoder=data.get("text_encoder"))
+                minutes, engine, resume_from=path, resume_train=saved, text_encoder=text_encoder)
+
+
+def _require_named_encoder(data: Any, text_encoder: str | None, what: str) -> None:
+    """Refuse to resume, or start from, a run that reads text with an installed model
+    unless ``--text-encoder`` names its folder: the folder its checkpoint records is never
+    read (a stranger's may name ``/``, every file of which the fingerprint would read)."""
+    recorded = data.get("text_encoder") if isinstance(data, dict) else None
+    if recorded is not None and text_encoder is None:
+        raise UsageError(f"{what}: that run reads text with a sentence-transformers model (trained in "
+                         f"{str(recorded)[:120]}), which zoo reads only from a folder you name: give "
+                         "--text-encoder FOLDER")
 
 
 def _text_encoder_option(opts: TrainOptions, cls: type[Model]) -> str | None:
@@ -240,7 +253,10 @@ def _init_from(opts: TrainOptions, cls: type[Model]) -> Path | None:
     if opts.init_from is None:
         return None
     path = runs.find_checkpoint(opts.init_from)
-    ckpt_io.read_meta(path)  # a damaged or foreign file is refused now
+    meta = ckpt_io.read_meta(path)  # a damaged or foreign file is refused now
+    if cls.has(zoo.Capability.TEXT_CONDITIONAL):
+        folder = str(opts.text_encoder.expanduser().resolve()) if opts.text_encoder is not None else None
+        _require_named_encoder(meta["train"].get("data"), folder, f"--init-from {opts.init_from}")
     return path
 
 
@@ -481,10 +497,11 @@ def _text_encoder(p: Plan, prepared: PreparedData, console: Console) -> tuple[tu
     earlier = p.resume_from or p.init_from
     saved = ckpt_io.load(earlier).state.get("text_encoder") if earlier is not None else None
     if saved is not None:
-        if p.text_encoder is not None and p.init_from is not None and saved.get("folder") != p.text_encoder:
+        folder = Path(p.text_encoder) if p.text_encoder is not None else None
+        if folder is not None and isinstance(saved, dict) and "installed" not in saved:
             raise UsageError(f"--init-from {earlier} reads text with its own encoder, not --text-encoder "
                              f"{p.text_encoder}: its networks know only that one's embeddings; drop one of them")
-        encoder = text.encoder_from_state(saved)
+        encoder = text.encoder_from_state(saved, folder)  # an installed one from the folder the user named
         source = f"{earlier} (fingerprint {encoder.fingerprint()})"
     elif p.text_encoder is not None:
         encoder = text.InstalledEncoder.load(Path(p.text_encoder))

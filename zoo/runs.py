@@ -205,8 +205,13 @@ def latest_run(model: str) -> Path | None:
     return max(found)[2] if found else None
 
 
-def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
-    """Rebuild a model from a checkpoint alone; returns (model, checkpoint)."""
+def load_model(path: Path, device: Any = "cpu", expect: str | None = None, text_encoder: Path | None = None,
+               reads_text: bool = True):
+    """Rebuild a model from a checkpoint alone; returns (model, checkpoint). A text-conditional
+    model gets its text encoder: zoo's own from the checkpoint, or the installed one it names
+    from ``text_encoder`` (``--text-encoder``: a folder a checkpoint names is never read
+    unless the user names it). With ``reads_text`` False (a command that refuses models
+    that read text) none is attached."""
     from zoo.config import from_dict
     from zoo.model import Capability, DataSpec
 
@@ -220,6 +225,8 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     if str(cls.version) != str(meta["plugin_version"]):
         raise ZooError(f"{path} was written by {cls.name} version {meta['plugin_version']}; the "
                        f"installed plugin is version {cls.version} and cannot read it")
+    if text_encoder is not None and not cls.has(Capability.TEXT_CONDITIONAL):
+        raise UsageError(f"--text-encoder is for models that draw from text; {cls.name} reads none")
     config = from_dict(cls.Config, meta["config"], source=str(path))
     try:
         spec = DataSpec.from_dict(meta["data"])
@@ -235,12 +242,12 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     except (RuntimeError, KeyError) as exc:
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
-    if "text_encoder" in checkpoint.state:
+    if reads_text and "text_encoder" in checkpoint.state:
         from zoo.text import encoder_from_state
 
-        encoder = encoder_from_state(checkpoint.state["text_encoder"])
+        encoder = encoder_from_state(checkpoint.state["text_encoder"], text_encoder)
         model.attach_text_encoder(encoder, f"{path} (fingerprint {encoder.fingerprint()})")
-    elif model.has(Capability.TEXT_CONDITIONAL):
+    elif reads_text and model.has(Capability.TEXT_CONDITIONAL):
         raise ZooError(f"{path} holds no text encoder, which {cls.name} needs to read a --text; it was not "
                        "written by zoo's train pipeline")
     return model.to(device), checkpoint
@@ -277,11 +284,11 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def _loaded(target: str, device: str, which: str):
+def _loaded(target: str, device: str, which: str, text_encoder: Path | None = None, reads_text: bool = False):
     from zoo.devices import resolve_device
 
     path = find_checkpoint(target, which)
-    model, checkpoint = load_model(path, resolve_device(device))
+    model, checkpoint = load_model(path, resolve_device(device), text_encoder=text_encoder, reads_text=reads_text)
     return model, checkpoint, path
 
 
@@ -299,13 +306,14 @@ def _instead(model, target: str) -> str:
 
 
 def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest",
-                      or_encoder: bool = False):
+                      or_encoder: bool = False, text_encoder: Path | None = None):
     """(model, checkpoint, path) for a command that needs a latent prior (or, with
     ``or_encoder``, at least an encoder to find latents with); refuses others, and
-    text-conditional models where the command has no ``--text`` to give them."""
+    text-conditional models where the command has no ``--text`` to give them.
+    ``text_encoder``: the folder of the installed text encoder the model names, if it does."""
     from zoo.model import Capability
 
-    model, checkpoint, path = _loaded(target, device, which)
+    model, checkpoint, path = _loaded(target, device, which, text_encoder, reads_text=takes_text)
     if not (or_encoder and model.has(Capability.ENCODER)):
         registry.registry().require(type(model), Capability.LATENT, action, _instead(model, target))
     if model.has(Capability.TEXT_CONDITIONAL) and not takes_text:

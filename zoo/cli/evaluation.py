@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,6 +34,7 @@ def evaluate(
     wandb: Annotated[str, typer.Option("--wandb", help="auto: add the figures to the run's W&B summary if it logged to W&B; off: do not.")] = "auto",
     nll_samples: Annotated[int, typer.Option("--nll-samples", help="Models that estimate a likelihood (VAEs): importance samples per image (Burda et al.'s k; more is tighter and slower).")] = 100,
     nll_images: Annotated[int, typer.Option("--nll-images", help="Models that estimate a likelihood: how many of the reference images the NLL is averaged over.")] = 1000,
+    text_encoder: Annotated[Path | None, typer.Option("--text-encoder", help="Text-conditional models trained with --text-encoder: that sentence-transformers model's folder (zoo reads no folder a checkpoint names unless you name it here).")] = None,
 ) -> None:
     """Measure a trained model on images it never trained on; write RUN/eval.json.
 
@@ -49,4 +51,5 @@ def evaluate(
     if wandb not in ("auto", "online", "offline", "off"):
         raise typer.BadParameter("must be auto, online, offline or off", param_hint="--wandb")
     run(target, n=n, features=features, split=split, checkpoint=checkpoint, seed=seed, batch_size=batch_size,
-        device=device, data=data, wandb=wandb, console=console, nll_samples=nll_samples, nll_images=nll_images)
+        device=device, data=data, wandb=wandb, console=console, nll_samples=nll_samples, nll_images=nll_images,
+        text_encoder=text_encoder)

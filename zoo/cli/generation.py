@@ -33,6 +33,7 @@ def sample(
     truncation: Annotated[float | None, typer.Option("--truncation", help="Keep z likely: normal within T std devs, uniform the middle fraction T.")] = None,
     text: Annotated[list[str] | None, typer.Option("--text", help="Text-conditional models: the description to draw; several --text give a row each.")] = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="latest, or best (kept by zoo train --eval-every).")] = "latest",
+    text_encoder: Annotated[Path | None, typer.Option("--text-encoder", help="Text-conditional models trained with --text-encoder: that sentence-transformers model's folder (zoo reads no folder a checkpoint names unless you name it here).")] = None,
 ) -> None:
     """Generate N images from a trained model: one PNG each plus grid.png.
 
@@ -43,7 +44,7 @@ def sample(
 
     run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
                  digit=digit, noise=noise, truncation=truncation, text=text, which=checkpoint,
-                 console=console)
+                 text_encoder=text_encoder, console=console)
 
 
 # -- zoo translate -----------------------------------------------------------------------------

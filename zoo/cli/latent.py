@@ -52,6 +52,7 @@ def interpolate(
     to_class: Annotated[str | None, typer.Option("--to-class", help="...to this one.")] = None,
     from_text: Annotated[str | None, typer.Option("--from-text", help="Text-conditional models: walk from this description...")] = None,
     to_text: Annotated[str | None, typer.Option("--to-text", help="...to this one (a row per seed, seeds 0-3 unless given).")] = None,
+    text_encoder: Annotated[Path | None, typer.Option("--text-encoder", help="Text-conditional models trained with --text-encoder: that sentence-transformers model's folder (zoo reads no folder a checkpoint names unless you name it here).")] = None,
     invert_steps: Annotated[int, typer.Option("--invert-steps", help="Optimisation steps when inverting images.")] = 300,
     restarts: Annotated[int, typer.Option("--restarts", help="Random starts when inverting images.")] = 4,
     out: Out = None,
@@ -65,7 +66,7 @@ def interpolate(
         from_latent=from_latent, to_latent=to_latent, from_image=from_image, to_image=to_image,
         steps=steps, method=method, class_=class_, digit=digit, from_class=from_class, to_class=to_class,
         invert_steps=invert_steps, restarts=restarts, out=out, force=force, device=device,
-        from_text=from_text, to_text=to_text, console=console)
+        from_text=from_text, to_text=to_text, text_encoder=text_encoder, console=console)
 
 
 @app.command(epilog=examples(

@@ -27,6 +27,7 @@ from rich.console import Console
 from torch import Tensor
 
 from zoo import figures, metrics, runs
+from zoo.config import within
 from zoo.data import PreparedData, to_float
 from zoo.errors import UsageError
 from zoo.model import Capability, Model, class_condition, evaluating, image_rows
@@ -124,10 +125,8 @@ def _likelihood(model: Model, real: Tensor, labels: Tensor | None, samples: int,
     """The NLL of the first ``count`` images with ``samples`` draws, and with one (the ELBO)."""
     from rich.progress import Progress
 
-    if samples < 1:
-        raise UsageError(f"--nll-samples must be at least 1, got {samples}")
-    if count < 1:
-        raise UsageError(f"--nll-images must be at least 1, got {count}")
+    within("--nll-samples", samples, 1, 100_000)
+    within("--nll-images", count, 1, 1_000_000)
     images = real[:count]
     chosen = labels[:count] if labels is not None else None
     estimates: dict[int, Tensor] = {}

@@ -27,10 +27,15 @@ from zoo.model import SMALL_DATA, Capability, DataSpec, Derivation, Model
 from zoo.sources.pairs import check_direction, folder_of, pairing_of
 from zoo.text import InstalledEncoder
 
+from .evaluate import TrainingEval
 from .loop import Interrupted, Loop, set_rng_state
 from .prep import FULL, parse_size, prepare
 
 __all__ = ["Interrupted", "Plan", "TrainOptions", "plan", "train"]
+
+MOST_STEPS, MOST_KIMG, MOST_MINUTES = 10**9, 1e9, 1e7
+"""The longest run --steps (or --epochs, or an every-N), --kimg and --minutes ask for: past
+them a length is a typo (or infinite), refused before anything is written."""
 
 
 @dataclass
@@ -112,16 +117,12 @@ def plan(opts: TrainOptions) -> Plan:
                if v is not None]
     if len(lengths) > 1:
         raise UsageError(f"give one of --epochs, --steps and --kimg, not {' and '.join(lengths)}")
-    for flag, value in (("--epochs", opts.epochs), ("--steps", opts.steps)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
-    for flag, number in (("--kimg", opts.kimg), ("--minutes", opts.minutes)):
-        if number is not None and not number > 0:
-            raise UsageError(f"{flag} must be more than 0, got {number}")
-    for flag, every in (("--preview-every", opts.preview_every), ("--eval-every", opts.eval_every),
-                        ("--checkpoint-every", opts.checkpoint_every)):
-        if every is not None and every < 1:
-            raise UsageError(f"{flag} must be at least 1, got {every}")
+    for flag, value in (("--epochs", opts.epochs), ("--steps", opts.steps), ("--preview-every", opts.preview_every),
+                        ("--eval-every", opts.eval_every), ("--checkpoint-every", opts.checkpoint_every)):
+        config_io.within(flag, value, 1, MOST_STEPS)
+    config_io.within("--kimg", opts.kimg, 0.001, MOST_KIMG)  # one image at least: less would train forever
+    config_io.within("--minutes", opts.minutes, 0, MOST_MINUTES, above=True)
+    config_io.check_seed(opts.seed)
     cls = registry.get(opts.model)
     init_from = _init_from(opts, cls)
     data_dir = str(opts.data_dir.expanduser().resolve()) if opts.data_dir is not None else None
@@ -388,6 +389,8 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         p, data = load_data(p, opts, console)
     model, batches, state = build(p, data, device, engine, console, cluster)
     _check_shares(model, cluster.world)  # refused before a run folder is made
+    if opts.eval_every is not None:
+        TrainingEval.check(model, data.prepared, opts.eval_features)
 
     # The run folder: new, or the one being resumed; locked while rank 0 trains it.
     lock: runs.RunLock | None = None
@@ -420,6 +423,7 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     Returns the training state to continue from: step, images, seconds. Every process of a
     torchrun run builds the same weights; each then draws from its own random stream."""
     cluster = cluster or distributed.Cluster()
+    _check_memory(p, data.spec, device)
     torch.manual_seed(p.seed)
     model = p.cls(p.config, data.spec).to(device)
     model.engine = engine
@@ -461,6 +465,42 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     _own_stream(p.seed, cluster, int(train["step"]))
     return model, batches, {"step": int(train["step"]), "images": int(train["images"]),
                             "seconds": float(train.get("seconds", 0.0))}
+
+
+def _check_memory(p: Plan, spec: zoo.DataSpec, device: torch.device) -> None:
+    """Refuse a config whose networks could never train here (``--set g_width=100000``):
+    they are built on the meta device first, which allocates nothing, and their weights,
+    with the gradients and Adam's two moments of each, must fit in the device's memory."""
+    try:
+        with torch.device("meta"):
+            probe = p.cls(p.config, spec)
+        need = 4 * sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    except RuntimeError as exc:  # a tensor of more elements than int64 counts: too big
+        if "overflow" not in str(exc).lower():
+            return
+        need = 2**63
+    except Exception:  # noqa: BLE001 (a plugin that cannot be built on the meta device is built for real)
+        return
+    have = _memory_of(device)
+    if have is not None and need > have:
+        amount = f"about {need / 2**30:,.1f} GiB" if need < 2**63 else "more than 8 EiB"
+        raise UsageError(f"{p.cls.name}'s networks with this config need {amount} to train (weights, gradients, "
+                         f"optimiser state); {device.type} has {have / 2**30:,.1f} GiB: choose smaller widths or "
+                         f"sizes (zoo info {p.cls.name} lists the keys)")
+
+
+def _memory_of(device: torch.device) -> int | None:
+    """Bytes of memory of ``device`` (None where unknown)."""
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+    return None
 
 
 def _check_shares(model: Model, world: int) -> None:

@@ -23,12 +23,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from zoo import figures, runs, superres
+from zoo.config import within
 from zoo.data import convert_channels, to_float
 from zoo.errors import UsageError
 from zoo.images import UNREADABLE, read_image
 from zoo.model import evaluating, image_rows
 
-from .inputs import collect, unique
+from .inputs import check_named, collect, unique
 
 SHEET_WINDOW = 192
 """Side of each close-up on the sheet, in output pixels (whole images when smaller)."""
@@ -47,11 +48,13 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
     if scale is not None and scale != factor:
         raise UsageError(f"--scale {scale}: {path.parent.name} was trained for x{factor}; upscale with --scale "
                          f"{factor}, or train a model for x{scale} (--set scale={scale})")
-    if tile < 1:
-        raise UsageError(f"--tile must be at least 1, got {tile}")
+    within("--tile", tile, 1, 65_536)
     files, named = collect(inputs, "upscale")
+    check_named(named)  # each image is read when its turn comes: a named one that cannot be, refused now
     run_name = checkpoint.train.get("run") or path.parent.name
-    out = runs.output_dir(out or Path("upscaled") / run_name, force)
+    out = out or Path("upscaled") / run_name
+    made = not out.exists()
+    out = runs.output_dir(out, force)
 
     names: list[str] = []
     rows: list[list[torch.Tensor]] = []
@@ -94,6 +97,8 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
                 superres.measure(output, baseline, high, factor, scores)
                 table.append((name, f"{low.shape[-1]}x{low.shape[-2]}", scores))
     if not names:
+        if made:
+            out.rmdir()  # nothing written: the folder this made goes too
         raise UsageError(f"none of the {len(files)} file(s) could be read as an image")
     _sheet(rows, out / "sheet.png", model.name, factor, compare)
     if table:

@@ -72,7 +72,7 @@ def test_no_run_of_that_model_gives_the_train_command() -> None:
 @pytest.mark.parametrize("args, code, message", [
     (["nowhere/run"], 2, "nowhere/run does not exist"),
     (["dcgn"], 2, "did you mean dcgan"),
-    (["dcgan", "--n", "0"], 2, "--n must be at least 1"),
+    (["dcgan", "--n", "0"], 2, "--n must be a whole number from 1 to 1,000,000, got 0"),
 ])
 def test_bad_targets(args: list[str], code: int, message: str) -> None:
     result = run_cli("sample", *args)

@@ -547,7 +547,7 @@ def test_a_folder_a_checkpoint_names_is_read_only_when_the_user_names_it(install
         with monkeypatch.context() as patched:
             patched.setattr(text, "folder_fingerprint", read)
             for args in (["sample", str(stranger), "--text", "a dark circle", "--out", "drawn"],
-                         ["eval", str(stranger), "--n", "4", "--features", "random"],
+                         ["eval", str(stranger), "--n", "8", "--features", "random"],
                          ["interpolate", str(stranger), "--from-text", "a dark circle", "--to-text", "a light square",
                           "--out", "walk"],
                          ["train", "stackgan", "--resume", str(stranger), "--steps", "2", "--no-wandb"],

@@ -19,6 +19,7 @@ from typing import Any
 
 from zoo import checkpoint as ckpt_io
 from zoo import files, registry
+from zoo.config import parse_json
 from zoo.errors import UsageError, ZooError
 from zoo.paths import runs_dir
 
@@ -138,8 +139,8 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from a file; None when it is missing, unreadable or not an object."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a stranger's run.json: malformed, or nested past reading
         return None
     return value if isinstance(value, dict) else None
 

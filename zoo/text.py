@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import parse_json
 from .errors import UsageError, ZooError
 
 PAD, UNKNOWN = 0, 1
@@ -220,7 +221,7 @@ def load_encoder(path: Path) -> tuple[TextEncoder, dict[str, Any]]:
     fix = "run `zoo prep` again with --force"
     weights, meta = load_tensors(path, "text encoder", fix, required=False)
     try:
-        header = json.loads(meta["zoo-text-encoder"])
+        header = parse_json(meta["zoo-text-encoder"])
         encoder = TextEncoder.from_state({"weights": weights, **header})
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ZooError(f"{path} is not a text encoder zoo wrote ({str(exc).splitlines()[0][:120]}); {fix}") from None

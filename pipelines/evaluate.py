@@ -48,6 +48,7 @@ from torch import Tensor
 import zoo
 from zoo import distributed, figures, files, metrics, runs, superres, swd
 from zoo import features as features_io
+from zoo.config import check_seed, within
 from zoo.console import make_console, progress_bar
 from zoo.data import PreparedData, check_pairs, load_prepared, one_caption
 from zoo.devices import resolve_device
@@ -61,6 +62,7 @@ from zoo.spec import Capability, Condition
 
 from .prep import prepare
 from .reconstruct import NLL_IMAGES, NLL_SAMPLES, encoder_figures
+from .sample import MOST_SAMPLES
 
 SPLITS = {"heldout": "heldout", "test": "heldout", "train": "train"}
 """--split: the held-out images (the data set's test split; ``test`` is the same), or the
@@ -237,20 +239,21 @@ def evaluate(target: str, *, n: int = 10_000, features: str | None = None, split
              checkpoint: str = "latest", seed: int = 0, batch_size: int = CHUNK, device: str = "auto",
              data: str | None = None, wandb: str = "auto", console: Console | None = None,
              extractor_options: dict[str, Any] | None = None, nll_samples: int = NLL_SAMPLES,
-             nll_images: int = NLL_IMAGES) -> dict[str, Any]:
+             nll_images: int = NLL_IMAGES, text_encoder: Path | None = None) -> dict[str, Any]:
     """Evaluate a run's checkpoint; returns what was written to ``RUN/eval.json``. ``data``
     judges it against another data set than its own (at the run's size and channels): a
     model trained on one class against every class, say."""
-    if n < 2:
-        raise UsageError(f"--n must be at least 2, got {n}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    within("--n", n, DC_K + 1, MOST_SAMPLES)  # the most any figure needs: density and coverage's k + 1
+    within("--batch-size", batch_size, 1, 100_000)
+    within("--nll-samples", nll_samples, 1, 100_000)
+    within("--nll-images", nll_images, 1, MOST_SAMPLES)
+    check_seed(seed)
     started = time.perf_counter()
     path = runs.find_checkpoint(target, checkpoint)
     cluster, device = distributed.join(device)
     try:
         console = (console or make_console()) if cluster.writer else Console(quiet=True)
-        model, ckpt = runs.load_model(path, resolve_device(device))
+        model, ckpt = runs.load_model(path, resolve_device(device), text_encoder=text_encoder)
         model.eval()
         if cluster.distributed and not (model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE)):
             console.print(f"note: {model.name}'s figures are measured by process 0 alone (under torchrun, "
@@ -281,9 +284,7 @@ def _evaluate(model: Model, ckpt: Any, path: Path, cluster: distributed.Cluster,
     if data is not None:
         _check_fits(model, reference, data)
     run_dir = path.parent
-    pictures = run_dir / "eval"
-    if cluster.writer:
-        pictures.mkdir(exist_ok=True)
+    pictures = run_dir / "eval"  # made by the first picture written: a refusal before it leaves none
     result: dict[str, Any] = {}
     details: dict[str, Any] = {}
     if model.has(Capability.LATENT) and not model.has(Capability.IMAGE_TO_IMAGE):
@@ -692,6 +693,19 @@ class TrainingEval:
     real_features: Tensor | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     pool: Tensor | None = None
+
+    @staticmethod
+    def check(model: Model, prepared: PreparedData, features: str | None) -> None:
+        """What :meth:`build` would refuse, without its work: before the run folder is made."""
+        if model.has(Capability.IMAGE_TO_IMAGE):
+            paired = prepared.targets is not None and model.spec.pairing == "paired"
+            derived = prepared.targets is None and superres.derivation_of(type(model), model.config) is not None
+            if not (paired or derived):
+                raise UsageError(f"--eval-every: {model.name}'s data has no targets to measure its outputs against")
+        elif not model.has(Capability.LATENT):
+            raise UsageError(f"--eval-every: {model.name} neither samples nor translates")
+        else:
+            features_io.check_spec(features or features_io.default_for(prepared.spec))
 
     @classmethod
     def build(cls, model: Model, prepared: PreparedData, features: str | None, seed: int,

@@ -58,6 +58,19 @@ def read_inputs(files: Sequence[Path], named: set[Path], height: int, width: int
     return Inputs(to_float(torch.stack(pictures)), names, kept, resized, skipped)
 
 
+def check_named(named: set[Path]) -> None:
+    """Refuse a file named on its own that is not an image, without decoding it: its header
+    and checksums only (for commands that read each image when its turn comes)."""
+    from PIL import Image
+
+    for file in sorted(named):
+        try:
+            with Image.open(file) as picture:
+                picture.verify()
+        except UNREADABLE as exc:
+            raise UsageError(f"{file} is not a readable image ({type(exc).__name__})") from None
+
+
 def collect(inputs: Sequence[str], verb: str = "translate") -> tuple[list[Path], set[Path]]:
     """Image files from paths, folders (every image inside, recursively) and globs; and the
     files that were named one by one (those must be readable)."""
@@ -66,6 +79,8 @@ def collect(inputs: Sequence[str], verb: str = "translate") -> tuple[list[Path],
     files: list[Path] = []
     named: set[Path] = set()
     for item in inputs:
+        if not item.strip():  # Path("") is the current folder: never what an empty argument meant
+            raise UsageError(f"an empty name among the images to {verb}; give an image, a folder or a glob")
         path = Path(item).expanduser()
         if path.is_file():
             files.append(path)

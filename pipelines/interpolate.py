@@ -15,6 +15,7 @@ there and back, and the latents as safetensors.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from rich.console import Console
 from safetensors.torch import load_file, save_file
 
 from zoo import figures, metrics, registry
+from zoo.config import check_seed, within
 from zoo.console import make_console
 from zoo.engine import evaluating
 from zoo.errors import UsageError, ZooError
@@ -31,9 +33,11 @@ from zoo.runs import default_out, load_latent_model, output_dir
 from zoo.spec import Capability, Condition, class_condition
 
 from .classes import chosen_class, class_index
-from .invert import fit_latents, load_targets
+from .invert import check_fit, fit_latents, load_targets
 from .reconstruct import reconstructions
 
+MOST_STEPS = 1_000
+"""The most images along a path (and values of a coordinate): a strip wider is unreadable."""
 TEXT_ROWS = (0, 1, 2, 3)
 """Seeds of the rows of a walk between two texts given no other endpoints."""
 
@@ -66,12 +70,17 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
                 digit: str | None = None, from_class: str | None = None, to_class: str | None = None,
                 invert_steps: int = 300, restarts: int = 4, out: Path | None = None,
                 force: bool = False, device: str = "auto", from_text: str | None = None,
-                to_text: str | None = None, which: str = "latest", console: Console | None = None) -> Path:
+                to_text: str | None = None, which: str = "latest", text_encoder: Path | None = None,
+                console: Console | None = None) -> Path:
     console = console or make_console()
-    if steps < 2:
-        raise UsageError(f"--steps must be at least 2, got {steps}")
+    within("--steps", steps, 2, MOST_STEPS)
+    for flag, seeds in (("--from-seed", from_seed), ("--to-seed", to_seed)):
+        for seed in seeds or ():
+            check_seed(seed, flag)
+    if from_image or to_image:
+        check_fit(invert_steps, restarts, flags=("--invert-steps", "--restarts"))
     model, checkpoint, checkpoint_path = load_latent_model(target, device, "interpolate", or_encoder=True,
-                                                           takes_text=True, which=which)
+                                                           takes_text=True, which=which, text_encoder=text_encoder)
     texts = _texts(model, from_text, to_text)
     if texts is not None and (from_image or to_image):
         raise UsageError(f"{model.name}: walks between images are for models without text; walk between seeds "
@@ -160,6 +169,10 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
             console: Console | None = None) -> Path:
     """Vary one latent coordinate (a row), or each of the first ``dims`` (a grid of rows)."""
     console = console or make_console()
+    within("--steps", steps, 2, MOST_STEPS)
+    check_seed(seed)
+    if not all(math.isfinite(end) for end in span):
+        raise UsageError(f"--range LOW,HIGH takes finite numbers, got {span[0]:g},{span[1]:g}")
     model, checkpoint, checkpoint_path = load_latent_model(target, device, "explore a latent space", which=which)
     if (dim is None) == (dims is None):
         raise UsageError("give --dim D (one coordinate) or --dims K (the first K, one row each)")

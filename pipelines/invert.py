@@ -21,6 +21,7 @@ from rich.console import Console
 from safetensors.torch import save_file
 
 from zoo import figures, metrics
+from zoo.config import check_seed, within
 from zoo.console import make_console, progress_bar
 from zoo.engine import evaluating
 from zoo.errors import UsageError, ZooError
@@ -47,12 +48,27 @@ class Fit:
     ssim: torch.Tensor
 
 
+MOST_STEPS, MOST_RESTARTS = 1_000_000, 1_000
+"""The most optimisation steps and random starts an inversion takes."""
+
+
+def check_fit(steps: int, restarts: int, lr: float = 0.05, ssim_weight: float = 0.0, prior_weight: float = 0.0,
+              seed: int = 0, flags: tuple[str, str] = ("--steps", "--restarts")) -> None:
+    """Refuse an inversion's settings before anything is loaded or written: counts out of
+    range, a learning rate or weight that is not a finite number of its range, a seed."""
+    within(flags[0], steps, 1, MOST_STEPS)
+    within(flags[1], restarts, 1, MOST_RESTARTS)
+    within("--lr", lr, 0, 1e6, above=True)
+    within("--ssim-weight", ssim_weight, 0, 1e6)
+    within("--prior-weight", prior_weight, 0, 1e6)
+    check_seed(seed)
+
+
 def fit_latents(model: Model, targets: torch.Tensor, *, labels: torch.Tensor | None = None,
                 steps: int = 500, restarts: int = 8, lr: float = 0.05, ssim_weight: float = 0.1,
                 prior_weight: float = 0.001, seed: int = 0, progress=None) -> Fit:
     """Fit one latent per target image (float in [-1, 1], N x C x H x W on the model's device)."""
-    if steps < 1 or restarts < 1:
-        raise UsageError("--steps and --restarts must be at least 1")
+    check_fit(steps, restarts, lr, ssim_weight, prior_weight, seed)
     n, device = targets.shape[0], model.device
     prior = model.prior
     generator = torch.Generator().manual_seed(seed)
@@ -136,6 +152,7 @@ def invert(target_model: str, target: Path, *, steps: int = 500, restarts: int =
            device: str = "auto", which: str = "latest", console: Console | None = None) -> Path:
     """Fit latents to an image or a folder of images; write latents, pictures and scores."""
     console = console or make_console()
+    check_fit(steps, restarts, lr, ssim_weight, prior_weight, seed)
     model, checkpoint, checkpoint_path = load_latent_model(target_model, device, "be inverted", or_encoder=True,
                                                            which=which)
     if not model.has(Capability.LATENT):

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from zoo import figures, files, sources
+from zoo.config import parse_json
 from zoo.console import make_console
 from zoo.data import PREPARED_FORMAT, SPLIT_FILES, TARGET_PHOTOS, Photos, PreparedData, load_prepared
 from zoo.errors import UsageError, ZooError
@@ -94,7 +95,7 @@ def _cached(folder: Path, split: str, console: Console) -> PreparedData | None:
     """The cache in ``folder`` if it is whole and of this zoo's format; None to build it
     (again: a damaged cache is said and rebuilt, never trained on)."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = parse_json((folder / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):

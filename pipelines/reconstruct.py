@@ -27,6 +27,7 @@ from rich.console import Console
 from torch import Tensor
 
 from zoo import figures, metrics, runs
+from zoo.config import within
 from zoo.console import make_console, progress_bar
 from zoo.data import PreparedData
 from zoo.engine import evaluating
@@ -128,10 +129,8 @@ def encoder_figures(model: Model, split: PreparedData, pictures: Path, result: d
 def _likelihood(model: Model, real: Tensor, labels: Tensor | None, samples: int, count: int, seed: int,
                 result: dict[str, Any], details: dict[str, Any], console: Console | None) -> None:
     """The NLL of the first ``count`` images with ``samples`` draws, and with one (the ELBO)."""
-    if samples < 1:
-        raise UsageError(f"--nll-samples must be at least 1, got {samples}")
-    if count < 1:
-        raise UsageError(f"--nll-images must be at least 1, got {count}")
+    within("--nll-samples", samples, 1, 100_000)
+    within("--nll-images", count, 1, 1_000_000)
     images = real[:count]
     chosen = labels[:count] if labels is not None else None
     estimates: dict[int, Tensor] = {}

@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 
 from zoo import figures, priors, registry, runs
+from zoo.config import check_seed, within
 from zoo.console import make_console
 from zoo.errors import UsageError
 from zoo.model import Model
@@ -26,19 +27,23 @@ from .classes import chosen_class, class_index
 
 CHUNK = 256
 GRID_LIMIT = 1024
+MOST_SAMPLES = 1_000_000
+"""The most images one ``zoo sample`` (or ``zoo eval``) draws."""
 
 
 def sample(target: str, *, n: int = 64, seed: int = 0, out: Path | None = None, force: bool = False,
            device: str = "auto", class_: str | None = None, digit: str | None = None,
            noise: str | None = None, truncation: float | None = None, text: str | list[str] | None = None,
-           which: str = "latest", console: Console | None = None) -> Path:
+           which: str = "latest", text_encoder: Path | None = None, console: Console | None = None) -> Path:
     """Write ``n`` samples and ``grid.png`` into a folder; returns it. Text-conditional models
-    draw ``n`` for each prompt of ``text``, a row each, the same latents in every row."""
+    draw ``n`` for each prompt of ``text``, a row each, the same latents in every row (read by
+    the installed encoder in ``text_encoder`` when the model was trained with one)."""
     console = console or make_console()
-    if n < 1:
-        raise UsageError(f"--n must be at least 1, got {n}")
+    within("--n", n, 1, MOST_SAMPLES)
+    check_seed(seed)
+    within("--truncation", truncation, 0, 1e6, above=True)  # finite; each prior's own range is checked below
     model, checkpoint, path = runs.load_latent_model(target, device, "sample from noise", takes_text=True,
-                                                       which=which)
+                                                       which=which, text_encoder=text_encoder)
     wanted = chosen_class(model, class_, digit)
     prompts = [text] if isinstance(text, str) else list(text or [])
     if prompts:

@@ -30,10 +30,15 @@ from zoo.spec import Capability, DataSpec
 from zoo.superres import Derivation
 from zoo.text import InstalledEncoder
 
+from .evaluate import TrainingEval
 from .loop import Interrupted, Loop, set_rng_state
 from .prep import FULL, parse_size, prepare
 
 __all__ = ["Interrupted", "Plan", "TrainOptions", "plan", "train"]
+
+MOST_STEPS, MOST_KIMG, MOST_MINUTES = 10**9, 1e9, 1e7
+"""The longest run --steps (or --epochs, or an every-N), --kimg and --minutes ask for: past
+them a length is a typo (or infinite), refused before anything is written."""
 
 
 @dataclass
@@ -116,16 +121,12 @@ def plan(opts: TrainOptions) -> Plan:
                if v is not None]
     if len(lengths) > 1:
         raise UsageError(f"give one of --epochs, --steps and --kimg, not {' and '.join(lengths)}")
-    for flag, value in (("--epochs", opts.epochs), ("--steps", opts.steps)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
-    for flag, number in (("--kimg", opts.kimg), ("--minutes", opts.minutes)):
-        if number is not None and not number > 0:
-            raise UsageError(f"{flag} must be more than 0, got {number}")
-    for flag, every in (("--preview-every", opts.preview_every), ("--eval-every", opts.eval_every),
-                        ("--checkpoint-every", opts.checkpoint_every)):
-        if every is not None and every < 1:
-            raise UsageError(f"{flag} must be at least 1, got {every}")
+    for flag, value in (("--epochs", opts.epochs), ("--steps", opts.steps), ("--preview-every", opts.preview_every),
+                        ("--eval-every", opts.eval_every), ("--checkpoint-every", opts.checkpoint_every)):
+        config_io.within(flag, value, 1, MOST_STEPS)
+    config_io.within("--kimg", opts.kimg, 0.001, MOST_KIMG)  # one image at least: less would train forever
+    config_io.within("--minutes", opts.minutes, 0, MOST_MINUTES, above=True)
+    config_io.check_seed(opts.seed)
     cls = registry.get(opts.model)
     if opts.resume is None:
         _check_eval_features(opts, {})
@@ -179,11 +180,13 @@ def plan(opts: TrainOptions) -> Plan:
     _check_eval_features(opts, runs.read_run_info(path.parent), resume=opts.resume)
     data = saved["data"]
     direction = check_direction(data["source"], opts.direction) if opts.direction is not None else None
+    _require_named_encoder(data, text_encoder, f"--resume {opts.resume}")
+    named = text_encoder if data.get("text_encoder") is not None else None  # any folder: its fingerprint decides
     given: dict[str, tuple[Any, Any]] = {"--data": (opts.data, data["source"]), "--seed": (opts.seed, saved["seed"]),
              "--classes": (opts.classes, data.get("classes")), "--subset": (opts.subset, data.get("subset")),
              "--channels": (opts.channels, data.get("channels")), "--data-dir": (data_dir, data.get("data_dir")),
              "--direction": (direction, data.get("direction")),
-             "--text-encoder": (text_encoder, data.get("text_encoder")),
+             "--text-encoder": (text_encoder, named),
              "--precision": (opts.precision, saved.get("precision", "fp32")),
              "--clip-grad": (opts.clip_grad, saved.get("clip_grad", 0.0))}
     size = _size_text(parse_size(opts.size))
@@ -205,7 +208,18 @@ def plan(opts: TrainOptions) -> Plan:
     engine = _engine_options(opts, saved.get("precision", "fp32"), saved.get("clip_grad", 0.0))
     return Plan(cls, config, data["source"], data["size"], data["channels"], int(saved["seed"]),
                 data.get("classes"), data.get("subset"), data.get("data_dir"), data.get("direction"),
-                minutes, engine, resume_from=path, resume_train=saved, text_encoder=data.get("text_encoder"))
+                minutes, engine, resume_from=path, resume_train=saved, text_encoder=text_encoder)
+
+
+def _require_named_encoder(data: Any, text_encoder: str | None, what: str) -> None:
+    """Refuse to resume, or start from, a run that reads text with an installed model
+    unless ``--text-encoder`` names its folder: the folder its checkpoint records is never
+    read (a stranger's may name ``/``, every file of which the fingerprint would read)."""
+    recorded = data.get("text_encoder") if isinstance(data, dict) else None
+    if recorded is not None and text_encoder is None:
+        raise UsageError(f"{what}: that run reads text with a sentence-transformers model (trained in "
+                         f"{str(recorded)[:120]}), which zoo reads only from a folder you name: give "
+                         "--text-encoder FOLDER")
 
 
 def _check_eval_features(opts: TrainOptions, kept: dict[str, Any], resume: str | None = None) -> None:
@@ -265,7 +279,10 @@ def _init_from(opts: TrainOptions, cls: type[Model]) -> Path | None:
     if opts.init_from is None:
         return None
     path = runs.find_checkpoint(opts.init_from)
-    ckpt_io.read_meta(path)  # a damaged or foreign file is refused now
+    meta = ckpt_io.read_meta(path)  # a damaged or foreign file is refused now
+    if cls.has(zoo.Capability.TEXT_CONDITIONAL):
+        folder = str(opts.text_encoder.expanduser().resolve()) if opts.text_encoder is not None else None
+        _require_named_encoder(meta["train"].get("data"), folder, f"--init-from {opts.init_from}")
     return path
 
 
@@ -402,6 +419,14 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
         raise UsageError(mixed)
     if mixed:  # a run that began so (before zoo refused it) resumes as it was
         console.print(f"[yellow]warning:[/] {mixed}", highlight=False)
+    eval_every, eval_features, checkpoint_every = opts.eval_every, opts.eval_features, opts.checkpoint_every
+    if p.resume_from is not None:  # a resumed run keeps its own (plan refused a different --eval-features)
+        kept = runs.read_run_info(p.resume_from.parent)
+        eval_every = eval_every if eval_every is not None else kept.get("eval_every")
+        eval_features = eval_features if eval_features is not None else kept.get("eval_features")
+        checkpoint_every = checkpoint_every if checkpoint_every is not None else kept.get("checkpoint_every")
+    if eval_every is not None:
+        TrainingEval.check(model, data.prepared, eval_features)
 
     # The run folder: new, or the one being resumed; locked while rank 0 trains it.
     lock: runs.RunLock | None = None
@@ -415,12 +440,6 @@ def _train(p: Plan, opts: TrainOptions, cluster: distributed.Cluster, device: to
                                          lambda line: console.print(line, highlight=False, markup=False))
     run_dir = Path(cluster.share_text(str(run_dir) if cluster.writer else ""))
     try:
-        eval_every, eval_features, checkpoint_every = opts.eval_every, opts.eval_features, opts.checkpoint_every
-        if p.resume_from is not None:  # a resumed run keeps its own (plan refused a different --eval-features)
-            kept = runs.read_run_info(run_dir)
-            eval_every = eval_every if eval_every is not None else kept.get("eval_every")
-            eval_features = eval_features if eval_features is not None else kept.get("eval_features")
-            checkpoint_every = checkpoint_every if checkpoint_every is not None else kept.get("checkpoint_every")
         loop = Loop(p, data, model, batches, state, run_dir, console, steps=opts.steps, epochs=opts.epochs,
                     kimg=opts.kimg, preview_every=opts.preview_every, eval_every=eval_every,
                     eval_features=eval_features, wandb=opts.wandb, checkpoint_every=checkpoint_every)
@@ -436,6 +455,7 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
     Returns the training state to continue from: step, images, seconds. Every process of a
     torchrun run builds the same weights; each then draws from its own random stream."""
     cluster = cluster or distributed.Cluster()
+    _check_memory(p, data.spec, device)
     torch.manual_seed(p.seed)
     model = p.cls(p.config, data.spec).to(device)
     model.engine = engine
@@ -479,6 +499,42 @@ def build(p: Plan, data: TrainingData, device: torch.device, engine: Engine, con
                             "seconds": float(train.get("seconds", 0.0))}
 
 
+def _check_memory(p: Plan, spec: zoo.DataSpec, device: torch.device) -> None:
+    """Refuse a config whose networks could never train here (``--set g_width=100000``):
+    they are built on the meta device first, which allocates nothing, and their weights,
+    with the gradients and Adam's two moments of each, must fit in the device's memory."""
+    try:
+        with torch.device("meta"):
+            probe = p.cls(p.config, spec)
+        need = 4 * sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+    except RuntimeError as exc:  # a tensor of more elements than int64 counts: too big
+        if "overflow" not in str(exc).lower():
+            return
+        need = 2**63
+    except Exception:  # noqa: BLE001 (a plugin that cannot be built on the meta device is built for real)
+        return
+    have = _memory_of(device)
+    if have is not None and need > have:
+        amount = f"about {need / 2**30:,.1f} GiB" if need < 2**63 else "more than 8 EiB"
+        raise UsageError(f"{p.cls.name}'s networks with this config need {amount} to train (weights, gradients, "
+                         f"optimiser state); {device.type} has {have / 2**30:,.1f} GiB: choose smaller widths or "
+                         f"sizes (zoo info {p.cls.name} lists the keys)")
+
+
+def _memory_of(device: torch.device) -> int | None:
+    """Bytes of memory of ``device`` (None where unknown)."""
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+    return None
+
+
 def _check_shares(model: Model, world: int) -> None:
     """Every batch size the model will ask for splits evenly over the processes (ProGAN's
     smaller batches at higher resolutions too), or the run stops now, not hours in."""
@@ -513,10 +569,11 @@ def _text_encoder(p: Plan, prepared: PreparedData, console: Console) -> tuple[tu
     earlier = p.resume_from or p.init_from
     saved = ckpt_io.load(earlier).state.get("text_encoder") if earlier is not None else None
     if saved is not None:
-        if p.text_encoder is not None and p.init_from is not None and saved.get("folder") != p.text_encoder:
+        folder = Path(p.text_encoder) if p.text_encoder is not None else None
+        if folder is not None and isinstance(saved, dict) and "installed" not in saved:
             raise UsageError(f"--init-from {earlier} reads text with its own encoder, not --text-encoder "
                              f"{p.text_encoder}: its networks know only that one's embeddings; drop one of them")
-        encoder = text.encoder_from_state(saved)
+        encoder = text.encoder_from_state(saved, folder)  # an installed one from the folder the user named
         source = f"{earlier} (fingerprint {encoder.fingerprint()})"
     elif p.text_encoder is not None:
         encoder = text.InstalledEncoder.load(Path(p.text_encoder))

@@ -23,13 +23,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from zoo import figures, runs, superres
+from zoo.config import within
 from zoo.console import make_console, progress_bar
 from zoo.engine import evaluating
 from zoo.errors import UsageError
 from zoo.images import FORMATS, UNREADABLE, as_uint8, convert_channels, read_image, to_float
 from zoo.previews import image_rows
 
-from .inputs import collect, unique
+from .inputs import check_named, collect, unique
 
 SHEET_WINDOW = 192
 """Side of each close-up on the sheet, in output pixels (whole images when smaller)."""
@@ -49,11 +50,12 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
     if scale is not None and scale != factor:
         raise UsageError(f"--scale {scale}: {path.parent.name} was trained for x{factor}; upscale with --scale "
                          f"{factor}, or train a model for x{scale} (--set scale={scale})")
-    if tile < 1:
-        raise UsageError(f"--tile must be at least 1, got {tile}")
+    within("--tile", tile, 1, 65_536)
     files, named = collect(inputs, "upscale")
-    out = runs.output_dir(out or runs.default_out("upscaled", checkpoint, path, "compare" if compare else None),
-                          force)
+    check_named(named)  # each image is read when its turn comes: a named one that cannot be, refused now
+    out = out or runs.default_out("upscaled", checkpoint, path, "compare" if compare else None)
+    made = not out.exists()
+    out = runs.output_dir(out, force)
 
     names: list[str] = []
     rows: list[list[torch.Tensor]] = []
@@ -96,6 +98,8 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
                 superres.measure(output, baseline, high, factor, scores)
                 table.append((name, f"{low.shape[-1]}x{low.shape[-2]}", scores))
     if not names:
+        if made:
+            out.rmdir()  # nothing written: the folder this made goes too
         raise UsageError(f"none of the {len(files)} file(s) could be read as an image (e.g. {skipped[0]}); zoo "
                          f"reads {FORMATS} files")
     _sheet(rows, out / "sheet.png", model.name, factor, compare)

@@ -311,7 +311,9 @@ def test_the_larger_set_is_cut_to_the_size_of_the_smaller() -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--features", "nope"], "unknown feature extractor 'nope'"),
     (["--split", "validation"], "--split must be heldout"),
-    (["--n", "1"], "--n must be at least 2"),
+    (["--n", "5"], "--n must be a whole number from 6 to 1,000,000, got 5"),  # KID, density need more
+    (["--n", str(2**64)], "--n must be a whole number from 6 to 1,000,000"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to 4,294,967,295, got -1"),
     (["--checkpoint", "best"], "has no best.safetensors: a run keeps one when it trains with --eval-every"),
     (["--checkpoint", "newest"], "'newest' is not one of 'latest', 'best'"),
 ])
@@ -469,7 +471,8 @@ def test_a_resumed_run_measures_in_its_own_features_and_compares_only_its_own(tm
 
 def test_eval_every_must_be_positive(mnist) -> None:
     result = run_cli("train", "dcgan", "--data", "mnist", "--eval-every", "0")
-    assert result.exit_code == 2 and "--eval-every must be at least 1" in result.output
+    assert result.exit_code == 2
+    assert "--eval-every must be a whole number from 1 to 1,000,000,000, got 0" in result.output
 
 
 def test_wandb_gets_the_curve_the_best_figure_and_the_evaluation(mnist, monkeypatch: pytest.MonkeyPatch) -> None:

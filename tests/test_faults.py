@@ -329,6 +329,48 @@ def test_files_that_are_not_whole_safetensors_are_refused_without_reading_their_
     refused(path, "is not a readable zoo checkpoint")
 
 
+def nested_header(run: Path, out: Path, depth: int, key: str) -> Path:
+    """A copy of the run's checkpoint whose header's ``key`` (config, or skeleton) holds lists
+    nested ``depth`` deep (written as text: json.dumps itself cannot write that deep)."""
+    from safetensors.torch import load_file, save_file
+
+    source = run / ckpt_io.FILENAME
+    header = ckpt_io.safe_header(source)
+    assert header is not None and f'"{key}": {{' in header["zoo"]
+    text = header["zoo"].replace(f'"{key}": {{', f'"{key}": {{"deep": ' + "[" * depth + "]" * depth + ", ", 1)
+    save_file(load_file(str(source)), str(out), metadata={"zoo": text})
+    return out
+
+
+@pytest.mark.parametrize(("depth", "key"), [(100_000, "config"), (900, "skeleton")])
+def test_a_header_nested_deeper_than_zoo_writes_is_one_line(base_run, tmp_path, depth, key) -> None:
+    """100,000 deep: json's RecursionError; 900: it parses, but the skeleton's walk recursed too deep."""
+    deep = nested_header(base_run, tmp_path / "deep.safetensors", depth, key)
+    refused(deep, "is not a checkpoint zoo wrote: its header is not JSON zoo reads (JSON nested more than")
+    for args in (["--resume", str(deep)], ["--data", "mnist", "--init-from", str(deep), "--out", "warm"]):
+        result = run_cli(*TRAIN, "--steps", "1", *args)
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+        assert "JSON nested more than" in one_line_error(result.output)
+    assert not Path("warm").exists() and not Path(os.environ["ZOO_RUNS_DIR"]).exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--kimg", "inf"], "--kimg must be a number from 0.001 to 1e+09, got inf"),
+    (["--kimg", "1e-9"], "--kimg must be a number from 0.001"),  # no image at all: it trained forever
+    (["--seed", str(2**64)], "--seed must be a whole number from 0 to 4,294,967,295, got 18446744073709551616"),
+    (["--set", "lr=nan"], "--set lr=nan: expected a finite number"),
+    (["--set", "g_width=100000000000"], "--set g_width=100000000000: expected an integer from"),
+    (["--set", "g_width=100000"], "networks with this config need about"),  # terabytes: refused, not allocated
+    (["--clip-grad", "nan"], "--clip-grad must be 0 (off) or a positive finite number, got nan"),
+    (["--eval-every", "1", "--eval-features", "nosuch"], "unknown feature extractor 'nosuch'"),  # was after the run
+])
+def test_hostile_values_are_one_line_before_anything_is_written(mnist, args, message) -> None:
+    result = run_cli(*TRAIN, *([] if "--kimg" in args else ["--steps", "1"]), *args)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert message in one_line_error(result.output)
+    assert not Path(os.environ["ZOO_RUNS_DIR"]).exists()
+
+
 # -- plugins from strangers ----------------------------------------------------------------------
 
 def test_a_plugin_that_exits_while_importing_is_only_broken(extra_plugins) -> None:

@@ -74,7 +74,7 @@ def test_interpolate_lerp_and_bad_endpoints(run: Path) -> None:
         (["--from-seed", "1"], "same number of seeds"),
         ([], "give one kind of endpoints"),
         (["--from-seed", "1", "--to-seed", "2", "--method", "cubic"], "--method must be lerp or slerp"),
-        (["--from-seed", "1", "--to-seed", "2", "--steps", "1"], "--steps must be at least 2"),
+        (["--from-seed", "1", "--to-seed", "2", "--steps", "1"], "--steps must be a whole number from 2 to 1,000"),
         (["--from-latent", "nope.safetensors", "--to-latent", "nope.safetensors"], "does not exist"),
     ):
         result = run_cli("interpolate", "run", *args)

@@ -82,7 +82,7 @@ def test_no_run_of_that_model_gives_the_train_command() -> None:
     (["nowhere/run"], 2, "nowhere/run does not exist; `zoo runs` lists the runs in"),
     (["dcgan-mnist-20261122-101500"], 2, "`zoo runs` lists the runs in"),
     (["dcgn"], 2, "did you mean dcgan"),
-    (["dcgan", "--n", "0"], 2, "--n must be at least 1"),
+    (["dcgan", "--n", "0"], 2, "--n must be a whole number from 1 to 1,000,000, got 0"),
 ])
 def test_bad_targets(args: list[str], code: int, message: str) -> None:
     result = run_cli("sample", *args)

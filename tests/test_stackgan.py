@@ -510,29 +510,72 @@ def test_an_installed_sentence_encoder_reads_the_text_instead(installed: Path, c
     assert state["text_encoder"]["installed"] == "sentence-transformers"  # by reference, not its weights
     assert state["text_encoder"]["folder"] == str(installed.resolve()) and "weights" not in state["text_encoder"]
     assert json.loads((Path("st") / "run.json").read_text())["config"]["text_dim"] == 8
+    named = ["--text-encoder", str(installed)]  # the folder a checkpoint records is read only when named
     sampled = run_cli("sample", "st", "--text", "a dark circle", "--text", "a word it never saw", "-n", "2",
-                      "--out", "drawn")
+                      "--out", "drawn", *named)
     assert sampled.exit_code == 0, sampled.output  # any words read: its tokenizer splits what it does not know
     assert len(list(Path("drawn").glob("text1-*.png"))) == 2
-    resumed = run_cli("train", "stackgan", "--resume", "st", "--steps", "4", "--no-wandb")
+    resumed = run_cli("train", "stackgan", "--resume", "st", "--steps", "4", "--no-wandb", *named)
     assert resumed.exit_code == 0, resumed.output
     other = fake.make_model(installed.with_name("another"), dim=16)
     refused = run_cli("train", "stackgan", "--resume", "st", "--steps", "5", "--text-encoder", str(other), "--no-wandb")
-    assert refused.exit_code != 0 and "that run trained with --text-encoder" in refused.output
+    assert refused.exit_code == 2 and "is not the sentence-transformers model this model trained with" in refused.output
     warm = ["train", "stackgan", "--data", f"captions:{captioned}", "--steps", "2", *TINY_STACKGAN, "--set", "stage=2",
             "--init-from", "st", "--no-wandb"]
     mixed = run_cli(*warm, "--text-encoder", str(other), "--out", "mixed")
-    assert mixed.exit_code != 0 and "reads text with its own encoder" in mixed.output
-    assert run_cli(*warm, "--out", "st2").exit_code == 0  # its encoder, kept by the new run for a --resume
+    assert mixed.exit_code == 2 and "is not the sentence-transformers model this model trained with" in mixed.output
+    assert run_cli(*warm, *named, "--out", "st2").exit_code == 0  # its encoder, kept by the new run for a --resume
     kept = ckpt_io.read_meta(Path("st2") / ckpt_io.FILENAME)["train"]["data"]["text_encoder"]
     assert kept == str(installed.resolve())
     (installed / "config.json").write_text(json.dumps({"dim": 24, "changed": True}))
-    changed = run_cli("sample", "st", "--text", "a dark circle", "--out", "changed")
-    assert changed.exit_code != 0 and "has changed since this model was trained" in changed.output
-    installed.rename(installed.with_name("moved"))
-    moved = run_cli("sample", "st", "--text", "a dark circle", "--out", "moved")
-    assert moved.exit_code != 0 and "which is not there any more" in moved.output
-    assert "Traceback" not in changed.output + moved.output
+    changed = run_cli("sample", "st", "--text", "a dark circle", "--out", "changed", *named)
+    assert changed.exit_code == 2 and "fingerprint" in changed.output and "its files as they were" in changed.output
+    (installed / "config.json").write_text(json.dumps({"dim": 24}))
+    moved = installed.rename(installed.with_name("moved"))
+    gone = run_cli("sample", "st", "--text", "a dark circle", "--out", "gone", *named)
+    assert gone.exit_code == 2 and "is not a folder" in gone.output
+    elsewhere = run_cli("sample", "st", "--text", "a dark circle", "--out", "elsewhere", "--text-encoder", str(moved))
+    assert elsewhere.exit_code == 0, elsewhere.output  # the same files in another folder: the same encoder
+    assert "Traceback" not in changed.output + gone.output
+
+
+def test_a_folder_a_checkpoint_names_is_read_only_when_the_user_names_it(installed: Path, captioned: Path,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    result = run_cli("train", "stackgan", "--data", f"captions:{captioned}", "--steps", "1", *TINY_STACKGAN,
+                     "--text-encoder", str(installed), "--out", "st", "--no-wandb")
+    assert result.exit_code == 0, result.output
+    theirs = tmp_path / "theirs"  # a folder of files, as a stranger's checkpoint may name (or / itself)
+    (theirs / "deep").mkdir(parents=True)
+    (theirs / "deep" / "weights.bin").write_bytes(bytes(1000))
+    for recorded in ("/", str(theirs)):
+        checkpoint = ckpt_io.load(Path("st") / ckpt_io.FILENAME)
+        checkpoint.state["text_encoder"]["folder"] = recorded
+        checkpoint.train["data"]["text_encoder"] = recorded
+        stranger = tmp_path / "stranger" / ckpt_io.FILENAME
+        stranger.parent.mkdir(exist_ok=True)
+        ckpt_io.save(stranger, checkpoint)
+
+        def read(folder: Path) -> str:
+            raise AssertionError(f"zoo read {folder}, which only the checkpoint named")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(text, "folder_fingerprint", read)
+            for args in (["sample", str(stranger), "--text", "a dark circle", "--out", "drawn"],
+                         ["eval", str(stranger), "--n", "8", "--features", "random"],
+                         ["interpolate", str(stranger), "--from-text", "a dark circle", "--to-text", "a light square",
+                          "--out", "walk"],
+                         ["train", "stackgan", "--resume", str(stranger), "--steps", "2", "--no-wandb"],
+                         ["train", "stackgan", "--data", f"captions:{captioned}", "--steps", "1", *TINY_STACKGAN,
+                          "--init-from", str(stranger), "--out", "warm", "--no-wandb"]):
+                refused = run_cli(*args)
+                lines = refused.output.strip().splitlines()
+                assert refused.exit_code == 2 and len(lines) == 1, refused.output
+                assert "give --text-encoder FOLDER" in lines[0], refused.output
+            assert not any(Path(name).exists() for name in ("drawn", "walk", "warm"))
+            assert not (stranger.parent / "eval.json").exists()
+    drawn = run_cli("sample", str(stranger), "--text", "a dark circle", "--out", "drawn",
+                    "--text-encoder", str(installed))
+    assert drawn.exit_code == 0, drawn.output  # named by the user, and its fingerprint the checkpoint's
 
 
 def test_an_installed_encoders_embeddings_are_cached_by_what_it_embedded(installed: Path, captioned: Path) -> None:

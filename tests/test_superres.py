@@ -397,7 +397,7 @@ def test_upscale_takes_the_runs_best_checkpoint_when_asked(srresnet_run: Path, p
 @pytest.mark.parametrize(("args", "message"), [
     (["--scale", "4"], "was trained for x2"),
     (["--compare"], "too small to measure x2 super-resolution on"),
-    (["--tile", "0"], "--tile must be at least 1"),
+    (["--tile", "0"], "--tile must be a whole number from 1 to 65,536, got 0"),
 ])
 def test_upscale_refuses_bad_input(srresnet_run: Path, tmp_path: Path, args: list[str], message: str) -> None:
     dot = tmp_path / "dot.png"

@@ -241,7 +241,7 @@ def test_minutes_stops_training_on_time_and_can_resume(mnist) -> None:
     assert Path("run/progress.gif").is_file()
     assert "--resume run" in result.output
     bad = train("--data", "mnist", "--minutes", "0")
-    assert bad.exit_code == 2 and "--minutes must be more than 0" in bad.output
+    assert bad.exit_code == 2 and "--minutes must be a number more than 0" in bad.output
 
 
 def test_minutes_alone_is_the_runs_length_however_many_epochs_that_is(mnist) -> None:

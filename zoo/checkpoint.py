@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from . import files
+from .config import SEED_MAX, parse_json
 from .errors import ZooError
 
 FORMAT = "zoo-checkpoint/1"
@@ -75,10 +76,13 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise ZooError(f"{path} is not a readable zoo checkpoint: it is cut off (truncated or not safetensors: "
                        f"{_short(exc)}); {ANOTHER}") from None
     try:
-        meta = json.loads(header["zoo"])
-    except (KeyError, ValueError):
+        meta = parse_json(header["zoo"])
+    except KeyError:
         raise ZooError(f"{path} is a safetensors file but not a zoo checkpoint "
                        "(no zoo header); only checkpoints written by `zoo train` load") from None
+    except ValueError as exc:  # malformed, or nested past any header zoo writes
+        raise ZooError(f"{path} is not a checkpoint zoo wrote: its header is not JSON zoo reads "
+                       f"({_short(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise ZooError(f"{path} has checkpoint format {found!r}; this zoo reads {FORMAT!r}")
@@ -121,16 +125,32 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:
 
 
 _RESUMABLE: dict[str, tuple[type, ...]] = {"step": (int,), "images": (int,), "seed": (int,), "batches": (dict,),
-                                           "data": (dict,), "seconds": (int, float)}
+                                           "data": (dict,), "seconds": (int, float), "total_steps": (int,),
+                                           "total_images": (int,), "minutes": (int, float, type(None)),
+                                           "clip_grad": (int, float), "precision": (str,)}
+_OPTIONAL = {"seconds", "total_images", "minutes", "clip_grad", "precision"}
+"""Keys older checkpoints may lack."""
+_COUNT_MAX = 2**62
+"""The most steps or images a training state counts."""
 
 
 def check_resumable(train: Mapping[str, Any], path: Path) -> None:
-    """Refuse a checkpoint whose training state zoo did not write (so cannot resume from)."""
+    """Refuse a checkpoint whose training state zoo did not write (so cannot resume from):
+    a key missing or of another type, or a number no run reaches (a negative step, a seed
+    out of range, an infinite time)."""
     for key, kinds in _RESUMABLE.items():
-        if key in train and not isinstance(train[key], kinds) or key != "seconds" and key not in train:
+        if key in train and (not isinstance(train[key], kinds) or isinstance(train[key], bool)) \
+                or key not in _OPTIONAL and key not in train:
             raise ZooError(f"{path} cannot be resumed: its training state's {key!r} is "
                            f"{type(train.get(key)).__name__}, not what zoo writes; sample from it, or start a "
                            f"new run from its weights with --init-from")
+    numbers = {key: train.get(key) for key in ("step", "images", "total_steps", "total_images", "seed", "seconds",
+                                              "minutes", "clip_grad")}
+    limits = {"seed": SEED_MAX, "minutes": 1e9, "seconds": 1e12, "clip_grad": 1e300}
+    for key, value in numbers.items():
+        if value is not None and not 0 <= value <= limits.get(key, _COUNT_MAX):  # NaN fails too
+            raise ZooError(f"{path} cannot be resumed: its training state's {key!r} is {value!r}, which no "
+                           "run of zoo's reaches; start a new run from its weights with --init-from")
     if not isinstance(train["data"].get("source"), str):
         raise ZooError(f"{path} cannot be resumed: its training state names no data source")
 

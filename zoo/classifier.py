@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from zoo.images import to_float
 
+from .config import parse_json
 from .data import PreparedData
 from .errors import UsageError
 from .features import FeatureExtractor, Reference, file_hash
@@ -187,7 +188,7 @@ def _read(model: Classifier, path: Path) -> bool:
         return False
     try:
         weights, header = files.load_tensors(path, "cached classifier", "training it again")
-        meta: dict[str, Any] = json.loads(header.get("zoo", "{}"))
+        meta: dict[str, Any] = parse_json(header.get("zoo", "{}"))
         model.net.load_state_dict(weights)
     except (files.Damaged, ValueError, RuntimeError) as exc:
         from rich.console import Console

@@ -3,8 +3,14 @@
 dataclass defaults  <  config file (TOML or JSON)  <  ``--set key=value``  <  explicit flags
 
 Every value is checked against its field's annotation, and an unknown key is an error that
-lists the valid ones. Nothing here imports torch, so the CLI can resolve and print a config
+lists the valid ones. A number must be one a network can use: a float finite (NaN never, and
+an infinity only where its field says so: ``option(..., infinite=True)``), an integer within
+:data:`INT_LIMIT`. Nothing here imports torch, so the CLI can resolve and print a config
 (``--dry-run``) instantly.
+
+The command line's own numbers are checked where the pipelines resolve them, with
+:func:`within` and :func:`check_seed`; JSON from files zoo did not write (a stranger's
+checkpoint header, a config file) is read with :func:`parse_json`, which bounds its nesting.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import sys
 import types
 import typing
@@ -21,14 +28,24 @@ from typing import Any, Literal
 
 from .errors import UsageError
 
+INT_LIMIT = 2**31 - 1
+"""The largest integer a config key takes (and the most negative, negated): beyond it no
+width, count or step is meaningful, and torch's sizes overflow."""
+SEED_MAX = 2**32 - 1
+"""Seeds run from 0 to this: torch takes up to 2**64 - 1, and zoo derives further seeds from
+a seed (times a million and more), which must stay within that."""
+JSON_DEPTH = 100
+"""The deepest nesting of JSON zoo reads (a checkpoint's header nests about ten deep)."""
+
 _NONE_WORDS = {"none", "null"}
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
 
 
-def option(default: Any, help: str) -> Any:
-    """A config field with its default and a one-line help text (shown by ``zoo info``)."""
-    return dataclasses.field(default=default, metadata={"help": help})
+def option(default: Any, help: str, *, infinite: bool = False) -> Any:
+    """A config field with its default and a one-line help text (shown by ``zoo info``).
+    A float field refuses infinities unless ``infinite`` (NaN always)."""
+    return dataclasses.field(default=default, metadata={"help": help, "infinite": infinite})
 
 
 @dataclasses.dataclass
@@ -123,6 +140,7 @@ def resolve(
             raise UsageError(f"--set expects key=value, got {item!r}")
         _require_known(cls, key, source="--set")
         values[key] = parse_value(text.strip(), hints[key], key=key)
+        _check_number(cls, key, values[key], f"--set {key}={_cut(text.strip())}")
     for key, value in (flags or {}).items():
         if value is not None:
             values.update(_checked(cls, {key: value}, source="the command line"))
@@ -133,8 +151,10 @@ def load_file(path: Path) -> dict[str, Any]:
     """Read a TOML or JSON config file into a dict."""
     if not path.is_file():
         raise UsageError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in (".toml", ".json"):
+        raise UsageError(f"config file {path} must end in .toml or .json")
     try:
+        text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
             if sys.version_info >= (3, 11):
                 import tomllib
@@ -142,12 +162,10 @@ def load_file(path: Path) -> dict[str, Any]:
                 import tomli as tomllib
 
             data = tomllib.loads(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
         else:
-            raise UsageError(f"config file {path} must end in .toml or .json")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config file {path} could not be parsed: {exc}") from None
+            data = parse_json(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # TOML nested too deep: RecursionError
+        raise UsageError(f"config file {path} could not be parsed: {str(exc)[:200] or type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a table of key = value pairs")
     return data
@@ -211,15 +229,79 @@ def _checked(cls: type[Config], values: Mapping[str, Any], *, source: str) -> di
         _require_known(cls, key, source=source)
         if not _matches(value, hints[key]):
             if not isinstance(value, str):
-                raise UsageError(f"{key} = {value!r} in {source}: expected {_type_name(hints[key])}")
+                raise UsageError(f"{key} = {_shown(value)} in {source}: expected {_type_name(hints[key])}")
             try:
                 value = _parse(value, hints[key])
             except ValueError:
                 raise UsageError(
-                    f"{key} = {value!r} in {source}: expected {_type_name(hints[key])}"
+                    f"{key} = {_shown(value)} in {source}: expected {_type_name(hints[key])}"
                 ) from None
         out[key] = _normalise(value, hints[key])
+        _check_number(cls, key, out[key], f"{key} = {_shown(out[key])} in {source}")
     return out
+
+
+def _check_number(cls: type[Config], key: str, value: Any, where: str) -> None:
+    """Refuse a number no network can use: NaN, an infinity (unless the field allows it), an
+    integer beyond :data:`INT_LIMIT`; in a tuple, each of its numbers."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == key)
+    for number in value if isinstance(value, tuple) else (value,):
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            continue
+        if isinstance(number, int) and abs(number) > INT_LIMIT:
+            raise UsageError(f"{where}: expected an integer from {-INT_LIMIT:,} to {INT_LIMIT:,}")
+        if isinstance(number, float) and (math.isnan(number) or math.isinf(number)
+                                          and not field.metadata.get("infinite")):
+            allowed = " (or inf)" if field.metadata.get("infinite") else ""
+            raise UsageError(f"{where}: expected a finite number{allowed}")
+
+
+def within(flag: str, value: float | None, low: float, high: float, *, above: bool = False) -> None:
+    """Refuse ``value`` of an option (None passes) unless it is a finite number from ``low``
+    (more than ``low`` with ``above``) to ``high``: one line naming the option, the numbers it
+    takes and what it was given."""
+    if value is None:
+        return
+    whole = isinstance(value, int)
+    if not ((low < value) if above else (low <= value)) or not value <= high:  # NaN and infinities fail too
+        if whole:
+            takes = f"a whole number from {low:,} to {high:,}"
+        else:
+            takes = f"a number {'more than' if above else 'from'} {low:g} {'and at most' if above else 'to'} {high:g}"
+        raise UsageError(f"{flag} must be {takes}, got {_shown(value)}")
+
+
+def check_seed(seed: int | None, flag: str = "--seed") -> None:
+    """Refuse a seed outside 0 .. :data:`SEED_MAX` (None passes)."""
+    within(flag, seed, 0, SEED_MAX)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for text zoo may not have written: nesting deeper than
+    :data:`JSON_DEPTH` is a ValueError, as malformed JSON is (never a RecursionError)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"JSON nested more than {JSON_DEPTH} deep") from None
+    level, depth = [value], 0
+    while level:  # breadth first, level by level: no recursion
+        depth += 1
+        if depth > JSON_DEPTH:
+            raise ValueError(f"JSON nested more than {JSON_DEPTH} deep")
+        level = [child for node in level if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+    return value
+
+
+def _cut(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else f"{text[:most - 3]}..."
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, cut short when it is long."""
+    if isinstance(value, int) and abs(value) >= 10**40:  # str() of one past 4,300 digits raises
+        return f"an integer of {math.floor(value.bit_length() * math.log10(2)) + 1} digits"
+    return _cut(repr(value))
 
 
 def _require_known(cls: type[Config], key: str, *, source: str) -> None:

@@ -9,7 +9,6 @@ shuffled batches by indexing: no per-item Python, no image files read during tra
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from zoo.spec import Batch, Condition, DataSpec
 
 from . import files
+from .config import parse_json
 from .devices import to_device
 from .errors import UsageError
 from .images import to_float
@@ -211,7 +211,7 @@ def load_prepared(folder: Path, split: str = "train") -> PreparedData:
     prep wrote it is :class:`zoo.files.Damaged` (its checksum tells), never trained on."""
     fix = "run `zoo prep` again with --force"
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = parse_json((folder / "meta.json").read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("zoo-prepared/"):
             raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else None!r}")
     except (OSError, ValueError) as exc:

@@ -21,6 +21,7 @@ penalties (:mod:`zoo.losses`) run their inner forward pass in full precision.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -73,8 +74,8 @@ class EngineOptions:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.clip_grad < 0:
-            raise UsageError(f"--clip-grad must be 0 (off) or positive, got {self.clip_grad}")
+        if not 0 <= self.clip_grad < math.inf:  # NaN fails too: it would make every gradient NaN
+            raise UsageError(f"--clip-grad must be 0 (off) or a positive finite number, got {self.clip_grad}")
 
 
 class Engine:

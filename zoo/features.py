@@ -47,6 +47,8 @@ BUILTINS = {
     "inception": "zoo.features:load_inception",
     "random": "zoo.features:load_random",
 }
+NO_ARGUMENT = frozenset({"classifier", "random"})
+"""Built-ins that take nothing after their name (``inception:PATH`` takes a path)."""
 INCEPTION_ENV = "ZOO_INCEPTION_WEIGHTS"
 
 
@@ -144,15 +146,24 @@ def available() -> dict[str, str]:
     return found
 
 
-def load(spec: str, reference: Reference) -> FeatureExtractor:
-    """The extractor named by ``spec`` (``NAME`` or ``NAME:ARGUMENT``), made for ``reference``."""
+def check_spec(spec: str) -> tuple[str, str | None]:
+    """(name, argument) of ``spec`` (``NAME`` or ``NAME:ARGUMENT``), refused now, before any
+    work, when no extractor has that name, or when a built-in that takes no argument gets one."""
     name, _, argument = spec.partition(":")
     known = available()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise UsageError(f"unknown feature extractor {name!r}; {hint}known: {', '.join(sorted(known))}")
-    reference.argument = argument or None
+    if argument and name in NO_ARGUMENT:
+        raise UsageError(f"the {name} features take nothing after their name; got {spec[:80]}")
+    return name, argument or None
+
+
+def load(spec: str, reference: Reference) -> FeatureExtractor:
+    """The extractor named by ``spec`` (``NAME`` or ``NAME:ARGUMENT``), made for ``reference``."""
+    name, reference.argument = check_spec(spec)
+    known = available()
     try:
         factory: Callable[[Reference], FeatureExtractor] = md.EntryPoint(name, known[name], GROUP).load()
     except Exception as exc:  # a broken third-party extractor names itself

@@ -133,8 +133,9 @@ def parse(text: str) -> Prior:
 def check_truncation(prior: Prior, truncation: float) -> None:
     if not prior.truncatable:
         raise UsageError(f"truncation is defined for normal and uniform priors, not {prior.kind}")
-    if prior.kind == "normal" and not truncation > 0:
-        raise UsageError(f"--truncation for a normal prior is a number of standard deviations > 0, got {truncation}")
+    if prior.kind == "normal" and not 0 < truncation < math.inf:
+        raise UsageError(f"--truncation for a normal prior is a finite number of standard deviations > 0, "
+                         f"got {truncation}")
     if prior.kind == "uniform" and not 0 < truncation <= 1:
         raise UsageError(f"--truncation for a uniform prior is the kept fraction of its range, in (0, 1], "
                          f"got {truncation}")

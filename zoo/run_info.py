@@ -11,7 +11,6 @@ and ``zoo report`` present it.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from zoo import checkpoint as ckpt_io
 from zoo import runs
+from zoo.config import parse_json
 from zoo.errors import ZooError
 
 EVAL_FILE = "eval.json"
@@ -175,7 +175,7 @@ def read_metrics(path: Path) -> list[dict]:
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            row = json.loads(line)
+            row = parse_json(line)
         except ValueError:
             continue
         if isinstance(row, dict):

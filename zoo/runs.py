@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 
 from zoo import checkpoint as ckpt_io
 from zoo import files, registry
+from zoo.config import parse_json
 from zoo.errors import UsageError, ZooError
 from zoo.paths import runs_dir, safe_name
 
@@ -169,8 +170,8 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from a file; None when it is missing, unreadable or not an object."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a stranger's run.json: malformed, or nested past reading
         return None
     return value if isinstance(value, dict) else None
 
@@ -238,8 +239,13 @@ def latest_run(model: str) -> Path | None:
     return max(found)[2] if found else None
 
 
-def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
-    """Rebuild a model from a checkpoint alone; returns (model, checkpoint)."""
+def load_model(path: Path, device: Any = "cpu", expect: str | None = None, text_encoder: Path | None = None,
+               reads_text: bool = True):
+    """Rebuild a model from a checkpoint alone; returns (model, checkpoint). A text-conditional
+    model gets its text encoder: zoo's own from the checkpoint, or the installed one it names
+    from ``text_encoder`` (``--text-encoder``: a folder a checkpoint names is never read
+    unless the user names it). With ``reads_text`` False (a command that refuses models
+    that read text) none is attached."""
     from zoo.config import from_dict
     from zoo.spec import Capability, DataSpec
 
@@ -253,6 +259,8 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     if str(cls.version) != str(meta["plugin_version"]):
         raise ZooError(f"{path} was written by {cls.name} version {meta['plugin_version']}; the "
                        f"installed plugin is version {cls.version} and cannot read it")
+    if text_encoder is not None and not cls.has(Capability.TEXT_CONDITIONAL):
+        raise UsageError(f"--text-encoder is for models that draw from text; {cls.name} reads none")
     config = from_dict(cls.Config, meta["config"], source=str(path))
     try:
         spec = DataSpec.from_dict(meta["data"])
@@ -268,12 +276,12 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None):
     except (RuntimeError, KeyError) as exc:
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
-    if "text_encoder" in checkpoint.state:
+    if reads_text and "text_encoder" in checkpoint.state:
         from zoo.text import encoder_from_state
 
-        encoder = encoder_from_state(checkpoint.state["text_encoder"])
+        encoder = encoder_from_state(checkpoint.state["text_encoder"], text_encoder)
         model.attach_text_encoder(encoder, f"{path} (fingerprint {encoder.fingerprint()})")
-    elif model.has(Capability.TEXT_CONDITIONAL):
+    elif reads_text and model.has(Capability.TEXT_CONDITIONAL):
         raise ZooError(f"{path} holds no text encoder, which {cls.name} needs to read a --text; it was not "
                        "written by zoo's train pipeline")
     return model.to(device), checkpoint
@@ -320,18 +328,20 @@ def output_dir(out: Path, force: bool) -> Path:
     return out
 
 
-def _loaded(target: str, device: str, which: str, check: Callable[[Any], None]):
+def _loaded(target: str, device: str, which: str, check: Callable[[Any], None], text_encoder: Path | None = None,
+            reads_text: bool = False):
     """(model, checkpoint, path) of a target, after ``check`` of the model's class, which
     refuses models that cannot do what the command asks: by name before any run of it is
     looked for (``zoo sample ae`` says that an autoencoder cannot sample, not that no run of
-    it was found)."""
+    it was found). ``text_encoder``: the folder of the installed text encoder the model
+    names, if it does (read only when the command reads text, ``reads_text``)."""
     from zoo.devices import resolve_device
 
     reg = registry.registry()
     if not Path(target).expanduser().exists() and reg.is_name(target):
         check(reg.get(target))
     path = find_checkpoint(target, which)
-    model, checkpoint = load_model(path, resolve_device(device))
+    model, checkpoint = load_model(path, resolve_device(device), text_encoder=text_encoder, reads_text=reads_text)
     check(type(model))
     return model, checkpoint, path
 
@@ -351,10 +361,11 @@ def _instead(model, target: str) -> str:
 
 
 def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest",
-                      or_encoder: bool = False):
+                      or_encoder: bool = False, text_encoder: Path | None = None):
     """(model, checkpoint, path) for a command that needs a latent prior (or, with
     ``or_encoder``, at least an encoder to find latents with); refuses others, and
-    text-conditional models where the command has no ``--text`` to give them."""
+    text-conditional models where the command has no ``--text`` to give them.
+    ``text_encoder``: the folder of the installed text encoder the model names, if it does."""
     from zoo.spec import Capability
 
     def check(cls: Any) -> None:
@@ -364,7 +375,7 @@ def load_latent_model(target: str, device: str, action: str, takes_text: bool = 
             raise UsageError(f"{cls.name} draws from a description, and this command takes none; "
                              f"zoo sample {target} --text \"...\" does")
 
-    return _loaded(target, device, which, check)
+    return _loaded(target, device, which, check, text_encoder, reads_text=takes_text)
 
 
 def load_encoder(target: str, device: str, action: str = "reconstruct images", which: str = "latest"):

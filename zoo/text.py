@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import parse_json
 from .errors import UsageError, ZooError
 
 PAD, UNKNOWN = 0, 1
@@ -220,17 +221,24 @@ def load_encoder(path: Path) -> tuple[TextEncoder, dict[str, Any]]:
     fix = "run `zoo prep` again with --force"
     weights, meta = load_tensors(path, "text encoder", fix, required=False)
     try:
-        header = json.loads(meta["zoo-text-encoder"])
+        header = parse_json(meta["zoo-text-encoder"])
         encoder = TextEncoder.from_state({"weights": weights, **header})
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ZooError(f"{path} is not a text encoder zoo wrote ({str(exc).splitlines()[0][:120]}); {fix}") from None
     return encoder, dict(header.get("record", {}))
 
 
-def encoder_from_state(state: Mapping[str, Any]) -> TextEncoder | InstalledEncoder:
-    """The text encoder a checkpoint records: zoo's own by value, an installed one by reference."""
+def encoder_from_state(state: Mapping[str, Any], folder: Path | None = None) -> TextEncoder | InstalledEncoder:
+    """The text encoder a checkpoint records: zoo's own by value; an installed one by
+    reference, read from the ``folder`` the user names with ``--text-encoder`` (never from
+    the folder the checkpoint names: see :meth:`InstalledEncoder.from_state`)."""
+    if not isinstance(state, Mapping):
+        raise ZooError("the text encoder recorded here is not one zoo wrote")
     if "installed" in state:
-        return InstalledEncoder.from_state(state)
+        return InstalledEncoder.from_state(state, folder)
+    if folder is not None:
+        raise UsageError(f"--text-encoder {folder}: this model reads text with zoo's own encoder, which its "
+                         "checkpoint holds; drop --text-encoder")
     return TextEncoder.from_state(state)
 
 
@@ -332,30 +340,59 @@ class InstalledEncoder(nn.Module):
         return {"installed": self.KIND, "folder": str(self.folder), "fingerprint": self._fingerprint}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> InstalledEncoder:
+    def from_state(cls, state: Mapping[str, Any], folder: Path | None = None) -> InstalledEncoder:
+        """The installed model a checkpoint names, read from ``folder``, the one the user
+        names with ``--text-encoder``, and only if its fingerprint is the checkpoint's. The
+        folder the checkpoint records is said, never read: a stranger's checkpoint may name
+        ``/`` or a home folder, every file of which the fingerprint would read."""
         try:
-            kind, folder, fingerprint = str(state["installed"]), Path(str(state["folder"])), str(state["fingerprint"])
+            kind, recorded, fingerprint = str(state["installed"]), str(state["folder"]), str(state["fingerprint"])
         except KeyError as exc:
             raise ZooError(f"the text encoder recorded here is not one zoo wrote (no {exc})") from None
         if kind != cls.KIND:
-            raise ZooError(f"this model reads text with a {kind} model, which this zoo cannot load")
-        if not folder.is_dir():
-            raise ZooError(f"this model reads text with the sentence-transformers model in {folder}, which is not "
-                           "there any more; put that folder back (its embeddings are the only ones it can read)")
-        encoder = cls.load(folder, "its text encoder")
+            raise ZooError(f"this model reads text with a {_cut(kind)} model, which this zoo cannot load")
+        if folder is None:
+            raise UsageError(f"this model reads text with a sentence-transformers model (trained in {_cut(recorded)}, "
+                             f"fingerprint {_cut(fingerprint)}), which zoo reads only from a folder you name: give "
+                             "--text-encoder FOLDER")
+        encoder = cls.load(Path(folder))
         if encoder.fingerprint() != fingerprint:
-            raise ZooError(f"the sentence-transformers model in {folder} has changed since this model was trained "
-                           f"(fingerprint {encoder.fingerprint()}, trained with {fingerprint}); put the files it "
-                           "trained with back, or train again")
+            raise UsageError(f"--text-encoder {folder} is not the sentence-transformers model this model trained with "
+                             f"(fingerprint {encoder.fingerprint()}; it trained with {_cut(fingerprint)}, in "
+                             f"{_cut(recorded)}): give that folder, its files as they were")
         return encoder.requires_grad_(False).eval()
+
+
+def _cut(text: str, most: int = 120) -> str:
+    """Text from a checkpoint, for a message: printable, and cut short when long."""
+    shown = text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= most else f"{shown[:most - 3]}..."
+
+
+FOLDER_FILES = 10_000
+"""The most files a model's folder holds (a sentence-transformers model has a few dozen):
+a folder with more is not one, and is not read through."""
 
 
 def folder_fingerprint(folder: Path) -> str:
     """A short hash of every visible file under ``folder`` (names and bytes): an installed
-    model's identity. Hidden ones (``.git/``, ``.cache/``) change when nothing the model reads does."""
+    model's identity. Hidden ones (``.git/``, ``.cache/``) change when nothing the model reads does.
+    A folder of more than :data:`FOLDER_FILES` files (``/``, a home folder) is refused unread."""
+    import os
+
+    found = []
+    for root, folders, names in os.walk(folder):  # links to folders are not followed
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            path = Path(root) / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            found.append(path)
+            if len(found) > FOLDER_FILES:
+                raise UsageError(f"{folder} holds more than {FOLDER_FILES:,} files: it is not the folder of a "
+                                 "sentence-transformers model (one that model.save(FOLDER) wrote)")
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)):
+    for path in sorted(found):
         digest.update(str(path.relative_to(folder)).encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

@@ -164,6 +164,10 @@ Class = Annotated[str | None, typer.Option(
     "--class", metavar="CLASS", help="Class-conditional models: the class, by name or index.")]
 Digit = Annotated[str | None, typer.Option("--digit", metavar="DIGIT",
                                            help="--class for digit data sets (mnist, svhn).")]
+TextEncoder = Annotated[Path | None, typer.Option(
+    "--text-encoder", metavar="DIR",
+    help="Text-conditional models trained with --text-encoder: that sentence-transformers model's folder (zoo "
+         "reads no folder a checkpoint names unless you name it here).")]
 
 
 def out_option(default: str, panel: str | None = None) -> Any:

@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from .base import MEASURE, Checkpoint, Device, NoWandb, Run, Wandb, command, console, handles_errors, wandb_mode
+from .base import (
+    MEASURE,
+    Checkpoint,
+    Device,
+    NoWandb,
+    Run,
+    TextEncoder,
+    Wandb,
+    command,
+    console,
+    handles_errors,
+    wandb_mode,
+)
 
 
 @command(
@@ -38,6 +50,7 @@ def evaluate(
     no_wandb: NoWandb = False,
     nll_samples: Annotated[int, typer.Option("--nll-samples", metavar="K", help="Models that estimate a likelihood (VAEs): importance samples per image (Burda et al.'s k; more is tighter and slower).")] = 100,
     nll_images: Annotated[int, typer.Option("--nll-images", metavar="N", help="Models that estimate a likelihood: how many of the reference images the NLL is averaged over.")] = 1000,
+    text_encoder: TextEncoder = None,
 ) -> None:
     """Measure a trained model on images it never trained on; write RUN/eval.json.
 
@@ -54,4 +67,5 @@ def evaluate(
     from ..pipelines.evaluate import evaluate as run
 
     run(target, n=n, features=features, split=split, checkpoint=checkpoint, seed=seed, batch_size=batch_size,
-        device=device, data=data, wandb=wandb_mode(wandb, no_wandb), console=console, nll_samples=nll_samples, nll_images=nll_images)
+        device=device, data=data, wandb=wandb_mode(wandb, no_wandb), console=console, nll_samples=nll_samples,
+        nll_images=nll_images, text_encoder=text_encoder)

@@ -16,6 +16,7 @@ from .base import (
     Force,
     Images,
     Run,
+    TextEncoder,
     command,
     console,
     handles_errors,
@@ -48,6 +49,7 @@ def sample(
     text: Annotated[list[str] | None, typer.Option(
         "--text", metavar="TEXT",
         help="Text-conditional models: the description to draw; several --text give a row each.")] = None,
+    text_encoder: TextEncoder = None,
     checkpoint: Checkpoint = "latest",
     out: Annotated[Path | None, out_option(
         "samples/RUN-seedS, with the checkpoint, class or text, prior and truncation when given: "
@@ -64,7 +66,7 @@ def sample(
 
     run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
                  digit=digit, noise=noise, truncation=truncation, text=text, which=checkpoint,
-                 console=console)
+                 text_encoder=text_encoder, console=console)
 
 
 # -- zoo translate -----------------------------------------------------------------------------

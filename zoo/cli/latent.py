@@ -15,6 +15,7 @@ from .base import (
     Digit,
     Force,
     Run,
+    TextEncoder,
     command,
     console,
     handles_errors,
@@ -58,6 +59,7 @@ def interpolate(
     to_class: Annotated[str | None, typer.Option("--to-class", metavar="CLASS", help="...to this one.")] = None,
     from_text: Annotated[str | None, typer.Option("--from-text", metavar="TEXT", help="Text-conditional models: walk from this description...")] = None,
     to_text: Annotated[str | None, typer.Option("--to-text", metavar="TEXT", help="...to this one (a row per seed, seeds 0-3 unless given).")] = None,
+    text_encoder: TextEncoder = None,
     invert_steps: Annotated[int, typer.Option("--invert-steps", metavar="N", help="Optimisation steps when inverting images.")] = 300,
     restarts: Annotated[int, typer.Option("--restarts", metavar="N", help="Random starts when inverting images.")] = 4,
     checkpoint: Checkpoint = "latest",
@@ -72,7 +74,7 @@ def interpolate(
         from_latent=from_latent, to_latent=to_latent, from_image=from_image, to_image=to_image,
         steps=steps, method=method, class_=class_, digit=digit, from_class=from_class, to_class=to_class,
         invert_steps=invert_steps, restarts=restarts, out=out, force=force, device=device,
-        from_text=from_text, to_text=to_text, which=checkpoint, console=console)
+        from_text=from_text, to_text=to_text, which=checkpoint, text_encoder=text_encoder, console=console)
 
 
 @command(

@@ -40,10 +40,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from commands import zoo  # noqa: E402
 from digits import classifier, load_pngs, predict  # noqa: E402
 
-from zoo import figures, metrics, runs  # noqa: E402
-from zoo.data import load_prepared  # noqa: E402
-from zoo.images import as_uint8, to_float  # noqa: E402
+from zoo.data.images import as_uint8, to_float  # noqa: E402
+from zoo.data.memory import load_prepared  # noqa: E402
+from zoo.display import figures  # noqa: E402
+from zoo.measure import metrics  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
+from zoo.records import runs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "autoencoders"
 IMAGES = Path(__file__).parents[1] / "docs" / "images"

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from digits import classifier, load_pngs, predict  # noqa: E402
 
-from zoo.images import to_float  # noqa: E402
-from zoo.metrics import diversity  # noqa: E402
+from zoo.data.images import to_float  # noqa: E402
+from zoo.measure.metrics import diversity  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.sample import sample  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from zoo.images import to_float
-from zoo.paths import cache_dir
+from zoo.data.images import to_float
 from zoo.pipelines.prep import prepare
+from zoo.records.paths import cache_dir
 
 
 def network() -> nn.Sequential:
@@ -99,7 +99,7 @@ def heldout_judge(source: str = "mnist", epochs: int = 30, seed: int = 0) -> tup
     only (the split zoo never trains on), with augmentation, and checked on the training
     images, which it never sees. Returns it and its accuracy on those real images (in all
     and per class), cached in zoo's cache like :func:`classifier`."""
-    from zoo.data import load_prepared
+    from zoo.data.memory import load_prepared
 
     data = prepare(source)
     heldout = load_prepared(data.path, split="heldout")

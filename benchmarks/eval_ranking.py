@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digits import augment, network  # noqa: E402
 from wasserstein import features, frechet  # noqa: E402
 
-from zoo.data import load_prepared  # noqa: E402
-from zoo.images import to_float  # noqa: E402
+from zoo.data.images import to_float  # noqa: E402
+from zoo.data.memory import load_prepared  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
-from zoo.runs import load_model  # noqa: E402
+from zoo.records.runs import load_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "eval_ranking"
 RUNS = [("steps-100", ["--steps", "100"]), ("steps-300", ["--steps", "300"]),

@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file
 
-from zoo import checkpoint as ckpt_io
-from zoo import files, runs
-from zoo.data import load_prepared
+from zoo.data.memory import load_prepared
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import files, runs
 
 RESULTS = Path(__file__).parent / "results"
 TINY = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--batch-size", "32"]
@@ -249,7 +249,7 @@ def many_files(count: int, size: int, seed: int) -> dict:
         # RUSAGE_CHILDREN's peak is the largest of the children waited for: measure the small one first
         return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - started, out
 
-    imports, _, _ = peak_of(sys.executable, "-c", "import torch, zoo.pipelines.prep, zoo.sources")
+    imports, _, _ = peak_of(sys.executable, "-c", "import torch, zoo.pipelines.prep, zoo.data.sources")
     peak, seconds, out = peak_of(sys.executable, "-m", "zoo", "prep", f"folder:{folder}", "--size", str(size))
     pixels = count * 3 * size * size / 2**20
     result = {"files": count, "size": size, "making_the_files_seconds": round(made_seconds, 1),

@@ -71,9 +71,9 @@ def measure(case: str, steps: int, warmup: int, draws: int, device_name: str) ->
     from rich.console import Console
 
     import zoo
-    from zoo.devices import resolve_device
-    from zoo.engine import Engine
     from zoo.pipelines.train import TrainOptions, build, load_data, plan
+    from zoo.training.devices import resolve_device
+    from zoo.training.engine import Engine
 
     model_name, data, size = CASES[case]
     if case == "srresnet":

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from record import RUNS, write_result  # noqa: E402
 
-from zoo import metrics  # noqa: E402
+from zoo.measure import metrics  # noqa: E402
 from zoo.pipelines.evaluate import DC_K, PR_K, _equal_sets, draw, load_extractor, reference_data  # noqa: E402
-from zoo.runs import find_checkpoint, load_model  # noqa: E402
+from zoo.records.runs import find_checkpoint, load_model  # noqa: E402
 
 STEPS, N, SEED = 1500, 10_000, 0
 

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import commands  # noqa: E402
 from commands import zoo  # noqa: E402
 
-from zoo import checkpoint as ckpt_io  # noqa: E402
-from zoo import figures, runs  # noqa: E402
+from zoo.display import figures  # noqa: E402
+from zoo.records import checkpoint as ckpt_io  # noqa: E402
+from zoo.records import runs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "progan"
 IMAGES = Path(__file__).parents[1] / "docs" / "images"

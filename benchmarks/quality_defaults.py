@@ -43,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digits import classifier, predict  # noqa: E402
 from wasserstein import features, frechet  # noqa: E402
 
-from zoo import checkpoint as ckpt_io  # noqa: E402
-from zoo import runs  # noqa: E402
-from zoo.data import load_prepared  # noqa: E402
-from zoo.images import to_float, to_uint8  # noqa: E402
+from zoo.data.images import to_float, to_uint8  # noqa: E402
+from zoo.data.memory import load_prepared  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
+from zoo.records import checkpoint as ckpt_io  # noqa: E402
+from zoo.records import runs  # noqa: E402
 from zoo.spec import class_condition  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "quality_defaults"

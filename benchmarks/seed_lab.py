@@ -150,7 +150,7 @@ def as_zoo_run(retea_g, retea_d, template: str, run: str) -> None:
     import shutil
     from pathlib import Path
 
-    from zoo import checkpoint as ckpt_io
+    from zoo.records import checkpoint as ckpt_io
 
     source = ckpt_io.load(Path(template) / ckpt_io.FILENAME)
     state = dict(source.state["model"])

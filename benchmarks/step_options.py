@@ -19,10 +19,10 @@ import time
 import torch
 
 import zoo
-from zoo.data import TensorBatches
-from zoo.engine import Engine, EngineOptions
+from zoo.data.memory import TensorBatches
 from zoo.pipelines.prep import prepare
 from zoo.plugins.dcgan import DCGAN, DCGANConfig
+from zoo.training.engine import Engine, EngineOptions
 
 OPTIONS = ("fp32", "channels-last", "fused-adam", "compile", "bf16")
 

@@ -142,8 +142,8 @@ def rate(case: str, precision: str, channels_last: bool, compile: bool, steps: i
          device: str = "cpu", batch_size: int | None = None) -> tuple[float, float]:
     import zoo as z
     from zoo import registry
-    from zoo.data import TensorBatches
-    from zoo.engine import Engine, EngineOptions
+    from zoo.data.memory import TensorBatches
+    from zoo.training.engine import Engine, EngineOptions
 
     name, kind, sets, batch = CASES[case]
     batch = batch_size or batch

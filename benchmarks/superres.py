@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import commands  # noqa: E402
 from commands import zoo  # noqa: E402
 
-from zoo import figures  # noqa: E402
-from zoo.images import as_uint8, read_image, to_float  # noqa: E402
+from zoo.data.images import as_uint8, read_image, to_float  # noqa: E402
+from zoo.display import figures  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "superres"
 PHOTOS = RESULTS / "photos"
@@ -107,7 +107,7 @@ def part_measure(args: argparse.Namespace) -> None:
     (RESULTS / "measure.json").write_text(json.dumps(table, indent=2))
     print(json.dumps(table, indent=2))
     # Close-ups side by side: bicubic | each model | the original, a row per held-out photo.
-    from zoo import superres
+    from zoo.data import superres
 
     bicubic, original = [], []
     for n in TEST:

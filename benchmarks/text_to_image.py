@@ -10,8 +10,8 @@ Every figure is of runs trained by the commands as a user types them (``zoo trai
   captions were never trained on), one sample; the judge reads the class named in the
   prompt in X% of samples, per class. Then attribute pairs: prompts that differ only in
   "dark" vs "light" (or "small" vs "large"), drawn from the same latents; the measured
-  attribute (:func:`zoo.sources.captions.measure`) must move the right way. Combinations
-  never said in training (:data:`zoo.sources.captions.WITHHELD`) are reported on their own.
+  attribute (:func:`zoo.data.sources.captions.measure`) must move the right way. Combinations
+  never said in training (:data:`zoo.data.sources.captions.WITHHELD`) are reported on their own.
 * ``stages RUN1 RUN2``: the same prompts and latents through stage I and stage II, in one
   grid (stage I shown at 32 px, as it gives its images).
 
@@ -35,11 +35,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from zoo import figures, runs
-from zoo.images import to_float
-from zoo.paths import cache_dir
+from zoo.data.images import to_float
+from zoo.data.sources import captions as fashion
+from zoo.display import figures
 from zoo.pipelines.prep import prepare
-from zoo.sources import captions as fashion
+from zoo.records import runs
+from zoo.records.paths import cache_dir
 
 RESULTS = Path(__file__).parent / "runs" / "text_to_image"
 DATA = "captions:fashion"

@@ -33,14 +33,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from digits import classifier, predict  # noqa: E402
 
-from zoo import checkpoint as ckpt_io  # noqa: E402
-from zoo import figures, metrics  # noqa: E402
-from zoo.engine import evaluating  # noqa: E402
-from zoo.images import to_float  # noqa: E402
+from zoo.data.images import to_float  # noqa: E402
+from zoo.display import figures  # noqa: E402
+from zoo.measure import metrics  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.train import TrainOptions, train  # noqa: E402
 from zoo.previews import image_rows  # noqa: E402
-from zoo.runs import load_model  # noqa: E402
+from zoo.records import checkpoint as ckpt_io  # noqa: E402
+from zoo.records.runs import load_model  # noqa: E402
+from zoo.training.engine import evaluating  # noqa: E402
 
 TRAIN, HELD_OUT = "0:50000", "50000:60000"
 RESULTS = Path(__file__).parent / "runs" / "translation"

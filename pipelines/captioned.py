@@ -2,7 +2,7 @@
 
 ``zoo prep`` calls :func:`encode_captions` for data whose source gave captions. It builds
 the vocabulary from the training captions, trains zoo's text encoder on the training
-images and their captions (:mod:`zoo.text`; the held-out part only measures it), and
+images and their captions (:mod:`zoo.data.text`; the held-out part only measures it), and
 encodes every caption once. The prepared files then hold, per image, its captions' token
 ids (``text.tokens``, K x L: each image's captions cycled to K) and their embeddings
 (``condition.text``, K x D, float16): batches draw one of the K at random.
@@ -20,12 +20,13 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
-from zoo import files, text
-from zoo.console import progress_bar
-from zoo.data import CONDITION_PREFIX, TOKENS_KEY, PreparedData
+from zoo.data import text
+from zoo.data.memory import CONDITION_PREFIX, TOKENS_KEY, PreparedData
+from zoo.data.sources import RawData
+from zoo.display.console import progress_bar
 from zoo.errors import ZooError
-from zoo.paths import cache_dir
-from zoo.sources import RawData
+from zoo.records import files
+from zoo.records.paths import cache_dir
 from zoo.spec import Condition
 
 

@@ -16,7 +16,7 @@ What is measured follows the model's capabilities, never its name:
   reference image's bicubic downsample whole (tiled; paired photos: their own low-resolution
   half) and is measured as the field does: PSNR and SSIM on the Y channel with ``scale``
   pixels cropped from the border, beside bicubic upsampling of the same inputs, and the
-  Laplacian energy of both (:mod:`zoo.superres`);
+  Laplacian energy of both (:mod:`zoo.data.superres`);
 * an encoder reconstructs the reference images: L1, PSNR and SSIM, the reconstructions'
   sharpness and the latent dimensions in use; a model that estimates its likelihood (a VAE)
   adds the held-out negative log-likelihood (:mod:`zoo.pipelines.reconstruct`).
@@ -46,23 +46,26 @@ from rich.console import Console
 from torch import Tensor
 
 import zoo
-from zoo import distributed, figures, files, metrics, runs, superres, swd
 from zoo import features as features_io
 from zoo.config import check_seed, within
-from zoo.console import make_console, progress_bar
-from zoo.data import PreparedData, check_pairs, load_prepared, one_caption
-from zoo.devices import resolve_device
+from zoo.data import superres
+from zoo.data.images import as_uint8, to_float
+from zoo.data.memory import PreparedData, check_pairs, load_prepared, one_caption
+from zoo.display import figures
+from zoo.display.console import make_console, progress_bar
 from zoo.errors import UsageError, ZooError
-from zoo.images import as_uint8, to_float
+from zoo.measure import metrics, swd
 from zoo.model import Model
-from zoo.paths import safe_name
+from zoo.pipelines.prep import prepare
+from zoo.pipelines.reconstruct import NLL_IMAGES, NLL_SAMPLES, encoder_figures
+from zoo.pipelines.sample import MOST_SAMPLES
 from zoo.previews import PREVIEW_CLASSES
-from zoo.run_info import EVAL_FILE, EVAL_METRICS
+from zoo.records import files, runs
+from zoo.records.paths import safe_name
+from zoo.records.run_info import EVAL_FILE, EVAL_METRICS
 from zoo.spec import Capability, Condition
-
-from .prep import prepare
-from .reconstruct import NLL_IMAGES, NLL_SAMPLES, encoder_figures
-from .sample import MOST_SAMPLES
+from zoo.training import distributed
+from zoo.training.devices import resolve_device
 
 SPLITS = {"heldout": "heldout", "test": "heldout", "train": "train"}
 """--split: the held-out images (the data set's test split; ``test`` is the same), or the
@@ -75,7 +78,7 @@ TRAINING_EVAL_SAMPLES = 1000
 """--eval-every draws this many fixed samples for its quick Frechet distance."""
 SWD_IMAGES = 4096
 """Images of each set whose patches the sliced Wasserstein distance compares (Karras et al.:
-16,384 x 128 patches; 4,096 x 32 keeps it to seconds on a CPU: :data:`zoo.swd.DESCRIPTORS`)."""
+16,384 x 128 patches; 4,096 x 32 keeps it to seconds on a CPU: :data:`zoo.measure.swd.DESCRIPTORS`)."""
 MS_SSIM_IMAGES, MS_SSIM_PAIRS = 2000, 2000
 SSIM_SAMPLES, SSIM_POOL = 64, 5000
 
@@ -327,7 +330,7 @@ def _generation(model: Model, reference: Reference, n: int, features: str | None
         extractor = load_extractor(features, reference, console, options=extractor_options).to(model.device)
     real = reference.split
     if model.text_encoder is not None:  # the captions as the model's own encoder embeds them
-        from .captioned import embedded_by
+        from zoo.pipelines.captioned import embedded_by
 
         real, again = embedded_by(real, model.text_encoder)
         if again and console is not None:
@@ -550,7 +553,7 @@ def _super_resolution(model: Model, reference: Reference, n: int, batch_size: in
                       pictures: Path, result: dict[str, Any], details: dict[str, Any]) -> None:
     """Each reference image whole (the photos at full size): its bicubic downsample upscaled
     by the model and by bicubic, both measured against it (Y channel, border cropped)."""
-    from zoo.console import track
+    from zoo.display.console import track
 
     factor = superres.factor_of(model)
     data = reference.split
@@ -626,7 +629,7 @@ def _record(run_dir: Path, result: dict[str, Any], wandb: str, console: Console,
         **{k: result[k] for k in HEADLINE if k in result}, "protocol": result["protocol"],
         "step": result["checkpoint"]["step"], "checkpoint": result["checkpoint"]["which"]}}, create=False) or {}
     if info.get("wandb_id") and info.get("wandb", "off") != "off" and wandb != "off":
-        from zoo.tracking import open_tracker
+        from zoo.records.tracking import open_tracker
 
         tracker = open_tracker(wandb, run_dir, run_dir.name, {"model": result["model"], "data": result["data"]},
                                console, run_id=info["wandb_id"])

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from zoo.data.images import FORMATS, UNREADABLE, convert_channels, image_files, read_image, to_float
 from zoo.errors import UsageError, ZooError
-from zoo.images import FORMATS, UNREADABLE, convert_channels, image_files, read_image, to_float
 
 
 @dataclass

@@ -23,18 +23,19 @@ import torch.nn.functional as F
 from rich.console import Console
 from safetensors.torch import load_file, save_file
 
-from zoo import figures, metrics, registry
+from zoo import registry
 from zoo.config import check_seed, within
-from zoo.console import make_console
-from zoo.engine import evaluating
+from zoo.display import figures
+from zoo.display.console import make_console
 from zoo.errors import UsageError, ZooError
+from zoo.measure import metrics
 from zoo.model import Model
-from zoo.runs import default_out, load_latent_model, output_dir
+from zoo.pipelines.classes import chosen_class, class_index
+from zoo.pipelines.invert import check_fit, fit_latents, load_targets
+from zoo.pipelines.reconstruct import reconstructions
+from zoo.records.runs import default_out, load_latent_model, output_dir
 from zoo.spec import Capability, Condition, class_condition
-
-from .classes import chosen_class, class_index
-from .invert import check_fit, fit_latents, load_targets
-from .reconstruct import reconstructions
+from zoo.training.engine import evaluating
 
 MOST_STEPS = 1_000
 """The most images along a path (and values of a coordinate): a strip wider is unreadable."""

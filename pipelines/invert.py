@@ -20,18 +20,18 @@ import torch
 from rich.console import Console
 from safetensors.torch import save_file
 
-from zoo import figures, metrics
 from zoo.config import check_seed, within
-from zoo.console import make_console, progress_bar
-from zoo.engine import evaluating
+from zoo.data.images import GRAY_MODES, IMAGE_SUFFIXES, UNREADABLE, convert_channels, read_image, to_float
+from zoo.display import figures
+from zoo.display.console import make_console, progress_bar
 from zoo.errors import UsageError, ZooError
-from zoo.images import GRAY_MODES, IMAGE_SUFFIXES, UNREADABLE, convert_channels, read_image, to_float
+from zoo.measure import metrics
 from zoo.model import Model
-from zoo.runs import default_out, load_latent_model, output_dir
+from zoo.pipelines.classes import chosen_class, class_index
+from zoo.records.runs import default_out, load_latent_model, output_dir
 from zoo.spec import Capability, class_condition
+from zoo.training.engine import evaluating
 from zoo.tricks import frozen
-
-from .classes import chosen_class, class_index
 
 SNAPSHOTS = 8
 

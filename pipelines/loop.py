@@ -27,24 +27,25 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import figures, files, runs, superres
-from zoo.console import progress_bar, zoo_command
-from zoo.data import TensorBatches
-from zoo.diagnostics import Alert, Watch, reference_images
-from zoo.distributed import PeerLost
-from zoo.engine import evaluating, full_precision, native_bf16
+from zoo.data import superres
+from zoo.data.memory import TensorBatches
+from zoo.display import figures
+from zoo.display.console import progress_bar, zoo_command
 from zoo.errors import UsageError, ZooError
 from zoo.model import Model
-from zoo.run_info import METRICS_FILE, read_metrics
+from zoo.pipelines.evaluate import TrainingEval
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import files, runs
+from zoo.records.run_info import METRICS_FILE, read_metrics
+from zoo.records.tracking import open_tracker
 from zoo.spec import Capability
-from zoo.tracking import open_tracker
-
-from .evaluate import TrainingEval
+from zoo.training.diagnostics import Alert, Watch, reference_images
+from zoo.training.distributed import PeerLost
+from zoo.training.engine import evaluating, full_precision, native_bf16
 
 if TYPE_CHECKING:
-    from .train import Plan, TrainingData
+    from zoo.pipelines.train import Plan, TrainingData
 
 DEFAULT_EPOCHS = 5
 PREVIEW_COUNT = 64

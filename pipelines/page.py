@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.figures import number
-from zoo.images import UNREADABLE
+from zoo.data.images import UNREADABLE
+from zoo.display.figures import number
 
 SMALL_PICTURE = 320
 """Pictures narrower than this many pixels are shown twice as large, pixels kept sharp."""

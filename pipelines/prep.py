@@ -26,17 +26,18 @@ from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.markup import escape
 
-from zoo import figures, files, sources
 from zoo.config import parse_json
-from zoo.console import make_console
-from zoo.data import PREPARED_FORMAT, SPLIT_FILES, TARGET_PHOTOS, Photos, PreparedData, load_prepared
+from zoo.data import sources
+from zoo.data.images import convert_channels, to_float
+from zoo.data.memory import PREPARED_FORMAT, SPLIT_FILES, TARGET_PHOTOS, Photos, PreparedData, load_prepared
+from zoo.data.sources import DataSource, RawData, Reading, pairs, parse_classes
+from zoo.data.sources.named import download, fingerprint
+from zoo.display import figures
+from zoo.display.console import make_console
 from zoo.errors import UsageError, ZooError
-from zoo.images import convert_channels, to_float
-from zoo.paths import prepared_dir
-from zoo.sources import DataSource, RawData, Reading, pairs, parse_classes
-from zoo.sources.named import download, fingerprint
-
-from . import captioned
+from zoo.pipelines import captioned
+from zoo.records import files
+from zoo.records.paths import prepared_dir
 
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 0
@@ -47,7 +48,7 @@ HOLDOUT_MIN_PHOTOS = 10
 CAPTION_SHEET = 12
 """Images shown with their captions in a captioned data set's ``captions.png``."""
 FULL = (0, 0)
-"""``--size full``: photos kept at their own sizes (:class:`zoo.data.Photos`)."""
+"""``--size full``: photos kept at their own sizes (:class:`zoo.data.memory.Photos`)."""
 
 
 def prepare(data: str, *, size: int | str | None = None, channels: int | None = None,

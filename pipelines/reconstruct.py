@@ -26,19 +26,20 @@ import torch
 from rich.console import Console
 from torch import Tensor
 
-from zoo import figures, metrics, runs
 from zoo.config import within
-from zoo.console import make_console, progress_bar
-from zoo.data import PreparedData
-from zoo.engine import evaluating
+from zoo.data.images import as_uint8, to_float
+from zoo.data.memory import PreparedData
+from zoo.display import figures
+from zoo.display.console import make_console, progress_bar
 from zoo.errors import UsageError
-from zoo.images import as_uint8, to_float
+from zoo.measure import metrics
 from zoo.model import Model
+from zoo.pipelines.classes import chosen_class, class_index
+from zoo.pipelines.inputs import collect, read_inputs, unique
 from zoo.previews import image_rows
+from zoo.records import runs
 from zoo.spec import Capability, class_condition
-
-from .classes import chosen_class, class_index
-from .inputs import collect, read_inputs, unique
+from zoo.training.engine import evaluating
 
 CHUNK = 256
 SHEET_LIMIT = 64

@@ -6,8 +6,8 @@ loss curves, the progress GIF and the latest preview, ``zoo eval``'s figures wit
 protocol and pictures, the in-training evaluation curve, and the warnings training raised.
 Every picture is embedded as a data URI and the stylesheet is inline: the file opens
 anywhere, offline, and fetches nothing. A part the run does not have is left out with a
-short note saying why. The run's files are read by :mod:`zoo.run_info`, the in-training
-chart is drawn by :func:`zoo.figures.eval_curve`, and the page's parts (embedded pictures,
+short note saying why. The run's files are read by :mod:`zoo.records.run_info`, the in-training
+chart is drawn by :func:`zoo.display.figures.eval_curve`, and the page's parts (embedded pictures,
 tables, the stylesheet) are :mod:`zoo.pipelines.page`'s: this module says what the page holds.
 """
 
@@ -25,12 +25,14 @@ from rich.console import Console
 from rich.markup import escape
 
 import zoo
-from zoo import files
-from zoo.console import make_console
+from zoo.data.images import UNREADABLE
+from zoo.display.console import make_console
+from zoo.display.figures import eval_curve, number
 from zoo.errors import UsageError, ZooError
-from zoo.figures import eval_curve, number
-from zoo.images import UNREADABLE
-from zoo.run_info import (
+from zoo.pipelines import page
+from zoo.pipelines.runs_table import best_text, duration, steps_text
+from zoo.records import files
+from zoo.records.run_info import (
     EVAL_FILE,
     EVAL_KEYS,
     EVAL_METRICS,
@@ -42,13 +44,10 @@ from zoo.run_info import (
     read_run,
     train_state,
 )
-from zoo.runs import read_run_info, resolve_run
-
-from . import page
-from .runs_table import best_text, duration, steps_text
+from zoo.records.runs import read_run_info, resolve_run
 
 if TYPE_CHECKING:
-    from zoo.data import PreparedData
+    from zoo.data.memory import PreparedData
 
 REPORT_FILE = "report.html"
 GENERATOR = "zoo report"
@@ -232,7 +231,7 @@ def _config_text(value: Any) -> str:
 
 
 def _data_section(info: dict[str, Any], train: dict[str, Any]) -> str:
-    from .prep import describe
+    from zoo.pipelines.prep import describe
 
     record = dict(train.get("data") or {})
     record.setdefault("source", info.get("data"))
@@ -247,10 +246,9 @@ def _data_section(info: dict[str, Any], train: dict[str, Any]) -> str:
 def _prepared(record: dict[str, Any]) -> tuple[PreparedData | None, str]:
     """The prepared data a run trained on (its record as the checkpoint keeps it), or None and
     why not. Prepares it again if its files are here but the cache is gone; never downloads."""
-    from zoo import sources
-    from zoo.sources import named
-
-    from .prep import prepare
+    from zoo.data import sources
+    from zoo.data.sources import named
+    from zoo.pipelines.prep import prepare
 
     data = record.get("source")
     if not data:

@@ -1,8 +1,8 @@
 """What the runs folder holds (``zoo runs``) and a few runs side by side (``zoo compare``):
 the tables, the best run of each figure, the protocols that differ, and which curves to chart.
 
-What each run says comes from its own files, read by :mod:`zoo.run_info` (nothing is loaded
-onto a device); the chart of runs compared is :func:`zoo.figures.compare_chart`.
+What each run says comes from its own files, read by :mod:`zoo.records.run_info` (nothing is loaded
+onto a device); the chart of runs compared is :func:`zoo.display.figures.compare_chart`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from zoo.console import make_console, zoo_command
+from zoo.display.console import make_console, zoo_command
+from zoo.display.figures import compare_chart, number
 from zoo.errors import UsageError
-from zoo.figures import compare_chart, number
-from zoo.paths import runs_dir
-from zoo.run_info import EVAL_METRICS, METRICS_FILE, RunSummary, find_runs, read_metrics, read_run
-from zoo.runs import resolve_run
+from zoo.records.paths import runs_dir
+from zoo.records.run_info import EVAL_METRICS, METRICS_FILE, RunSummary, find_runs, read_metrics, read_run
+from zoo.records.runs import resolve_run
 
 STATUS_STYLES = {"finished": "green", "running": "cyan", "stopped": "magenta", "interrupted": "yellow",
                  "time limit": "yellow", "unreadable": "red"}

@@ -14,16 +14,17 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, priors, registry, runs
+from zoo import priors, registry
 from zoo.config import check_seed, within
-from zoo.console import make_console
+from zoo.display import figures
+from zoo.display.console import make_console
 from zoo.errors import UsageError
 from zoo.model import Model
-from zoo.paths import safe_name
+from zoo.pipelines.classes import chosen_class, class_index
 from zoo.previews import class_rows
+from zoo.records import runs
+from zoo.records.paths import safe_name
 from zoo.spec import Capability, Condition, class_condition
-
-from .classes import chosen_class, class_index
 
 CHUNK = 256
 GRID_LIMIT = 1024

@@ -16,23 +16,25 @@ import torch
 from rich.console import Console
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import distributed, files, losses, registry, runs, superres
-from zoo.console import make_console
-from zoo.data import PreparedData, TensorBatches, check_pairs
-from zoo.devices import resolve_device
-from zoo.engine import Engine, EngineOptions
+from zoo import losses, registry
+from zoo.data import superres
+from zoo.data.memory import PreparedData, TensorBatches, check_pairs
+from zoo.data.sources.pairs import check_direction, folder_of, pairing_of
+from zoo.data.superres import Derivation
+from zoo.data.text import InstalledEncoder
+from zoo.display.console import make_console
 from zoo.errors import UsageError, ZooError
 from zoo.model import SMALL_DATA, Model
-from zoo.sources.pairs import check_direction, folder_of, pairing_of
+from zoo.pipelines.evaluate import TrainingEval
+from zoo.pipelines.loop import Interrupted, Loop, set_rng_state
+from zoo.pipelines.prep import FULL, parse_size, prepare
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import files, runs
 from zoo.spec import Capability, DataSpec
-from zoo.superres import Derivation
-from zoo.text import InstalledEncoder
-
-from .evaluate import TrainingEval
-from .loop import Interrupted, Loop, set_rng_state
-from .prep import FULL, parse_size, prepare
+from zoo.training import distributed
+from zoo.training.devices import resolve_device
+from zoo.training.engine import Engine, EngineOptions
 
 __all__ = ["Interrupted", "Plan", "TrainOptions", "plan", "train"]
 
@@ -396,7 +398,7 @@ def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console
 
 def train(opts: TrainOptions, console: Console | None = None) -> Path:
     """Run a training job; returns the run folder. Under torchrun, this is one process of
-    several (see :mod:`zoo.distributed`): rank 0 writes, every process trains."""
+    several (see :mod:`zoo.training.distributed`): rank 0 writes, every process trains."""
     console = console or make_console()
     p = plan(opts)
     cluster, device_name = distributed.join(opts.device)
@@ -561,9 +563,8 @@ def _text_encoder(p: Plan, prepared: PreparedData, console: Console) -> tuple[tu
     their encoder's embeddings, so the captions are embedded again when it is not the data's
     (the data was prepared again, is other captioned data, or the encoder is installed);
     before the model is built, as the embeddings' length is the model's ``spec.text_dim``."""
-    from zoo import text
-
-    from .captioned import embedded_by
+    from zoo.data import text
+    from zoo.pipelines.captioned import embedded_by
 
     encoder, source = prepared.text_encoder()
     earlier = p.resume_from or p.init_from

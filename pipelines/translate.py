@@ -14,14 +14,15 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo import figures, runs, superres
-from zoo.console import make_console
-from zoo.engine import evaluating
+from zoo.data import superres
+from zoo.display import figures
+from zoo.display.console import make_console
 from zoo.errors import UsageError
 from zoo.model import Model
+from zoo.pipelines.inputs import collect, read_inputs, unique
 from zoo.previews import image_rows
-
-from .inputs import collect, read_inputs, unique
+from zoo.records import runs
+from zoo.training.engine import evaluating
 
 CHUNK = 64
 SHEET_LIMIT = 64

@@ -2,7 +2,7 @@
 
 Each input (a file, a folder, a glob; any format) is read at its own size, converted to the
 model's channels, upscaled whole (in overlapping tiles, which join with no seams: see
-:func:`zoo.superres.upscale`) and written as ``NAME.png`` at ``scale`` times its size.
+:func:`zoo.data.superres.upscale`) and written as ``NAME.png`` at ``scale`` times its size.
 ``sheet.png`` shows bicubic | the model, close up (each image's centre).
 
 ``--compare`` takes the inputs as high-resolution originals instead: each is shrunk by the
@@ -22,15 +22,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zoo import figures, runs, superres
 from zoo.config import within
-from zoo.console import make_console, progress_bar
-from zoo.engine import evaluating
+from zoo.data import superres
+from zoo.data.images import FORMATS, UNREADABLE, as_uint8, convert_channels, read_image, to_float
+from zoo.display import figures
+from zoo.display.console import make_console, progress_bar
 from zoo.errors import UsageError
-from zoo.images import FORMATS, UNREADABLE, as_uint8, convert_channels, read_image, to_float
+from zoo.pipelines.inputs import check_named, collect, unique
 from zoo.previews import image_rows
-
-from .inputs import check_named, collect, unique
+from zoo.records import runs
+from zoo.training.engine import evaluating
 
 SHEET_WINDOW = 192
 """Side of each close-up on the sheet, in output pixels (whole images when smaller)."""

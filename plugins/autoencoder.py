@@ -32,8 +32,7 @@ from torch import Tensor, nn
 
 import zoo
 from zoo.config import option
-
-from .dcgan import (
+from zoo.plugins.dcgan import (
     RADFORD_WIDTH,
     Generator,
     lab_features,

@@ -55,8 +55,7 @@ from torch import Tensor, nn
 import zoo
 from zoo import losses
 from zoo.config import option
-
-from .dcgan import DCGAN, DCGANConfig, Generator, build_features, build_generator
+from zoo.plugins.dcgan import DCGAN, DCGANConfig, Generator, build_features, build_generator
 
 
 @dataclass

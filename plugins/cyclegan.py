@@ -32,8 +32,7 @@ from torch import Tensor, nn
 import zoo
 from zoo import augment, losses
 from zoo.config import option
-
-from .pix2pix import patch_discriminator, patch_layers, patches, smallest_patch_input
+from zoo.plugins.pix2pix import patch_discriminator, patch_layers, patches, smallest_patch_input
 
 LSGAN_SCALE = 2.0
 """zoo.losses' least-squares generator loss is Mao et al.'s 1/2 (D - 1)^2; CycleGAN's is (D - 1)^2."""

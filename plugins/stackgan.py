@@ -4,7 +4,7 @@ Generative Adversarial Networks", ICCV 2017 (arXiv:1612.03242).
 Images from sentences in two stages, each its own run:
 
 * **Conditioning augmentation.** A sentence embedding (zoo's own frozen text encoder,
-  :mod:`zoo.text`, stands in for the paper's char-CNN-RNN) gives the mean and log-variance
+  :mod:`zoo.data.text`, stands in for the paper's char-CNN-RNN) gives the mean and log-variance
   of a Gaussian; the generator is fed a draw c from it (reparameterised), and the KL
   divergence from N(0, I) joins the generator's loss (``kl_weight``). Many c per sentence
   smooth the conditioning manifold the few captions of each image leave sparse.

@@ -66,11 +66,10 @@ from torch import Tensor, nn
 
 import zoo
 from zoo.config import option
-from zoo.engine import full_precision
+from zoo.plugins.autoencoder import CodecConfig, EncoderDecoder, decoder_body, intensities
+from zoo.plugins.cgan import ConditionalGenerator, per_class
 from zoo.previews import PREVIEW_CLASSES, PREVIEW_EXAMPLES, PREVIEW_PER_CLASS
-
-from .autoencoder import CodecConfig, EncoderDecoder, decoder_body, intensities
-from .cgan import ConditionalGenerator, per_class
+from zoo.training.engine import full_precision
 
 PREVIEW_SAMPLES = 6
 """Samples beside each previewed example and its reconstruction."""

@@ -37,8 +37,7 @@ from typing import Literal
 
 from zoo import losses
 from zoo.config import option
-
-from .dcgan import DCGAN, DCGANConfig, Norm
+from zoo.plugins.dcgan import DCGAN, DCGANConfig, Norm
 
 
 @dataclass

@@ -73,7 +73,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
 def fashion() -> None:
     """Fashion-MNIST's files, or a failure that says how to get them: a test that needs data
     never passes by skipping where it is missing (make test and CI install them)."""
-    from zoo.sources import named
+    from zoo.data.sources import named
 
     env = os.environ.get("ZOO_DATA_DIR")
     if named.fingerprint("fashion-mnist", None, Path(env) if env else None) is None:
@@ -117,7 +117,7 @@ def checkpoint_tensors(run: Path) -> dict:
     """Every tensor of a run's checkpoint, by name (to compare two runs bit for bit)."""
     from safetensors.torch import load_file
 
-    from zoo import checkpoint as ckpt_io
+    from zoo.records import checkpoint as ckpt_io
 
     return load_file(str(run / ckpt_io.FILENAME))
 

@@ -1,4 +1,4 @@
-"""Reading labelled sheets (zoo.figures.labelled_grid) in tests."""
+"""Reading labelled sheets (zoo.display.figures.labelled_grid) in tests."""
 
 from __future__ import annotations
 

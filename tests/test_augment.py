@@ -11,8 +11,8 @@ import torch
 
 import zoo
 from zoo import augment, registry
-from zoo import checkpoint as ckpt_io
-from zoo.images import to_float
+from zoo.data.images import to_float
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import TINY, run_cli
 

@@ -14,12 +14,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import metrics
-from zoo.data import TensorBatches
+from zoo.data.memory import TensorBatches
+from zoo.measure import metrics
 from zoo.plugins.autoencoder import Autoencoder
 from zoo.plugins.vae import CVAE, VAE, gaussian_kl
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import run_cli
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo.pipelines.prep import prepare
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import make_image_folder, run_cli
 from .sheets import label_bands
@@ -187,7 +187,7 @@ def test_classes_on_unlabelled_data_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (3, 64), (1, 16)])
 def test_the_convolutional_models_work_at_every_size(name: str, channels: int, size: int) -> None:
     from zoo import config as config_io
-    from zoo.data import TensorBatches
+    from zoo.data.memory import TensorBatches
     from zoo.registry import get
 
     cls = get(name)
@@ -212,7 +212,7 @@ def test_sizes_the_networks_cannot_take_are_refused_with_what_fits() -> None:
 @pytest.mark.parametrize("conditioning", ["concat", "projection", "acgan"])
 def test_every_conditioning_trains_and_the_label_reaches_both_networks(conditioning: str) -> None:
     from zoo import config as config_io
-    from zoo.data import TensorBatches
+    from zoo.data.memory import TensorBatches
     from zoo.registry import get
 
     cls = get("cgan")

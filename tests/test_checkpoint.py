@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 import zoo
-from zoo import checkpoint as ckpt_io
-from zoo import runs
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import runs
 
 
 def adam_state() -> dict:

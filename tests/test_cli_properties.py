@@ -313,7 +313,7 @@ def deep_header(source: Path, out: Path, depth: int = 100_000) -> None:
     """A copy of a checkpoint whose header's config nests ``depth`` lists deep."""
     from safetensors.torch import load_file, save_file
 
-    from zoo import checkpoint as ckpt_io
+    from zoo.records import checkpoint as ckpt_io
 
     header = ckpt_io.safe_header(source)
     assert header is not None

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
-from zoo import runs
-from zoo.data import TensorBatches
-from zoo.engine import Engine, EngineOptions
+from zoo.data.memory import TensorBatches
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import runs
 from zoo.registry import registry
+from zoo.training.engine import Engine, EngineOptions
 
 NAMES = registry().names()
 SPECS = [zoo.DataSpec("gray28", 1, 28, 28, tuple("0123456789")),
@@ -31,7 +31,7 @@ PROMPT_WORDS = "a small large test image"
 
 def tiny_text_encoder():
     """A text encoder (untrained) that knows the test prompts' words."""
-    from zoo import text
+    from zoo.data import text
 
     torch.manual_seed(0)
     return text.TextEncoder(text.Vocabulary(PROMPT_WORDS.split()), text.EncoderConfig(width=8, dim=TEXT_DIM))
@@ -240,7 +240,7 @@ def test_translation_matches_the_capabilities(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_preview_labels_name_the_previews_columns_and_rows(name: str) -> None:
-    from zoo import figures
+    from zoo.display import figures
 
     model = build(name)
     examples = batches_for(model).next()
@@ -308,7 +308,7 @@ def test_frozen_restores_each_parameters_own_flag() -> None:
 def test_compile_compiles_every_network_or_says_why_not(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # aot_eager: torch.compile's graph capture and autograd, as inductor has them, without its
     # code generation (minutes); what fails here (a double backward) fails with inductor too.
-    from zoo import engine as engine_module
+    from zoo.training import engine as engine_module
 
     monkeypatch.setattr(engine_module, "COMPILE_BACKEND", "aot_eager")
     torch._dynamo.reset()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from zoo import console as zoo_console
-from zoo.console import LOG_WIDTH, LogProgress, make_console, progress_bar, zoo_command
+from zoo.display import console as zoo_console
+from zoo.display.console import LOG_WIDTH, LogProgress, make_console, progress_bar, zoo_command
 
 from .conftest import TINY, run_cli
 

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo import checkpoint as ckpt_io
-from zoo.data import TensorBatches
+from zoo.data.memory import TensorBatches
 from zoo.plugins.dcgan import DCGAN
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import TINY, FakeEntryPoint, run_cli
 from .sheets import label_bands
@@ -220,7 +220,7 @@ class ToyCaptioned(zoo.Model):
 
 
 def test_a_text_condition_goes_from_the_command_line_to_the_model(mnist, extra_plugins) -> None:
-    from zoo import text
+    from zoo.data import text
 
     extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
     torch.manual_seed(0)
@@ -279,7 +279,7 @@ class KnownGradients(zoo.Model):
 def scaled(growth_interval: int) -> KnownGradients:
     """The model, stepping through an engine with fp16's dynamic loss scaler: CUDA's
     GradScaler, made for the CPU (the same bookkeeping; Engine refuses fp16 off CUDA)."""
-    from zoo.engine import Engine
+    from zoo.training.engine import Engine
 
     model = KnownGradients()
     model.optimizers = model.configure_optimizers()
@@ -410,7 +410,7 @@ def test_a_helper_assigned_as_an_attribute_is_refused() -> None:
 
 def test_latent_commands_without_text_refuse_text_models(extra_plugins) -> None:
     extra_plugins(FakeEntryPoint("toy-captioned", "tests.test_contract:ToyCaptioned", "zoo-toy"))
-    from zoo import text
+    from zoo.data import text
 
     encoder = text.TextEncoder(text.Vocabulary(["a", "bird"]), text.EncoderConfig(width=4, dim=4))
     model = ToyCaptioned(ToyCaptioned.Config(), zoo.DataSpec("captions", 1, 8, 8, conditions=("text",), text_dim=4))

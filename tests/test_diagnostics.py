@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from zoo.diagnostics import COLLAPSE_CHECKS, COLLAPSED, WINDOW, Watch, reference_images
 from zoo.plugins.dcgan import DCGAN
+from zoo.training.diagnostics import COLLAPSE_CHECKS, COLLAPSED, WINDOW, Watch, reference_images
 
 from .conftest import TINY, run_cli
 
@@ -134,7 +134,7 @@ def test_a_bad_loss_option_is_one_line(mnist) -> None:
 
 
 def test_posterior_collapse_is_named_once_the_kl_stays_near_zero() -> None:
-    from zoo.diagnostics import Watch
+    from zoo.training.diagnostics import Watch
 
     watch = Watch(window=10)
     healthy = [a for step in range(200) for a in watch.after_step(step, {"kl": 18.0})]

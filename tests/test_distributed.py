@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo import checkpoint as ckpt_io
-from zoo.data import TensorBatches
+from zoo.data.memory import TensorBatches
 from zoo.errors import UsageError
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import TINY, run_cli
 
@@ -165,7 +165,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused() -> None:
 
 
 def test_one_process_exchanges_nothing() -> None:
-    from zoo.distributed import Cluster
+    from zoo.training.distributed import Cluster
 
     cluster = Cluster()
     t = torch.ones(3)

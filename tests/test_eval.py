@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from zoo import features as features_io
-from zoo import metrics
 from zoo.errors import UsageError, ZooError
+from zoo.measure import metrics
 
 from .conftest import TINY, run_cli
 from .test_translation import side_by_side
@@ -116,7 +116,7 @@ def test_metrics_refuse_sets_they_cannot_measure() -> None:
 
 
 def reference(prepared, **options) -> features_io.Reference:
-    from zoo.data import load_prepared
+    from zoo.data.memory import load_prepared
 
     return features_io.Reference("mnist", prepared, load_prepared(prepared.path, "heldout"), options=options)
 
@@ -196,9 +196,9 @@ def test_classifier_is_trained_once_cached_and_checked_on_heldout_images(mnist, 
 def test_training_the_classifier_says_how_far_it_is_in_a_log(mnist, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from zoo import console as zoo_console
-    from zoo.console import make_console
-    from zoo.data import load_prepared
+    from zoo.data.memory import load_prepared
+    from zoo.display import console as zoo_console
+    from zoo.display.console import make_console
 
     monkeypatch.setattr(zoo_console, "LOG_EVERY", 0.0)  # a line at every step, not every half minute
 
@@ -383,7 +383,7 @@ def test_eval_every_logs_figures_and_keeps_the_best_checkpoint(mnist, trained) -
     best = min(evals, key=lambda r: r["fd"])
     assert info["best"]["step"] == best["step"] and info["best"]["fd"] == best["fd"]
     assert info["best"]["protocol"].startswith("fd1k/random:mnist@")
-    from zoo import checkpoint as ckpt_io
+    from zoo.records import checkpoint as ckpt_io
 
     assert ckpt_io.read_meta(run / "best.safetensors")["train"]["step"] == best["step"]
     result = run_cli("sample", str(run), "--checkpoint", "best", "--n", "4", "--out", "best-samples")

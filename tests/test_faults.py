@@ -21,9 +21,12 @@ from PIL import Image
 from safetensors import SafetensorError
 
 import zoo
-from zoo import checkpoint as ckpt_io
-from zoo import classifier, figures, files, registry, runs
-from zoo.data import SPLIT_FILES, load_prepared
+from zoo import registry
+from zoo.data.memory import SPLIT_FILES, load_prepared
+from zoo.display import figures
+from zoo.measure import classifier
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import files, runs
 
 from .conftest import TINY, FakeEntryPoint, checkpoint_tensors, make_image_folder, run_cli
 
@@ -174,7 +177,7 @@ def halt_at_step(step: int, signpost: Path) -> str:
 
 
 def test_kill_9_mid_training_resumes_to_the_uninterrupted_model(mnist, trained, tmp_path) -> None:
-    from zoo.run_info import run_status
+    from zoo.records.run_info import run_status
 
     whole = trained(*TRAIN, "--steps", "40", dest="whole")
     run, halted = tmp_path / "killed", tmp_path / "halted"
@@ -436,7 +439,7 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def test_every_kind_of_image_is_read_as_it_looks_or_skipped(tmp_path) -> None:
-    from zoo.images import UNREADABLE, read_image
+    from zoo.data.images import UNREADABLE, read_image
 
     made = strange_images(tmp_path / "odd")
     seen = {}
@@ -468,7 +471,7 @@ def test_a_folder_of_strange_files_is_prepared_with_the_bad_ones_counted(tmp_pat
 
 
 def test_links_that_leave_the_folder_are_not_followed(tmp_path) -> None:
-    from zoo.sources.folder import folder_layout
+    from zoo.data.sources.folder import folder_layout
 
     outside = make_image_folder(tmp_path / "outside", per_class=2, classes=("far",))
     root = make_image_folder(tmp_path / "data", per_class=2, classes=("cats", "dogs"))
@@ -480,7 +483,7 @@ def test_links_that_leave_the_folder_are_not_followed(tmp_path) -> None:
     names = {path.name for path, _ in found}
     assert "here.png" in names and not {"away.png", "passwd.png"} & names
     assert not any(path.parent.name == "far" for path, _ in found)
-    from zoo.sources.folder import links_out
+    from zoo.data.sources.folder import links_out
 
     assert {p.name for p in links_out(root)} >= {"away.png", "passwd.png"}
 
@@ -507,7 +510,7 @@ def test_hidden_folders_are_left_out_and_said(tmp_path) -> None:
 
 
 def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypatch) -> None:
-    from zoo import images
+    from zoo.data import images
     from zoo.pipelines.prep import prepare
 
     root = make_image_folder(tmp_path / "data", per_class=3, classes=("cats", "dogs"))
@@ -524,7 +527,7 @@ def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypat
 
 
 def test_a_folder_is_read_into_one_tensor_of_its_own_size(tmp_path, monkeypatch) -> None:
-    from zoo import images
+    from zoo.data import images
 
     files_ = [path for path in sorted((make_image_folder(tmp_path / "d", per_class=5)).rglob("*.*"))]
     (tmp_path / "d" / "circle" / "bad.png").write_bytes(b"not an image")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from zoo import figures, sheets
+from zoo.display import figures, sheets
 
 from .sheets import label_bands
 

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo import config as config_io
 from zoo.pipelines.interpolate import lerp, slerp
 from zoo.pipelines.invert import fit_latents
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import TINY, FakeEntryPoint, run_cli
 from .sheets import label_bands
@@ -60,7 +60,7 @@ def test_interpolate_between_seeds(run: Path) -> None:
     assert len(list(Path("i/frames").iterdir())) == 6
     latents = load_file("i/latents.safetensors")
     assert latents["z"].shape == (2, 6, 8)
-    from zoo import runs
+    from zoo.records import runs
 
     model, _ = runs.load_model(run / ckpt_io.FILENAME)
     assert torch.allclose(latents["z"][0, 0], model.sample_latent(1, torch.Generator().manual_seed(1))[0], atol=1e-5)
@@ -111,7 +111,7 @@ def test_inversion_finds_a_reachable_image() -> None:
     target = model.sample(2, generator=torch.Generator().manual_seed(7))
     fit = fit_latents(model, target, steps=150, restarts=4, ssim_weight=0.0, prior_weight=0.0)
     start = fit.snapshots[0][1]
-    from zoo import metrics
+    from zoo.measure import metrics
 
     assert (fit.psnr > metrics.psnr(start, target) + 3).all(), (fit.psnr, metrics.psnr(start, target))
     assert model.training  # left as found

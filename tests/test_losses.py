@@ -12,7 +12,7 @@ from torch import nn
 import zoo
 from zoo import config as config_io
 from zoo import losses, tricks
-from zoo.data import TensorBatches
+from zoo.data.memory import TensorBatches
 from zoo.plugins.dcgan import DCGAN, DCGANConfig
 from zoo.plugins.wgan import WGAN, WGANGP
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import zoo
+from zoo.data.sources import named as datasets
 from zoo.pipelines.prep import prepare
-from zoo.sources import named as datasets
 
 from .conftest import run_cli
 
@@ -39,7 +39,7 @@ def test_offline_mnist_uses_the_test_split_and_holds_a_seeded_tenth_out(mnist) -
     assert mnist.spec.class_names == tuple("0123456789")
     heldout = prepare("mnist", split="heldout")
     assert len(heldout) == 1_000 and heldout.meta["split"] == "heldout"
-    from zoo.sources.named import read_idx_pair
+    from zoo.data.sources.named import read_idx_pair
 
     everything, labels = read_idx_pair(Path(os.environ["ZOO_DATA_DIR"]) / "mnist",
                                        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
@@ -282,18 +282,18 @@ def test_zoo_imports_and_locks_where_there_is_no_fcntl(tmp_path: Path) -> None:
     code = """if True:
         import sys
         sys.modules["fcntl"] = None  # as on Windows: importing it fails
-        import zoo, zoo.runs, zoo.pipelines.prep, zoo.pipelines.train
+        import zoo, zoo.records.runs, zoo.pipelines.prep, zoo.pipelines.train
         from pathlib import Path
         from zoo.errors import UsageError
         run = Path(sys.argv[1])
-        held = zoo.runs.RunLock(run).acquire()
+        held = zoo.records.runs.RunLock(run).acquire()
         try:
-            zoo.runs.RunLock(run).acquire()
+            zoo.records.runs.RunLock(run).acquire()
         except UsageError as refused:
             print(refused)
-        print("training:", zoo.runs.is_training(run))
+        print("training:", zoo.records.runs.is_training(run))
         held.release()
-        print("training:", zoo.runs.is_training(run))
+        print("training:", zoo.records.runs.is_training(run))
     """
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                             timeout=120)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import zoo
-from zoo import checkpoint as ckpt_io
-from zoo import priors, runs
+from zoo import priors
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import runs
 
 from .conftest import TINY, run_cli
 

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 import zoo
-from zoo import checkpoint as ckpt_io
 from zoo.plugins.progan import (
     EqualizedConv2d,
     EqualizedLinear,
@@ -27,6 +26,7 @@ from zoo.plugins.progan import (
     real_at,
     schedule,
 )
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import checkpoint_tensors, run_cli
 

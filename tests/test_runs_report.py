@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from zoo import runs
 from zoo.cli.base import app
+from zoo.records import runs
 
 from .conftest import TINY
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo import checkpoint as ckpt_io
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import TINY, run_cli
 
@@ -105,7 +105,7 @@ def test_a_run_folder_without_checkpoint(tmp_path: Path) -> None:
 
 
 def test_samples_are_in_range_and_use_eval_mode(run: Path) -> None:
-    from zoo import runs
+    from zoo.records import runs
 
     model, _ = runs.load_model(run / ckpt_io.FILENAME)
     images = model.sample(8, generator=torch.Generator().manual_seed(0))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo import data as data_io
-from zoo.engine import Engine, EngineOptions
+from zoo.data import memory as data_io
+from zoo.training.engine import Engine, EngineOptions
 
 from .conftest import TINY, run_cli
 
@@ -26,7 +26,7 @@ def test_channels_last_is_the_default_and_can_be_turned_off(tmp_path: Path) -> N
 
 def test_compile_is_recorded_and_a_network_that_cannot_compile_is_named(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from zoo import engine
+    from zoo.training import engine
 
     monkeypatch.setattr(engine, "COMPILE_BACKEND", "eager")  # graph capture without minutes of codegen
     torch._dynamo.reset()

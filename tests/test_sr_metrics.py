@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from zoo import metrics
+from zoo.measure import metrics
 
 
 def test_luma_is_bt601_in_8_bit_units_and_a_gray_image_is_its_own() -> None:

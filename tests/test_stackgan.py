@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo import checkpoint as ckpt_io
-from zoo import text
+from zoo.data import text
+from zoo.data.sources import captions
 from zoo.errors import UsageError
 from zoo.plugins.stackgan import ConditioningAugmentation, MatchingDiscriminator, kl_divergence, mismatched
-from zoo.sources import captions
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import run_cli
 
@@ -159,7 +159,7 @@ def test_sentences_name_the_class_and_never_a_withheld_combination() -> None:
 
 
 def test_captions_fashion_says_what_each_image_shows(fashion) -> None:
-    from zoo.sources import named
+    from zoo.data.sources import named
 
     raw = named.load_named("fashion-mnist", None, None, lambda s: None)
     part = raw.take(torch.arange(600))
@@ -581,9 +581,9 @@ def test_a_folder_a_checkpoint_names_is_read_only_when_the_user_names_it(install
 def test_an_installed_encoders_embeddings_are_cached_by_what_it_embedded(installed: Path, captioned: Path) -> None:
     import shutil
 
-    from zoo.paths import cache_dir
     from zoo.pipelines.captioned import EMBEDDINGS, embedded_by
     from zoo.pipelines.prep import prepare
+    from zoo.records.paths import cache_dir
 
     from . import fake_sentence_transformers as fake
 
@@ -625,7 +625,7 @@ def test_an_installed_encoder_is_refused_clearly(installed: Path, captioned: Pat
 
 
 def test_each_pass_picks_the_same_captions_in_every_process() -> None:
-    from zoo.data import TensorBatches
+    from zoo.data.memory import TensorBatches
 
     images = torch.zeros(16, 1, 8, 8, dtype=torch.uint8)
     captions_ = torch.arange(16 * 3 * 2, dtype=torch.float32).view(16, 3, 2)
@@ -643,7 +643,7 @@ def test_each_pass_picks_the_same_captions_in_every_process() -> None:
 
 
 def test_each_image_comes_with_one_of_its_own_captions() -> None:
-    from zoo.data import TensorBatches
+    from zoo.data.memory import TensorBatches
 
     images = torch.arange(16, dtype=torch.uint8).view(16, 1, 1, 1).expand(16, 1, 4, 4).contiguous()
     own = torch.arange(16).view(16, 1, 1) * 10 + torch.arange(3).view(1, 3, 1)  # image i's caption k: 10 i + k

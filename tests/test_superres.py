@@ -13,12 +13,13 @@ import torch
 from PIL import Image
 
 import zoo
-from zoo import checkpoint as ckpt_io
-from zoo import runs, superres
-from zoo.data import Photos, TensorBatches
-from zoo.images import to_float
+from zoo.data import superres
+from zoo.data.images import to_float
+from zoo.data.memory import Photos, TensorBatches
 from zoo.pipelines.prep import prepare
 from zoo.plugins.srgan import SRResNet, SRResNetConfig, generator_context
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import runs
 
 from .conftest import run_cli
 
@@ -437,8 +438,8 @@ def test_eval_measures_psnr_and_ssim_on_y_against_bicubic(srresnet_run: Path, tm
     prepared = prepare(f"folder:{held}", size="full")
     assert prepared.photos is not None
     high, low = superres.shrink(prepared.photos[0].unsqueeze(0), 2)
-    base = zoo.images.as_uint8(superres.bicubic(to_float(low), 2))
-    expected = float(zoo.metrics.psnr_y(to_float(base), to_float(high), 2)[0])
+    base = zoo.data.images.as_uint8(superres.bicubic(to_float(low), 2))
+    expected = float(zoo.measure.metrics.psnr_y(to_float(base), to_float(high), 2)[0])
     assert figures["per_image"]["bicubic_psnr_y"][0] == pytest.approx(expected, abs=1e-3)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo import metrics, swd
+from zoo.measure import metrics, swd
 
 
 def blobs(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo import checkpoint as ckpt_io
 from zoo.plugins.dcgan import DCGAN
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import TINY, checkpoint_tensors, make_image_folder, run_cli
 from .wandb_files import summarise
@@ -274,7 +274,7 @@ def test_a_length_in_time_alone_schedules_by_the_clock() -> None:
 
 
 def test_a_slow_stretch_between_previews_still_shows_a_recent_one(mnist, monkeypatch) -> None:
-    from zoo import figures
+    from zoo.display import figures
     from zoo.pipelines import loop
 
     drawn: list[str] = []
@@ -331,7 +331,7 @@ def test_ctrl_c_in_the_middle_of_a_step_waits_for_the_step_to_end(mnist, monkeyp
 def test_two_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) -> None:
     import time as time_module
 
-    from zoo import runs
+    from zoo.records import runs
 
     monkeypatch.setattr(time_module, "strftime", lambda *args: "20261123-120000")
     first, lock_a = runs.new_run_dir("dcgan", "mnist", None, False)
@@ -342,7 +342,7 @@ def test_two_runs_started_in_the_same_second_get_their_own_folders(monkeypatch) 
 
 
 def test_a_run_that_is_training_cannot_be_trained_into_or_resumed_twice(mnist) -> None:
-    from zoo import runs
+    from zoo.records import runs
 
     assert train("--data", "mnist", "--subset", "0:64", "--steps", "1", "--out", "run").exit_code == 0
     with runs.RunLock(Path("run")):  # as if another zoo train held it
@@ -379,7 +379,7 @@ def test_a_minutes_schedule_goes_on_where_it_stopped_after_a_resume(mnist, monke
 def test_wandb_charts_use_the_training_step_so_a_resume_loses_nothing(monkeypatch) -> None:
     """W&B drops anything logged at a step below its own counter, which is what a resume
     does for the steps since the checkpoint; zoo logs the step as a metric instead."""
-    from zoo.tracking import Tracker
+    from zoo.records.tracking import Tracker
 
     class FakeRun:
         def __init__(self) -> None:
@@ -444,7 +444,7 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_whole_checkpoint(mnist
 def test_wandb_charts_are_defined_against_the_step(monkeypatch, tmp_path) -> None:
     import wandb
 
-    from zoo.tracking import open_tracker
+    from zoo.records.tracking import open_tracker
 
     defined: list[tuple] = []
 

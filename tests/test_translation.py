@@ -12,10 +12,10 @@ from PIL import Image
 
 import zoo
 from zoo import augment
-from zoo import checkpoint as ckpt_io
-from zoo.data import TensorBatches
+from zoo.data.memory import TensorBatches
+from zoo.data.sources.pairs import edge_map
 from zoo.pipelines.prep import prepare
-from zoo.sources.pairs import edge_map
+from zoo.records import checkpoint as ckpt_io
 
 from .conftest import run_cli
 from .sheets import label_bands
@@ -355,7 +355,7 @@ def test_both_models_train_with_jitter_and_mirroring(tmp_path: Path, model: str,
 def straight_and_resumed(model: str, common: list[str]) -> tuple[dict, dict]:
     """The checkpoint states of 4 steps in one go and of 2 steps resumed to 4; their weights
     must be the same."""
-    from zoo import checkpoint as ckpt_io
+    from zoo.records import checkpoint as ckpt_io
 
     assert run_cli(*common, "--steps", "4", "--out", "straight").exit_code == 0
     assert run_cli(*common, "--steps", "2", "--out", "halves").exit_code == 0

@@ -36,36 +36,34 @@ _EXPORTS = {
     "Condition": "zoo.spec",
     "Conditions": "zoo.spec",
     "DataSpec": "zoo.spec",
-    "Derivation": "zoo.superres",
+    "Derivation": "zoo.data.superres",
     "Batch": "zoo.spec",
     "Batches": "zoo.spec",
     "Progress": "zoo.spec",
     "Metrics": "zoo.spec",
-    "evaluating": "zoo.engine",
+    "evaluating": "zoo.training.engine",
     "frozen": "zoo.tricks",
     "init_normal": "zoo.tricks",
     "class_rows": "zoo.previews",
     "class_condition": "zoo.spec",
     "optimised_parameters": "zoo.model",
-    "Engine": "zoo.engine",
-    "EngineOptions": "zoo.engine",
+    "Engine": "zoo.training.engine",
+    "EngineOptions": "zoo.training.engine",
     "image_rows": "zoo.previews",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from zoo.engine import evaluating
+    from zoo.config import Config, option
+    from zoo.data.superres import Derivation
+    from zoo.errors import UsageError, ZooError
+    from zoo.losses import AdversarialConfig
+    from zoo.model import Model, optimised_parameters
     from zoo.previews import class_rows, image_rows
     from zoo.spec import Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress, class_condition
+    from zoo.training.engine import Engine, EngineOptions, evaluating
     from zoo.tricks import frozen, init_normal
-
-    from .config import Config, option
-    from .engine import Engine, EngineOptions
-    from .errors import UsageError, ZooError
-    from .losses import AdversarialConfig
-    from .model import Model, optimised_parameters
-    from .superres import Derivation
 
 
 def __getattr__(name: str) -> Any:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import UsageError
+from zoo.errors import UsageError
 
 if TYPE_CHECKING:
     from zoo.spec import Batch

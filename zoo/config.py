@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import UsageError
+from zoo.errors import UsageError
 
 INT_LIMIT = 2**31 - 1
 """The largest integer a config key takes (and the most negative, negated): beyond it no

@@ -5,7 +5,7 @@ is computed in, so the extractor is part of every figure's protocol (its name, t
 was made for, and a hash of its weights). Three come with zoo:
 
 * ``classifier``: a small CNN that zoo trains once on the labelled data set's training
-  split and caches (zoo.classifier); the default for labelled data, where a domain
+  split and caches (zoo.measure.classifier); the default for labelled data, where a domain
   classifier's features are what the field uses for MNIST-like images.
 * ``inception``: the Inception-v3 network, from a safetensors file of its weights that the
   user has (never downloaded, never unpickled).
@@ -32,18 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import UsageError, ZooError
+from zoo.errors import UsageError, ZooError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from zoo.data.memory import PreparedData
     from zoo.spec import DataSpec
-
-    from .data import PreparedData
 
 GROUP = "zoo.features"
 BUILTINS = {
-    "classifier": "zoo.classifier:load",
+    "classifier": "zoo.measure.classifier:load",
     "inception": "zoo.features:load_inception",
     "random": "zoo.features:load_random",
 }

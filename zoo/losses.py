@@ -41,12 +41,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import augment as diff_augment
-from .config import Config, option
-from .errors import UsageError
+from zoo import augment as diff_augment
+from zoo.config import Config, option
+from zoo.errors import UsageError
 
 if TYPE_CHECKING:
-    from .model import Model
+    from zoo.model import Model
 
 LOSSES = ("minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein")
 LABELLED = ("minimax", "bce", "cross_entropy", "lsgan")

@@ -9,7 +9,7 @@ The train pipeline owns the loop, the devices, checkpoints and logging. A model 
 step: :meth:`Model.train_step` draws as many batches as it needs (a WGAN critic takes
 five per generator update, ProGAN asks for smaller ones at higher resolution), updates
 whichever networks it has through :meth:`Model.update` (the seam where the loop adds mixed
-precision, clipping and gradient averaging: :mod:`zoo.engine`), and returns the numbers
+precision, clipping and gradient averaging: :mod:`zoo.training.engine`), and returns the numbers
 worth plotting as tensors, which the loop reads every few steps. Progressive growing and
 learning-rate schedules read :class:`~zoo.spec.Progress`, in steps and in images seen.
 
@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from . import config as config_io
-from . import previews, priors
-from .config import Config
-from .engine import Engine, evaluating, full_precision
-from .errors import UsageError
-from .priors import Prior
-from .spec import NEEDS, Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress
+from zoo import config as config_io
+from zoo import previews, priors
+from zoo.config import Config
+from zoo.errors import UsageError
+from zoo.priors import Prior
+from zoo.spec import NEEDS, Batch, Batches, Capability, Condition, Conditions, DataSpec, Metrics, Progress
+from zoo.training.engine import Engine, evaluating, full_precision
 
 if TYPE_CHECKING:
-    from .superres import Derivation
+    from zoo.data.superres import Derivation
 
 
 class Model(nn.Module):
@@ -174,7 +174,7 @@ class Model(nn.Module):
 
     def attach_text_encoder(self, encoder: nn.Module, source: str) -> None:
         """The frozen text encoder the data's captions were embedded with (zoo's own
-        :class:`zoo.text.TextEncoder`, or a :class:`zoo.text.InstalledEncoder` chosen with
+        :class:`zoo.data.text.TextEncoder`, or a :class:`zoo.data.text.InstalledEncoder` chosen with
         ``--text-encoder``): the train pipeline attaches it to a text-conditional model, and
         every checkpoint of one holds it (zoo's by value, it is small; an installed one by
         reference), since ``--text`` needs it. Prompts given as strings are encoded by it

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .engine import evaluating, full_precision
-from .spec import Batch, Capability, Condition, Conditions, DataSpec
+from zoo.spec import Batch, Capability, Condition, Conditions, DataSpec
+from zoo.training.engine import evaluating, full_precision
 
 PREVIEW_PER_CLASS = 8
 """Columns of a preview with a row per class or per caption."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import UsageError
+from zoo.errors import UsageError
 
 KINDS: dict[str, tuple[tuple[str, float], ...]] = {
     "normal": (("mean", 0.0), ("std", 1.0)),

@@ -28,12 +28,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import UsageError, ZooError
+from zoo.errors import UsageError, ZooError
 
 if TYPE_CHECKING:
+    from zoo.model import Model
     from zoo.spec import Capability
-
-    from .model import Model
 
 GROUP = "zoo.plugins"
 
@@ -201,10 +200,9 @@ class Registry:
 
 
 def _contract_problem(obj: object, name: str) -> str | None:
+    from zoo.config import Config
+    from zoo.model import Model
     from zoo.spec import Capability
-
-    from .config import Config
-    from .model import Model
 
     if not (isinstance(obj, type) and issubclass(obj, Model)):
         return f"{obj!r} is not a subclass of zoo.Model"

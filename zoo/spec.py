@@ -44,7 +44,7 @@ class Condition(str, enum.Enum):
 
     ``class``: int64 class indices (N), or an N x K float blend of classes (interpolation).
     ``text``: N x D float sentence embeddings (``spec.text_dim``) made by the data's frozen
-    text encoder (:mod:`zoo.text`): batches carry one of each image's captions, embedded at
+    text encoder (:mod:`zoo.data.text`): batches carry one of each image's captions, embedded at
     prep; a user's prompts (``zoo sample --text``) may be given as a list of N strings, which
     :meth:`Model.check_conditions` encodes. A model never reads words itself.
 

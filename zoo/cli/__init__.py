@@ -9,9 +9,9 @@ from __future__ import annotations
 
 # Each module registers its commands; `zoo --help` lists them in this order.
 # isort: off
-from . import models, data, training, generation, latent, evaluation, runs  # noqa: F401
+from zoo.cli import models, data, training, generation, latent, evaluation, runs  # noqa: F401
 # isort: on
-from .base import app
+from zoo.cli.base import app
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from .. import __version__
-from ..console import make_console
-from ..errors import ZooError
+from zoo import __version__
+from zoo.display.console import make_console
+from zoo.errors import ZooError
 
 
 def _what_to_type(command: Any, ctx: Any) -> None:

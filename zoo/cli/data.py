@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .base import (
+from zoo.cli.base import (
     DATA,
     START,
     Channels,
@@ -45,7 +45,7 @@ def prep(
     """Prepare a data set once (train does this on demand) and draw what is in it."""
     from rich.table import Table
 
-    from ..pipelines.prep import describe, prepare
+    from zoo.pipelines.prep import describe, prepare
 
     prepared = prepare(data, size=size, channels=channels, data_dir=data_dir, classes=classes,
                        subset=subset, direction=direction, force=force, console=err_console)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .base import (
+from zoo.cli.base import (
     MEASURE,
     Checkpoint,
     Device,
@@ -64,7 +64,7 @@ def evaluate(
     its protocol: extractor and hash, counts, split, resize (e.g.
     fid10k+prdc10k/classifier:mnist@1a2b3c4d/heldout). A run that logged to W&B gets the
     figures in its W&B summary too, unless --wandb off (or --no-wandb)."""
-    from ..pipelines.evaluate import evaluate as run
+    from zoo.pipelines.evaluate import evaluate as run
 
     run(target, n=n, features=features, split=split, checkpoint=checkpoint, seed=seed, batch_size=batch_size,
         device=device, data=data, wandb=wandb_mode(wandb, no_wandb), console=console, nll_samples=nll_samples,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .base import (
+from zoo.cli.base import (
     USE,
     Checkpoint,
     Class,
@@ -62,7 +62,7 @@ def sample(
     Class-conditional models make --class (or --digit) only, or else a grid with one row
     per class; each file name starts with its class. Text-conditional models draw --n
     images for each --text, a row each, the same latents in every row."""
-    from ..pipelines.sample import sample as run_sampling
+    from zoo.pipelines.sample import sample as run_sampling
 
     run_sampling(target, n=n, seed=seed, out=out, force=force, device=device, class_=class_,
                  digit=digit, noise=noise, truncation=truncation, text=text, which=checkpoint,
@@ -90,7 +90,7 @@ def translate(
     device: Device = "auto",
 ) -> None:
     """Translate images with an image-to-image model: one PNG per input and sheet.png (input | output)."""
-    from ..pipelines.translate import translate as run
+    from zoo.pipelines.translate import translate as run
 
     run(target, inputs, out=out, direction=direction, force=force, device=device, which=checkpoint,
         console=console)
@@ -125,7 +125,7 @@ def upscale(
 ) -> None:
     """Make images SCALE times larger with a super-resolution model (srresnet, srgan): one PNG per
     input and sheet.png (bicubic | model, | original with --compare)."""
-    from ..pipelines.upscale import upscale as run
+    from zoo.pipelines.upscale import upscale as run
 
     run(target, inputs, out=out, scale=scale, compare=compare, tile=tile, force=force, device=device,
         which=checkpoint, console=console)
@@ -155,7 +155,7 @@ def reconstruct(
     PSNR / SSIM / MSE per image in metrics.json.
 
     Inputs of any size and format are fitted to the model's size and channels first."""
-    from ..pipelines.reconstruct import reconstruct as run
+    from zoo.pipelines.reconstruct import reconstruct as run
 
     run(target, inputs, out=out, class_=class_, digit=digit, force=force, device=device, which=checkpoint,
         console=console)

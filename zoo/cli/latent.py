@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .base import (
+from zoo.cli.base import (
     LATENT,
     Checkpoint,
     Class,
@@ -68,7 +68,7 @@ def interpolate(
     device: Device = "auto",
 ) -> None:
     """Interpolate between two points of a model's latent space: a strip, a GIF, the latents."""
-    from ..pipelines.interpolate import interpolate as run
+    from zoo.pipelines.interpolate import interpolate as run
 
     run(target, from_seed=_ints(from_seed, "--from-seed"), to_seed=_ints(to_seed, "--to-seed"),
         from_latent=from_latent, to_latent=to_latent, from_image=from_image, to_image=to_image,
@@ -102,7 +102,7 @@ def invert(
 ) -> None:
     """Find the latent vector whose image best matches a target: latent, reconstruction,
     evolution strip and MSE / PSNR / SSIM."""
-    from ..pipelines.invert import invert as run
+    from zoo.pipelines.invert import invert as run
 
     run(model, target, steps=steps, restarts=restarts, lr=lr, ssim_weight=ssim_weight,
         prior_weight=prior_weight, class_=class_, digit=digit, seed=seed, out=out, force=force,
@@ -140,7 +140,7 @@ def explore(
     device: Device = "auto",
 ) -> None:
     """Vary one latent value at a time around a base latent and see what it does."""
-    from ..pipelines.interpolate import explore as run
+    from zoo.pipelines.interpolate import explore as run
 
     run(target, dim=dim, dims=dims, span=_span(span), steps=steps, seed=seed, latent=latent,
         class_=class_, digit=digit, out=out, force=force, device=device, which=checkpoint, console=console)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import START, ModelName, command, console, err_console, handles_errors
+from zoo.cli.base import START, ModelName, command, console, err_console, handles_errors
 
 # -- zoo list / zoo info ---------------------------------------------------------------------
 
@@ -12,7 +12,7 @@ def list_models() -> None:
     """List every model plugin: built-in and installed, working or broken."""
     from rich.table import Table
 
-    from ..registry import registry
+    from zoo.registry import registry
 
     reg = registry()
     table = Table(title="zoo models", show_lines=False)
@@ -39,8 +39,8 @@ def info(model: ModelName) -> None:
     """Show a model: its paper, capabilities and every config key with its default."""
     from rich.table import Table
 
-    from ..config import describe
-    from ..registry import registry
+    from zoo.config import describe
+    from zoo.registry import registry
 
     cls = registry().get(model)
     caps = ", ".join(sorted(str(c) for c in cls.capabilities)) or "none"

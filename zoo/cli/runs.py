@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .base import MEASURE, Force, Run, command, console, err_console, handles_errors, out_option
+from zoo.cli.base import MEASURE, Force, Run, command, console, err_console, handles_errors, out_option
 
 As_json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
@@ -26,7 +26,7 @@ def list_runs(
     created, how long it trained, zoo eval's FID (its protocol under the table) and the best
     in-training figure (--eval-every) with its step. A run marked running whose training
     process is gone shows as stopped."""
-    from ..pipelines.runs_table import show_runs
+    from zoo.pipelines.runs_table import show_runs
 
     show_runs(folder, model=model, as_json=as_json, console=console)
 
@@ -51,7 +51,7 @@ def compare(
     (compare-TIME.png) of the in-training fd, or the losses, against the step for each run.
     Figures measured under different protocols (extractor, counts, split) are not comparable:
     compare says so, and in what they differ."""
-    from ..pipelines.runs_table import compare as run
+    from zoo.pipelines.runs_table import compare as run
 
     run(targets, out=out, force=force, metric=metric, as_json=as_json, console=console, err_console=err_console)
 
@@ -70,6 +70,6 @@ def report(
     Its config and command, the data's pictures, the loss curves, the progress GIF and the
     latest preview, zoo eval's figures with their protocol and pictures, the in-training
     evaluation curve and the warnings. Pictures are embedded: the file opens anywhere, offline."""
-    from ..pipelines.report import report as run
+    from zoo.pipelines.report import report as run
 
     run(target, out=out, force=force, console=console)

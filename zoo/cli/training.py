@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .base import (
+from zoo.cli.base import (
     DATA,
     START,
     Channels,
@@ -156,8 +156,8 @@ def train(
     Under torchrun, each process trains on its share of every batch (--batch-size is the
     global batch) and rank 0 writes the run; a run resumes at any number of processes.
     """
-    from ..pipelines.train import TrainOptions, plan
-    from ..pipelines.train import train as run_training
+    from zoo.pipelines.train import TrainOptions, plan
+    from zoo.pipelines.train import train as run_training
 
     opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, kimg=kimg, minutes=minutes,
                         batch_size=batch_size, seed=seed, device=device, out=out, sets=list(sets or []),
@@ -172,7 +172,7 @@ def train(
     if dry_run:
         import json
 
-        from ..config import to_dict
+        from zoo.config import to_dict
 
         p = plan(opts)
         console.print_json(json.dumps({"model": p.cls.name, "data": p.data, "seed": p.seed,

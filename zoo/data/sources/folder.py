@@ -9,11 +9,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from zoo.data import Photos
+from zoo.data.images import FORMATS, IMAGE_SUFFIXES, convert_channels, read_images, read_stack
+from zoo.data.memory import Photos
+from zoo.data.sources.raw import RawData
 from zoo.errors import UsageError, ZooError
-from zoo.images import FORMATS, IMAGE_SUFFIXES, convert_channels, read_images, read_stack
-
-from .raw import RawData
 
 PREFIX = "folder:"
 DEFAULT_SIZE = 64
@@ -71,8 +70,8 @@ def hidden(root: Path) -> list[Path]:
 
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every readable image under ``root``, fitted (resized and centre-cropped) to height x width;
-    kept at its own size as :class:`~zoo.data.Photos` for 0 x 0 (``--size full``)."""
-    from zoo.console import track
+    kept at its own size as :class:`~zoo.data.memory.Photos` for 0 x 0 (``--size full``)."""
+    from zoo.display.console import track
 
     classes, files = folder_layout(root)
     paths = [path for path, _ in files]

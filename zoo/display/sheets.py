@@ -1,7 +1,7 @@
 """The words on a labelled sheet: a title and column labels above a picture of tiled images,
 row labels on its left, in dark text on white bands.
 
-:func:`zoo.figures.labelled_grid` tiles the images; this module decides how far to enlarge
+:func:`zoo.display.figures.labelled_grid` tiles the images; this module decides how far to enlarge
 them so that labels can be read beside them (:func:`scale_to_fit`), and draws the bands
 (:func:`with_labels`): one font for every label, sized to the cells, text cut short or
 wrapped to the room it has. Only Pillow is needed.

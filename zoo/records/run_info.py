@@ -1,7 +1,7 @@
 """What a run folder says about itself, read from its files alone: nothing is loaded onto a
 device, and a file that is missing, cut short or edited by hand leaves a gap, not an error.
 
-A run folder is one holding ``run.json`` or a checkpoint (:mod:`zoo.runs` makes them and
+A run folder is one holding ``run.json`` or a checkpoint (:mod:`zoo.records.runs` makes them and
 finds their checkpoints). What it says comes from ``run.json`` (what was trained, how far,
 its status, the best in-training figure), the checkpoint's header (the training state),
 ``eval.json`` (``zoo eval``'s figures and their protocol) and ``metrics.jsonl`` (a line per
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import checkpoint as ckpt_io
-from zoo import runs
 from zoo.config import parse_json
 from zoo.errors import ZooError
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import runs
 
 EVAL_FILE = "eval.json"
 METRICS_FILE = "metrics.jsonl"

@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
+from zoo.data.images import FORMATS, IMAGE_SUFFIXES, read_stack
+from zoo.data.sources.raw import RawData
 from zoo.errors import UsageError, ZooError
-from zoo.images import FORMATS, IMAGE_SUFFIXES, read_stack
-
-from .raw import RawData
 
 PREFIX = "captions:"
 FASHION = "captions:fashion"
@@ -234,9 +233,9 @@ def read_captions(path: Path) -> list[str]:
 
 def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
     """Every captioned, readable image under ``root``, fitted to ``dims``, with its captions."""
-    from zoo.console import track
-    from zoo.images import convert_channels
-    from zoo.text import words
+    from zoo.data.images import convert_channels
+    from zoo.data.text import words
+    from zoo.display.console import track
 
     if dims == (0, 0):
         raise UsageError("captions: data is fitted to one size; give a --size (like 64), not full")

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .devices import to_device
-from .errors import UsageError
-from .images import as_uint8, to_float
-from .metrics import grid_artefact, laplacian_energy, luma, psnr_y, ssim_y
-from .spec import DataSpec
+from zoo.data.images import as_uint8, to_float
+from zoo.errors import UsageError
+from zoo.measure.metrics import grid_artefact, laplacian_energy, luma, psnr_y, ssim_y
+from zoo.spec import DataSpec
+from zoo.training.devices import to_device
 
 
 class Upscaler(Protocol):
@@ -127,7 +127,7 @@ def centre_window(images: Tensor, side: int) -> Tensor:
 class Scores:
     """Per image: the model's and bicubic's PSNR and SSIM (Y, border cropped), and the
     Laplacian energy (the mean squared 3 x 3 Laplacian of Y, 8-bit units) of the model's
-    output, of bicubic's and of the original; and the grid artefact (:func:`zoo.metrics.
+    output, of bicubic's and of the original; and the grid artefact (:func:`zoo.measure.metrics.
     grid_artefact`, period ``scale``) of the output and of the original."""
 
     psnr: list[float] = field(default_factory=list)

@@ -2,9 +2,9 @@
 loss curves, in-training figures, runs compared, data exploration, bars.
 
 Images arrive as float tensors in [-1, 1] (N x C x H x W) or uint8 tensors; files leave
-as PNG and GIF. The words on a labelled grid are :mod:`zoo.sheets`' part; reading image
-files in is :mod:`zoo.images`'; the run files charts are drawn from are read by
-:mod:`zoo.run_info`. matplotlib is imported only inside the functions that draw charts.
+as PNG and GIF. The words on a labelled grid are :mod:`zoo.display.sheets`' part; reading image
+files in is :mod:`zoo.data.images`'; the run files charts are drawn from are read by
+:mod:`zoo.records.run_info`. matplotlib is imported only inside the functions that draw charts.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import files, sheets
-from .images import as_uint8
-from .run_info import EVAL_KEYS, is_evaluation
+from zoo.data.images import as_uint8
+from zoo.display import sheets
+from zoo.records import files
+from zoo.records.run_info import EVAL_KEYS, is_evaluation
 
 GRID_PADDING = 2
 METRIC_LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)",
@@ -83,7 +84,7 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: 
 
 
 def save_picture(picture: Image.Image, path: Path, **options: Any) -> Path:
-    """Save a picture atomically (:func:`zoo.files.write_atomically`), in the format its
+    """Save a picture atomically (:func:`zoo.records.files.write_atomically`), in the format its
     name says: a crash or a full disk never leaves a half-written PNG or GIF."""
     kind = Image.registered_extensions().get(path.suffix.lower())
     if kind is None:
@@ -104,10 +105,10 @@ def labelled_grid(images: torch.Tensor, nrow: int | None = None, *,
     """:func:`grid` with what its rows and columns mean written on it (when it is given
     labels), so that the picture explains itself when copied into a slide or a W&B panel:
     dark text on white bands, the ``title`` and a label over each column above, a label for
-    each row on the left (:mod:`zoo.sheets` draws them).
+    each row on the left (:mod:`zoo.display.sheets` draws them).
 
     The images are enlarged ``scale`` times, or more (a whole factor, nearest neighbour, so
-    pixels stay sharp) until cells are :data:`zoo.sheets.LABELLED_CELL` px and each column
+    pixels stay sharp) until cells are :data:`zoo.display.sheets.LABELLED_CELL` px and each column
     label fits over its column; so the size depends on the cells and the column labels, while
     row labels and the title only widen their bands: frames that differ in those alone (a
     GIF's) keep one size. Gray or RGB; a rows x columns x C x H x W tensor keeps its layout

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from zoo.images import to_float
-from zoo.metrics import diversity
+from zoo.data.images import to_float
+from zoo.measure.metrics import diversity
 
 WINDOW = 50
 """Steps averaged before judging D's outputs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import UsageError
+from zoo.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.images import to_float
-
-from .config import parse_json
-from .data import PreparedData
-from .errors import UsageError
-from .features import FeatureExtractor, Reference, file_hash
-from .paths import cache_dir, safe_name
+from zoo.config import parse_json
+from zoo.data.images import to_float
+from zoo.data.memory import PreparedData
+from zoo.errors import UsageError
+from zoo.features import FeatureExtractor, Reference, file_hash
+from zoo.records.paths import cache_dir, safe_name
 
 VERSION = "1"
 IMAGES_SEEN = 60_000
@@ -99,7 +98,7 @@ def load(reference: Reference) -> FeatureExtractor:
         _train(model, reference, images_seen, seed, limit)
         _write(model, path)
     # The tensors' checksum, not the file's bytes: safetensors writes header keys in no fixed order.
-    from . import files
+    from zoo.records import files
 
     header = files.read_header(path, "cached classifier", "delete it")
     model.weights_hash = header.get(files.CHECKSUM) or file_hash(path)
@@ -109,7 +108,7 @@ def load(reference: Reference) -> FeatureExtractor:
 def _train(model: Classifier, reference: Reference, images_seen: int, seed: int, limit: int) -> None:
     from rich.console import Console
 
-    from .console import progress_bar
+    from zoo.display.console import progress_bar
 
     train, heldout = reference.train, reference.heldout
     assert train.labels is not None  # checked by load
@@ -182,7 +181,7 @@ def _data_key(train: PreparedData, heldout: PreparedData | None, settings: str) 
 def _read(model: Classifier, path: Path) -> bool:
     """Load a cached classifier; False (to train anew) when missing, or damaged: cut off or
     changed since it was written (its checksum tells), which is said, never trusted."""
-    from . import files
+    from zoo.records import files
 
     if not path.is_file():
         return False
@@ -200,7 +199,7 @@ def _read(model: Classifier, path: Path) -> bool:
 
 
 def _write(model: Classifier, path: Path) -> None:
-    from . import files
+    from zoo.records import files
 
     meta = {"accuracy": model.accuracy, "data": model.data, "version": VERSION}
     files.save_tensors(path, model.net.state_dict(), {"zoo": json.dumps(meta)}, what="cached classifier")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .errors import UsageError, ZooError
+from zoo.errors import UsageError, ZooError
 
 TIMEOUT = datetime.timedelta(minutes=30)
 """How long a process waits for the others at one exchange before it gives up: rank 0's

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import parse_json
-from .errors import UsageError, ZooError
+from zoo.config import parse_json
+from zoo.errors import UsageError, ZooError
 
 PAD, UNKNOWN = 0, 1
 SPECIALS = ("<pad>", "<unk>")
@@ -206,7 +206,7 @@ class TextEncoder(nn.Module):
 def save_encoder(encoder: TextEncoder, path: Path, record: Mapping[str, Any]) -> None:
     """The encoder as safetensors (atomically, with a checksum), its words, shape and
     training ``record`` in the header."""
-    from .files import save_tensors
+    from zoo.records.files import save_tensors
 
     state = encoder.to_state()
     header = {"vocabulary": state["vocabulary"], "example": state["example"], "config": state["config"],
@@ -216,7 +216,7 @@ def save_encoder(encoder: TextEncoder, path: Path, record: Mapping[str, Any]) ->
 
 def load_encoder(path: Path) -> tuple[TextEncoder, dict[str, Any]]:
     """(encoder, its training record) from a file :func:`save_encoder` wrote."""
-    from .files import load_tensors
+    from zoo.records.files import load_tensors
 
     fix = "run `zoo prep` again with --force"
     weights, meta = load_tensors(path, "text encoder", fix, required=False)
@@ -451,7 +451,7 @@ def train_encoder(images: Tensor, tokens: Tensor, vocabulary: Vocabulary, *,
     ``heldout`` images and tokens its :func:`matching_top1` on them)."""
     import time
 
-    from zoo.images import to_float
+    from zoo.data.images import to_float
 
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(schedule.seed)
@@ -503,7 +503,7 @@ def matching_top1(text_net: TextEncoder, image_net: nn.Module, images: Tensor, t
     """Of images in groups of ``group``, the share whose best-scoring caption among the
     group's (each image's first) is its own or has the same words: the encoder's held-out
     accuracy (chance: about 1 / ``group``)."""
-    from zoo.images import to_float
+    from zoo.data.images import to_float
 
     image_net.eval()
     right = total = 0

@@ -39,12 +39,11 @@ import torch
 import torch.nn.functional as F
 from rich.console import Console
 
-from zoo.data import Photos
+from zoo.data.images import FORMATS, GRAY_MODES, UNREADABLE, convert_channels, image_files, read_images
+from zoo.data.memory import Photos
+from zoo.data.sources.named import DATASETS, load_named
+from zoo.data.sources.raw import RawData, parse_classes
 from zoo.errors import UsageError, ZooError
-from zoo.images import FORMATS, GRAY_MODES, UNREADABLE, convert_channels, image_files, read_images
-
-from .named import DATASETS, load_named
-from .raw import RawData, parse_classes
 
 PAIRED, UNPAIRED = "paired:", "unpaired:"
 DIRECTIONS = ("AtoB", "BtoA")
@@ -295,7 +294,7 @@ class _Read:
 
 
 def _read_all(files: list[Path], dims: tuple[int, int], console: Console, what: str) -> _Read:
-    from zoo.console import track
+    from zoo.display.console import track
 
     pictures, kept, gray, skipped = read_images(
         files, *dims, lambda paths: track(paths, description=what, console=console,

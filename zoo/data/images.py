@@ -7,7 +7,7 @@ Every PIL mode is read as it looks: 16-bit and 32-bit gray scaled to 8 bits (not
 CMYK and palettes converted, transparent pixels put on white (as a viewer shows them), EXIF
 rotation applied, an animated GIF's first frame. A decompression bomb (more than twice
 PIL's :data:`PIL.Image.MAX_IMAGE_PIXELS`, a header's claim) is refused before decoding.
-Pictures zoo writes (grids, GIFs, charts) are :mod:`zoo.figures`' part.
+Pictures zoo writes (grids, GIFs, charts) are :mod:`zoo.display.figures`' part.
 """
 
 from __future__ import annotations

@@ -16,17 +16,16 @@ from typing import Any
 
 import torch
 
+from zoo.config import parse_json
+from zoo.data.images import to_float
+from zoo.data.superres import Derivation, flat_windows
+from zoo.errors import UsageError
+from zoo.records import files
 from zoo.spec import Batch, Condition, DataSpec
-
-from . import files
-from .config import parse_json
-from .devices import to_device
-from .errors import UsageError
-from .images import to_float
-from .superres import Derivation, flat_windows
+from zoo.training.devices import to_device
 
 PREPARED_FORMAT = "zoo-prepared/3"
-"""3: each tensor file holds a checksum of its tensors (:func:`zoo.files.save_tensors`)."""
+"""3: each tensor file holds a checksum of its tensors (:func:`zoo.records.files.save_tensors`)."""
 SPLIT_FILES = {"train": "data.safetensors", "heldout": "heldout.safetensors"}
 """The training images, and the images held out for evaluation (the data set's test split)."""
 CONDITION_PREFIX = "condition."
@@ -130,7 +129,7 @@ class Photos:
     def crops(self, index: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
         """The ``size`` x ``size`` window at (``top``, ``left``) of each photo ``index`` names
         (host tensors): N x C x size x size, cut on the pixels' device with no per-photo
-        Python and no wait for the device (:func:`zoo.superres.flat_windows`)."""
+        Python and no wait for the device (:func:`zoo.data.superres.flat_windows`)."""
         shapes = self.shapes[index]
         channels = int(shapes[0, 0])
         if bool((shapes[:, 0] != channels).any()):
@@ -173,13 +172,13 @@ class PreparedData:
         """Caption ``k`` of image ``i`` as the encoder read it (lower case, its words)."""
         if self.tokens is None:
             raise UsageError(f"{self.meta['name']} has no captions")
-        from .text import Vocabulary
+        from zoo.data.text import Vocabulary
 
         return Vocabulary(self.meta["text"]["vocabulary"]).decode(self.tokens[i, k])
 
     def text_encoder(self) -> tuple[Any, str]:
         """The frozen text encoder its captions were embedded with, and where it came from."""
-        from .text import load_encoder
+        from zoo.data.text import load_encoder
 
         path = self.path / self.meta["text"]["encoder_file"]
         encoder, record = load_encoder(path)
@@ -208,7 +207,7 @@ class PreparedData:
 def load_prepared(folder: Path, split: str = "train") -> PreparedData:
     """Read a prepared data set written by the prep pipeline: its training images, or with
     ``split="heldout"`` the images held out for evaluation. A file changed or cut off since
-    prep wrote it is :class:`zoo.files.Damaged` (its checksum tells), never trained on."""
+    prep wrote it is :class:`zoo.records.files.Damaged` (its checksum tells), never trained on."""
     fix = "run `zoo prep` again with --force"
     try:
         meta = parse_json((folder / "meta.json").read_text(encoding="utf-8"))

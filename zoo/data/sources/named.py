@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.data.sources.raw import RawData
 from zoo.errors import ZooError
-from zoo.paths import downloads_dir
-
-from .raw import RawData
+from zoo.records.paths import downloads_dir
 
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from zoo.data import Photos
+from zoo.data.memory import Photos
 from zoo.errors import UsageError
 
 

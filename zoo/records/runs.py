@@ -5,7 +5,7 @@ A run folder holds ``run.json`` (what was trained, on what, how far it got), the
 the per-epoch preview grids, ``metrics.jsonl``, the loss curves and the progress GIF.
 Commands that use a trained model take a run folder, a checkpoint file, or a model name
 (meaning that model's latest run in the runs folder). Reading what a run says about itself,
-for people (``zoo runs``, ``zoo compare``, ``zoo report``), is :mod:`zoo.run_info`'s part.
+for people (``zoo runs``, ``zoo compare``, ``zoo report``), is :mod:`zoo.records.run_info`'s part.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from zoo import checkpoint as ckpt_io
-from zoo import files, registry
+from zoo import registry
 from zoo.config import parse_json
 from zoo.errors import UsageError, ZooError
-from zoo.paths import runs_dir, safe_name
+from zoo.records import checkpoint as ckpt_io
+from zoo.records import files
+from zoo.records.paths import runs_dir, safe_name
 
 RUN_FILE = "run.json"
 
@@ -195,7 +196,7 @@ def find_checkpoint(target: str, which: str = "latest") -> Path:
     if not path.is_dir() and reg.is_name(target):
         latest = latest_run(target)
         if latest is None:
-            from zoo.console import zoo_command
+            from zoo.display.console import zoo_command
 
             raise ZooError(f"no {target} run found in {runs_dir()}; train one first: "
                            f"{zoo_command()} train {target} --data mnist")
@@ -277,7 +278,7 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None, text_
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
     if reads_text and "text_encoder" in checkpoint.state:
-        from zoo.text import encoder_from_state
+        from zoo.data.text import encoder_from_state
 
         encoder = encoder_from_state(checkpoint.state["text_encoder"], text_encoder)
         model.attach_text_encoder(encoder, f"{path} (fingerprint {encoder.fingerprint()})")
@@ -335,7 +336,7 @@ def _loaded(target: str, device: str, which: str, check: Callable[[Any], None], 
     looked for (``zoo sample ae`` says that an autoencoder cannot sample, not that no run of
     it was found). ``text_encoder``: the folder of the installed text encoder the model
     names, if it does (read only when the command reads text, ``reads_text``)."""
-    from zoo.devices import resolve_device
+    from zoo.training.devices import resolve_device
 
     reg = registry.registry()
     if not Path(target).expanduser().exists() and reg.is_name(target):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ZooError
+from zoo.errors import ZooError
 
 CHECKSUM = "zoo.sha256"
 """The header key of :func:`save_tensors`' checksum: sha256 of every tensor's name, dtype,

@@ -9,7 +9,7 @@ which the train pipeline configures once, so that
   GPUs, fp16 with a dynamic loss scaler on older GPUs),
 * **gradient clipping** by global norm, per optimiser,
 * **gradient averaging across processes** under torchrun: one all-reduce of all of an
-  optimiser's gradients per update (:mod:`zoo.distributed`),
+  optimiser's gradients per update (:mod:`zoo.training.distributed`),
 * **speed**: channels-last memory for convolutional networks, ``torch.compile`` per
   network (``--compile``), fused Adam and TF32 with cuDNN autotuning on CUDA
 
@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from . import distributed
-from .errors import UsageError
+from zoo.errors import UsageError
+from zoo.training import distributed
 
 
 class Networks(Protocol):

@@ -7,7 +7,7 @@ value per image. SSIM is Wang et al.'s (2004): an 11 x 11 Gaussian window with s
 K1 = 0.01, K2 = 0.03, averaged over channels and positions; MS-SSIM its multi-scale form
 (Wang, Simoncelli & Bovik 2003); PSNR and SSIM on the Y channel with the border cropped,
 as super-resolution is measured. The sliced Wasserstein distance on Laplacian pyramids,
-Karras et al.'s own, is in :mod:`zoo.swd`.
+Karras et al.'s own, is in :mod:`zoo.measure.swd`.
 """
 
 from __future__ import annotations

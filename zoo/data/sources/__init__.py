@@ -25,10 +25,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from zoo.data.sources import captions, folder, named, pairs
+from zoo.data.sources.raw import RawData, parse_classes
 from zoo.errors import UsageError
-
-from . import captions, folder, named, pairs
-from .raw import RawData, parse_classes
 
 __all__ = ["SOURCES", "DataSource", "RawData", "Reading", "find", "parse_classes"]
 

@@ -6,7 +6,7 @@ use it alone: the plugin and its version, the resolved config, the data spec, wh
 training stood, and the skeleton that puts the nested optimiser state back together.
 Nothing is ever unpickled.
 
-Writes are atomic (:func:`zoo.files.write_atomically`): a crash mid-write, or a full disk,
+Writes are atomic (:func:`zoo.records.files.write_atomically`): a crash mid-write, or a full disk,
 leaves the previous checkpoint whole. The header holds a checksum of the tensors, so a
 checkpoint changed on disk since is refused before it is trained on.
 """
@@ -23,9 +23,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from . import files
-from .config import SEED_MAX, parse_json
-from .errors import ZooError
+from zoo.config import SEED_MAX, parse_json
+from zoo.errors import ZooError
+from zoo.records import files
 
 FORMAT = "zoo-checkpoint/1"
 FILENAME = "checkpoint.safetensors"

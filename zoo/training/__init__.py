@@ -1,0 +1,1 @@
+"""The mechanics of training that the loop owns: the update engine, devices, many processes, diagnostics."""

@@ -38,9 +38,10 @@ from digits import classifier, load_pngs, predict  # noqa: E402
 
 from zoo.data.images import to_float  # noqa: E402
 from zoo.measure.metrics import diversity  # noqa: E402
+from zoo.pipelines.plan import TrainOptions  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.sample import sample  # noqa: E402
-from zoo.pipelines.train import TrainOptions, train  # noqa: E402
+from zoo.pipelines.train import train  # noqa: E402
 
 GAN_DATA = "0::2"
 JUDGE_DATA, JUDGE_CHECK = slice(1, None, 2), slice(0, None, 2)

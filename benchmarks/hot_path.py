@@ -71,7 +71,9 @@ def measure(case: str, steps: int, warmup: int, draws: int, device_name: str) ->
     from rich.console import Console
 
     import zoo
-    from zoo.pipelines.train import TrainOptions, build, load_data, plan
+    from zoo.pipelines.plan import TrainOptions, plan
+    from zoo.pipelines.train import build
+    from zoo.pipelines.train_data import load_data
     from zoo.training.devices import resolve_device
     from zoo.training.engine import Engine
 

@@ -37,8 +37,9 @@ from zoo.data.images import to_float  # noqa: E402
 from zoo.display import figures  # noqa: E402
 from zoo.pipelines.interpolate import frame_changes, slerp  # noqa: E402
 from zoo.pipelines.invert import fit_latents, load_targets  # noqa: E402
+from zoo.pipelines.plan import TrainOptions  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
-from zoo.pipelines.train import TrainOptions, train  # noqa: E402
+from zoo.pipelines.train import train  # noqa: E402
 from zoo.records import runs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "runs" / "latent_space"

@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from record import RUNS, write_result  # noqa: E402
 
 from zoo.measure import metrics  # noqa: E402
-from zoo.pipelines.evaluate import DC_K, PR_K, _equal_sets, draw, load_extractor, reference_data  # noqa: E402
+from zoo.pipelines.evaluate import DC_K  # noqa: E402
+from zoo.pipelines.evaluate.reference import load_extractor, reference_data  # noqa: E402
+from zoo.pipelines.evaluate.samplers import PR_K, draw, equal_sets  # noqa: E402
 from zoo.records.runs import find_checkpoint, load_model  # noqa: E402
 
 STEPS, N, SEED = 1500, 10_000, 0
@@ -78,9 +80,9 @@ def main() -> None:
     train = extractor.extract(reference.train.images)
 
     figures = {
-        "dcgan": {"all_samples": prdc(real, fake), "equal_sets": prdc(*_equal_sets(real, fake, None, SEED))},
+        "dcgan": {"all_samples": prdc(real, fake), "equal_sets": prdc(*equal_sets(real, fake, None, SEED))},
         "real_training_digits": {"all_samples": prdc(real, train),
-                                 "equal_sets": prdc(*_equal_sets(real, train[torch.randperm(
+                                 "equal_sets": prdc(*equal_sets(real, train[torch.randperm(
                                      len(train), generator=torch.Generator().manual_seed(SEED))], None, SEED))},
     }
     for key in ("precision", "recall", "density", "coverage"):  # zoo eval measured what this script did

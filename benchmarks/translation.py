@@ -36,8 +36,9 @@ from digits import classifier, predict  # noqa: E402
 from zoo.data.images import to_float  # noqa: E402
 from zoo.display import figures  # noqa: E402
 from zoo.measure import metrics  # noqa: E402
+from zoo.pipelines.plan import TrainOptions  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
-from zoo.pipelines.train import TrainOptions, train  # noqa: E402
+from zoo.pipelines.train import train  # noqa: E402
 from zoo.previews import image_rows  # noqa: E402
 from zoo.records import checkpoint as ckpt_io  # noqa: E402
 from zoo.records.runs import load_model  # noqa: E402

@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from digits import classifier, load_pngs, predict  # noqa: E402
 
 from zoo.data.images import to_float  # noqa: E402
+from zoo.pipelines.plan import TrainOptions  # noqa: E402
 from zoo.pipelines.prep import prepare  # noqa: E402
 from zoo.pipelines.sample import sample  # noqa: E402
-from zoo.pipelines.train import TrainOptions, train  # noqa: E402
+from zoo.pipelines.train import train  # noqa: E402
 from zoo.records import checkpoint as ckpt_io  # noqa: E402
 
 GAN_DATA = "0:8000"

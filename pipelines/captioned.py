@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
-from zoo.data import text
+from zoo.data import sentence_encoder, text
 from zoo.data.memory import CONDITION_PREFIX, TOKENS_KEY, PreparedData
 from zoo.data.sources import RawData
 from zoo.display.console import progress_bar
@@ -89,7 +89,7 @@ def encode_captions(raw: RawData, console: Console, schedule: text.MatchingSched
     return Captioned(tensors(tokens), tensors(held_tokens) if held_tokens is not None else {}, meta, encoder, record)
 
 
-def embedded_by(prepared: PreparedData, encoder: text.TextEncoder | text.InstalledEncoder,
+def embedded_by(prepared: PreparedData, encoder: text.TextEncoder | sentence_encoder.InstalledEncoder,
                 ) -> tuple[PreparedData, bool]:
     """The data's captions as ``encoder`` embeds them, and whether that meant re-embedding:
     as stored when it is the encoder they were embedded with at prep; else each caption
@@ -102,7 +102,7 @@ def embedded_by(prepared: PreparedData, encoder: text.TextEncoder | text.Install
     if prepared.meta["text"]["encoder"].get("fingerprint") == encoder.fingerprint():
         return prepared, False
     words = [*text.SPECIALS, *prepared.meta["text"]["vocabulary"]]
-    if isinstance(encoder, text.InstalledEncoder):
+    if isinstance(encoder, sentence_encoder.InstalledEncoder):
         embedded = installed_embeddings(prepared.tokens, words, encoder)
     else:  # zoo's own encoder is small: embedding again takes seconds
         embedded = encoder.embed_tokens(prepared.tokens, words).to(torch.float16)
@@ -115,7 +115,8 @@ EMBEDDINGS_FORMAT = "zoo-embeddings/1"
 """Part of every cache key: bump it when how captions become sentences for an encoder changes."""
 
 
-def installed_embeddings(tokens: torch.Tensor, words: list[str], encoder: text.InstalledEncoder) -> torch.Tensor:
+def installed_embeddings(tokens: torch.Tensor, words: list[str],
+                         encoder: sentence_encoder.InstalledEncoder) -> torch.Tensor:
     """An installed encoder's embeddings (float16) of captions given as token ids over
     ``words``, from zoo's cache when that encoder (by its fingerprint) has embedded these very
     captions before: a sentence-transformers model takes minutes on a CPU for a caption set

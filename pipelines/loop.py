@@ -28,24 +28,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 import zoo
 from zoo import config as config_io
-from zoo.data import superres
 from zoo.data.memory import TensorBatches
 from zoo.display import figures
 from zoo.display.console import progress_bar, zoo_command
 from zoo.errors import UsageError, ZooError
 from zoo.model import Model
-from zoo.pipelines.evaluate import TrainingEval
+from zoo.pipelines.evaluate.training import TrainingEval
+from zoo.pipelines.run_files import RunFiles, truncate_metrics
 from zoo.records import checkpoint as ckpt_io
 from zoo.records import files, runs
-from zoo.records.run_info import METRICS_FILE, read_metrics
+from zoo.records.run_info import METRICS_FILE
 from zoo.records.tracking import open_tracker
-from zoo.spec import Capability
 from zoo.training.diagnostics import Alert, Watch, reference_images
 from zoo.training.distributed import PeerLost
-from zoo.training.engine import evaluating, full_precision, native_bf16
+from zoo.training.engine import evaluating, full_precision
+from zoo.training.process import OutOfMemory, deferred_interrupts, is_out_of_memory
 
 if TYPE_CHECKING:
-    from zoo.pipelines.train import Plan, TrainingData
+    from zoo.pipelines.plan import Plan
+    from zoo.pipelines.train_data import TrainingData
 
 DEFAULT_EPOCHS = 5
 PREVIEW_COUNT = 64
@@ -72,7 +73,7 @@ class Interrupted(ZooError):
     exit_code = 130
 
 
-class Loop:
+class Loop(RunFiles):
     """The training loop of one run, from its first (or resumed) step to its last.
 
     Its length is in steps, or in images with ``--kimg`` (then ``total`` is 0: steps are
@@ -86,6 +87,7 @@ class Loop:
                  eval_every: int | None = None, eval_features: str | None = None, wandb: str = "auto",
                  checkpoint_every: int | None = None) -> None:
         self.p, self.data, self.model, self.batches = p, data, model, batches
+        self.device = batches.device
         self.run_dir, self.console, self.wandb = run_dir, console, wandb
         self.step, self.images, self.seconds_before = state["step"], state["images"], state["seconds"]
         self.seconds = self.seconds_before
@@ -130,14 +132,25 @@ class Loop:
             return 0, round(default * 1000)
         return DEFAULT_EPOCHS * self.steps_per_epoch, 0
 
-    @property
-    def timed(self) -> bool:
-        """Whether the run's length is a time budget alone."""
-        return not self.total and not self.total_images
-
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> Path:
+        """Train from where the run stands to its end (or its time budget); returns the run
+        folder. Whatever stops it early is said in one line by :meth:`_failure`."""
+        self._open()
+        started = time.perf_counter()
+        try:
+            status = self._steps(started)
+            return self._finish(status, time.perf_counter() - started)
+        except BaseException as exc:
+            failure = self._failure(exc)
+            if failure is exc:
+                raise
+            raise failure from None
+
+    def _open(self) -> None:
+        """run.json and W&B opened, the fixed preview inputs and the in-training evaluator made,
+        the run announced."""
         p, model = self.p, self.model
         self.info = self._run_info()
         self.alerts: list[dict[str, Any]] = self.info.setdefault("warnings", [])
@@ -150,7 +163,7 @@ class Loop:
             if self.tracker.run_id:
                 self.info["wandb_id"] = self.tracker.run_id
             runs.update_run_info(self.run_dir, self.info)
-            _truncate_metrics(self.metrics_path, self.step)
+            truncate_metrics(self.metrics_path, self.step)
         with self._own_random_stream():
             self.preview_inputs = model.preview_inputs(PREVIEW_COUNT, torch.Generator().manual_seed(p.seed),
                                                        self.data.examples(PREVIEW_COUNT, p.seed, self.device))
@@ -161,51 +174,57 @@ class Loop:
             self._keep_eval_protocol(self.evaluator)
         self._announce()
 
-        started = time.perf_counter()
+    def _steps(self, started: float) -> str:
+        """The steps, each followed by what is due (metrics, previews, evaluations,
+        checkpoints); returns the run's status when they end."""
+        p, model = self.p, self.model
         self.last_save = self.last_preview = self.seconds
         self.bar = progress_bar(self.console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"))
-        status = "finished"
-        try:
-            metrics_path = self.metrics_path if self.writer else Path(os.devnull)
-            with self.bar, metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
-                    deferred_interrupts(SAME_SIGNAL_SECONDS if self.cluster.distributed else 0.0) as interrupted:
-                self.task = self.bar.add_task(self._label(), total=self._length_done()[1],
-                                              completed=self._done(), metrics="")
-                while not self._finished():
-                    if not self.cluster.distributed:  # many processes keep the clock they agreed on
-                        self.seconds = self.seconds_before + time.perf_counter() - started
-                    progress = self._progress()
-                    self.stepping = True
-                    with model.engine.autocast():
-                        values = model.train_step(self.batches, progress)
-                    model.engine.end_step()
-                    self.stepping = False
-                    self.step += 1
-                    self.images = self.batches.drawn
-                    # Detached: a metric must not keep its step's graph alive until it is read.
-                    self.pending.append((self.step, progress.epoch, {
-                        k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}))
-                    # Under torchrun every process takes the same decisions: on the same clock
-                    # (the slowest's) and stopping when any was asked to.
-                    self.seconds, stop = self.cluster.agree(
-                        [self.seconds_before + time.perf_counter() - started, float(interrupted.is_set())])
-                    if stop:  # Ctrl-C during the step: it is whole now, save it
-                        self._flush()
-                        self._sync()
-                        self.save("interrupted")
-                        raise KeyboardInterrupt
-                    out_of_time = self.seconds >= self.budget
-                    self._after_step(last=out_of_time or self._finished())
-                    if out_of_time:
-                        status = "finished" if self.timed else "time limit"
-                        self.bar.console.print(f"--minutes {p.minutes:g}: time is up after {self._of_total()}")
-                        break
-            return self._finish(status, time.perf_counter() - started)
-        except KeyboardInterrupt:
+        metrics_path = self.metrics_path if self.writer else Path(os.devnull)
+        with self.bar, metrics_path.open("a", encoding="utf-8") as self.metrics_file, \
+                deferred_interrupts(SAME_SIGNAL_SECONDS if self.cluster.distributed else 0.0) as interrupted:
+            self.task = self.bar.add_task(self._label(), total=self._length_done()[1],
+                                          completed=self._done(), metrics="")
+            while not self._finished():
+                if not self.cluster.distributed:  # many processes keep the clock they agreed on
+                    self.seconds = self.seconds_before + time.perf_counter() - started
+                progress = self._progress()
+                self.stepping = True
+                with model.engine.autocast():
+                    values = model.train_step(self.batches, progress)
+                model.engine.end_step()
+                self.stepping = False
+                self.step += 1
+                self.images = self.batches.drawn
+                # Detached: a metric must not keep its step's graph alive until it is read.
+                self.pending.append((self.step, progress.epoch, {
+                    k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}))
+                # Under torchrun every process takes the same decisions: on the same clock
+                # (the slowest's) and stopping when any was asked to.
+                self.seconds, stop = self.cluster.agree(
+                    [self.seconds_before + time.perf_counter() - started, float(interrupted.is_set())])
+                if stop:  # Ctrl-C during the step: it is whole now, save it
+                    self._flush()
+                    self._sync()
+                    self.save("interrupted")
+                    raise KeyboardInterrupt
+                out_of_time = self.seconds >= self.budget
+                self._after_step(last=out_of_time or self._finished())
+                if out_of_time:
+                    self.bar.console.print(f"--minutes {p.minutes:g}: time is up after {self._of_total()}")
+                    return "finished" if self.timed else "time limit"
+        return "finished"
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """What stopped the run, recorded in run.json and W&B, as the one line the user sees:
+        an interruption with the command that resumes it, a lost process, a full disk, out
+        of memory with a batch size to try; anything else is returned as it is."""
+        p = self.p
+        if isinstance(exc, KeyboardInterrupt):
             if self.final_saved:  # training is done and saved; only its pictures or upload were cut short
-                raise Interrupted(f"training finished and was saved at step {self.step}; stopped while drawing "
-                                  f"its pictures or uploading: {self.run_dir}") from None
+                return Interrupted(f"training finished and was saved at step {self.step}; stopped while drawing "
+                                   f"its pictures or uploading: {self.run_dir}")
             # A second Ctrl-C stops mid-step: the last checkpoint stays as it was.
             self.info["status"] = "interrupted"
             if self.writer:
@@ -214,38 +233,36 @@ class Loop:
             self.tracker.finish(exit_code=130)
             path = self.run_dir / ckpt_io.FILENAME
             if not self.writer:
-                raise Interrupted(f"process {self.cluster.rank}: interrupted at step {self.step}") from None
+                return Interrupted(f"process {self.cluster.rank}: interrupted at step {self.step}")
             if not path.exists():
-                raise Interrupted(f"interrupted at step {self.step} before the first checkpoint; "
-                                  "nothing to resume: start the run again") from None
+                return Interrupted(f"interrupted at step {self.step} before the first checkpoint; "
+                                   "nothing to resume: start the run again")
             saved = ckpt_io.read_meta(path)["train"]["step"]
             where = f"step {saved}{f'/{self.total}' if self.total else ''}"
             said = (f"stopped during step {self.step + 1}; the last checkpoint holds {where}" if self.stepping
                     else f"interrupted at {where}; checkpoint saved")
-            raise Interrupted(f"{said}. Continue with: {self._launcher()} train {p.cls.name} "
-                              f"--resume {self.run_dir}") from None
-        except BaseException as exc:
-            if isinstance(exc, PeerLost) and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the message
-            if not self.final_saved:
-                self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
-            if self.writer and not self.final_saved:
-                with contextlib.suppress(OSError, ZooError):  # a full disk may refuse this too
-                    runs.update_run_info(self.run_dir, self.info)
-            self.tracker.finish(exit_code=1)
-            if self.final_saved and isinstance(exc, (OSError, ZooError)):
-                raise ZooError(f"training finished and was saved at step {self.step} ({self.run_dir}); writing its "
-                               f"pictures failed: {exc}") from None
-            if isinstance(exc, PeerLost):
-                raise PeerLost(f"{exc}; stopped at step {self.step}. {self._resume_hint()}") from None
-            failed = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else self.metrics_path
-            full = exc if isinstance(exc, files.DiskFull) else files.disk_full(
-                exc, failed, "metrics" if failed == self.metrics_path else "file")
-            if full is not None:
-                raise files.DiskFull(f"{full}. {self._resume_hint()}") from None
-            if is_out_of_memory(exc):
-                raise OutOfMemory(self._out_of_memory(exc)) from None
-            raise
+            return Interrupted(f"{said}. Continue with: {self._launcher()} train {p.cls.name} --resume {self.run_dir}")
+        if isinstance(exc, PeerLost) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # torchrun's stop must not cut the message
+        if not self.final_saved:
+            self.info.update(status=f"failed: {type(exc).__name__}", failed_at_step=self.step)
+        if self.writer and not self.final_saved:
+            with contextlib.suppress(OSError, ZooError):  # a full disk may refuse this too
+                runs.update_run_info(self.run_dir, self.info)
+        self.tracker.finish(exit_code=1)
+        if self.final_saved and isinstance(exc, (OSError, ZooError)):
+            return ZooError(f"training finished and was saved at step {self.step} ({self.run_dir}); writing its "
+                            f"pictures failed: {exc}")
+        if isinstance(exc, PeerLost):
+            return PeerLost(f"{exc}; stopped at step {self.step}. {self._resume_hint()}")
+        failed = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else self.metrics_path
+        full = exc if isinstance(exc, files.DiskFull) else files.disk_full(
+            exc, failed, "metrics" if failed == self.metrics_path else "file")
+        if full is not None:
+            return files.DiskFull(f"{full}. {self._resume_hint()}")
+        if is_out_of_memory(exc):
+            return OutOfMemory(self._out_of_memory(exc))
+        return exc
 
     def _out_of_memory(self, exc: BaseException) -> str:
         batch = getattr(self.p.config, "batch_size", None)
@@ -268,10 +285,6 @@ class Loop:
     def _launcher(self) -> str:
         """How this run was started: zoo, or torchrun with its processes (any number resumes it)."""
         return f"torchrun --nproc_per_node {self.cluster.world} -m zoo" if self.cluster.distributed else zoo_command()
-
-    @property
-    def device(self) -> torch.device:
-        return self.batches.device
 
     def _progress(self) -> zoo.Progress:
         return zoo.Progress(step=self.step, total_steps=self.total, epoch=self.images // self.images_per_epoch,
@@ -456,130 +469,6 @@ class Loop:
             self.bar.console.print(f"[yellow]warning[/] at step {alert.step:,}: {alert.message}")
             self.alerts.append({"step": alert.step, "kind": alert.kind, "message": alert.message})
 
-    # -- files -----------------------------------------------------------------------------------
-
-    def _run_info(self) -> dict[str, Any]:
-        p, spec = self.p, self.data.spec
-        info = runs.read_run_info(self.run_dir) if p.resume_from else {}
-        info.pop(runs.EVAL_ENTRY, None)  # zoo eval's, which this run's saves must leave as the file has it
-        engine = self.model.engine.options
-        info.update({
-            "model": p.cls.name, "plugin_version": p.cls.version, "data": p.data,
-            "data_spec": spec.to_dict(), "config": config_io.to_dict(p.config), "seed": p.seed,
-            "device": str(self.device), "precision": engine.precision, "clip_grad": engine.clip_grad,
-            "processes": self.cluster.world, "speed": self.model.engine.applied,
-            "total_steps": self.total, "total_images": self.total_images,
-            "steps_per_epoch": self.steps_per_epoch, "status": "running",
-            "created": info.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
-        })
-        if p.init_from is not None:
-            info["init_from"] = str(p.init_from)
-        if self.eval_every:
-            info["eval_every"] = self.eval_every
-        if self.checkpoint_every:
-            info["checkpoint_every"] = self.checkpoint_every
-        return info
-
-    def save(self, status: str, cadence: bool = True) -> Path:
-        """Write the checkpoint (atomically) and run.json; only ever between whole steps, and
-        under torchrun by rank 0 alone (after :meth:`_sync`). ``cadence``: it counts for the
-        checkpoint cadence (on every process alike; not the best checkpoint rank 0 finds)."""
-        p, model = self.p, self.model
-        path = self.run_dir / ckpt_io.FILENAME
-        if cadence:
-            self.last_save, self.saved = self.seconds, True
-        if not self.writer:
-            return path
-        engine = model.engine.options
-        train_state = {
-            "step": self.step, "images": self.images, "epoch": self.images // self.images_per_epoch,
-            "total_steps": self.total, "total_images": self.total_images,
-            "steps_per_epoch": self.steps_per_epoch, "seed": p.seed, "batches": self.batches.state(),
-            "minutes": p.minutes, "seconds": round(self.seconds, 3),
-            "precision": engine.precision, "clip_grad": engine.clip_grad,
-            "data": p.data_record, "helpers": model.helper_sources(),
-            "run": self.run_dir.name, "zoo_version": zoo.__version__,
-            "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        state = {"model": model.state_dict(),
-                 "optimizers": {k: o.state_dict() for k, o in model.optimizers.items()},
-                 "extra": model.extra_state(), "engine": model.engine.state(), "rng": rng_state(self.device)}
-        if model.text_encoder is not None:  # --text needs it: zoo's by value, an installed one by reference
-            state["text_encoder"] = model.text_encoder.to_state()
-        ckpt_io.save(path, ckpt_io.Checkpoint(p.cls.name, str(p.cls.version), config_io.to_dict(p.config),
-                                              self.data.spec.to_dict(), train_state, state))
-        self.info.update(status=status, step=self.step, images=self.images)
-        runs.update_run_info(self.run_dir, self.info)
-        return path
-
-    def _finish(self, status: str, elapsed: float) -> Path:
-        p, model, step = self.p, self.model, self.step
-        if not self.writer:
-            return self.run_dir  # rank 0 saves; the buffers were averaged at the last step's preview
-        checkpoint = self.save(status)
-        self.final_saved = True  # what fails after this (pictures, W&B) leaves the run finished
-        gif, losses = self._finish_pictures()
-        if gif:
-            self.tracker.log_gif("progress", gif, step)
-        if losses:
-            self.tracker.log_image("losses", losses, step)
-        self.tracker.log_checkpoint(checkpoint, f"{p.cls.name}-{p.data.replace(':', '-').replace('/', '-')}"[:120],
-                                    {"step": step, "data": p.data})
-        self.tracker.finish()
-        zoo = zoo_command()  # what works as printed: .venv/bin/zoo where the venv is not activated
-        use = f"Samples: {zoo} sample {self.run_dir}" if model.has(Capability.LATENT) else (
-            f"Upscale: {zoo} upscale {self.run_dir} IMAGE_OR_FOLDER --out DIR" if superres.factor_of(model) > 1 else
-            f"Translate: {zoo} translate {self.run_dir} IMAGE_OR_FOLDER --out DIR"
-            if model.has(Capability.IMAGE_TO_IMAGE) else
-            f"Reconstruct: {zoo} reconstruct {self.run_dir} IMAGES --out DIR" if model.has(Capability.ENCODER)
-            else f"Checkpoint: {checkpoint}")
-        self.console.print(f"done: {step:,} steps ({self.images:,} images) in {elapsed:.0f}s. {use}",
-                           highlight=False)
-        if status == "time limit":
-            self.console.print(f"to train on: {zoo} train {p.cls.name} --resume {self.run_dir} --minutes "
-                               "A_LARGER_TOTAL, or --steps N to train without a time limit", highlight=False)
-        return self.run_dir
-
-    def _finish_pictures(self) -> tuple[Path | None, Path | None]:
-        if not self.writer:
-            return None, None
-        frames = sorted((self.run_dir / "progress").glob("step-*.png"))
-        gif = figures.save_gif(frames, self.run_dir / "progress.gif")
-        losses = figures.loss_curves(read_metrics(self.metrics_path), self.run_dir / "losses.png",
-                                     title=f"{self.p.cls.name} on {self.p.data}", state=self.model.state_metrics)
-        return gif, losses
-
-    def _announce(self) -> None:
-        p, spec, d = self.p, self.data.spec, self.data.prepared
-        selected = "".join(f" {flag} {v}" for flag, v in (("--classes", p.classes), ("--subset", p.subset),
-                                                           ("--direction", p.direction)) if v)
-        count = f"{len(d):,} images"
-        if spec.pairing == "paired":
-            count = f"{len(d):,} pairs"
-        elif spec.pairing == "unpaired" and d.targets is not None:
-            count = f"{len(d):,} + {len(d.targets):,} images"
-        shape = f"{spec.channels}x{spec.height}x{spec.width}"
-        if spec.target_shape != (spec.channels, spec.height, spec.width):
-            shape += " -> " + "x".join(map(str, spec.target_shape))
-        length = (f"{self.total_images:,} images" if self.total_images else
-                  f"{self.p.minutes:g} minutes" if self.timed else f"{self.total:,} steps")
-        engine = self.model.engine.options
-        world = self.cluster.world
-        extras = "".join([f" | {engine.precision}" if engine.precision != "fp32" else "",
-                          f" | clip {engine.clip_grad:g}" if engine.clip_grad else "",
-                          f" | {world} processes x {p.config.batch_size // world}" if world > 1 else "",
-                          "".join(f" | {done}" for done in self.model.engine.applied if done != "channels-last")])
-        self.console.print(f"[bold]{p.cls.name}[/] on [bold]{p.data}{selected}[/] ({count}, {shape}) | "
-                           f"device {self.device} | {length} ({self.steps_per_epoch} steps per epoch) | "
-                           f"batch {p.config.batch_size}{extras} | W&B {self.tracker.mode}\n"
-                           f"run folder: {self.run_dir}")
-        for note in self.model.engine.notes:
-            self.console.print(f"[yellow]note:[/] {note}", highlight=False)
-        if engine.precision == "bf16" and not native_bf16(self.device):
-            self.console.print(f"[yellow]warning:[/] {self.device} has no native bf16 (AVX512-BF16 or AMX on a CPU): "
-                               "bf16 is emulated here, many times slower than fp32 (the lab DCGAN: 41 against 934 "
-                               "images/s on a 2-core EPYC); --precision fp32 is the fast choice on this machine")
-
     def _label(self) -> str:
         if self.total_images:
             return f"{self.images / 1000:,.1f}/{self.total_images / 1000:,.1f} kimg"
@@ -587,73 +476,6 @@ class Loop:
             return f"epoch {self.step // self.steps_per_epoch + 1}, seconds of {self.p.minutes:g} min"
         epochs = math.ceil(self.total / self.steps_per_epoch)
         return f"epoch {min(epochs, self.step // self.steps_per_epoch + 1)}/{epochs}"
-
-
-@contextmanager
-def deferred_interrupts(same_within: float = 0.0) -> Iterator[threading.Event]:
-    """Ctrl-C (or SIGTERM: a scheduler's pre-emption, torchrun stopping its processes) during
-    a step is held until the step ends (a checkpoint never holds half an update); a second
-    stops at once, keeping the last checkpoint. Under torchrun one Ctrl-C arrives twice (from
-    the terminal, then forwarded by torchrun): a second signal ``same_within`` seconds of the
-    first is the same one."""
-    interrupted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield interrupted
-        return
-
-    first: list[float] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if interrupted.is_set() and time.monotonic() - first[0] > same_within:
-            raise KeyboardInterrupt
-        if not interrupted.is_set():
-            first.append(time.monotonic())
-        interrupted.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield interrupted
-    finally:
-        for sig, before in previous.items():
-            signal.signal(sig, before)
-
-
-def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    elif device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"].to(torch.uint8))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"].to(torch.uint8), device)
-    elif device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"].to(torch.uint8))
-
-
-class OutOfMemory(ZooError):
-    """Training ran out of device (or host) memory; the message names a batch size to try."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A CUDA or MPS out-of-memory error, or the CPU allocator's failure."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metrics logged after the checkpoint (they will be logged again), and
-    a last line cut short by a crash."""
-    if not path.exists():
-        return
-    kept = [json.dumps(record) for record in read_metrics(path) if record.get("step", math.inf) <= step]
-    files.write_text(path, "".join(line + "\n" for line in kept), "metrics")
 
 
 def _format(values: dict[str, float], first: tuple[str, ...] = ()) -> str:

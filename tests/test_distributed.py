@@ -193,7 +193,8 @@ def test_one_ctrl_c_delivered_twice_is_one_and_a_later_one_stops_at_once() -> No
     import signal
     import time
 
-    from zoo.pipelines.loop import SAME_SIGNAL_SECONDS, deferred_interrupts
+    from zoo.pipelines.loop import SAME_SIGNAL_SECONDS
+    from zoo.training.process import deferred_interrupts
 
     with deferred_interrupts(SAME_SIGNAL_SECONDS) as interrupted:  # as the loop has it under torchrun
         os.kill(os.getpid(), signal.SIGINT)

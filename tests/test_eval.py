@@ -296,16 +296,16 @@ def test_precision_recall_density_and_coverage_compare_sets_of_one_size(dcgan_ru
 
 
 def test_the_larger_set_is_cut_to_the_size_of_the_smaller() -> None:
-    from zoo.pipelines.evaluate import _equal_sets
+    from zoo.pipelines.evaluate.samplers import equal_sets
 
     real, fake = torch.arange(10.0).view(10, 1), torch.arange(100.0, 130.0).view(30, 1)
-    cut_real, cut_fake = _equal_sets(real, fake, None, 0)
+    cut_real, cut_fake = equal_sets(real, fake, None, 0)
     assert torch.equal(cut_real, real) and torch.equal(cut_fake, fake[:10])  # the first samples drawn
     # Fewer samples: the real images their conditions came from, or a seeded random subset.
-    assert _equal_sets(real, fake[:3], torch.tensor([7, 2, 5, 7]), 0)[0].flatten().tolist() == [7.0, 2.0, 5.0]
-    subset = _equal_sets(real, fake[:3], None, 0)[0]
-    assert len(set(subset.flatten().tolist())) == 3 and torch.equal(subset, _equal_sets(real, fake[:3], None, 0)[0])
-    assert not torch.equal(subset, _equal_sets(real, fake[:3], None, 1)[0])
+    assert equal_sets(real, fake[:3], torch.tensor([7, 2, 5, 7]), 0)[0].flatten().tolist() == [7.0, 2.0, 5.0]
+    subset = equal_sets(real, fake[:3], None, 0)[0]
+    assert len(set(subset.flatten().tolist())) == 3 and torch.equal(subset, equal_sets(real, fake[:3], None, 0)[0])
+    assert not torch.equal(subset, equal_sets(real, fake[:3], None, 1)[0])
 
 
 @pytest.mark.parametrize(("args", "message"), [

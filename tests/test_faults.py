@@ -150,7 +150,7 @@ def test_out_of_memory_names_a_batch_size_to_try(mnist, monkeypatch) -> None:
 
 
 def test_the_cpu_allocators_failure_is_out_of_memory_too() -> None:
-    from zoo.pipelines.loop import is_out_of_memory
+    from zoo.training.process import is_out_of_memory
 
     assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: can't allocate "
                                          "memory: you tried to allocate 1099511627776 bytes"))

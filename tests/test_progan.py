@@ -13,19 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import zoo
-from zoo.plugins.progan import (
-    EqualizedConv2d,
-    EqualizedLinear,
-    MinibatchStdDev,
-    PixelNorm,
-    ProGAN,
-    ProGANConfig,
-    Schedule,
-    critic_loss,
-    parse_batch_sizes,
-    real_at,
-    schedule,
-)
+from zoo.plugins.progan import ProGAN, ProGANConfig, Schedule, critic_loss, parse_batch_sizes, real_at, schedule
+from zoo.plugins.progan.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
 from zoo.records import checkpoint as ckpt_io
 
 from .conftest import checkpoint_tensors, run_cli

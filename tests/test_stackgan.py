@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo.data import text
+from zoo.data import sentence_encoder, text
 from zoo.data.sources import captions
 from zoo.errors import UsageError
 from zoo.plugins.stackgan import ConditioningAugmentation, MatchingDiscriminator, kl_divergence, mismatched
@@ -487,7 +487,7 @@ def test_an_installed_encoder_reads_words_never_padding_or_unknown_ones(installe
 
     from . import fake_sentence_transformers as fake
 
-    encoder = text.InstalledEncoder.load(installed)
+    encoder = sentence_encoder.InstalledEncoder.load(installed)
     assert "HF_HUB_OFFLINE" not in os.environ  # set while loading only
     words = [*text.SPECIALS, "dark", "circle"]
     embedded = encoder.embed_tokens(torch.tensor([[[2, 1, 3, 0], [3, 0, 0, 0]]]), words)
@@ -495,7 +495,7 @@ def test_an_installed_encoder_reads_words_never_padding_or_unknown_ones(installe
     assert torch.allclose(embedded[0, 0], encoder.encode(["Dark, CIRCLE!"])[0])  # prompts read as captions are
     (installed / ".git").mkdir()
     (installed / ".git" / "index").write_bytes(b"changes with every git status")
-    assert text.InstalledEncoder.load(installed).fingerprint() == encoder.fingerprint()
+    assert sentence_encoder.InstalledEncoder.load(installed).fingerprint() == encoder.fingerprint()
 
 
 def test_an_installed_sentence_encoder_reads_the_text_instead(installed: Path, captioned: Path) -> None:
@@ -559,7 +559,7 @@ def test_a_folder_a_checkpoint_names_is_read_only_when_the_user_names_it(install
             raise AssertionError(f"zoo read {folder}, which only the checkpoint named")
 
         with monkeypatch.context() as patched:
-            patched.setattr(text, "folder_fingerprint", read)
+            patched.setattr(sentence_encoder, "folder_fingerprint", read)
             for args in (["sample", str(stranger), "--text", "a dark circle", "--out", "drawn"],
                          ["eval", str(stranger), "--n", "8", "--features", "random"],
                          ["interpolate", str(stranger), "--from-text", "a dark circle", "--to-text", "a light square",
@@ -589,7 +589,7 @@ def test_an_installed_encoders_embeddings_are_cached_by_what_it_embedded(install
 
     shutil.rmtree(cache_dir() / EMBEDDINGS, ignore_errors=True)  # another test's run may have cached these
     data = prepare(f"captions:{captioned}")
-    encoder = text.InstalledEncoder.load(installed)
+    encoder = sentence_encoder.InstalledEncoder.load(installed)
     first, again = embedded_by(data, encoder)
     assert again and fake.ENCODED and first.conditions["text"].shape == (len(data), 2, 24)
     fake.ENCODED.clear()
@@ -603,10 +603,10 @@ def test_an_installed_encoders_embeddings_are_cached_by_what_it_embedded(install
     assert fake.ENCODED and torch.equal(third.conditions["text"], first.conditions["text"])
     fake.ENCODED.clear()
     copy = fake.make_model(installed.with_name("copy"), dim=24)  # the same files elsewhere: the same encoder
-    embedded_by(data, text.InstalledEncoder.load(copy))
+    embedded_by(data, sentence_encoder.InstalledEncoder.load(copy))
     assert not fake.ENCODED
     other = fake.make_model(installed.with_name("other"), dim=16)
-    embedded_by(data, text.InstalledEncoder.load(other))  # another encoder: its own embeddings
+    embedded_by(data, sentence_encoder.InstalledEncoder.load(other))  # another encoder: its own embeddings
     assert fake.ENCODED and len(list((cache_dir() / EMBEDDINGS).glob("*.safetensors"))) == 2
 
 

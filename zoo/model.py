@@ -174,7 +174,7 @@ class Model(nn.Module):
 
     def attach_text_encoder(self, encoder: nn.Module, source: str) -> None:
         """The frozen text encoder the data's captions were embedded with (zoo's own
-        :class:`zoo.data.text.TextEncoder`, or a :class:`zoo.data.text.InstalledEncoder` chosen with
+        :class:`zoo.data.text.TextEncoder`, or a :class:`zoo.data.sentence_encoder.InstalledEncoder` chosen with
         ``--text-encoder``): the train pipeline attaches it to a text-conditional model, and
         every checkpoint of one holds it (zoo's by value, it is small; an installed one by
         reference), since ``--text`` needs it. Prompts given as strings are encoded by it

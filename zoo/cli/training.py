@@ -156,7 +156,7 @@ def train(
     Under torchrun, each process trains on its share of every batch (--batch-size is the
     global batch) and rank 0 writes the run; a run resumes at any number of processes.
     """
-    from zoo.pipelines.train import TrainOptions, plan
+    from zoo.pipelines.plan import TrainOptions, plan
     from zoo.pipelines.train import train as run_training
 
     opts = TrainOptions(model=model, data=data, epochs=epochs, steps=steps, kimg=kimg, minutes=minutes,

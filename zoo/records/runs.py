@@ -278,7 +278,7 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None, text_
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
     if reads_text and "text_encoder" in checkpoint.state:
-        from zoo.data.text import encoder_from_state
+        from zoo.data.sentence_encoder import encoder_from_state
 
         encoder = encoder_from_state(checkpoint.state["text_encoder"], text_encoder)
         model.attach_text_encoder(encoder, f"{path} (fingerprint {encoder.fingerprint()})")

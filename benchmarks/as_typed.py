@@ -59,7 +59,7 @@ def eval_figures(run: Path) -> dict[str, object]:
     keep = ("fid", "kid", "precision", "recall", "density", "coverage", "sharpness", "diversity", "memorisation",
             "memorisation_reference", "class_accuracy", "class_accuracy_per_class", "classifier_score", "protocol")
     return {"took": took, **{k: result[k] for k in keep if k in result},
-            "classifier_accuracy": result.get("protocol_detail", {}).get("extractor", {}).get("accuracy")}
+            "classifier_accuracy": result.get("protocol_detail", {}).get("extractor_accuracy")}
 
 
 def judged(net: torch.nn.Module, folder: Path) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """The heavy fault loops of issue 18, run by hand (the single faults are tests/test_faults.py).
 
-``python benchmarks/faults.py kill-train [--kills 100] [--steps 2000 --window-factor 1.15]``:
+``python benchmarks/faults.py kill-train [--kills 100] [--steps 2000] [--window-factor 1.15]``:
 one DCGAN run on MNIST, killed with SIGKILL at random moments (while it starts, trains, draws
 previews, writes checkpoints) and resumed each time, until it finishes; after every kill the run
 folder must be whole (run.json and each metrics line readable, the checkpoint loads, no half-
@@ -17,7 +17,20 @@ is absent or whole, never half-written.
 ``python benchmarks/faults.py many-files [--files 200000] [--size 16]``: ``zoo prep`` of a folder
 of that many small images; its peak memory against the prepared pixels' own size.
 
-Results go to benchmarks/runs/faults-*.json.
+Full lengths, and what each takes here: ``kill-train --kills 100 --steps 2000 --window-factor 1.15``
+(about 25 minutes), ``kill-prep`` (about 5), ``kill-eval`` (about 10), ``many-files --files 200000``
+(about 15). Smoke tests: ``kill-train --kills 2 --steps 20``, ``kill-prep --kills 2``,
+``kill-eval --kills 2``, ``many-files --files 200``.
+
+Writes benchmarks/results/faults-kill-train-{K}kills.json, faults-kill-prep-{K}kills.json,
+faults-kill-eval-{K}kills.json and faults-many-files-{N}files.json (the other settings are
+fields of the file): kill-train: kills, attempts, kills_with_problems, partial_files_seen,
+final_weights_identical, weights_compared, uninterrupted_seconds, checkpoint_steps_seen;
+kill-prep: kills, states (absent/whole/...), leftovers_after_a_kill,
+leftovers_after_the_next_prep, final_cache_equal, whole_prep_seconds; kill-eval: kills,
+states, whole_eval_seconds; many-files: files, prep_seconds, pixels_mib,
+imports_only_peak_mib, prep_peak_mib, peak_over_imports_per_pixel_byte. Each with the load
+average before its timed parts. Working folders are temporary.
 """
 
 from __future__ import annotations
@@ -41,7 +54,11 @@ from zoo.data.memory import load_prepared
 from zoo.records import checkpoint as ckpt_io
 from zoo.records import files, runs
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).parent))
+
+from commands import load, slug  # noqa: E402
+from record import write_result  # noqa: E402
+
 TINY = ["--set", "g_width=8", "--set", "d_width=8", "--set", "latent_dim=16", "--batch-size", "32"]
 
 
@@ -98,6 +115,7 @@ def kill_train(kills: int, steps: int, seed: int, window_factor: float = 2.0) ->
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="zoo-kill-"))
     command = ["train", "dcgan", "--data", "mnist", *TINY, "--steps", str(steps), "--no-wandb"]
+    before = load()
     started = time.perf_counter()
     whole = zoo(*command, "--out", str(work / "whole"))
     out, _ = whole.communicate()
@@ -134,7 +152,7 @@ def kill_train(kills: int, steps: int, seed: int, window_factor: float = 2.0) ->
     weights = [k for k in reference if k.startswith("model.")]
     same = all(k in final and bool((final[k] == reference[k]).all()) for k in weights)
     result = {"kills": len(records), "attempts": attempts, "steps": steps, "kill_window_seconds": round(window, 1),
-              "uninterrupted_seconds": round(uninterrupted, 1),
+              "uninterrupted_seconds": round(uninterrupted, 1), "load_before": before,
               "kills_with_problems": sum(bool(r["problems"]) for r in records),
               "partial_files_seen": sum(len(r["partial_files"]) for r in records),
               "checkpoint_steps_seen": sorted({r["step"] for r in records if r["step"] is not None}),
@@ -160,6 +178,7 @@ def kill_prep(kills: int, seed: int) -> dict:
         for i in range(400):
             Image.new("RGB", (48 + i % 7, 40), (i % 255, 40 * c, 90)).save(folder / f"class{c}" / f"{i}.png")
     os.environ["ZOO_CACHE_DIR"] = str(work / "cache")
+    before = load()
     started = time.perf_counter()
     process = zoo("prep", f"folder:{folder}", "--size", "16")
     process.communicate()
@@ -183,7 +202,7 @@ def kill_prep(kills: int, seed: int) -> dict:
     out, _ = process.communicate()
     final_same = bool((load_prepared(cache).images == reference).all())
     leftovers = leftovers_of(cache)
-    result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1),
+    result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1), "load_before": before,
               "states": {s: sum(r["state"] == s for r in records) for s in {r["state"] for r in records}},
               "leftovers_after_a_kill": sum(bool(r["leftovers"]) for r in records),
               "leftovers_after_the_next_prep": leftovers, "final_cache_equal": final_same}
@@ -197,6 +216,7 @@ def kill_eval(kills: int, seed: int) -> dict:
     run = work / "run"
     process = zoo("train", "dcgan", "--data", "mnist", *TINY, "--steps", "20", "--no-wandb", "--out", str(run))
     process.communicate()
+    before = load()
     started = time.perf_counter()
     process = zoo("eval", str(run), "--n", "500", "--features", "random")
     out, _ = process.communicate()
@@ -214,7 +234,7 @@ def kill_eval(kills: int, seed: int) -> dict:
         partial = [p.name for p in run.rglob("*") if files.is_partial(p)]
         states.append(state if not partial else f"{state}, partial files {partial}")
         print(f"eval kill {k + 1}: eval.json {states[-1]}", flush=True)
-    result = {"kills": kills, "whole_eval_seconds": round(whole_seconds, 1),
+    result = {"kills": kills, "whole_eval_seconds": round(whole_seconds, 1), "load_before": before,
               "states": {s: states.count(s) for s in set(states)}}
     shutil.rmtree(work, ignore_errors=True)
     return result
@@ -249,11 +269,12 @@ def many_files(count: int, size: int, seed: int) -> dict:
         # RUSAGE_CHILDREN's peak is the largest of the children waited for: measure the small one first
         return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - started, out
 
+    before = load()
     imports, _, _ = peak_of(sys.executable, "-c", "import torch, zoo.pipelines.prep, zoo.data.sources")
     peak, seconds, out = peak_of(sys.executable, "-m", "zoo", "prep", f"folder:{folder}", "--size", str(size))
     pixels = count * 3 * size * size / 2**20
     result = {"files": count, "size": size, "making_the_files_seconds": round(made_seconds, 1),
-              "prep_seconds": round(seconds, 1), "pixels_mib": round(pixels, 1),
+              "prep_seconds": round(seconds, 1), "load_before": before, "pixels_mib": round(pixels, 1),
               "imports_only_peak_mib": round(imports, 1), "prep_peak_mib": round(peak, 1),
               "peak_over_imports_per_pixel_byte": round((peak - imports) / pixels, 2),
               "prep_said": out.strip().splitlines()[-3:]}
@@ -272,17 +293,21 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200_000, help="many-files: how many")
     parser.add_argument("--size", type=int, default=16, help="many-files: prep's --size")
     args = parser.parse_args()
+    kills = args.kills or {"kill-train": 100, "kill-prep": 30, "kill-eval": 20}.get(args.loop)
     if args.loop == "kill-train":
-        result = kill_train(args.kills or 100, args.steps, args.seed, args.window_factor)
-    elif args.loop == "kill-prep":
-        result = kill_prep(args.kills or 30, args.seed)
-    elif args.loop == "kill-eval":
-        result = kill_eval(args.kills or 20, args.seed)
+        result = kill_train(kills, args.steps, args.seed, args.window_factor)
+        settings = {"kills": kills, "steps": args.steps, "window_factor": args.window_factor}
+    elif args.loop in ("kill-prep", "kill-eval"):
+        result, settings = (kill_prep if args.loop == "kill-prep" else kill_eval)(kills, args.seed), {"kills": kills}
     else:
-        result = many_files(args.files, args.size, args.seed)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"faults-{args.loop}.json").write_text(json.dumps(result, indent=2))
+        result, settings = many_files(args.files, args.size, args.seed), {"files": args.files, "size": args.size}
     print(json.dumps(result, indent=2))
+    problems = result.pop("problems", None)
+    result.pop("prep_said", None)  # prep's own last lines, printed above: not a figure
+    size = f"{args.files}files" + ("" if args.size == 16 else f"-{args.size}px") if args.loop == "many-files" \
+        else f"{kills}kills"
+    name = slug("faults", args.loop, size, "" if args.seed == 0 else f"seed{args.seed}")
+    write_result(name, result, **settings, seed=args.seed, **({"problems": problems} if problems is not None else {}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ figure can always be traced to the run that measured it::
     from record import write_result
     write_result("cgan-digits", {"sevens_read_as_7": 0.968, ...})
 
-writes benchmarks/results/cgan-digits.json, replacing the previous run's (git keeps it).
+writes benchmarks/results/cgan-digits.json, replacing the previous run's (git keeps it). Its
+``figures`` are numbers; text passed among them (a command, a protocol's name) is kept apart,
+under ``details``, at the same place, and the run's settings are fields of their own.
 A benchmark's working files (runs, samples, judges) go to benchmarks/runs/, which git ignores.
 """
 
@@ -53,10 +55,12 @@ def machine() -> dict[str, Any]:
 def commit() -> str:
     """The commit the benchmark ran on, with ``+changes`` when the working tree differed from it."""
     def git(*args: str) -> str:
+        # From the repository's root: the paths below are the root's folders, not benchmarks/'s.
         return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
 
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "zoo", "plugins", "pipelines", "benchmarks")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "zoo", "plugins", "pipelines", "benchmarks",
+                  ":(exclude)benchmarks/results")
     return f"{head}+changes" if changed else head
 
 
@@ -65,14 +69,46 @@ def command() -> str:
     return " ".join(["python", *(shlex.quote(a) for a in sys.argv)])
 
 
+_NOTHING = object()
+
+
+def split_text(value: Any) -> tuple[Any, Any]:
+    """``value`` as (its numbers, its text): numbers, booleans and None go to the first, strings
+    to the second, dicts and lists are split the same way at every level (a list whose items
+    hold both keeps its places in each, None where an item had nothing of that kind). Either
+    part is ``_NOTHING`` when there is none."""
+    if isinstance(value, str):
+        return _NOTHING, value
+    if isinstance(value, dict):
+        parts = {k: split_text(v) for k, v in value.items()}
+        numbers = {k: n for k, (n, _) in parts.items() if n is not _NOTHING}
+        text = {k: t for k, (_, t) in parts.items() if t is not _NOTHING}
+        return (numbers if numbers or not text else _NOTHING), (text or _NOTHING)
+    if isinstance(value, (list, tuple)):
+        parts = [split_text(v) for v in value]
+        if all(t is _NOTHING for _, t in parts):
+            return [n for n, _ in parts], _NOTHING
+        if all(n is _NOTHING for n, _ in parts):
+            return _NOTHING, [t for _, t in parts]
+        return ([None if n is _NOTHING else n for n, _ in parts], [None if t is _NOTHING else t for _, t in parts])
+    return value, _NOTHING
+
+
 def write_result(name: str, figures: dict[str, Any], *, notes: str = "", **fields: Any) -> Path:
     """Write benchmarks/results/NAME.json: ``figures`` (what the docs quote) with the command,
     commit, machine and date of this run; ``fields`` add what else describes the run (its
-    settings). Returns the path."""
+    settings). The figures are numbers: any text among them (a command, a protocol's name)
+    moves to ``details``, at the same place. Returns the path."""
+    taken = {"benchmark", "command", "commit", "date", "machine", "figures", "details", "notes"} & set(fields)
+    if taken:
+        raise ValueError(f"write_result: {', '.join(sorted(taken))} would replace the record's own; name it otherwise")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    numbers, text = split_text(figures)
     record = {"benchmark": name, "command": command(), "commit": commit(),
               "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "machine": machine(), **fields, "figures": figures}
+              "machine": machine(), **fields, "figures": {} if numbers is _NOTHING else numbers}
+    if text is not _NOTHING:
+        record["details"] = text
     if notes:
         record["notes"] = notes
     path = RESULTS / f"{name}.json"

@@ -6,15 +6,25 @@ warm-up, reported apart): fp32 as the pipeline runs it, channels-last weights, f
 ``torch.compile`` per network, bf16 autocast. ``--profile`` prints torch.profiler's table of
 one fp32 run's operators by their own CPU time.
 
-    python benchmarks/step_options.py                  # every option
+    python benchmarks/step_options.py                  # every option (about 5 minutes here)
     python benchmarks/step_options.py fp32 channels-last
     python benchmarks/step_options.py --profile
+    python benchmarks/step_options.py fp32 --steps 3 --warmup 1   # a smoke test
+
+Writes benchmarks/results/step-options.json (``figures.OPTION``: images_per_s, warmup_s,
+load_before; OPTION fp32, channels_last, fused_adam, compile, bf16), other options or steps
+naming themselves (step-options-fp32-channels-last-...), and with ``--profile``
+step-options-profile.json (``figures``: convolution_share of the step's own CPU time, and the
+top operators with their share).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -23,6 +33,11 @@ from zoo.data.memory import TensorBatches
 from zoo.pipelines.prep import prepare
 from zoo.plugins.dcgan import DCGAN, DCGANConfig
 from zoo.training.engine import Engine, EngineOptions
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from commands import slug  # noqa: E402
+from record import write_result  # noqa: E402
 
 OPTIONS = ("fp32", "channels-last", "fused-adam", "compile", "bf16")
 
@@ -74,7 +89,15 @@ def profile(steps: int) -> None:
         for i in range(steps):
             metrics = model.train_step(batches, zoo.Progress(i, steps, 0))
             {k: float(v) for k, v in metrics.items()}
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+    averages = prof.key_averages()
+    print(averages.table(sort_by="self_cpu_time_total", row_limit=14))
+    total = sum(e.self_cpu_time_total for e in averages)
+    top = sorted(averages, key=lambda e: e.self_cpu_time_total, reverse=True)[:14]
+    convolution = sum(e.self_cpu_time_total for e in averages if "conv" in e.key.lower())
+    write_result(slug("step-options-profile", "" if steps == 60 else f"{steps}steps"),
+                 {"convolution_share": convolution / total,
+                  "top": [{"operator": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in top]},
+                 steps=steps, threads=torch.get_num_threads(), model="dcgan, the lab's networks, batch 128, fp32")
 
 
 def main() -> None:
@@ -91,9 +114,17 @@ def main() -> None:
         profile(args.steps)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; lab DCGAN, MNIST, batch 128")
+    figures = {}
     for option in args.options or OPTIONS:
+        before = round(os.getloadavg()[0], 2)
         rate, warm = timed(option, args.steps, args.warmup)
+        figures[option.replace("-", "_")] = {"images_per_s": round(rate, 1), "warmup_s": round(warm, 1),
+                                             "load_before": before}
         print(f"{option:14} {rate:8.0f} images/s   warm-up {warm:5.1f} s", flush=True)
+    default = (args.steps, args.warmup) == (60, 10)
+    write_result(slug("step-options", *args.options, "" if default else f"{args.steps}steps-warmup{args.warmup}"),
+                 figures, steps=args.steps, warmup=args.warmup, threads=torch.get_num_threads(),
+                 model="dcgan, the lab's networks (architecture=lab, loss=cross_entropy), batch 128, MNIST")
 
 
 if __name__ == "__main__":

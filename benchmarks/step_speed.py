@@ -1,19 +1,38 @@
 """Speed: zoo's training against the seed lab's loop, and images/s per plugin and option.
 
-    python benchmarks/step_speed.py whole            # whole processes: the lab's and `zoo train`'s
-    python benchmarks/step_speed.py quality          # + zoo eval of both: time to the lab's FID
-    python benchmarks/step_speed.py plugins          # images/s per plugin, precision and option
-    python benchmarks/step_options.py --profile      # inside one process: where a step's time goes
+    python benchmarks/step_speed.py whole [--repeats 3]  # the lab's and `zoo train`'s processes (~8 min a repeat)
+    python benchmarks/step_speed.py quality         # + zoo eval of both: time to the lab's FID (~15 min)
+    python benchmarks/step_speed.py plugins [--compile]  # images/s per plugin, precision and option (~10 min)
+    python benchmarks/step_speed.py torchrun [--repeats 3]  # 2 processes x 1 thread against 1 x 2 (~4 min a repeat)
+    python benchmarks/step_speed.py make-test      # `make test` as a whole process (the full suite)
+    python benchmarks/step_options.py --profile    # inside one process: where a step's time goes
 
 ``whole`` times, as a user runs them, the lab's script (benchmarks/seed_lab.py: its
 networks, numpy Dataset and DataLoader) and ``zoo train dcgan --data mnist --steps 1560``
 at the same steps and batch (128), both on zoo's 9,000 training images of the offline MNIST
 (the lab's file is written from them, so neither sees the 1,000 held out), alternating
-lab / zoo ``--repeats`` times. ``quality`` then measures the lab's final generator and zoo's
-at a quarter, half, three quarters and all of the steps with ``zoo eval`` (10,000 samples
-against the held-out images, zoo's MNIST classifier's features), and reports when zoo first
-reaches the lab's final FID, in whole-process seconds (zoo's reached by resuming, each
-resume a new process: startup counted every time). Results go to benchmarks/runs/speed/.
+lab / zoo ``--repeats`` times, with the load average before each. ``quality`` then measures
+the lab's final generator and zoo's at a quarter, half, three quarters and all of the steps
+with ``zoo eval`` (10,000 samples against the held-out images, zoo's MNIST classifier's
+features), and reports when zoo first reaches the lab's final FID, in whole-process seconds
+(zoo's reached by resuming, each resume a new process: startup counted every time).
+``plugins`` times training steps inside one process (after a warm-up, reported apart: the
+compile time with ``--compile``). ``torchrun`` times ``torchrun --nproc_per_node 2 -m zoo train
+dcgan --data mnist --steps 300`` against the same command in one process, alternating.
+
+Smoke tests: ``whole --steps 5``, ``quality --steps 8 --eval-n 500``, ``plugins dcgan-28 --steps 2 --warmup 1``,
+``torchrun --steps 5``, ``make-test --target lint``.
+
+Writes benchmarks/results/speed-whole.json (``figures``: lab_seconds, zoo_seconds (each run),
+lab_median, zoo_median, speed_up, load_before), speed-quality.json (``figures.lab``: steps,
+seconds, fid; ``figures.zoo``: a point per quarter with steps, seconds, fid;
+time_to_lab_fid, share_of_lab_time), speed-plugins[-DEVICE][-compile].json
+(``figures.CASE.OPTION``: images_per_s, warmup_s, load_before; OPTION one of fp32,
+fp32_channels_last, bf16_channels_last, fp16_channels_last, fp32_channels_last_compile,
+bf16_channels_last_compile), speed-torchrun.json (``figures``: torchrun_seconds,
+one_process_seconds, medians, ratio) and speed-make-test.json (``figures``: seconds, passed).
+Other steps or flags than the defaults add them to the name. Working files go to
+benchmarks/runs/speed/.
 """
 
 from __future__ import annotations
@@ -31,11 +50,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from commands import zoo  # noqa: E402
+from commands import load, slug, zoo  # noqa: E402
+from record import RUNS, write_result  # noqa: E402
 
-RESULTS = Path(__file__).parent / "runs" / "speed"
+HERE = RUNS / "speed"
 LAB = Path(__file__).with_name("seed_lab.py")
 STEPS = 1560
+TORCHRUN_STEPS = 300
 
 
 def lab_idx_file(path: Path) -> Path:
@@ -49,67 +70,82 @@ def lab_idx_file(path: Path) -> Path:
     return path
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], check: bool = True, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "WANDB_MODE": "disabled"})
-    if done.returncode:
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "WANDB_MODE": "disabled", **(env or {})})
+    if done.returncode and check:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - started
 
 
+def whole_name(args: argparse.Namespace) -> str:
+    return slug("speed-whole", "" if args.steps == STEPS else f"{args.steps}steps", *args.zoo_args)
+
+
 def whole(args: argparse.Namespace) -> dict[str, object]:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    idx = lab_idx_file(RESULTS / "mnist-train-idx3-ubyte")
-    template = RESULTS / "template"
+    HERE.mkdir(parents=True, exist_ok=True)
+    idx = lab_idx_file(HERE / "mnist-train-idx3-ubyte")
+    template = HERE / "template"
     if not (template / "checkpoint.safetensors").exists():
         zoo("train", "dcgan", "--data", "mnist", "--steps", "1", "--set", "architecture=lab",
             "--set", "loss=cross_entropy", "--no-wandb", "--out", str(template), "--force")
     times: dict[str, list[float]] = {"lab": [], "zoo": []}
+    loads: dict[str, list[float]] = {"lab": [], "zoo": []}
     for i in range(args.repeats):
-        lab_run = RESULTS / "lab"
-        times["lab"].append(timed([sys.executable, str(LAB), str(idx), "--steps", str(args.steps),
-                                   "--run", str(lab_run), "--template", str(template)]))
-        times["zoo"].append(zoo("train", "dcgan", "--data", "mnist", "--steps", str(args.steps), "--no-wandb",
-                                "--out", str(RESULTS / "zoo"), "--force", *args.zoo_args))
-        print(f"repeat {i + 1}: lab {times['lab'][-1]:.1f} s, zoo {times['zoo'][-1]:.1f} s", flush=True)
+        loads["lab"].append(load())
+        times["lab"].append(round(timed([sys.executable, str(LAB), str(idx), "--steps", str(args.steps),
+                                         "--run", str(HERE / "lab"), "--template", str(template)]), 1))
+        loads["zoo"].append(load())
+        times["zoo"].append(round(zoo("train", "dcgan", "--data", "mnist", "--steps", str(args.steps), "--no-wandb",
+                                      "--out", str(HERE / "zoo"), "--force", *args.zoo_args), 1))
+        print(f"repeat {i + 1}: lab {times['lab'][-1]:.1f} s, zoo {times['zoo'][-1]:.1f} s "
+              f"(load before {loads['lab'][-1]}, {loads['zoo'][-1]})", flush=True)
     lab, mine = statistics.median(times["lab"]), statistics.median(times["zoo"])
-    result = {"steps": args.steps, "batch": 128, "lab_seconds": times["lab"], "zoo_seconds": times["zoo"],
-              "zoo_args": args.zoo_args, "speed-up": round(lab / mine, 3),
-              "threads": torch.get_num_threads(), "torch": torch.__version__}
+    figures = {"lab_seconds": times["lab"], "zoo_seconds": times["zoo"], "lab_median": lab, "zoo_median": mine,
+               "speed_up": round(lab / mine, 3), "load_before": loads}
     print(f"lab {lab:.1f} s, zoo {mine:.1f} s (medians of {args.repeats}): zoo is {lab / mine:.2f}x as fast")
-    (RESULTS / "whole.json").write_text(json.dumps(result, indent=2))
-    return result
+    (HERE / "whole.json").write_text(json.dumps(figures, indent=2))  # for quality, which reuses the lab's run
+    write_result(whole_name(args), figures, steps=args.steps, batch=128, repeats=args.repeats, zoo_args=args.zoo_args,
+                 threads=torch.get_num_threads(),
+                 zoo_command=f"zoo train dcgan --data mnist --steps {args.steps} {' '.join(args.zoo_args)}".strip(),
+                 lab_command=f"python benchmarks/seed_lab.py IDX --steps {args.steps}")
+    return figures
 
 
-def evaluated(run: Path) -> float:
-    zoo("eval", str(run))
+def evaluated(run: Path, n: int | None = None) -> float:
+    zoo("eval", str(run), "--wandb", "off", *(["-n", str(n)] if n else []))
     return float(json.loads((run / "eval.json").read_text())["fid"])
 
 
 def quality(args: argparse.Namespace) -> None:
-    if not (RESULTS / "lab" / "checkpoint.safetensors").exists() or args.rerun:
+    if not (HERE / "lab" / "checkpoint.safetensors").exists() or not (HERE / "whole.json").exists() or args.rerun:
         whole(args)
-    lab_fid = evaluated(RESULTS / "lab")
-    lab_seconds = statistics.median(json.loads((RESULTS / "whole.json").read_text())["lab_seconds"])
-    run = RESULTS / "zoo-steps"
+    lab_fid = evaluated(HERE / "lab", args.eval_n)
+    lab_seconds = statistics.median(json.loads((HERE / "whole.json").read_text())["lab_seconds"])
+    run = HERE / "zoo-steps"
     points = []
     seconds = 0.0
     for k in (1, 2, 3, 4):
         steps = args.steps * k // 4
         flags = ["--out", str(run), "--force"] if k == 1 else ["--resume", str(run)]
+        before = load()
         seconds += zoo("train", "dcgan", *(["--data", "mnist"] if k == 1 else []), "--steps", str(steps),
                        "--no-wandb", *flags, *(args.zoo_args if k == 1 else []))
-        fid = evaluated(run)
-        points.append({"steps": steps, "seconds": round(seconds, 1), "fid": fid})
+        fid = evaluated(run, args.eval_n)
+        points.append({"steps": steps, "seconds": round(seconds, 1), "fid": fid, "load_before": before})
         print(f"zoo at {steps} steps ({seconds:.0f} s of whole processes): FID {fid:.2f}", flush=True)
     reached = next((p for p in points if p["fid"] <= lab_fid), None)
-    result = {"lab": {"steps": args.steps, "seconds": lab_seconds, "fid": lab_fid}, "zoo": points,
-              "time_to_lab_fid": reached and reached["seconds"],
-              "share_of_lab_time": reached and round(reached["seconds"] / lab_seconds, 3)}
+    figures = {"lab": {"steps": args.steps, "seconds": lab_seconds, "fid": lab_fid}, "zoo": points,
+               "time_to_lab_fid": reached and reached["seconds"],
+               "share_of_lab_time": reached and round(reached["seconds"] / lab_seconds, 3)}
     print(f"lab: FID {lab_fid:.2f} after {lab_seconds:.0f} s; zoo reaches it "
           + (f"at {reached['steps']} steps, {reached['seconds']:.0f} s ({reached['seconds'] / lab_seconds:.2f} "
              "of the lab's time)" if reached else "not within the lab's steps"))
-    (RESULTS / "quality.json").write_text(json.dumps(result, indent=2))
+    write_result(slug("speed-quality", "" if args.steps == STEPS else f"{args.steps}steps", *args.zoo_args,
+                      f"n{args.eval_n}" if args.eval_n else ""), figures,
+                 steps=args.steps, zoo_args=args.zoo_args, eval_n=args.eval_n,
+                 eval="zoo eval RUN (10,000 samples unless eval_n says, against the held-out digits)")
 
 
 # -- images/s per plugin ------------------------------------------------------------------------------
@@ -182,8 +218,8 @@ def rate(case: str, precision: str, channels_last: bool, compile: bool, steps: i
 
 
 def plugins(args: argparse.Namespace) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    rows = []
+    HERE.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, dict]] = {}
     options = [("fp32", False, False), ("fp32", True, False), ("bf16", True, False), ("fp32", True, True)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; images/s of training (batches drawn)")
     if args.device.startswith("cuda"):  # every option, fp16 too, each with channels-last
@@ -195,11 +231,64 @@ def plugins(args: argparse.Namespace) -> None:
                 continue
             emulated = precision == "bf16" and args.device == "cpu"
             steps = max(2, args.steps // 10) if emulated else args.steps
+            before = load()
             images, warm = rate(case, precision, cl, comp, steps, args.warmup, args.device, args.batch_size)
-            label = f"{precision}{' channels-last' if cl else ''}{' compile' if comp else ''}"
-            rows.append({"case": case, "option": label, "images_per_s": round(images, 1), "warmup_s": round(warm, 1)})
+            label = "_".join([precision, *(["channels_last"] if cl else []), *(["compile"] if comp else [])])
+            rows.setdefault(case, {})[label] = {"images_per_s": round(images, 1), "warmup_s": round(warm, 1),
+                                                "steps": steps, "load_before": before}
             print(f"{case:10} {label:28} {images:9.1f} images/s   warm-up {warm:6.1f} s", flush=True)
-    (RESULTS / f"plugins-{args.device.replace(':', '')}.json").write_text(json.dumps(rows, indent=2))
+    default = not args.cases and args.steps == 20 and args.warmup == 3 and args.batch_size is None
+    name = slug("speed-plugins", "" if args.device == "cpu" else args.device.replace(":", ""),
+                "compile" if args.compile else "",
+                *([] if default else [*args.cases, f"{args.steps}steps", f"batch{args.batch_size}" if args.batch_size
+                                      else ""]))
+    write_result(name, rows, device=args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
+                 threads=torch.get_num_threads(), cases={k: {"model": v[0], "data": v[1], "batch": v[3]}
+                                                         for k, v in CASES.items()})
+
+
+def torchrun(args: argparse.Namespace) -> None:
+    """``torchrun --nproc_per_node 2 -m zoo train ...`` (one thread a process, torchrun's
+    default) against the same command in one process with a thread per core, alternating."""
+    HERE.mkdir(parents=True, exist_ok=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    command = ["train", "dcgan", "--data", "mnist", "--steps", str(args.steps), "--no-wandb", "--force"]
+    times: dict[str, list[float]] = {"torchrun": [], "one_process": []}
+    loads: dict[str, list[float]] = {"torchrun": [], "one_process": []}
+    for i in range(args.repeats):
+        loads["torchrun"].append(load())
+        times["torchrun"].append(round(timed([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                                              str(args.processes), "-m", "zoo", *command, "--out",
+                                              str(HERE / "torchrun")], env={"OMP_NUM_THREADS": "1"}), 1))
+        loads["one_process"].append(load())
+        times["one_process"].append(round(zoo(*command, "--out", str(HERE / "one-process"),
+                                              env={"OMP_NUM_THREADS": str(cores)}), 1))
+        print(f"repeat {i + 1}: torchrun {times['torchrun'][-1]:.1f} s, one process "
+              f"{times['one_process'][-1]:.1f} s", flush=True)
+    a, b = statistics.median(times["torchrun"]), statistics.median(times["one_process"])
+    figures = {"torchrun_seconds": times["torchrun"], "one_process_seconds": times["one_process"],
+               "torchrun_median": a, "one_process_median": b, "torchrun_over_one_process": round(a / b, 3),
+               "load_before": loads}
+    print(f"torchrun {a:.1f} s, one process {b:.1f} s (medians of {args.repeats})")
+    write_result(slug("speed-torchrun", "" if args.steps == TORCHRUN_STEPS else f"{args.steps}steps",
+                      "" if args.processes == 2 else f"{args.processes}processes"), figures,
+                 steps=args.steps, processes=args.processes, repeats=args.repeats,
+                 zoo_command=f"torchrun --nproc_per_node {args.processes} -m zoo {' '.join(command[:-2])}",
+                 threads_per_torchrun_process=1, one_process_threads=cores)
+
+
+def make_test(args: argparse.Namespace) -> None:
+    """``make TARGET`` in the repository as a whole process (the suite's own set-up included)."""
+    repo = Path(__file__).resolve().parents[1]
+    before = load()
+    started = time.perf_counter()
+    done = subprocess.run(["make", args.target], cwd=repo, capture_output=True, text=True)
+    seconds = round(time.perf_counter() - started, 1)
+    print(done.stdout[-1500:])
+    print(f"make {args.target}: {seconds:.0f} s, exit status {done.returncode}")
+    write_result(slug("speed-make", args.target), {"seconds": seconds, "passed": done.returncode == 0,
+                                                   "load_before": before},
+                 make_command=f"make {args.target}", tail=done.stdout.strip().splitlines()[-3:])
 
 
 def main() -> None:
@@ -210,7 +299,14 @@ def main() -> None:
         p.add_argument("--steps", type=int, default=STEPS)
         p.add_argument("--repeats", type=int, default=1)
         p.add_argument("--rerun", action="store_true", help="quality: time the processes again")
+        p.add_argument("--eval-n", type=int, help="quality: zoo eval -n (default: its own 10,000; smoke tests)")
         p.add_argument("zoo_args", nargs="*", help="more zoo train flags (after --)")
+    p = sub.add_parser("torchrun")
+    p.add_argument("--steps", type=int, default=TORCHRUN_STEPS)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--processes", type=int, default=2)
+    p = sub.add_parser("make-test")
+    p.add_argument("--target", default="test", help="the make target to time")
     p = sub.add_parser("plugins")
     p.add_argument("cases", nargs="*", help=f"of {', '.join(CASES)}")
     p.add_argument("--steps", type=int, default=20)
@@ -219,7 +315,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, help="instead of each case's own (the issue's GPU target: 512)")
     args = parser.parse_args()
-    {"whole": whole, "quality": quality, "plugins": plugins}[args.what](args)
+    {"whole": whole, "quality": quality, "plugins": plugins, "torchrun": torchrun,
+     "make-test": make_test}[args.what](args)
 
 
 if __name__ == "__main__":

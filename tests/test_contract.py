@@ -386,9 +386,9 @@ def test_unpaired_domains_keep_their_own_passes_for_batches_of_any_size() -> Non
 
 
 def test_precision_and_clipping_are_kept_on_resume(mnist, monkeypatch: pytest.MonkeyPatch) -> None:
-    from zoo.pipelines import loop
+    from zoo.pipelines import run_files
 
-    monkeypatch.setattr(loop, "native_bf16", lambda device: False)  # as on this CI's CPUs: say it is slow
+    monkeypatch.setattr(run_files, "native_bf16", lambda device: False)  # as on this CI's CPUs: say it is slow
     first = run_cli("train", "dcgan", "--no-wandb", *TINY, "--data", "mnist", "--subset", "0:64", "--steps", "1",
                     "--precision", "bf16", "--clip-grad", "5", "--out", "run")
     assert first.exit_code == 0, first.output

@@ -6,37 +6,26 @@ Discriminator", ICLR 2018 (arXiv:1802.05637), or Odena et al.'s auxiliary classi
 The generator is DCGAN's, fed the latent vector z joined to a learned embedding of the
 class label, and each of its batch norms also takes a per-class scale and shift
 (``g_conditioning=batchnorm``, conditional batch norm, as in Miyato & Koyama's generator;
-``input`` keeps the paper's z-and-label input only). At 5,000 steps the two score alike
-(benchmarks/cgan_digits.py: sevens 97.7% vs 96.7%, worst digit 95.5% vs 96.2%); at the
-README's 20 epochs, measured by ``zoo eval`` over two training seeds, the class in every
-layer keeps the sevens at 95.7-96.8% and every digit at 93.1% or more, where the input
-alone gave 94.4-95.5% and 91.3% (see below). The discriminator is DCGAN's body; how it
+``input`` keeps the paper's z-and-label input only). The discriminator is DCGAN's body; how it
 sees the label is ``conditioning``:
 
 * **concat** (default): one-hot label maps joined to D's input channels, Mirza &
-  Osindero's original scheme. Chosen because it trains balanced with DCGAN's batch-normed
-  discriminator: on the offline MNIST after 800 steps, D(G(z)) 0.48 and samples as varied
-  as the real digits of their class (pair-distance ratio 0.90).
+  Osindero's original scheme; it trains balanced with DCGAN's batch-normed discriminator.
 * **projection**: D(x, y) = w . phi(x) + embed(y) . phi(x) (Miyato & Koyama). Cheaper and
   sharper in the paper, which pairs it with a spectrally normalised ResNet critic; on
-  DCGAN's batch-normed body it overpowers the generator (same budget: D(G(z)) 0.06, every
-  sample of a class nearly the same, ratio 0.06).
+  DCGAN's batch-normed body it can overpower the generator (watch D(G(z)) and the variety of
+  each class's samples).
 * **acgan**: an unconditional real/fake head plus a classifier head; both networks also
   minimise the classifier's cross-entropy. Known to favour easily classified samples over
-  varied ones (same budget: ratio 0.12).
+  varied ones.
 
 Samples come from a moving average of G's weights (``ema=0.999``, Yazici et al. 2019; the
-DCGAN plugin's own default is off). The README's ``zoo train cgan --data mnist --epochs 20``
-is 1,400 steps at batch 128; there the live generator's digits wander from step to step,
-and a CNN judge (trained on the training digits only, 99.5% on the held-out ones) read
-89.6% of its sevens as 7, worst digit 82.0%. With the average: 97.0%, worst 93.0%, for no
-measurable time (benchmarks/quality_defaults.py; ``ema=0`` turns it off). Batches of 64
-(2,800 steps in the same 20 epochs, the same wall-clock time): 97.8%, worst 93.8%. Measured
-by `zoo eval cgan` (10,000 samples; its classifier reads 98.9% of the held-out digits right),
-20 epochs, training seeds 0 and 1: ema alone, 94.7% of the sevens and every digit at least
-91.5% (FID 2.29, seed 0); ema and batch 64, sevens 95.5% / 94.4%, worst digit 91.3% / 94.1%
-(FID 1.55 / 1.20); and with ``g_conditioning=batchnorm`` too (the defaults), sevens 96.8% /
-95.7%, worst digit 93.1% / 93.2% (FID 1.48 / 1.57), 2,800 steps in 124-137 s on one core.
+DCGAN plugin's own default is off): the live generator's digits wander from step to step,
+the average's do not, for no measurable time (``ema=0`` turns it off). Batches are 64, so the
+README's ``zoo train cgan --data mnist --epochs 20`` is 2,800 steps. What these defaults
+reach, by ``zoo eval`` and by a judge that never saw the GAN's data: docs/results/cgan.md
+(benchmarks/as_typed.py cgan; the screening of the defaults: benchmarks/quality_defaults.py
+cgan and benchmarks/cgan_digits.py).
 
 Networks, initialisation, optimisers, losses, training aids and the training step are the
 DCGAN plugin's (cgan subclasses it); so are its sizes: the lab's networks at 28x28, the

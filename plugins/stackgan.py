@@ -30,28 +30,17 @@ convolutions down to 4x4 with the compressed sentence replicated over those cell
 every command, and ``zoo eval`` comparing the two stages, sees one size; its own
 resolution is ``factor`` times smaller.
 
-Two defaults depart from the paper, by measurement (benchmarks/text_to_image.py: a judge
-CNN trained on the real training images reads the class each held-out caption names, in
-5,000 samples on captions:fashion; the README's commands at their default lengths unless
-a number of steps is given):
+Two defaults depart from the paper, chosen by measurement (benchmarks/text_to_image.py: a
+judge reads the class each held-out caption names; the figures, once measured again with a
+judge that never saw the generators' images: docs/results/stackgan.md):
 
-* ``kl_weight=0.01``, not 1. With the paper's weight, conditioning augmentation keeps 3 nats
-  of the sentence and z decides the garment, so stage I's class is read in 36% of samples on
-  average (3,000 steps); at 0.1, 53-56%; at 0.01, 61% (stage I's ceiling is its 16 px: the
-  judge reads real held-out images shrunk to 16 px right in 1% of coats and shirts). The
-  draw's noise is what blurs the class: stage II at KL 0.1 read 72.2%, and 85% with stage I's
-  draw set to its mean; at 0.01, 79.4%. At 0.001 the judge read 80.1%, but FID rose from 3.87
-  to 7.48 and recall fell from 0.61 to 0.51: not a better model.
+* ``kl_weight=0.01``, not 1. With the paper's weight, conditioning augmentation keeps a few
+  nats of the sentence and z decides the garment, so the class asked is drawn far less often;
+  a weight much smaller again raised FID and lowered recall: not a better model.
 * ``d_projection``: the discriminators also score the sentence by a projection term (Miyato
-  & Koyama 2018) beside the paper's concatenation. With it, stage II's class read 82.5% and
-  84.3% (two seeds); without it, on the same prepared data and judge, 79.2% (coats 47%, shirts
-  52%). zoo eval's classifier read the class asked in 82.2/83.8% against 77.1%, precision 0.92/0.91
-  against 0.87, coverage 0.79/0.78 against 0.71, recall 0.64/0.66 against 0.66, FID 2.33/2.95
-  against 2.07: the term buys the class, not a lower FID. Stage I: 62.9/63.7% against 60.6%.
+  & Koyama 2018) beside the paper's concatenation; it buys the class asked, not a lower FID.
 
-Conditional batch norm in stage I (``g_conditioning=batchnorm``) did worse at KL 1: 33% at
-1,920 steps. All moved the measured tone and size the way "dark"/"light" and
-"small"/"large" say in 99-100% of pairs.
+Conditional batch norm in stage I (``g_conditioning=batchnorm``) did worse at KL 1.
 """
 
 from __future__ import annotations

@@ -48,11 +48,10 @@ run resumed in the middle of a fade continues exactly where it stopped, and ``zo
 draws at the resolution reached, upsampled to the data's size (previews too: the GIF shows
 the model growing).
 
-Measured against dcgan on Fashion-MNIST at 32 px, 20 minutes each on a 2-core CPU
-(benchmarks/progan.py, zoo eval on the held-out images): dcgan wins (FID 16.4 against 51.7,
-recall 0.70 against 0.18), but progan's coarse shapes are closer to the data (SWD at 16 px
-15.3 against 23.4). Its images cost more than twice as much (86 images/s at 32 px against
-193) and it spends 8.5 minutes growing; progressive growing pays at high resolution.
+Against dcgan on Fashion-MNIST at 32 px for the same minutes on a CPU
+(benchmarks/progan.py versus; the figures: docs/results/progan.md), progan spends much of a
+short budget growing and its full-size images cost more; progressive growing pays at high
+resolution, over long training.
 """
 
 from __future__ import annotations

@@ -272,7 +272,7 @@ def test_precision_recall_density_and_coverage_compare_sets_of_one_size(dcgan_ru
     Frechet distance takes every sample; these four take as many of each set as the smaller
     holds, and the protocol says so (so that zoo compare does not set them beside figures
     measured otherwise)."""
-    from zoo.pipelines.evaluate import evaluate
+    from zoo.pipelines.evaluate import evaluate, samplers
 
     sizes: list[tuple[int, int]] = []
 
@@ -284,6 +284,10 @@ def test_precision_recall_density_and_coverage_compare_sets_of_one_size(dcgan_ru
 
     for name in ("precision_recall", "density_coverage"):
         monkeypatch.setattr(metrics, name, recorded(getattr(metrics, name)))
+    # Karras et al.'s figures take their own subsets and are not what is tested here: kept small.
+    monkeypatch.setattr(samplers, "SWD_IMAGES", 64)
+    monkeypatch.setattr(samplers, "MS_SSIM_IMAGES", 64)
+    monkeypatch.setattr(samplers, "MS_SSIM_PAIRS", 64)
     more = evaluate(str(dcgan_run), n=1200, features="random", wandb="off")  # 1,000 held-out digits
     assert sizes == [(1000, 1000)] * 2
     assert more["protocol"].startswith("fid1200+prdc1k/random:mnist@")

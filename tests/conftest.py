@@ -13,6 +13,17 @@ import pytest
 from zoo import registry
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def benchmark_module(name: str) -> Any:
+    """benchmarks/NAME.py, loaded from its file (benchmarks/ is scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

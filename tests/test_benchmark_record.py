@@ -3,21 +3,19 @@ from that commit, and its own provenance cannot be overwritten by a benchmark's 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from .conftest import benchmark_module
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_record():
-    spec = importlib.util.spec_from_file_location("record", REPO / "benchmarks" / "record.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("record")
 
 
 def git(where: Path, *args: str) -> str:

@@ -4,21 +4,19 @@ files fails here (`python benchmarks/pages.py` writes them again)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from .conftest import benchmark_module
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load_pages():
-    spec = importlib.util.spec_from_file_location("pages", REPO / "benchmarks" / "pages.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("pages")
 
 
 @pytest.fixture()

@@ -50,6 +50,17 @@ def isolated(cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return tmp_path
 
 
+@pytest.fixture
+def small_karras(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Karras et al.'s figures (SWD, MS-SSIM), which take their own subsets, on 64 images and
+    64 pairs: for the tests of eval that are not about them (they are most of its time)."""
+    from zoo.pipelines.evaluate import samplers
+
+    monkeypatch.setattr(samplers, "SWD_IMAGES", 64)
+    monkeypatch.setattr(samplers, "MS_SSIM_IMAGES", 64)
+    monkeypatch.setattr(samplers, "MS_SSIM_PAIRS", 64)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
     """Train each distinct command once per test module; every test gets its own copy of the

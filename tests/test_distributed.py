@@ -99,9 +99,9 @@ def test_eval_on_two_processes_measures_what_one_does(two: Path, tmp_path: Path)
 
     run = tmp_path / "run"
     shutil.copytree(two / "run", run)
-    assert run_cli("eval", str(run), "-n", "600", "--features", "random").exit_code == 0
+    assert run_cli("eval", str(run), "-n", "200", "--features", "random").exit_code == 0
     alone = json.loads((run / "eval.json").read_text())
-    torchrun(tmp_path / "dump", "eval", str(run), "-n", "600", "--features", "random")
+    torchrun(tmp_path / "dump", "eval", str(run), "-n", "200", "--features", "random")
     shared = json.loads((run / "eval.json").read_text())
     for key in ("fid", "kid", "precision", "recall", "density", "coverage", "diversity"):
         assert shared[key] == alone[key], key

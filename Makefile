@@ -2,6 +2,7 @@
 #   make demo   train the DCGAN on MNIST, then sample 64 digits from it
 #   make test   run the test suite, after make lint
 #   make lint   ruff and mypy over the code
+#   make serve  every trained run on a local web page (zoo serve)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 # Offline development data (the project's shared folder beside the clone), when present.
 export ZOO_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: setup demo lint test clean
+.PHONY: setup demo serve lint test clean
 
 $(BIN)/zoo: pyproject.toml tests/thirdparty/zoo-tiny/pyproject.toml
 	@echo "setting up $(VENV): torch, torchvision, wandb, ... (a few minutes the first time)"
@@ -27,6 +28,11 @@ demo: setup
 		echo "zoo is in $(VENV), not on your PATH: type $(BIN)/zoo, or first run '. $(BIN)/activate' in"; \
 		echo "this shell and then zoo, as the README does: zoo eval dcgan, zoo report dcgan, zoo list"; fi
 
+# zoo serve's page (the serve extra: Gradio), on http://127.0.0.1:7860
+serve: setup
+	$(BIN)/python -m pip install --quiet -e ".[serve]"
+	$(BIN)/zoo serve
+
 # mypy cannot run setuptools' editable-install finder, so it reads the code through links that
 # lay plugins/ and pipelines/ out under their installed names, zoo.plugins and zoo.pipelines
 # ([tool.mypy] in pyproject.toml).
@@ -38,8 +44,9 @@ lint: setup
 	ln -s $(CURDIR)/zoo/* $(CURDIR)/plugins $(CURDIR)/pipelines $(TYPECHECK_TREE)/zoo/
 	$(BIN)/mypy
 
-# Fashion-MNIST's tests need Debian's package: installed here when we are root; a failed install
-# stops make test (as root or not, the tests that need it fail saying how to install it).
+# Fashion-MNIST's tests need Debian's package, zoo serve's browser tests Debian's Chromium and its
+# driver: installed here when we are root; a failed install stops make test (as root or not, the
+# tests that need them fail saying how to install them).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 test: setup lint
@@ -47,6 +54,10 @@ test: setup lint
 		apt-get install -y -qq dataset-fashion-mnist >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || \
 		{ echo "make test: could not install Fashion-MNIST (apt-get install dataset-fashion-mnist)" >&2; exit 1; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || [ "$$(id -u)" != 0 ] || \
+		apt-get install -y -qq chromium chromium-driver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+		{ echo "make test: could not install Chromium (apt-get install chromium chromium-driver)" >&2; exit 1; }
 	$(BIN)/python -m pytest
 
 clean:

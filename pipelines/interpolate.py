@@ -16,6 +16,7 @@ there and back, and the latents as safetensors.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -88,8 +89,7 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
                          "or latent files with --from-text/--to-text")
     if texts is not None and not (from_seed or to_seed or from_latent or to_latent or from_image or to_image):
         from_seed, to_seed = list(TEXT_ROWS), list(TEXT_ROWS)  # the same z along each row: the text alone walks
-    # Great circles suit a Gaussian prior's shell; a model without a prior walks straight.
-    method = method or ("slerp" if model.has(Capability.LATENT) and model.prior.gaussian else "lerp")
+    method = method or default_method(model)
     if method not in ("lerp", "slerp"):
         raise UsageError(f"--method must be lerp or slerp, got {method!r}")
     start_labels, end_labels = _labels(model, class_, digit, from_class, to_class)
@@ -105,8 +105,7 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
     if from_seed or to_seed:
         if not from_seed or not to_seed or len(from_seed) != len(to_seed):
             raise UsageError("--from-seed and --to-seed take the same number of seeds (1,2,3 for three rows)")
-        a = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in from_seed])
-        b = torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in to_seed])
+        a, b = seed_latents(model, from_seed), seed_latents(model, to_seed)
         ends = [f"seed {s} -> {e}" for s, e in zip(from_seed, to_seed, strict=True)]
     elif from_latent or to_latent:
         if not (from_latent and to_latent):
@@ -121,25 +120,8 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
         (a, b), (names_a, names_b) = _invert(model, from_image, to_image, start_labels, end_labels,
                                              invert_steps, restarts, console)
         ends = [f"{s} -> {e}" for s, e in zip(names_a, names_b, strict=True)]
-    pairs = len(a)
-
-    t = torch.linspace(0, 1, steps, device=model.device)
-    path = (slerp if method == "slerp" else lerp)(a, b, t)  # pairs x steps x d
-    labels = None
-    if start_labels is not None:
-        k = model.spec.num_classes
-        one_a = F.one_hot(start_labels, k).float().to(model.device)
-        one_b = F.one_hot(end_labels, k).float().to(model.device)
-        labels = lerp(one_a.expand(pairs, k), one_b.expand(pairs, k), t)  # pairs x steps x k
-    conditions = class_condition(labels.flatten(0, 1) if labels is not None else None)
-    embeddings = None
-    if texts is not None:  # the sentence embeddings walk in a straight line, as in StackGAN's figures
-        a_text, b_text = model.encode_text(list(texts), "--from-text/--to-text")
-        embeddings = lerp(a_text[None].expand(pairs, -1), b_text[None].expand(pairs, -1), t)
-        conditions[Condition.TEXT.value] = embeddings.flatten(0, 1)
-    with torch.no_grad(), evaluating(model):
-        frames = model.generate(path.flatten(0, 1), conditions)
-    frames = frames.view(pairs, steps, *frames.shape[1:]).cpu()
+    walked = walk(model, a, b, steps, method, start_labels, end_labels, texts)
+    frames, t = walked.frames, walked.t
 
     out = output_dir(out or default_out("interpolations", checkpoint, checkpoint_path, method), force)
     figures.save_grid(frames, out / "strip.png", scale=2, column_labels=[f"t={v:.2g}" for v in t.tolist()],
@@ -150,17 +132,67 @@ def interpolate(target: str, *, from_seed: list[int] | None = None, to_seed: lis
                                              row_labels=ends, title=f"t={v:.2f}"))
     there_and_back = frame_paths + frame_paths[-2:0:-1]
     figures.save_gif(there_and_back, out / "interpolation.gif", frame_ms=150, hold_last_ms=150)
-    tensors = {"z": path.cpu().contiguous(), "t": t.cpu()}
-    if labels is not None:
-        tensors["labels"] = labels.cpu().contiguous()
-    if embeddings is not None:
-        tensors["text"] = embeddings.cpu().contiguous()
+    tensors = {"z": walked.z.contiguous(), "t": t}
+    if walked.labels is not None:
+        tensors["labels"] = walked.labels.contiguous()
+    if walked.text is not None:
+        tensors["text"] = walked.text.contiguous()
     save_file(tensors, str(out / "latents.safetensors"), metadata={"model": model.name, "method": method})
     change = frame_changes(frames)
-    console.print(f"{pairs} interpolation(s) of {steps} steps by {method} -> {out}/strip.png, "
+    console.print(f"{len(a)} interpolation(s) of {steps} steps by {method} -> {out}/strip.png, "
                   f"interpolation.gif, latents.safetensors; frame-to-frame change: mean "
                   f"{float(change.mean()):.4f}, largest {float(change.max()):.4f}")
     return out
+
+
+@dataclass
+class Walk:
+    """A walk's frames (pairs x steps x C x H x W), its positions ``t``, and on the CPU what
+    the model was given at each frame: latents, blended class labels, text embeddings."""
+
+    frames: torch.Tensor
+    t: torch.Tensor
+    z: torch.Tensor
+    labels: torch.Tensor | None
+    text: torch.Tensor | None
+
+
+def default_method(model: Model) -> str:
+    """Great circles suit a Gaussian prior's shell; a model without a prior walks straight."""
+    return "slerp" if model.has(Capability.LATENT) and model.prior.gaussian else "lerp"
+
+
+def seed_latents(model: Model, seeds: list[int]) -> torch.Tensor:
+    """One latent per seed (len(seeds) x d), each from a CPU generator seeded with it."""
+    return torch.cat([model.sample_latent(1, torch.Generator().manual_seed(s)) for s in seeds])
+
+
+@torch.no_grad()
+def walk(model: Model, a: torch.Tensor, b: torch.Tensor, steps: int, method: str,
+         start_labels: torch.Tensor | None = None, end_labels: torch.Tensor | None = None,
+         texts: tuple[str, str] | None = None) -> Walk:
+    """From each latent of ``a`` to its row of ``b`` in ``steps`` frames, by ``method`` (lerp or
+    slerp); class labels blend from ``start_labels`` to ``end_labels``, text embeddings from
+    one of ``texts`` to the other, in straight lines (as in StackGAN's figures)."""
+    pairs = len(a)
+    t = torch.linspace(0, 1, steps, device=model.device)
+    path = (slerp if method == "slerp" else lerp)(a, b, t)  # pairs x steps x d
+    labels = None
+    if start_labels is not None and end_labels is not None:
+        k = model.spec.num_classes
+        one_a = F.one_hot(start_labels, k).float().to(model.device)
+        one_b = F.one_hot(end_labels, k).float().to(model.device)
+        labels = lerp(one_a.expand(pairs, k), one_b.expand(pairs, k), t)  # pairs x steps x k
+    conditions = class_condition(labels.flatten(0, 1) if labels is not None else None)
+    embeddings = None
+    if texts is not None:
+        a_text, b_text = model.encode_text(list(texts), "--from-text/--to-text")
+        embeddings = lerp(a_text[None].expand(pairs, -1), b_text[None].expand(pairs, -1), t)
+        conditions[Condition.TEXT.value] = embeddings.flatten(0, 1)
+    with evaluating(model):
+        frames = model.generate(path.flatten(0, 1), conditions)
+    return Walk(frames.view(pairs, steps, *frames.shape[1:]).cpu(), t.cpu(), path.cpu(),
+                None if labels is None else labels.cpu(), None if embeddings is None else embeddings.cpu())
 
 
 def explore(target: str, *, dim: int | None = None, dims: int | None = None,
@@ -188,16 +220,13 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
     wanted = chosen_class(model, class_, digit)
     if model.has(Capability.CLASS_CONDITIONAL) and wanted is None:
         raise UsageError(f"{model.name} is class-conditional: pick the class to explore with --class")
-    base = _read_latent(latent, model)[:1] if latent else model.sample_latent(1, torch.Generator().manual_seed(seed))
+    base = _read_latent(latent, model)[:1] if latent else seed_latents(model, [seed])
     values = torch.linspace(span[0], span[1], steps, device=model.device)
     z = base.repeat(len(chosen) * steps, 1).view(len(chosen), steps, -1).clone()
     for row, d in enumerate(chosen):
         z[row, :, d] = values
-    labels = (torch.full((len(chosen) * steps,), class_index(model.spec, wanted), device=model.device)
-              if wanted is not None else None)
-    with torch.no_grad(), evaluating(model):
-        images = model.generate(z.flatten(0, 1), class_condition(labels))
-    grid = images.view(len(chosen), steps, *images.shape[1:]).cpu()
+    images = decoded(model, z.flatten(0, 1), wanted)
+    grid = images.view(len(chosen), steps, *images.shape[1:])
     out = output_dir(out or default_out("explorations", checkpoint, checkpoint_path,
                                         latent.name.split(".")[0] if latent else f"seed{seed}"),
                      force)
@@ -212,6 +241,15 @@ def explore(target: str, *, dim: int | None = None, dims: int | None = None,
     console.print(f"latent coordinate{'s' if len(chosen) > 1 else ''} {', '.join(map(str, chosen))} of "
                   f"{model.name} from {span[0]:g} to {span[1]:g} in {steps} steps -> {picture}")
     return out
+
+
+@torch.no_grad()
+def decoded(model: Model, z: torch.Tensor, wanted: str | None = None) -> torch.Tensor:
+    """The images of latents (N x d), of class ``wanted`` for a class-conditional model, on the CPU."""
+    labels = (torch.full((len(z),), class_index(model.spec, wanted), device=model.device)
+              if wanted is not None else None)
+    with evaluating(model):
+        return model.generate(z.to(model.device), class_condition(labels)).cpu()
 
 
 def _labels(model: Model, class_, digit, from_class, to_class):

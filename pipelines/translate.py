@@ -48,9 +48,7 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
 
     out = runs.output_dir(out or runs.default_out("translations", checkpoint, path, direction), force)
     images = read.images
-    with evaluating(model), torch.no_grad():
-        outputs = torch.cat([model.translate(chunk.to(model.device), direction).cpu()
-                             for chunk in images.split(CHUNK)])
+    outputs = translated(model, images, direction)
     figures.save_images(outputs, out, unique(read.names))
     figures.save_grid(image_rows(images[:SHEET_LIMIT], outputs[:SHEET_LIMIT]), out / "sheet.png", scale=2,
                       column_labels=["input", "output"], title=sheet_title(model, direction))
@@ -59,6 +57,14 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     console.print(f"{len(outputs)} image(s) translated {direction} by {model.name} "
                   f"(step {checkpoint.train.get('step', '?')}) -> {out}/ and {out / 'sheet.png'}")
     return out
+
+
+@torch.no_grad()
+def translated(model: Model, images: torch.Tensor, direction: str) -> torch.Tensor:
+    """Images (float in [-1, 1], at the model's size and input channels) translated one way,
+    in chunks, on the CPU."""
+    with evaluating(model):
+        return torch.cat([model.translate(chunk.to(model.device), direction).cpu() for chunk in images.split(CHUNK)])
 
 
 def pick_direction(model, direction: str | None) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -65,7 +65,7 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
     started = time.perf_counter()
     bar = progress_bar(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), transient=True)
-    with evaluating(model), torch.no_grad(), bar:
+    with bar:
         images = bar.add_task(f"upscaling x{factor}", total=len(files))
         for file in files:
             try:
@@ -81,13 +81,10 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
                 high, low = superres.shrink(picture, factor, file.name)
             else:
                 low = picture
-            lowf = to_float(low).to(model.device)
-            pieces = bar.add_task(f"  {file.name}: tiles", total=superres.tiles(lowf, model, tile))
-            output = as_uint8(superres.upscale(model, lowf, factor, tile,
-                                                       functools.partial(bar.advance, pieces)).cpu())
+            pieces = bar.add_task(f"  {file.name}: tiles", total=superres.tiles(low, model, tile))
+            output, baseline = upscaled(model, low, tile, functools.partial(bar.advance, pieces))
             bar.remove_task(pieces)
             bar.advance(images)
-            baseline = as_uint8(superres.bicubic(lowf, factor).cpu())
             name = unique([*names, file.stem])[-1]
             names.append(name)
             figures.save_images(to_float(output), out, [name])
@@ -113,6 +110,18 @@ def upscale(target: str, inputs: Sequence[str], *, out: Path | None = None, scal
     console.print(f"{len(names)} image(s) upscaled x{factor} by {model.name} (step {step}) "
                   f"in {time.perf_counter() - started:.1f}s -> {out}/ and {out / 'sheet.png'}")
     return out
+
+
+@torch.no_grad()
+def upscaled(model, picture: torch.Tensor, tile: int = superres.TILE,
+             done: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the model's, bicubic's) upscales of one picture (uint8 1 x C x h x w, the model's
+    channels), uint8 on the CPU; ``done`` is called after each tile."""
+    factor = superres.factor_of(model)
+    low = to_float(picture).to(model.device)
+    with evaluating(model):
+        output = as_uint8(superres.upscale(model, low, factor, tile, done).cpu())
+    return output, as_uint8(superres.bicubic(low, factor).cpu())
 
 
 def _sheet(rows: list[list[torch.Tensor]], path: Path, model: str, factor: int, compare: bool) -> None:

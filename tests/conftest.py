@@ -92,6 +92,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def served_runs(tmp_path_factory: pytest.TempPathFactory, mnist, cache_dir: Path) -> Path:
+    """A runs folder with a small run of each kind zoo serve's page has a tab for, trained once
+    for every test of the page (tests/serving.py)."""
+    from .serving import train_runs
+
+    os.environ["ZOO_CACHE_DIR"] = str(cache_dir)
+    return train_runs(tmp_path_factory.mktemp("served") / "runs", tmp_path_factory.mktemp("served-data"))
+
+
+@pytest.fixture(scope="session")
 def fashion() -> None:
     """Fashion-MNIST's files, or a failure that says how to get them: a test that needs data
     never passes by skipping where it is missing (make test and CI install them)."""

@@ -38,10 +38,10 @@ def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, 
         # Large (but less than twice the limit, which raises): read, without PIL's warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         mode, size = img.mode, img.size
-        img = _as_rgb(ImageOps.exif_transpose(img))
+        upright = _as_rgb(ImageOps.exif_transpose(img))
         if height and width:
-            img = ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
-        array = np.asarray(img, dtype=np.uint8).copy()
+            upright = ImageOps.fit(upright, (width, height), Image.Resampling.LANCZOS)
+        array = np.asarray(upright, dtype=np.uint8).copy()
     return torch.from_numpy(array).permute(2, 0, 1), mode, size
 
 

@@ -335,9 +335,9 @@ def _read_side_by_side(root: Path, files: list[Path], dims: tuple[int, int], not
     gray, skipped, odd = True, [], []
     for path in files:
         try:
-            with Image.open(path) as img:
-                mode = img.mode
-                img = ImageOps.exif_transpose(img)
+            with Image.open(path) as opened:
+                mode = opened.mode
+                img = ImageOps.exif_transpose(opened)
                 width, height = img.size
                 half = width // 2
                 if half < 1:

@@ -192,6 +192,18 @@ def test_zoo_serve_refuses_what_it_cannot_serve_safely(args: list[str], said: st
     assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
 
 
+def test_another_host_without_a_password_is_served_only_when_asked_and_then_with_a_warning() -> None:
+    import zoo.serve as serving
+
+    assert serving.check("127.0.0.1", None, False) == [] and serving.check("localhost", None, False) == []
+    assert serving.check("::1", None, False) == []
+    assert serving.check("0.0.0.0", ("me", "secret"), False) == []
+    warned = serving.check("0.0.0.0", None, True)
+    assert len(warned) == 1 and "with no password" in warned[0]
+    with pytest.raises(ZooError, match="lets other machines in"):
+        serving.check("192.168.1.10", None, False)
+
+
 def test_without_the_serve_extra_one_line_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
                                                                served_runs: Path) -> None:
     import importlib.util

@@ -17,7 +17,7 @@ from zoo.cli.base import USE, Device, command, console, handles_errors
 @handles_errors
 def serve(
     folder: Annotated[Path | None, typer.Argument(
-        metavar="[FOLDER]", show_default=False,
+        metavar="FOLDER", show_default=False,
         help="A runs folder, or one run's folder (default $ZOO_RUNS_DIR, else ./runs).")] = None,
     host: Annotated[str, typer.Option("--host", metavar="ADDRESS",
                                       help="Where to listen; another than 127.0.0.1 needs --auth or --no-auth.")]
@@ -45,7 +45,7 @@ def serve(
     picker, a text box, seed, truncation, prior); latent sliders and walks between seeds,
     classes or prompts; inversion of an uploaded image; translation from a drawing pad or an
     upload; upscaling; reconstruction; and zoo eval's figures, the report and runs side by
-    side. Needs the serve extra: pip install 'zoo-gan[serve]'."""
+    side. Needs the serve extra: pip install 'zoo-gan\\[serve]'."""
     import zoo.serve as serving
     from zoo.config import within
     from zoo.records.paths import runs_dir

@@ -102,6 +102,17 @@ def served_runs(tmp_path_factory: pytest.TempPathFactory, mnist, cache_dir: Path
 
 
 @pytest.fixture(scope="session")
+def live_server(served_runs: Path):
+    """zoo serve on :func:`served_runs`, started once for the tests of its page (small upload
+    limits, so that the tests can cross them)."""
+    from .serving import start, stop
+
+    running = start(served_runs, cache_mb=64, queue=32, max_upload_mb=1, max_upload_pixels=512 * 512)
+    yield running
+    stop(running)
+
+
+@pytest.fixture(scope="session")
 def fashion() -> None:
     """Fashion-MNIST's files, or a failure that says how to get them: a test that needs data
     never passes by skipping where it is missing (make test and CI install them)."""

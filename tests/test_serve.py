@@ -25,10 +25,8 @@ from .serving import Live, start, stop
 
 
 @pytest.fixture(scope="module")
-def live(served_runs: Path):
-    running = start(served_runs, cache_mb=64, queue=32, max_upload_mb=1, max_upload_pixels=512 * 512)
-    yield running
-    stop(running)
+def live(live_server: Live) -> Live:
+    return live_server
 
 
 @pytest.fixture(scope="module")
@@ -303,6 +301,13 @@ def test_unsafe_requests_get_a_message_and_the_server_goes_on(client: Client, li
                                   data=json.dumps({"data": ["pix2pix", "latest", "AtoB", secret]}).encode())
     answer = _stream(call)
     assert "event: error" in answer and "root:" not in answer
+    # NaN and Infinity, which Gradio could not write back in its answer (a 500 the fuzz found): a 400.
+    for body in (b"[Infinity]", b'{"data": ["dcgan", "latest", NaN]}'):
+        refused = urllib.request.Request(f"{live.url}/gradio_api/call/sample", method="POST", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(refused, timeout=60)
+        assert error.value.code == 400 and b"must be finite" in error.value.read()
     assert _answers(client)
 
 
@@ -325,18 +330,23 @@ def test_a_run_deleted_or_half_written_while_served_is_a_message(client: Client,
 
 
 def test_ten_clients_at_once_are_answered_in_turn(live: Live) -> None:
-    answers: list[object] = []
+    answers: list[str] = []
 
-    def ask(seed: int) -> None:
-        own = Client(live.url, verbose=False)
-        answers.append(own.predict("dcgan", "latest", 16, seed, None, "", "(the model's)", 0, api_name="/sample"))
+    def ask(seed: int) -> None:  # as a browser asks: the call, then its event stream
+        data = ["dcgan", "latest", 4, seed, None, "", "(the model's)", 0]
+        call = urllib.request.Request(f"{live.url}/gradio_api/call/sample", method="POST",
+                                      headers={"Content-Type": "application/json"},
+                                      data=json.dumps({"data": data}).encode())
+        answers.append(_stream(call))
 
     threads = [threading.Thread(target=ask, args=(seed,)) for seed in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert len(answers) == 10 and all(len(png_names(answer[1])) == 16 for answer in answers)
+    assert len(answers) == 10 and all("event: complete" in answer for answer in answers)
+    grids = {json.loads(answer.split("data:")[-1])[0]["path"] for answer in answers}
+    assert len(grids) == 10  # ten different seeds, ten pictures
 
 
 def test_fuzzed_requests_never_get_a_500_and_the_server_keeps_answering(live: Live, client: Client) -> None:
@@ -354,7 +364,7 @@ def test_fuzzed_requests_never_get_a_500_and_the_server_keeps_answering(live: Li
         max_leaves=8)
     statuses: list[int] = []
 
-    @settings(max_examples=int(os.environ.get("ZOO_PROPERTY_EXAMPLES", 0)) or 40, deadline=None, database=None,
+    @settings(max_examples=int(os.environ.get("ZOO_PROPERTY_EXAMPLES", 0)) or 30, deadline=None, database=None,
               derandomize=not os.environ.get("ZOO_PROPERTY_RANDOM"), suppress_health_check=list(HealthCheck))
     @given(st.sampled_from(endpoints), st.lists(value, max_size=14) | value, st.booleans())
     def check(endpoint: str, data: object, wrapped: bool) -> None:

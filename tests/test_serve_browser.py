@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from .serving import Live, start, stop
+from .serving import Live
 
 CHROMIUM = os.environ.get("ZOO_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("ZOO_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -23,10 +23,8 @@ WAIT = 60.0
 
 
 @pytest.fixture(scope="module")
-def live(served_runs: Path) -> Iterator[Live]:
-    running = start(served_runs, cache_mb=64, queue=16, max_upload_mb=1, max_upload_pixels=512 * 512)
-    yield running
-    stop(running)
+def live(live_server: Live) -> Live:
+    return live_server
 
 
 @pytest.fixture(scope="module")

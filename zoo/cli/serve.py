@@ -61,7 +61,8 @@ def serve(
     settings = serving.Settings(root, host, port, serving.parse_auth(auth), cache_mb, queue,
                                 max_upload_mb=max_upload_mb, max_upload_pixels=max_upload_pixels, device=device)
     serving.require_gradio()
-    Catalog(root)  # the folder checked before Gradio starts
+    Catalog(root)  # the folder and the address checked before Gradio starts
+    serving.check_port(host, port)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

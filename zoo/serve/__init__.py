@@ -97,26 +97,122 @@ def make_server(settings: Settings) -> Any:
                   most_bytes=settings.max_upload_mb * 2**20, most_pixels=settings.max_upload_pixels)
 
 
+def check_port(host: str, port: int) -> None:
+    """One clear line when the address cannot be listened on (a port taken), before anything starts."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ZooError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); is another server there? "
+                       "choose another --port") from None
+
+
+class FiniteJSON:
+    """ASGI middleware: a JSON request holding NaN or Infinity is refused with a 400. Python's
+    JSON reader takes them, and Gradio, answering such a request's error, could not write them
+    back (a 500: the property-based fuzz of the page's API found it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or scope.get("method") != "POST" \
+                or not headers.get(b"content-type", b"").startswith(b"application/json"):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if _non_finite(body):
+            answer = b'{"error": "numbers in a request must be finite (no NaN or Infinity)"}'
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(answer)).encode())]})
+            await send({"type": "http.response.body", "body": answer})
+            return
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _non_finite(body: bytes) -> bool:
+    import json
+
+    def refuse(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        json.loads(body, parse_constant=refuse)
+    except ValueError as exc:
+        return str(exc) in ("NaN", "Infinity", "-Infinity")
+    except RecursionError:
+        return False
+    return False
+
+
+@dataclass
+class Running:
+    """A server started by :func:`launch`: stop it with :meth:`close`."""
+
+    server: Any
+    thread: Any
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(30)
+
+
 def launch(settings: Settings, block: bool = True, quiet: bool = False) -> tuple[Any, Any]:
-    """Build the page and start serving it; returns (the Gradio app, the server). With
+    """Build the page and serve it; returns (the running server, the actions' state). With
     ``block`` False the call returns once the server listens (tests, benchmarks)."""
     require_gradio()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    import threading
+    import time
+
+    import fastapi
+    import gradio as gr
+    import uvicorn
+
     from zoo.serve import page
 
+    check_port(settings.host, settings.port)
     server = make_server(settings)
-    app = page.build(server, title=f"zoo: {settings.root.name or settings.root}")
-    app.queue(default_concurrency_limit=settings.workers, max_size=settings.queue)
-    try:
-        app.launch(server_name=settings.host, server_port=settings.port, auth=settings.auth,
-                   max_file_size=settings.max_upload_mb * 2**20, allowed_paths=[str(server.scratch)],
-                   prevent_thread_lock=not block, quiet=quiet, show_error=True, ssr_mode=False,
-                   theme=page.theme(), inbrowser=False, share=False)
-    except OSError as exc:
-        server.close()
-        raise ZooError(f"cannot listen on {settings.host}:{settings.port} ({str(exc).splitlines()[0][:120]}); "
-                       "is another server there? choose another --port") from None
-    finally:
-        if block:
+    blocks = page.build(server, title=f"zoo: {settings.root.name or settings.root}")
+    blocks.queue(default_concurrency_limit=settings.workers, max_size=settings.queue)
+    app = fastapi.FastAPI()
+    app = gr.mount_gradio_app(app, blocks, path="", auth=settings.auth, allowed_paths=[str(server.scratch)],
+                              max_file_size=settings.max_upload_mb * 2**20, show_error=True, ssr_mode=False,
+                              theme=page.theme())
+    config = uvicorn.Config(FiniteJSON(app), host=settings.host, port=settings.port,
+                            log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
+    web = uvicorn.Server(config)
+    if block:
+        try:
+            web.run()
+        finally:
             server.close()
-    return app, server
+        return Running(web, None), server
+    thread = threading.Thread(target=web.run, daemon=True, name="zoo-serve")
+    thread.start()
+    for _ in range(600):
+        if web.started or not thread.is_alive():
+            break
+        time.sleep(0.05)
+    if not web.started:
+        raise ZooError(f"zoo serve did not start on {settings.host}:{settings.port}")
+    return Running(web, thread), server

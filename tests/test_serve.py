@@ -301,10 +301,23 @@ def test_unsafe_requests_get_a_message_and_the_server_goes_on(client: Client, li
                                   data=json.dumps({"data": ["pix2pix", "latest", "AtoB", secret]}).encode())
     answer = _stream(call)
     assert "event: error" in answer and "root:" not in answer
+    # Nor does a picture outside the served folder, named in place of an upload or a drawing.
+    outside = picture(tmp_path / "outside.png", (40, 32))
+    for endpoint, data in (("upscale", ["srresnet", "latest"]), ("translate", ["pix2pix", "latest", "AtoB"]),
+                           ("translate_drawing", ["pix2pix", "latest", "AtoB"])):
+        named = {"path": str(outside), "meta": {"_type": "gradio.FileData"}}
+        if endpoint == "translate_drawing":
+            named = {"background": None, "layers": [], "composite": named}
+        call = urllib.request.Request(f"{live.url}/gradio_api/call/{endpoint}", method="POST",
+                                      headers={"Content-Type": "application/json"},
+                                      data=json.dumps({"data": [*data, named]}).encode())
+        answer = _stream(call)
+        assert "event: error" in answer and "event: complete" not in answer, (endpoint, answer[-300:])
     # NaN and Infinity, which Gradio could not write back in its answer (a 500 the fuzz found): a 400.
-    for body in (b"[Infinity]", b'{"data": ["dcgan", "latest", NaN]}'):
+    for body, kind in ((b"[Infinity]", "application/json"), (b'{"data": ["dcgan", "latest", NaN]}', "Application/JSON"),
+                       (b"[-Infinity]", "application/vnd.api+json")):
         refused = urllib.request.Request(f"{live.url}/gradio_api/call/sample", method="POST", data=body,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": kind})
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(refused, timeout=60)
         assert error.value.code == 400 and b"must be finite" in error.value.read()

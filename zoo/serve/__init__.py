@@ -120,7 +120,7 @@ class FiniteJSON:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
         if scope["type"] != "http" or scope.get("method") != "POST" \
-                or not headers.get(b"content-type", b"").startswith(b"application/json"):
+                or b"json" not in headers.get(b"content-type", b"").lower():
             await self.app(scope, receive, send)
             return
         chunks, more = [], True
@@ -198,6 +198,9 @@ def launch(settings: Settings, block: bool = True, quiet: bool = False) -> tuple
     app = gr.mount_gradio_app(app, blocks, path="", auth=settings.auth, allowed_paths=[str(server.scratch)],
                               max_file_size=settings.max_upload_mb * 2**20, show_error=True, ssr_mode=False,
                               theme=page.theme())
+    # Gradio checks that a file a request names was uploaded to it only for blocks it launched
+    # itself; these are mounted, so they are marked launched: no path a request names is read.
+    blocks.has_launched = True
     config = uvicorn.Config(FiniteJSON(app), host=settings.host, port=settings.port,
                             log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
     web = uvicorn.Server(config)

@@ -36,6 +36,8 @@ from zoo.spec import Capability
 
 MOST_IMAGES = 256
 """The most images one grid on the page draws (``zoo sample`` draws more, into files)."""
+MOST_PROMPTS = 8
+"""The most prompts (a row each) one grid on the page draws."""
 MOST_WALK_STEPS = 32
 MOST_INVERT_STEPS = 2000
 SLIDERS = 4
@@ -218,6 +220,9 @@ def sample(server: Server, name: Any, which: str = "latest", *, n: int = 16, see
     loaded = server.load(name, which, "sample")
     model = loaded.model
     prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if len(prompts) > MOST_PROMPTS:
+        raise UsageError(f"{len(prompts)} prompts; the page draws up to {MOST_PROMPTS} at once (a row each)")
+    within("images", n * max(1, len(prompts)), 1, MOST_IMAGES)
     asked = sampling.request(model, n=n, seed=seed, class_=class_ or None, noise=noise or None,
                              truncation=truncation, text=prompts or None)
     drawn = sampling.draw(model, asked)

@@ -294,6 +294,17 @@ def test_unsafe_requests_get_a_message_and_the_server_goes_on(client: Client, li
     large = picture(tmp_path / "large.png", (600, 600))
     said = app_error(lambda: client.predict("srresnet", "latest", handle_file(str(large)), api_name="/upscale"))
     assert "600x600 pixels" in said
+    from zoo.serve import actions
+
+    live.server.most_pixels, limit = 2_000_000, actions.MOST_UPSCALE_PIXELS
+    try:  # a photo the server takes, but larger than the page upscales
+        actions.MOST_UPSCALE_PIXELS = 500 * 400 - 1
+        said = app_error(lambda: client.predict("srresnet", "latest",
+                                                handle_file(str(picture(tmp_path / "wide.png", (500, 400)))),
+                                                api_name="/upscale"))
+        assert "the page upscales photos of up to" in said and "zoo upscale srresnet FILE" in said
+    finally:
+        live.server.most_pixels, actions.MOST_UPSCALE_PIXELS = 512 * 512, limit
     # A file path a browser sends in place of an upload never reaches the file.
     secret = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
     call = urllib.request.Request(f"{live.url}/gradio_api/call/translate", method="POST",

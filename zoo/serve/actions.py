@@ -36,6 +36,8 @@ from zoo.spec import Capability
 
 MOST_IMAGES = 256
 """The most images one grid on the page draws (``zoo sample`` draws more, into files)."""
+MOST_UPSCALE_PIXELS = 1024 * 1024
+"""The largest photo the page upscales (x4 of it is 16 megapixels; the command takes any size)."""
 MOST_PROMPTS = 8
 """The most prompts (a row each) one grid on the page draws."""
 MOST_WALK_STEPS = 32
@@ -422,6 +424,10 @@ def upscale(server: Server, name: Any, which: str = "latest", *, image: Any = No
     loaded = server.load(name, which, "upscale")
     model = loaded.model
     picture = server.upload(image, model.spec.channels)
+    h, w = picture.shape[-2:]
+    if h * w > MOST_UPSCALE_PIXELS:
+        raise UsageError(f"the upload is {w}x{h}; the page upscales photos of up to {MOST_UPSCALE_PIXELS:,} pixels "
+                         f"(1024x1024): zoo upscale {model.name} FILE takes any size")
     total = superres.tiles(picture, model)
     done = [0]
 

@@ -9,6 +9,8 @@ so that no figure on a page can drift from the run that measured it:
 
     {{ cgan-defaults:figures.seed0.sevens | .1% }}    a value, in a format spec (Python's)
     {{ cgan-defaults:figures.seed0.steps }}           ints get thousands separators, floats 3 figures
+    {{ export:figures.cgan.export_bytes | MB }}       bytes in megabytes (2**20)
+    {{ preset cgan lab }}                              the preset that trains the recipe again, checked
     {{ source cgan-defaults }}                         how that result was made: command, commit,
                                                        machine, date, and a link to its JSON
 
@@ -65,6 +67,8 @@ def lookup(name: str, path: str) -> Any:
 
 
 def formatted(value: Any, spec: str) -> str:
+    if spec == "MB":  # a size in bytes, in megabytes (2**20)
+        return f"{value / 2**20:,.2f} MB"
     if spec:
         return format(value, spec)
     if isinstance(value, bool) or value is None:
@@ -85,12 +89,31 @@ def source(name: str) -> str:
             f"torch {m['torch']}: [{name}.json](../../benchmarks/results/{name}.json).")
 
 
+def preset(model: str, name: str) -> str:
+    """The one command that trains the recipe a page measured (``zoo train MODEL --preset NAME``),
+    checked: the preset exists and names a result file that exists."""
+    from zoo import presets, registry
+
+    try:
+        found = presets.get(registry.get(model), name)
+    except Exception as error:  # an unknown model or preset: the page is wrong
+        raise PageError(f"preset {model} {name}: {error}") from None
+    measured = found.measured.get("result", "")
+    if not (ROOT / measured).is_file():
+        raise PageError(f"preset {model} {name} names {measured!r}, which is not a result file")
+    return (f"To train this recipe again: `{found.command}` ({found.summary}; `zoo info {model}` lists its "
+            f"measured time and figures, from [{Path(measured).name}](../../{measured})).")
+
+
 def fill(template: str, where: str) -> str:
     def one(match: re.Match[str]) -> str:
         body = match.group(1)
         try:
             if body.startswith("source "):
                 return source(body.removeprefix("source ").strip())
+            if body.startswith("preset "):
+                model, name = body.removeprefix("preset ").split()
+                return preset(model, name)
             ref, _, spec = body.partition("|")
             name, sep, path = ref.strip().partition(":")
             if not sep:

@@ -32,23 +32,15 @@ RUNS = HERE / "runs"
 """Ignored by git: the runs, samples and judges a benchmark makes on the way."""
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict[str, Any]:
     """What ran the benchmark: the CPU and the cores it could use, the GPU if any, the versions."""
     import torch
 
+    from zoo.training import devices
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu_model(), "cores": cores, "gpu": gpu, "torch": torch.__version__,
+    return {"cpu": devices.cpu_model(), "cores": cores, "gpu": gpu, "torch": torch.__version__,
             "python": platform.python_version(), "system": f"{platform.system()} {platform.release()}"}
 
 

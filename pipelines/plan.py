@@ -6,13 +6,14 @@ one line, before anything is prepared or written."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import zoo
 from zoo import config as config_io
-from zoo import registry
+from zoo import presets, registry
 from zoo.data import superres
 from zoo.data.sources.pairs import check_direction, folder_of, pairing_of
 from zoo.errors import UsageError, ZooError
@@ -70,6 +71,11 @@ class TrainOptions:
     """torch.compile each network; a speed option of this process, not kept by the run."""
     channels_last: bool = True
     tf32: bool = True
+    preset: str | None = None
+    """A named recipe of the model's (``--preset``): its options and config keys, under what
+    the user gives."""
+    command: str | None = None
+    """The command line that asked for this run, as typed (kept in run.json for its model card)."""
 
 
 @dataclass
@@ -93,6 +99,9 @@ class Plan:
     init_from: Path | None = None
     text_encoder: str | None = None
     """--text-encoder: an installed sentence-transformers model's folder (None: zoo's own)."""
+    command: str | None = None
+    preset: dict[str, Any] | None = None
+    """The preset a new run was made from: its name, file and where each value came from."""
 
     @property
     def data_record(self) -> dict[str, Any]:
@@ -104,6 +113,15 @@ class Plan:
 
 def plan(opts: TrainOptions) -> Plan:
     """Resolve model, config, data and seed; refuse bad combinations before any work."""
+    preset = None
+    if opts.preset is not None:
+        if opts.resume is not None:
+            raise UsageError("--preset starts a new run; --resume continues one as it was: give one of them")
+        preset = presets.get(registry.get(opts.model), opts.preset)
+        options, sources = presets.apply(preset, {k: getattr(opts, k) for k in presets.OPTIONS})
+        opts = dataclasses.replace(opts)
+        for key in presets.OPTIONS:
+            setattr(opts, key, options.get(key))
     lengths = [flag for flag, v in (("--epochs", opts.epochs), ("--steps", opts.steps), ("--kimg", opts.kimg))
                if v is not None]
     if len(lengths) > 1:
@@ -119,7 +137,11 @@ def plan(opts: TrainOptions) -> Plan:
     data_dir = str(opts.data_dir.expanduser().resolve()) if opts.data_dir is not None else None
     text_encoder = _text_encoder_option(opts, cls)
     if opts.resume is None:
-        return _new_run(opts, cls, init_from, data_dir, text_encoder)
+        made = _new_run(opts, cls, init_from, data_dir, text_encoder, preset)
+        made.command = opts.command
+        if preset is not None:
+            made.preset = presets.record(preset, sources, opts.sets)
+        return made
     if init_from is not None:
         raise UsageError("--init-from starts a new run from another run's weights; --resume continues "
                          "one: give one of them")
@@ -127,7 +149,7 @@ def plan(opts: TrainOptions) -> Plan:
 
 
 def _new_run(opts: TrainOptions, cls: type[Model], init_from: Path | None, data_dir: str | None,
-             text_encoder: str | None) -> Plan:
+             text_encoder: str | None, preset: presets.Preset | None = None) -> Plan:
     """A new run: the model's defaults and what the user set, for the data named."""
     _check_eval_features(opts, {})
     if opts.data is None:
@@ -138,7 +160,7 @@ def _new_run(opts: TrainOptions, cls: type[Model], init_from: Path | None, data_
     # The kind of data is known from its name: refuse a mismatch before preparing anything.
     check_pairing(cls, pairing_of(opts.data) or ("derived" if "derived" in cls.data_pairing else ""), opts.data)
     size = _size_text(parse_size(opts.size))
-    config = user_config(cls, opts)
+    config = user_config(cls, opts, *((preset.config, f"preset {preset.name} ({preset.file})") if preset else ()))
     derivation = superres.derivation_of(cls, config)
     if size is None and derivation is not None and derivation.crop and (
             not pairing_of(opts.data) or (pairing_of(opts.data) == "paired" and folder_of(opts.data))):

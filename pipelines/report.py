@@ -154,7 +154,7 @@ def _run_section(run: RunSummary, info: dict[str, Any], train: dict[str, Any]) -
         ("model", f"{info.get('model', '?')}" + (f" (plugin version {info['plugin_version']})"
                                                   if "plugin_version" in info else "")),
         ("data", info.get("data")),
-        ("command", _command(info, train)),
+        ("command", info.get("command") or train_command(info, train)),
         ("steps", f"{steps_text(run)}{f' ({total})' if total else ''}"),
         ("images seen", f"{run.images:,}" if run.images is not None else None),
         ("status", run.status),
@@ -175,8 +175,8 @@ def _run_section(run: RunSummary, info: dict[str, Any], train: dict[str, Any]) -
     return page.facts(facts) + "<h3>Config</h3>\n" + config_grid
 
 
-def _command(info: dict[str, Any], train: dict[str, Any]) -> str:
-    """The ``zoo train`` command that makes this run again."""
+def train_command(info: dict[str, Any], train: dict[str, Any]) -> str:
+    """The ``zoo train`` command that makes this run again, from what the run recorded."""
     parts = ["zoo", "train", str(info.get("model", "MODEL"))]
     record = train.get("data") or {}
     parts += ["--data", str(record.get("source") or info.get("data") or "DATA")]
@@ -199,7 +199,7 @@ def _command(info: dict[str, Any], train: dict[str, Any]) -> str:
         parts += ["--eval-every", str(info["eval_every"])]
     if info.get("init_from"):  # a run started from another's weights (srgan from srresnet, stackgan's stage II)
         parts += ["--init-from", str(info["init_from"])]
-    for key, value in _changed(str(info.get("model")), _config(info)).items():
+    for key, value in changed_config(str(info.get("model")), _config(info)).items():
         parts += ["--set", f"{key}={_config_text(value)}"]
     return " ".join(shlex.quote(p) for p in parts)
 
@@ -209,7 +209,7 @@ def _config(info: dict[str, Any]) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def _changed(model: str, config: dict[str, Any]) -> dict[str, Any]:
+def changed_config(model: str, config: dict[str, Any]) -> dict[str, Any]:
     """The config keys that differ from the plugin's defaults (all of them, where the plugin
     is not installed here)."""
     from zoo import registry

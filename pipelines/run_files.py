@@ -31,6 +31,7 @@ from zoo.records import files, runs
 from zoo.records.run_info import read_metrics
 from zoo.records.tracking import Tracker
 from zoo.spec import Capability
+from zoo.training import devices
 from zoo.training.distributed import Cluster
 from zoo.training.engine import native_bf16
 from zoo.training.process import rng_state
@@ -82,7 +83,12 @@ class RunFiles:
             "total_steps": self.total, "total_images": self.total_images,
             "steps_per_epoch": self.steps_per_epoch, "status": "running",
             "created": info.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+            "hardware": devices.hardware(self.device),
         })
+        if p.command and "command" not in info:  # the command that started the run (a card shows it)
+            info["command"] = p.command
+        if p.preset is not None:
+            info.setdefault("preset", p.preset)
         if p.init_from is not None:
             info["init_from"] = str(p.init_from)
         if self.eval_every:

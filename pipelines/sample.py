@@ -86,12 +86,14 @@ def _check_numbers(n: int, seed: int, truncation: float | None) -> None:
     within("--truncation", truncation, 0, 1e6, above=True)  # finite; each prior's own range is checked later
 
 
-def draw(model: Model, asked: Request) -> Drawn:
+def draw(model: Model, asked: Request, labels: torch.Tensor | None = None) -> Drawn:
     """The images of a checked request, on the CPU: the latents from a CPU generator seeded
-    with its seed, so a seed gives the same images on every device."""
+    with its seed, so a seed gives the same images on every device. ``labels``: a class for
+    each image (class-conditional models; the Python API's ``classes=[...]``), in place of
+    the request's one class or a row per class."""
     if asked.prompts:
         return _draw_prompts(model, asked)
-    labels, nrow = _labels(model, asked.n, asked.wanted)
+    labels, nrow = (labels, None) if labels is not None else _labels(model, asked.n, asked.wanted)
     generator = torch.Generator().manual_seed(asked.seed)
     images = torch.cat([
         model.sample(min(CHUNK, asked.n - start), generator=generator, prior=asked.prior,

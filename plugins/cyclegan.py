@@ -179,6 +179,9 @@ class CycleGAN(zoo.Model):
             raise zoo.UsageError(f"a PatchGAN of {layers} layers needs images of at least "
                                  f"{smallest_patch_input(layers)} px; the data is {spec.height}x{spec.width}")
 
+    def training_only(self) -> tuple[str, ...]:
+        return ("discriminator_a", "discriminator_b")
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
         betas = (cfg.beta1, cfg.beta2)

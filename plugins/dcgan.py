@@ -268,6 +268,10 @@ class DCGAN(zoo.Model):
             return {"discriminator": losses.PENALTY_UNCOMPILED}
         return {}
 
+    def training_only(self) -> tuple[str, ...]:
+        # Samples come from the moving average when there is one: the live generator trains it.
+        return ("discriminator",) + (("generator",) if self.generator_ema is not None else ())
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return optimisers(self.generator, self.discriminator, self.config)
 

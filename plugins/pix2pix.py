@@ -182,6 +182,9 @@ class Pix2Pix(zoo.Model):
                                  f"{smallest_patch_input(layers)} px; the data is {spec.height}x{spec.width} "
                                  "(set d_layers lower, or prep with a larger --size)")
 
+    def training_only(self) -> tuple[str, ...]:
+        return ("discriminator",)
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
         return {"generator": torch.optim.Adam(self.generator.parameters(), self.config.lr, betas=betas),

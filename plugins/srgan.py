@@ -385,6 +385,9 @@ class SRGAN(SRResNet):
         runs the discriminator, and the content network."""
         return 6.0
 
+    def training_only(self) -> tuple[str, ...]:
+        return ("discriminator",)
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
         return {**super().configure_optimizers(),

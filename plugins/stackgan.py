@@ -374,6 +374,9 @@ class StackGAN(zoo.Model):
 
     # -- training -----------------------------------------------------------------------------
 
+    def training_only(self) -> tuple[str, ...]:
+        return ("d1",) if self.config.stage == 1 else ("d2",)
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         if not self.stage1_trained:
             raise zoo.UsageError("stage 2 refines a trained stage I: give its run with --init-from "

@@ -43,6 +43,8 @@ def test_the_results_behind_the_pages_are_committed(pages) -> None:
     used = set()
     for template in pages.TEMPLATES.glob("*.md"):
         for body in pages.PLACEHOLDER.findall(template.read_text()):
+            if body.startswith("preset "):  # a preset's result file: checked by rendering the page
+                continue
             used.add(body.removeprefix("source ").split(":")[0].split("|")[0].strip())
     assert used, "no page quotes a result"
     tracked = subprocess.run(["git", "ls-files", "benchmarks/results"], cwd=REPO, capture_output=True,
@@ -75,3 +77,9 @@ def test_a_figure_follows_its_result_and_a_missing_one_is_named(pages, tmp_path:
     pages.result.cache_clear()
     with pytest.raises(pages.PageError, match="toy.md: toy.json has no 'figures.recall'"):
         pages.render()
+
+
+def test_a_pages_preset_line_names_a_preset_that_exists(pages) -> None:
+    assert "`zoo train cgan --preset lab`" in pages.fill("{{ preset cgan lab }}", "t.md")
+    with pytest.raises(pages.PageError, match="no such preset"):
+        pages.fill("{{ preset cgan nope }}", "t.md")

@@ -427,7 +427,7 @@ def test_stage_two_refines_a_trained_stage_one(stage1: Path, captioned: Path) ->
     assert any(k.startswith("g2.") for k in two) and not any(k.startswith("d1.") for k in two)
     sampled = run_cli("sample", "stage2", "--text", "a dark circle", "-n", "2", "--out", "s2")
     assert sampled.exit_code == 0, sampled.output
-    from zoo.pipelines.report import _command
+    from zoo.pipelines.report import train_command as _command
 
     info = json.loads(Path("stage2/run.json").read_text())
     again = _command(info, ckpt_io.load(Path("stage2") / ckpt_io.FILENAME).train)

@@ -50,11 +50,14 @@ _EXPORTS = {
     "Engine": "zoo.training.engine",
     "EngineOptions": "zoo.training.engine",
     "image_rows": "zoo.previews",
+    "load": "zoo.api",
+    "TrainedModel": "zoo.api",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from zoo.api import TrainedModel, load
     from zoo.config import Config, option
     from zoo.data.superres import Derivation
     from zoo.errors import UsageError, ZooError

@@ -98,6 +98,14 @@ class Model(nn.Module):
         compiles the rest). ``--compile`` compiles each direct child module with weights."""
         return {}
 
+    def training_only(self) -> tuple[str, ...]:
+        """The networks only training uses (attribute names, which prefix their weights' names
+        in the state dict): ``zoo export`` leaves them out of an export, which holds what
+        drawing, translating and encoding need. A GAN names its discriminator, and its live
+        generator where samples come from a moving average of it. The default keeps every
+        network (an export then holds all the weights, still without optimiser state)."""
+        return ()
+
     @classmethod
     def derivation(cls, config: Any) -> Derivation | None:
         """For models whose ``data_pairing`` includes "derived": how pairs are made from one

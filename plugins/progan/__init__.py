@@ -374,6 +374,9 @@ class ProGAN(zoo.Model):
             return {"discriminator": losses.PENALTY_UNCOMPILED}
         return {}
 
+    def training_only(self) -> tuple[str, ...]:
+        return ("discriminator",) + (("generator",) if self.generator_ema is not None else ())
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         betas = (self.config.beta1, self.config.beta2)
         return {"generator": torch.optim.Adam(self.generator.parameters(), self.config.lr, betas=betas, eps=1e-8),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # Each module registers its commands; `zoo --help` lists them in this order.
 # isort: off
-from zoo.cli import models, data, training, generation, latent, evaluation, runs, serve  # noqa: F401
+from zoo.cli import models, data, training, generation, latent, evaluation, runs, export, serve  # noqa: F401
 # isort: on
 from zoo.cli.base import app
 

@@ -61,8 +61,8 @@ app = typer.Typer(
 )
 
 # The panels of `zoo --help`, in the order a newcomer needs them.
-START, USE, LATENT, MEASURE = ("Start: models, data, training", "Use a trained model", "The latent space",
-                               "Measure and compare runs")
+START, USE, LATENT, MEASURE, SHARE = ("Start: models, data, training", "Use a trained model", "The latent space",
+                                      "Measure and compare runs", "Hand a model on")
 
 
 def command(panel: str, *lines: str, name: str | None = None) -> Callable[[Callable[..., Any]], Any]:

@@ -33,12 +33,14 @@ def list_models() -> None:
             err_console.print(f"[yellow]warning:[/] {problem}")
 
 
-@command(START, "zoo info dcgan")
+@command(START, "zoo info dcgan", "zoo info cgan     # its presets: zoo train cgan --preset lab")
 @handles_errors
 def info(model: ModelName) -> None:
-    """Show a model: its paper, capabilities and every config key with its default."""
+    """Show a model: its paper, capabilities, every config key with its default, and its presets
+    with the time and figures measured for each."""
     from rich.table import Table
 
+    from zoo import presets
     from zoo.config import describe
     from zoo.registry import registry
 
@@ -52,3 +54,25 @@ def info(model: ModelName) -> None:
     for f in describe(cls.Config):
         table.add_row(f.name, f.type, repr(f.default), f.help)
     console.print(table)
+    found = presets.presets(cls)
+    if not found:
+        console.print(f"presets: none ({presets.file_of(cls).name} would hold them: see docs/plugins.md)")
+        return
+    table = Table(title=f"{cls.name} presets (zoo train {cls.name} --preset NAME; flags and --set take precedence)")
+    for column in ("preset", "what it trains", "measured", "on"):
+        table.add_column(column, overflow="fold")
+    for preset in found.values():
+        sets = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.options.items()) + "".join(
+            f" --set {k}={v}" for k, v in preset.config.items())
+        measured = preset.measured
+        figures = ", ".join(f"{k} {_figure(v)}" for k, v in preset.figures().items() if k != "train_seconds")
+        took = preset.figures().get("train_seconds")
+        cost = f"trains in {took / 60:.1f} min; " if took is not None else ""
+        table.add_row(f"[bold]{preset.name}[/]\n{preset.command}", f"{preset.summary}\n[dim]{sets}[/]",
+                      f"{cost}{figures}" or "-",
+                      f"{measured.get('machine', '?')}\n[dim]{measured.get('result', '')}[/]")
+    console.print(table)
+
+
+def _figure(value: float) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -112,6 +112,10 @@ def train(
              "A folder that is not a zoo run is never deleted.")] = False,
     force: Annotated[bool, typer.Option("--force", hidden=True, help="Before --replace had its own name: the same.")
                      ] = False,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", metavar="NAME", rich_help_panel=CONFIG,
+        help="A named recipe of the model's (its data, length and config keys, with the time and figures "
+             "measured for it): `zoo info MODEL` lists them. Flags and --set given too take precedence.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=RUN,
                                           help="Print the resolved config and plan, then stop.")] = False,
     preview_every: Annotated[int | None, typer.Option(
@@ -168,7 +172,7 @@ def train(
                         precision=precision, clip_grad=clip_grad, preview_every=preview_every,
                         eval_every=eval_every, eval_features=eval_features, compile=compile,
                         checkpoint_every=checkpoint_every,
-                        channels_last=channels_last, tf32=tf32)
+                        channels_last=channels_last, tf32=tf32, preset=preset, command=_as_typed())
     if dry_run:
         import json
 
@@ -180,3 +184,16 @@ def train(
                                        "config": to_dict(p.config)}))
         return
     run_training(opts, console=console)
+
+
+def _as_typed() -> str | None:
+    """The command line as the user typed it (zoo's own, or ``python -m zoo``'s under torchrun),
+    for the run's record; None when zoo was not started from a command line (tests, notebooks)."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    started = Path(sys.argv[0]).name
+    if started not in ("zoo", "__main__.py") or sys.argv[1:2] != ["train"]:
+        return None
+    return shlex.join(["zoo", *sys.argv[1:]])

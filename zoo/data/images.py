@@ -32,17 +32,21 @@ def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, 
     mode and (width, height). Raises one of ``UNREADABLE`` for files that are not images."""
     import warnings
 
-    from PIL import ImageOps
-
     with warnings.catch_warnings(), Image.open(path) as img:
         # Large (but less than twice the limit, which raises): read, without PIL's warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        mode, size = img.mode, img.size
-        upright = _as_rgb(ImageOps.exif_transpose(img))
-        if height and width:
-            upright = ImageOps.fit(upright, (width, height), Image.Resampling.LANCZOS)
-        array = np.asarray(upright, dtype=np.uint8).copy()
-    return torch.from_numpy(array).permute(2, 0, 1), mode, size
+        return fit_image(img, height, width), img.mode, img.size
+
+
+def fit_image(img: Image.Image, height: int, width: int) -> torch.Tensor:
+    """A PIL image as :func:`read_image` reads a file of it: upright, 8-bit RGB, fitted to
+    height x width (0 x 0: its own size); a uint8 3 x H x W tensor."""
+    from PIL import ImageOps
+
+    upright = _as_rgb(ImageOps.exif_transpose(img))
+    if height and width:
+        upright = ImageOps.fit(upright, (width, height), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(upright, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def _as_rgb(img: Image.Image) -> Image.Image:

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from zoo.config import SEED_MAX, parse_json
-from zoo.errors import ZooError
+from zoo.errors import UsageError, ZooError
 from zoo.records import files
 
 FORMAT = "zoo-checkpoint/1"
@@ -79,7 +79,7 @@ def read_meta(path: Path) -> dict[str, Any]:
         meta = parse_json(header["zoo"])
     except KeyError:
         raise ZooError(f"{path} is a safetensors file but not a zoo checkpoint "
-                       "(no zoo header); only checkpoints written by `zoo train` load") from None
+                       "(no zoo header); only checkpoints written by `zoo train` or `zoo export` load") from None
     except ValueError as exc:  # malformed, or nested past any header zoo writes
         raise ZooError(f"{path} is not a checkpoint zoo wrote: its header is not JSON zoo reads "
                        f"({_short(exc)})") from None
@@ -138,6 +138,9 @@ def check_resumable(train: Mapping[str, Any], path: Path) -> None:
     """Refuse a checkpoint whose training state zoo did not write (so cannot resume from):
     a key missing or of another type, or a number no run reaches (a negative step, a seed
     out of range, an infinite time)."""
+    if "export" in train:
+        raise UsageError(f"{path} is an export (the weights drawing needs, no discriminator nor optimiser state): "
+                         "it cannot be resumed; resume the run it was exported from")
     for key, kinds in _RESUMABLE.items():
         if key in train and (not isinstance(train[key], kinds) or isinstance(train[key], bool)) \
                 or key not in _OPTIONAL and key not in train:

@@ -201,6 +201,10 @@ def find_checkpoint(target: str, which: str = "latest") -> Path:
             raise ZooError(f"no {target} run found in {runs_dir()}; train one first: "
                            f"{zoo_command()} train {target} --data mnist")
         path = latest
+    if path.is_dir() and is_export(path):
+        if which == "best":
+            raise UsageError(f"{path} is an export: it holds one set of weights; leave out --checkpoint best")
+        return path / EXPORT_WEIGHTS
     if path.is_dir():
         candidate = path / CHECKPOINTS[which]
         if which == "best" and not candidate.is_file() and (path / ckpt_io.FILENAME).is_file():
@@ -208,12 +212,21 @@ def find_checkpoint(target: str, which: str = "latest") -> Path:
                            "use --checkpoint latest")
         if not candidate.is_file():
             raise ZooError(f"{path} holds no {ckpt_io.FILENAME}; is it a zoo run folder that "
-                           "finished at least one epoch?")
+                           f"finished at least one epoch, or a zoo export ({EXPORT_WEIGHTS} and {EXPORT_CONFIG})?")
         return candidate
     if os.sep in target or target.endswith(".safetensors"):
         raise UsageError(f"{target} does not exist; `zoo runs` lists the runs in {runs_dir()}")
     raise UsageError(f"{target!r} is neither a run folder, a checkpoint file nor a model name (`zoo runs` lists "
                      f"the runs in {runs_dir()}); {reg.unknown_message(target)}")
+
+
+EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"
+"""An export's files (``zoo export``), named as the Hugging Face hub expects them."""
+
+
+def is_export(folder: Path) -> bool:
+    """Whether a folder is one ``zoo export`` wrote (and not a run folder)."""
+    return (folder / EXPORT_WEIGHTS).is_file() and not (folder / ckpt_io.FILENAME).is_file()
 
 
 def resolve_run(target: str) -> Path:
@@ -267,16 +280,24 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None, text_
         spec = DataSpec.from_dict(meta["data"])
     except (TypeError, KeyError, ValueError) as exc:
         raise ZooError(f"{path} is not a checkpoint zoo wrote: its data spec is unreadable ({exc})") from None
-    check_size(cls, config, spec, path)
+    exported = "export" in meta["train"]
+    check_size(cls, config, spec, path, exported)
     model = cls(config, spec)
     checkpoint = ckpt_io.load(path)
     model.load_extra_state(checkpoint.state.get("extra", {}))  # first: it may add layers a grown model has
     ckpt_io.check_kinds(model, checkpoint.state["model"], path)
     try:
-        model.load_state_dict(checkpoint.state["model"])
+        loaded = model.load_state_dict(checkpoint.state["model"], strict=not exported)
     except (RuntimeError, KeyError) as exc:
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: "
                        f"{str(exc).splitlines()[0]}") from None
+    if loaded.unexpected_keys:
+        raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: it holds weights "
+                       f"they do not have ({loaded.unexpected_keys[0]}, {len(loaded.unexpected_keys)} in all)")
+    needed = [k for k in loaded.missing_keys if not _under(k, model.training_only())]
+    if needed:
+        raise ZooError(f"{path} is an export without weights {cls.name} needs to draw ({needed[0]}, "
+                       f"{len(needed)} in all); export the run again with this zoo")
     if reads_text and "text_encoder" in checkpoint.state:
         from zoo.data.sentence_encoder import encoder_from_state
 
@@ -288,22 +309,30 @@ def load_model(path: Path, device: Any = "cpu", expect: str | None = None, text_
     return model.to(device), checkpoint
 
 
-def check_size(cls: Any, config: Any, spec: Any, path: Path) -> None:
+def check_size(cls: Any, config: Any, spec: Any, path: Path, exported: bool = False) -> None:
     """Refuse a header whose config describes networks larger than the file could hold
     before building them: a stranger's header must not make zoo allocate what it claims.
-    The networks are built on the meta device, which allocates nothing."""
+    The networks are built on the meta device, which allocates nothing. An export holds
+    only the networks drawing needs, perhaps in half precision: two bytes a number."""
     import torch
 
     try:
         with torch.device("meta"):
             probe = cls(config, spec)
-        need = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
+        dropped = probe.training_only() if exported else ()
+        need = sum(t.numel() * (min(2, t.element_size()) if exported else t.element_size())
+                   for k, t in probe.state_dict().items() if not _under(k, dropped))
     except Exception:  # a plugin that cannot be built on the meta device is built for real
         return
     have = path.stat().st_size
     if need > have:
         raise ZooError(f"{path} does not fit the {cls.name} networks its config describes: they need "
                        f"{_megabytes(need)} of weights, and the whole file is {_megabytes(have)}")
+
+
+def _under(key: str, modules: tuple[str, ...]) -> bool:
+    """Whether a state-dict key names a weight of one of ``modules``."""
+    return any(key == m or key.startswith(m + ".") for m in modules)
 
 
 def _megabytes(n: int) -> str:
@@ -361,43 +390,49 @@ def _instead(model, target: str) -> str:
     return ""
 
 
+def require_latent(cls: Any, target: str, action: str, takes_text: bool = False, or_encoder: bool = False) -> None:
+    """Refuse a model without a latent prior (or, with ``or_encoder``, at least an encoder to
+    find latents with), and a text-conditional one where nothing gives it a text."""
+    from zoo.spec import Capability
+
+    if not (or_encoder and cls.has(Capability.ENCODER)):
+        registry.registry().require(cls, Capability.LATENT, action, _instead(cls, target))
+    if cls.has(Capability.TEXT_CONDITIONAL) and not takes_text:
+        raise UsageError(f"{cls.name} draws from a description, and this command takes none; "
+                         f"zoo sample {target} --text \"...\" does")
+
+
+def require_encoder(cls: Any, target: str, action: str = "reconstruct images") -> None:
+    from zoo.spec import Capability
+
+    registry.registry().require(cls, Capability.ENCODER, action, _instead(cls, target))
+
+
+def require_translator(cls: Any, target: str) -> None:
+    from zoo.spec import Capability
+
+    if not cls.has(Capability.IMAGE_TO_IMAGE):
+        able = ", ".join(registry.registry().with_capability(Capability.IMAGE_TO_IMAGE)) or "none installed"
+        hint = f"; it samples from noise: zoo sample {target}" if cls.has(Capability.LATENT) else ""
+        raise UsageError(f"{cls.name} does not translate images (models that do: {able}){hint}")
+
+
 def load_latent_model(target: str, device: str, action: str, takes_text: bool = False, which: str = "latest",
                       or_encoder: bool = False, text_encoder: Path | None = None):
     """(model, checkpoint, path) for a command that needs a latent prior (or, with
     ``or_encoder``, at least an encoder to find latents with); refuses others, and
     text-conditional models where the command has no ``--text`` to give them.
     ``text_encoder``: the folder of the installed text encoder the model names, if it does."""
-    from zoo.spec import Capability
-
-    def check(cls: Any) -> None:
-        if not (or_encoder and cls.has(Capability.ENCODER)):
-            registry.registry().require(cls, Capability.LATENT, action, _instead(cls, target))
-        if cls.has(Capability.TEXT_CONDITIONAL) and not takes_text:
-            raise UsageError(f"{cls.name} draws from a description, and this command takes none; "
-                             f"zoo sample {target} --text \"...\" does")
-
-    return _loaded(target, device, which, check, text_encoder, reads_text=takes_text)
+    return _loaded(target, device, which, lambda cls: require_latent(cls, target, action, takes_text, or_encoder),
+                   text_encoder, reads_text=takes_text)
 
 
 def load_encoder(target: str, device: str, action: str = "reconstruct images", which: str = "latest"):
     """(model, checkpoint, path) for a command that needs an encoder; refuses others."""
-    from zoo.spec import Capability
-
-    def check(cls: Any) -> None:
-        registry.registry().require(cls, Capability.ENCODER, action, _instead(cls, target))
-
-    return _loaded(target, device, which, check)
+    return _loaded(target, device, which, lambda cls: require_encoder(cls, target, action))
 
 
 def load_translator(target: str, device: str, which: str = "latest"):
     """(model, checkpoint, path) for ``zoo translate`` and ``zoo upscale``; refuses models
     that do not translate."""
-    from zoo.spec import Capability
-
-    def check(cls: Any) -> None:
-        if not cls.has(Capability.IMAGE_TO_IMAGE):
-            able = ", ".join(registry.registry().with_capability(Capability.IMAGE_TO_IMAGE)) or "none installed"
-            hint = f"; it samples from noise: zoo sample {target}" if cls.has(Capability.LATENT) else ""
-            raise UsageError(f"{cls.name} does not translate images (models that do: {able}){hint}")
-
-    return _loaded(target, device, which, check)
+    return _loaded(target, device, which, lambda cls: require_translator(cls, target))

@@ -190,6 +190,14 @@ def card_text(model: Model, train: dict[str, Any], info: dict[str, Any], evaluat
         lines.append(f"- Weights: {weights['parameters']:,} numbers in {weights['dtype']} ({_mb(weights['bytes'])});"
                      f" left out: {', '.join(export['trained']['export']['left_out']) or 'nothing'} and the "
                      f"optimiser state (the run's checkpoint: {_mb(weights['checkpoint_bytes'])})")
+        for graph in export.get("onnx") or []:
+            inputs = ", ".join(f"`{k}` {v}" for k, v in graph["inputs"].items())
+            diff = graph["max_abs_diff"]
+            checked = f"{diff:.1e}" if diff is not None else "not compared: its dropout draws anew"
+            noise = f"; dropout {graph['dropout']}" if any(isinstance(m, torch.nn.Dropout) for m in model.modules()) \
+                else ""
+            lines.append(f"- ONNX: `{graph['file']}`, inputs {inputs}, output `{graph['output']}`{noise}; "
+                         f"onnxruntime against torch on the export's check, largest difference: {checked}")
     changed = changed_config(cls.name, info.get("config") or {})
     if changed:
         lines.append("- Config: " + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in sorted(changed.items())))
@@ -220,13 +228,17 @@ def card_text(model: Model, train: dict[str, Any], info: dict[str, Any], evaluat
               "```", _command_line(model), "```", "",
               "To put it on the Hugging Face hub (its own client; zoo adds no upload code):", "",
               "```", "hf upload YOUR_NAME/MODEL_NAME THIS_FOLDER", "```", ""]
+    draws = model.has(Capability.LATENT)
     lines += ["## Intended use and limits", "",
               "- For teaching, research and demonstration: a baseline to measure against, a model to explore.",
-              f"- It draws only what `{data}` holds, at {spec.height} x {spec.width} pixels; outside that "
-              "it gives nothing meaningful, and its figures hold for this data alone.",
-              "- Generated images can be mistaken for real ones: say that they are generated when you show them.",
-              "- A GAN can copy training images; the memorisation figure above (where measured) says how often "
-              "a sample lies nearer a training image than real held-out images do.",
+              (f"- It draws only what `{data}` holds" if draws else f"- It translates images like `{data}`'s inputs")
+              + f", at {spec.height} x {spec.width} pixels; outside that it gives nothing meaningful, and its "
+              "figures hold for this data alone.",
+              "- Generated images can be mistaken for real ones: say that they are generated when you show them."]
+    if draws:
+        lines.append("- A generative model can copy training images; the memorisation figure above (where measured) "
+                     "says how often a sample lies nearer a training image than real held-out images do.")
+    lines += [
               f"- License: {license or 'unknown (set with zoo export --license)'}; the training data's own "
               "license applies too.", ""]
     return "\n".join(front) + "\n\n" + "\n".join(lines)
@@ -288,12 +300,12 @@ def _command_line(model: Model) -> str:
 
 
 def _picture(model: Model, run_dir: Path, path: Path) -> bool:
-    """The card's picture: 16 samples of seed 0, or the run's latest preview; False if neither."""
+    """The card's picture: 16 samples of seed 0 (8 of each class), or the run's latest preview; False if neither."""
     if model.has(Capability.LATENT) and not model.has(Capability.TEXT_CONDITIONAL):
         from zoo.pipelines import sample as sampling
 
         asked = sampling.request(model, n=16 if not model.has(Capability.CLASS_CONDITIONAL)
-                                 else 2 * model.spec.num_classes, seed=0)
+                                 else 8 * model.spec.num_classes, seed=0)
         drawn = sampling.draw(model, asked)
         figures.save_grid(drawn.images, path, nrow=drawn.nrow, scale=2 if model.spec.height < 64 else 1)
         return True

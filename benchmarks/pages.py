@@ -101,7 +101,7 @@ def preset(model: str, name: str) -> str:
     measured = found.measured.get("result", "")
     if not (ROOT / measured).is_file():
         raise PageError(f"preset {model} {name} names {measured!r}, which is not a result file")
-    return (f"To train this recipe again: `{found.command}` ({found.summary}; `zoo info {model}` lists its "
+    return (f"To train {model}'s recipe again: `{found.command}` ({found.summary}; `zoo info {model}` lists its "
             f"measured time and figures, from [{Path(measured).name}](../../{measured})).")
 
 

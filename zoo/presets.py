@@ -31,7 +31,7 @@ from typing import Any
 from zoo.errors import UsageError, ZooError
 
 OPTIONS = ("data", "epochs", "steps", "kimg", "minutes", "batch_size", "seed", "size", "channels", "classes",
-           "subset", "direction", "noise", "precision", "eval_every")
+           "subset", "direction", "noise", "precision", "eval_every", "init_from")
 """The options of ``zoo train`` a preset may set (TrainOptions' names)."""
 LENGTHS = ("epochs", "steps", "kimg", "minutes")
 FOLDER = "presets"

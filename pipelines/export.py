@@ -30,6 +30,7 @@ import torch
 from rich.console import Console
 
 import zoo
+from zoo.data import superres
 from zoo.display import figures
 from zoo.display.console import make_console
 from zoo.errors import UsageError
@@ -65,7 +66,8 @@ def export(target: str, out: Path, *, which: str = "latest", fmt: str = "safeten
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     _check_license(license)
     path = runs.find_checkpoint(target, which)
-    model, checkpoint = runs.load_model(path, "cpu")
+    out = _check_place(out.expanduser(), path.parent)
+    model, checkpoint = runs.load_model(path, "cpu", reads_text=False)  # an installed text encoder: by reference
     model.eval()
     if fmt == "onnx":
         from zoo.pipelines import onnx_export
@@ -76,14 +78,21 @@ def export(target: str, out: Path, *, which: str = "latest", fmt: str = "safeten
     _check_out(out, force)
 
     kept = kept_weights(model, DTYPES[dtype])
+    overflowed = [k for k, v in kept.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if overflowed:
+        raise UsageError(f"{overflowed[0]} does not fit in {dtype} (a value beyond its range); export in float32")
     run_dir = path.parent
-    info = runs.read_run_info(run_dir) if not runs.is_export(run_dir) else _export_info(run_dir)
-    evaluation = _evaluation(run_dir)
+    info = _public(runs.read_run_info(run_dir) if not runs.is_export(run_dir) else _export_info(run_dir))
+    evaluation = _public(_evaluation(run_dir))
     record = {k: v for k, v in checkpoint.train.items() if k in ("step", "images", "epoch", "seconds", "seed",
                                                                  "run", "zoo_version", "saved", "precision")}
+    if isinstance(checkpoint.train.get("data"), dict):  # how the data was asked for: zoo eval reads it
+        record["data"] = _public({k: v for k, v in checkpoint.train["data"].items() if k != "data_dir"})
     record["export"] = {"from": f"{run_dir.name}/{path.name}", "checkpoint": which, "dtype": dtype,
                         "left_out": list(model.training_only())}
-    state: dict[str, Any] = {"model": kept, "extra": checkpoint.state.get("extra", {})}
+    dropped = model.training_only()
+    extra = {k: v for k, v in (checkpoint.state.get("extra") or {}).items() if k not in dropped}
+    state: dict[str, Any] = {"model": kept, "extra": extra}
     if "text_encoder" in checkpoint.state:
         state["text_encoder"] = checkpoint.state["text_encoder"]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,9 +122,7 @@ def export(target: str, out: Path, *, which: str = "latest", fmt: str = "safeten
         (scratch / CARD).write_text(card_text(model, checkpoint.train, info, evaluation, license,
                                               picture=PICTURE if picture else None, export=config),
                                     encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)  # an export (checked above), replaced with --force once the new one is whole
-        scratch.rename(out)
+        _replace(out, scratch)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -145,9 +152,9 @@ def card(target: str, *, which: str = "latest", license: str | None = None) -> s
         card_file = run_dir / CARD
         if card_file.is_file() and license is None:
             return card_file.read_text(encoding="utf-8")
-    model, checkpoint = runs.load_model(path, "cpu")
+    model, checkpoint = runs.load_model(path, "cpu", reads_text=False)
     info = runs.read_run_info(run_dir) if not runs.is_export(run_dir) else config
-    return card_text(model, checkpoint.train, info, _evaluation(run_dir), license)
+    return card_text(model, checkpoint.train, _public(info), _public(_evaluation(run_dir)), license)
 
 
 def card_text(model: Model, train: dict[str, Any], info: dict[str, Any], evaluation: dict[str, Any],
@@ -276,10 +283,7 @@ def _use_line(model: Model) -> str:
     if model.has(Capability.LATENT):
         return "images = model.sample(16, seed=0)  # PIL images"
     if model.has(Capability.IMAGE_TO_IMAGE):
-        from zoo.data import superres
-
-        derivation = superres.derivation_of(type(model), model.config)
-        if derivation is not None and derivation.factor > 1:
+        if superres.factor_of(model) > 1:
             return 'bigger = model.upscale("photo.png")  # a PIL image'
         return 'output = model.translate("input.png")  # a PIL image'
     return 'again = model.reconstruct("image.png")  # a PIL image'
@@ -291,10 +295,7 @@ def _command_line(model: Model) -> str:
     if model.has(Capability.LATENT):
         return "zoo sample THIS_FOLDER --n 16"
     if model.has(Capability.IMAGE_TO_IMAGE):
-        from zoo.data import superres
-
-        derivation = superres.derivation_of(type(model), model.config)
-        return "zoo upscale THIS_FOLDER photo.png" if derivation is not None and derivation.factor > 1 \
+        return "zoo upscale THIS_FOLDER photo.png" if superres.factor_of(model) > 1 \
             else "zoo translate THIS_FOLDER input.png"
     return "zoo reconstruct THIS_FOLDER image.png"
 
@@ -337,24 +338,72 @@ def _export_info(folder: Path) -> dict[str, Any]:
     return {**(config.get("run") or {}), "config": config.get("config") or {}}
 
 
+def _check_place(out: Path, run_dir: Path) -> Path:
+    """Refuse an OUT that is the working folder, holds it, or holds the run being exported."""
+    where, here, source = out.resolve(), Path.cwd().resolve(), run_dir.resolve()
+    if where == here or where in here.parents:
+        raise UsageError(f"{out} is this folder or holds it; give a new folder for the export (exported/NAME)")
+    if where == source or where in source.parents:
+        raise UsageError(f"{out} holds the run being exported; give a folder of its own for the export")
+    return out
+
+
 def _check_out(out: Path, force: bool) -> None:
-    if not out.exists():
+    """OUT is new, empty, or (with --force) an export zoo wrote, holding nothing else."""
+    if not out.exists() and not out.is_symlink():
         return
-    if not out.is_dir():
-        raise UsageError(f"{out} is a file; give a folder for the export")
+    if out.is_symlink() or not out.is_dir():
+        raise UsageError(f"{out} is {'a link' if out.is_symlink() else 'a file'}; give a new folder for the export")
     if not any(out.iterdir()):
         out.rmdir()
         return
     if not force:
         raise UsageError(f"{out} already exists; pick another folder, or pass --force to replace the export in it")
-    if not runs.is_export(out):
-        raise UsageError(f"{out} holds files that are not a zoo export; --force replaces only an export: "
-                         "pick another folder")
+    others = sorted(p.name for p in out.iterdir() if not _export_file(p.name)) if runs.is_export(out) else ["*"]
+    if others:
+        what = "is not a zoo export" if others == ["*"] else f"holds files zoo export did not write ({others[0]})"
+        raise UsageError(f"{out} {what}; --force replaces only an export, whole: pick another folder")
+
+
+def _export_file(name: str) -> bool:
+    return name in (runs.EXPORT_WEIGHTS, runs.EXPORT_CONFIG, CARD, PICTURE) or (
+        name.startswith("model") and name.endswith(".onnx"))
+
+
+def _replace(out: Path, new: Path) -> None:
+    """Move the finished export ``new`` to ``out``; an export already there is moved aside first
+    and deleted only once the new one is in place (put back if that fails)."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = new.with_name(new.name + ".old")
+    out.rename(old)
+    try:
+        new.rename(out)
+    except BaseException:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_license(license: str | None) -> None:
-    if license is not None and (not license.strip() or any(c in license for c in "\n\r:#")):
+    import re
+
+    if license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}", license):
         raise UsageError(f"--license {license!r}: give an identifier such as mit, apache-2.0 or cc-by-4.0")
+
+
+def _public(value: Any) -> Any:
+    """``value`` with the user's home folder written ``~`` in every string: an export and its card
+    are made to be handed on, and need not say where the user keeps their files."""
+    home = str(Path.home())
+    if isinstance(value, str):
+        return value.replace(home, "~") if len(home) > 1 else value
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_public(v) for v in value]
+    return value
 
 
 def _umask() -> int:

@@ -297,6 +297,9 @@ def _init_from(opts: TrainOptions, cls: type[Model]) -> Path | None:
         return None
     path = runs.find_checkpoint(opts.init_from)
     meta = ckpt_io.read_meta(path)  # a damaged or foreign file is refused now
+    if "export" in meta["train"]:
+        raise UsageError(f"--init-from {opts.init_from} is an export, which keeps only the networks drawing needs "
+                         "(a GAN's moving average, not the generator it averages); start from the run it came from")
     if cls.has(zoo.Capability.TEXT_CONDITIONAL):
         folder = str(opts.text_encoder.expanduser().resolve()) if opts.text_encoder is not None else None
         _require_named_encoder(meta["train"].get("data"), folder, f"--init-from {opts.init_from}")

@@ -35,11 +35,7 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     returns the output folder."""
     console = console or make_console()
     model, checkpoint, path = runs.load_translator(target, device, which)
-    derivation = superres.derivation_of(type(model), model.config)
-    if derivation is not None and derivation.crop and derivation.factor > 1:
-        # Trained on crops: translate would fit each input to a crop's size; upscale takes any size.
-        raise UsageError(f"{model.name} makes images {derivation.factor} times larger, whatever their size: "
-                         f"zoo upscale {target} {' '.join(inputs) or 'IMAGE'}")
+    refuse_upscaler(model, f"zoo upscale {target} {' '.join(inputs) or 'IMAGE'}")
     direction = pick_direction(model, direction)
     files, named = collect(inputs, "translate")
     spec = model.spec
@@ -57,6 +53,14 @@ def translate(target: str, inputs: Sequence[str], *, out: Path | None = None, di
     console.print(f"{len(outputs)} image(s) translated {direction} by {model.name} "
                   f"(step {checkpoint.train.get('step', '?')}) -> {out}/ and {out / 'sheet.png'}")
     return out
+
+
+def refuse_upscaler(model: Model, instead: str) -> None:
+    """Refuse to translate with a model trained on crops to upscale: translate would fit each
+    input to a crop's size, where upscale takes any size (``instead`` says how)."""
+    derivation = superres.derivation_of(type(model), model.config)
+    if derivation is not None and derivation.crop and derivation.factor > 1:
+        raise UsageError(f"{model.name} makes images {derivation.factor} times larger, whatever their size: {instead}")
 
 
 @torch.no_grad()

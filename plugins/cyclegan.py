@@ -180,7 +180,8 @@ class CycleGAN(zoo.Model):
                                  f"{smallest_patch_input(layers)} px; the data is {spec.height}x{spec.width}")
 
     def training_only(self) -> tuple[str, ...]:
-        return ("discriminator_a", "discriminator_b")
+        # The image pools are extra state (generated images the discriminators learn from).
+        return ("discriminator_a", "discriminator_b", "pool_a", "pool_b")
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config

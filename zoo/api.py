@@ -81,6 +81,8 @@ class TrainedModel:
     @property
     def latent_dim(self) -> int:
         """The length of a latent vector (models with a prior or an encoder)."""
+        if not (self.network.has(Capability.LATENT) or self.network.has(Capability.ENCODER)):
+            raise UsageError(f"{self.name} has no latent space (it translates images)")
         return int(self.network.latent_dim)
 
     @property
@@ -102,6 +104,7 @@ class TrainedModel:
         from zoo.records.runs import require_latent
 
         require_latent(type(self.network), str(self.path), "sample from noise", takes_text=True)
+        classes = _plain(classes)
         labels = None
         one = classes
         if classes is not None and not isinstance(classes, (int, str)):
@@ -123,7 +126,11 @@ class TrainedModel:
 
         require_latent(type(self.network), str(self.path), "generate from latents", takes_text=True,
                        or_encoder=True)
-        z = torch.as_tensor(z, dtype=torch.float32).reshape(-1, self.latent_dim)
+        z = torch.as_tensor(z, dtype=torch.float32)
+        z = z.unsqueeze(0) if z.dim() == 1 else z
+        if z.dim() != 2 or z.shape[1] != self.latent_dim or len(z) == 0:
+            raise UsageError(f"z is N x {self.latent_dim} latent vectors (or one of {self.latent_dim}), "
+                             f"not {tuple(z.shape)}")
         conditions = self._conditions(classes, text, len(z))
         with torch.no_grad(), _evaluating(self.network):
             images = torch.cat([self.network.generate(chunk.to(self.network.device),
@@ -181,15 +188,11 @@ class TrainedModel:
     def translate(self, images: Pictures, direction: str | None = None, *, as_tensor: bool = False) -> Any:
         """Images translated by an image-to-image model, each fitted to its size first as
         ``zoo translate`` fits them; ``direction``: AtoB (the default) or BtoA (CycleGAN)."""
-        from zoo.data import superres
-        from zoo.pipelines.translate import pick_direction, translated
+        from zoo.pipelines.translate import pick_direction, refuse_upscaler, translated
         from zoo.records.runs import require_translator
 
         require_translator(type(self.network), str(self.path))
-        derivation = superres.derivation_of(type(self.network), self.network.config)
-        if derivation is not None and derivation.crop and derivation.factor > 1:
-            raise UsageError(f"{self.name} makes images {derivation.factor} times larger, whatever their size: "
-                             f"zoo upscale {self.path.parent} IMAGE (in Python: .upscale)")
+        refuse_upscaler(self.network, f"zoo upscale {self.path.parent} IMAGE (in Python: .upscale)")
         way = pick_direction(self.network, direction)
         spec = self.network.spec
         channels = spec.channels if way == "AtoB" else (spec.target_channels or spec.channels)
@@ -209,6 +212,8 @@ class TrainedModel:
             raise UsageError(f"{self.name} does not upscale (it translates at one size); use zoo translate "
                              f"{self.path.parent} (in Python: .translate)")
         many = _is_many(images)
+        if many and not len(images):  # type: ignore[arg-type]
+            raise UsageError("no images given")
         outs = [to_float(upscaled(self.network, _batch(one, self.network.spec.channels, 0, 0, as_uint8=True))[0])[0]
                 for one in (cast(Sequence[Picture], images) if many else [images])]
         if as_tensor:
@@ -244,6 +249,7 @@ class TrainedModel:
         """One class as a 1-element label tensor (None when not given)."""
         from zoo.pipelines.classes import chosen_class, class_index
 
+        classes = _plain(classes)
         if classes is not None and not isinstance(classes, (int, str)):
             raise UsageError("give one class here (classes=7)")
         wanted = chosen_class(self.network, None if classes is None else str(classes), None)
@@ -252,7 +258,7 @@ class TrainedModel:
     def _labels(self, classes: Sequence[int | str], n: int) -> torch.Tensor:
         from zoo.pipelines.classes import chosen_class, class_index
 
-        given = list(classes)
+        given = [_plain(c) for c in classes]
         if len(given) != n:
             raise UsageError(f"classes holds {len(given)} classes for {n} images; give one each, or one for all")
         return torch.tensor([class_index(self.network.spec, cast(str, chosen_class(self.network, str(c), None)))
@@ -266,10 +272,13 @@ class TrainedModel:
                 raise UsageError(f"{self.name} draws from a description: give text=\"...\"")
             if len(prompts) not in (1, n):
                 raise UsageError(f"text holds {len(prompts)} descriptions for {n} latents; give one, or one each")
+            if classes is not None:
+                raise UsageError(f"{self.name} draws from a description, not a class: leave out classes=")
             embedded = network.encode_text(prompts, "text")
             return {Condition.TEXT.value: embedded.expand(n, -1) if len(prompts) == 1 else embedded}
         if text is not None:
             raise UsageError(f"{self.name} does not read text: leave out text=")
+        classes = _plain(classes)
         if classes is None:
             if network.has(Capability.CLASS_CONDITIONAL):
                 raise UsageError(f"{self.name} is class-conditional: give classes=, one of {', '.join(self.classes)}")
@@ -280,15 +289,19 @@ class TrainedModel:
         return class_condition(labels.to(network.device))
 
 
-def load(path: str | Path, checkpoint: str = "latest", device: str = "auto") -> TrainedModel:
+def load(path: str | Path, checkpoint: str = "latest", device: str | torch.device = "auto",
+         text_encoder: str | Path | None = None) -> TrainedModel:
     """A trained model from a run folder, an export (``zoo export``), a checkpoint file, or a
     model name (its latest run in the runs folder); ``checkpoint="best"`` takes the run's best
-    checkpoint; ``device``: auto (a GPU when there is one), cpu, cuda, cuda:1, mps."""
+    checkpoint; ``device``: auto (a GPU when there is one), cpu, cuda, cuda:1, mps.
+    ``text_encoder``: the sentence-transformers folder a text model was trained with, when it
+    was (``zoo train --text-encoder``)."""
     from zoo.records import runs
     from zoo.training.devices import resolve_device
 
     found = runs.find_checkpoint(str(path), checkpoint)
-    network, record = runs.load_model(found, resolve_device(device))
+    network, record = runs.load_model(found, resolve_device(str(device)),
+                                      text_encoder=Path(text_encoder).expanduser() if text_encoder else None)
     network.eval()
     return TrainedModel(network, record, found)
 
@@ -316,9 +329,7 @@ def _batch(images: Pictures, channels: int, height: int, width: int, as_uint8: b
     read = []
     for item in items:
         if isinstance(item, torch.Tensor):
-            if item.dim() != 3 or item.shape[0] not in (1, 3, 4):
-                raise UsageError(f"an image tensor is C x H x W with 1 or 3 channels, not {tuple(item.shape)}")
-            picture = _pictures(item[:3].unsqueeze(0).float())[0]
+            picture = _tensor_picture(item)
         elif isinstance(item, Image.Image):
             picture = item
         elif isinstance(item, (str, Path)):
@@ -333,6 +344,32 @@ def _batch(images: Pictures, channels: int, height: int, width: int, as_uint8: b
         read.append(convert_channels(fit_image(picture, height, width).unsqueeze(0), channels))
     batch = torch.cat(read)
     return batch if as_uint8 else to_float(batch)
+
+
+def _tensor_picture(item: torch.Tensor) -> Image.Image:
+    """An image tensor as a PIL image: uint8 (0-255, as torchvision reads files) or float in
+    [-1, 1] (zoo's), C x H x W with 1 or 3 channels."""
+    if item.dim() != 3 or item.shape[0] not in (1, 3) or 0 in item.shape:
+        raise UsageError(f"an image tensor is C x H x W with 1 or 3 channels, not {tuple(item.shape)}")
+    if item.dtype == torch.uint8:
+        item = item.float() / 127.5 - 1
+    elif not item.is_floating_point():
+        raise UsageError(f"an image tensor is uint8 (0-255) or float in [-1, 1], not {item.dtype}")
+    elif not bool(torch.isfinite(item).all()) or float(item.min()) < -1.001 or float(item.max()) > 1.001:
+        raise UsageError("a float image tensor holds values in [-1, 1] (x * 2 - 1 for one in [0, 1]); this "
+                         "one does not")
+    return _pictures(item.unsqueeze(0).float().clamp(-1, 1))[0]
+
+
+def _plain(value: Any) -> Any:
+    """A class given as a NumPy or torch integer (or a 0-d tensor), as a Python int."""
+    import numbers
+
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        return int(value.item())
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    return value
 
 
 def _shaped(images: Pictures, out: torch.Tensor, as_tensor: bool) -> Any:

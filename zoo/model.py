@@ -102,8 +102,9 @@ class Model(nn.Module):
         """The networks only training uses (attribute names, which prefix their weights' names
         in the state dict): ``zoo export`` leaves them out of an export, which holds what
         drawing, translating and encoding need. A GAN names its discriminator, and its live
-        generator where samples come from a moving average of it. The default keeps every
-        network (an export then holds all the weights, still without optimiser state)."""
+        generator where samples come from a moving average of it. Keys of :meth:`extra_state`
+        named here are left out too (CycleGAN's image pools). The default keeps every network
+        (an export then holds all the weights, still without optimiser state)."""
         return ()
 
     @classmethod

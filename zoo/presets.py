@@ -84,10 +84,32 @@ def presets(cls: Any) -> dict[str, Preset]:
         if unknown:
             raise ZooError(f"{path}: preset {name!r} sets {', '.join(unknown)}, which are not zoo train options "
                            f"({', '.join(OPTIONS)}); config keys go in [{name}.config]")
+        _check_types(path, name, table)
         found[name] = Preset(cls.name, name, path, str(table.get("summary", "")),
                              {k: table[k] for k in OPTIONS if k in table}, dict(table.get("config") or {}),
                              dict(table.get("measured") or {}))
     return found
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "data": (str,), "epochs": (int,), "steps": (int,), "kimg": (int, float), "minutes": (int, float),
+    "batch_size": (int,), "seed": (int,), "size": (int, str), "channels": (int,), "classes": (str,),
+    "subset": (str,), "direction": (str,), "noise": (str,), "precision": (str,), "eval_every": (int,),
+    "init_from": (str,), "summary": (str,), "config": (dict,), "measured": (dict,)}
+"""The TOML type each value of a preset's table takes."""
+
+
+def _check_types(path: Path, name: str, table: dict[str, Any]) -> None:
+    for key, value in table.items():
+        kinds = _KINDS[key]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ZooError(f"{path}: preset {name!r} sets {key} to {value!r}; it takes "
+                           f"{' or '.join('a table' if k is dict else k.__name__ for k in kinds)}")
+    for figure, given in ((table.get("measured") or {}).get("figures") or {}).items():
+        if not (isinstance(given, list) and len(given) == 2 and isinstance(given[0], (int, float))
+                and isinstance(given[1], str)):
+            raise ZooError(f"{path}: preset {name!r}'s figure {figure} is {given!r}; write it as "
+                           '[value, "where.in.result"]')
 
 
 def get(cls: Any, name: str) -> Preset:
@@ -121,4 +143,4 @@ def record(preset: Preset, sources: dict[str, str], sets: list[str]) -> dict[str
         values[key] = f"preset {preset.name}"
     for item in sets:
         values[item.partition("=")[0].strip()] = "--set"
-    return {"name": preset.name, "file": str(preset.file), "values": values}
+    return {"name": preset.name, "file": str(Path(*preset.file.parts[-3:])), "values": values}

@@ -224,9 +224,16 @@ EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"
 """An export's files (``zoo export``), named as the Hugging Face hub expects them."""
 
 
+EXPORT_FORMAT = "zoo-export/1"
+
+
 def is_export(folder: Path) -> bool:
-    """Whether a folder is one ``zoo export`` wrote (and not a run folder)."""
-    return (folder / EXPORT_WEIGHTS).is_file() and not (folder / ckpt_io.FILENAME).is_file()
+    """Whether a folder is one ``zoo export`` wrote: its weights, and a config.json that says so
+    (another library's model folder also holds a model.safetensors and a config.json)."""
+    if not (folder / EXPORT_WEIGHTS).is_file() or (folder / ckpt_io.FILENAME).is_file():
+        return False
+    config = read_json(folder / EXPORT_CONFIG)
+    return isinstance(config, dict) and config.get("format") == EXPORT_FORMAT
 
 
 def resolve_run(target: str) -> Path:

@@ -336,10 +336,11 @@ def test_the_card_says_what_the_model_is_and_how_it_was_made(every_run: dict[str
 
 # -- ONNX -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["cgan", "stackgan", "pix2pix", "srresnet", "ae"])
+@pytest.mark.parametrize("name", ["stackgan", "pix2pix", "srresnet", "ae"])
 def test_onnx_matches_torch(every_run: dict[str, Path], name: str, tmp_path: Path) -> None:
-    """One model of each kind of graph: a class-conditional sampler, a text-conditional one,
-    a translator, an upscaler at any size, an autoencoder."""
+    """One model of each kind of graph: a text-conditional sampler, a translator, an upscaler
+    at any size, an autoencoder; the class-conditional sampler (a cgan, `z` and `labels`) is
+    exported and compared the same way by the tour notebook's test below."""
     import onnxruntime
 
     from zoo.pipelines.onnx_export import TOLERANCE
@@ -349,11 +350,7 @@ def test_onnx_matches_torch(every_run: dict[str, Path], name: str, tmp_path: Pat
     assert written and all(0 <= w["max_abs_diff"] <= TOLERANCE for w in written)
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     model = zoo.load(every_run[name])
-    if name == "cgan":
-        z = model.network.sample_latent(5, torch.Generator().manual_seed(4))
-        got = session.run(None, {"z": z.numpy(), "labels": np.full(5, 7)})[0]
-        want = model.generate(z, classes=7, as_tensor=True)
-    elif name == "stackgan":
+    if name == "stackgan":
         z = model.network.sample_latent(2, torch.Generator().manual_seed(4))
         text = model.network.encode_text([PROMPT, PROMPT]).cpu()
         got = session.run(None, {"z": z.numpy(), "text": text.numpy()})[0]

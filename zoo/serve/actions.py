@@ -149,7 +149,7 @@ def run_view(server: Server, name: Any) -> RunView:
     from zoo.records import checkpoint as ckpt_io
     from zoo.records.run_info import METRICS_FILE, read_metrics, read_run
 
-    run = _run_folder(server, name)
+    run = server.catalog.resolve(name, any_run=True)
     summary = read_run(run)
     losses = None
     records = read_metrics(run / METRICS_FILE)
@@ -174,18 +174,6 @@ def run_view(server: Server, name: Any) -> RunView:
                 f"{steps_text(summary)} steps" + (f", {headline(summary.evaluation)}" if summary.evaluation else "")
                 + (f"; newest preview: {previews[-1].stem}" if previews else ""))
     return RunView(losses, preview, progress, text, mtime)
-
-
-def _run_folder(server: Server, name: Any) -> Path:
-    catalog = server.catalog
-    if not isinstance(name, str):
-        raise UsageError("choose a run from the list")
-    for run in catalog.runs():
-        if run.name == name and run.path.resolve().is_relative_to(catalog.root):
-            return run.path
-    from zoo.serve.catalog import RunGone
-
-    raise RunGone(f"no run {name[:80]!r} here; choose one from the list (it may have been deleted)")
 
 
 def _picture(path: Path) -> Image.Image | None:
@@ -481,7 +469,7 @@ def measured(server: Server, name: Any) -> tuple[list[list[str]], str]:
     """A run's eval.json figures (name, value) and their protocol."""
     from zoo.records.run_info import read_run
 
-    summary = read_run(_run_folder(server, name))
+    summary = read_run(server.catalog.resolve(name, any_run=True))
     if summary is None or not summary.evaluation:
         return [], f"{name} has not been measured: zoo eval {name}"
     rows = [[key, figures.number(value)] for key, value in summary.figures().items()]
@@ -496,7 +484,7 @@ def compared(server: Server, names: Sequence[Any]) -> tuple[list[str], list[list
 
     found = []
     for name in names:
-        summary = read_run(_run_folder(server, name))
+        summary = read_run(server.catalog.resolve(name, any_run=True))
         if summary is not None:
             found.append(summary)
     keys = sorted({key for run in found for key in run.figures()})
@@ -509,4 +497,4 @@ def report_html(server: Server, name: Any) -> str:
     """The run's report (``zoo report``'s page), self-contained."""
     from zoo.pipelines.report import render
 
-    return render(_run_folder(server, name))
+    return render(server.catalog.resolve(name, any_run=True))

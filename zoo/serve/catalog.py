@@ -103,17 +103,18 @@ class Catalog:
             return [summary] if summary is not None else []
         return find_runs(self.root, None)
 
-    def resolve(self, name: Any, tab: str | None = None) -> Path:
-        """The folder of the run named ``name`` in a fresh listing (and usable on ``tab``).
-        Anything else, a path of any form included, is refused."""
+    def resolve(self, name: Any, tab: str | None = None, any_run: bool = False) -> Path:
+        """The folder of the run named ``name`` in a fresh listing (and usable on ``tab``; with
+        ``any_run``, of every run, one without a checkpoint yet included). Anything else, a
+        path of any form included, is refused."""
         if not isinstance(name, str) or not name:
             raise UsageError("choose a run from the list")
-        for choice in self.choices(tab):
-            if choice.name == name:
-                path = choice.summary.path
-                if not path.resolve().is_relative_to(self.root):  # a link out of the served folder
+        listed = self.runs() if any_run else [choice.summary for choice in self.choices(tab)]
+        for summary in listed:
+            if summary.path.name == name:
+                if not summary.path.resolve().is_relative_to(self.root):  # a link out of the served folder
                     break
-                return path
+                return summary.path
         raise RunGone(f"no run {name[:80]!r} here{f' that can {tab}' if tab else ''}; choose one from the list "
                       "(it may have been deleted; the list is read again)")
 

@@ -229,7 +229,7 @@ def card_text(model: Model, train: dict[str, Any], info: dict[str, Any], evaluat
                  + (f", {info['precision']}" if info.get("precision") else ""))
     lines.append(f"- Seed: {train.get('seed', info.get('seed', '?'))}; zoo {train.get('zoo_version', '?')}")
     lines += ["", "## Evaluation", ""]
-    lines += _evaluation_lines(evaluation, model)
+    lines += _evaluation_lines(evaluation, train.get("step"))
     lines += ["", "## Use", "", "```python", "import zoo", "", 'model = zoo.load("THIS_FOLDER")']
     lines += [_use_line(model), "```", "", "From the command line, the folder takes the place of a run:", "",
               "```", _command_line(model), "```", "",
@@ -251,13 +251,19 @@ def card_text(model: Model, train: dict[str, Any], info: dict[str, Any], evaluat
     return "\n".join(front) + "\n\n" + "\n".join(lines)
 
 
-def _evaluation_lines(evaluation: dict[str, Any], model: Model) -> list[str]:
+def _evaluation_lines(evaluation: dict[str, Any], step: Any) -> list[str]:
+    """``zoo eval``'s figures as the card shows them; figures of another step than the weights'
+    are said to be so."""
     if not evaluation:
         return ["Not evaluated: `zoo eval RUN` measures it against the held-out split."]
+    where = evaluation.get("checkpoint")
+    measured = where.get("step") if isinstance(where, dict) else None
     lines = [f"`zoo eval`, protocol `{evaluation.get('protocol', 'not recorded')}`"
-             + (f", step {evaluation['checkpoint'].get('step'):,}" if isinstance(evaluation.get('checkpoint'), dict)
-                and isinstance(evaluation['checkpoint'].get('step'), int) else "") + ":", "",
+             + (f", step {measured:,}" if isinstance(measured, int) else "") + ":", "",
              "| figure | value | meaning |", "|---|---:|---|"]
+    if isinstance(measured, int) and isinstance(step, int) and measured != step:
+        lines[0:0] = [f"**These figures are of step {measured:,}; the weights here are of step {step:,}** "
+                      "(`zoo eval` the run again to measure them).", ""]
     for key, (_, meaning) in EVAL_METRICS.items():
         value = evaluation.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -269,10 +275,15 @@ def _evaluation_lines(evaluation: dict[str, Any], model: Model) -> list[str]:
                   + (f" (its accuracy on real held-out images: {judge:.1%})" if isinstance(judge, float) else "")
                   + f"; {detail.get('generated', '?')} generated against {detail.get('reference', '?')} held-out "
                   f"images ({detail.get('split', '?')} split)."]
-    if "memorisation" in evaluation:
+    if isinstance(evaluation.get("memorisation"), (int, float)):
+        real = _number(evaluation.get("memorisation_reference"))
         lines += ["", f"Memorisation check: {evaluation['memorisation']:.2%} of samples lie nearer a training image "
-                  f"than held-out real images do (real images: {evaluation.get('memorisation_reference', 0):.2%})."]
+                  f"than held-out real images do (real images: {real:.2%})."]
     return lines
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
 def _use_line(model: Model) -> str:

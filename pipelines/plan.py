@@ -102,6 +102,11 @@ class Plan:
     command: str | None = None
     preset: dict[str, Any] | None = None
     """The preset a new run was made from: its name, file and where each value came from."""
+    options: TrainOptions | None = None
+    """The options the run trains with: the user's, and a preset's where the user gave none
+    (the train pipeline reads its length, previews and evaluation from them)."""
+    preset_config: dict[str, Any] = field(default_factory=dict)
+    """The config keys the preset set: they stand over the model's small-data values."""
 
     @property
     def data_record(self) -> dict[str, Any]:
@@ -138,9 +143,9 @@ def plan(opts: TrainOptions) -> Plan:
     text_encoder = _text_encoder_option(opts, cls)
     if opts.resume is None:
         made = _new_run(opts, cls, init_from, data_dir, text_encoder, preset)
-        made.command = opts.command
+        made.command, made.options = opts.command, opts
         if preset is not None:
-            made.preset = presets.record(preset, sources, opts.sets)
+            made.preset, made.preset_config = presets.record(preset, sources, opts.sets), dict(preset.config)
         return made
     if init_from is not None:
         raise UsageError("--init-from starts a new run from another run's weights; --resume continues "

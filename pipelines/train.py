@@ -39,6 +39,7 @@ def train(opts: TrainOptions, console: Console | None = None) -> Path:
     several (see :mod:`zoo.training.distributed`): rank 0 writes, every process trains."""
     console = console or make_console()
     p = plan(opts)
+    opts = p.options or opts  # with a preset's options filled in where the user gave none
     cluster, device_name = distributed.join(opts.device)
     try:
         return _train(p, opts, cluster, resolve_device(device_name),

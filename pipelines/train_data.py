@@ -108,8 +108,9 @@ def _check_resolution_pairs(model: str, derivation: Derivation, prepared: Prepar
 
 
 def _small_data_config(p: Plan, opts: TrainOptions, count: int, console: Console) -> Plan:
-    """The plan with the model's small-data values for the keys the user left alone."""
-    config = user_config(p.cls, opts, p.cls.small_data, f"{p.cls.name}'s small-data values")
+    """The plan with the model's small-data values for the keys the user (or a preset) left alone."""
+    base = {**p.cls.small_data, **p.preset_config}
+    config = user_config(p.cls, opts, base, f"{p.cls.name}'s small-data values or the preset's")
     before, after = config_io.to_dict(p.config), config_io.to_dict(config)
     changed = [key for key in after if after[key] != before[key]]
     if changed:

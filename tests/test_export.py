@@ -399,7 +399,8 @@ def test_a_preset_trains_its_recipe_under_what_the_user_gives(mnist, tmp_path: P
     result = run_cli("train", "cgan", "--preset", "lab", "--dry-run", "--set", "g_width=8")
     assert result.exit_code == 0, result.output
     planned = json.loads(result.output)
-    assert planned["data"] == "mnist" and planned["config"]["g_width"] == 8
+    assert planned["data"] == "mnist" and planned["config"]["g_width"] == 8 and planned["length"] == {"epochs": 20}
+    assert planned["preset"]["values"]["epochs"] == "preset lab"
     result = run_cli("train", "cgan", "--preset", "lab", *TINY, "--subset", "0:64", "--steps", "2", "--no-wandb",
                      "--out", str(tmp_path / "run"))
     assert result.exit_code == 0, result.output
@@ -414,6 +415,20 @@ def test_a_preset_trains_its_recipe_under_what_the_user_gives(mnist, tmp_path: P
     assert "zoo train cgan --preset lab" in " ".join(said.output.split())
     said = run_cli("train", "cgan", "--preset", "lab", "--resume", str(tmp_path / "run"))
     assert said.exit_code == 2 and "--preset starts a new run" in said.output
+
+
+def test_a_presets_length_is_the_runs_length(mnist, tmp_path: Path, monkeypatch) -> None:
+    from zoo import presets
+
+    (tmp_path / "cgan.toml").write_text('["quick"]\ndata = "mnist"\nsubset = "0:64"\nsteps = 3\n'
+                                        '["quick".config]\ng_width = 4\nd_width = 4\nembed_dim = 4\n')
+    monkeypatch.setattr(presets, "file_of", lambda cls: tmp_path / "cgan.toml")
+    result = run_cli("train", "cgan", "--preset", "quick", "--no-wandb", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["total_steps"] == 3 and info["step"] == 3
+    # 64 images: the small-data values fill the keys the preset left alone, and only those
+    assert info["config"]["g_width"] == 4 and info["config"]["augment"] == "translation,cutout"
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -179,9 +179,11 @@ def train(
         from zoo.config import to_dict
 
         p = plan(opts)
-        console.print_json(json.dumps({"model": p.cls.name, "data": p.data, "seed": p.seed,
+        given = p.options or opts
+        length = {k: getattr(given, k) for k in ("epochs", "steps", "kimg", "minutes") if getattr(given, k) is not None}
+        console.print_json(json.dumps({"model": p.cls.name, "data": p.data, "seed": p.seed, "length": length,
                                        "resume_from": str(p.resume_from) if p.resume_from else None,
-                                       "config": to_dict(p.config)}))
+                                       "preset": p.preset, "config": to_dict(p.config)}))
         return
     run_training(opts, console=console)
 

@@ -92,7 +92,6 @@ class Loop(RunFiles):
         self.step, self.images, self.seconds_before = state["step"], state["images"], state["seconds"]
         self.seconds = self.seconds_before
         self.steps_per_epoch = max(1, batches.batches_per_epoch // model.batches_per_step())
-        self.images_per_epoch = len(data.prepared)
         self.total, self.total_images = self._length(steps, epochs, kimg)
         self.budget = p.minutes * 60 if p.minutes else math.inf
         if self._finished():
@@ -287,7 +286,7 @@ class Loop(RunFiles):
         return f"torchrun --nproc_per_node {self.cluster.world} -m zoo" if self.cluster.distributed else zoo_command()
 
     def _progress(self) -> zoo.Progress:
-        return zoo.Progress(step=self.step, total_steps=self.total, epoch=self.images // self.images_per_epoch,
+        return zoo.Progress(step=self.step, total_steps=self.total, epoch=self.step // self.steps_per_epoch,
                             time_fraction=min(1.0, self.seconds / self.budget), images=self.images,
                             total_images=self.total_images)
 
@@ -461,7 +460,7 @@ class Loop(RunFiles):
                 self.tracker.log({"diversity": variety}, step)
             self._warn(found)
         self.bar.console.print(f"step {step:,}{f'/{self.total:,}' if self.total else ''} (epoch "
-                               f"{self.images / self.images_per_epoch:.1f}, {self.images:,} images)  "
+                               f"{self.step / self.steps_per_epoch:.1f}, {self.images:,} images)  "
                                f"{_format(means, first=model.state_metrics)}", highlight=False)
 
     def _warn(self, found: list[Alert]) -> None:

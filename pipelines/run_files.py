@@ -61,7 +61,6 @@ class RunFiles:
     total: int
     total_images: int
     steps_per_epoch: int
-    images_per_epoch: int
     eval_every: int | None
     checkpoint_every: int | None
 
@@ -109,7 +108,7 @@ class RunFiles:
             return path
         engine = model.engine.options
         train_state = {
-            "step": self.step, "images": self.images, "epoch": self.images // self.images_per_epoch,
+            "step": self.step, "images": self.images, "epoch": self.step // self.steps_per_epoch,
             "total_steps": self.total, "total_images": self.total_images,
             "steps_per_epoch": self.steps_per_epoch, "seed": p.seed, "batches": self.batches.state(),
             "minutes": p.minutes, "seconds": round(self.seconds, 3),

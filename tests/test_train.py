@@ -56,6 +56,15 @@ def test_previews_come_on_a_step_cadence_then_a_gif_of_them(shapes: str) -> None
     assert Image.open("run/progress.gif").n_frames == 3
 
 
+def test_an_epoch_is_counted_in_whole_batches(mnist) -> None:
+    """20 images in batches of 8: an epoch is 2 steps (16 images, the rest waits for the next
+    shuffle), so 4 steps are 2 epochs, though 32 images are fewer than 2 x 20."""
+    result = train("--data", "mnist", "--subset", "0:20", "--batch-size", "8", "--epochs", "2", "--out", "run")
+    assert result.exit_code == 0, result.output
+    meta = ckpt_io.read_meta(Path("run") / ckpt_io.FILENAME)
+    assert meta["train"]["step"] == 4 and meta["train"]["images"] == 32 and meta["train"]["epoch"] == 2
+
+
 def test_a_tiny_data_set_is_not_previewed_every_few_steps(shapes: str) -> None:
     """24 images in batches of 8 make 3-step epochs; 80 steps still draw about 40 previews."""
     result = run_cli("train", "dcgan", "--no-wandb", "--data", shapes, "--size", "28", "--steps", "80",

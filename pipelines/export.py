@@ -267,7 +267,8 @@ def _evaluation_lines(evaluation: dict[str, Any], step: Any) -> list[str]:
     for key, (_, meaning) in EVAL_METRICS.items():
         value = evaluation.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            lines.append(f"| {key} | {figures.number(float(value))} | {meaning} |")
+            cell = meaning.replace("|", "\\|")  # "mean |output - target|": a pipe would end the cell
+            lines.append(f"| {key} | {figures.number(float(value))} | {cell} |")
     detail = evaluation.get("protocol_detail") or {}
     if detail:
         judge = detail.get("extractor_accuracy")

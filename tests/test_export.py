@@ -334,6 +334,17 @@ def test_the_card_says_what_the_model_is_and_how_it_was_made(every_run: dict[str
     assert run_cli("card", str(out)).output == text  # an export's card is its README
 
 
+def test_the_cards_figures_are_a_table_of_three_columns() -> None:
+    import re
+
+    from zoo.pipelines.export import _evaluation_lines
+
+    lines = _evaluation_lines({"protocol": "fid10k", "fid": 66.99, "l1": 0.1268, "psnr": 15.1}, 55)
+    rows = [line for line in lines if line.startswith("| ") and "figure" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| fid", "| l1", "| psnr"]
+    assert all(len(re.split(r"(?<!\\)\|", row)) == 5 for row in rows), rows  # l1's "|output - target|" escaped
+
+
 # -- ONNX -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["stackgan", "pix2pix", "srresnet", "ae"])

@@ -55,7 +55,7 @@ class DCGANConfig(losses.AdversarialConfig):
     d_width: int | None = option(
         None, "discriminator width: channels of its first layer (default 16 lab, 64 radford)")
     d_norm: Norm = option("batch", "normalisation in the discriminator: batch (the paper), layer "
-                                   "or none (gp_weight and r1_weight refuse batch norm: it mixes images)")
+                                   "or none (gp_weight, r1_weight and r2_weight refuse batch norm: it mixes images)")
     optimizer: Literal["adam", "rmsprop"] = option("adam", "adam (lr, beta1, beta2) or rmsprop (lr)")
     lr: float = option(2e-4, "learning rate, both networks")
     beta1: float = option(0.5, "Adam beta1")
@@ -264,7 +264,7 @@ class DCGAN(zoo.Model):
         pick_architecture(config.architecture, spec)
 
     def uncompiled(self) -> dict[str, str]:
-        if self.config.gp_weight or self.config.r1_weight:
+        if self.config.gp_weight or self.config.r1_weight or self.config.r2_weight:
             return {"discriminator": losses.PENALTY_UNCOMPILED}
         return {}
 
@@ -316,7 +316,11 @@ class DCGAN(zoo.Model):
         # D's weights need no gradient here, which saves a third of its backward pass.
         with zoo.frozen(self.discriminator):
             logits, classes = self.critic(losses.seen_by_critic(fake, cfg, progress.fraction), labels)
-            loss_g = losses.generator_loss(cfg.loss, logits)
+            against = None
+            if cfg.loss == "rpgan":  # each generated image against a real one, as D now scores it
+                with torch.no_grad():
+                    against = self.critic(losses.seen_by_critic(real, cfg, progress.fraction), labels)[0]
+            loss_g = losses.generator_loss(cfg.loss, logits, against)
             if classes is not None:
                 assert labels is not None  # a critic that classifies is class-conditional
                 loss_g = loss_g + self.class_loss(classes, labels)
@@ -354,6 +358,10 @@ class DCGAN(zoo.Model):
             penalty = losses.r1_penalty(critic_only, real, cfg.loss)
             loss = loss + cfg.r1_weight / 2 * penalty
             extra["r1_penalty"] = penalty.detach()
+        if cfg.r2_weight:
+            penalty = losses.r2_penalty(critic_only, fake, cfg.loss)
+            loss = loss + cfg.r2_weight / 2 * penalty
+            extra["r2_penalty"] = penalty.detach()
         self.update("discriminator", loss)
         if cfg.clip:
             with torch.no_grad():

@@ -44,6 +44,7 @@ D_LOSS = {
     "lsgan": 0.5 * mean((r - 1) ** 2 for r in (2.0, -1.0)) + 0.5 * mean(f ** 2 for f in (0.5, -3.0)),
     "hinge": mean(max(0, 1 - r) for r in (2.0, -1.0)) + mean(max(0, 1 + f) for f in (0.5, -3.0)),
     "wasserstein": mean((0.5, -3.0)) - mean((2.0, -1.0)),
+    "rpgan": mean(softplus(f - r) for r, f in ((2.0, 0.5), (-1.0, -3.0))),  # image i against image i
 }
 G_LOSS = {
     "bce": mean(softplus(-f) for f in (0.5, -3.0)),
@@ -51,13 +52,25 @@ G_LOSS = {
     "lsgan": 0.5 * mean((f - 1) ** 2 for f in (0.5, -3.0)),
     "hinge": -mean((0.5, -3.0)),
     "wasserstein": -mean((0.5, -3.0)),
+    "rpgan": mean(softplus(r - f) for r, f in ((2.0, 0.5), (-1.0, -3.0))),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(D_LOSS))
 def test_each_loss_matches_its_formula(kind: str) -> None:
     assert losses.discriminator_loss(kind, REAL, FAKE).item() == pytest.approx(D_LOSS[kind], rel=1e-6)
-    assert losses.generator_loss(kind, FAKE).item() == pytest.approx(G_LOSS[kind], rel=1e-6)
+    assert losses.generator_loss(kind, FAKE, REAL).item() == pytest.approx(G_LOSS[kind], rel=1e-6)
+
+
+def test_rpgan_pairs_images_and_its_generator_needs_the_real_scores() -> None:
+    # Swapping which real image meets which generated one changes the loss: pairs, not means.
+    swapped = losses.discriminator_loss("rpgan", REAL.flip(0), FAKE).item()
+    assert swapped == pytest.approx(mean(softplus(f - r) for r, f in ((-1.0, 0.5), (2.0, -3.0))), rel=1e-6)
+    assert swapped != pytest.approx(D_LOSS["rpgan"])
+    with pytest.raises(ValueError, match="pass real_logits"):
+        losses.generator_loss("rpgan", FAKE)
+    with pytest.raises(ValueError, match="one to one: 2 real, 1 generated"):
+        losses.discriminator_loss("rpgan", REAL, FAKE[:1])
 
 
 def test_the_labs_two_logit_cross_entropy_is_bce_on_the_logit_difference() -> None:
@@ -148,6 +161,9 @@ def test_gradient_penalty_and_r1_by_hand() -> None:
     real, fake = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
     assert losses.gradient_penalty(critic, real, fake).item() == pytest.approx((5 - 1) ** 2)
     assert losses.r1_penalty(critic, real).item() == pytest.approx(25.0)
+    assert losses.r2_penalty(critic, fake).item() == pytest.approx(25.0)
+    square = lambda x: (x.flatten(1) ** 2).sum(1, keepdim=True)  # noqa: E731 - gradient 2x: ||2x||^2 = 4 ||x||^2
+    assert losses.r2_penalty(square, fake).item() == pytest.approx(4 * fake.pow(2).sum(1).mean().item())
 
 
 def test_the_gradient_penalty_trains_the_critics_weights() -> None:
@@ -267,17 +283,19 @@ def test_ema_decay_warms_up_then_holds() -> None:
     {"loss": "hinge"}, {"loss": "lsgan", "label_noise": 0.3}, {"loss": "minimax", "label_flip": 0.1},
     {"r1_weight": 10.0}, {"spectral_norm": True, "d_norm": "none"}, {"instance_noise": 0.1},
     {"loss": "wasserstein", "gp_weight": 10.0, "d_norm": "layer"},
+    {"loss": "rpgan", "r1_weight": 0.1, "r2_weight": 0.1, "d_norm": "none"},
 ])
 def test_every_option_trains(overrides) -> None:
     model = build(DCGAN, **overrides)
     metrics = model.train_step(batches(), zoo.Progress(0, 10, 0))
     assert all(math.isfinite(float(v)) for v in metrics.values())
+    assert {f"{key[:2]}_penalty" for key in ("r1_weight", "r2_weight") if overrides.get(key)} <= set(metrics)
 
 
 def test_a_penalty_is_refused_on_a_batch_normalised_critic_and_the_fix_named(mnist) -> None:
     """The penalties are per image; batch norm mixes a batch's images. Refused before any
     run folder is made, naming the key that fixes it; with that key the run trains."""
-    for penalty in ("gp_weight=10", "r1_weight=10"):
+    for penalty in ("gp_weight=10", "r1_weight=10", "r2_weight=10"):
         refused = run_cli("train", "dcgan", "--no-wandb", *CLI_TINY, "--data", "mnist", "--subset", "0:64",
                           "--steps", "1", "--set", penalty, "--out", "run")
         assert refused.exit_code == 2, refused.output
@@ -294,6 +312,7 @@ def test_only_penalised_critics_with_batch_norm_are_found() -> None:
     assert losses.penalty_across_images(build(DCGAN, r1_weight=10.0, d_norm="none")) is None
     assert losses.penalty_across_images(build(WGANGP)) is None  # the penalty, no norm
     assert "r1_weight=10" in (losses.penalty_across_images(build(DCGAN, r1_weight=10.0)) or "")
+    assert "r2_weight=10" in (losses.penalty_across_images(build(DCGAN, r2_weight=10.0)) or "")
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -13,9 +13,15 @@ cross_entropy  bce with two logits (fake, real): the lab's  -log D(G(z))
 lsgan          ((D(x) - 1)^2 + D(G(z))^2) / 2               (D(G(z)) - 1)^2 / 2
 hinge          relu(1 - D(x)) + relu(1 + D(G(z)))           -D(G(z))
 wasserstein    D(G(z)) - D(x)  (a 1-Lipschitz critic)       -D(G(z))
+rpgan          softplus(D(G(z)) - D(x)), paired             softplus(D(x) - D(G(z))), paired
 =============  ==========================================  ==================================
 
-(means over the batch; D is the logit for the first three). The targets 1 and 0 of the
+(means over the batch; D is the logit for the first three). ``rpgan`` is the relativistic
+pairing GAN (Jolicoeur-Martineau 2018): D judges whether a real image looks more real than a
+generated one, image i of the real batch against image i of the generated one. With both
+zero-centred penalties, R1 on real images and R2 on generated ones (``r1_weight`` and
+``r2_weight``, the same gamma), it is R3GAN's loss (Huang et al., NeurIPS 2024), shown there
+to converge locally where the others need tricks. The targets 1 and 0 of the
 label-based losses can be smoothed (``real_label``, ``fake_label``), drawn from ranges
 (``label_noise``) or swapped for a fraction of the batch (``label_flip``). With
 ``label_noise`` w, real targets come from [real_label - w, real_label + 2w/3] and fake ones
@@ -48,7 +54,7 @@ from zoo.errors import UsageError
 if TYPE_CHECKING:
     from zoo.model import Model
 
-LOSSES = ("minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein")
+LOSSES = ("minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein", "rpgan")
 LABELLED = ("minimax", "bce", "cross_entropy", "lsgan")
 """Losses that aim D's outputs at target labels, which can be smoothed and made noisy."""
 PROBABILISTIC = ("minimax", "bce", "cross_entropy")
@@ -59,7 +65,7 @@ NOISY_REAL_TOP = 2 / 3
 seed 004's [0.7, 1.2] for w = 0.3 (and fake ones from [fake_label, fake_label + w]), cut to
 [0, 1] for the probabilistic losses."""
 
-LossKind = Literal["minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein"]
+LossKind = Literal["minimax", "bce", "cross_entropy", "lsgan", "hinge", "wasserstein", "rpgan"]
 Critic = Callable[[Tensor], Tensor]
 
 
@@ -69,8 +75,9 @@ class AdversarialConfig(Config):
     defaults."""
 
     loss: LossKind = option("bce", "minimax, bce (non-saturating), cross_entropy (the lab's two "
-                                   "logits), lsgan, hinge or wasserstein (needs clip, gp_weight or "
-                                   "spectral_norm)")
+                                   "logits), lsgan, hinge, wasserstein (needs clip, gp_weight or "
+                                   "spectral_norm) or rpgan (relativistic pairs; R3GAN's with r1_weight "
+                                   "and r2_weight)")
     real_label: float = option(1.0, "target for real images; 0.9 smooths it (one-sided smoothing)")
     fake_label: float = option(0.0, "target for generated images; seed 003 uses 0.1")
     label_noise: float = option(0.0, "draw targets from ranges this wide: 0.3 gives seed 004's "
@@ -82,6 +89,8 @@ class AdversarialConfig(Config):
     gp_weight: float = option(0.0, "gradient penalty on real/fake interpolates (WGAN-GP: 10); "
                                    "per image, so not with a batch-normalised critic")
     r1_weight: float = option(0.0, "R1 penalty gamma on real images (Mescheder et al.: 10); "
+                                   "per image, so not with a batch-normalised critic")
+    r2_weight: float = option(0.0, "R2 penalty gamma on generated images (R3GAN: r1_weight's gamma); "
                                    "per image, so not with a batch-normalised critic")
     spectral_norm: bool = option(False, "spectral normalisation of every discriminator layer")
     clip: float = option(0.0, "clip every critic weight to [-clip, clip] after each update (WGAN: 0.01)")
@@ -98,7 +107,7 @@ class AdversarialConfig(Config):
                 raise UsageError(f"{key} must be within [0, 1], got {getattr(self, key)}")
         if self.fake_label >= self.real_label:
             raise UsageError("fake_label must be below real_label")
-        self.not_negative("label_noise", "instance_noise", "gp_weight", "r1_weight", "clip")
+        self.not_negative("label_noise", "instance_noise", "gp_weight", "r1_weight", "r2_weight", "clip")
         if not 0.0 <= self.label_noise <= 0.5:
             raise UsageError(f"label_noise must be within [0, 0.5], got {self.label_noise}")
         if not 0.0 <= self.label_flip < 0.5:
@@ -157,11 +166,14 @@ def discriminator_loss(kind: str, real_logits: Tensor, fake_logits: Tensor, *,
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     if kind == "wasserstein":
         return fake.mean() - real.mean()
+    if kind == "rpgan":
+        return F.softplus(fake - _paired(real, fake)).mean()
     raise UsageError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
 
 
-def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
-    """What G minimises: make D call its images real."""
+def generator_loss(kind: str, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """What G minimises: make D call its images real (for ``rpgan``, more real than the real
+    images of ``real_logits``, which only it reads)."""
     if kind == "minimax":
         # log(1 - D(G(z))) = -softplus(logit): flat where D is sure, so it saturates.
         return -F.softplus(score(kind, fake_logits)).mean()
@@ -169,7 +181,20 @@ def generator_loss(kind: str, fake_logits: Tensor) -> Tensor:
         return _against(kind, fake_logits, _full(fake_logits, 1.0))
     if kind in ("hinge", "wasserstein"):
         return -score(kind, fake_logits).mean()
+    if kind == "rpgan":
+        if real_logits is None:
+            raise ValueError("rpgan's generator loss compares with D's logits on real images: pass real_logits")
+        fake = score(kind, fake_logits)
+        return F.softplus(_paired(score(kind, real_logits), fake) - fake).mean()
     raise UsageError(f"unknown loss {kind!r}; known: {', '.join(LOSSES)}")
+
+
+def _paired(real: Tensor, fake: Tensor) -> Tensor:
+    """The real scores, one for each generated image: pairs need batches of one size."""
+    if real.shape != fake.shape:
+        raise ValueError(f"rpgan pairs real and generated images one to one: {real.shape[0]} real, "
+                         f"{fake.shape[0]} generated")
+    return real
 
 
 def targets(n: int, config: AdversarialConfig, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
@@ -227,7 +252,7 @@ def penalty_across_images(model: Model) -> str | None:
         norms = sorted({type(m).__name__ for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
         if not norms:
             continue
-        asked = " and ".join(f"{key}={getattr(model.config, key):g}" for key in ("gp_weight", "r1_weight")
+        asked = " and ".join(f"{key}={getattr(model.config, key):g}" for key in ("gp_weight", "r1_weight", "r2_weight")
                              if getattr(model.config, key, 0)) or "its gradient penalty"
         fix = ("--set d_norm=layer (Gulrajani et al.'s choice) or --set d_norm=none" if hasattr(model.config, "d_norm")
                else "a critic without batch norm (layer norm, or none)")
@@ -243,9 +268,19 @@ def _full_precision(images: Tensor) -> Tensor:
 
 def r1_penalty(critic: Critic, real: Tensor, kind: str = "bce") -> Tensor:
     """Mescheder et al.'s R1: E[||grad_x D(x)||^2] on real images (weight it by gamma / 2)."""
-    real = _full_precision(real.detach()).requires_grad_(True)
-    with torch.autocast(real.device.type, enabled=False):  # a gradient norm needs full precision
-        (grad,) = torch.autograd.grad(score(kind, critic(real)).sum(), real, create_graph=True)
+    return _squared_gradient(critic, real, kind)
+
+
+def r2_penalty(critic: Critic, fake: Tensor, kind: str = "rpgan") -> Tensor:
+    """R2, R1's twin on generated images: E[||grad_x D(G(z))||^2] (weight it by gamma / 2).
+    Both together keep D flat where either distribution lies (R3GAN's regularised RpGAN)."""
+    return _squared_gradient(critic, fake, kind)
+
+
+def _squared_gradient(critic: Critic, images: Tensor, kind: str) -> Tensor:
+    images = _full_precision(images.detach()).requires_grad_(True)
+    with torch.autocast(images.device.type, enabled=False):  # a gradient norm needs full precision
+        (grad,) = torch.autograd.grad(score(kind, critic(images)).sum(), images, create_graph=True)
         return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 

@@ -61,6 +61,19 @@ def small_karras(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(samplers, "MS_SSIM_PAIRS", 64)
 
 
+@pytest.fixture
+def unreachable_wandb(monkeypatch: pytest.MonkeyPatch):
+    """For a test whose W&B server is unreachable or hangs: W&B's service process, which
+    outlives a run in this process, is shut down after it, so that the runs of later tests
+    start a fresh one (after two such tests a shared one wrote no history for the next)."""
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    yield
+    import wandb
+
+    wandb.teardown()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path):
     """Train each distinct command once per test module; every test gets its own copy of the

@@ -555,7 +555,7 @@ def test_two_preps_of_the_same_data_at_once_share_one_whole_result(tmp_path) -> 
     assert no_partial_files(cache) == [] and not [p for p in cache.iterdir() if ".old-" in p.name]
 
 
-def test_a_wandb_server_that_accepts_then_hangs_never_stops_training(mnist, monkeypatch) -> None:
+def test_a_wandb_server_that_accepts_then_hangs_never_stops_training(mnist, monkeypatch, unreachable_wandb) -> None:
     import socket
     import threading
 
@@ -572,8 +572,6 @@ def test_a_wandb_server_that_accepts_then_hangs_never_stops_training(mnist, monk
                 return
 
     threading.Thread(target=accept_and_hang, daemon=True).start()
-    monkeypatch.setenv("WANDB_MODE", "online")
-    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
     monkeypatch.setenv("WANDB_FINISH_TIMEOUT", "3")

@@ -176,9 +176,7 @@ def test_wandb_offline_writes_a_real_run(mnist, monkeypatch) -> None:
     assert media
 
 
-def test_an_unreachable_wandb_server_never_stops_training(mnist, monkeypatch) -> None:
-    monkeypatch.setenv("WANDB_MODE", "online")
-    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+def test_an_unreachable_wandb_server_never_stops_training(mnist, monkeypatch, unreachable_wandb) -> None:
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
     result = run_cli("train", "dcgan", *TINY, "--data", "mnist", "--steps", "2", "--out", "run")

@@ -335,6 +335,21 @@ def _photo_shapes(photos: Photos) -> str:
     return f"{small[0]} x {small[1]}x{small[2]} to {large[1]}x{large[2]} (full size)"
 
 
+MOST_CLASSES_LISTED = 50
+"""Past this many classes (Stacked MNIST's 1,000) the summary gives their range, not each."""
+
+
+def _classes_text(names: list[str], counts: list[int]) -> str:
+    """Each class with its count; for many classes, how many, and the fewest and most images."""
+    if not names:
+        return "unlabelled"
+    if len(names) <= MOST_CLASSES_LISTED:
+        return ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True))
+    low, high = min(range(len(counts)), key=counts.__getitem__), max(range(len(counts)), key=counts.__getitem__)
+    return (f"{len(names):,} classes, {names[0]} to {names[-1]}; fewest images {names[low]} ({counts[low]}), "
+            f"most {names[high]} ({counts[high]}); class_counts.png shows them all")
+
+
 def describe(prepared: PreparedData) -> dict[str, object]:
     """The facts about a prepared data set, for ``zoo prep``'s summary table."""
     meta = prepared.meta
@@ -345,8 +360,7 @@ def describe(prepared: PreparedData) -> dict[str, object]:
         "held out": _heldout_text(meta.get("heldout")),
         "shape": _photo_shapes(prepared.photos) if prepared.photos is not None
         else f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
-        "classes": ", ".join(f"{n} ({c})" for n, c in zip(meta["class_names"], meta["class_counts"], strict=True))
-        or "unlabelled",
+        "classes": _classes_text(meta["class_names"], meta["class_counts"]),
         **({"pairing": f"{meta['pairing']}: A = {meta['domains'][0]}, B = {meta['domains'][1]} "
                        f"({meta['target_count']:,} images, {prepared.spec.target_channels} channel(s))"}
            if meta.get("pairing") else {}),

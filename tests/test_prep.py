@@ -300,3 +300,45 @@ def test_zoo_imports_and_locks_where_there_is_no_fcntl(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "is being trained right now" in result.stdout
     assert "training: True\ntraining: False" in result.stdout
+
+
+# -- Stacked MNIST ---------------------------------------------------------------------------------
+
+def test_stacked_mnist_is_three_digits_and_holds_out_only_held_out_digits(mnist) -> None:
+    from rich.console import Console
+
+    from zoo.data import sources
+    from zoo.data.sources import stacked
+    from zoo.pipelines.prep import hold_out
+
+    reading = sources.Reading(None, None, None, Console(quiet=True))
+    raw = sources.find("stacked-mnist").read("stacked-mnist", reading)
+    digits = hold_out(datasets.load_named("mnist", None, reading.env_dir, reading.say))
+    assert digits.heldout is not None and digits.labels is not None and digits.heldout.labels is not None
+    assert raw.images.shape == (stacked.TRAIN_COUNT, 3, 28, 28) and len(raw.class_names) == 1000
+    assert raw.heldout is not None and raw.heldout.images.shape == (stacked.HELDOUT_COUNT, 3, 28, 28)
+    train_digits = {bytes(d.numpy()): int(y) for d, y in zip(digits.images, digits.labels, strict=True)}
+    held_digits = {bytes(d.numpy()): int(y) for d, y in zip(digits.heldout.images, digits.heldout.labels, strict=True)}
+    for part, allowed, other in ((raw, train_digits, held_digits), (raw.heldout, held_digits, train_digits)):
+        assert part.labels is not None
+        for image, label in zip(part.images[:300], part.labels[:300], strict=True):
+            channels = [bytes(image[c:c + 1].numpy()) for c in range(3)]
+            assert all(c in allowed and c not in other for c in channels)  # each channel a digit of its own split
+            assert int(label) == 100 * allowed[channels[0]] + 10 * allowed[channels[1]] + allowed[channels[2]]
+    # 1,000 modes, drawn evenly: every one of them present, none more than twice as common as average
+    counts = torch.bincount(raw.labels, minlength=1000)
+    assert int((counts > 0).sum()) == 1000 and int(counts.max()) < 2 * stacked.TRAIN_COUNT / 1000
+    assert torch.equal(stacked.stack(digits, 50, stacked.SEED).images, raw.images[:50])  # seeded: every prep alike
+
+
+def test_zoo_prep_stacked_mnist_summarises_its_thousand_classes(mnist, monkeypatch) -> None:
+    from zoo.data.sources import stacked
+
+    monkeypatch.setattr(stacked, "TRAIN_COUNT", 2000)
+    monkeypatch.setattr(stacked, "HELDOUT_COUNT", 300)
+    monkeypatch.setattr(stacked, "VERSION", "test")  # a cache of its own, not the full set's
+    result = run_cli("prep", "stacked-mnist")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "2,000 images (+ 300 held out for evaluation) of 3x28x28" in text
+    assert "1,000 classes, 000 to 999" in text and "held-out digits" in text

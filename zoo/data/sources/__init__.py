@@ -12,6 +12,7 @@ and the exploration pictures.
     paired:edges2fashion, paired:PATH       image pairs for pix2pix (pairs.py)
     unpaired:PATH, unpaired:fashion:A,B     two domains for CycleGAN (pairs.py)
     captions:fashion, captions:PATH         captioned images for text-to-image (captions.py)
+    stacked-mnist                           three MNIST digits as one colour image: 1,000 modes (stacked.py)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from zoo.data.sources import captions, folder, named, pairs
+from zoo.data.sources import captions, folder, named, pairs, stacked
 from zoo.data.sources.raw import RawData, parse_classes
 from zoo.errors import UsageError
 
@@ -113,6 +114,12 @@ def _read_captions(data: str, r: Reading) -> RawData:
     return captions.read_folder(root, _fit(data, r), r.channels, r.console)
 
 
+def _read_stacked(data: str, r: Reading) -> RawData:
+    from zoo.pipelines.prep import hold_out  # MNIST's held-out digits, as every prep of MNIST holds them out
+
+    return stacked.from_mnist(hold_out(named.load_named("mnist", r.data_dir, r.env_dir, r.say)))
+
+
 def _fit(data: str, r: Reading) -> tuple[int, int]:
     return r.dims or (folder.DEFAULT_SIZE,) * 2
 
@@ -147,6 +154,13 @@ SOURCES: list[DataSource] = [
         key=_captions_key,
         fitted_size=lambda data: folder.DEFAULT_SIZE if captions.folder_of(data) is not None else None,
         made_of=lambda data: "fashion-mnist" if data == captions.FASHION else None,
+    ),
+    DataSource(
+        forms=(stacked.NAME,),
+        matches=lambda data: data == stacked.NAME,
+        read=_read_stacked,
+        key=lambda data, r: f"{stacked.NAME}-v{stacked.VERSION}-{_named_key('mnist', r).split('-', 1)[1]}",
+        made_of=lambda data: "mnist",
     ),
 ]
 """Every kind of data zoo reads, first match wins. A new kind of data is one entry."""

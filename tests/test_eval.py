@@ -530,3 +530,49 @@ def test_eval_against_another_data_set(mnist, trained) -> None:
     assert every.exit_code == 0, every.output
     saved = json.loads((sevens / "eval.json").read_text())
     assert saved["reference_data"] == "mnist" and saved["protocol_detail"]["reference"] == 1000
+
+
+# -- modes on Stacked MNIST ------------------------------------------------------------------------
+
+def test_modes_and_kl_of_constructed_histograms() -> None:
+    from zoo.pipelines.evaluate.modes import coverage
+
+    assert coverage(torch.arange(1000).repeat(26)) == (1000, pytest.approx(0.0, abs=1e-12))  # every mode alike
+    assert coverage(torch.full((26_000,), 307)) == (1, pytest.approx(math.log(1000)))  # one mode
+    assert coverage(torch.arange(0, 1000, 2).repeat(3)) == (500, pytest.approx(math.log(2)))  # half, alike
+    # 3 modes drawn 1:1:2 -> KL = sum p log(1000 p)
+    want = sum(p * math.log(1000 * p) for p in (0.25, 0.25, 0.5))
+    assert coverage(torch.tensor([5, 6, 7, 7])) == (3, pytest.approx(want))
+
+
+def test_each_channel_is_read_as_a_digit_of_the_mode() -> None:
+    from zoo.pipelines.evaluate.modes import read_modes
+
+    class Brightness:
+        """Reads a grey image's digit as its brightness / 25 (0..9): a judge whose answers are known."""
+
+        def extract(self, images: torch.Tensor, batch_size: int, logits: bool = False) -> torch.Tensor:
+            assert images.shape[1:] == (1, 28, 28) and logits
+            return torch.nn.functional.one_hot((images.float().mean((1, 2, 3)) / 25).long().clamp(0, 9), 10).float()
+
+    digits = torch.tensor([[3, 0, 7], [9, 9, 9], [0, 4, 1]])
+    images = (digits * 25 + 10).to(torch.uint8)[:, :, None, None].expand(3, 3, 28, 28)
+    assert read_modes(Brightness(), images, 2).tolist() == [307, 999, 41]  # type: ignore[arg-type]
+
+
+def test_eval_on_stacked_mnist_counts_modes_and_checks_its_judge(mnist, trained, monkeypatch) -> None:
+    from zoo.data.sources import stacked
+    from zoo.pipelines.evaluate import evaluate, modes
+
+    monkeypatch.setattr(stacked, "TRAIN_COUNT", 600)
+    monkeypatch.setattr(stacked, "HELDOUT_COUNT", 200)
+    monkeypatch.setattr(modes, "MODE_SAMPLES", 400)
+    run = trained("train", "dcgan", *TINY, "--data", "stacked-mnist", "--steps", "2", dest="stacked")
+
+    result = evaluate(str(run), n=100, features="random", wandb="off", extractor_options=TINY_CLASSIFIER)
+    assert 1 <= result["modes"] <= 400 and 0 <= result["modes_kl"] <= math.log(1000) + 1e-9
+    assert 1 <= result["modes_reference"] <= 200  # 200 held-out stacks: at most 200 modes
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["modes"] == result["modes"] and saved["modes_protocol"]["samples"] == 400
+    judge = saved["modes_protocol"]["judge"]  # the judge's own accuracy on real held-out images
+    assert 0 <= judge["mnist_heldout_accuracy"] <= 1 and 0 <= judge["stacks_read_right"] <= 1

@@ -336,9 +336,8 @@ def test_zoo_prep_stacked_mnist_summarises_its_thousand_classes(mnist, monkeypat
 
     monkeypatch.setattr(stacked, "TRAIN_COUNT", 2000)
     monkeypatch.setattr(stacked, "HELDOUT_COUNT", 300)
-    monkeypatch.setattr(stacked, "VERSION", "test")  # a cache of its own, not the full set's
-    result = run_cli("prep", "stacked-mnist")
+    result = run_cli("prep", "stacked-mnist")  # prepared apart from the whole set: its counts name it
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "2,000 images (+ 300 held out for evaluation) of 3x28x28" in text
-    assert "1,000 classes, 000 to 999" in text and "held-out digits" in text
+    assert "images │ 2,000" in text and "held out │ 300 images for evaluation" in text
+    assert "shape │ 3 x 28 x 28" in text and "1,000 classes, 000 to 999" in text and "held-out digits" in text

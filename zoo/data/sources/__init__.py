@@ -159,7 +159,7 @@ SOURCES: list[DataSource] = [
         forms=(stacked.NAME,),
         matches=lambda data: data == stacked.NAME,
         read=_read_stacked,
-        key=lambda data, r: f"{stacked.NAME}-v{stacked.VERSION}-{_named_key('mnist', r).split('-', 1)[1]}",
+        key=lambda data, r: f"{stacked.NAME}-{stacked.key()}-{_named_key('mnist', r).split('-', 1)[1]}",
         made_of=lambda data: "mnist",
     ),
 ]

@@ -29,6 +29,11 @@ VERSION = 1
 CLASSES = [f"{i:03d}" for i in range(1000)]
 
 
+def key() -> str:
+    """How the images are stacked, for the prepared data's name: another way is another set."""
+    return f"v{VERSION}-{TRAIN_COUNT}-{HELDOUT_COUNT}"
+
+
 def stack(digits: RawData, count: int, seed: int) -> RawData:
     """``count`` images whose red, green and blue channels are three digits of ``digits``,
     each drawn uniformly at random (with replacement) from all of them."""

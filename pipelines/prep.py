@@ -335,16 +335,13 @@ def _photo_shapes(photos: Photos) -> str:
     return f"{small[0]} x {small[1]}x{small[2]} to {large[1]}x{large[2]} (full size)"
 
 
-MOST_CLASSES_LISTED = 50
-"""Past this many classes (Stacked MNIST's 1,000) the summary gives their range, not each."""
+MOST_CLASSES_LISTED = 50  # past this (Stacked MNIST's 1,000), the summary gives the range
 
 
 def _classes_text(names: list[str], counts: list[int]) -> str:
     """Each class with its count; for many classes, how many, and the fewest and most images."""
-    if not names:
-        return "unlabelled"
     if len(names) <= MOST_CLASSES_LISTED:
-        return ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True))
+        return ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True)) or "unlabelled"
     low, high = min(range(len(counts)), key=counts.__getitem__), max(range(len(counts)), key=counts.__getitem__)
     return (f"{len(names):,} classes, {names[0]} to {names[-1]}; fewest images {names[low]} ({counts[low]}), "
             f"most {names[high]} ({counts[high]}); class_counts.png shows them all")

@@ -55,6 +55,10 @@ class TrainOptions:
     subset: str | None = None
     direction: str | None = None
     noise: str | None = None
+    augment: str | None = None
+    """The ``augment`` config key (ada, or a DiffAugment policy), for models that have it."""
+    mirror: bool = False
+    """The ``mirror`` config key on: x-flips of the real images."""
     text_encoder: Path | None = None
     """A sentence-transformers model's folder, for text-conditional models (None: zoo's own encoder)."""
     precision: str | None = None
@@ -162,6 +166,9 @@ def _new_run(opts: TrainOptions, cls: type[Model], init_from: Path | None, data_
                          f"(e.g. zoo train {opts.model} --data mnist)")
     if opts.noise is not None:
         _require_noise_key(cls)
+    for flag, key, given in (("--augment", "augment", opts.augment is not None), ("--mirror", "mirror", opts.mirror)):
+        if given:
+            _require_key(cls, flag, key)
     # The kind of data is known from its name: refuse a mismatch before preparing anything.
     check_pairing(cls, pairing_of(opts.data) or ("derived" if "derived" in cls.data_pairing else ""), opts.data)
     size = _size_text(parse_size(opts.size))
@@ -196,8 +203,9 @@ def _resumed_run(opts: TrainOptions, resume: str, cls: type[Model], data_dir: st
                          f"{saved.get('zoo_version', '0.1')} before training counted images; it samples "
                          f"as before but cannot resume. Start a new run from its weights: zoo train "
                          f"{cls.name} --data {saved['data']['source']} --init-from {resume}")
-    if opts.sets or opts.config_file or opts.batch_size is not None or opts.noise is not None:
-        raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size/--noise, "
+    if (opts.sets or opts.config_file or opts.batch_size is not None or opts.noise is not None
+            or opts.augment is not None or opts.mirror):
+        raise UsageError("a resumed run keeps its config; drop --set/--config/--batch-size/--noise/--augment/--mirror, "
                          "or start a new run to change them")
     _check_eval_features(opts, runs.read_run_info(path.parent), resume=resume)
     data = saved["data"]
@@ -316,8 +324,17 @@ def user_config(cls: type[Model], opts: TrainOptions, base: dict[str, Any] | Non
     """The config from the defaults, ``base``, then what the user gave: a config file,
     --set, and the flags that are config keys."""
     return config_io.resolve(cls.Config, config_file=opts.config_file, sets=opts.sets,
-                             flags={"batch_size": opts.batch_size, "noise": opts.noise},
+                             flags={"batch_size": opts.batch_size, "noise": opts.noise, "augment": opts.augment,
+                                    "mirror": True if opts.mirror else None},
                              base=base, base_source=base_source)
+
+
+def _require_key(cls: type[Model], flag: str, key: str) -> None:
+    """Refuse a flag that sets a config key the model does not have, naming the models that do."""
+    if key not in {f.name for f in config_io.describe(cls.Config)}:
+        able = [e.name for e in registry.registry().entries()
+                if e.model is not None and key in {f.name for f in config_io.describe(e.model.Config)}]
+        raise UsageError(f"{flag}: {cls.name} has no {key} key in its config (models that do: {', '.join(able)})")
 
 
 def _require_noise_key(cls: type[Model]) -> None:

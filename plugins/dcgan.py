@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 import zoo
-from zoo import losses, priors, tricks
+from zoo import augment, losses, priors, tricks
 from zoo.config import option
 
 LAB_SIZE = 28
@@ -220,8 +220,10 @@ class DCGAN(zoo.Model):
     # On a few hundred images (one digit of the offline MNIST) D learns them by heart and G
     # collapses: 3 of 4 seeds without augmentation, none of 4 with it (benchmarks/cgan_digits.py).
     small_data = {"augment": "translation,cutout"}
+    state_metrics = ("augment_p",)
 
     config: DCGANConfig
+    adaptive: augment.AdaptiveAugment | None
 
     def __init__(self, config: DCGANConfig, spec: zoo.DataSpec) -> None:
         super().__init__(config, spec)
@@ -234,6 +236,8 @@ class DCGAN(zoo.Model):
         # batch-norm statistics are measured afresh before it is next used (see _calibrated).
         self.generator_ema = tricks.ema_copy(self.generator) if config.ema else None
         self._ema_stale = True
+        # augment=ada: the augmentation pipeline and its probability p, kept in the checkpoint.
+        self.adaptive = losses.adaptive_augment(config)
 
     # -- what a subclass changes ---------------------------------------------------------------
 
@@ -253,6 +257,11 @@ class DCGAN(zoo.Model):
         """The discriminator's logits for images, and class logits for models that classify."""
         return self.discriminator(images), None
 
+    def penalty_scale(self, progress: zoo.Progress) -> float:
+        """What the gradient penalties' weights (gp, R1, R2) are multiplied by at this point
+        of training: 1, unless a model schedules them (R3GAN lowers its gamma)."""
+        return 1.0
+
     def class_loss(self, class_logits: Tensor, labels: Tensor) -> Tensor:
         """The auxiliary classifier's loss, for models whose :meth:`critic` classifies."""
         raise NotImplementedError(f"{self.name} has no classifier")
@@ -270,7 +279,8 @@ class DCGAN(zoo.Model):
 
     def training_only(self) -> tuple[str, ...]:
         # Samples come from the moving average when there is one: the live generator trains it.
-        return ("discriminator",) + (("generator",) if self.generator_ema is not None else ())
+        return (("discriminator",) + (("generator",) if self.generator_ema is not None else ())
+                + (("adaptive",) if self.adaptive is not None else ()))
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return optimisers(self.generator, self.discriminator, self.config)
@@ -308,18 +318,18 @@ class DCGAN(zoo.Model):
         # last batch it made, which the critic has just seen (one forward pass saved).
         for i in range(cfg.n_critic):
             batch = batches.next()
-            real, labels = batch.images, batch.labels
+            real, labels = losses.mirrored(batch.images, cfg), batch.labels
             with torch.set_grad_enabled(i == cfg.n_critic - 1):
                 fake = self.run_generator(self.generator, self.sample_latent(real.shape[0]), labels)
             loss_d, real_logits, fake_logits, extra = self._discriminator_step(real, fake.detach(), labels, progress)
 
         # D's weights need no gradient here, which saves a third of its backward pass.
         with zoo.frozen(self.discriminator):
-            logits, classes = self.critic(losses.seen_by_critic(fake, cfg, progress.fraction), labels)
+            logits, classes = self.critic(losses.seen_by_critic(fake, cfg, progress.fraction, self.adaptive), labels)
             against = None
             if cfg.loss == "rpgan":  # each generated image against a real one, as D now scores it
                 with torch.no_grad():
-                    against = self.critic(losses.seen_by_critic(real, cfg, progress.fraction), labels)[0]
+                    against = self.critic(losses.seen_by_critic(real, cfg, progress.fraction, self.adaptive), labels)[0]
             loss_g = losses.generator_loss(cfg.loss, logits, against)
             if classes is not None:
                 assert labels is not None  # a critic that classifies is class-conditional
@@ -333,8 +343,8 @@ class DCGAN(zoo.Model):
     def _discriminator_step(self, real: Tensor, fake: Tensor, labels: Tensor | None,
                             progress: zoo.Progress) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         cfg = self.config
-        real = losses.seen_by_critic(real, cfg, progress.fraction)
-        fake = losses.seen_by_critic(fake, cfg, progress.fraction)
+        real = losses.seen_by_critic(real, cfg, progress.fraction, self.adaptive)
+        fake = losses.seen_by_critic(fake, cfg, progress.fraction, self.adaptive)
         # Real and generated images as separate batches, so each gets its own batch-norm
         # statistics (the DCGAN paper's and the lab's practice; seed 004's trick).
         real_logits, real_classes = self.critic(real, labels)
@@ -343,6 +353,9 @@ class DCGAN(zoo.Model):
         loss = losses.discriminator_loss(cfg.loss, real_logits, fake_logits,
                                          real_label=real_target, fake_label=fake_target)
         extra: dict[str, Tensor] = {}
+        if self.adaptive is not None:  # how sure D is of the real images steers p
+            self.adaptive.observe(losses.score(cfg.loss, real_logits.detach()))
+            extra.update(augment_p=self.adaptive.p.clone(), overfitting=self.adaptive.overfitting.clone())
         if real_classes is not None and fake_classes is not None and labels is not None:
             loss = loss + self.class_loss(real_classes, labels) + self.class_loss(fake_classes, labels)
             extra["class_acc_real"] = (real_classes.argmax(1) == labels).float().mean()
@@ -350,17 +363,21 @@ class DCGAN(zoo.Model):
         def critic_only(x: Tensor) -> Tensor:
             return self.critic(x, labels)[0]
 
-        if cfg.gp_weight:
+        # Lazy regularisation: the penalties on one step in ``penalty_every``, as many times
+        # heavier, cost that much less for nearly the same training (StyleGAN2's finding).
+        penalised = progress.step % cfg.penalty_every == 0
+        scale = cfg.penalty_every * self.penalty_scale(progress) if penalised else 0.0
+        if cfg.gp_weight and penalised:
             penalty = losses.gradient_penalty(critic_only, real, fake, cfg.loss)
-            loss = loss + cfg.gp_weight * penalty
+            loss = loss + scale * cfg.gp_weight * penalty
             extra["gradient_penalty"] = penalty.detach()
-        if cfg.r1_weight:
+        if cfg.r1_weight and penalised:
             penalty = losses.r1_penalty(critic_only, real, cfg.loss)
-            loss = loss + cfg.r1_weight / 2 * penalty
+            loss = loss + scale * cfg.r1_weight / 2 * penalty
             extra["r1_penalty"] = penalty.detach()
-        if cfg.r2_weight:
+        if cfg.r2_weight and penalised:
             penalty = losses.r2_penalty(critic_only, fake, cfg.loss)
-            loss = loss + cfg.r2_weight / 2 * penalty
+            loss = loss + scale * cfg.r2_weight / 2 * penalty
             extra["r2_penalty"] = penalty.detach()
         self.update("discriminator", loss)
         if cfg.clip:

@@ -42,6 +42,8 @@ def every_run(served_runs: Path, tmp_path_factory: pytest.TempPathFactory, mnist
     more = {
         "wgan-gp": ["wgan-gp", *TINY, "--set", "n_critic=1", "--data", "mnist", "--subset", "0:64"],
         "wgan": ["wgan", *TINY, "--set", "n_critic=1", "--data", "mnist", "--subset", "0:64"],
+        "r3gan": ["r3gan", "--set", "width=8", "--set", "max_width=16", "--set", "latent_dim=8", "--batch-size", "8",
+                  "--data", "mnist", "--subset", "0:64", "--augment", "ada"],
         "progan": ["progan", *TINY_KEYS, "--data", "mnist", "--subset", "0:64"],
         "ae": ["ae", *TINY_AE, "--data", "mnist", "--subset", "0:64"],
         "cvae": ["cvae", *TINY_AE, "--set", "embed_dim=4", "--data", "mnist", "--subset", "0:64"],
@@ -71,7 +73,7 @@ def same(a: Image.Image | Path, b: Image.Image | Path) -> bool:
 
 # -- the API draws what the commands draw --------------------------------------------------------
 
-SAMPLED = {"dcgan": [], "wgan": [], "wgan-gp": [], "progan": [], "vae": [], "tiny": [],
+SAMPLED = {"dcgan": [], "wgan": [], "wgan-gp": [], "r3gan": [], "progan": [], "vae": [], "tiny": [],
            "cgan": ["--digit", "7"], "cvae": ["--class", "3"], "stackgan": ["--text", PROMPT]}
 
 
@@ -396,7 +398,8 @@ def test_presets_figures_are_the_committed_results(tmp_path: Path) -> None:
     found = {(cls_name, p.name): p for cls_name in registry().names()
              for p in presets.presets(registry().get(cls_name)).values()}
     assert {("dcgan", "lab"), ("cgan", "lab"), ("pix2pix", "edges2fashion-3min")} <= set(found)
-    for preset in found.values():
+    assert all(p.measured for key, p in found.items() if key != ("r3gan", "paper256"))  # a GPU recipe: unmeasured
+    for preset in (p for p in found.values() if p.measured):
         result = json.loads((REPO / preset.measured["result"]).read_text())
         assert preset.measured["commit"] == result["commit"]
         for name, (value, where) in preset.measured["figures"].items():

@@ -22,6 +22,20 @@ discriminator see the changed images, so a few hundred pairs go further.
 A pair keeps its alignment: input and target get the same crop and flip
 (:func:`jitter_batch`).
 
+**Adaptive discriminator augmentation** (ADA): Karras et al., "Training Generative Adversarial
+Networks with Limited Data", NeurIPS 2020 (arXiv:2006.06676). Each image the discriminator
+sees, real or generated, goes through a pipeline of geometric and colour operations, each
+applied with probability p (:class:`AdaptiveAugment`). Because every operation is applied
+with p < 1 and can be told apart from its inverse, the generator cannot satisfy the
+discriminator by drawing augmented images: the augmentations do not leak into the samples
+as long as p stays below about 0.8 (the paper's finding). p is not fixed but follows how
+much the discriminator overfits: r_t = E[sign(D(x_real))] over the last few steps, near 0
+when D cannot tell the training images from the samples and near 1 when it knows them by
+heart. Every ``interval`` steps p moves towards r_t = ``target`` (0.6), fast enough to go
+from 0 to 1 in ``kimg`` thousand images. DiffAugment (above) is fixed and cheap; ADA sets
+its own strength, so it neither hurts a large data set (p stays near 0) nor under-protects
+a tiny one.
+
 Every random draw here comes from torch's global generator of the images' device, which the
 train pipeline saves in each checkpoint: a resumed run draws what an uninterrupted one would.
 """
@@ -34,7 +48,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from zoo.errors import UsageError
 
@@ -90,13 +104,27 @@ OPERATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "translation": translation, "cutout": cutout, "color": color}
 
 
+ADAPTIVE = "ada"
+"""The policy that turns on adaptive augmentation (:class:`AdaptiveAugment`) instead."""
+
+
+def is_adaptive(policy: str) -> bool:
+    return ADAPTIVE in [part.strip() for part in policy.split(",")]
+
+
 def parse(policy: str) -> list[Callable[[Tensor], Tensor]]:
-    """The operations of a policy such as "translation,cutout"; "" is none."""
+    """The operations of a policy such as "translation,cutout"; "" is none; "ada" is adaptive
+    augmentation, which :class:`AdaptiveAugment` applies, alone."""
     names = [part.strip() for part in policy.split(",") if part.strip()]
+    if ADAPTIVE in names:
+        if len(names) > 1:
+            raise UsageError(f"augment=ada sets its own operations and strength: give it alone, not with "
+                             f"{', '.join(n for n in names if n != ADAPTIVE)}")
+        return []
     unknown = [name for name in names if name not in OPERATIONS]
     if unknown:
         raise UsageError(f"augment: unknown operation {unknown[0]!r}; use a comma list of "
-                         f"{', '.join(OPERATIONS)} (e.g. augment=translation,cutout)")
+                         f"{', '.join(OPERATIONS)} (e.g. augment=translation,cutout), or ada alone")
     return [OPERATIONS[name] for name in names]
 
 
@@ -165,3 +193,144 @@ def jitter_batch(batch: Batch, scale: float | None, mirror: bool | None, *, pair
     else:
         images, targets = jitter(images, scale, mirror), jitter(targets, scale, mirror)
     return dataclasses.replace(batch, images=images, targets=targets)
+
+
+# -- adaptive discriminator augmentation (ADA) ----------------------------------------------------
+
+ADA_TRANSLATE = 0.125
+"""Largest integer translation, and the std of the fractional one, as a share of the image size."""
+ADA_SCALE_STD = 0.2
+"""Std of log2 of the isotropic and anisotropic scalings."""
+ADA_BRIGHTNESS_STD, ADA_CONTRAST_STD, ADA_SATURATION_STD = 0.2, 0.5, 1.0
+"""Brightness is added (N(0, 0.2)); contrast and saturation multiply by 2^N(0, std)."""
+LUMA = torch.tensor([1.0, 1.0, 1.0]) / 3 ** 0.5
+"""The grey axis of RGB, about which colour images are flipped and their hue rotated."""
+
+
+def _chosen(n: int, p: Tensor) -> Tensor:
+    """Which of ``n`` images an operation of probability ``p`` (a 0-d tensor) applies to, as 0/1."""
+    return (torch.rand(n, device=p.device) < p).to(torch.float32)
+
+
+def _rotation(theta: Tensor) -> Tensor:
+    cos, sin, zero, one = theta.cos(), theta.sin(), torch.zeros_like(theta), torch.ones_like(theta)
+    return torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1),
+                        torch.stack([zero, zero, one], -1)], -2)
+
+
+def _scaling(sx: Tensor, sy: Tensor) -> Tensor:
+    zero, one = torch.zeros_like(sx), torch.ones_like(sx)
+    return torch.stack([torch.stack([sx, zero, zero], -1), torch.stack([zero, sy, zero], -1),
+                        torch.stack([zero, zero, one], -1)], -2)
+
+
+def _translation(tx: Tensor, ty: Tensor) -> Tensor:
+    zero, one = torch.zeros_like(tx), torch.ones_like(tx)
+    return torch.stack([torch.stack([one, zero, tx], -1), torch.stack([zero, one, ty], -1),
+                        torch.stack([zero, zero, one], -1)], -2)
+
+
+def geometric_matrices(n: int, p: Tensor, height: int, width: int) -> Tensor:
+    """N x 3 x 3 maps from each output pixel to where it samples its input (coordinates in
+    [-1, 1]): ADA's x-flip, 90-degree rotation, integer translation, isotropic scaling,
+    rotation, anisotropic scaling, rotation and fractional translation, each applied to an
+    image with probability p (the rotations with 1 - sqrt(1 - p) each, so that at least one
+    happens with p)."""
+    device = p.device
+    m = torch.eye(3, device=device).expand(n, 3, 3)
+    flip = 1 - 2 * torch.randint(0, 2, (n,), device=device) * _chosen(n, p)
+    m = m @ _scaling(flip, torch.ones_like(flip))
+    quarter = torch.randint(0, 4, (n,), device=device) * _chosen(n, p)
+    m = m @ _rotation(quarter * (torch.pi / 2))
+    chosen = _chosen(n, p)
+    shift = ((torch.rand(2, n, device=device) * 2 - 1) * ADA_TRANSLATE * chosen)
+    shift = torch.stack([torch.round(shift[0] * width) * 2 / width, torch.round(shift[1] * height) * 2 / height])
+    m = m @ _translation(shift[0], shift[1])
+    scale = torch.exp2(torch.randn(n, device=device) * ADA_SCALE_STD * _chosen(n, p))
+    m = m @ _scaling(scale, scale)
+    p_rotation = 1 - torch.sqrt((1 - p).clamp(min=0))
+    m = m @ _rotation((torch.rand(n, device=device) * 2 - 1) * torch.pi * _chosen(n, p_rotation))
+    aniso = torch.exp2(torch.randn(n, device=device) * ADA_SCALE_STD * _chosen(n, p))
+    m = m @ _scaling(aniso, 1 / aniso)
+    m = m @ _rotation((torch.rand(n, device=device) * 2 - 1) * torch.pi * _chosen(n, p_rotation))
+    fraction = torch.randn(2, n, device=device) * ADA_TRANSLATE * 2 * _chosen(n, p)
+    return m @ _translation(fraction[0], fraction[1])
+
+
+def ada_geometric(images: Tensor, p: Tensor) -> Tensor:
+    """``images`` resampled through :func:`geometric_matrices` (bilinear, the borders
+    reflected, as ADA pads them), differentiably with respect to the images."""
+    n, _, h, w = images.shape
+    matrices = geometric_matrices(n, p, h, w)[:, :2].to(images.dtype)
+    grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def ada_color(images: Tensor, p: Tensor) -> Tensor:
+    """ADA's colour operations on images in [-1, 1], each with probability p: brightness
+    (+N(0, 0.2)), contrast (x 2^N(0, 0.5), about 0); for colour images also a flip about the
+    grey axis, a rotation of hue about it and saturation (x 2^N(0, 1), away from it)."""
+    n, c = images.shape[:2]
+    device, dtype = images.device, images.dtype
+    brightness = torch.randn(n, device=device) * ADA_BRIGHTNESS_STD * _chosen(n, p)
+    contrast = torch.exp2(torch.randn(n, device=device) * ADA_CONTRAST_STD * _chosen(n, p))
+    if c != 3:
+        return (images * contrast.view(n, 1, 1, 1) + brightness.view(n, 1, 1, 1)).to(dtype)
+    v = LUMA.to(device)
+    outer = torch.outer(v, v)
+    eye = torch.eye(3, device=device)
+    flip = torch.randint(0, 2, (n,), device=device) * _chosen(n, p)
+    m = eye - 2 * outer * flip.view(n, 1, 1)
+    theta = (torch.rand(n, device=device) * 2 - 1) * torch.pi * _chosen(n, p)
+    cross = torch.tensor([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]], device=device)
+    hue = (outer + (eye - outer) * theta.cos().view(n, 1, 1) + cross * theta.sin().view(n, 1, 1))
+    saturation = torch.exp2(torch.randn(n, device=device) * ADA_SATURATION_STD * _chosen(n, p))
+    sat = outer + (eye - outer) * saturation.view(n, 1, 1)
+    m = contrast.view(n, 1, 1) * (sat @ hue @ m)
+    out = torch.einsum("nij,njhw->nihw", m.to(dtype), images) + brightness.view(n, 1, 1, 1).to(dtype)
+    return out
+
+
+class AdaptiveAugment(nn.Module):
+    """ADA's augmentation pipeline and the controller of its probability p (buffers, so p and
+    the controller's running sums are saved in every checkpoint and a resumed run goes on
+    exactly). Call it on every batch the discriminator sees; call :meth:`observe` with D's
+    scores of each real batch it trained on. Nothing here reads a value back to the host."""
+
+    p: Tensor
+    signs: Tensor
+    observed: Tensor
+    overfitting: Tensor
+
+    def __init__(self, target: float = 0.6, interval: int = 4, kimg: float = 100.0) -> None:
+        super().__init__()
+        self.target, self.interval, self.kimg = target, interval, kimg
+        self.register_buffer("p", torch.zeros(()))
+        self.register_buffer("signs", torch.zeros(2))
+        """Sum of sign(D(x)) over the real images seen since p last moved, and their count."""
+        self.register_buffer("observed", torch.zeros((), dtype=torch.long))
+        self.register_buffer("overfitting", torch.zeros(()))
+        """r_t at the last adjustment."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.device.type == "cpu" and not torch.compiler.is_compiling() and self.p.item() == 0:
+            return images  # nothing would change; on a CPU, reading p costs no wait
+        return ada_color(ada_geometric(images, self.p), self.p)
+
+    @torch.no_grad()
+    def observe(self, real_scores: Tensor) -> None:
+        """Count the signs of D's scores of real images; every ``interval`` calls, move p by
+        sign(r_t - target) x images counted / (kimg x 1000), within [0, 1]."""
+        self.signs += torch.stack([real_scores.sign().sum(), torch.tensor(float(real_scores.numel()),
+                                                                          device=real_scores.device)])
+        self.observed += 1
+        due = (self.observed % self.interval == 0).to(self.p.dtype)
+        signs = self.signs
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            signs = signs.clone()
+            torch.distributed.all_reduce(signs)  # one r_t, so one p, for every process
+        r_t = signs[0] / signs[1].clamp(min=1)
+        move = torch.sign(r_t - self.target) * signs[1] / (self.kimg * 1000)
+        self.p.copy_(torch.where(due > 0, (self.p + move).clamp(0, 1), self.p))
+        self.overfitting.copy_(torch.where(due > 0, r_t, self.overfitting))
+        self.signs.mul_(1 - due)

@@ -92,13 +92,21 @@ class AdversarialConfig(Config):
                                    "per image, so not with a batch-normalised critic")
     r2_weight: float = option(0.0, "R2 penalty gamma on generated images (R3GAN: r1_weight's gamma); "
                                    "per image, so not with a batch-normalised critic")
+    penalty_every: int = option(1, "compute gp, R1 and R2 every this many steps, weighted as many times "
+                                   "(lazy regularisation, Karras et al. 2020: 4 to 16 save most of their cost)")
     spectral_norm: bool = option(False, "spectral normalisation of every discriminator layer")
     clip: float = option(0.0, "clip every critic weight to [-clip, clip] after each update (WGAN: 0.01)")
     n_critic: int = option(1, "discriminator updates per generator update (WGAN: 5)")
     ema: float = option(0.0, "sample from a moving average of the generator's weights "
                              "with this decay (0.999); 0 turns it off")
-    augment: str = option("", "differentiable augmentation of every image D sees, for small data "
-                              "sets (Zhao et al.): a comma list of translation, cutout, color")
+    augment: str = option("", "augmentation of every image D sees, for small data sets: ada (adaptive, "
+                              "Karras et al.) or a comma list of translation, cutout, color (DiffAugment)")
+    ada_target: float = option(0.6, "augment=ada: the overfitting r_t (the mean sign of D's scores of real "
+                                    "images) that p is steered to (the paper: 0.6)")
+    ada_kimg: float = option(100.0, "augment=ada: how fast p moves, in thousands of images for 0 to 1 "
+                                    "(the paper: 500; shorter CPU runs need it faster)")
+    mirror: bool = option(False, "flip each real image left to right half the time (x-flips: twice the "
+                                 "data for images with no left or right; not for digits or text)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -112,8 +120,11 @@ class AdversarialConfig(Config):
             raise UsageError(f"label_noise must be within [0, 0.5], got {self.label_noise}")
         if not 0.0 <= self.label_flip < 0.5:
             raise UsageError(f"label_flip must be within [0, 0.5), got {self.label_flip}")
-        self.at_least(1, "n_critic")
+        self.at_least(1, "n_critic", "penalty_every")
         diff_augment.parse(self.augment)
+        if not 0.0 < self.ada_target < 1.0:
+            raise UsageError(f"ada_target must be within (0, 1) (the paper: 0.6), got {self.ada_target}")
+        self.positive("ada_kimg")
         if not 0.0 <= self.ema < 1.0:
             raise UsageError(f"ema must be within [0, 1) (0 = off, 0.999 typical), got {self.ema}")
         labels_changed = (self.real_label != 1.0 or self.fake_label != 0.0 or self.label_noise
@@ -291,10 +302,28 @@ def instance_noise(images: Tensor, std: float, fraction: float) -> Tensor:
     return images + sigma * torch.randn_like(images) if sigma > 0 else images
 
 
-def seen_by_critic(images: Tensor, config: AdversarialConfig, fraction: float) -> Tensor:
+def seen_by_critic(images: Tensor, config: AdversarialConfig, fraction: float,
+                   adaptive: diff_augment.AdaptiveAugment | None = None) -> Tensor:
     """Images as the discriminator sees them, real or generated alike: through the
-    ``augment`` policy, then with the instance noise of this point in training."""
-    return instance_noise(diff_augment.augment(images, config.augment), config.instance_noise, fraction)
+    ``augment`` policy (or ``adaptive``, the model's ADA pipeline, for augment=ada), then with
+    the instance noise of this point in training."""
+    images = adaptive(images) if adaptive is not None else diff_augment.augment(images, config.augment)
+    return instance_noise(images, config.instance_noise, fraction)
+
+
+def adaptive_augment(config: AdversarialConfig) -> diff_augment.AdaptiveAugment | None:
+    """The ADA pipeline a model keeps for augment=ada (None otherwise)."""
+    if not diff_augment.is_adaptive(config.augment):
+        return None
+    return diff_augment.AdaptiveAugment(config.ada_target, kimg=config.ada_kimg)
+
+
+def mirrored(images: Tensor, config: AdversarialConfig) -> Tensor:
+    """Real images each flipped left to right with probability 1/2 when ``mirror`` is on."""
+    if not config.mirror:
+        return images
+    flip = torch.rand(images.shape[0], 1, 1, 1, device=images.device) < 0.5
+    return torch.where(flip, images.flip(3), images)
 
 
 # -- reporting ---------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ BUILTINS = [
     "cgan = zoo.plugins.cgan:CGAN",
     "wgan = zoo.plugins.wgan:WGAN",
     "wgan-gp = zoo.plugins.wgan:WGANGP",
+    "r3gan = zoo.plugins.r3gan:R3GAN",
     "pix2pix = zoo.plugins.pix2pix:Pix2Pix",
     "cyclegan = zoo.plugins.cyclegan:CycleGAN",
     "ae = zoo.plugins.autoencoder:Autoencoder",

@@ -45,6 +45,8 @@ LENGTH, CONFIG, RUN, WATCH, SPEED = ("How long", "Model and config", "The run fo
     "zoo train pix2pix --data paired:edges2fashion --minutes 15",
     "zoo train dcgan --data mnist --classes 7",
     "zoo train dcgan --data mnist --noise uniform:-1,1",
+    "zoo train r3gan --data mnist                        # the modern baseline: RpGAN + R1 + R2, no tricks",
+    "zoo train dcgan --data folder:~/paintings --augment ada --mirror   # small data: adaptive augmentation",
     "zoo train dcgan --resume runs/dcgan-mnist-20261122-101500 --epochs 10",
     "zoo train dcgan --data mnist --precision bf16 --clip-grad 10",
     "zoo train pix2pix --data paired:~/datasets/facades --direction BtoA",
@@ -89,6 +91,15 @@ def train(
     noise: Annotated[str | None, typer.Option(
         "--noise", metavar="PRIOR", rich_help_panel=CONFIG,
         help="Latent prior: normal:MEAN,STD, uniform:LOW,HIGH, gamma:SHAPE,SCALE, laplace:LOC,SCALE.")] = None,
+    augment: Annotated[str | None, typer.Option(
+        "--augment", metavar="ada|POLICY", rich_help_panel=CONFIG,
+        help="Augment every image the discriminator sees: ada (adaptive: its strength follows how much D "
+             "overfits; for small data sets) or a DiffAugment policy such as translation,cutout. GANs of the "
+             "dcgan family (dcgan, cgan, wgan, wgan-gp, r3gan).")] = None,
+    mirror: Annotated[bool, typer.Option(
+        "--mirror", rich_help_panel=CONFIG,
+        help="Flip each real image left to right half the time: twice the data for photos, faces or garments "
+             "(not for digits or text).")] = False,
     text_encoder: Annotated[Path | None, typer.Option(
         "--text-encoder", metavar="DIR", rich_help_panel=CONFIG,
         help="Text-conditional models: read text with the sentence-transformers model in this folder (one you "
@@ -168,7 +179,7 @@ def train(
                         config_file=config_file, resume=resume, init_from=init_from, force=replace or force,
                         wandb=wandb_mode(wandb, no_wandb), size=size, channels=channels,
                         data_dir=data_dir, classes=classes, subset=subset, direction=direction, noise=noise,
-                        text_encoder=text_encoder,
+                        augment=augment, mirror=mirror, text_encoder=text_encoder,
                         precision=precision, clip_grad=clip_grad, preview_every=preview_every,
                         eval_every=eval_every, eval_features=eval_features, compile=compile,
                         checkpoint_every=checkpoint_every,

@@ -558,6 +558,14 @@ def test_each_channel_is_read_as_a_digit_of_the_mode() -> None:
     digits = torch.tensor([[3, 0, 7], [9, 9, 9], [0, 4, 1]])
     images = (digits * 25 + 10).to(torch.uint8)[:, :, None, None].expand(3, 3, 28, 28)
     assert read_modes(Brightness(), images, 2).tolist() == [307, 999, 41]  # type: ignore[arg-type]
+    # stacks prepared at 32 px (--size 32) are read at the judge's 28 px, digits unchanged
+    large = (digits * 25 + 10).float().div(127.5).sub(1)[:, :, None, None].expand(3, 3, 32, 32)
+
+    class InUnits(Brightness):
+        def extract(self, images: torch.Tensor, batch_size: int, logits: bool = False) -> torch.Tensor:
+            return super().extract(images.add(1).mul(127.5).round(), batch_size, logits)
+
+    assert read_modes(InUnits(), large, 2).tolist() == [307, 999, 41]  # type: ignore[arg-type]
 
 
 def test_eval_on_stacked_mnist_counts_modes_and_checks_its_judge(mnist, trained, monkeypatch) -> None:

@@ -211,6 +211,14 @@ def _report(result: dict[str, Any], console: Console) -> None:
     acc = result.get("protocol_detail", {}).get("extractor_accuracy")
     if acc is not None:
         console.print(f"the classifier reads {acc:.1%} of the real held-out images right", highlight=False)
+    modes = result.get("modes_protocol")
+    if modes:
+        judge = modes["judge"]
+        console.print(f"modes: {result['modes']:,} of {modes['modes']:,} reached by {modes['samples']:,} samples, KL "
+                      f"{result['modes_kl']:.3f} (the real held-out stacks: {result['modes_reference']:,}, KL "
+                      f"{result['modes_kl_reference']:.3f}); the judge reads {judge['mnist_heldout_accuracy']:.1%} "
+                      f"of MNIST's held-out digits and all three digits of {judge['stacks_read_right']:.1%} of the "
+                      f"held-out stacks right", highlight=False)
     likelihood = result.get("likelihood")
     if likelihood:
         split = "held-out" if result.get("protocol_detail", {}).get("split") == "heldout" else "training-image"

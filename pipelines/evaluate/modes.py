@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
 from zoo import features as features_io
+from zoo.data.images import to_float
 from zoo.data.memory import load_prepared
 from zoo.data.sources import stacked
 from zoo.display.console import progress_bar
@@ -33,6 +35,8 @@ from zoo.pipelines.evaluate.reference import Reference
 MODE_SAMPLES = 26_000
 """Samples whose modes are counted: the papers' 26,000 (Metz et al.; PacGAN; R3GAN)."""
 MODES = 1000
+DIGIT_SIZE = 28
+"""The judge reads MNIST's own 28 px digits: stacks of another size are resized to it first."""
 
 
 def coverage(modes: Tensor, count: int = MODES) -> tuple[int, float]:
@@ -48,6 +52,9 @@ def read_modes(classifier: features_io.FeatureExtractor, images: Tensor, batch_s
     """Each 3-channel image's mode: its red, green and blue channels read as digits, 100r + 10g + b."""
     n = images.shape[0]
     channels = images.reshape(n * 3, 1, *images.shape[-2:])  # every channel a grey digit of its own
+    if tuple(channels.shape[-2:]) != (DIGIT_SIZE, DIGIT_SIZE):  # stacks prepared at another --size
+        channels = F.interpolate(to_float(channels) if not channels.is_floating_point() else channels,
+                                 size=(DIGIT_SIZE, DIGIT_SIZE), mode="bilinear", antialias=True, align_corners=False)
     digits = classifier.extract(channels, batch_size, logits=True).argmax(1).view(n, 3)
     return 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
 

@@ -189,11 +189,7 @@ class Generator(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.basis)
-        for module in self.modules():
-            if isinstance(module, ResidualBlock):
-                module.reset_parameters()
-            elif isinstance(module, (nn.Linear, nn.Conv2d)) and not _in_block(self, module):
-                _msr(module)
+        _initialise(self)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.basis.unsqueeze(0) * self.modulation(z.flatten(1)).view(z.shape[0], -1, 1, 1)
@@ -224,11 +220,7 @@ class Discriminator(nn.Module):
         self.head = nn.Linear(widths[-1], logits, bias=False)
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if isinstance(module, ResidualBlock):
-                module.reset_parameters()
-            elif isinstance(module, (nn.Linear, nn.Conv2d)) and not _in_block(self, module):
-                _msr(module)
+        _initialise(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.from_image(x)
@@ -237,9 +229,15 @@ class Discriminator(nn.Module):
         return self.head(self.basis(x).flatten(1))
 
 
-def _in_block(network: nn.Module, layer: nn.Module) -> bool:
-    return any(layer is inner for block in network.modules() if isinstance(block, ResidualBlock)
-               for inner in block.modules())
+def _initialise(network: nn.Module) -> None:
+    """The paper's initialisation of a network: each residual block its own (scaled, last layer
+    zero), every other convolution and linear layer variance-preserving with gain 1."""
+    inside = {id(m) for block in network.modules() if isinstance(block, ResidualBlock) for m in block.modules()}
+    for module in network.modules():
+        if isinstance(module, ResidualBlock):
+            module.reset_parameters()
+        elif isinstance(module, (nn.Linear, nn.Conv2d)) and id(module) not in inside:
+            _msr(module)
 
 
 # -- the model ----------------------------------------------------------------------------------

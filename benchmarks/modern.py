@@ -124,35 +124,31 @@ def small_data(args: argparse.Namespace) -> None:
                  data=f"fashion-mnist --subset {SMALL}", judge=judge, samples=SAMPLES)
 
 
-def versus(args: argparse.Namespace) -> None:
-    models = args.models.split(",")
-    jobs = {f"{args.data}-{m}-{args.minutes:g}min": [m, "--data", args.data, "--minutes", f"{args.minutes:g}"]
-            for m in models}
-    commands = train_all(jobs, args.parallel)
+def race(data: str, minutes: float, models: list[str], parallel: bool) -> dict[str, dict[str, Any]]:
+    """Each model trained on ``data`` for ``minutes`` (``zoo train MODEL --data DATA --minutes M``),
+    then ``zoo eval``: per model, its training record and eval figures; its last preview kept."""
+    jobs = {f"{data}-{m}-{minutes:g}min": [m, "--data", data, "--minutes", f"{minutes:g}"] for m in models}
+    commands = train_all(jobs, parallel)
     rows = {}
     for model, name in zip(models, jobs, strict=True):
         run = HERE / name
         rows[model] = {"train": {**training(run), **commands[name]}, "eval": evaluated(run)}
-        shutil.copy(run / "progress" / "latest.png" if (run / "progress" / "latest.png").is_file()
-                    else sorted((run / "progress").glob("step-*.png"))[-1], HERE / f"{name}-grid.png")
-        print(f"{model}: {rows[model]['train']['steps']:,} steps, FID {rows[model]['eval']['fid']:.2f}", flush=True)
+        shutil.copy(sorted((run / "progress").glob("step-*.png"))[-1], HERE / f"{name}-grid.png")
+        e = rows[model]["eval"]
+        print(f"{model}: {rows[model]['train']['steps']:,} steps, FID {e['fid']:.2f}"
+              + (f", modes {e['modes']}, KL {e['modes_kl']:.3f}" if "modes" in e else ""), flush=True)
+    return rows
+
+
+def versus(args: argparse.Namespace) -> None:
+    rows = race(args.data, args.minutes, args.models.split(","), args.parallel)
     write_result(slug("modern-versus", args.data, f"{args.minutes:g}min"), {"models": rows},
                  minutes=args.minutes, data=args.data, parallel=args.parallel,
                  threads_each=1 if args.parallel else torch.get_num_threads())
 
 
 def stacked(args: argparse.Namespace) -> None:
-    models = args.models.split(",")
-    jobs = {f"stacked-{m}-{args.minutes:g}min": [m, "--data", "stacked-mnist", "--minutes", f"{args.minutes:g}"]
-            for m in models}
-    commands = train_all(jobs, args.parallel)
-    rows = {}
-    for model, name in zip(models, jobs, strict=True):
-        run = HERE / name
-        rows[model] = {"train": {**training(run), **commands[name]}, "eval": evaluated(run)}
-        e = rows[model]["eval"]
-        print(f"{model}: {rows[model]['train']['steps']:,} steps, modes {e.get('modes')}, KL {e.get('modes_kl')}",
-              flush=True)
+    rows = race("stacked-mnist", args.minutes, args.models.split(","), args.parallel)
     write_result(slug("modern-stacked", f"{args.minutes:g}min"), {"models": rows}, minutes=args.minutes,
                  parallel=args.parallel, threads_each=1 if args.parallel else torch.get_num_threads(),
                  published={"dcgan_pacgan_table": [99, 3.4], "pacgan": [1000, 0.06], "r3gan": [1000, 0.029]})

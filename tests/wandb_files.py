@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -41,10 +42,22 @@ def read_records(path: Path) -> list:
     return records
 
 
+def finished_records(path: Path, patience: float = 60.0) -> list:
+    """The records of a run once W&B's service has written its ``exit`` record: the service
+    writes the file from its own process, so a run just finished may not be on disk yet."""
+    deadline = time.monotonic() + patience
+    while True:
+        records = read_records(path)
+        if any(record.WhichOneof("record_type") == "exit" for record in records):
+            return records
+        assert time.monotonic() < deadline, f"{path} has no exit record after {patience:.0f} s"
+        time.sleep(0.2)
+
+
 def summarise(path: Path) -> dict:
-    """History keys, config keys, summary keys and logged artifacts of a run file."""
+    """History keys, config keys, summary keys and logged artifacts of a finished run file."""
     history, config, artifacts, summary = set(), {}, [], set()
-    for record in read_records(path):
+    for record in finished_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             history.update(item.key or item.nested_key[0] for item in record.history.item)

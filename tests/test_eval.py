@@ -197,6 +197,26 @@ def test_classifier_is_trained_once_cached_and_checked_on_heldout_images(mnist, 
     assert rebuilt.weights_hash == first.weights_hash  # seeded: the same network again
 
 
+def test_a_splits_reference_features_are_computed_once_then_read_back(mnist, cache_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    held = reference(mnist).heldout
+    extractor = features_io.load("random", reference(mnist))
+    seen: list[int] = []
+    extract = type(extractor).extract
+    monkeypatch.setattr(type(extractor), "extract", lambda self, images, *a, **k: seen.append(len(images))
+                        or extract(self, images, *a, **k))
+    first = features_io.reference_features(extractor, held)
+    assert torch.equal(features_io.reference_features(extractor, held), first) and seen == [len(held)]
+    assert torch.equal(first, extract(extractor, held.images))
+    other = features_io.reference_features(features_io.load("classifier", reference(mnist, **TINY_CLASSIFIER)), held)
+    cached = list((cache_dir / "features" / features_io.REFERENCE_CACHE).glob("*.safetensors"))
+    assert other.shape == (len(held), 128) and len(cached) >= 2  # another extractor: features of its own
+    for path in cached:  # damaged on disk: computed again, never trusted
+        path.write_bytes(path.read_bytes()[:-8] + bytes(8))
+    count = len(seen)
+    assert torch.equal(features_io.reference_features(extractor, held), first) and len(seen) == count + 1
+
+
 def test_training_the_classifier_says_how_far_it_is_in_a_log(mnist, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 

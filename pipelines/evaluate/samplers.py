@@ -19,6 +19,7 @@ from zoo.data.memory import PreparedData, one_caption
 from zoo.display import figures
 from zoo.display.console import progress_bar
 from zoo.errors import UsageError
+from zoo.features import reference_features
 from zoo.measure import metrics, swd
 from zoo.model import Model
 from zoo.pipelines.evaluate.reference import Reference, load_extractor, protocol
@@ -147,9 +148,9 @@ def sampler_figures(model: Model, reference: Reference, n: int, features: str | 
         if not cluster.writer:
             return
         bar.advance(task, n)
-        real_f = extractor.extract(real.images, batch_size)
+        real_f = reference_features(extractor, real, batch_size)
         bar.advance(task, len(real))
-        train_f = extractor.extract(reference.train.images, batch_size)
+        train_f = reference_features(extractor, reference.train, batch_size)
         bar.advance(task, len(reference.train))
         timings["features"] = time.perf_counter() - t
         bar.update(task, description="metrics", completed=0, total=None)
@@ -165,7 +166,7 @@ def sampler_figures(model: Model, reference: Reference, n: int, features: str | 
         held = reference.heldout if reference.heldout is not None else None
         copies = None
         if held is not None and len(held) >= 2:
-            held_f = real_f if reference.split is held else extractor.extract(held.images, batch_size)
+            held_f = real_f if reference.split is held else reference_features(extractor, held, batch_size)
             copies = metrics.memorisation(fake_f, train_f, held_f)
             result["memorisation"], result["memorisation_reference"] = copies.share, copies.reference
         classifier = extractor if extractor.classes else None

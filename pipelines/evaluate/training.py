@@ -70,7 +70,7 @@ class TrainingEval:
             raise UsageError(f"--eval-every: {model.name} neither samples nor translates")
         features = features or features_io.default_for(reference.train.spec)
         extractor = load_extractor(features, reference, console).to(model.device)
-        real_features = extractor.extract(reference.split.images)
+        real_features = features_io.reference_features(extractor, reference.split)
         generator = torch.Generator().manual_seed(seed + 1)
         n = TRAINING_EVAL_SAMPLES
         conditions = conditions_for(model, reference.split, n, generator)

@@ -1,0 +1,157 @@
+"""Prepared data too large to hold: safetensors shards read through memory maps.
+
+A safetensors file is a JSON header followed by each tensor's bytes, end to end, so a tensor
+of a file on disk can be a view of the file mapped into memory (:func:`map_tensors`): the
+operating system reads the pages a batch touches and keeps them in its page cache, which
+every process on the machine shares and which it frees when memory is short. A process's
+own (anonymous) memory holds only the batches it gathers, whatever the data set's size.
+
+:class:`ShardedImages` lays the images of several shards end to end and gathers rows of
+them by their global index, as ``torch.index_select`` does for one tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.records import files
+
+DTYPES = {"U8": (np.uint8, torch.uint8), "I8": (np.int8, torch.int8), "I16": (np.int16, torch.int16),
+          "I32": (np.int32, torch.int32), "I64": (np.int64, torch.int64), "F16": (np.float16, torch.float16),
+          "BF16": (np.uint16, torch.bfloat16), "F32": (np.float32, torch.float32),
+          "F64": (np.float64, torch.float64), "BOOL": (np.bool_, torch.bool)}
+"""safetensors' dtype names, with how numpy maps the bytes and the torch dtype they hold."""
+HEADER_LIMIT = 100 * 1024 * 1024
+"""safetensors' own cap on a header's size."""
+
+
+def map_tensors(path: Path, what: str, fix: str, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file, each tensor a read-only view of the
+    file mapped into memory (copy on write: a tensor changed in place changes a private copy
+    of its pages, never the file). With ``verify`` the tensors are checked against the
+    checksum :func:`zoo.records.files.save_tensors` wrote, by reading them through the map:
+    the file's pages pass through the page cache, not through this process's memory.
+    :class:`zoo.records.files.Damaged`, saying ``fix``, for a file cut off or changed."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if not 0 < length <= min(HEADER_LIMIT, size - 8):
+                raise ValueError("header length out of range")
+            header = json.loads(fh.read(length))
+        metadata = header.pop("__metadata__", None) or {}
+        start = 8 + length
+        tensors = {}
+        for name, entry in header.items():
+            np_dtype, dtype = DTYPES[entry["dtype"]]
+            begin, end = (int(v) for v in entry["data_offsets"])
+            shape = tuple(int(v) for v in entry["shape"])
+            count = int(np.prod(shape, dtype=np.int64))
+            if not 0 <= begin <= end <= size - start or end - begin != count * np.dtype(np_dtype).itemsize:
+                raise ValueError(f"tensor {name} lies outside the file")
+            tensors[name] = _mapped(path, start + begin, np_dtype, shape, count).view(dtype)
+    except FileNotFoundError:
+        raise files.Damaged(f"{what} {path} is missing", fix) from None
+    except (OSError, ValueError, KeyError, TypeError, struct.error, RecursionError) as exc:
+        raise files.Damaged(f"{what} {path} is unreadable (truncated, or not safetensors: {files.short(exc)})",
+                            fix) from None
+    expected = metadata.get(files.CHECKSUM)
+    if verify and (expected is None or files.checksum(tensors) != expected):
+        problem = "has no checksum" if expected is None else "differs from the checksum written with it"
+        raise files.Damaged(f"{what} {path} {problem} (changed or corrupted on disk since)", fix)
+    return tensors, metadata
+
+
+def _mapped(path: Path, offset: int, np_dtype: type, shape: tuple[int, ...], count: int) -> torch.Tensor:
+    if count == 0:  # nothing to map (mmap refuses an empty range)
+        return torch.from_numpy(np.empty(shape, dtype=np_dtype))
+    array = np.memmap(path, dtype=np_dtype, mode="c", offset=offset, shape=shape)
+    with warnings.catch_warnings():  # torch warns of read-only arrays; this one is copy-on-write
+        warnings.simplefilter("ignore")
+        return torch.from_numpy(array)
+
+
+class ShardedImages:
+    """The images of several shards (each an N_i x C x H x W tensor, mapped or in memory)
+    as one data set: its shape, single images and slices (``images[5]``, ``images[:64]``),
+    and rows gathered by global index (:meth:`rows`), as a tensor would give them. Only what
+    is asked for is copied into memory."""
+
+    def __init__(self, parts: Sequence[torch.Tensor]) -> None:
+        if not parts:
+            raise ValueError("no shards")
+        if len({tuple(p.shape[1:]) for p in parts}) != 1 or len({p.dtype for p in parts}) != 1:
+            raise ValueError("shards of one data set must share their image shape and dtype")
+        self.parts = list(parts)
+        counts = torch.tensor([p.shape[0] for p in parts], dtype=torch.int64)
+        self.ends = torch.cumsum(counts, 0)
+        self.starts = self.ends - counts
+        self.shape = torch.Size((int(self.ends[-1]), *parts[0].shape[1:]))
+        self.dtype = parts[0].dtype
+        self.device = torch.device("cpu")
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def numel(self) -> int:
+        return self.shape.numel()
+
+    def element_size(self) -> int:
+        return self.parts[0].element_size()
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel() * self.element_size()
+
+    def rows(self, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``images[index]`` for a 1-D int64 host tensor of global indices: each shard's rows
+        gathered by one ``index_select`` into their places in ``out`` (allocated when None)."""
+        index = index.to(torch.int64).view(-1)
+        if out is None:
+            out = torch.empty((index.shape[0], *self.shape[1:]), dtype=self.dtype)
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self)):
+            raise IndexError(f"index out of range for {len(self)} images")
+        shard = torch.searchsorted(self.ends, index, right=True)
+        for s in torch.unique(shard).tolist():
+            where = (shard == s).nonzero().view(-1)
+            out.index_copy_(0, where, torch.index_select(self.parts[s], 0, index[where] - self.starts[s]))
+        return out
+
+    def __getitem__(self, key: int | slice | Sequence[int] | torch.Tensor) -> torch.Tensor:
+        if isinstance(key, int):
+            if not -len(self) <= key < len(self):
+                raise IndexError(f"image {key} of {len(self)}")
+            return self.rows(torch.tensor([key % len(self)]))[0]
+        if isinstance(key, slice):
+            return self.rows(torch.arange(len(self))[key])
+        index = torch.as_tensor(key)
+        if index.dtype == torch.bool:
+            index = index.nonzero().view(-1)
+        return self.rows(index % len(self) if index.numel() else index)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for part in self.parts:
+            yield from part
+
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """The images in order, ``size`` at a time (the last chunk may be smaller)."""
+        for start in range(0, len(self), size):
+            yield self[start:start + size]
+
+    def split(self, size: int) -> Iterator[torch.Tensor]:
+        return self.chunks(size)
+
+    def to(self, device: torch.device | str) -> torch.Tensor:
+        """Every image in one tensor on ``device``: for a data set small enough to hold."""
+        return torch.cat(self.parts).to(device)
+
+    def __repr__(self) -> str:
+        return f"ShardedImages({len(self.parts)} shards, shape {tuple(self.shape)}, {self.dtype})"

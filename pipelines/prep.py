@@ -35,7 +35,7 @@ from zoo.data.sources.named import download, fingerprint
 from zoo.display import figures
 from zoo.display.console import make_console
 from zoo.errors import UsageError, ZooError
-from zoo.pipelines import captioned
+from zoo.pipelines import captioned, streamed_prep
 from zoo.records import files
 from zoo.records.paths import prepared_dir
 
@@ -136,6 +136,11 @@ def _one_at_a_time(folder: Path, data: str, console: Console) -> Iterator[None]:
 def _build(data: str, folder: Path, source: DataSource, reading: Reading, dims: tuple[int, int] | None,
            channels: int | None, span: slice | None, classes: str | None,
            subset: str | None, direction: str | None, split: str, console: Console) -> PreparedData:
+    streamed = source.stream(data, reading) if source.stream is not None and dims != FULL and not direction else None
+    if streamed is not None:  # read one image at a time into shards: memory bounded at any size
+        prepared = streamed_prep.build(data, folder, streamed, dims or (source.fitted_size(data) or 0,) * 2, channels,
+                                       span, classes, subset, console)
+        return prepared if split == "train" else load_prepared(folder, split)
     started = time.perf_counter()
     raw = pairs.directed(source.read(data, reading), direction)
     raw = _select(hold_out(raw), span, classes, data)
@@ -299,15 +304,9 @@ def hold_out(raw: RawData, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDO
         what = "images" if raw.photos is None else "photos"
         return dataclasses.replace(raw, notes=[*raw.notes, f"no held-out part: fewer than {least} {what}"])
 
-    def split(count: int, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed + offset))
-        held = order[:max(1, round(fraction * count))].sort().values
-        kept = torch.ones(count, dtype=torch.bool)
-        kept[held] = False
-        return kept.nonzero().view(-1), held
-
-    keep, held = split(len(raw.images), 0)
-    keep_b, held_b = (keep, held) if raw.pairing != "unpaired" or raw.targets is None else split(len(raw.targets), 1)
+    keep, held = held_out_index(len(raw.images), fraction, seed)
+    keep_b, held_b = (keep, held) if raw.pairing != "unpaired" or raw.targets is None \
+        else held_out_index(len(raw.targets), fraction, seed + 1)
 
     def part(index: torch.Tensor, index_b: torch.Tensor, split_name: str) -> RawData:
         return dataclasses.replace(raw.take(index), targets=raw.targets[index_b] if raw.targets is not None else None,
@@ -319,12 +318,13 @@ def hold_out(raw: RawData, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDO
     return dataclasses.replace(train, notes=[*raw.notes, note], heldout=part(held, held_b, "heldout"))
 
 
-def _heldout_text(heldout: dict | None) -> str:
-    if not heldout:
-        return "none"
-    where = (f"a seeded {HOLDOUT_FRACTION:.0%}, kept apart" if heldout["split"] == "heldout"
-             else f"its {heldout['split']} split")
-    return f"{heldout['count']:,} images for evaluation ({where})"
+def held_out_index(count: int, fraction: float = HOLDOUT_FRACTION,
+                   seed: int = HOLDOUT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held out): a seeded random ``fraction`` of ``count`` images held out, both in order."""
+    held = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:max(1, round(fraction * count))]
+    kept = torch.ones(count, dtype=torch.bool)
+    kept[held] = False
+    return kept.nonzero().view(-1), held.sort().values
 
 
 def _photo_shapes(photos: Photos) -> str:
@@ -333,46 +333,6 @@ def _photo_shapes(photos: Photos) -> str:
     areas = shapes[:, 1] * shapes[:, 2]
     small, large = shapes[int(areas.argmin())].tolist(), shapes[int(areas.argmax())].tolist()
     return f"{small[0]} x {small[1]}x{small[2]} to {large[1]}x{large[2]} (full size)"
-
-
-MOST_CLASSES_LISTED = 50  # past this (Stacked MNIST's 1,000), the summary gives the range
-
-
-def _classes_text(names: list[str], counts: list[int]) -> str:
-    """Each class with its count; for many classes, how many, and the fewest and most images."""
-    if len(names) <= MOST_CLASSES_LISTED:
-        return ", ".join(f"{n} ({c})" for n, c in zip(names, counts, strict=True)) or "unlabelled"
-    low, high = min(range(len(counts)), key=counts.__getitem__), max(range(len(counts)), key=counts.__getitem__)
-    return (f"{len(names):,} classes, {names[0]} to {names[-1]}; fewest images {names[low]} ({counts[low]}), "
-            f"most {names[high]} ({counts[high]}); class_counts.png shows them all")
-
-
-def describe(prepared: PreparedData) -> dict[str, object]:
-    """The facts about a prepared data set, for ``zoo prep``'s summary table."""
-    meta = prepared.meta
-    return {
-        "data": meta["name"],
-        "images": f"{len(prepared):,}",
-        "split": meta.get("split", "train"),
-        "held out": _heldout_text(meta.get("heldout")),
-        "shape": _photo_shapes(prepared.photos) if prepared.photos is not None
-        else f"{prepared.spec.channels} x {prepared.spec.height} x {prepared.spec.width}",
-        "classes": _classes_text(meta["class_names"], meta["class_counts"]),
-        **({"pairing": f"{meta['pairing']}: A = {meta['domains'][0]}, B = {meta['domains'][1]} "
-                       f"({meta['target_count']:,} images, {prepared.spec.target_channels} channel(s))"}
-           if meta.get("pairing") else {}),
-        **({"captions": _captions_text(meta["text"])} if meta.get("text") else {}),
-        "from": meta["origin"],
-        "folder": str(prepared.path),
-    }
-
-
-def _captions_text(text: dict) -> str:
-    record = text["encoder"]
-    top1 = record.get("heldout_top1_of_100")
-    matched = f"; held out, {top1:.1%} of images pick their own caption of 100" if top1 is not None else ""
-    return (f"up to {text['per_image']} per image, {len(text['vocabulary'])} words; text encoder trained "
-            f"{record['steps']} steps{matched} (captions.png)")
 
 
 # -- shaping ------------------------------------------------------------------------------------
@@ -483,8 +443,6 @@ def _write_files(tmp: Path, data: str, raw: RawData, selection: dict, captions: 
     }
     files.write_atomically(tmp / "meta.json",
                            lambda path: path.write_text(json.dumps(meta, indent=2), encoding="utf-8"), "prepared data")
-
-
 
 
 def _tensors(raw: RawData) -> dict[str, torch.Tensor]:

@@ -231,7 +231,7 @@ def _config_text(value: Any) -> str:
 
 
 def _data_section(info: dict[str, Any], train: dict[str, Any]) -> str:
-    from zoo.pipelines.prep import describe
+    from zoo.pipelines.prep_summary import describe
 
     record = dict(train.get("data") or {})
     record.setdefault("source", info.get("data"))

@@ -63,6 +63,11 @@ def one_line_error(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def tensor_files(prepared: Path) -> list[Path]:
+    """A prepared folder's tensor files: a folder's shards, or a named set's data.safetensors."""
+    return sorted(prepared.glob("train-*.safetensors")) or [prepared / SPLIT_FILES["train"]]
+
+
 def no_partial_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if files.is_partial(p) or ".tmp-" in p.name]
 
@@ -117,19 +122,20 @@ def test_every_kind_of_file_says_the_disk_is_full_and_leaves_nothing_half_writte
 
 
 def test_a_full_disk_while_preparing_leaves_the_cache_as_it_was(tmp_path) -> None:
-    folder = make_image_folder(tmp_path / "shapes", per_class=12)
+    folder = make_image_folder(tmp_path / "full-disk", per_class=12)
     code, out = finished(zoo_process("prep", f"folder:{folder}", "--size", "16", file_limit=2_000))
     assert code == 1
     line = one_line_error(out)
     assert "could not write prepared data" in line and "nothing half-written was left" in line
     cache = Path(os.environ["ZOO_CACHE_DIR"]) / "prepared"
-    assert no_partial_files(cache) == [] and not list(cache.glob("folder-shapes-*16px*/meta.json"))
+    assert no_partial_files(cache) == [] and not list(cache.glob("folder-full-disk-*16px*/meta.json"))
     assert run_cli("prep", f"folder:{folder}", "--size", "16").exit_code == 0
-    made = next(cache.glob("folder-shapes-*16px*"))
-    before = (made / SPLIT_FILES["train"]).read_bytes()
+    made = next(cache.glob("folder-full-disk-*16px*"))
+    before = [path.read_bytes() for path in tensor_files(made)]
     code, out = finished(zoo_process("prep", f"folder:{folder}", "--size", "16", "--force", file_limit=2_000))
     assert code == 1 and "could not write prepared data" in one_line_error(out)
-    assert (made / SPLIT_FILES["train"]).read_bytes() == before  # the previous cache, whole
+    assert [path.read_bytes() for path in tensor_files(made)] == before  # the previous cache, whole
+    assert not list(cache.glob("*.partial"))  # a full disk gets its space back
     assert len(load_prepared(made)) == 24
 
 
@@ -226,7 +232,7 @@ def test_prepared_data_with_bytes_overwritten_is_refused_then_rebuilt(tmp_path) 
     folder = make_image_folder(tmp_path / "shapes", per_class=12)
     prepared = prepare(f"folder:{folder}", size=16)
     images = prepared.images.clone()
-    overwrite_middle(prepared.path / SPLIT_FILES["train"])
+    overwrite_middle(tensor_files(prepared.path)[0])
     with pytest.raises(files.Damaged, match="differ from the checksum written with them.*zoo prep"):
         load_prepared(prepared.path)
     result = run_cli("prep", f"folder:{folder}", "--size", "16")
@@ -238,7 +244,7 @@ def test_truncated_prepared_data_is_refused_then_rebuilt(tmp_path) -> None:
     from zoo.pipelines.prep import prepare
 
     folder = make_image_folder(tmp_path / "shapes", per_class=12)
-    path = prepare(f"folder:{folder}", size=16).path / SPLIT_FILES["train"]
+    path = tensor_files(prepare(f"folder:{folder}", size=16).path)[0]
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(files.Damaged, match="truncated"):
         load_prepared(path.parent)
@@ -510,18 +516,17 @@ def test_hidden_folders_are_left_out_and_said(tmp_path) -> None:
 
 
 def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypatch) -> None:
-    from zoo.data import images
     from zoo.pipelines.prep import prepare
 
     root = make_image_folder(tmp_path / "data", per_class=3, classes=("cats", "dogs"))
-    opened = images.Image.open
+    opened = Path.read_bytes
 
-    def refuse(path, *args, **kwargs):  # what chmod 000 gives a user who is not root
-        if Path(path).name == "01.png" and Path(path).parent.name == "dogs":
+    def refuse(path: Path) -> bytes:  # what chmod 000 gives a user who is not root
+        if path.name == "01.png" and path.parent.name == "dogs":
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return opened(path, *args, **kwargs)
+        return opened(path)
 
-    monkeypatch.setattr(images.Image, "open", refuse)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     prepared = prepare(f"folder:{root}", size=8)
     assert len(prepared) == 5 and "01.png (PermissionError)" in " ".join(prepared.meta["notes"])
 

@@ -45,7 +45,8 @@ def prep(
     """Prepare a data set once (train does this on demand) and draw what is in it."""
     from rich.table import Table
 
-    from zoo.pipelines.prep import describe, prepare
+    from zoo.pipelines.prep import prepare
+    from zoo.pipelines.prep_summary import describe
 
     prepared = prepare(data, size=size, channels=channels, data_dir=data_dir, classes=classes,
                        subset=subset, direction=direction, force=force, console=err_console)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -26,10 +27,11 @@ FORMATS = ", ".join(sorted(IMAGE_SUFFIXES))
 """The image files zoo looks for, as an error message lists them."""
 
 
-def read_image(path: Path, height: int, width: int) -> tuple[torch.Tensor, str, tuple[int, int]]:
-    """An image file of any size and format, upright, fitted (resized and centre-cropped) to
-    height x width (0 x 0: kept at its own size): a uint8 3 x H x W tensor, the file's own PIL
-    mode and (width, height). Raises one of ``UNREADABLE`` for files that are not images."""
+def read_image(path: Path | BinaryIO, height: int, width: int) -> tuple[torch.Tensor, str, tuple[int, int]]:
+    """An image file (or its bytes, as a file object) of any size and format, upright, fitted
+    (resized and centre-cropped) to height x width (0 x 0: kept at its own size): a uint8
+    3 x H x W tensor, the file's own PIL mode and (width, height). Raises one of
+    ``UNREADABLE`` for files that are not images."""
     import warnings
 
     with warnings.catch_warnings(), Image.open(path) as img:

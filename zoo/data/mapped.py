@@ -13,6 +13,7 @@ them by their global index, as ``torch.index_select`` does for one tensor.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import warnings
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.errors import UsageError
 from zoo.records import files
 
 DTYPES = {"U8": (np.uint8, torch.uint8), "I8": (np.int8, torch.int8), "I16": (np.int16, torch.int16),
@@ -64,8 +66,9 @@ def map_tensors(path: Path, what: str, fix: str, verify: bool = True) -> tuple[d
                             fix) from None
     expected = metadata.get(files.CHECKSUM)
     if verify and (expected is None or files.checksum(tensors) != expected):
-        problem = "has no checksum" if expected is None else "differs from the checksum written with it"
-        raise files.Damaged(f"{what} {path} {problem} (changed or corrupted on disk since)", fix)
+        problem = ("has no checksum, so zoo cannot tell it is whole" if expected is None else "is damaged: its "
+                   "tensors differ from the checksum written with them (changed or corrupted on disk since)")
+        raise files.Damaged(f"{what} {path} {problem}", fix)
     return tensors, metadata
 
 
@@ -114,7 +117,7 @@ class ShardedImages:
     def rows(self, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``images[index]`` for a 1-D int64 host tensor of global indices: each shard's rows
         gathered by one ``index_select`` into their places in ``out`` (allocated when None)."""
-        index = index.to(torch.int64).view(-1)
+        index = index.to(torch.int64).reshape(-1).contiguous()
         if out is None:
             out = torch.empty((index.shape[0], *self.shape[1:]), dtype=self.dtype)
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self)):
@@ -155,3 +158,30 @@ class ShardedImages:
 
     def __repr__(self) -> str:
         return f"ShardedImages({len(self.parts)} shards, shape {tuple(self.shape)}, {self.dtype})"
+
+
+IN_MEMORY_MB = 1024
+"""Prepared shards of at most this many megabytes of pixels are read whole into memory (as
+fast as data gets); larger sets stay on disk, read through memory maps. ``$ZOO_IN_MEMORY_MB``
+sets another limit."""
+
+
+def in_memory_bytes() -> int:
+    try:
+        return int(float(os.environ.get("ZOO_IN_MEMORY_MB", IN_MEMORY_MB)) * 1024 * 1024)
+    except ValueError:
+        raise UsageError(f"$ZOO_IN_MEMORY_MB must be a number of megabytes, got "
+                         f"{os.environ['ZOO_IN_MEMORY_MB']!r}") from None
+
+
+def read_shards(folder: Path, names: list[str], fix: str) -> tuple[torch.Tensor | ShardedImages, torch.Tensor]:
+    """A split's shards: their images end to end (one tensor in memory when the set is small,
+    else mapped from disk) and their labels (always in memory: 8 bytes an image)."""
+    if not names:
+        raise files.Damaged(f"prepared data in {folder} lists no shards", fix)
+    shards = [map_tensors(folder / name, "prepared data", fix)[0] for name in names]
+    images = ShardedImages([t["images"] for t in shards])
+    labels = torch.cat([t["labels"] for t in shards]).clone()
+    if images.nbytes <= in_memory_bytes():
+        return images.to("cpu"), labels
+    return images, labels

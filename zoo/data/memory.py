@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from zoo.config import parse_json
 from zoo.data.images import to_float
+from zoo.data.mapped import ShardedImages, read_shards
 from zoo.data.superres import Derivation, flat_windows
 from zoo.errors import UsageError
 from zoo.records import files
@@ -154,6 +155,7 @@ class PreparedData:
 
     path: Path
     images: torch.Tensor
+    """In memory; past :data:`zoo.data.mapped.IN_MEMORY_MB`, a :class:`ShardedImages` mapped from disk."""
     labels: torch.Tensor | None
     meta: dict[str, Any]
     targets: torch.Tensor | None = None
@@ -218,6 +220,11 @@ def load_prepared(folder: Path, split: str = "train") -> PreparedData:
     if split == "heldout" and not meta.get("heldout"):
         raise UsageError(f"{meta['name']} has no held-out images ({'; '.join(meta.get('notes', [])[-1:])}); "
                          "evaluate on the training images, or prepare a larger data set")
+    if meta.get("shards"):  # written shard by shard: read through memory maps, or whole when small
+        images, labels = read_shards(folder, meta["shards"].get(split, []), fix)
+        if split == "heldout":
+            meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
+        return PreparedData(folder, cast(torch.Tensor, images), labels if meta.get("class_names") else None, meta)
     tensors, _ = files.load_tensors(folder / SPLIT_FILES[split], "prepared data", fix,
                                     required=meta.get("format") == PREPARED_FORMAT)
     if "images" not in tensors:
@@ -298,7 +305,7 @@ class TensorBatches:
         sizes = [t.numel() * t.element_size() for t in (images, targets, *(conditions or {}).values()) if t is not None]
         sizes += [p.pixels.numel() for p in (photos, target_photos) if p is not None]
         home = placement(sum(sizes), self.device)
-        self.images = images.to(home)
+        self.images = images if isinstance(images, ShardedImages) else images.to(home)
         self.targets = targets.to(home) if targets is not None else None
         self.conditions = {k: v.to(home) for k, v in (conditions or {}).items()}
         if labels is not None:
@@ -315,6 +322,8 @@ class TensorBatches:
         self.drawn = 0
         """Images drawn since the start of training (the loop's count of images seen)."""
         self._order = self._permutation(0)
+        self._ahead: tuple[torch.Tensor, Any] | None = None
+        self._pool: Any = None
         self._picks: torch.Tensor | None = None
         self._picks_epoch = -1
         # Unpaired domain B: a pass and a position of its own (the domains differ in size).
@@ -356,7 +365,7 @@ class TensorBatches:
         self.position += size
         self.drawn += size
         conditions = {k: self._drawn(k, v, index) for k, v in self.conditions.items()}
-        images = to_float(self._take(self.images, index))
+        images = to_float(self._gathered(index, size))
         targets = None
         if self.targets is not None:
             b = index if self.paired else self._mine(self._unpaired_index(size))
@@ -364,6 +373,27 @@ class TensorBatches:
         elif self.derive is not None:
             images, targets = self.derive(images)
         return Batch(images, targets, conditions)
+
+    def _gathered(self, index: torch.Tensor, size: int) -> torch.Tensor:
+        """This batch's images on the device. From shards mapped from disk the next batch's
+        rows are gathered in a background thread while this one trains (when it lies in the
+        same pass: the order is known ahead); a batch gathered ahead is used only if it is
+        the one asked for, so the order stays exactly the seeded one."""
+        if not isinstance(self.images, ShardedImages):
+            return self._take(self.images, index)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and torch.equal(ahead[0], index):
+            images = ahead[1].result()
+        else:
+            images = self._take(self.images, index)
+        if self.position + size <= self.images.shape[0]:
+            following = self._mine(self._order[self.position:self.position + size])
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="zoo-batches")
+            self._ahead = (following, self._pool.submit(self._take, self.images, following))
+        return images
 
     def _mine(self, index: torch.Tensor) -> torch.Tensor:
         """This process's slice of a global batch's indices."""
@@ -380,6 +410,8 @@ class TensorBatches:
         rows = None
         if values.device.type == "cpu" and self.device.type == "cuda":
             rows = torch.empty((index.shape[0], *values.shape[1:]), dtype=values.dtype, pin_memory=True)
+        if isinstance(values, ShardedImages):
+            return to_device(values.rows(index.cpu(), out=rows), self.device)
         return to_device(torch.index_select(values, 0, index, out=rows), self.device)
 
     def _photo_batch(self, size: int) -> Batch:

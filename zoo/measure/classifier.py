@@ -172,7 +172,8 @@ def _data_key(train: PreparedData, heldout: PreparedData | None, settings: str) 
     for part in (train, heldout):
         if part is None:
             continue
-        digest.update(part.images.contiguous().numpy().tobytes())
+        for chunk in part.images.split(4096):  # a chunk at a time: a set mapped from disk stays there
+            digest.update(chunk.contiguous().numpy().data)
         if part.labels is not None:
             digest.update(part.labels.contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -9,6 +9,7 @@ and the exploration pictures.
 
     mnist, fashion-mnist, cifar10, svhn     named data sets (named.py)
     folder:PATH                             a folder of images, a class per sub-folder (folder.py)
+    shards:PATTERN                          tar files of images, WebDataset's layout (shards.py)
     paired:edges2fashion, paired:PATH       image pairs for pix2pix (pairs.py)
     unpaired:PATH, unpaired:fashion:A,B     two domains for CycleGAN (pairs.py)
     captions:fashion, captions:PATH         captioned images for text-to-image (captions.py)
@@ -26,8 +27,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from zoo.data.sources import captions, folder, named, pairs, stacked
+from zoo.data.sources import captions, folder, named, pairs, shards, stacked
 from zoo.data.sources.raw import RawData, parse_classes
+from zoo.data.sources.streamed import Streamed
 from zoo.errors import UsageError
 
 __all__ = ["SOURCES", "DataSource", "RawData", "Reading", "find", "parse_classes"]
@@ -66,6 +68,9 @@ class DataSource:
     for data whose images share one native size."""
     made_of: Callable[[str], str | None] = lambda data: None
     """The named data set it is made of, downloaded first when it is missing."""
+    stream: Callable[[str, Reading], Streamed | None] | None = None
+    """The data as a list of images read one at a time (prep then holds one shard in memory,
+    whatever the size); None, or a None result, to read it whole with ``read``."""
 
 
 def _safe(text: str) -> str:
@@ -138,6 +143,15 @@ SOURCES: list[DataSource] = [
         read=lambda data, r: folder.read_folder(_folder_root(data), _fit(data, r), r.channels, r.console),
         key=lambda data, r: _files_key("folder", _folder_root(data), folder.folder_layout(_folder_root(data))[1]),
         fitted_size=lambda data: folder.DEFAULT_SIZE,
+        stream=lambda data, r: folder.stream_folder(_folder_root(data), r.console),
+    ),
+    DataSource(
+        forms=("shards:PATTERN",),
+        matches=lambda data: data.startswith(shards.PREFIX),
+        read=lambda data, r: shards.read(data, _fit(data, r), r.channels, r.console),
+        key=lambda data, r: shards.key(data),
+        fitted_size=lambda data: folder.DEFAULT_SIZE,
+        stream=lambda data, r: shards.stream(data, r.console),
     ),
     DataSource(
         forms=("paired:edges2fashion", "paired:PATH", "unpaired:PATH", "unpaired:DATASET:CLASS_A,CLASS_B"),

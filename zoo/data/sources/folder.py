@@ -12,6 +12,7 @@ from rich.console import Console
 from zoo.data.images import FORMATS, IMAGE_SUFFIXES, convert_channels, read_images, read_stack
 from zoo.data.memory import Photos
 from zoo.data.sources.raw import RawData
+from zoo.data.sources.streamed import Item, Streamed
 from zoo.errors import UsageError, ZooError
 
 PREFIX = "folder:"
@@ -88,20 +89,9 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
     if not kept:
         raise ZooError(f"none of the {len(files)} files in {root} could be read as an image "
                        f"(e.g. {skipped[0]}); zoo reads {FORMATS} files")
-    notes = []
-    away = links_out(root)
-    if away:
-        notes.append(f"skipped {len(away)} link(s) leading out of {root} (e.g. {away[0].name}); copy what they "
-                     "point to into the folder to use it")
-        console.print(f"[yellow]warning:[/] {notes[-1]}")
-    left_out = hidden(root)
-    if left_out:
-        notes.append(f"left out {len(left_out)} hidden file(s) or folder(s) (names starting with '.', e.g. "
-                     f"{left_out[0].relative_to(root)}): zoo reads no hidden files")
-        console.print(f"[dim]{notes[-1]}[/]")
+    notes = left_out_notes(root, console)
     if skipped:
-        notes.append(f"skipped {len(skipped)} unreadable file(s) in {root}: {', '.join(skipped[:5])}"
-                     + (" ..." if len(skipped) > 5 else ""))
+        notes.append(skipped_note(skipped, str(root)))
         console.print(f"[yellow]warning:[/] {notes[-1]}")
     if channels is None and gray:
         channels = 1
@@ -113,3 +103,33 @@ def read_folder(root: Path, dims: tuple[int, int], channels: int | None, console
         images = convert_channels(stack, channels or 3)
     label_tensor = torch.tensor(labels, dtype=torch.int64) if classes else None
     return RawData(images, label_tensor, classes, str(root.resolve()), "all", notes, photos=photos)
+
+
+def stream_folder(root: Path, console: Console) -> Streamed:
+    """The folder's images as a streamed set (read one at a time by prep): each file with
+    its class, in the order :func:`read_folder` reads them."""
+    classes, files = folder_layout(root)
+    items = [Item(str(path.relative_to(root)), label, (str(path),)) for path, label in files]
+    return Streamed(items, classes, str(root.resolve()), lambda item: Path(item.where[0]).read_bytes(),
+                    left_out_notes(root, console))
+
+
+def skipped_note(skipped: Sequence[str], where: str) -> str:
+    return (f"skipped {len(skipped)} unreadable file(s) in {where}: {', '.join(skipped[:5])}"
+            + (" ..." if len(skipped) > 5 else ""))
+
+
+def left_out_notes(root: Path, console: Console) -> list[str]:
+    """What zoo leaves out of the folder (links leading out of it, hidden files), said."""
+    notes = []
+    away = links_out(root)
+    if away:
+        notes.append(f"skipped {len(away)} link(s) leading out of {root} (e.g. {away[0].name}); copy what they "
+                     "point to into the folder to use it")
+        console.print(f"[yellow]warning:[/] {notes[-1]}")
+    left_out = hidden(root)
+    if left_out:
+        notes.append(f"left out {len(left_out)} hidden file(s) or folder(s) (names starting with '.', e.g. "
+                     f"{left_out[0].relative_to(root)}): zoo reads no hidden files")
+        console.print(f"[dim]{notes[-1]}[/]")
+    return notes

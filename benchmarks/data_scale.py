@@ -1,0 +1,275 @@
+"""Data of any size: prep and training in bounded memory, measured at the commands a user types.
+
+    python benchmarks/data_scale.py make                 # 300,000 64x64 RGB images as 30 tar shards
+    python benchmarks/data_scale.py memory               # prep + 200 steps at batch 256: peak RssAnon
+    python benchmarks/data_scale.py torchrun --steps 20  # two processes from one prepared set: their memory
+    python benchmarks/data_scale.py speed                # images/s: mapped shards vs the set in memory
+    python benchmarks/data_scale.py kills --kills 10     # a prep killed 10 times gives the same files
+    python benchmarks/data_scale.py memory --data folder:DIR --label folder   # a folder of the same images
+    python benchmarks/data_scale.py memory --zoo-path SITE --data folder:DIR --label before   # another zoo
+
+Each command runs zoo in its own process, as a user would, and samples that process's
+anonymous memory (RssAnon in /proc: what it holds itself, not the page cache of the files it
+maps) every 50 ms; the peak is the figure. The images are smooth random pictures (noise at
+8 x 8, enlarged), PNG-coded; the set's pixels are 300,000 x 3 x 64 x 64 bytes = 3.7 GB.
+Training uses narrow networks (widths 16) so that the data path, not the convolutions, is
+what is timed; the results go to benchmarks/results/data-scale-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from record import RUNS, write_result
+
+ROOT = RUNS / "data-scale"
+SHARD_IMAGES = 10_000
+TRAIN = ["--size", "64", "--batch-size", "256", "--set", "g_width=16", "--set", "d_width=16", "--no-wandb"]
+
+
+def pattern(shards: int) -> str:
+    return f"shards:{ROOT / 'shards'}/{{0000..{shards - 1:04d}}}.tar"
+
+
+def _write_shard(task: tuple[int, int]) -> str:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    index, count = task
+    path = ROOT / "shards" / f"{index:04d}.tar"
+    if path.is_file():
+        return str(path)
+    generator = torch.Generator().manual_seed(index)
+    low = torch.rand(count, 3, 8, 8, generator=generator)
+    tmp = path.with_suffix(".tar.tmp")
+    with tarfile.open(tmp, "w") as tar:
+        for start in range(0, count, 1000):
+            pictures = F.interpolate(low[start:start + 1000], size=64, mode="bicubic", align_corners=False)
+            pixels = (pictures.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            for i, picture in enumerate(pixels):
+                out = io.BytesIO()
+                Image.fromarray(np.ascontiguousarray(picture)).save(out, "PNG", compress_level=1)
+                key = f"{index:04d}{start + i:05d}"
+                for name, data in ((f"{key}.png", out.getvalue()), (f"{key}.cls", str((start + i) % 10).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    tmp.rename(path)
+    return str(path)
+
+
+def make(images: int) -> None:
+    (ROOT / "shards").mkdir(parents=True, exist_ok=True)
+    tasks = [(i, min(SHARD_IMAGES, images - i * SHARD_IMAGES)) for i in range(-(-images // SHARD_IMAGES))]
+    started = time.perf_counter()
+    with multiprocessing.Pool(os.cpu_count() or 1) as pool:
+        for done, path in enumerate(pool.imap(_write_shard, tasks), 1):
+            print(f"{done}/{len(tasks)} {path}", flush=True)
+    size = sum(p.stat().st_size for p in (ROOT / "shards").glob("*.tar"))
+    print(f"{images:,} images in {len(tasks)} shards, {size / 1e9:.2f} GB, {time.perf_counter() - started:.0f} s")
+
+
+def rss_anon_kb(pid: int) -> int:
+    """A process's anonymous resident memory in kB (0 once it has ended)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in lines if line.startswith("RssAnon:")), 0)
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (torchrun's workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def watched(command: list[str], env: dict[str, str], kill_after: float | None = None) -> dict[str, Any]:
+    """Run ``command``; its wall time, exit code and peak RssAnon (MB, sampled every 50 ms:
+    the sum over the process and its children, as torchrun's workers are), or killed with
+    SIGKILL after ``kill_after`` seconds."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env={**os.environ, "WANDB_MODE": "disabled", **env},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        while process.poll() is None:
+            peak[0] = max(peak[0], sum(rss_anon_kb(pid) for pid in descendants(process.pid)))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    if kill_after is not None:
+        try:
+            process.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+    output, _ = process.communicate()
+    watcher.join()
+    return {"seconds": round(time.perf_counter() - started, 1), "returncode": process.returncode,
+            "peak_rss_anon_mb": round(peak[0] / 1024, 1), "output_tail": output[-1500:]}
+
+
+def zoo_command(args: list[str], zoo_path: str | None) -> list[str]:
+    return [sys.executable, "-m", "zoo", *args] if zoo_path is None else \
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {zoo_path!r}); from zoo.cli import app; "
+         f"sys.argv[0] = 'zoo'; app()", *args]
+
+
+def checked(result: dict[str, Any], what: str) -> dict[str, Any]:
+    if result["returncode"]:
+        raise SystemExit(f"{what} failed:\n{result['output_tail']}")
+    print(f"{what}: {result['seconds']} s, peak RssAnon {result['peak_rss_anon_mb']} MB", flush=True)
+    return result
+
+
+def images_per_second(run: Path) -> float:
+    from zoo.records import checkpoint
+
+    train = checkpoint.read_meta(run / checkpoint.FILENAME)["train"]
+    return round(train["images"] / train["seconds"], 1)
+
+
+def memory(shards: int, steps: int, zoo_path: str | None, data: str | None, label: str) -> None:
+    data = data or pattern(shards)
+    cache = ROOT / f"cache-{label}"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {"ZOO_CACHE_DIR": str(cache)}
+    prep = checked(watched(zoo_command(["prep", data, "--size", "64"], zoo_path), env), "prep")
+    run = ROOT / f"run-{label}"
+    shutil.rmtree(run, ignore_errors=True)
+    train = checked(watched(zoo_command(["train", "dcgan", "--data", data, *TRAIN, "--steps", str(steps),
+                                         "--out", str(run)], zoo_path), env), "train")
+    write_result(f"data-scale-memory-{label}", {
+        "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
+        "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
+        "train_images_per_second": images_per_second(run), "steps": steps,
+        "images": shards * SHARD_IMAGES, "pixels_gb": round(shards * SHARD_IMAGES * 3 * 64 * 64 / 1e9, 2),
+        "data": data, "zoo": zoo_path or "this commit"})
+
+
+def torchrun(shards: int, steps: int) -> None:
+    """Two processes on this machine training from the shards (already prepared by
+    ``memory``): their summed peak RssAnon against the set's size."""
+    data = pattern(shards)
+    run = ROOT / "run-torchrun"
+    shutil.rmtree(run, ignore_errors=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "zoo",
+               "train", "dcgan", "--data", data, *TRAIN, "--steps", str(steps), "--out", str(run)]
+    result = checked(watched(command, {"ZOO_CACHE_DIR": str(ROOT / "cache-shards"), "OMP_NUM_THREADS": "1"}),
+                     "torchrun, 2 processes")
+    write_result("data-scale-torchrun", {
+        "processes": 2, "summed_peak_rss_anon_mb": result["peak_rss_anon_mb"], "seconds": result["seconds"],
+        "train_images_per_second": images_per_second(run), "steps": steps, "images": shards * SHARD_IMAGES,
+        "pixels_gb": round(shards * SHARD_IMAGES * 3 * 64 * 64 / 1e9, 2), "data": data})
+
+
+def speed(shards: int, steps: int, repeats: int) -> None:
+    """The same training on a set that fits in memory: read whole (the default for it) and
+    read through memory maps (``ZOO_IN_MEMORY_MB=0``), alternated, each ``repeats`` times."""
+    data = pattern(shards)
+    env = {"ZOO_CACHE_DIR": str(ROOT / "cache-speed")}
+    checked(watched(zoo_command(["prep", data, "--size", "64"], None), env), "prep")
+    figures: dict[str, list[float]] = {"in_memory": [], "mapped": []}
+    for _ in range(repeats):
+        for kind, extra in (("in_memory", {}), ("mapped", {"ZOO_IN_MEMORY_MB": "0"})):
+            run = ROOT / f"speed-{kind}"
+            shutil.rmtree(run, ignore_errors=True)
+            checked(watched(zoo_command(["train", "dcgan", "--data", data, *TRAIN, "--steps", str(steps),
+                                         "--out", str(run)], None), {**env, **extra}), f"train ({kind})")
+            figures[kind].append(images_per_second(run))
+    medians = {k: sorted(v)[len(v) // 2] for k, v in figures.items()}
+    write_result("data-scale-speed", {
+        "in_memory_images_per_second": medians["in_memory"], "mapped_images_per_second": medians["mapped"],
+        "mapped_over_in_memory": round(medians["mapped"] / medians["in_memory"], 3),
+        "runs": figures, "steps": steps, "images": shards * SHARD_IMAGES, "data": data})
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}
+
+
+def kills(shards: int, count: int, seed: int) -> None:
+    """Prep once straight through, then again killed ``count`` times at random moments (each
+    start resuming the last), then to its end: the files must be the same."""
+    data = pattern(shards)
+    straight = checked(watched(zoo_command(["prep", data, "--size", "64"], None),
+                               {"ZOO_CACHE_DIR": str(ROOT / "cache-straight")}), "uninterrupted prep")
+    expected = digest(next((ROOT / "cache-straight" / "prepared").glob("shards-*")))
+    cache = ROOT / "cache-killed"
+    shutil.rmtree(cache, ignore_errors=True)
+    draw = random.Random(seed)
+    moments, resumed = [], 0
+    for _ in range(count):
+        moment = round(draw.uniform(0.5, straight["seconds"] * 0.6), 2)
+        result = watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache)},
+                         kill_after=moment)
+        moments.append(moment)
+        resumed += "resuming an interrupted prep" in result["output_tail"]
+        print(f"killed at {moment} s (exit {result['returncode']})", flush=True)
+    checked(watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache)}),
+            "prep after the kills")
+    final = digest(next(p for p in (cache / "prepared").glob("shards-*") if not p.name.endswith(".partial")))
+    write_result("data-scale-kills", {
+        "kills": count, "starts_that_resumed": resumed, "same_files": final == expected,
+        "shard_files": len(final), "kill_moments_seconds": moments,
+        "uninterrupted_seconds": straight["seconds"], "images": shards * SHARD_IMAGES, "data": data})
+    print(json.dumps({"same_files": final == expected, "resumed": resumed}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "kills"])
+    parser.add_argument("--images", type=int, default=300_000)
+    parser.add_argument("--shards", type=int, help="use the first N shards (default: all the images make wrote)")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--zoo-path", help="run another zoo (a folder holding its zoo package, e.g. an older commit)")
+    parser.add_argument("--data", help="memory: what to prep and train on (default: the shards)")
+    parser.add_argument("--label", default="shards", help="memory: the result's name, data-scale-memory-LABEL")
+    args = parser.parse_args()
+    shards = args.shards or -(-args.images // SHARD_IMAGES)
+    if args.part == "make":
+        make(args.images)
+    elif args.part == "memory":
+        memory(shards, args.steps, args.zoo_path, args.data, args.label)
+    elif args.part == "torchrun":
+        torchrun(shards, args.steps)
+    elif args.part == "speed":
+        speed(shards, args.steps, args.repeats)
+    else:
+        kills(shards, args.kills, args.seed)
+
+
+if __name__ == "__main__":
+    main()

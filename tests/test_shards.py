@@ -1,0 +1,182 @@
+"""Data of any size: prep shard by shard, shards read through memory maps, tar shards."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo.data import mapped
+from zoo.data.memory import TensorBatches, load_prepared
+from zoo.data.sources import shards
+from zoo.errors import UsageError
+from zoo.pipelines import streamed_prep
+from zoo.pipelines.prep import prepare
+from zoo.records import files
+
+from .conftest import TINY, checkpoint_tensors, make_image_folder, run_cli
+
+
+def png(seed: int, size: int = 12) -> bytes:
+    from PIL import Image
+
+    pixels = torch.randint(0, 256, (size, size, 3), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels.numpy()).save(out, "PNG")
+    return out.getvalue()
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]], cut_last: bool = False) -> Path:
+    """A plain tar of ``members``; ``cut_last``: cut off halfway through its last member's bytes."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    if cut_last:
+        with tarfile.open(path) as tar:
+            last = tar.getmembers()[-1]
+        path.write_bytes(path.read_bytes()[:last.offset_data + last.size // 2])
+    return path
+
+
+@pytest.fixture
+def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards of 40 images of 16 x 16 (so that a few hundred images make several)."""
+    monkeypatch.setattr(streamed_prep, "SHARD_BYTES", 40 * 3 * 16 * 16)
+
+
+def test_sharded_images_gather_what_one_tensor_would() -> None:
+    whole = torch.randint(0, 256, (23, 1, 4, 4), dtype=torch.uint8)
+    images = mapped.ShardedImages([whole[:10], whole[10:11], whole[11:]])
+    index = torch.tensor([22, 0, 10, 10, 11, 5, 21])
+    assert torch.equal(images.rows(index), whole[index]) and len(images) == 23 and images.shape == whole.shape
+    assert torch.equal(images[3:17:2], whole[3:17:2]) and torch.equal(images[-1], whole[-1])
+    assert torch.equal(images[whole[:, 0, 0, 0] > 128], whole[whole[:, 0, 0, 0] > 128])
+    assert torch.equal(torch.cat(list(images.split(6))), whole) and torch.equal(images.to("cpu"), whole)
+    with pytest.raises(IndexError):
+        images.rows(torch.tensor([23]))
+
+
+def test_a_streamed_prep_writes_shards_that_train_as_the_whole_set_does(tmp_path: Path, small_shards: None,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_image_folder(tmp_path / "shapes", per_class=120)
+    (root / "circle" / "broken.png").write_bytes(b"not a picture")
+    prepared = prepare(f"folder:{root}", size=16)
+    meta = prepared.meta
+    assert len(meta["shards"]["train"]) == 6 and len(meta["shards"]["heldout"]) == 1
+    assert len(prepared) == 216 and meta["heldout"]["count"] == 24 and sum(meta["class_counts"]) == 216
+    assert any("skipped 1 unreadable file(s)" in note and "broken.png" in note for note in meta["notes"])
+    assert isinstance(prepared.images, torch.Tensor)  # small: read whole into memory
+    monkeypatch.setenv("ZOO_IN_MEMORY_MB", "0.01")
+    large = load_prepared(prepared.path)
+    assert isinstance(large.images, mapped.ShardedImages) and torch.equal(large.images[:], prepared.images)
+    assert torch.equal(large.labels, prepared.labels)
+    for stats in ("stats.png", "histogram.png", "samples.png", "class_counts.png"):
+        assert (prepared.path / stats).is_file()
+    # Batches from the map (gathered ahead in a thread) are the batches from memory, resumed too.
+    whole = TensorBatches(prepared.images, prepared.labels, 32, seed=3)
+    sharded = TensorBatches(large.images, large.labels, 32, seed=3)
+    for _ in range(9):  # past a pass's end (216 images: 6 batches a pass)
+        a, b = whole.next(), sharded.next()
+        assert torch.equal(a.images, b.images) and torch.equal(a.conditions["class"], b.conditions["class"])
+    resumed = TensorBatches(large.images, large.labels, 32, seed=3)
+    resumed.load_state(sharded.state())
+    assert torch.equal(resumed.next().images, whole.next().images)
+
+
+def test_training_from_mapped_shards_matches_training_from_memory(tmp_path: Path, small_shards: None,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_image_folder(tmp_path / "shapes", per_class=110)
+    args = ("train", "dcgan", "--data", f"folder:{root}", "--size", "16", *TINY, "--steps", "14", "--no-wandb")
+    assert run_cli(*args, "--out", str(tmp_path / "memory")).exit_code == 0
+    monkeypatch.setenv("ZOO_IN_MEMORY_MB", "0.01")
+    result = run_cli(*args, "--out", str(tmp_path / "mapped"))
+    assert result.exit_code == 0, result.output
+    one, two = checkpoint_tensors(tmp_path / "memory"), checkpoint_tensors(tmp_path / "mapped")
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_a_prep_cut_short_resumes_after_its_last_whole_shard_and_gives_the_same_files(
+        tmp_path: Path, small_shards: None, monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
+    root = make_image_folder(tmp_path / "shapes", per_class=100)
+    reference = prepare(f"folder:{root}", size=16)
+    expected = {p.name: p.read_bytes() for p in reference.path.glob("*.safetensors")}
+    save = files.save_tensors
+    written: list[str] = []
+
+    def dies_after_three(path: Path, tensors, metadata=None, what: str = "file") -> None:
+        if len(written) == 3:
+            raise KeyboardInterrupt  # as a kill would leave it: three shards whole, the fourth never written
+        save(path, tensors, metadata, what)
+        written.append(path.name)
+
+    monkeypatch.setattr(files, "save_tensors", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(f"folder:{root}", size=16, force=True)
+    partial = reference.path.with_name(reference.path.name + ".partial")
+    progress = json.loads((partial / streamed_prep.PROGRESS).read_text())
+    assert [r["file"] for r in progress["done"]["train"]] == written
+    (partial / written[1]).write_bytes((partial / written[1]).read_bytes()[:-5])  # and one of them damaged
+    monkeypatch.setattr(files, "save_tensors", save)
+    again = prepare(f"folder:{root}", size=16, force=True)
+    assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
+
+
+def test_a_damaged_shard_is_said_and_never_trained_on(tmp_path: Path, small_shards: None) -> None:
+    root = make_image_folder(tmp_path / "shapes", per_class=100)
+    prepared = prepare(f"folder:{root}", size=16)
+    shard = prepared.path / prepared.meta["shards"]["train"][2]
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(files.Damaged, match="differ from the checksum"):
+        load_prepared(prepared.path)
+    again = prepare(f"folder:{root}", size=16)  # the cache is rebuilt
+    assert torch.equal(again.images, prepared.images)
+
+
+def test_shards_of_images_with_classes_skip_and_count_bad_members(tmp_path: Path, cache_dir: Path) -> None:
+    first = [(f"a/{i:03d}.png", png(i)) for i in range(120)] + [(f"a/{i:03d}.cls", b"cat" if i % 3 else b"dog")
+                                                                   for i in range(120)]
+    write_tar(tmp_path / "part-00.tar", first + [("../outside.png", png(0)), ("notes.exe", b"x"),
+                                                 ("a/999.png", b"not a png"), ("a/999.cls", b"cat")])
+    second = [(f"b/{i:03d}.png", png(500 + i)) for i in range(110)] + [(f"b/{i:03d}.cls", b"dog")
+                                                                        for i in range(110)]
+    write_tar(tmp_path / "part-01.tar", second + [("b/last.png", png(9))], cut_last=True)  # cut off in its last member
+    result = run_cli("prep", f"shards:{tmp_path}/part-{{00..01}}.tar", "--size", "12")
+    assert result.exit_code == 0, result.output
+    prepared = prepare(f"shards:{tmp_path}/part-{{00..01}}.tar", size=12)
+    assert prepared.meta["class_names"] == ["cat", "dog"] and len(prepared) + prepared.meta["heldout"]["count"] == 230
+    notes = " ".join(prepared.meta["notes"])
+    assert "1 path leaving the archive" in notes and "1 not an image" in notes and "999.png" in notes
+    assert "cut off" in notes
+    assert prepared.meta["class_counts"][0] + prepared.meta["class_counts"][1] == len(prepared)
+
+
+def test_shards_with_captions_are_read_whole_with_them(tmp_path: Path) -> None:
+    members = [(f"{i:03d}.png", png(i)) for i in range(6)] + [(f"{i:03d}.txt", f"a red thing {i}\nsecond".encode())
+                                                                for i in range(6)]
+    data = f"shards:{write_tar(tmp_path / 'captioned.tar', members)}"
+    from rich.console import Console
+
+    assert shards.stream(data, Console(quiet=True)) is None  # captions: read whole, for the text encoder
+    raw = shards.read(data, (8, 8), None, Console(quiet=True))
+    assert raw.images.shape == (6, 3, 8, 8) and raw.captions is not None
+    assert raw.captions[4] == ["a red thing 4", "second"]
+
+
+def test_shard_patterns_expand_as_written(tmp_path: Path) -> None:
+    assert shards.expand("/d/{0008..0011}.tar") == [f"/d/{i:04d}.tar" for i in range(8, 12)]
+    assert shards.expand("/d/{a,b}-{1..2}.tar") == ["/d/a-1.tar", "/d/a-2.tar", "/d/b-1.tar", "/d/b-2.tar"]
+    for name in ("x-1.tar", "x-2.tar"):
+        write_tar(tmp_path / name, [("0.png", png(0))])
+    assert shards.expand(f"{tmp_path}/x-*.tar") == [str(tmp_path / "x-1.tar"), str(tmp_path / "x-2.tar")]
+    with pytest.raises(UsageError, match="does not exist"):
+        prepare(f"shards:{tmp_path}/y-{{1..2}}.tar")
+    result = run_cli("prep", f"shards:{tmp_path}/nothing-*.tar")
+    assert result.exit_code == 2 and "matches no files" in result.output

@@ -406,7 +406,7 @@ def _sample_rows(images: torch.Tensor, labels: torch.Tensor | None, num_classes:
         return images[:64]
     rows = []
     for c in range(num_classes):
-        picked = images[labels == c][:10]
+        picked = images[(labels == c).nonzero().view(-1)[:10]]  # ten gathered, not the whole class
         if len(picked) < 10:
             pad = torch.zeros((10 - len(picked), *images.shape[1:]), dtype=images.dtype)
             picked = torch.cat([picked, pad])

@@ -20,6 +20,7 @@ from rich.console import Console
 import zoo
 from zoo import config as config_io
 from zoo.data import superres
+from zoo.data.mapped import ShardedImages
 from zoo.data.memory import TensorBatches
 from zoo.display import figures
 from zoo.display.console import zoo_command
@@ -174,6 +175,8 @@ class RunFiles:
             count = f"{len(d):,} pairs"
         elif spec.pairing == "unpaired" and d.targets is not None:
             count = f"{len(d):,} + {len(d.targets):,} images"
+        if isinstance(d.images, ShardedImages):
+            count += f", {d.images.nbytes / 2**30:.1f} GB read from disk through memory maps"
         shape = f"{spec.channels}x{spec.height}x{spec.width}"
         if spec.target_shape != (spec.channels, spec.height, spec.width):
             shape += " -> " + "x".join(map(str, spec.target_shape))

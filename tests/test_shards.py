@@ -97,6 +97,7 @@ def test_training_from_mapped_shards_matches_training_from_memory(tmp_path: Path
     monkeypatch.setenv("ZOO_IN_MEMORY_MB", "0.01")
     result = run_cli(*args, "--out", str(tmp_path / "mapped"))
     assert result.exit_code == 0, result.output
+    assert "read from disk through memory maps" in " ".join(result.output.split())
     one, two = checkpoint_tensors(tmp_path / "memory"), checkpoint_tensors(tmp_path / "mapped")
     assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
 

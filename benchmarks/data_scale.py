@@ -219,27 +219,32 @@ def digest(folder: Path) -> dict[str, str]:
 
 def kills(shards: int, count: int, seed: int) -> None:
     """Prep once straight through, then again killed ``count`` times at random moments (each
-    start resuming the last), then to its end: the files must be the same."""
+    start resuming the last), then to its end: the files must be the same. Shards of 16 MB
+    (``ZOO_SHARD_MB``), so that a prep of a few shards' images makes many."""
     data = pattern(shards)
+    shutil.rmtree(ROOT / "cache-straight", ignore_errors=True)
+    small = {"ZOO_SHARD_MB": "16"}
     straight = checked(watched(zoo_command(["prep", data, "--size", "64"], None),
-                               {"ZOO_CACHE_DIR": str(ROOT / "cache-straight")}), "uninterrupted prep")
+                               {"ZOO_CACHE_DIR": str(ROOT / "cache-straight"), **small}), "uninterrupted prep")
     expected = digest(next((ROOT / "cache-straight" / "prepared").glob("shards-*")))
     cache = ROOT / "cache-killed"
     shutil.rmtree(cache, ignore_errors=True)
     draw = random.Random(seed)
-    moments, resumed = [], 0
+    moments, resumed, killed = [], 0, 0
     for _ in range(count):
-        moment = round(draw.uniform(0.5, straight["seconds"] * 0.6), 2)
-        result = watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache)},
+        moment = round(draw.uniform(2.0, 10.0), 2)  # past the start (imports, listing), before the end
+        result = watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache), **small},
                          kill_after=moment)
         moments.append(moment)
         resumed += "resuming an interrupted prep" in result["output_tail"]
+        killed += result["returncode"] == -signal.SIGKILL
         print(f"killed at {moment} s (exit {result['returncode']})", flush=True)
-    checked(watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache)}),
+    checked(watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache), **small}),
             "prep after the kills")
     final = digest(next(p for p in (cache / "prepared").glob("shards-*") if not p.name.endswith(".partial")))
     write_result("data-scale-kills", {
-        "kills": count, "starts_that_resumed": resumed, "same_files": final == expected,
+        "kills": count, "killed_before_the_end": killed, "starts_that_resumed": resumed,
+        "same_files": final == expected,
         "shard_files": len(final), "kill_moments_seconds": moments,
         "uninterrupted_seconds": straight["seconds"], "images": shards * SHARD_IMAGES, "data": data})
     print(json.dumps({"same_files": final == expected, "resumed": resumed}))

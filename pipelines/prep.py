@@ -29,6 +29,7 @@ from rich.markup import escape
 from zoo.config import parse_json
 from zoo.data import sources
 from zoo.data.images import convert_channels, to_float
+from zoo.data.mapped import in_memory_bytes
 from zoo.data.memory import PREPARED_FORMAT, SPLIT_FILES, TARGET_PHOTOS, Photos, PreparedData, load_prepared
 from zoo.data.sources import DataSource, RawData, Reading, pairs, parse_classes
 from zoo.data.sources.named import download, fingerprint
@@ -70,6 +71,8 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
         raise UsageError(f"--channels must be 1 or 3, got {channels}")
     if data_dir is not None and not data_dir.is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
+    streamed_prep.shard_bytes()  # $ZOO_SHARD_MB and $ZOO_IN_MEMORY_MB: refused before anything is written
+    in_memory_bytes()
 
     source = sources.find(data)
     if dims == FULL and source.fitted_size(data) is None:

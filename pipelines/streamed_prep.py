@@ -37,7 +37,8 @@ from zoo.errors import UsageError, ZooError
 from zoo.records import files
 
 SHARD_BYTES = 256 * 1024 * 1024
-"""Pixels in one shard file at most (a shard's images are held in memory while it is filled)."""
+"""Pixels in one shard file at most (a shard's images are held in memory while it is filled);
+``$ZOO_SHARD_MB`` sets another size."""
 PROGRESS = "progress.json"
 FIX = "run `zoo prep` again with --force"
 
@@ -52,7 +53,7 @@ def build(data: str, folder: Path, streamed: Streamed, dims: tuple[int, int], ch
     splits, names, notes = _plan(data, streamed, span, classes, prep)
     work = folder.with_name(folder.name + ".partial")
     plan_id = hashlib.sha256(json.dumps([data, streamed.key, [i.name for i in streamed.items], dims, channels,
-                                         subset, classes, SHARD_BYTES]).encode()).hexdigest()
+                                         subset, classes, shard_bytes()]).encode()).hexdigest()
     done = _resume(work, plan_id, console)
     try:
         for split, items in splits.items():
@@ -91,6 +92,19 @@ def build(data: str, folder: Path, streamed: Streamed, dims: tuple[int, int], ch
                   f"{prepared.spec.height}x{prepared.spec.width} in {shards} shard(s), "
                   f"{time.perf_counter() - started:.1f}s -> {folder}")
     return prepared
+
+
+def shard_bytes() -> int:
+    text = os.environ.get("ZOO_SHARD_MB")
+    if text is None:
+        return SHARD_BYTES
+    try:
+        size = float(text)
+        if not 0 < size <= 65536:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"$ZOO_SHARD_MB must be a number of megabytes from 0 to 65,536, got {text!r}") from None
+    return int(size * 1024 * 1024)
 
 
 def _plan(data: str, streamed: Streamed, span: slice | None, classes: str | None,
@@ -150,7 +164,7 @@ def _write_split(work: Path, streamed: Streamed, split: str, items: Sequence[Ite
                  channels: int | None, done: dict[str, list[dict[str, Any]]], plan_id: str, data: str,
                  console: Console) -> None:
     height, width = dims
-    per_shard = max(1, SHARD_BYTES // (3 * height * width))
+    per_shard = max(1, shard_bytes() // (3 * height * width))
     records = done[split]
     start = records[-1]["end"] if records else 0
     with progress_bar(console, transient=True, disable=len(items) < 200) as bar:

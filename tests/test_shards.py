@@ -181,3 +181,13 @@ def test_shard_patterns_expand_as_written(tmp_path: Path) -> None:
         prepare(f"shards:{tmp_path}/y-{{1..2}}.tar")
     result = run_cli("prep", f"shards:{tmp_path}/nothing-*.tar")
     assert result.exit_code == 2 and "matches no files" in result.output
+
+
+@pytest.mark.parametrize("name, value", [("ZOO_SHARD_MB", "lots"), ("ZOO_SHARD_MB", "-1"), ("ZOO_IN_MEMORY_MB", "x")])
+def test_a_bad_size_setting_is_one_line_before_anything_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   cache_dir: Path, name: str, value: str) -> None:
+    root = make_image_folder(tmp_path / "sizes", per_class=3)
+    monkeypatch.setenv(name, value)
+    result = run_cli("prep", f"folder:{root}", "--size", "8")
+    assert result.exit_code == 2 and f"${name} must be a number of megabytes" in " ".join(result.output.split())
+    assert not list((cache_dir / "prepared").glob("folder-sizes-*"))

@@ -232,7 +232,7 @@ def kills(shards: int, count: int, seed: int) -> None:
     draw = random.Random(seed)
     moments, resumed, killed = [], 0, 0
     for _ in range(count):
-        moment = round(draw.uniform(2.0, 10.0), 2)  # past the start (imports, listing), before the end
+        moment = round(draw.uniform(5.0, 12.0), 2)  # past the start (imports, listing: about 5 s), before the end
         result = watched(zoo_command(["prep", data, "--size", "64"], None), {"ZOO_CACHE_DIR": str(cache), **small},
                          kill_after=moment)
         moments.append(moment)

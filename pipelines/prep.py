@@ -77,6 +77,8 @@ def prepare(data: str, *, size: int | str | None = None, channels: int | None = 
     source = sources.find(data)
     if dims == FULL and source.fitted_size(data) is None:
         dims = None  # a named set's images already share their one native size
+    elif dims == FULL and data.startswith(sources.shards.PREFIX):
+        raise UsageError(f"--size full keeps photos at their own sizes, for folder: data; give {data} a --size")
     elif dims == FULL and pairs.is_two_domain(data) and not (pairs.pairing_of(data) == "paired"
                                                              and pairs.folder_of(data) is not None):
         raise UsageError(f"--size full keeps photos at their own sizes, for folder: and paired:PATH data; "

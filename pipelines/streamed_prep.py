@@ -65,11 +65,10 @@ def build(data: str, folder: Path, streamed: Streamed, dims: tuple[int, int], ch
         if not any(r["count"] for r in done["train"]):
             raise ZooError(f"none of the {len(streamed.items)} files in {streamed.origin} could be read as an image "
                            f"(e.g. {skipped[0] if skipped else '?'}); zoo reads {FORMATS} files")
-        if channels is None and all(r["gray"] for records in done.values() for r in records):
+        if channels is None and all(r["gray"] for records in done.values() for r in records if r["count"]):
             _to_gray(work, done)
         _write_meta(work, data, streamed, names, notes, done, {"classes": classes, "subset": subset,
                                                               "direction": None})
-        (work / PROGRESS).unlink()
     except BaseException as exc:
         full = exc if isinstance(exc, files.DiskFull) else \
             files.disk_full(exc, folder, "prepared data", existed=(folder / "meta.json").exists())
@@ -81,6 +80,7 @@ def build(data: str, folder: Path, streamed: Streamed, dims: tuple[int, int], ch
     if folder.exists():
         os.replace(folder, old)
     os.replace(work, folder)
+    (folder / PROGRESS).unlink()  # (a kill before this line leaves a whole folder: the next prep uses it)
     shutil.rmtree(old, ignore_errors=True)
     files.fsync_dir(folder.parent)
     prepared = load_prepared(folder)
@@ -144,15 +144,20 @@ def _resume(work: Path, plan_id: str, console: Console) -> dict[str, list[dict[s
     done: dict[str, list[dict[str, Any]]] = {"train": [], "heldout": []}
     try:
         progress = json.loads((work / PROGRESS).read_text(encoding="utf-8"))
-        assert progress["plan"] == plan_id
+        if progress["plan"] != plan_id:
+            raise ValueError("another plan")
         for split in done:
             for record in progress["done"].get(split, []):
                 map_tensors(work / record["file"], "prepared shard", FIX)  # its checksum, or Damaged
                 done[split].append(record)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError, files.Damaged):
+    except (OSError, ValueError, KeyError, TypeError, files.Damaged):
         pass
     kept = sum(len(v) for v in done.values())
-    if kept:
+    if kept:  # 11. what a kill left half-written, or shards past the last whole one, go
+        listed = {r["file"] for records in done.values() for r in records} | {PROGRESS}
+        for path in work.iterdir():
+            if path.name not in listed:
+                path.unlink()
         console.print(f"resuming an interrupted prep: {kept} whole shard(s) kept")
     else:
         shutil.rmtree(work, ignore_errors=True)
@@ -182,7 +187,7 @@ def _write_split(work: Path, streamed: Streamed, split: str, items: Sequence[Ite
                 buffer[count], count = fitted[0], count + 1
                 gray &= fitted[1]
                 labels.append(item.label)
-            images = buffer[:count] if channels is None else convert_channels(buffer[:count], channels)
+            images = buffer[:count] if channels is None or not count else convert_channels(buffer[:count], channels)
             name = f"{split}-{len(records):05d}.safetensors"
             tensors = {"images": images.contiguous(), "labels": torch.tensor(labels, dtype=torch.int64)}
             files.save_tensors(work / name, tensors, what="prepared data")

@@ -199,6 +199,9 @@ def test_classifier_is_trained_once_cached_and_checked_on_heldout_images(mnist, 
 
 def test_a_splits_reference_features_are_computed_once_then_read_back(mnist, cache_dir: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    shutil.rmtree(cache_dir / "features" / features_io.REFERENCE_CACHE, ignore_errors=True)  # earlier tests' evals
     held = reference(mnist).heldout
     extractor = features_io.load("random", reference(mnist))
     seen: list[int] = []

@@ -519,14 +519,14 @@ def test_a_file_that_cannot_be_opened_is_skipped_and_counted(tmp_path, monkeypat
     from zoo.pipelines.prep import prepare
 
     root = make_image_folder(tmp_path / "data", per_class=3, classes=("cats", "dogs"))
-    opened = Path.read_bytes
+    from zoo.data.sources import folder
 
-    def refuse(path: Path) -> bytes:  # what chmod 000 gives a user who is not root
-        if path.name == "01.png" and path.parent.name == "dogs":
+    def refuse(path, *args, **kwargs):  # what chmod 000 gives a user who is not root
+        if Path(path).name == "01.png" and Path(path).parent.name == "dogs":
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return opened(path)
+        return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(folder, "open", refuse, raising=False)  # the folder source's own open()
     prepared = prepare(f"folder:{root}", size=8)
     assert len(prepared) == 5 and "01.png (PermissionError)" in " ".join(prepared.meta["notes"])
 

@@ -152,7 +152,8 @@ def test_unreadable_files_are_skipped_and_counted(image_folder: Path) -> None:
     (image_folder / "square" / "notes.txt").write_text("hello")
     data = prepare(f"folder:{image_folder}", size=16)
     assert len(data) == 24
-    assert any("skipped 2 unreadable" in n for n in data.meta["notes"])
+    assert any("skipped 1 unreadable" in n and "broken.png" in n for n in data.meta["notes"])
+    assert any("1 file(s) that are not images" in n and "notes.txt" in n for n in data.meta["notes"])
 
 
 def test_a_folder_with_nothing_readable_fails(tmp_path: Path) -> None:

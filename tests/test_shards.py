@@ -191,3 +191,26 @@ def test_a_bad_size_setting_is_one_line_before_anything_is_written(tmp_path: Pat
     result = run_cli("prep", f"folder:{root}", "--size", "8")
     assert result.exit_code == 2 and f"${name} must be a number of megabytes" in " ".join(result.output.split())
     assert not list((cache_dir / "prepared").glob("folder-sizes-*"))
+
+
+def test_mapped_images_index_as_a_tensor_does() -> None:
+    whole = torch.randint(0, 256, (9, 1, 2, 2), dtype=torch.uint8)
+    images = mapped.ShardedImages([whole[:4], whole[4:]])
+    assert torch.equal(images[torch.tensor(3)], whole[3]) and torch.equal(images[[-1, 0]], whole[[-1, 0]])
+    with pytest.raises(IndexError):
+        images[[9]]  # out of range, not wrapped round
+
+
+def test_a_folders_other_files_are_counted_and_left_out_of_the_split(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "mixed", per_class=110)
+    (root / "circle" / "notes.txt").write_text("not a picture")
+    prepared = prepare(f"folder:{root}", size=8)
+    assert len(prepared) + prepared.meta["heldout"]["count"] == 220
+    assert any("1 file(s) that are not images" in note and "notes.txt" in note for note in prepared.meta["notes"])
+
+
+def test_shards_refuse_full_size_and_an_empty_range(tmp_path: Path) -> None:
+    write_tar(tmp_path / "one.tar", [("0.png", png(0))])
+    assert run_cli("prep", f"shards:{tmp_path}/one.tar", "--size", "full").exit_code == 2
+    result = run_cli("prep", f"shards:{tmp_path}/{{9..1}}.tar")
+    assert result.exit_code == 2 and "names no files" in result.output

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from zoo.config import within
 from zoo.data.images import as_uint8, to_float
+from zoo.data.mapped import whole_or_first
 from zoo.data.memory import PreparedData
 from zoo.display import figures
 from zoo.display.console import progress_bar
@@ -39,7 +40,9 @@ def encoder_figures(model: Model, split: PreparedData, pictures: Path, result: d
     labels = split.labels if model.has(Capability.CLASS_CONDITIONAL) else None
     if model.has(Capability.CLASS_CONDITIONAL) and labels is None:
         raise UsageError(f"{model.name} is class-conditional, and the reference images have no labels")
-    real = to_float(split.images)
+    real = to_float(whole_or_first(split.images))
+    if len(real) < len(split):
+        details["reconstruction_images"] = f"the first {len(real):,} of {len(split):,} (read from disk)"
     codes, outputs = reconstructions(model, real, labels)
     outputs = to_float(as_uint8(outputs))  # as they would be saved
     result.update(metrics.paired_scores(outputs, real))

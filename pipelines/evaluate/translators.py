@@ -13,6 +13,7 @@ from torch import Tensor
 import zoo
 from zoo.data import superres
 from zoo.data.images import as_uint8, to_float
+from zoo.data.mapped import whole_or_first
 from zoo.data.memory import PreparedData
 from zoo.display import figures
 from zoo.errors import UsageError
@@ -30,7 +31,7 @@ def fixed_pairs(model: Model, data: PreparedData) -> tuple[Tensor, Tensor | None
     if derivation is not None and data.targets is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # a derivation's random crops
-            inputs, targets = derivation(to_float(data.images))
+            inputs, targets = derivation(to_float(whole_or_first(data.images)))
         return as_uint8(inputs), as_uint8(targets)
     return data.images, None
 

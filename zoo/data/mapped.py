@@ -48,7 +48,11 @@ def map_tensors(path: Path, what: str, fix: str, verify: bool = True) -> tuple[d
             if not 0 < length <= min(HEADER_LIMIT, size - 8):
                 raise ValueError("header length out of range")
             header = json.loads(fh.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("its header is not a table of tensors")
         metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("its metadata is not a table")
         start = 8 + length
         tensors = {}
         for name, entry in header.items():
@@ -61,7 +65,7 @@ def map_tensors(path: Path, what: str, fix: str, verify: bool = True) -> tuple[d
             tensors[name] = _mapped(path, start + begin, np_dtype, shape, count).view(dtype)
     except FileNotFoundError:
         raise files.Damaged(f"{what} {path} is missing", fix) from None
-    except (OSError, ValueError, KeyError, TypeError, struct.error, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error, RecursionError) as exc:
         raise files.Damaged(f"{what} {path} is unreadable (truncated, or not safetensors: {files.short(exc)})",
                             fix) from None
     expected = metadata.get(files.CHECKSUM)
@@ -134,11 +138,13 @@ class ShardedImages:
                 raise IndexError(f"image {key} of {len(self)}")
             return self.rows(torch.tensor([key % len(self)]))[0]
         if isinstance(key, slice):
-            return self.rows(torch.arange(len(self))[key])
+            return self.rows(torch.arange(*key.indices(len(self))))
         index = torch.as_tensor(key)
         if index.dtype == torch.bool:
             index = index.nonzero().view(-1)
-        return self.rows(index % len(self) if index.numel() else index)
+        if index.ndim == 0:
+            return self[int(index)]
+        return self.rows(torch.where(index < 0, index + len(self), index))
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for part in self.parts:
@@ -168,9 +174,12 @@ sets another limit."""
 
 def in_memory_bytes() -> int:
     try:
-        return int(float(os.environ.get("ZOO_IN_MEMORY_MB", IN_MEMORY_MB)) * 1024 * 1024)
+        megabytes = float(os.environ.get("ZOO_IN_MEMORY_MB", IN_MEMORY_MB))
+        if not 0 <= megabytes <= 1 << 30:
+            raise ValueError
+        return int(megabytes * 1024 * 1024)
     except ValueError:
-        raise UsageError(f"$ZOO_IN_MEMORY_MB must be a number of megabytes, got "
+        raise UsageError(f"$ZOO_IN_MEMORY_MB must be a number of megabytes from 0 up, got "
                          f"{os.environ['ZOO_IN_MEMORY_MB']!r}") from None
 
 
@@ -185,3 +194,14 @@ def read_shards(folder: Path, names: list[str], fix: str) -> tuple[torch.Tensor 
     if images.nbytes <= in_memory_bytes():
         return images.to("cpu"), labels
     return images, labels
+
+
+MAPPED_EVAL_IMAGES = 10_000
+"""Measures that need a whole split as one float tensor (reconstructions, super-resolution's
+pairs) take a mapped split's first this many images, and say so."""
+
+
+def whole_or_first(images: torch.Tensor) -> torch.Tensor:
+    """``images`` as one tensor: all of them when in memory, a mapped set's first
+    :data:`MAPPED_EVAL_IMAGES` (a float copy of a set past the in-memory limit would not fit)."""
+    return images[:MAPPED_EVAL_IMAGES] if isinstance(images, ShardedImages) else images

@@ -304,8 +304,9 @@ class TensorBatches:
         self.device = torch.device(device)
         sizes = [t.numel() * t.element_size() for t in (images, targets, *(conditions or {}).values()) if t is not None]
         sizes += [p.pixels.numel() for p in (photos, target_photos) if p is not None]
-        home = placement(sum(sizes), self.device)
-        self.images = images if isinstance(images, ShardedImages) else images.to(home)
+        mapped = isinstance(images, ShardedImages)  # on the host: labels too, indexed as the images are
+        home = torch.device("cpu") if mapped else placement(sum(sizes), self.device)
+        self.images = images if mapped else images.to(home)
         self.targets = targets.to(home) if targets is not None else None
         self.conditions = {k: v.to(home) for k, v in (conditions or {}).items()}
         if labels is not None:

@@ -112,7 +112,7 @@ def _train(model: Classifier, reference: Reference, images_seen: int, seed: int,
 
     train, heldout = reference.train, reference.heldout
     assert train.labels is not None  # checked by load
-    x, y = train.images[:limit or None], train.labels[:limit or None]
+    x, y = (train.images[:limit], train.labels[:limit]) if limit else (train.images, train.labels)
     if heldout is not None and heldout.labels is not None and len(heldout):
         check_x, check_y = heldout.images, heldout.labels
     else:  # keep a seeded tenth back

@@ -109,9 +109,18 @@ def stream_folder(root: Path, console: Console) -> Streamed:
     """The folder's images as a streamed set (read one at a time by prep): each file with
     its class, in the order :func:`read_folder` reads them."""
     classes, files = folder_layout(root)
-    items = [Item(str(path.relative_to(root)), label, (str(path),)) for path, label in files]
-    return Streamed(items, classes, str(root.resolve()), lambda item: Path(item.where[0]).read_bytes(),
-                    left_out_notes(root, console))
+    items = [Item(str(path.relative_to(root)), label, (str(path),)) for path, label in files
+             if path.suffix.lower() in IMAGE_SUFFIXES]
+    notes = left_out_notes(root, console)
+    others = [path for path, _ in files if path.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        notes.append(f"skipped {len(others)} file(s) that are not images ({FORMATS}) in {root}: "
+                     + ", ".join(str(p.relative_to(root)) for p in others[:5]) + (" ..." if len(others) > 5 else ""))
+        console.print(f"[yellow]warning:[/] {notes[-1]}")
+    if not items:
+        raise ZooError(f"none of the {len(files)} files in {root} is an image (e.g. {others[0].name}); "
+                       f"zoo reads {FORMATS} files")
+    return Streamed(items, classes, str(root.resolve()), lambda item: open(item.where[0], "rb"), notes)
 
 
 def skipped_note(skipped: Sequence[str], where: str) -> str:

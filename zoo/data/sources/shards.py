@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import os
 import posixpath
 import re
 import tarfile
@@ -36,10 +38,18 @@ SIDE_FILES = {".cls", ".txt", ".json"}
 """A sample's other members zoo knows: its class, its captions, metadata (not read)."""
 LONGEST_SIDE_FILE = 1 << 16
 """A class or caption member larger than this is not one: skipped."""
+LARGEST_IMAGE_MEMBER = 256 << 20
+"""An image member larger than this is skipped as unreadable, not read into memory."""
 
 
 def pattern_of(data: str) -> str:
     return data[len(PREFIX):].strip()
+
+
+def origin(data: str) -> str:
+    """Where the shards are, as prep records it: a local pattern made absolute."""
+    pattern = pattern_of(data)
+    return pattern if "://" in pattern else os.path.abspath(os.path.expanduser(pattern))
 
 
 def expand(pattern: str) -> list[str]:
@@ -95,6 +105,8 @@ def _existing(pattern: str) -> list[str]:
     if not pattern:
         raise UsageError("shards: needs a pattern of tar files, like shards:/data/faces/{0000..0099}.tar")
     paths = expand(pattern)
+    if not paths:
+        raise UsageError(f"shards:{pattern} names no files (a range runs from low to high: {{0000..0099}})")
     for path in paths:
         if "://" not in path and not Path(path).is_file():
             raise UsageError(f"shard {path} does not exist (from shards:{pattern})")
@@ -166,11 +178,13 @@ def _add_member(samples: dict, skipped: Counter, shard: int, path: str, member: 
         skipped["not an image"] += 1
 
 
-def _read(item: Item) -> bytes:
+def _read(item: Item) -> Any:
     path, offset, size, _ = item.where
+    if size > LARGEST_IMAGE_MEMBER:
+        raise ValueError(f"a member of {size:,} bytes (more than {LARGEST_IMAGE_MEMBER >> 20} MB)")
     with _opener(path) as fh:
         fh.seek(offset)
-        return fh.read(size)
+        return io.BytesIO(fh.read(size))
 
 
 def _classes(samples: list[dict[str, Any]], skipped: Counter) -> tuple[list[str], list[dict[str, Any]], list[int]]:
@@ -182,7 +196,7 @@ def _classes(samples: list[dict[str, Any]], skipped: Counter) -> tuple[list[str]
     if len(marked) < len(samples):
         skipped["no class beside a labelled set's image"] += len(samples) - len(marked)
     values = [s["cls"].split()[0] for s in marked]
-    if all(v.isdigit() for v in values):
+    if all(v.isascii() and v.isdecimal() for v in values) and max(int(v) for v in values) < 10 * len(values) + 10:
         names = [str(i) for i in range(max(int(v) for v in values) + 1)]
         return names, marked, [int(v) for v in values]
     names = sorted(set(values))
@@ -209,7 +223,7 @@ def stream(data: str, console: Console) -> Streamed | None:
         raise ZooError(f"{data} holds no images ({FORMATS} members)")
     names, kept, labels = _classes(samples, skipped)
     items = [Item(s["where"][3], label, s["where"]) for s, label in zip(kept, labels, strict=True)]
-    return Streamed(items, names, pattern_of(data), _read, _notes(skipped, notes, data, console), key(data))
+    return Streamed(items, names, origin(data), _read, _notes(skipped, notes, data, console), key(data))
 
 
 def read(data: str, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
@@ -220,7 +234,7 @@ def read(data: str, dims: tuple[int, int], channels: int | None, console: Consol
     samples, skipped, notes = list_shards(data)
     names, kept, labels = _classes(samples, skipped)
     streamed = Streamed([Item(s["where"][3], label, s["where"]) for s, label in zip(kept, labels, strict=True)],
-                        names, pattern_of(data), _read)
+                        names, origin(data), _read)
     pictures, kept_labels, captions, gray = [], [], [], True
     for sample, item in zip(kept, streamed.items, strict=True):
         fitted = streamed.fitted(item, *dims)
@@ -235,5 +249,5 @@ def read(data: str, dims: tuple[int, int], channels: int | None, console: Consol
         raise ZooError(f"none of the images in {data} could be read ({FORMATS} members)")
     images = convert_channels(torch.stack(pictures), channels or (1 if gray else 3))
     label_tensor = torch.tensor(kept_labels, dtype=torch.int64) if names else None
-    return RawData(images, label_tensor, names, pattern_of(data), "all", _notes(skipped, notes, data, console),
+    return RawData(images, label_tensor, names, origin(data), "all", _notes(skipped, notes, data, console),
                    captions=captions)

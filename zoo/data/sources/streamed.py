@@ -4,9 +4,9 @@ fitted images in memory whatever the set's size (``zoo.pipelines.streamed_prep``
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import torch
 
@@ -30,7 +30,8 @@ class Streamed:
     items: list[Item]
     class_names: list[str]
     origin: str
-    read: Callable[[Item], bytes]
+    read: Callable[[Item], BinaryIO]
+    """The item's bytes as a file (PIL reads the header first, and refuses a bomb before decoding)."""
     notes: list[str] = field(default_factory=list)
     key: str = ""
     """What the prepared set is made of (names, sizes, times), hashed: prep's resume checks
@@ -40,7 +41,8 @@ class Streamed:
         """The item's image fitted to height x width (uint8 3 x H x W) and whether it is gray,
         or why it could not be read ("name (error)")."""
         try:  # reading (a file that cannot be opened) or decoding
-            picture, mode, _ = read_image(io.BytesIO(self.read(item)), height, width)
+            with self.read(item) as fh:
+                picture, mode, _ = read_image(fh, height, width)
         except UNREADABLE as exc:
             return f"{item.name} ({type(exc).__name__})"
         return picture, mode in GRAY_MODES

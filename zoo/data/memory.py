@@ -304,7 +304,7 @@ class TensorBatches:
         self.device = torch.device(device)
         sizes = [t.numel() * t.element_size() for t in (images, targets, *(conditions or {}).values()) if t is not None]
         sizes += [p.pixels.numel() for p in (photos, target_photos) if p is not None]
-        mapped = isinstance(images, ShardedImages)  # on the host: labels too, indexed as the images are
+        mapped = isinstance(images, ShardedImages)  # then on the host, labels too: indexed as the images are
         home = torch.device("cpu") if mapped else placement(sum(sizes), self.device)
         self.images = images if mapped else images.to(home)
         self.targets = targets.to(home) if targets is not None else None
@@ -376,10 +376,9 @@ class TensorBatches:
         return Batch(images, targets, conditions)
 
     def _gathered(self, index: torch.Tensor, size: int) -> torch.Tensor:
-        """This batch's images on the device. From shards mapped from disk the next batch's
-        rows are gathered in a background thread while this one trains (when it lies in the
-        same pass: the order is known ahead); a batch gathered ahead is used only if it is
-        the one asked for, so the order stays exactly the seeded one."""
+        """This batch's images on the device. From shards mapped from disk, the next batch of
+        this pass is gathered in a background thread while this one trains; a batch gathered
+        ahead is used only if it is the one asked for, so the order stays the seeded one."""
         if not isinstance(self.images, ShardedImages):
             return self._take(self.images, index)
         ahead, self._ahead = self._ahead, None

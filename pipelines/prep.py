@@ -4,7 +4,8 @@ The result is a folder in the user cache holding ``data.safetensors`` (images as
 tensor, labels as one int64 tensor), ``meta.json`` (source, split, size, channels, class
 names and counts) and the exploration pictures of seed 003: per-pixel mean / std / min /
 max images, per-channel histograms, class counts and a sample grid. Training reads only
-the tensor file.
+the tensor files. Folders and tar shards are read one image at a time into shards instead
+(``train-00000.safetensors``, ...: :mod:`zoo.pipelines.streamed_prep`), whatever their size.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from zoo.cli.base import (
 @command(START, "zoo prep mnist", "zoo prep fashion-mnist --size 32",
                              "zoo prep mnist --classes 7", "zoo prep fashion-mnist --classes sneaker,sandal",
                              "zoo prep folder:~/pictures/cats --size 64 --channels 3",
+                             'zoo prep "shards:/data/faces/{0000..0099}.tar" --size 128   # tar shards, any size',
                              "zoo prep mnist --data-dir ~/datasets/mnist",
                              "zoo prep paired:edges2fashion                  # Fashion-MNIST items and their edges",
                              "zoo prep paired:~/datasets/facades --size 64    # A|B side by side, or A/ and B/",
@@ -33,7 +34,7 @@ from zoo.cli.base import (
                              "zoo prep unpaired:fashion:sneaker,ankle-boot    # two classes as two domains")
 @handles_errors
 def prep(
-    data: Annotated[str, typer.Argument(metavar="DATA", rich_help_panel=DATA, show_default=False, help="mnist, fashion-mnist, cifar10, svhn, folder:PATH; for image-to-image models paired:edges2fashion, paired:PATH, unpaired:PATH or unpaired:DATASET:CLASS_A,CLASS_B.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", rich_help_panel=DATA, show_default=False, help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, shards:PATTERN (tar files); for image-to-image models paired:edges2fashion, paired:PATH, unpaired:PATH or unpaired:DATASET:CLASS_A,CLASS_B.")],
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,

@@ -61,7 +61,7 @@ def train(
     model: ModelName,
     data: Annotated[str | None, typer.Option(
         "--data", "-d", metavar="DATA", rich_help_panel=DATA,
-        help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, or paired:/unpaired: data (see zoo prep --help).")] = None,
+        help="mnist, fashion-mnist, cifar10, svhn, folder:PATH, shards:PATTERN, or paired:/unpaired: data (see zoo prep --help).")] = None,
     size: Size = None,
     channels: Channels = None,
     data_dir: DataDir = None,

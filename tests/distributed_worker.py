@@ -4,7 +4,9 @@
 
 runs ``zoo train ...`` and, before the run finishes, has every process write its own
 weights to ``DUMP_DIR/rankN.safetensors`` (so the test can compare what each process holds,
-not what rank 0 saved). ``ZOO_TEST_KILL=RANK:STEP`` SIGKILLs process RANK after its step
+not what rank 0 saved). ``DUMP_DIR ARGS --then DUMP_DIR2 ARGS2 ...`` runs several commands
+one after the other in the same processes (one launch: torch's import and the rendezvous
+once), each dumping into its own folder. ``ZOO_TEST_KILL=RANK:STEP`` SIGKILLs process RANK after its step
 STEP. It also registers ``toy``: a deterministic autoencoder with no batch norm (its decoder
 is the generator), whose training draws no random numbers, so that a run on two processes
 must match a run on one.
@@ -62,7 +64,13 @@ class Toy(zoo.Model):
 
 
 def main() -> None:
-    dump = Path(sys.argv[1])
+    commands: list[list[str]] = [[]]
+    for arg in sys.argv[1:]:
+        if arg == "--then":
+            commands.append([])
+        else:
+            commands[-1].append(arg)
+    dump = Path(commands[0][0])
     toy = metadata.EntryPoint(name="toy", value=f"{__name__}:Toy", group=registry.GROUP)
     registry.entry_point_source = lambda: [toy]
     rank = int(os.environ.get("RANK", "0"))
@@ -88,9 +96,21 @@ def main() -> None:
 
         loop.Loop._after_step = killing  # type: ignore[method-assign]
 
-    from zoo.cli import main as zoo_main
-    sys.argv = ["zoo", *sys.argv[2:]]
-    zoo_main()
+    from zoo.cli import app
+
+    if len(commands) > 1:  # one process group for all the commands: a second rendezvous in a process hangs
+        init, destroy = torch.distributed.init_process_group, torch.distributed.destroy_process_group
+        torch.distributed.init_process_group = (  # type: ignore[assignment]
+            lambda *a, **k: None if torch.distributed.is_initialized() else init(*a, **k))
+        torch.distributed.destroy_process_group = lambda *a, **k: None  # type: ignore[assignment]
+    for command in commands:
+        dump = Path(command[0])
+        dump.mkdir(parents=True, exist_ok=True)
+        code = app(command[1:], prog_name="zoo", standalone_mode=False)  # an exit code when it fails
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    if len(commands) > 1 and torch.distributed.is_initialized():
+        destroy()
 
 
 if __name__ == "__main__":

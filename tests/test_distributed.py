@@ -2,7 +2,8 @@
 
 Each launch is a real ``torchrun --nproc_per_node 2`` of ``zoo train`` (through
 tests/distributed_worker.py, which has every process write its own weights at the end);
-one two-process DCGAN run is shared by the tests of what it wrote.
+one launch (a DCGAN trained, evaluated, then a WGAN-GP trained, in the same two processes)
+is shared by the tests of what it wrote: each launch costs seconds of start-up.
 """
 
 from __future__ import annotations
@@ -47,12 +48,18 @@ def weights(dump: Path, rank: int) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
-    """A tiny DCGAN (batch norm and all) trained on two processes, W&B offline."""
+    """A tiny DCGAN (batch norm and all) trained on two processes, W&B offline, then
+    evaluated on them (into ``eval-two.json``); then a tiny WGAN-GP trained (``gp/``)."""
     root = tmp_path_factory.mktemp("two")
     torchrun(root / "dump", "train", "dcgan", "--data", "mnist", "--subset", "0:600", "--steps", str(STEPS),
              *TINY, "--preview-every", "4", "--eval-every", "6", "--eval-features", "random",
              "--wandb", "offline", "--out", str(root / "run"),
+             "--then", str(root / "dump"), "eval", str(root / "run"), "-n", "200", "--features", "random",
+             "--wandb", "off",
+             "--then", str(root / "gp" / "dump"), "train", "wgan-gp", "--data", "mnist", "--subset", "0:600",
+             "--steps", "4", *TINY, "--no-wandb", "--out", str(root / "gp" / "run"),
              env={"ZOO_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"})
+    (root / "run" / "eval.json").rename(root / "eval-two.json")
     return root
 
 
@@ -101,8 +108,8 @@ def test_eval_on_two_processes_measures_what_one_does(two: Path, tmp_path: Path)
     shutil.copytree(two / "run", run)
     assert run_cli("eval", str(run), "-n", "200", "--features", "random").exit_code == 0
     alone = json.loads((run / "eval.json").read_text())
-    torchrun(tmp_path / "dump", "eval", str(run), "-n", "200", "--features", "random")
-    shared = json.loads((run / "eval.json").read_text())
+    shared = json.loads((two / "eval-two.json").read_text())
+    assert shared["checkpoint"]["step"] == alone["checkpoint"]["step"] == STEPS
     for key in ("fid", "kid", "precision", "recall", "density", "coverage", "diversity"):
         assert shared[key] == alone[key], key
 
@@ -122,12 +129,10 @@ def test_without_batch_norm_two_processes_train_what_one_does(tmp_path: Path, ca
         torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6)
 
 
-def test_a_gradient_penalty_model_trains_on_two_processes(tmp_path: Path) -> None:
-    torchrun(tmp_path / "dump", "train", "wgan-gp", "--data", "mnist", "--subset", "0:600", "--steps", "4",
-             *TINY, "--no-wandb", "--out", str(tmp_path / "run"))
-    zero, one = weights(tmp_path / "dump", 0), weights(tmp_path / "dump", 1)
+def test_a_gradient_penalty_model_trains_on_two_processes(two: Path) -> None:
+    zero, one = weights(two / "gp" / "dump", 0), weights(two / "gp" / "dump", 1)
     assert all(torch.equal(zero[k], one[k]) for k in zero)
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (two / "gp" / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 4 and all(r["gradient_penalty"] >= 0 for r in records)
 
 

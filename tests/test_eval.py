@@ -17,9 +17,9 @@ from zoo.measure import metrics
 from .conftest import TINY, run_cli
 from .test_translation import side_by_side
 
-SMALL_CLASSIFIER = {"images_seen": 8000, "train_limit": 2000}
+SMALL_CLASSIFIER = {"images_seen": 8000, "train_limit": 2000, "width": 8}
 """A classifier of MNIST trained on 2,000 digits for 4 passes: most of the held-out digits right."""
-TINY_CLASSIFIER = {"images_seen": 1000, "train_limit": 500}
+TINY_CLASSIFIER = {"images_seen": 1000, "train_limit": 500, "width": 8}
 
 # -- the metrics ------------------------------------------------------------------------------------
 
@@ -231,7 +231,7 @@ def test_training_the_classifier_says_how_far_it_is_in_a_log(mnist, monkeypatch:
 
     log = io.StringIO()
     said = features_io.Reference("mnist", mnist, load_prepared(mnist.path, "heldout"), console=make_console(file=log),
-                                 options={"images_seen": 1000, "train_limit": 500, "seed": 7})
+                                 options={"images_seen": 1000, "train_limit": 500, "seed": 7, "width": 8})
     features_io.load("classifier", said)
     lines = log.getvalue().splitlines()
     progress = [line for line in lines if line.startswith("training the classifier features on 500 mnist images")]

@@ -659,6 +659,7 @@ def test_eval_reads_the_class_each_caption_names(stage1: Path, monkeypatch: pyte
     from zoo.measure import classifier
 
     monkeypatch.setattr(classifier, "IMAGES_SEEN", 1)  # two passes over the shapes: what it reads is not tested here
+    monkeypatch.setattr(classifier, "WIDTH", 8)
     result = run_cli("eval", str(stage1), "--n", "200", "--split", "train")
     assert result.exit_code == 0, result.output
     figures = json.loads((stage1 / "eval.json").read_text())

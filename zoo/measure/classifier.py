@@ -37,12 +37,14 @@ VERSION = "1"
 IMAGES_SEEN = 60_000
 """Training length: about this many images shown, in 2 to 10 passes over the data."""
 BATCH = 128
+WIDTH = 32
+"""The first convolutions' channels (the later ones have two and four times as many)."""
 CHECK_FRACTION = 0.1
 """Without a held-out split, this share of the training images is kept back to check on."""
 
 
 class DomainClassifier(nn.Module):
-    def __init__(self, channels: int, classes: int, width: int = 32) -> None:
+    def __init__(self, channels: int, classes: int, width: int = WIDTH) -> None:
         super().__init__()
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -63,9 +65,9 @@ class DomainClassifier(nn.Module):
 class Classifier(FeatureExtractor):
     name = "classifier"
 
-    def __init__(self, data: str, channels: int, classes: int) -> None:
+    def __init__(self, data: str, channels: int, classes: int, width: int = 32) -> None:
         super().__init__(data, 128)
-        self.net = DomainClassifier(channels, classes)
+        self.net = DomainClassifier(channels, classes, width)
         self.num_classes = classes
 
     @property
@@ -91,9 +93,11 @@ def load(reference: Reference) -> FeatureExtractor:
     images_seen = int(reference.options.get("images_seen", IMAGES_SEEN))
     seed = int(reference.options.get("seed", 0))
     limit = int(reference.options.get("train_limit", 0))  # the first images only (tests); 0: all
-    key = _data_key(train, reference.heldout, f"v{VERSION}-{images_seen}-{seed}-{limit}")
+    width = int(reference.options.get("width", WIDTH))  # narrower: faster and less accurate (tests)
+    key = _data_key(train, reference.heldout, f"v{VERSION}-{images_seen}-{seed}-{limit}"
+                    + (f"-w{width}" if width != WIDTH else ""))
     path = cache_dir() / "features" / f"classifier-{safe_name(reference.data)[:60]}-{key}.safetensors"
-    model = Classifier(reference.data, spec.channels, spec.num_classes)
+    model = Classifier(reference.data, spec.channels, spec.num_classes, width)
     if not _read(model, path):
         _train(model, reference, images_seen, seed, limit)
         _write(model, path)

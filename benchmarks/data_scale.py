@@ -7,6 +7,8 @@
     python benchmarks/data_scale.py kills --kills 10     # a prep killed 10 times gives the same files
     python benchmarks/data_scale.py memory --data folder:DIR --label folder   # a folder of the same images
     python benchmarks/data_scale.py memory --zoo-path SITE --data folder:DIR --label before   # another zoo
+    python benchmarks/data_scale.py photos               # 600 photos at 1200x900, --size full: srresnet
+    python benchmarks/data_scale.py photos --zoo-path SITE --label before
 
 Each command runs zoo in its own process, as a user would, and samples that process's
 anonymous memory (RssAnon in /proc: what it holds itself, not the page cache of the files it
@@ -84,6 +86,51 @@ def make(images: int) -> None:
             print(f"{done}/{len(tasks)} {path}", flush=True)
     size = sum(p.stat().st_size for p in (ROOT / "shards").glob("*.tar"))
     print(f"{images:,} images in {len(tasks)} shards, {size / 1e9:.2f} GB, {time.perf_counter() - started:.0f} s")
+
+
+PHOTOS = ROOT / "photos"
+PHOTO_SIZE = (900, 1200)
+"""Height and width of the photos ``photos`` makes: 3.24 MB of pixels each."""
+SR_TRAIN = ["--set", "blocks=2", "--set", "width=16", "--batch-size", "16", "--no-wandb"]
+
+
+def _write_photo(index: int) -> None:
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    path = PHOTOS / f"{index:05d}.png"
+    if path.is_file():
+        return
+    generator = torch.Generator().manual_seed(index)
+    low = torch.rand(1, 3, PHOTO_SIZE[0] // 50, PHOTO_SIZE[1] // 50, generator=generator)
+    smooth = F.interpolate(low, size=PHOTO_SIZE, mode="bicubic", align_corners=False)
+    pixels = (smooth[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(pixels).save(path.with_suffix(".tmp.png"))
+    path.with_suffix(".tmp.png").rename(path)
+
+
+def photos(count: int, steps: int, zoo_path: str | None, label: str) -> None:
+    """``count`` photos (made once), prepared at their own sizes and trained on by srresnet:
+    both commands' peak RssAnon."""
+    PHOTOS.mkdir(parents=True, exist_ok=True)
+    with multiprocessing.Pool(os.cpu_count() or 1) as pool:
+        pool.map(_write_photo, range(count))
+    data = f"folder:{PHOTOS}"
+    cache = ROOT / f"cache-photos-{label}"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {"ZOO_CACHE_DIR": str(cache)}
+    prep = checked(watched(zoo_command(["prep", data, "--size", "full"], zoo_path), env), "prep")
+    run = ROOT / f"run-photos-{label}"
+    shutil.rmtree(run, ignore_errors=True)
+    train = checked(watched(zoo_command(["train", "srresnet", "--data", data, "--size", "full", *SR_TRAIN,
+                                         "--steps", str(steps), "--out", str(run)], zoo_path), env), "train")
+    write_result(f"data-scale-photos-{label}", {
+        "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
+        "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
+        "train_images_per_second": images_per_second(run), "steps": steps, "photos": count,
+        "photo_size": list(PHOTO_SIZE), "pixels_gb": round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e9, 2),
+        "data": data, "train_args": SR_TRAIN, "zoo": zoo_path or "this commit"})
 
 
 def rss_anon_kb(pid: int) -> int:
@@ -252,26 +299,31 @@ def kills(shards: int, count: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "kills"])
+    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "kills", "photos"])
+    parser.add_argument("--photos", type=int, default=600, help="photos: how many photos to make and prepare")
     parser.add_argument("--images", type=int, default=300_000)
     parser.add_argument("--shards", type=int, help="use the first N shards (default: all the images make wrote)")
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, help="training steps (default: 200; photos: 50)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--zoo-path", help="run another zoo (a folder holding its zoo package, e.g. an older commit)")
     parser.add_argument("--data", help="memory: what to prep and train on (default: the shards)")
-    parser.add_argument("--label", default="shards", help="memory: the result's name, data-scale-memory-LABEL")
+    parser.add_argument("--label", help="memory, photos: the result's name, data-scale-PART-LABEL "
+                        "(default: shards, streamed)")
     args = parser.parse_args()
     shards = args.shards or -(-args.images // SHARD_IMAGES)
+    steps = args.steps or 200
     if args.part == "make":
         make(args.images)
     elif args.part == "memory":
-        memory(shards, args.steps, args.zoo_path, args.data, args.label)
+        memory(shards, steps, args.zoo_path, args.data, args.label or "shards")
     elif args.part == "torchrun":
-        torchrun(shards, args.steps)
+        torchrun(shards, steps)
+    elif args.part == "photos":
+        photos(args.photos, args.steps or 50, args.zoo_path, args.label or "streamed")
     elif args.part == "speed":
-        speed(shards, args.steps, args.repeats)
+        speed(shards, steps, args.repeats)
     else:
         kills(shards, args.kills, args.seed)
 

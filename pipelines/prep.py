@@ -5,7 +5,9 @@ tensor, labels as one int64 tensor), ``meta.json`` (source, split, size, channel
 names and counts) and the exploration pictures of seed 003: per-pixel mean / std / min /
 max images, per-channel histograms, class counts and a sample grid. Training reads only
 the tensor files. Folders and tar shards are read one image at a time into shards instead
-(``train-00000.safetensors``, ...: :mod:`zoo.pipelines.streamed_prep`), whatever their size.
+(``train-00000.safetensors``, ...: :mod:`zoo.pipelines.streamed_prep`), whatever their size;
+a folder's photos at their own sizes (``--size full``) one photo at a time into the usual
+files (:mod:`zoo.pipelines.streamed_photos`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from zoo.data.sources.named import download, fingerprint
 from zoo.display import figures
 from zoo.display.console import make_console
 from zoo.errors import UsageError, ZooError
-from zoo.pipelines import captioned, streamed_prep
+from zoo.pipelines import captioned, streamed_photos, streamed_prep
 from zoo.records import files
 from zoo.records.paths import prepared_dir
 
@@ -142,7 +144,10 @@ def _one_at_a_time(folder: Path, data: str, console: Console) -> Iterator[None]:
 def _build(data: str, folder: Path, source: DataSource, reading: Reading, dims: tuple[int, int] | None,
            channels: int | None, span: slice | None, classes: str | None,
            subset: str | None, direction: str | None, split: str, console: Console) -> PreparedData:
-    streamed = source.stream(data, reading) if source.stream is not None and dims != FULL and not direction else None
+    streamed = source.stream(data, reading) if source.stream is not None and not direction else None
+    if streamed is not None and dims == FULL:  # photos at their own sizes, read one at a time
+        prepared = streamed_photos.build(data, folder, streamed, channels, span, classes, subset, console)
+        return prepared if split == "train" else load_prepared(folder, split)
     if streamed is not None:  # read one image at a time into shards: memory bounded at any size
         prepared = streamed_prep.build(data, folder, streamed, dims or (source.fitted_size(data) or 0,) * 2, channels,
                                        span, classes, subset, console)
@@ -278,7 +283,8 @@ def _select(raw: RawData, span: slice | None, classes: str | None, data: str) ->
         kept = raw.take(torch.arange(len(raw.images))[span])
         raw = dataclasses.replace(
             kept, targets=raw.targets[span] if raw.targets is not None else None,
-            notes=[*raw.notes, f"subset [{subset_text(span)}] of {len(raw.images):,} images"])
+            notes=[*raw.notes, f"subset [{subset_text(span)}] of {len(raw.images):,} "
+                               f"{'images' if raw.photos is None else 'photos'}"])
     if classes is not None:
         keep = parse_classes(classes, raw.class_names, data)
 

@@ -108,20 +108,22 @@ def shard_bytes() -> int:
 
 
 def _plan(data: str, streamed: Streamed, span: slice | None, classes: str | None,
-          prep: Any) -> tuple[dict[str, list[Item]], list[str], list[str]]:
+          prep: Any, photos: bool = False) -> tuple[dict[str, list[Item]], list[str], list[str]]:
     """Which items go to training and which are held out (as :func:`prep.hold_out` and the
-    selection choose them for data read whole), the class names and the notes."""
+    selection choose them for data read whole), the class names and the notes. ``photos``:
+    full-size photos, held out from :data:`prep.HOLDOUT_MIN_PHOTOS` on."""
     items, names, notes = list(streamed.items), list(streamed.class_names), list(streamed.notes)
-    if len(items) < prep.HOLDOUT_MIN:
-        notes.append(f"no held-out part: fewer than {prep.HOLDOUT_MIN} images")
+    least, what = (prep.HOLDOUT_MIN_PHOTOS, "photos") if photos else (prep.HOLDOUT_MIN, "images")
+    if len(items) < least:
+        notes.append(f"no held-out part: fewer than {least} {what}")
         train, held = items, []
     else:
         keep, out = prep.held_out_index(len(items))
         train, held = [items[i] for i in keep.tolist()], [items[i] for i in out.tolist()]
-        notes.append(f"held out {len(held):,} of {len(items):,} images ({prep.HOLDOUT_FRACTION:.0%}, seed "
+        notes.append(f"held out {len(held):,} of {len(items):,} {what} ({prep.HOLDOUT_FRACTION:.0%}, seed "
                      f"{prep.HOLDOUT_SEED}) for evaluation")
     if span is not None:
-        notes.append(f"subset [{prep.subset_text(span)}] of {len(train):,} images")
+        notes.append(f"subset [{prep.subset_text(span)}] of {len(train):,} {what}")
         train = train[span]
     if classes is not None:
         keep_classes = parse_classes(classes, names, data)

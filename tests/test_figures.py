@@ -113,3 +113,15 @@ def test_a_gif_of_frames_of_different_sizes_keeps_every_frame_whole(tmp_path: Pa
     assert gif.size == (12 * 21, 10 * 21)  # the largest frame's, enlarged to about 256 px as always
     gif.seek(1)
     assert gif.convert("L").getbbox() is None  # the large frame, all black: not cropped to the first
+
+
+def test_a_picture_of_full_size_photos_shows_them_shrunk(tmp_path: Path) -> None:
+    photos = torch.full((3, 3, 600, 900), 200, dtype=torch.uint8)
+    photos[:, 0] = 10  # little red: the colour survives the shrinking
+    small = figures.thumbnails(photos)
+    assert small.shape == (3, 3, 85, 128) and small.dtype == torch.uint8
+    assert int(small[:, 0].max()) == 10 and int(small[:, 1].min()) == 200
+    assert figures.thumbnails(photos[:, :, :64, :100]).shape == (3, 3, 64, 100)  # small images as they are
+    figures.explore_data(photos, None, [], tmp_path, title="photos")
+    with Image.open(tmp_path / "samples.png") as grid:
+        assert max(grid.size) < 1200  # 3 photos of 900 px, shown at 128 px (twice that on screen)

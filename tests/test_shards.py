@@ -214,3 +214,82 @@ def test_shards_refuse_full_size_and_an_empty_range(tmp_path: Path) -> None:
     assert run_cli("prep", f"shards:{tmp_path}/one.tar", "--size", "full").exit_code == 2
     result = run_cli("prep", f"shards:{tmp_path}/{{9..1}}.tar")
     assert result.exit_code == 2 and "names no files" in result.output
+
+
+# -- photos at their own sizes (--size full) -------------------------------------------------------
+
+def photo_classes(root: Path, gray: bool = False, broken: bool = False) -> Path:
+    """Photos of several sizes in two class folders (and with ``broken`` a file that is not an image)."""
+    from PIL import Image
+
+    for i in range(14):
+        size = (40 + 3 * i, 32 + 5 * (i % 4))  # width, height
+        pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=torch.Generator().manual_seed(i),
+                               dtype=torch.uint8)
+        image = Image.fromarray(pixels.numpy())
+        folder = root / ("cats" if i % 2 else "dogs")
+        folder.mkdir(parents=True, exist_ok=True)
+        (image.convert("L") if gray else image).save(folder / f"p{i:02d}.png")
+    if broken:
+        (root / "dogs" / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_photos_at_their_own_sizes_are_read_one_at_a_time_into_the_files_a_whole_read_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gray: bool) -> None:
+    import dataclasses
+
+    from zoo.data import sources
+    from zoo.pipelines import prep as prep_module
+
+    folder = photo_classes(tmp_path / "photos", gray)
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "streamed"))
+    streamed = prepare(f"folder:{folder}", size="full", subset="0:11")
+    find = sources.find
+    monkeypatch.setattr(prep_module.sources, "find", lambda data: dataclasses.replace(find(data), stream=None))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "whole"))
+    whole = prepare(f"folder:{folder}", size="full", subset="0:11")  # the photos read whole, as zoo always did
+    assert streamed.photos is not None and len(streamed) == 11 and streamed.meta["heldout"]["count"] == 1
+    assert streamed.spec.channels == (1 if gray else 3)
+    for name in ("data.safetensors", "heldout.safetensors"):
+        ours, their = (files.load_tensors(p.path / name, "test", "") for p in (streamed, whole))
+        assert ours[1] == their[1] and ours[0].keys() == their[0].keys() == {
+            "images", "labels", "photos.pixels", "photos.shapes"}
+        assert all(torch.equal(ours[0][k], their[0][k]) for k in ours[0])
+    meta = [{k: v for k, v in json.loads((p.path / "meta.json").read_text()).items() if k != "created"}
+            for p in (streamed, whole)]
+    assert meta[0] == meta[1]
+    assert (streamed.path / "stats.png").is_file() and not list(streamed.path.parent.glob("*.tmp-*"))
+
+
+def test_a_photo_that_cannot_be_read_is_skipped_and_counted(tmp_path: Path) -> None:
+    prepared = prepare(f"folder:{photo_classes(tmp_path / 'photos', broken=True)}", size="full")
+    assert len(prepared) + prepared.meta["heldout"]["count"] == 14  # the fifteenth file is no image
+    notes = " ".join(prepared.meta["notes"])
+    assert "skipped 1 unreadable file(s)" in notes and "broken.png" in notes
+
+
+def test_photos_past_the_memory_limit_are_mapped_and_crop_as_photos_in_memory_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.data.superres import Derivation
+
+    prepared = prepare(f"folder:{photo_classes(tmp_path / 'photos')}", size="full")
+    monkeypatch.setenv("ZOO_IN_MEMORY_MB", "0")
+    on_disk = load_prepared(prepared.path)
+    assert on_disk.photos is not None and prepared.photos is not None
+    address, file = on_disk.photos.pixels.data_ptr(), str(prepared.path / "data.safetensors")
+    maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines() if line.endswith(file)]
+    assert any(int(m[0].split("-")[0], 16) <= address < int(m[0].split("-")[1], 16) for m in maps)  # the file's pages
+
+    def batches(data):  # type: ignore[no-untyped-def]
+        return TensorBatches(data.images, data.labels, 4, seed=5, derive=Derivation(2, 16, flips=True),
+                             photos=data.photos)
+
+    mapped_batches, memory_batches = batches(on_disk), batches(prepared)
+    for _ in range(5):  # across a pass
+        torch.manual_seed(0)
+        one = mapped_batches.next()
+        torch.manual_seed(0)
+        other = memory_batches.next()
+        assert torch.equal(one.images, other.images) and torch.equal(one.targets, other.targets)

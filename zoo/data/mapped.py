@@ -196,6 +196,22 @@ def read_shards(folder: Path, names: list[str], fix: str) -> tuple[torch.Tensor 
     return images, labels
 
 
+def read_split(path: Path, fix: str, required: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A prepared split's file (``data.safetensors``): read whole when it is small, mapped
+    from disk past :func:`in_memory_bytes` (full-size photos of any number), checked
+    against its checksum either way (a file without one only when not ``required``)."""
+    if not path.is_file() or path.stat().st_size <= in_memory_bytes():
+        return files.load_tensors(path, "prepared data", fix, required=required)
+    tensors, metadata = map_tensors(path, "prepared data", fix, verify=False)
+    expected = metadata.get(files.CHECKSUM)
+    if expected is None and required:
+        raise files.Damaged(f"prepared data {path} has no checksum, so zoo cannot tell it is whole", fix)
+    if expected is not None and files.checksum(tensors) != expected:
+        raise files.Damaged(f"prepared data {path} is damaged: its tensors differ from the checksum written with "
+                            "them (changed or corrupted on disk since)", fix)
+    return tensors, metadata
+
+
 MAPPED_EVAL_IMAGES = 10_000
 """Measures that need a whole split as one float tensor (reconstructions, super-resolution's
 pairs) take a mapped split's first this many images, and say so."""

@@ -18,7 +18,7 @@ import torch
 
 from zoo.config import parse_json
 from zoo.data.images import to_float
-from zoo.data.mapped import ShardedImages, read_shards
+from zoo.data.mapped import ShardedImages, read_shards, read_split
 from zoo.data.superres import Derivation, flat_windows
 from zoo.errors import UsageError
 from zoo.records import files
@@ -225,8 +225,7 @@ def load_prepared(folder: Path, split: str = "train") -> PreparedData:
         if split == "heldout":
             meta = {**meta, "count": meta["heldout"]["count"], "split": meta["heldout"]["split"]}
         return PreparedData(folder, cast(torch.Tensor, images), labels if meta.get("class_names") else None, meta)
-    tensors, _ = files.load_tensors(folder / SPLIT_FILES[split], "prepared data", fix,
-                                    required=meta.get("format") == PREPARED_FORMAT)
+    tensors, _ = read_split(folder / SPLIT_FILES[split], fix, required=meta.get("format") == PREPARED_FORMAT)
     if "images" not in tensors:
         raise files.Damaged(f"prepared data {folder / SPLIT_FILES[split]} holds no images", fix)
     if split == "heldout":
@@ -313,8 +312,8 @@ class TensorBatches:
             self.conditions[Condition.CLASS.value] = labels.to(home)
         self.paired = paired
         self.derive = derive
-        self.photos = photos.to(device) if photos is not None else None
-        self.target_photos = target_photos.to(device) if target_photos is not None else None
+        shelf = placement(sum(p.pixels.numel() for p in (photos, target_photos) if p is not None), self.device)
+        self.photos, self.target_photos = (p.to(shelf) if p is not None else None for p in (photos, target_photos))
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -435,9 +434,10 @@ class TensorBatches:
         if self.target_photos is not None:  # paired photos: aligned crops of both, flipped alike
             factor = self.derive.factor
             low, high = self.photos.aligned_crops(self.target_photos, index, self.derive.crop // factor, factor)
-            images, targets = self.derive.flip(to_float(low), to_float(high))
-        else:
-            images, targets = self.derive(to_float(self.photos.random_crops(index, self.derive.crop)))
+            images, targets = self.derive.flip(*(to_float(to_device(t, self.device)) for t in (low, high)))
+        else:  # cut where the photos are (past the GPU's share: on the host, mapped), derived on the device
+            crops = self.photos.random_crops(index, self.derive.crop)
+            images, targets = self.derive(to_float(to_device(crops, self.device)))
         device_index = to_device(index, self.images.device)
         return Batch(images, targets, {k: self._drawn(k, v, device_index) for k, v in self.conditions.items()})
 

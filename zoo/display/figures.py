@@ -391,7 +391,7 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
 
     # A sample of the images themselves: one row per class when labelled.
     by_class = labels is not None and 0 < len(class_names) <= SAMPLE_CLASSES
-    written.append(save_grid(_sample_rows(images, labels, len(class_names)), folder / "samples.png",
+    written.append(save_grid(thumbnails(_sample_rows(images, labels, len(class_names))), folder / "samples.png",
                              nrow=None if labels is None else 10, scale=2,
                              row_labels=list(class_names) if by_class else None))
     return written
@@ -399,6 +399,21 @@ def explore_data(images: torch.Tensor, labels: torch.Tensor | None, class_names:
 
 SAMPLE_CLASSES = 20
 """Data of at most this many classes shows a row of samples for each."""
+THUMBNAIL = 128
+"""Longest side of an image in a picture of the data (photos are shrunk to it, one at a time)."""
+
+
+def thumbnails(images: torch.Tensor, side: int = THUMBNAIL) -> torch.Tensor:
+    """uint8 images no larger than ``side`` on their longer side (antialiased), each shrunk on
+    its own: a grid of 64 full-size photos would be gigabytes of pixels, and no better to look at."""
+    import torch.nn.functional as F
+
+    height, width = images.shape[-2:]
+    if not len(images) or max(height, width) <= side:
+        return images
+    size = (max(1, round(height * side / max(height, width))), max(1, round(width * side / max(height, width))))
+    return torch.cat([F.interpolate(im.unsqueeze(0).float(), size=size, mode="bilinear", antialias=True,
+                                    align_corners=False).round().clamp(0, 255).to(torch.uint8) for im in images])
 
 
 def _sample_rows(images: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:

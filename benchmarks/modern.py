@@ -149,7 +149,8 @@ def versus(args: argparse.Namespace) -> None:
 
 def stacked(args: argparse.Namespace) -> None:
     rows = race("stacked-mnist", args.minutes, args.models.split(","), args.parallel)
-    write_result(slug("modern-stacked", f"{args.minutes:g}min"), {"models": rows}, minutes=args.minutes,
+    models = "" if args.models == "r3gan,dcgan" else args.models.replace(",", "-")  # (the first result's name)
+    write_result(slug("modern-stacked", f"{args.minutes:g}min", models), {"models": rows}, minutes=args.minutes,
                  parallel=args.parallel, threads_each=1 if args.parallel else torch.get_num_threads(),
                  published={"dcgan_pacgan_table": [99, 3.4], "pacgan": [1000, 0.06], "r3gan": [1000, 0.029]})
 

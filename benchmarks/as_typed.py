@@ -3,6 +3,7 @@ images the model never trained on, by a judge that never saw the model's data.
 
     python benchmarks/as_typed.py demo             # make demo: zoo train dcgan --steps 1560, zoo sample
     python benchmarks/as_typed.py cgan --seed 1    # zoo train cgan --data mnist --epochs 20, --digit 7
+    python benchmarks/as_typed.py demo --set ema=0.999   # the demo's training with a setting changed
 
 Each command runs in its own process, as typed (plus ``--out``; W&B off through
 ``WANDB_MODE=disabled``), timed as a whole; then ``zoo eval RUN`` as typed (its figures
@@ -76,14 +77,16 @@ def judged(net: torch.nn.Module, folder: Path) -> dict[str, object]:
 
 def demo(args: argparse.Namespace, net: torch.nn.Module, judge: dict) -> None:
     """make demo's commands: `zoo train dcgan --data mnist --steps 1560`, `zoo sample dcgan --n 64`."""
-    run = fresh(HERE / f"demo-seed{args.seed}")
+    name = "-".join([f"demo-seed{args.seed}", *(s.replace("=", "") for s in args.set)])
+    run = fresh(HERE / name)
     seed = ["--seed", str(args.seed)] if args.seed else []
-    train = timed("train", "dcgan", "--data", "mnist", "--steps", "1560", *seed, "--out", str(run))
-    sample = timed("sample", str(run), "--n", "64", "--out", str(fresh(HERE / f"demo-seed{args.seed}-64")))
-    many = fresh(HERE / f"demo-seed{args.seed}-judged")
+    changed = [arg for setting in args.set for arg in ("--set", setting)]
+    train = timed("train", "dcgan", "--data", "mnist", "--steps", "1560", *seed, *changed, "--out", str(run))
+    sample = timed("sample", str(run), "--n", "64", "--out", str(fresh(HERE / f"{name}-64")))
+    many = fresh(HERE / f"{name}-judged")
     zoo("sample", str(run), "--n", str(args.samples), "--seed", "1", "--out", str(many))
     figures = {"train": train, "sample_64": sample, "eval": eval_figures(run), "judge": judged(net, many)}
-    write_result(f"as-typed-demo-seed{args.seed}", figures, judge=judge, seed=args.seed)
+    write_result(f"as-typed-{name}", figures, judge=judge, seed=args.seed, settings=args.set)
 
 
 def cgan(args: argparse.Namespace, net: torch.nn.Module, judge: dict) -> None:
@@ -109,6 +112,8 @@ def main() -> None:
     parser.add_argument("case", choices=["demo", "cgan"])
     parser.add_argument("--seed", type=int, default=0, help="the training seed (0: the command's default)")
     parser.add_argument("--samples", type=int, default=1000, help="samples the judge reads (per digit for cgan)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="demo: a setting of dcgan changed (zoo train --set), e.g. ema=0.999")
     args = parser.parse_args()
     started = time.perf_counter()
     net, judge = heldout_judge("mnist")

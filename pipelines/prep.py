@@ -409,12 +409,7 @@ def _write(folder: Path, data: str, raw: RawData, selection: dict,
         if full is not None:
             raise full from None
         raise
-    old = folder.with_name(folder.name + f".old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    files.fsync_dir(folder.parent)
+    files.swap_in(tmp, folder)
 
 
 def _write_files(tmp: Path, data: str, raw: RawData, selection: dict, captions: captioned.Captioned | None) -> None:

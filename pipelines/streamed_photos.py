@@ -96,12 +96,7 @@ def build(data: str, folder: Path, streamed: Streamed, channels: int | None, spa
         if full is not None:
             raise full from None
         raise
-    old = folder.with_name(folder.name + f".old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(work, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    files.fsync_dir(folder.parent)
+    files.swap_in(work, folder)
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder, title=data)
     held = prepared.meta["heldout"]

@@ -75,14 +75,11 @@ def build(data: str, folder: Path, streamed: Streamed, dims: tuple[int, int], ch
         if full is not None:  # the space back, rather than shards kept for a resume
             shutil.rmtree(work, ignore_errors=True)
             raise full from None
+        if isinstance(exc, ZooError):  # refused (nothing readable, ...): nothing worth resuming
+            shutil.rmtree(work, ignore_errors=True)
         raise  # killed or stopped: the whole shards stay for the next prep to resume from
-    old = folder.with_name(folder.name + f".old-{os.getpid()}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(work, folder)
+    files.swap_in(work, folder)
     (folder / PROGRESS).unlink()  # (a kill before this line leaves a whole folder: the next prep uses it)
-    shutil.rmtree(old, ignore_errors=True)
-    files.fsync_dir(folder.parent)
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder, title=data)
     held = prepared.meta["heldout"]

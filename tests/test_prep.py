@@ -162,6 +162,8 @@ def test_a_folder_with_nothing_readable_fails(tmp_path: Path) -> None:
     (folder / "a.png").write_bytes(b"garbage")
     with pytest.raises(zoo.ZooError, match="none of the 1 files .* could be read"):
         prepare(f"folder:{folder}")
+    prepared = Path(os.environ["ZOO_CACHE_DIR"]) / "prepared"
+    assert not list(prepared.glob("folder-junk-*.partial"))  # a refusal keeps nothing to resume
 
 
 @pytest.mark.parametrize("make, message", [

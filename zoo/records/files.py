@@ -138,6 +138,18 @@ def clear_partial(folder: Path, older_than: float = 60.0) -> int:
     return removed
 
 
+def swap_in(new: Path, folder: Path) -> None:
+    """Put the whole folder ``new`` (written beside ``folder``) in ``folder``'s place: the old
+    one moved aside first and removed after, so that a crash at any moment leaves one whole
+    folder there, the old or the new."""
+    old = folder.with_name(folder.name + f".old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    fsync_dir(folder.parent)
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -117,14 +117,9 @@ def photos(count: int, steps: int, zoo_path: str | None, label: str) -> None:
     with multiprocessing.Pool(os.cpu_count() or 1) as pool:
         pool.map(_write_photo, range(count))
     data = f"folder:{PHOTOS}"
-    cache = ROOT / f"cache-photos-{label}"
-    shutil.rmtree(cache, ignore_errors=True)
-    env = {"ZOO_CACHE_DIR": str(cache)}
-    prep = checked(watched(zoo_command(["prep", data, "--size", "full"], zoo_path), env), "prep")
-    run = ROOT / f"run-photos-{label}"
-    shutil.rmtree(run, ignore_errors=True)
-    train = checked(watched(zoo_command(["train", "srresnet", "--data", data, "--size", "full", *SR_TRAIN,
-                                         "--steps", str(steps), "--out", str(run)], zoo_path), env), "train")
+    prep, train, run = prep_then_train(f"photos-{label}", ["prep", data, "--size", "full"],
+                                       ["train", "srresnet", "--data", data, "--size", "full", *SR_TRAIN,
+                                        "--steps", str(steps)], zoo_path)
     write_result(f"data-scale-photos-{label}", {
         "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
         "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
@@ -205,16 +200,23 @@ def images_per_second(run: Path) -> float:
     return round(train["images"] / train["seconds"], 1)
 
 
+def prep_then_train(name: str, prep_args: list[str], train_args: list[str],
+                    zoo_path: str | None) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """``zoo PREP_ARGS`` then ``zoo TRAIN_ARGS --out runs/run-NAME``, each watched, in a fresh
+    cache (cache-NAME): the two results and the run folder."""
+    cache, run = ROOT / f"cache-{name}", ROOT / f"run-{name}"
+    shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(run, ignore_errors=True)
+    env = {"ZOO_CACHE_DIR": str(cache)}
+    prep = checked(watched(zoo_command(prep_args, zoo_path), env), "prep")
+    train = checked(watched(zoo_command([*train_args, "--out", str(run)], zoo_path), env), "train")
+    return prep, train, run
+
+
 def memory(shards: int, steps: int, zoo_path: str | None, data: str | None, label: str) -> None:
     data = data or pattern(shards)
-    cache = ROOT / f"cache-{label}"
-    shutil.rmtree(cache, ignore_errors=True)
-    env = {"ZOO_CACHE_DIR": str(cache)}
-    prep = checked(watched(zoo_command(["prep", data, "--size", "64"], zoo_path), env), "prep")
-    run = ROOT / f"run-{label}"
-    shutil.rmtree(run, ignore_errors=True)
-    train = checked(watched(zoo_command(["train", "dcgan", "--data", data, *TRAIN, "--steps", str(steps),
-                                         "--out", str(run)], zoo_path), env), "train")
+    prep, train, run = prep_then_train(label, ["prep", data, "--size", "64"],
+                                       ["train", "dcgan", "--data", data, *TRAIN, "--steps", str(steps)], zoo_path)
     write_result(f"data-scale-memory-{label}", {
         "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
         "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],

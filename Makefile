@@ -27,7 +27,7 @@ $(BIN)/zoo: pyproject.toml tests/thirdparty/zoo-tiny/pyproject.toml
 setup: $(BIN)/zoo
 
 demo: setup
-	$(BIN)/zoo train dcgan --data mnist --steps 1560
+	$(BIN)/zoo train dcgan --preset demo
 	$(BIN)/zoo sample dcgan --n 64 --force
 	@if [ "$$(command -v zoo)" != "$(abspath $(BIN))/zoo" ]; then \
 		echo "zoo is in $(VENV), not on your PATH: type $(BIN)/zoo, or first run '. $(BIN)/activate' in"; \

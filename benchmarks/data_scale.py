@@ -4,6 +4,7 @@
     python benchmarks/data_scale.py memory               # prep + 200 steps at batch 256: peak RssAnon
     python benchmarks/data_scale.py torchrun --steps 20  # two processes from one prepared set: their memory
     python benchmarks/data_scale.py speed                # images/s: mapped shards vs the set in memory
+    python benchmarks/data_scale.py loader --shards 3    # batches from the maps: zoo's thread vs DataLoader workers
     python benchmarks/data_scale.py kills --kills 10     # a prep killed 10 times gives the same files
     python benchmarks/data_scale.py memory --data folder:DIR --label folder   # a folder of the same images
     python benchmarks/data_scale.py memory --zoo-path SITE --data folder:DIR --label before   # another zoo
@@ -262,6 +263,72 @@ def speed(shards: int, steps: int, repeats: int) -> None:
         "runs": figures, "steps": steps, "images": shards * SHARD_IMAGES, "data": data})
 
 
+def loader(shards: int, batches: int, repeats: int) -> None:
+    """Batches of 256 gathered from the mapped shards (the set of ``speed``, read through the
+    maps): zoo's way (the next batch gathered in a thread while this one is used) against
+    torch's DataLoader with 1 and 2 worker processes gathering the same batches from the same
+    maps (the batch's indices to each worker, its images back through shared memory), each
+    batch made floats as training takes it. Images delivered a second over one pass at most,
+    worker start-up included, alternated ``repeats`` times; nothing else runs, so this is the
+    most each way can feed a training step."""
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from zoo.data.images import to_float
+    from zoo.data.memory import TensorBatches, load_prepared
+
+    data = pattern(shards)
+    env = {"ZOO_CACHE_DIR": str(ROOT / "cache-speed")}
+    checked(watched(zoo_command(["prep", data, "--size", "64"], None), env), "prep")
+    os.environ.update({**env, "ZOO_IN_MEMORY_MB": "0"})
+    folder = next(p for p in (ROOT / "cache-speed" / "prepared").glob("shards-*") if p.is_dir()
+                  and not p.name.endswith(".partial"))
+    prepared = load_prepared(folder)
+    images, labels, size = prepared.images, prepared.labels, 256
+    batches = min(batches, len(images) // size)  # one pass at most
+
+    class Batches(Dataset):
+        """The i-th batch of a seeded order, as one item: a worker gathers the whole batch."""
+
+        def __init__(self) -> None:
+            self.order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+
+        def __len__(self) -> int:
+            return batches
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            index = self.order[i * size:(i + 1) * size]
+            return images.rows(index), labels[index]
+
+    def zoo_way() -> float:
+        started = time.perf_counter()
+        drawn = TensorBatches(images, labels, size, seed=0)
+        for _ in range(batches):
+            drawn.next()
+        return time.perf_counter() - started
+
+    def data_loader(workers: int) -> float:
+        started = time.perf_counter()
+        for batch, _ in DataLoader(Batches(), batch_size=None, num_workers=workers,
+                                   prefetch_factor=2 if workers else None):
+            to_float(batch)  # as zoo's batches come: floats in [-1, 1]
+        return time.perf_counter() - started
+
+    ways = {"zoo_thread": zoo_way, "dataloader_1_worker": lambda: data_loader(1),
+            "dataloader_2_workers": lambda: data_loader(2), "no_prefetch": lambda: data_loader(0)}
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, way in ways.items():
+            seconds[name].append(round(way(), 3))
+            print(f"{name}: {batches * size / seconds[name][-1]:,.0f} images/s", flush=True)
+    rates = {name: round(batches * size / sorted(v)[len(v) // 2], 1) for name, v in seconds.items()}
+    write_result("data-scale-loader", {
+        "images_per_second": rates, "seconds": seconds, "batches": batches, "batch_size": size,
+        "repeats": repeats, "images": len(images), "data": data, "torch_threads": torch.get_num_threads(),
+        "what": "batches gathered from the mapped shards and made floats, worker start-up included; no training"})
+
+
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.safetensors"))}
 
@@ -301,12 +368,14 @@ def kills(shards: int, count: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "kills", "photos"])
+    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "loader", "kills", "photos"])
     parser.add_argument("--photos", type=int, default=600, help="photos: how many photos to make and prepare")
     parser.add_argument("--images", type=int, default=300_000)
     parser.add_argument("--shards", type=int, help="use the first N shards (default: all the images make wrote)")
     parser.add_argument("--steps", type=int, help="training steps (default: 200; photos: 50)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=400, help="loader: batches of 256 drawn each way (one pass "
+                        "at most)")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--zoo-path", help="run another zoo (a folder holding its zoo package, e.g. an older commit)")
@@ -326,6 +395,8 @@ def main() -> None:
         photos(args.photos, args.steps or 50, args.zoo_path, args.label or "streamed")
     elif args.part == "speed":
         speed(shards, steps, args.repeats)
+    elif args.part == "loader":
+        loader(shards, args.batches, args.repeats)
     else:
         kills(shards, args.kills, args.seed)
 

@@ -7,9 +7,11 @@ folder must be whole (run.json and each metrics line readable, the checkpoint lo
 written file where a good one should be). The final weights are compared bit for bit with an
 uninterrupted run of the same command (deterministic on the CPU).
 
-``python benchmarks/faults.py kill-prep [--kills 30]``: ``zoo prep`` of a folder of images,
-killed at random moments and rerun; the cache is always either absent or whole, and the last
-run's equals an uninterrupted prep.
+``python benchmarks/faults.py kill-prep [--kills 30] [--photos]``: ``zoo prep`` of a folder of
+images, killed at random moments and rerun; the cache is always either absent or whole, and the
+last run's equals an uninterrupted prep. ``--photos``: 300 photos of 400 to 800 pixels a side
+at their own sizes (``--size full``), killed only once the prep is at work (from the moment
+its work folder appeared in the uninterrupted prep: not while Python imports).
 
 ``python benchmarks/faults.py kill-eval [--kills 20]``: ``zoo eval`` killed and rerun: eval.json
 is absent or whole, never half-written.
@@ -22,11 +24,12 @@ Full lengths, and what each takes here: ``kill-train --kills 100 --steps 2000 --
 (about 15). Smoke tests: ``kill-train --kills 2 --steps 20``, ``kill-prep --kills 2``,
 ``kill-eval --kills 2``, ``many-files --files 200``.
 
-Writes benchmarks/results/faults-kill-train-{K}kills.json, faults-kill-prep-{K}kills.json,
+Writes benchmarks/results/faults-kill-train-{K}kills.json, faults-kill-prep-{K}kills[-photos].json,
 faults-kill-eval-{K}kills.json and faults-many-files-{N}files.json (the other settings are
 fields of the file): kill-train: kills, attempts, kills_with_problems, partial_files_seen,
 final_weights_identical, weights_compared, uninterrupted_seconds, checkpoint_steps_seen;
-kill-prep: kills, states (absent/whole/...), leftovers_after_a_kill,
+kill-prep: kills, kills_from_second, states (absent/whole/...),
+kills_leaving_progress_to_resume_from, leftovers_after_a_kill,
 leftovers_after_the_next_prep, final_cache_equal, whole_prep_seconds; kill-eval: kills,
 states, whole_eval_seconds; many-files: files, prep_seconds, pixels_mib,
 imports_only_peak_mib, prep_peak_mib, peak_over_imports_per_pixel_byte. Each with the load
@@ -48,6 +51,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors.torch import load_file
 
 from zoo.data.memory import load_prepared
@@ -167,7 +171,9 @@ def leftovers_of(cache: Path) -> list[str]:
     return [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
-def kill_prep(kills: int, seed: int) -> dict:
+def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
+    """``photos``: 300 photos of 400 to 800 pixels a side prepared at their own sizes (``--size
+    full``, read one photo at a time) instead of 1,200 small images fitted to 16 x 16."""
     from PIL import Image
 
     rng = random.Random(seed)
@@ -175,35 +181,60 @@ def kill_prep(kills: int, seed: int) -> dict:
     folder = work / "photos"
     for c in range(3):
         (folder / f"class{c}").mkdir(parents=True)
-        for i in range(400):
-            Image.new("RGB", (48 + i % 7, 40), (i % 255, 40 * c, 90)).save(folder / f"class{c}" / f"{i}.png")
+        for i in range(100 if photos else 400):
+            if photos:
+                size = (400 + (37 * i) % 400, 400 + (53 * i) % 400)
+                image = Image.effect_noise(size, 40 + c).convert("RGB")
+            else:
+                image = Image.new("RGB", (48 + i % 7, 40), (i % 255, 40 * c, 90))
+            image.save(folder / f"class{c}" / f"{i}.png")
+    size = ["--size", "full" if photos else "16"]
     os.environ["ZOO_CACHE_DIR"] = str(work / "cache")
     before = load()
     started = time.perf_counter()
-    process = zoo("prep", f"folder:{folder}", "--size", "16")
+    process = zoo("prep", f"folder:{folder}", *size)
+    work_starts = None  # photos: when the prep's work folder appears (imports and listing done)
+    while process.poll() is None:
+        if work_starts is None and list((work / "cache" / "prepared").glob("*.partial")):
+            work_starts = time.perf_counter() - started
+        time.sleep(0.01)
     process.communicate()
     whole_seconds = time.perf_counter() - started
-    cache = next((work / "cache" / "prepared").glob("folder-photos-*"))
-    reference = load_prepared(cache).images.clone()
+    cache = next((work / "cache" / "prepared").glob("folder-photos-*[!l]"))  # (not its .partial)
+    earliest = work_starts if photos and work_starts is not None else 0.3  # photos: kill while it reads or writes
+
+    def pixels() -> list[torch.Tensor]:
+        prepared = load_prepared(cache)
+        return [prepared.images.clone(), *([prepared.photos.pixels.clone()] if prepared.photos is not None else [])]
+
+    reference = pixels()
+
+    def same() -> bool:
+        return all(torch.equal(a, b) for a, b in zip(pixels(), reference, strict=True))
+
     records = []
     for k in range(kills):
-        process = zoo("prep", f"folder:{folder}", "--size", "16", "--force")
-        kill_at_random(process, 0.3, whole_seconds, rng)
+        process = zoo("prep", f"folder:{folder}", *size, "--force")
+        kill_at_random(process, earliest, whole_seconds, rng)
         state = "absent"
         if (cache / "meta.json").exists():
             try:
-                state = "whole" if bool((load_prepared(cache).images == reference).all()) else "different"
+                state = "whole" if same() else "different"
             except files.Damaged as exc:
                 state = f"damaged: {exc.problem}"
         leftovers = leftovers_of(cache)
-        records.append({"state": state, "leftovers": leftovers})
-        print(f"prep kill {k + 1}: cache {state}, leftovers {leftovers}", flush=True)
-    process = zoo("prep", f"folder:{folder}", "--size", "16")
+        resumable = (cache.with_name(cache.name + ".partial") / "progress.json").exists()
+        records.append({"state": state, "leftovers": leftovers, "resumable": resumable})
+        print(f"prep kill {k + 1}: cache {state}, leftovers {leftovers}, progress kept to resume from: {resumable}",
+              flush=True)
+    process = zoo("prep", f"folder:{folder}", *size)
     out, _ = process.communicate()
-    final_same = bool((load_prepared(cache).images == reference).all())
+    final_same = same()
     leftovers = leftovers_of(cache)
     result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1), "load_before": before,
+              "kills_from_second": round(earliest, 2),
               "states": {s: sum(r["state"] == s for r in records) for s in {r["state"] for r in records}},
+              "kills_leaving_progress_to_resume_from": sum(r["resumable"] for r in records),
               "leftovers_after_a_kill": sum(bool(r["leftovers"]) for r in records),
               "leftovers_after_the_next_prep": leftovers, "final_cache_equal": final_same}
     shutil.rmtree(work, ignore_errors=True)
@@ -292,20 +323,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--files", type=int, default=200_000, help="many-files: how many")
     parser.add_argument("--size", type=int, default=16, help="many-files: prep's --size")
+    parser.add_argument("--photos", action="store_true", help="kill-prep: photos at their own sizes (--size full)")
     args = parser.parse_args()
     kills = args.kills or {"kill-train": 100, "kill-prep": 30, "kill-eval": 20}.get(args.loop)
     if args.loop == "kill-train":
         result = kill_train(kills, args.steps, args.seed, args.window_factor)
         settings = {"kills": kills, "steps": args.steps, "window_factor": args.window_factor}
     elif args.loop in ("kill-prep", "kill-eval"):
-        result, settings = (kill_prep if args.loop == "kill-prep" else kill_eval)(kills, args.seed), {"kills": kills}
+        result = kill_prep(kills, args.seed, args.photos) if args.loop == "kill-prep" else kill_eval(kills, args.seed)
+        settings = {"kills": kills, **({"photos": True} if args.photos else {})}
     else:
         result, settings = many_files(args.files, args.size, args.seed), {"files": args.files, "size": args.size}
     print(json.dumps(result, indent=2))
     problems = result.pop("problems", None)
     result.pop("prep_said", None)  # prep's own last lines, printed above: not a figure
     size = f"{args.files}files" + ("" if args.size == 16 else f"-{args.size}px") if args.loop == "many-files" \
-        else f"{kills}kills"
+        else f"{kills}kills" + ("-photos" if args.photos else "")
     name = slug("faults", args.loop, size, "" if args.seed == 0 else f"seed{args.seed}")
     write_result(name, result, **settings, seed=args.seed, **({"problems": problems} if problems is not None else {}))
 

@@ -144,6 +144,7 @@ def _one_at_a_time(folder: Path, data: str, console: Console) -> Iterator[None]:
 def _build(data: str, folder: Path, source: DataSource, reading: Reading, dims: tuple[int, int] | None,
            channels: int | None, span: slice | None, classes: str | None,
            subset: str | None, direction: str | None, split: str, console: Console) -> PreparedData:
+    _clear_abandoned(folder, console)
     streamed = source.stream(data, reading) if source.stream is not None and not direction else None
     if streamed is not None and dims == FULL:  # photos at their own sizes, read one at a time
         prepared = streamed_photos.build(data, folder, streamed, channels, span, classes, subset, console)
@@ -368,6 +369,14 @@ def _resize(images: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
 
 
 # -- the cache ------------------------------------------------------------------------------------
+
+def _clear_abandoned(folder: Path, console: Console) -> None:
+    """Work folders that killed preps left and nothing will resume, said in one line."""
+    removed, freed = files.clear_abandoned(folder.parent, keep=folder.with_name(folder.name + ".partial"))
+    if removed:
+        console.print(f"removed {removed} unfinished prep folder(s) untouched for {files.ABANDONED_DAYS:.0f} days "
+                      f"({freed / 1e6:,.1f} MB) from {folder.parent}")
+
 
 def _cache_folder(data: str, source: DataSource, reading: Reading, classes: str | None = None,
                   subset: str | None = None, direction: str | None = None) -> Path:

@@ -14,9 +14,13 @@ these. They are written one photo at a time, in two passes:
 
 Memory holds one photo at a time, whatever the set's size; the disk holds the set twice
 while the second pass runs. Training maps a file larger than
-:data:`zoo.data.mapped.IN_MEMORY_MB` from disk (:func:`zoo.data.memory.load_prepared`). A prep
-that is killed starts again from the first photo (the shard-by-shard resume of
-:mod:`zoo.pipelines.streamed_prep` is for images of one size).
+:data:`zoo.data.mapped.IN_MEMORY_MB` from disk (:func:`zoo.data.memory.load_prepared`).
+
+The work is done in ``FOLDER.partial``; every :data:`SAVE_SECONDS` the first pass syncs its raw
+file and records in ``progress.json`` how many photos it has read and what it learnt of them.
+A prep killed at any moment starts again after the last photo recorded (the raw file cut
+back to it), and gives the same files as one that ran through; the second pass, a rewrite of
+what is on disk, is simply done again.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import shutil
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +51,23 @@ from zoo.records import files
 
 PLACEHOLDER = "0" * 64
 """The checksum's place in the header until the tensors are written (a sha256 is 64 hex digits)."""
+SAVE_SECONDS = 2.0
+"""How often the first pass records its progress: at most this much reading is done again
+after a kill."""
 
 
 @dataclass
 class _Read:
-    """What the first pass learnt of one split's photos."""
+    """What the first pass learnt of one split's photos, the first ``done`` of its items."""
 
     shapes: list[tuple[int, int, int]] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     gray: bool = True
     skipped: list[str] = field(default_factory=list)
+    done: int = 0
+
+    def raw_bytes(self) -> int:
+        return sum(c * h * w for c, h, w in self.shapes)
 
 
 def build(data: str, folder: Path, streamed: Streamed, channels: int | None, span: slice | None,
@@ -67,12 +78,13 @@ def build(data: str, folder: Path, streamed: Streamed, channels: int | None, spa
 
     started = time.perf_counter()
     splits, names, notes = streamed_prep._plan(data, streamed, span, classes, prep, photos=True)
-    work = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = folder.with_name(folder.name + ".partial")
+    plan_id = hashlib.sha256(json.dumps(["photos", data, streamed.key, [i.name for i in streamed.items], channels,
+                                         subset, classes]).encode()).hexdigest()
+    read = _resume(work, plan_id, console)
     try:
-        read = {split: _first_pass(work / f"{split}.raw", streamed, items, data, split, console)
-                for split, items in splits.items()}
+        for split, items in splits.items():
+            _first_pass(work, split, streamed, items, data, read, plan_id, console)
         skipped = [s for r in read.values() for s in r.skipped]
         if skipped:
             notes.append(skipped_note(skipped, streamed.origin))
@@ -86,16 +98,19 @@ def build(data: str, folder: Path, streamed: Streamed, channels: int | None, spa
         centre = (min(s[1] for s in every), min(s[2] for s in every))
         for split, r in read.items():
             _second_pass(work / f"{split}.raw", work / SPLIT_FILES[split], r, depth, centre, labelled=bool(names))
-            (work / f"{split}.raw").unlink()
         _write_meta(work, data, streamed.origin, names, notes, read, depth, centre,
                     {"classes": classes, "subset": subset, "direction": None})
     except BaseException as exc:
-        shutil.rmtree(work, ignore_errors=True)
         full = exc if isinstance(exc, files.DiskFull) else \
             files.disk_full(exc, folder, "prepared data", existed=(folder / "meta.json").exists())
+        if full is not None or isinstance(exc, ZooError):  # the space back; or refused: nothing to resume
+            shutil.rmtree(work, ignore_errors=True)
         if full is not None:
             raise full from None
-        raise
+        raise  # killed or stopped: the photos read so far stay for the next prep to resume from
+    for split in splits:  # (a kill in these few lines makes the next prep start over)
+        (work / f"{split}.raw").unlink(missing_ok=True)
+    (work / streamed_prep.PROGRESS).unlink()
     files.swap_in(work, folder)
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder, title=data)
@@ -107,24 +122,71 @@ def build(data: str, folder: Path, streamed: Streamed, channels: int | None, spa
     return prepared
 
 
-def _first_pass(raw: Path, streamed: Streamed, items: Sequence[Item], data: str, split: str,
-                console: Console) -> _Read:
-    """Decode each photo and append its RGB pixels to ``raw``."""
-    read = _Read()
-    with raw.open("wb") as out, progress_bar(console, transient=True, disable=len(items) < 20) as bar:
-        task = bar.add_task(f"reading {data} ({split}), one photo at a time", total=len(items))
-        for item in items:
+def _resume(work: Path, plan_id: str, console: Console) -> dict[str, _Read]:
+    """What a cut-short prep of the same plan had read, its raw files cut back to it; a
+    fresh ``work`` folder otherwise."""
+    from zoo.pipelines.streamed_prep import PROGRESS
+
+    read: dict[str, _Read] = {}
+    try:
+        progress = json.loads((work / PROGRESS).read_text(encoding="utf-8"))
+        if progress["plan"] != plan_id:
+            raise ValueError("another plan")
+        for split, record in progress["read"].items():
+            read[split] = _Read(**{**record, "shapes": [tuple(s) for s in record["shapes"]]})
+            if (work / f"{split}.raw").stat().st_size < read[split].raw_bytes():
+                raise ValueError("a raw file shorter than its record")
+    except (OSError, ValueError, KeyError, TypeError):
+        read = {}
+    if any(r.done for r in read.values()):
+        kept = {PROGRESS} | {f"{split}.raw" for split in read}
+        for path in work.iterdir():  # a half-written second pass, a temporary file
+            if path.name not in kept:
+                path.unlink()
+        for split, r in read.items():
+            os.truncate(work / f"{split}.raw", r.raw_bytes())  # a photo half-appended when it was killed
+        console.print(f"resuming an interrupted prep: {sum(r.done for r in read.values()):,} photos read kept")
+        return read
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return {}
+
+
+def _first_pass(work: Path, split: str, streamed: Streamed, items: Sequence[Item], data: str,
+                read: dict[str, _Read], plan_id: str, console: Console) -> None:
+    """Decode each photo not yet read and append its RGB pixels to ``SPLIT.raw``, recording
+    the progress every :data:`SAVE_SECONDS` and at the end."""
+    r = read.setdefault(split, _Read())
+    with (work / f"{split}.raw").open("ab") as out, \
+            progress_bar(console, transient=True, disable=len(items) < 20) as bar:
+        task = bar.add_task(f"reading {data} ({split}), one photo at a time", total=len(items), completed=r.done)
+        saved = time.monotonic()
+        for item in items[r.done:]:
             fitted = streamed.fitted(item, 0, 0)
             bar.advance(task)
             if isinstance(fitted, str):
-                read.skipped.append(fitted)
-                continue
-            picture, gray = fitted
-            out.write(picture.contiguous().numpy().tobytes())
-            read.shapes.append(tuple(picture.shape))  # type: ignore[arg-type]
-            read.labels.append(item.label)
-            read.gray &= gray
-    return read
+                r.skipped.append(fitted)
+            else:
+                picture, gray = fitted
+                out.write(picture.contiguous().numpy().tobytes())
+                r.shapes.append(tuple(picture.shape))  # type: ignore[arg-type]
+                r.labels.append(item.label)
+                r.gray &= gray
+            r.done += 1
+            if time.monotonic() - saved >= SAVE_SECONDS:
+                _record(work, out, read, plan_id)
+                saved = time.monotonic()
+        _record(work, out, read, plan_id)
+
+
+def _record(work: Path, out: Any, read: dict[str, _Read], plan_id: str) -> None:
+    """The raw file on disk first, then the record that counts on it."""
+    from zoo.pipelines.streamed_prep import PROGRESS
+
+    out.flush()
+    os.fsync(out.fileno())
+    text = json.dumps({"plan": plan_id, "read": {split: asdict(r) for split, r in read.items()}})
+    files.write_atomically(work / PROGRESS, lambda path: path.write_text(text, encoding="utf-8"), "prepared data")
 
 
 def _second_pass(raw: Path, path: Path, read: _Read, depth: int, centre: tuple[int, int], labelled: bool) -> None:

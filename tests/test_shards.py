@@ -171,6 +171,41 @@ def test_shards_with_captions_are_read_whole_with_them(tmp_path: Path) -> None:
     assert raw.captions[4] == ["a red thing 4", "second"]
 
 
+def test_shards_at_a_url_are_read_through_fsspec_as_local_ones_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   cache_dir: Path) -> None:
+    import fsspec
+
+    members = [[(f"{k}{i:03d}.png", png(100 * k + i)) for i in range(8)] + [(f"{k}{i:03d}.cls", str(i % 2).encode())
+                                                                         for i in range(8)] for k in range(2)]
+    for k in range(2):
+        data = write_tar(tmp_path / f"part-{k}.tar", members[k]).read_bytes()
+        with fsspec.open(f"memory://zoo-test/part-{k}.tar", "wb") as out:  # fsspec's in-memory file system
+            out.write(data)
+    local = prepare(f"shards:{tmp_path}/part-{{0..1}}.tar", size=12)
+    remote = prepare("shards:memory://zoo-test/part-{0..1}.tar", size=12)
+    assert remote.path != local.path and torch.equal(remote.images, local.images)
+    assert torch.equal(remote.labels, local.labels) and remote.meta["origin"] == "memory://zoo-test/part-{0..1}.tar"
+    with fsspec.open("memory://zoo-test/part-1.tar", "wb") as out:  # changed at its store: prepared anew
+        out.write(write_tar(tmp_path / "other.tar", members[1][:4]).read_bytes())
+    assert len(prepare("shards:memory://zoo-test/part-{0..1}.tar", size=12)) < len(remote)
+    fsspec.filesystem("memory").rm("/zoo-test", recursive=True)
+
+
+def test_an_absurd_extended_tar_header_is_not_read_and_the_rest_of_its_shard_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "LONGEST_EXTENDED_HEADER", 1 << 14)
+    path = tmp_path / "pax.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for i, comment in enumerate(["fine", "x" * 30_000, "fine"]):  # the second's pax header: 30 KB
+            info = tarfile.TarInfo(f"{i}.png")
+            data = png(i)
+            info.size, info.pax_headers = len(data), {"comment": comment}
+            tar.addfile(info, io.BytesIO(data))
+    samples, _, notes = shards.list_shards(f"shards:{path}")
+    assert [s["name"] for s in samples] == ["0"]
+    assert "extended tar header of 30,0" in notes[0] and "the rest of it is skipped" in notes[0]
+
+
 def test_shard_patterns_expand_as_written(tmp_path: Path) -> None:
     assert shards.expand("/d/{0008..0011}.tar") == [f"/d/{i:04d}.tar" for i in range(8, 12)]
     assert shards.expand("/d/{a,b}-{1..2}.tar") == ["/d/a-1.tar", "/d/a-2.tar", "/d/b-1.tar", "/d/b-2.tar"]
@@ -261,6 +296,63 @@ def test_photos_at_their_own_sizes_are_read_one_at_a_time_into_the_files_a_whole
             for p in (streamed, whole)]
     assert meta[0] == meta[1]
     assert (streamed.path / "stats.png").is_file() and not list(streamed.path.parent.glob("*.tmp-*"))
+    assert not list(streamed.path.parent.glob("*.partial"))
+
+
+def test_a_photo_prep_cut_short_resumes_after_the_last_photo_it_recorded_and_gives_the_same_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.data.sources.streamed import Streamed
+    from zoo.pipelines import streamed_photos
+
+    folder = photo_classes(tmp_path / "photos")
+    reference = prepare(f"folder:{folder}", size="full")
+    expected = {p.name: p.read_bytes() for p in reference.path.glob("*.safetensors")}
+    partial = reference.path.with_name(reference.path.name + ".partial")
+    monkeypatch.setattr(streamed_photos, "SAVE_SECONDS", 0.0)  # a record after every photo
+    fitted, write = Streamed.fitted, streamed_photos._write
+    calls = {"fitted": 0, "write": 0}
+
+    def dies_at(name: str, n: int, real):  # type: ignore[no-untyped-def]
+        def counted(*args):  # type: ignore[no-untyped-def]
+            calls[name] += 1
+            if calls[name] == n:
+                raise KeyboardInterrupt  # as a kill would leave it
+            return real(*args)
+        return counted
+
+    monkeypatch.setattr(Streamed, "fitted", dies_at("fitted", 6, fitted))  # while reading the sixth photo
+    with pytest.raises(KeyboardInterrupt):
+        prepare(f"folder:{folder}", size="full", force=True)
+    progress = json.loads((partial / "progress.json").read_text())
+    assert progress["read"]["train"]["done"] == 5
+    with (partial / "train.raw").open("ab") as raw:
+        raw.write(b"half a photo")  # appended after the record, before the kill
+    monkeypatch.setattr(Streamed, "fitted", dies_at("fitted", 10**9, fitted))
+    monkeypatch.setattr(streamed_photos, "_write", dies_at("write", 4, write))  # then killed writing the files
+    with pytest.raises(KeyboardInterrupt):
+        prepare(f"folder:{folder}", size="full", force=True)
+    assert calls["fitted"] == 6 + (14 - 5)  # the five recorded photos were not read again
+    monkeypatch.setattr(streamed_photos, "_write", write)
+    again = prepare(f"folder:{folder}", size="full", force=True)
+    assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
+
+
+def test_unfinished_prep_folders_untouched_for_a_week_are_removed_and_said(tmp_path: Path, cache_dir: Path) -> None:
+    import os
+    import time
+
+    prepared = cache_dir / "prepared"
+    old, recent = prepared / "folder-gone-0123456789-8px-nativech.partial", prepared / "folder-other-1-8px.partial"
+    for work in (old, recent):
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "train-00000.safetensors").write_bytes(b"x" * 1000)
+    week = time.time() - 8 * 86400
+    for path in (old / "train-00000.safetensors", old):
+        os.utime(path, (week, week))
+    result = run_cli("prep", f"folder:{make_image_folder(tmp_path / 'shapes', per_class=3)}", "--size", "8")
+    assert result.exit_code == 0, result.output
+    assert "removed 1 unfinished prep folder(s) untouched for 7 days" in " ".join(result.output.split())
+    assert not old.exists() and recent.exists()
 
 
 def test_a_photo_that_cannot_be_read_is_skipped_and_counted(tmp_path: Path) -> None:

@@ -138,6 +138,34 @@ def clear_partial(folder: Path, older_than: float = 60.0) -> int:
     return removed
 
 
+ABANDONED_DAYS = 7.0
+"""Work folders of a prep (``.partial``, ``.tmp-PID``, ``.old-PID``) untouched this long are
+abandoned: a data set that changed since (its cache is named anew) or a prep never run again."""
+
+
+def clear_abandoned(cache: Path, keep: Path, days: float = ABANDONED_DAYS) -> tuple[int, int]:
+    """Remove the abandoned work folders under ``cache`` (never ``keep``, the one about to be
+    used): those whose folder and files were last written ``days`` ago or more. Returns how
+    many went and their bytes."""
+    import time
+
+    removed, freed = 0, 0
+    for path in cache.glob("*.*"):
+        kind = path.name.rsplit(".", 1)[-1]
+        if path == keep or not path.is_dir() or not (kind == "partial" or kind.startswith(("tmp-", "old-"))):
+            continue
+        try:
+            entries = [path, *path.iterdir()]
+            if time.time() - max(e.stat().st_mtime for e in entries) < days * 86400:
+                continue
+            size = sum(e.stat().st_size for e in entries[1:] if e.is_file())
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed, freed = removed + (not path.exists()), freed + size * (not path.exists())
+    return removed, freed
+
+
 def swap_in(new: Path, folder: Path) -> None:
     """Put the whole folder ``new`` (written beside ``folder``) in ``folder``'s place: the old
     one moved aside first and removed after, so that a crash at any moment leaves one whole

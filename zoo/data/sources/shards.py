@@ -40,6 +40,11 @@ LONGEST_SIDE_FILE = 1 << 16
 """A class or caption member larger than this is not one: skipped."""
 LARGEST_IMAGE_MEMBER = 256 << 20
 """An image member larger than this is skipped as unreadable, not read into memory."""
+LONGEST_EXTENDED_HEADER = 1 << 20
+"""A pax or GNU long-name header longer than this is no real one (tarfile would read it whole
+into memory): the rest of its archive is skipped, with a note."""
+EXTENDED_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
+                  tarfile.SOLARIS_XHDTYPE)
 
 
 def pattern_of(data: str) -> str:
@@ -87,8 +92,13 @@ def _opener(path: str) -> Any:
 
 
 def _identity(path: str) -> str:
+    """The shard's name and what tells whether it changed (its size and time; for a URL,
+    what its file system says of it)."""
     if "://" in path:
-        return path
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(path)
+        return f"{path}|{fs.ukey(inner)}"
     stat = Path(path).stat()
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
@@ -122,6 +132,8 @@ def list_shards(data: str) -> tuple[list[dict[str, Any]], Counter, list[str]]:
     for shard, path in enumerate(_existing(pattern_of(data))):
         with _opener(path) as fh:
             size = fh.seek(0, 2)
+            if _hostile_header(fh, 0, path, notes):
+                continue
             fh.seek(0)
             try:
                 archive = tarfile.open(fileobj=fh, mode="r:")  # noqa: SIM115 - fh is closed
@@ -130,6 +142,8 @@ def list_shards(data: str) -> tuple[list[dict[str, Any]], Counter, list[str]]:
                     from None
             listed = 0
             while True:
+                if listed and _hostile_header(fh, archive.offset, path, notes):  # (the first: checked at 0)
+                    break
                 try:
                     member = archive.next()
                 except (tarfile.TarError, EOFError, OSError):
@@ -145,6 +159,24 @@ def list_shards(data: str) -> tuple[list[dict[str, Any]], Counter, list[str]]:
             continue  # a class or caption whose image is missing: nothing to train on
         out.append({"name": name, "where": sample["image"], "cls": sample.get("cls"), "txt": sample.get("txt")})
     return out, skipped, notes
+
+
+def _hostile_header(fh: Any, offset: int, path: str, notes: list[str]) -> bool:
+    """Whether the header at ``offset`` is an extended one (pax, GNU long name) longer than
+    :data:`LONGEST_EXTENDED_HEADER`, which tarfile would read whole: then noted."""
+    fh.seek(offset)
+    block = fh.read(tarfile.BLOCKSIZE)
+    if len(block) < tarfile.BLOCKSIZE or block[156:157] not in EXTENDED_TYPES:
+        return False
+    try:
+        length = tarfile.nti(block[124:136])
+    except tarfile.InvalidHeaderError:
+        return False  # tarfile says what is wrong with it
+    if length <= LONGEST_EXTENDED_HEADER:
+        return False
+    notes.append(f"shard {path} has an extended tar header of {length:,} bytes at byte {offset:,} (more than "
+                 f"{LONGEST_EXTENDED_HEADER >> 20} MB: not a real one); the rest of it is skipped")
+    return True
 
 
 def _add_member(samples: dict, skipped: Counter, shard: int, path: str, member: tarfile.TarInfo, fh: Any,

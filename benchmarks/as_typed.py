@@ -16,7 +16,9 @@ A judge's reading of unconditional samples: how many it reads with confidence (t
 class probability at least 0.9: a legible digit), and how evenly they spread over the
 classes (entropy in bits; log2(10) = 3.32 is every digit as often).
 
-Results: benchmarks/results/as-typed-NAME[-seedS].json; runs in benchmarks/runs/as_typed/.
+Results: benchmarks/results/as-typed-NAME[-seedS].json (make demo's: as-typed-make-demo-seedS; those
+named as-typed-demo-seedS were make demo's when it trained the lab's recipe); runs in
+benchmarks/runs/as_typed/.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def demo(args: argparse.Namespace, net: torch.nn.Module, judge: dict) -> None:
     """make demo's commands: `zoo train dcgan --preset demo`, `zoo sample dcgan --n 64`; ``lab``:
     the same with `--preset lab`, the lab's recipe (make demo's until zoo measured a better one;
     its results before that are as-typed-demo-seed0*.json)."""
-    name = "-".join([f"{args.case}-seed{args.seed}", *(s.replace("=", "") for s in args.set)])
+    case = "make-demo" if args.case == "demo" else args.case  # (as-typed-demo-*: the lab's recipe, before)
+    name = "-".join([f"{case}-seed{args.seed}", *(s.replace("=", "") for s in args.set)])
     run = fresh(HERE / name)
     seed = ["--seed", str(args.seed)] if args.seed else []
     changed = [arg for setting in args.set for arg in ("--set", setting)]

@@ -269,8 +269,9 @@ def loader(shards: int, batches: int, repeats: int) -> None:
     torch's DataLoader with 1 and 2 worker processes gathering the same batches from the same
     maps (the batch's indices to each worker, its images back through shared memory), each
     batch made floats as training takes it. Images delivered a second over one pass at most,
-    worker start-up included, alternated ``repeats`` times; nothing else runs, so this is the
-    most each way can feed a training step."""
+    worker start-up included, and after the first batch (the workers started); alternated
+    ``repeats`` times; nothing else runs, so this is the most each way can feed a training
+    step."""
     import torch
     from torch.utils.data import DataLoader, Dataset
 
@@ -301,30 +302,46 @@ def loader(shards: int, batches: int, repeats: int) -> None:
             index = self.order[i * size:(i + 1) * size]
             return images.rows(index), labels[index]
 
-    def zoo_way() -> float:
+    def zoo_way() -> list[float]:
         started = time.perf_counter()
         drawn = TensorBatches(images, labels, size, seed=0)
+        times = []
         for _ in range(batches):
             drawn.next()
-        return time.perf_counter() - started
+            times.append(time.perf_counter() - started)
+        return times
 
-    def data_loader(workers: int) -> float:
+    def data_loader(workers: int) -> list[float]:
         started = time.perf_counter()
+        times = []
         for batch, _ in DataLoader(Batches(), batch_size=None, num_workers=workers,
                                    prefetch_factor=2 if workers else None):
             to_float(batch)  # as zoo's batches come: floats in [-1, 1]
-        return time.perf_counter() - started
+            times.append(time.perf_counter() - started)
+        return times
 
     ways = {"zoo_thread": zoo_way, "dataloader_1_worker": lambda: data_loader(1),
             "dataloader_2_workers": lambda: data_loader(2), "no_prefetch": lambda: data_loader(0)}
     seconds: dict[str, list[float]] = {name: [] for name in ways}
+    first: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):
         for name, way in ways.items():
-            seconds[name].append(round(way(), 3))
-            print(f"{name}: {batches * size / seconds[name][-1]:,.0f} images/s", flush=True)
-    rates = {name: round(batches * size / sorted(v)[len(v) // 2], 1) for name, v in seconds.items()}
+            times = way()
+            seconds[name].append(round(times[-1], 3))
+            first[name].append(round(times[0], 3))
+            print(f"{name}: {batches * size / times[-1]:,.0f} images/s, the first batch after {times[0]:.3f} s",
+                  flush=True)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    rates = {name: round(batches * size / median(v), 1) for name, v in seconds.items()}
+    after_first = {name: round((batches - 1) * size / median([a - b for a, b in zip(v, first[name], strict=True)]), 1)
+                   for name, v in seconds.items()}
     write_result("data-scale-loader", {
-        "images_per_second": rates, "seconds": seconds, "batches": batches, "batch_size": size,
+        "images_per_second": rates, "images_per_second_after_the_first_batch": after_first,
+        "first_batch_seconds": {name: median(v) for name, v in first.items()}, "seconds": seconds,
+        "batches": batches, "batch_size": size,
         "repeats": repeats, "images": len(images), "data": data, "torch_threads": torch.get_num_threads(),
         "what": "batches gathered from the mapped shards and made floats, worker start-up included; no training"})
 

@@ -10,8 +10,9 @@ uninterrupted run of the same command (deterministic on the CPU).
 ``python benchmarks/faults.py kill-prep [--kills 30] [--photos]``: ``zoo prep`` of a folder of
 images, killed at random moments and rerun; the cache is always either absent or whole, and the
 last run's equals an uninterrupted prep. ``--photos``: 300 photos of 400 to 800 pixels a side
-at their own sizes (``--size full``), killed only once the prep is at work (from the moment
-its work folder appeared in the uninterrupted prep: not while Python imports).
+at their own sizes (``--size full``), killed only while the prep is at work (between the moments
+its work folder appeared and went in the uninterrupted prep: not while Python imports, nor
+while it draws its pictures once the folder is in place).
 
 ``python benchmarks/faults.py kill-eval [--kills 20]``: ``zoo eval`` killed and rerun: eval.json
 is absent or whole, never half-written.
@@ -28,7 +29,7 @@ Writes benchmarks/results/faults-kill-train-{K}kills.json, faults-kill-prep-{K}k
 faults-kill-eval-{K}kills.json and faults-many-files-{N}files.json (the other settings are
 fields of the file): kill-train: kills, attempts, kills_with_problems, partial_files_seen,
 final_weights_identical, weights_compared, uninterrupted_seconds, checkpoint_steps_seen;
-kill-prep: kills, kills_from_second, states (absent/whole/...),
+kill-prep: kills, kills_from_second, kills_to_second, states (absent/whole/...),
 kills_leaving_progress_to_resume_from, leftovers_after_a_kill,
 leftovers_after_the_next_prep, final_cache_equal, whole_prep_seconds; kill-eval: kills,
 states, whole_eval_seconds; many-files: files, prep_seconds, pixels_mib,
@@ -193,15 +194,15 @@ def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
     before = load()
     started = time.perf_counter()
     process = zoo("prep", f"folder:{folder}", *size)
-    work_starts = None  # photos: when the prep's work folder appears (imports and listing done)
+    at_work: list[float] = []  # photos: while the prep's work folder is there (imports and listing done)
     while process.poll() is None:
-        if work_starts is None and list((work / "cache" / "prepared").glob("*.partial")):
-            work_starts = time.perf_counter() - started
+        if list((work / "cache" / "prepared").glob("*.partial")):
+            at_work.append(time.perf_counter() - started)
         time.sleep(0.01)
     process.communicate()
     whole_seconds = time.perf_counter() - started
     cache = next((work / "cache" / "prepared").glob("folder-photos-*[!l]"))  # (not its .partial)
-    earliest = work_starts if photos and work_starts is not None else 0.3  # photos: kill while it reads or writes
+    earliest, latest = (at_work[0], at_work[-1]) if photos and at_work else (0.3, whole_seconds)
 
     def pixels() -> list[torch.Tensor]:
         prepared = load_prepared(cache)
@@ -215,7 +216,7 @@ def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
     records = []
     for k in range(kills):
         process = zoo("prep", f"folder:{folder}", *size, "--force")
-        kill_at_random(process, earliest, whole_seconds, rng)
+        kill_at_random(process, earliest, latest, rng)
         state = "absent"
         if (cache / "meta.json").exists():
             try:
@@ -232,7 +233,7 @@ def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
     final_same = same()
     leftovers = leftovers_of(cache)
     result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1), "load_before": before,
-              "kills_from_second": round(earliest, 2),
+              "kills_from_second": round(earliest, 2), "kills_to_second": round(latest, 2),
               "states": {s: sum(r["state"] == s for r in records) for s in {r["state"] for r in records}},
               "kills_leaving_progress_to_resume_from": sum(r["resumable"] for r in records),
               "leftovers_after_a_kill": sum(bool(r["leftovers"]) for r in records),

@@ -88,8 +88,8 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(base_run)
     assert ckpt_io.load(run / ckpt_io.FILENAME).train["step"] == 4
     assert no_partial_files(run) == []
     assert runs.read_run_info(run)["status"].startswith("failed")
-    code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--steps", "8", "--no-wandb"))
-    assert code == 0, out  # space again: it goes on from step 4
+    result = run_cli("train", "dcgan", "--resume", str(run), "--steps", "8", "--no-wandb")
+    assert result.exit_code == 0, result.output  # space again: it goes on from step 4
 
 
 def test_every_kind_of_file_says_the_disk_is_full_and_leaves_nothing_half_written(tmp_path, monkeypatch) -> None:
@@ -208,8 +208,8 @@ def test_kill_9_mid_training_resumes_to_the_uninterrupted_model(mnist, trained, 
         path.write_bytes(b"half")
         os.utime(path, (time.time() - 3600,) * 2)
     (run / ".eval.json.00000000aaaaaaaa.tmp").write_bytes(b"being written")
-    code, out = finished(zoo_process("train", "dcgan", "--resume", str(run), "--no-wandb"))
-    assert code == 0, out
+    result = run_cli("train", "dcgan", "--resume", str(run), "--no-wandb")  # (in this process: a start saved)
+    assert result.exit_code == 0, result.output
     assert not any(path.exists() for path in left) and (run / ".eval.json.00000000aaaaaaaa.tmp").exists()
     assert ckpt_io.read_meta(run / ckpt_io.FILENAME)["train"]["step"] == 40
     final, reference = checkpoint_tensors(run), checkpoint_tensors(whole)

@@ -268,7 +268,8 @@ def loader(shards: int, batches: int, repeats: int) -> None:
     maps): zoo's way (the next batch gathered in a thread while this one is used) against
     torch's DataLoader with 1 and 2 worker processes gathering the same batches from the same
     maps (the batch's indices to each worker, its images back through shared memory), each
-    batch made floats as training takes it. Images delivered a second over one pass at most,
+    batch made floats as training takes it; zoo's way also with torch on one thread, as each
+    DataLoader worker runs. Images delivered a second over one pass at most,
     worker start-up included, and after the first batch (the workers started); alternated
     ``repeats`` times; nothing else runs, so this is the most each way can feed a training
     step."""
@@ -277,15 +278,14 @@ def loader(shards: int, batches: int, repeats: int) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from zoo.data.images import to_float
-    from zoo.data.memory import TensorBatches, load_prepared
+    from zoo.data.memory import TensorBatches
+    from zoo.pipelines.prep import prepare
 
     data = pattern(shards)
     env = {"ZOO_CACHE_DIR": str(ROOT / "cache-speed")}
     checked(watched(zoo_command(["prep", data, "--size", "64"], None), env), "prep")
     os.environ.update({**env, "ZOO_IN_MEMORY_MB": "0"})
-    folder = next(p for p in (ROOT / "cache-speed" / "prepared").glob("shards-*") if p.is_dir()
-                  and not p.name.endswith(".partial"))
-    prepared = load_prepared(folder)
+    prepared = prepare(data, size=64)  # the prep above's cache, read through the maps
     images, labels, size = prepared.images, prepared.labels, 256
     batches = min(batches, len(images) // size)  # one pass at most
 
@@ -302,13 +302,18 @@ def loader(shards: int, batches: int, repeats: int) -> None:
             index = self.order[i * size:(i + 1) * size]
             return images.rows(index), labels[index]
 
-    def zoo_way() -> list[float]:
+    def zoo_way(threads: int) -> list[float]:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
         started = time.perf_counter()
         drawn = TensorBatches(images, labels, size, seed=0)
         times = []
         for _ in range(batches):
             drawn.next()
             times.append(time.perf_counter() - started)
+        if drawn._pool is not None:  # its batch gathered ahead is not the next way's time
+            drawn._pool.shutdown(wait=True)
+        torch.set_num_threads(before)
         return times
 
     def data_loader(workers: int) -> list[float]:
@@ -320,8 +325,9 @@ def loader(shards: int, batches: int, repeats: int) -> None:
             times.append(time.perf_counter() - started)
         return times
 
-    ways = {"zoo_thread": zoo_way, "dataloader_1_worker": lambda: data_loader(1),
-            "dataloader_2_workers": lambda: data_loader(2), "no_prefetch": lambda: data_loader(0)}
+    ways = {"zoo_thread": lambda: zoo_way(torch.get_num_threads()), "zoo_thread_1_torch_thread": lambda: zoo_way(1),
+            "dataloader_1_worker": lambda: data_loader(1), "dataloader_2_workers": lambda: data_loader(2),
+            "no_prefetch": lambda: data_loader(0)}
     seconds: dict[str, list[float]] = {name: [] for name in ways}
     first: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(repeats):
@@ -343,6 +349,7 @@ def loader(shards: int, batches: int, repeats: int) -> None:
         "first_batch_seconds": {name: median(v) for name, v in first.items()}, "seconds": seconds,
         "batches": batches, "batch_size": size,
         "repeats": repeats, "images": len(images), "data": data, "torch_threads": torch.get_num_threads(),
+        "dataloader_worker_threads": 1,
         "what": "batches gathered from the mapped shards and made floats, worker start-up included; no training"})
 
 

@@ -167,9 +167,11 @@ def kill_train(kills: int, steps: int, seed: int, window_factor: float = 2.0) ->
     return result
 
 
-def leftovers_of(cache: Path) -> list[str]:
-    """A prep's temporary or replaced folders still beside its cache."""
-    return [p.name for p in cache.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+def leftovers_of(cache: Path, partial: bool = False) -> list[str]:
+    """A prep's temporary or replaced folders still beside its cache (and with ``partial`` its
+    work folder: none may be left once a prep has run through)."""
+    return [p.name for p in cache.parent.iterdir()
+            if ".tmp-" in p.name or ".old-" in p.name or (partial and p.name.endswith(".partial"))]
 
 
 def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
@@ -206,7 +208,8 @@ def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
 
     def pixels() -> list[torch.Tensor]:
         prepared = load_prepared(cache)
-        return [prepared.images.clone(), *([prepared.photos.pixels.clone()] if prepared.photos is not None else [])]
+        photos = [prepared.photos.pixels.clone(), prepared.photos.shapes.clone()] if prepared.photos is not None else []
+        return [prepared.images.clone(), *([prepared.labels.clone()] if prepared.labels is not None else []), *photos]
 
     reference = pixels()
 
@@ -231,7 +234,7 @@ def kill_prep(kills: int, seed: int, photos: bool = False) -> dict:
     process = zoo("prep", f"folder:{folder}", *size)
     out, _ = process.communicate()
     final_same = same()
-    leftovers = leftovers_of(cache)
+    leftovers = leftovers_of(cache, partial=True)
     result = {"kills": kills, "whole_prep_seconds": round(whole_seconds, 1), "load_before": before,
               "kills_from_second": round(earliest, 2), "kills_to_second": round(latest, 2),
               "states": {s: sum(r["state"] == s for r in records) for s in {r["state"] for r in records}},

@@ -2,7 +2,7 @@
 
     python benchmarks/step_speed.py whole [--repeats 3]  # the lab's and `zoo train`'s processes (~8 min a repeat)
     python benchmarks/step_speed.py quality         # + zoo eval of both: time to the lab's FID (~15 min)
-    python benchmarks/step_speed.py reach -- --preset fast   # one zoo train command against the lab's FID (~4 min)
+    python benchmarks/step_speed.py reach -- --preset quick  # one zoo train command against the lab's FID (~4 min)
     python benchmarks/step_speed.py plugins [--compile]  # images/s per plugin, precision and option (~10 min)
     python benchmarks/step_speed.py torchrun [--repeats 3]  # 2 processes x 1 thread against 1 x 2 (~4 min a repeat)
     python benchmarks/step_speed.py make-test      # `make test` as a whole process (the full suite)
@@ -111,7 +111,8 @@ def whole(args: argparse.Namespace) -> dict[str, object]:
     figures = {"lab_seconds": times["lab"], "zoo_seconds": times["zoo"], "lab_median": lab, "zoo_median": mine,
                "speed_up": round(lab / mine, 3), "load_before": loads}
     print(f"lab {lab:.1f} s, zoo {mine:.1f} s (medians of {args.repeats}): zoo is {lab / mine:.2f}x as fast")
-    (HERE / "whole.json").write_text(json.dumps(figures, indent=2))  # for quality, which reuses the lab's run
+    # For quality and reach, which reuse the lab's run:
+    (HERE / "whole.json").write_text(json.dumps({**figures, "steps": args.steps}, indent=2))
     write_result(whole_name(args), figures, steps=args.steps, batch=128, repeats=args.repeats, zoo_args=args.zoo_args,
                  threads=torch.get_num_threads(),
                  zoo_command=f"zoo train dcgan --data mnist --steps {args.steps} {' '.join(args.zoo_args)}".strip(),
@@ -160,11 +161,14 @@ def quality(args: argparse.Namespace) -> None:
 
 
 def reach(args: argparse.Namespace) -> None:
-    """One ``zoo train dcgan --data mnist FLAGS`` as typed, against the lab's final FID."""
-    if not (HERE / "lab" / "checkpoint.safetensors").exists() or not (HERE / "whole.json").exists() or args.rerun:
-        whole(args)
+    """One ``zoo train dcgan --data mnist FLAGS`` as typed, against the lab's final FID (of
+    ``whole``'s run of the lab, at the lab's 1,560 steps, on this machine)."""
+    timed_lab = json.loads((HERE / "whole.json").read_text()) if (HERE / "whole.json").exists() else {}
+    if not (HERE / "lab" / "checkpoint.safetensors").exists() or timed_lab.get("steps") != STEPS:
+        raise SystemExit(f"reach compares with the lab's run of {STEPS} steps: run `python benchmarks/step_speed.py "
+                         "whole` first (on this machine, idle)")
     lab_fid = evaluated(HERE / "lab", args.eval_n, again=False)
-    lab_seconds = statistics.median(json.loads((HERE / "whole.json").read_text())["lab_seconds"])
+    lab_seconds = statistics.median(timed_lab["lab_seconds"])
     run = HERE / "reach"
     before = load()
     seconds = zoo("train", "dcgan", "--data", "mnist", "--no-wandb", "--out", str(run), "--replace", *args.zoo_args)

@@ -111,6 +111,8 @@ def _cached(folder: Path, split: str, console: Console) -> PreparedData | None:
         meta = {}
     if not isinstance(meta, dict) or meta.get("format") != PREPARED_FORMAT:
         return None
+    for leftover in [*folder.glob("*.raw"), folder / streamed_prep.PROGRESS]:  # a photo prep killed as it ended
+        leftover.unlink(missing_ok=True)
     try:
         return load_prepared(folder, split)  # the split asked for is checked; the other when it is read
     except files.Damaged as exc:

@@ -108,10 +108,10 @@ def build(data: str, folder: Path, streamed: Streamed, channels: int | None, spa
         if full is not None:
             raise full from None
         raise  # killed or stopped: the photos read so far stay for the next prep to resume from
-    for split in splits:  # (a kill in these few lines makes the next prep start over)
-        (work / f"{split}.raw").unlink(missing_ok=True)
-    (work / streamed_prep.PROGRESS).unlink()
-    files.swap_in(work, folder)
+    files.swap_in(work, folder)  # with the raw files and the record: a kill within it leaves them to resume from
+    for split in splits:  # (a kill here leaves them in the cache folder: its next read removes them)
+        (folder / f"{split}.raw").unlink(missing_ok=True)
+    (folder / streamed_prep.PROGRESS).unlink(missing_ok=True)
     prepared = load_prepared(folder)
     figures.explore_data(prepared.images, prepared.labels, prepared.meta["class_names"], folder, title=data)
     held = prepared.meta["heldout"]

@@ -185,25 +185,57 @@ def test_shards_at_a_url_are_read_through_fsspec_as_local_ones_are(tmp_path: Pat
     remote = prepare("shards:memory://zoo-test/part-{0..1}.tar", size=12)
     assert remote.path != local.path and torch.equal(remote.images, local.images)
     assert torch.equal(remote.labels, local.labels) and remote.meta["origin"] == "memory://zoo-test/part-{0..1}.tar"
-    with fsspec.open("memory://zoo-test/part-1.tar", "wb") as out:  # changed at its store: prepared anew
+    with fsspec.open("memory://zoo-test/part-1.tar", "wb") as out:  # changed at its store: --force reads it again
         out.write(write_tar(tmp_path / "other.tar", members[1][:4]).read_bytes())
-    assert len(prepare("shards:memory://zoo-test/part-{0..1}.tar", size=12)) < len(remote)
+    assert len(prepare("shards:memory://zoo-test/part-{0..1}.tar", size=12)) == len(remote)  # the prepared copy
+    assert len(prepare("shards:memory://zoo-test/part-{0..1}.tar", size=12, force=True)) < len(remote)
     fsspec.filesystem("memory").rm("/zoo-test", recursive=True)
+
+
+def pax_tar(path: Path, comments: list[str], long_name_at: int = -1) -> Path:
+    """A pax tar of one PNG per comment, each with that comment in its pax header; the member
+    ``long_name_at`` also has a GNU long-name header (a chain of two extended headers)."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for i, comment in enumerate(comments):
+            info, data = tarfile.TarInfo(f"{i}.png"), png(i)
+            info.size, info.pax_headers = len(data), {"comment": comment}
+            tar.addfile(info, io.BytesIO(data))
+    if long_name_at < 0:
+        return path
+    raw = path.read_bytes()
+    with tarfile.open(path) as tar:
+        member = tar.getmembers()[long_name_at]
+    body = b"n" * 20_000  # a 20 KB name, as a GNU 'L' header between the pax header and its file
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = tarfile.GNUTYPE_LONGNAME, len(body)
+    block = header.tobuf(tarfile.GNU_FORMAT) + body + b"\0" * (-len(body) % tarfile.BLOCKSIZE)
+    cut = member.offset  # the member's own header, after its pax header
+    return path.write_bytes(raw[:cut] + block + raw[cut:]) and path
 
 
 def test_an_absurd_extended_tar_header_is_not_read_and_the_rest_of_its_shard_is_skipped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shards, "LONGEST_EXTENDED_HEADER", 1 << 14)
-    path = tmp_path / "pax.tar"
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for i, comment in enumerate(["fine", "x" * 30_000, "fine"]):  # the second's pax header: 30 KB
-            info = tarfile.TarInfo(f"{i}.png")
-            data = png(i)
-            info.size, info.pax_headers = len(data), {"comment": comment}
-            tar.addfile(info, io.BytesIO(data))
-    samples, _, notes = shards.list_shards(f"shards:{path}")
-    assert [s["name"] for s in samples] == ["0"]
-    assert "extended tar header of 30,0" in notes[0] and "the rest of it is skipped" in notes[0]
+    for name, path in {"long pax": pax_tar(tmp_path / "pax.tar", ["fine", "x" * 30_000, "fine"]),
+                       "a chain": pax_tar(tmp_path / "chain.tar", ["fine", "short", "fine"], long_name_at=1)}.items():
+        samples, _, notes = shards.list_shards(f"shards:{path}")
+        assert [s["name"] for s in samples] == ["0"], name
+        assert "extended tar header of" in notes[0] and "is skipped" in notes[0], name
+    first = pax_tar(tmp_path / "first.tar", ["y" * 30_000, "fine"])  # the archive's very first header
+    samples, _, notes = shards.list_shards(f"shards:{first}")
+    assert samples == [] and "from byte 0" in notes[0]
+    for name, where in {"pax": 0, "file": 1}.items():  # a negative size (base-256) in the second member's
+        path = pax_tar(tmp_path / f"negative-{name}.tar", ["fine", "fine"])  # pax header, or in its file's
+        data = bytearray(path.read_bytes())
+        with tarfile.open(path) as tar:
+            at = tar.getmembers()[1].offset + where * tarfile.BLOCKSIZE * 2  # (the pax header: 2 blocks)
+        data[at + 124:at + 136] = b"\xff" + (-999_936).to_bytes(11, "big", signed=True)
+        block = data[at:at + 512]
+        block[148:156] = b" " * 8
+        data[at + 148:at + 156] = f"{sum(block):06o}\0 ".encode()
+        samples, _, notes = shards.list_shards(f"shards:{path.write_bytes(bytes(data)) and path}")
+        assert [s["name"] for s in samples] == ["0"], name  # never read as the rest of the archive
+        assert "of -999,936 bytes" in notes[0] if name == "pax" else "cut off" in notes[0], name
 
 
 def test_shard_patterns_expand_as_written(tmp_path: Path) -> None:
@@ -337,22 +369,30 @@ def test_a_photo_prep_cut_short_resumes_after_the_last_photo_it_recorded_and_giv
     assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
 
 
-def test_unfinished_prep_folders_untouched_for_a_week_are_removed_and_said(tmp_path: Path, cache_dir: Path) -> None:
+def test_unfinished_prep_folders_untouched_for_a_week_are_removed_and_said(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import os
     import time
 
-    prepared = cache_dir / "prepared"
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))  # a cache of its own: it leaves odd folders
+    prepared = tmp_path / "cache" / "prepared"
     old, recent = prepared / "folder-gone-0123456789-8px-nativech.partial", prepared / "folder-other-1-8px.partial"
-    for work in (old, recent):
+    dotted = prepared / "folder-holiday.old-2019-0123456789-8px-nativech"  # a finished cache, its folder's name dotted
+    shapes = make_image_folder(tmp_path / "shapes", per_class=3)
+    made = prepare(f"folder:{shapes}", size=8).path
+    own = made.with_name(made.name + ".partial")  # the one this prep works in: kept (the count says)
+    week = time.time() - 8 * 86400
+    for work in (old, recent, dotted, own):
         work.mkdir(parents=True, exist_ok=True)
         (work / "train-00000.safetensors").write_bytes(b"x" * 1000)
-    week = time.time() - 8 * 86400
-    for path in (old / "train-00000.safetensors", old):
-        os.utime(path, (week, week))
-    result = run_cli("prep", f"folder:{make_image_folder(tmp_path / 'shapes', per_class=3)}", "--size", "8")
+        if work != recent:
+            for path in (work / "train-00000.safetensors", work):
+                os.utime(path, (week, week))
+    result = run_cli("prep", f"folder:{shapes}", "--size", "8", "--force")
     assert result.exit_code == 0, result.output
     assert "removed 1 unfinished prep folder(s) untouched for 7 days" in " ".join(result.output.split())
-    assert not old.exists() and recent.exists()
+    assert not old.exists() and recent.exists() and dotted.exists()
+    assert not own.exists()  # (nothing in it to resume from: the prep started it afresh, then swapped it in)
 
 
 def test_a_photo_that_cannot_be_read_is_skipped_and_counted(tmp_path: Path) -> None:

@@ -143,25 +143,32 @@ ABANDONED_DAYS = 7.0
 abandoned: a data set that changed since (its cache is named anew) or a prep never run again."""
 
 
+WORK_FOLDER = re.compile(r"(?P<cache>.+)\.(partial|tmp-\d+|old-\d+)")
+"""A prep's work folder beside its cache folder: ``CACHE.partial``, ``CACHE.tmp-PID``, ``CACHE.old-PID``."""
+
+
 def clear_abandoned(cache: Path, keep: Path, days: float = ABANDONED_DAYS) -> tuple[int, int]:
     """Remove the abandoned work folders under ``cache`` (never ``keep``, the one about to be
-    used): those whose folder and files were last written ``days`` ago or more. Returns how
-    many went and their bytes."""
+    used, nor one whose cache another prep holds the lock of): those whose folder and files
+    were last written ``days`` ago or more. Returns how many went and their bytes."""
     import time
 
+    from filelock import FileLock, Timeout
+
     removed, freed = 0, 0
-    for path in cache.glob("*.*"):
-        kind = path.name.rsplit(".", 1)[-1]
-        if path == keep or not path.is_dir() or not (kind == "partial" or kind.startswith(("tmp-", "old-"))):
+    for path in cache.iterdir():
+        match = WORK_FOLDER.fullmatch(path.name)
+        if match is None or path == keep or not path.is_dir():
             continue
         try:
             entries = [path, *path.iterdir()]
             if time.time() - max(e.stat().st_mtime for e in entries) < days * 86400:
                 continue
             size = sum(e.stat().st_size for e in entries[1:] if e.is_file())
-        except OSError:
+            with FileLock(cache / f".{match['cache']}.lock", timeout=0):  # (the lock prep holds on that cache)
+                shutil.rmtree(path, ignore_errors=True)
+        except (OSError, Timeout):
             continue
-        shutil.rmtree(path, ignore_errors=True)
         removed, freed = removed + (not path.exists()), freed + size * (not path.exists())
     return removed, freed
 

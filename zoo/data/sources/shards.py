@@ -92,13 +92,12 @@ def _opener(path: str) -> Any:
 
 
 def _identity(path: str) -> str:
-    """The shard's name and what tells whether it changed (its size and time; for a URL,
-    what its file system says of it)."""
+    """The shard's name and, on this machine's disk, its size and time. A URL is its name
+    alone: asking its store each time would cost a request a shard on every `zoo train`, fail
+    offline where the prepared copy would do, and change with signed URLs (`zoo prep --force`
+    prepares shards changed at their store again)."""
     if "://" in path:
-        import fsspec
-
-        fs, inner = fsspec.core.url_to_fs(path)
-        return f"{path}|{fs.ukey(inner)}"
+        return path
     stat = Path(path).stat()
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
@@ -162,21 +161,38 @@ def list_shards(data: str) -> tuple[list[dict[str, Any]], Counter, list[str]]:
 
 
 def _hostile_header(fh: Any, offset: int, path: str, notes: list[str]) -> bool:
-    """Whether the header at ``offset`` is an extended one (pax, GNU long name) longer than
-    :data:`LONGEST_EXTENDED_HEADER`, which tarfile would read whole: then noted."""
-    fh.seek(offset)
-    block = fh.read(tarfile.BLOCKSIZE)
-    if len(block) < tarfile.BLOCKSIZE or block[156:157] not in EXTENDED_TYPES:
-        return False
+    """Whether the headers at ``offset`` begin with extended ones (pax, GNU long names, one
+    after another as tarfile follows them) of which one is longer than
+    :data:`LONGEST_EXTENDED_HEADER` or of a negative length, which tarfile would read whole:
+    then noted."""
+    start = offset
+    while offset >= 0:  # (after a member of a negative size tarfile's offset is too: it says what is wrong)
+        fh.seek(offset)
+        block = fh.read(tarfile.BLOCKSIZE)
+        if len(block) < tarfile.BLOCKSIZE or block[156:157] not in EXTENDED_TYPES:
+            return False
+        length = _header_size(block[124:136])
+        if length is None:
+            return False  # tarfile says what is wrong with it
+        if not 0 <= length <= LONGEST_EXTENDED_HEADER:
+            notes.append(f"shard {path} has an extended tar header of {length:,} bytes at byte {offset:,} (not "
+                         f"0 to {LONGEST_EXTENDED_HEADER >> 20} MB: not a real one); the rest of it, from byte "
+                         f"{start:,}, is skipped")
+            return True
+        offset += tarfile.BLOCKSIZE + -(-length // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    return False
+
+
+def _header_size(field: bytes) -> int | None:
+    """A tar header's size field: octal digits, or base-256 as GNU writes large (0x80 first) and
+    negative (0xff first) ones; None if it is neither."""
+    if field[:1] in (b"\x80", b"\xff"):
+        value = int.from_bytes(field[1:], "big")
+        return value - 256 ** (len(field) - 1) if field[:1] == b"\xff" else value
     try:
-        length = tarfile.nti(block[124:136])
-    except tarfile.InvalidHeaderError:
-        return False  # tarfile says what is wrong with it
-    if length <= LONGEST_EXTENDED_HEADER:
-        return False
-    notes.append(f"shard {path} has an extended tar header of {length:,} bytes at byte {offset:,} (more than "
-                 f"{LONGEST_EXTENDED_HEADER >> 20} MB: not a real one); the rest of it is skipped")
-    return True
+        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return None
 
 
 def _add_member(samples: dict, skipped: Counter, shard: int, path: str, member: tarfile.TarInfo, fh: Any,
@@ -191,8 +207,8 @@ def _add_member(samples: dict, skipped: Counter, shard: int, path: str, member: 
     if not member.isfile():
         skipped["not a regular file"] += 1
         return
-    if member.offset_data + member.size > size:
-        skipped["cut off"] += 1
+    if member.size < 0 or member.offset_data + member.size > size:
+        skipped["cut off"] += 1  # (a negative size: no real member either)
         return
     folder, base = posixpath.split(posixpath.normpath(name))
     stem, _, rest = base.partition(".")

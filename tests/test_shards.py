@@ -369,6 +369,17 @@ def test_a_photo_prep_cut_short_resumes_after_the_last_photo_it_recorded_and_giv
     assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
 
 
+def test_what_a_photo_prep_killed_just_after_its_swap_left_is_cleared_when_the_cache_is_read(
+        tmp_path: Path) -> None:
+    folder = photo_classes(tmp_path / "photos")
+    made = prepare(f"folder:{folder}", size="full")
+    for name in ("train.raw", "heldout.raw", "progress.json"):  # as a kill between the swap and their removal
+        (made.path / name).write_bytes(b"x" * 100)
+    again = prepare(f"folder:{folder}", size="full")
+    assert torch.equal(again.images, made.images)
+    assert not list(made.path.glob("*.raw")) and not (made.path / "progress.json").exists()
+
+
 def test_unfinished_prep_folders_untouched_for_a_week_are_removed_and_said(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import os

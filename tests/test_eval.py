@@ -19,7 +19,7 @@ from .test_translation import side_by_side
 
 SMALL_CLASSIFIER = {"images_seen": 8000, "train_limit": 2000, "width": 8}
 """A classifier of MNIST trained on 2,000 digits for 4 passes: most of the held-out digits right."""
-TINY_CLASSIFIER = {"images_seen": 1000, "train_limit": 500, "width": 8}
+TINY_CLASSIFIER = {"images_seen": 1000, "train_limit": 500, "width": 8, "epochs": 2}
 
 # -- the metrics ------------------------------------------------------------------------------------
 
@@ -592,6 +592,7 @@ def test_each_channel_is_read_as_a_digit_of_the_mode() -> None:
 
 
 def test_eval_on_stacked_mnist_counts_modes_and_checks_its_judge(mnist, trained, monkeypatch) -> None:
+    from zoo.data.memory import load_prepared
     from zoo.data.sources import stacked
     from zoo.pipelines.evaluate import evaluate, modes
 
@@ -599,11 +600,25 @@ def test_eval_on_stacked_mnist_counts_modes_and_checks_its_judge(mnist, trained,
     monkeypatch.setattr(stacked, "HELDOUT_COUNT", 200)
     monkeypatch.setattr(modes, "MODE_SAMPLES", 400)
     run = trained("train", "dcgan", *TINY, "--data", "stacked-mnist", "--steps", "2", dest="stacked")
+    judges = []  # what each classifier was trained on, and checked on
+
+    def spy(spec, reference):
+        judges.append(reference)
+        return load(spec, reference)
+
+    load = modes.features_io.load
+    monkeypatch.setattr(modes.features_io, "load", spy)
 
     result = evaluate(str(run), n=100, features="random", wandb="off", extractor_options=TINY_CLASSIFIER)
     assert 1 <= result["modes"] <= 400 and 0 <= result["modes_kl"] <= math.log(1000) + 1e-9
     assert 1 <= result["modes_reference"] <= 200  # 200 held-out stacks: at most 200 modes
     saved = json.loads((run / "eval.json").read_text())
     assert saved["modes"] == result["modes"] and saved["modes_protocol"]["samples"] == 400
-    judge = saved["modes_protocol"]["judge"]  # the judge's own accuracy on real held-out images
-    assert 0 <= judge["mnist_heldout_accuracy"] <= 1 and 0 <= judge["stacks_read_right"] <= 1
+    judge = saved["modes_protocol"]["judge"]  # trained on held-out digits, checked on images it never saw
+    assert 0 <= judge["mnist_train_accuracy"] <= 1 and 0 <= judge["stacks_read_right"] <= 1
+    assert judge["trained_on"].startswith("MNIST's") and "held-out" in judge["trained_on"]
+    # the judge learnt MNIST's held-out digits only, and was checked on the training digits
+    (reference,) = [r for r in judges if r.data == "mnist"]
+    assert reference.train.meta["split"] == "heldout"
+    assert torch.equal(reference.train.images, load_prepared(mnist.path, "heldout").images)
+    assert torch.equal(reference.heldout.images, mnist.images)

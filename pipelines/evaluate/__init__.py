@@ -216,9 +216,9 @@ def _report(result: dict[str, Any], console: Console) -> None:
         judge = modes["judge"]
         console.print(f"modes: {result['modes']:,} of {modes['modes']:,} reached by {modes['samples']:,} samples, KL "
                       f"{result['modes_kl']:.3f} (the real held-out stacks: {result['modes_reference']:,}, KL "
-                      f"{result['modes_kl_reference']:.3f}); the judge reads {judge['mnist_heldout_accuracy']:.1%} "
-                      f"of MNIST's held-out digits and all three digits of {judge['stacks_read_right']:.1%} of the "
-                      f"held-out stacks right", highlight=False)
+                      f"{result['modes_kl_reference']:.3f}); the judge, trained on MNIST's held-out digits only, reads "
+                      f"{judge['mnist_train_accuracy']:.1%} of the training digits and all three digits of "
+                      f"{judge['stacks_read_right']:.1%} of the training stacks right", highlight=False)
     likelihood = result.get("likelihood")
     if likelihood:
         split = "held-out" if result.get("protocol_detail", {}).get("split") == "heldout" else "training-image"

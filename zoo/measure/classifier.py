@@ -94,12 +94,13 @@ def load(reference: Reference) -> FeatureExtractor:
     seed = int(reference.options.get("seed", 0))
     limit = int(reference.options.get("train_limit", 0))  # the first images only (tests); 0: all
     width = int(reference.options.get("width", WIDTH))  # narrower: faster and less accurate (tests)
+    epochs = int(reference.options.get("epochs", 0))  # passes over the data; 0: from images_seen
     key = _data_key(train, reference.heldout, f"v{VERSION}-{images_seen}-{seed}-{limit}"
-                    + (f"-w{width}" if width != WIDTH else ""))
+                    + (f"-w{width}" if width != WIDTH else "") + (f"-e{epochs}" if epochs else ""))
     path = cache_dir() / "features" / f"classifier-{safe_name(reference.data)[:60]}-{key}.safetensors"
     model = Classifier(reference.data, spec.channels, spec.num_classes, width)
     if not _read(model, path):
-        _train(model, reference, images_seen, seed, limit)
+        _train(model, reference, images_seen, seed, limit, epochs)
         _write(model, path)
     # The tensors' checksum, not the file's bytes: safetensors writes header keys in no fixed order.
     from zoo.records import files
@@ -109,7 +110,8 @@ def load(reference: Reference) -> FeatureExtractor:
     return model
 
 
-def _train(model: Classifier, reference: Reference, images_seen: int, seed: int, limit: int) -> None:
+def _train(model: Classifier, reference: Reference, images_seen: int, seed: int, limit: int,
+           epochs: int = 0) -> None:
     from rich.console import Console
 
     from zoo.display.console import progress_bar
@@ -123,7 +125,7 @@ def _train(model: Classifier, reference: Reference, images_seen: int, seed: int,
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         cut = max(1, int(len(x) * CHECK_FRACTION))
         check_x, check_y, x, y = x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
-    epochs = min(10, max(2, math.ceil(images_seen / len(x))))
+    epochs = epochs or min(10, max(2, math.ceil(images_seen / len(x))))
     steps_per_epoch = math.ceil(len(x) / BATCH)
     net = model.net
     generator = torch.Generator().manual_seed(seed)
@@ -151,7 +153,7 @@ def _train(model: Classifier, reference: Reference, images_seen: int, seed: int,
     predicted = model.extract(check_x, logits=True).argmax(1)
     model.accuracy = float((predicted == check_y).float().mean())
     if say is not None:
-        where = "held-out" if heldout is not None and heldout.labels is not None else "kept-back training"
+        where = "unseen" if heldout is not None and heldout.labels is not None else "kept-back training"
         say.print(f"classifier features: {epochs} epochs in {time.perf_counter() - started:.0f}s; "
                   f"{model.accuracy:.1%} right on {len(check_x):,} {where} images", highlight=False)
 

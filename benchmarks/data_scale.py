@@ -10,6 +10,8 @@
     python benchmarks/data_scale.py memory --zoo-path SITE --data folder:DIR --label before   # another zoo
     python benchmarks/data_scale.py photos               # 600 photos at 1200x900, --size full: srresnet
     python benchmarks/data_scale.py photos --zoo-path SITE --label before
+    python benchmarks/data_scale.py pairs                # those photos as B/, halved as A/: paired:, --size full
+    python benchmarks/data_scale.py pairs --zoo-path SITE --label before
 
 Each command runs zoo in its own process, as a user would, and samples that process's
 anonymous memory (RssAnon in /proc: what it holds itself, not the page cache of the files it
@@ -126,6 +128,43 @@ def photos(count: int, steps: int, zoo_path: str | None, label: str) -> None:
         "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
         "train_images_per_second": images_per_second(run), "steps": steps, "photos": count,
         "photo_size": list(PHOTO_SIZE), "pixels_gb": round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e9, 2),
+        "data": data, "train_args": SR_TRAIN, "zoo": zoo_path or "this commit"})
+
+
+PAIRS = ROOT / "pairs"
+
+
+def _write_pair(index: int) -> None:
+    """Photo ``index`` as pair ``index``: B/ the photo (linked), A/ it halved (bicubic)."""
+    from PIL import Image
+
+    photo, low, high = PHOTOS / f"{index:05d}.png", PAIRS / "A" / f"{index:05d}.png", PAIRS / "B" / f"{index:05d}.png"
+    if not high.exists():
+        os.link(photo, high)
+    if not low.is_file():
+        with Image.open(photo) as im:
+            half = im.resize((PHOTO_SIZE[1] // 2, PHOTO_SIZE[0] // 2), Image.Resampling.BICUBIC)
+        half.save(low.with_suffix(".tmp.png"))
+        low.with_suffix(".tmp.png").rename(low)
+
+
+def pairs(count: int, steps: int, zoo_path: str | None, label: str) -> None:
+    """``count`` pairs of photos (low-resolution A/, twice as large B/: 1.25 times the photos'
+    pixels), prepared at their own sizes and trained on by srresnet: both commands' peak RssAnon."""
+    for side in "AB":
+        (PAIRS / side).mkdir(parents=True, exist_ok=True)
+    with multiprocessing.Pool(os.cpu_count() or 1) as pool:
+        pool.map(_write_photo, range(count))
+        pool.map(_write_pair, range(count))
+    data = f"paired:{PAIRS}"
+    prep, train, run = prep_then_train(f"pairs-{label}", ["prep", data, "--size", "full"],
+                                       ["train", "srresnet", "--data", data, "--size", "full", *SR_TRAIN,
+                                        "--steps", str(steps)], zoo_path)
+    write_result(f"data-scale-pairs-{label}", {
+        "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
+        "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
+        "train_images_per_second": images_per_second(run), "steps": steps, "pairs": count,
+        "photo_size": list(PHOTO_SIZE), "pixels_gb": round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] * 1.25 / 1e9, 2),
         "data": data, "train_args": SR_TRAIN, "zoo": zoo_path or "this commit"})
 
 
@@ -392,8 +431,10 @@ def kills(shards: int, count: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "loader", "kills", "photos"])
-    parser.add_argument("--photos", type=int, default=600, help="photos: how many photos to make and prepare")
+    parser.add_argument("part", choices=["make", "memory", "torchrun", "speed", "loader", "kills", "photos",
+                                         "pairs"])
+    parser.add_argument("--photos", type=int, default=600,
+                        help="photos, pairs: how many photos (pairs) to make and prepare")
     parser.add_argument("--images", type=int, default=300_000)
     parser.add_argument("--shards", type=int, help="use the first N shards (default: all the images make wrote)")
     parser.add_argument("--steps", type=int, help="training steps (default: 200; photos: 50)")
@@ -404,7 +445,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--zoo-path", help="run another zoo (a folder holding its zoo package, e.g. an older commit)")
     parser.add_argument("--data", help="memory: what to prep and train on (default: the shards)")
-    parser.add_argument("--label", help="memory, photos: the result's name, data-scale-PART-LABEL "
+    parser.add_argument("--label", help="memory, photos, pairs: the result's name, data-scale-PART-LABEL "
                         "(default: shards, streamed)")
     args = parser.parse_args()
     shards = args.shards or -(-args.images // SHARD_IMAGES)
@@ -417,6 +458,8 @@ def main() -> None:
         torchrun(shards, steps)
     elif args.part == "photos":
         photos(args.photos, args.steps or 50, args.zoo_path, args.label or "streamed")
+    elif args.part == "pairs":
+        pairs(args.photos, args.steps or 50, args.zoo_path, args.label or "streamed")
     elif args.part == "speed":
         speed(shards, steps, args.repeats)
     elif args.part == "loader":

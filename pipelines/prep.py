@@ -147,9 +147,11 @@ def _build(data: str, folder: Path, source: DataSource, reading: Reading, dims: 
            channels: int | None, span: slice | None, classes: str | None,
            subset: str | None, direction: str | None, split: str, console: Console) -> PreparedData:
     _clear_abandoned(folder, console)
-    streamed = source.stream(data, reading) if source.stream is not None and not direction else None
-    if streamed is not None and dims == FULL:  # photos at their own sizes, read one at a time
-        prepared = streamed_photos.build(data, folder, streamed, channels, span, classes, subset, console)
+    as_stored = direction in (None, "AtoB")  # BtoA swaps what is read whole
+    streamed = source.stream(data, reading) if source.stream is not None and as_stored else None
+    if streamed is not None and dims == FULL:  # photos (or pairs of them) at their own sizes, one at a time
+        prepared = streamed_photos.build(data, folder, streamed, channels, span, classes,
+                                         {"classes": classes, "subset": subset, "direction": direction}, console)
         return prepared if split == "train" else load_prepared(folder, split)
     if streamed is not None:  # read one image at a time into shards: memory bounded at any size
         prepared = streamed_prep.build(data, folder, streamed, dims or (source.fitted_size(data) or 0,) * 2, channels,

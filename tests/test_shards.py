@@ -369,6 +369,100 @@ def test_a_photo_prep_cut_short_resumes_after_the_last_photo_it_recorded_and_giv
     assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
 
 
+def photo_pairs(root: Path, gray_a: bool = False, factor: int = 2, broken: str = "") -> Path:
+    """paired:PATH's A/ (low) and B/ (high, ``factor`` times larger) layout: 12 pairs of
+    several sizes; ``broken``: the name of a B file that is not an image."""
+    from PIL import Image
+
+    for side in "AB":
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i in range(12):
+        w, h = 8 + 2 * (i % 5), 6 + 3 * (i % 3)
+        pixels = torch.randint(0, 256, (h * factor, w * factor, 3), generator=torch.Generator().manual_seed(i),
+                               dtype=torch.uint8)
+        high = Image.fromarray(pixels.numpy())
+        high.save(root / "B" / f"q{i:02d}.png")
+        low = high.resize((w, h), Image.Resampling.BICUBIC)
+        (low.convert("L") if gray_a else low).save(root / "A" / f"q{i:02d}.png")
+    if broken:
+        (root / "B" / f"{broken}.png").write_bytes(b"not a png")
+    return root
+
+
+@pytest.mark.parametrize(("gray_a", "factor"), [(False, 2), (True, 3)])
+def test_photo_pairs_are_read_one_pair_at_a_time_into_the_files_a_whole_read_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gray_a: bool, factor: int) -> None:
+    import dataclasses
+
+    from zoo.data import sources
+    from zoo.data.sources import pairs
+    from zoo.pipelines import prep as prep_module
+
+    root = photo_pairs(tmp_path / "pairs", gray_a, factor)
+    read_whole = pairs._read_all
+    monkeypatch.setattr(pairs, "_read_all", lambda *a: pytest.fail("read whole"))  # type: ignore[misc]
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "streamed"))
+    streamed = prepare(f"paired:{root}", size="full")
+    monkeypatch.setattr(pairs, "_read_all", read_whole)
+    find = sources.find
+    monkeypatch.setattr(prep_module.sources, "find", lambda data: dataclasses.replace(find(data), stream=None))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "whole"))
+    whole = prepare(f"paired:{root}", size="full")  # the pairs read whole, as zoo did
+    assert len(streamed) == 11 and streamed.meta["heldout"]["count"] == 1 and streamed.spec.channels == 3
+    assert streamed.targets is not None and streamed.targets.shape[-2:] == (6 * factor, 8 * factor)
+    for name in ("data.safetensors", "heldout.safetensors"):
+        ours, their = (files.load_tensors(p.path / name, "test", "") for p in (streamed, whole))
+        assert ours[1] == their[1] and ours[0].keys() == their[0].keys() == {
+            "images", "targets", "photos.pixels", "photos.shapes", "target_photos.pixels", "target_photos.shapes"}
+        assert all(torch.equal(ours[0][k], their[0][k]) for k in ours[0])
+    meta = [{k: v for k, v in json.loads((p.path / "meta.json").read_text()).items() if k != "created"}
+            for p in (streamed, whole)]
+    assert meta[0] == meta[1]
+    assert {p.name for p in streamed.path.iterdir()} == {p.name for p in whole.path.iterdir()}  # pairs.png too
+
+
+def test_a_photo_pair_with_an_unreadable_file_is_left_out_whole(tmp_path: Path) -> None:
+    root = photo_pairs(tmp_path / "pairs")
+    (root / "A" / "q12.png").write_bytes((root / "A" / "q00.png").read_bytes())
+    (root / "B" / "q12.png").write_bytes(b"not a png")  # its A file reads; the pair goes
+    prepared = prepare(f"paired:{root}", size="full")
+    held = load_prepared(prepared.path, "heldout")
+    assert len(prepared) + len(held) == 12 and prepared.target_photos is not None
+    assert len(prepared.target_photos.shapes) == len(prepared.photos.shapes) == len(prepared)  # type: ignore[union-attr]
+    assert any("skipped 1 pair(s)" in note and "B/q12.png" in note for note in prepared.meta["notes"])
+
+
+def test_a_photo_pair_prep_cut_short_resumes_after_the_last_pair_it_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.data import images
+    from zoo.pipelines import streamed_photos
+
+    root = photo_pairs(tmp_path / "pairs")
+    reference = prepare(f"paired:{root}", size="full")
+    expected = {p.name: p.read_bytes() for p in reference.path.glob("*.safetensors")}
+    partial = reference.path.with_name(reference.path.name + ".partial")
+    monkeypatch.setattr(streamed_photos, "SAVE_SECONDS", 0.0)  # a record after every pair
+    real, opened = images.read_image, []
+
+    def dies(path, *args):  # type: ignore[no-untyped-def]
+        opened.append(Path(path).name)
+        if len(opened) == 9:  # the fifth pair's A photo
+            raise KeyboardInterrupt
+        return real(path, *args)
+
+    monkeypatch.setattr(streamed_photos, "read_image", dies)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(f"paired:{root}", size="full", force=True)
+    assert json.loads((partial / "progress.json").read_text())["read"]["train"]["done"] == 4
+    with (partial / "train.target.raw").open("ab") as raw:
+        raw.write(b"half a photo")  # B's pixels appended after the record, before the kill
+    monkeypatch.setattr(streamed_photos, "read_image", lambda path, *a: opened.append(path.name) or real(path, *a))
+    again = prepare(f"paired:{root}", size="full", force=True)
+    assert len(opened) == 9 + 2 * (12 - 4)  # the four recorded pairs were not read again
+    assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
+    assert not list(again.path.glob("*.raw"))
+
+
 def test_what_a_photo_prep_killed_just_after_its_swap_left_is_cleared_when_the_cache_is_read(
         tmp_path: Path) -> None:
     folder = photo_classes(tmp_path / "photos")

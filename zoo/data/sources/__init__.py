@@ -160,6 +160,7 @@ SOURCES: list[DataSource] = [
         key=_two_domain_key,
         fitted_size=lambda data: folder.DEFAULT_SIZE if pairs.folder_of(data) is not None else None,
         made_of=pairs.builtin_source,
+        stream=lambda data, r: pairs.stream_pairs(data) if r.dims == (0, 0) else None,  # photos, one pair at a time
     ),
     DataSource(
         forms=("captions:fashion", "captions:PATH"),

@@ -43,6 +43,7 @@ from zoo.data.images import FORMATS, GRAY_MODES, UNREADABLE, convert_channels, i
 from zoo.data.memory import Photos
 from zoo.data.sources.named import DATASETS, load_named
 from zoo.data.sources.raw import RawData, parse_classes
+from zoo.data.sources.streamed import Item, Streamed
 from zoo.errors import UsageError, ZooError
 
 PAIRED, UNPAIRED = "paired:", "unpaired:"
@@ -199,7 +200,9 @@ def _two_classes(name: str, classes: str, data_dir: Path | None, env_dir: Path |
 
 # -- folders ----------------------------------------------------------------------------------
 
-def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
+def _pair_files(root: Path) -> tuple[Path, list[str], tuple[dict[str, Path], dict[str, Path]] | None]:
+    """paired:PATH: the folder used (``train/`` inside PATH when there is one), notes, and in
+    the A/ and B/ layout A's and B's files by their shared name (None: side-by-side images)."""
     notes = []
     if (root / "train").is_dir():
         root = root / "train"
@@ -207,17 +210,42 @@ def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, cons
     if (root / "trainA").is_dir() or (root / "trainB").is_dir():
         raise UsageError(f"paired:{root} has the CycleGAN layout (trainA/, trainB/), whose images are not "
                          f"paired; train cyclegan on it with --data unpaired:{root}")
-    if (root / "A").is_dir() or (root / "B").is_dir():
-        if not ((root / "A").is_dir() and (root / "B").is_dir()):
-            missing = "A" if not (root / "A").is_dir() else "B"
-            raise UsageError(f"paired:{root}: found one of A/ and B/ but not {missing}/; put inputs in "
-                             "A/ and their targets, with the same file names, in B/")
-        a_files = {p.relative_to(root / "A").with_suffix("").as_posix(): p for p in image_files(root / "A")}
-        b_files = {p.relative_to(root / "B").with_suffix("").as_posix(): p for p in image_files(root / "B")}
-        unmatched = sorted(set(a_files) ^ set(b_files))
-        if unmatched:
-            raise UsageError(f"paired:{root}: {len(unmatched)} file(s) have no partner in the other folder "
-                             f"(e.g. {', '.join(unmatched[:3])}); A/ and B/ must hold the same names")
+    if not ((root / "A").is_dir() or (root / "B").is_dir()):
+        return root, notes, None
+    if not ((root / "A").is_dir() and (root / "B").is_dir()):
+        missing = "A" if not (root / "A").is_dir() else "B"
+        raise UsageError(f"paired:{root}: found one of A/ and B/ but not {missing}/; put inputs in "
+                         "A/ and their targets, with the same file names, in B/")
+    a_files = {p.relative_to(root / "A").with_suffix("").as_posix(): p for p in image_files(root / "A")}
+    b_files = {p.relative_to(root / "B").with_suffix("").as_posix(): p for p in image_files(root / "B")}
+    unmatched = sorted(set(a_files) ^ set(b_files))
+    if unmatched:
+        raise UsageError(f"paired:{root}: {len(unmatched)} file(s) have no partner in the other folder "
+                         f"(e.g. {', '.join(unmatched[:3])}); A/ and B/ must hold the same names")
+    if not a_files:
+        raise UsageError(f"paired:{root}: A/ and B/ hold no images ({FORMATS})")
+    return root, notes, (a_files, b_files)
+
+
+def stream_pairs(data: str) -> Streamed | None:
+    """paired:PATH's A/ and B/ photos as a streamed set of pairs, for a prep at their own sizes
+    (``--size full``) that reads one pair at a time: each item's ``where`` holds its A file
+    and its B file. None for built-in pairs and side-by-side images (read whole)."""
+    root = folder_of(data) if data.startswith(PAIRED) else None
+    if root is None:
+        return None
+    root, notes, both = _pair_files(root)
+    if both is None:
+        return None
+    a_files, b_files = both
+    items = [Item(key, -1, (str(a_files[key]), str(b_files[key]))) for key in sorted(a_files)]
+    return Streamed(items, [], str(root.resolve()), lambda item: open(item.where[0], "rb"), notes, pairs=True)
+
+
+def _paired_folder(root: Path, dims: tuple[int, int], channels: int | None, console: Console) -> RawData:
+    root, notes, both_files = _pair_files(root)
+    if both_files is not None:
+        a_files, b_files = both_files
         keys = sorted(a_files)
         a_read = _read_all([a_files[k] for k in keys], dims, console, f"reading {root}/A")
         b_read = _read_all([b_files[k] for k in keys], dims, console, f"reading {root}/B")

@@ -36,6 +36,9 @@ class Streamed:
     key: str = ""
     """What the prepared set is made of (names, sizes, times), hashed: prep's resume checks
     that it continues the same set."""
+    pairs: bool = False
+    """Each item is a pair of photos (paired:PATH's A/ and B/ files, ``where`` holds both), read
+    at their own sizes (``--size full``)."""
 
     def fitted(self, item: Item, height: int, width: int) -> tuple[torch.Tensor, bool] | str:
         """The item's image fitted to height x width (uint8 3 x H x W) and whether it is gray,

@@ -220,7 +220,7 @@ def _pair_rows(prepared: PreparedData, n: int = 8) -> torch.Tensor:
     assert prepared.targets is not None
     a, b = prepared.images[:n], prepared.targets[:n]
     k = min(len(a), len(b))
-    a, b = convert_channels(a[:k], 3), convert_channels(b[:k], 3)
+    a, b = figures.thumbnails(convert_channels(a[:k], 3)), figures.thumbnails(convert_channels(b[:k], 3))
     if a.shape[-2:] != b.shape[-2:]:  # low- beside high-resolution photos: A's pixels shown larger
         a = F.interpolate(a, size=b.shape[-2:], mode="nearest")
     return to_float(torch.stack([a, b]))

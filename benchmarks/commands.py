@@ -72,7 +72,8 @@ EVAL_KEYS = ("fid", "kid", "precision", "recall", "density", "coverage", "sharpn
              "ssim", "psnr_y", "ssim_y", "bicubic_psnr_y", "bicubic_ssim_y", "laplacian_energy",
              "bicubic_laplacian_energy", "original_laplacian_energy", "grid_artefact", "original_grid_artefact",
              "reconstruction_sharpness", "nll", "nll_elbo", "bits_per_dim", "active_units", "latent_dim",
-             "likelihood", "modes", "modes_kl", "modes_reference", "modes_kl_reference", "protocol", "timings")
+             "likelihood", "modes", "modes_kl", "modes_reference", "modes_kl_reference", "modes_protocol",
+             "protocol", "timings")
 
 
 def evaluated(run: Path, *args: str) -> dict[str, Any]:

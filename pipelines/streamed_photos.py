@@ -123,8 +123,8 @@ def build(data: str, folder: Path, streamed: Streamed, channels: int | None, spa
                     else f"files in {streamed.origin} could be read as an image")
             raise ZooError(f"none of the {len(streamed.items)} {what} (e.g. {skipped[0] if skipped else '?'}); "
                            f"zoo reads {FORMATS} files")
+        depth = channels or (1 if all(r.gray and r.target_gray for r in read.values()) else 3)  # every file read
         read = {split: r for split, r in read.items() if r.shapes}
-        depth = channels or (1 if all(r.gray and r.target_gray for r in read.values()) else 3)
         crops = _crops(list(read.values()), streamed.pairs)
         for split, r in read.items():
             _second_pass(work, split, r, depth, crops, labelled=bool(names), pairs=streamed.pairs)

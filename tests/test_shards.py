@@ -369,36 +369,41 @@ def test_a_photo_prep_cut_short_resumes_after_the_last_photo_it_recorded_and_giv
     assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
 
 
-def photo_pairs(root: Path, gray_a: bool = False, factor: int = 2, broken: str = "") -> Path:
-    """paired:PATH's A/ (low) and B/ (high, ``factor`` times larger) layout: 12 pairs of
-    several sizes; ``broken``: the name of a B file that is not an image."""
+def photo_pairs(root: Path, gray_a: bool = False, factor: int = 2, gray_b: bool = False,
+                mixed: bool = False) -> Path:
+    """paired:PATH's A/ (low) and B/ (high, ``factor`` times larger; with ``mixed`` every third
+    pair one more time larger: no one ratio) layout: 12 pairs of several sizes."""
     from PIL import Image
 
     for side in "AB":
         (root / side).mkdir(parents=True, exist_ok=True)
     for i in range(12):
         w, h = 8 + 2 * (i % 5), 6 + 3 * (i % 3)
-        pixels = torch.randint(0, 256, (h * factor, w * factor, 3), generator=torch.Generator().manual_seed(i),
+        scale = factor + (1 if mixed and i % 3 == 0 else 0)
+        pixels = torch.randint(0, 256, (h * scale, w * scale, 3), generator=torch.Generator().manual_seed(i),
                                dtype=torch.uint8)
         high = Image.fromarray(pixels.numpy())
-        high.save(root / "B" / f"q{i:02d}.png")
+        (high.convert("L") if gray_b else high).save(root / "B" / f"q{i:02d}.png")
         low = high.resize((w, h), Image.Resampling.BICUBIC)
         (low.convert("L") if gray_a else low).save(root / "A" / f"q{i:02d}.png")
-    if broken:
-        (root / "B" / f"{broken}.png").write_bytes(b"not a png")
     return root
 
 
-@pytest.mark.parametrize(("gray_a", "factor"), [(False, 2), (True, 3)])
+@pytest.mark.parametrize(("gray_a", "factor", "gray_b", "mixed"), [
+    (False, 2, False, False), (True, 3, False, False),  # colour, or gray A beside colour B: colour
+    (True, 2, True, False),  # both gray: one channel
+    (False, 2, False, True),  # no one ratio: B's own centres
+])
 def test_photo_pairs_are_read_one_pair_at_a_time_into_the_files_a_whole_read_writes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gray_a: bool, factor: int) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gray_a: bool, factor: int, gray_b: bool,
+        mixed: bool) -> None:
     import dataclasses
 
     from zoo.data import sources
     from zoo.data.sources import pairs
     from zoo.pipelines import prep as prep_module
 
-    root = photo_pairs(tmp_path / "pairs", gray_a, factor)
+    root = photo_pairs(tmp_path / "pairs", gray_a, factor, gray_b, mixed)
     read_whole = pairs._read_all
     monkeypatch.setattr(pairs, "_read_all", lambda *a: pytest.fail("read whole"))  # type: ignore[misc]
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "streamed"))
@@ -408,8 +413,11 @@ def test_photo_pairs_are_read_one_pair_at_a_time_into_the_files_a_whole_read_wri
     monkeypatch.setattr(prep_module.sources, "find", lambda data: dataclasses.replace(find(data), stream=None))
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "whole"))
     whole = prepare(f"paired:{root}", size="full")  # the pairs read whole, as zoo did
-    assert len(streamed) == 11 and streamed.meta["heldout"]["count"] == 1 and streamed.spec.channels == 3
-    assert streamed.targets is not None and streamed.targets.shape[-2:] == (6 * factor, 8 * factor)
+    assert len(streamed) == 11 and streamed.meta["heldout"]["count"] == 1
+    assert streamed.spec.channels == (1 if gray_a and gray_b else 3) and streamed.targets is not None
+    # aligned windows at A's smallest size times the ratio; with mixed ratios B's smallest height
+    # and width (18 = 6 x 3 = 9 x 2, and 16 = 8 x 2)
+    assert streamed.targets.shape[-2:] == ((6 * factor, 8 * factor) if not mixed else (18, 16))
     for name in ("data.safetensors", "heldout.safetensors"):
         ours, their = (files.load_tensors(p.path / name, "test", "") for p in (streamed, whole))
         assert ours[1] == their[1] and ours[0].keys() == their[0].keys() == {
@@ -454,8 +462,9 @@ def test_a_photo_pair_prep_cut_short_resumes_after_the_last_pair_it_recorded(
     with pytest.raises(KeyboardInterrupt):
         prepare(f"paired:{root}", size="full", force=True)
     assert json.loads((partial / "progress.json").read_text())["read"]["train"]["done"] == 4
-    with (partial / "train.target.raw").open("ab") as raw:
-        raw.write(b"half a photo")  # B's pixels appended after the record, before the kill
+    for name in ("train.raw", "train.target.raw"):
+        with (partial / name).open("ab") as raw:
+            raw.write(b"half a photo")  # pixels appended after the record, before the kill
     monkeypatch.setattr(streamed_photos, "read_image", lambda path, *a: opened.append(path.name) or real(path, *a))
     again = prepare(f"paired:{root}", size="full", force=True)
     assert len(opened) == 9 + 2 * (12 - 4)  # the four recorded pairs were not read again

@@ -215,7 +215,7 @@ def _report(result: dict[str, Any], console: Console) -> None:
     if modes:
         judge = modes["judge"]
         console.print(f"modes: {result['modes']:,} of {modes['modes']:,} reached by {modes['samples']:,} samples, KL "
-                      f"{result['modes_kl']:.3f} (the real held-out stacks: {result['modes_reference']:,}, KL "
+                      f"{result['modes_kl']:.3f} (real training stacks, read alike: {result['modes_reference']:,}, KL "
                       f"{result['modes_kl_reference']:.3f}); the judge, trained on MNIST's held-out digits only, reads "
                       f"{judge['mnist_train_accuracy']:.1%} of the training digits and all three digits of "
                       f"{judge['stacks_read_right']:.1%} of the training stacks right", highlight=False)

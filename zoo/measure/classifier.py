@@ -5,7 +5,9 @@ for MNIST-like data, where Inception's ImageNet features say little. zoo trains 
 data set's *training* split (the images the generator learns from; the held-out split
 stays unseen, and measures the classifier's accuracy), caches it under
 ``$ZOO_CACHE_DIR/features/`` keyed by a hash of the data, and reuses it. Its 128 features
-are the last hidden layer's; its logits give class accuracy and the classifier score.
+are the last hidden layer's; its logits give class accuracy and the classifier score. (The
+Stacked MNIST mode judge is this classifier with the splits swapped: it learns MNIST's held-out
+digits and is checked on the training ones, which the stacks a generator learns are made of.)
 
 The network works at any size from 8 px and with 1 or 3 channels: two pairs of 3x3
 convolutions, each pair followed by 2x2 max pooling, a fifth convolution and global

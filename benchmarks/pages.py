@@ -84,7 +84,8 @@ def source(name: str) -> str:
     """A result's provenance, as one line."""
     r = result(name)
     m = r["machine"]
-    where = f"{m['cores']} cores of {m['cpu']}" + (f", {m['gpu']}" if m.get("gpu") else ", no GPU")
+    cores = f"{m['cores']} core{'' if m['cores'] == 1 else 's'}"
+    where = f"{cores} of {m['cpu']}" + (f", {m['gpu']}" if m.get("gpu") else ", no GPU")
     return (f"Measured by `{r['command']}` at commit `{r['commit']}`, {r['date'][:10]}, on {where}, "
             f"torch {m['torch']}: [{name}.json](../../benchmarks/results/{name}.json).")
 

@@ -119,16 +119,21 @@ def photos(count: int, steps: int, zoo_path: str | None, label: str) -> None:
     PHOTOS.mkdir(parents=True, exist_ok=True)
     with multiprocessing.Pool(os.cpu_count() or 1) as pool:
         pool.map(_write_photo, range(count))
-    data = f"folder:{PHOTOS}"
-    prep, train, run = prep_then_train(f"photos-{label}", ["prep", data, "--size", "full"],
+    full_size("photos", f"folder:{PHOTOS}", steps, zoo_path, label, photos=count,
+              pixels_gb=round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e9, 2))
+
+
+def full_size(part: str, data: str, steps: int, zoo_path: str | None, label: str, **figures: Any) -> None:
+    """``zoo prep DATA --size full``, then srresnet trained on it: both commands' peak RssAnon
+    and times, with ``figures``, in data-scale-PART-LABEL.json."""
+    prep, train, run = prep_then_train(f"{part}-{label}", ["prep", data, "--size", "full"],
                                        ["train", "srresnet", "--data", data, "--size", "full", *SR_TRAIN,
                                         "--steps", str(steps)], zoo_path)
-    write_result(f"data-scale-photos-{label}", {
+    write_result(f"data-scale-{part}-{label}", {
         "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
         "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
-        "train_images_per_second": images_per_second(run), "steps": steps, "photos": count,
-        "photo_size": list(PHOTO_SIZE), "pixels_gb": round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e9, 2),
-        "data": data, "train_args": SR_TRAIN, "zoo": zoo_path or "this commit"})
+        "train_images_per_second": images_per_second(run), "steps": steps, **figures,
+        "photo_size": list(PHOTO_SIZE), "data": data, "train_args": SR_TRAIN, "zoo": zoo_path or "this commit"})
 
 
 PAIRS = ROOT / "pairs"
@@ -157,17 +162,8 @@ def pairs(count: int, steps: int, zoo_path: str | None, label: str) -> None:
     with multiprocessing.Pool(os.cpu_count() or 1) as pool:
         pool.map(_write_photo, range(count))
         pool.map(_write_pair, range(count))
-    data = f"paired:{PAIRS}"
-    prep, train, run = prep_then_train(f"pairs-{label}", ["prep", data, "--size", "full"],
-                                       ["train", "srresnet", "--data", data, "--size", "full", *SR_TRAIN,
-                                        "--steps", str(steps)], zoo_path)
-    write_result(f"data-scale-pairs-{label}", {
-        "prep_peak_rss_anon_mb": prep["peak_rss_anon_mb"], "prep_seconds": prep["seconds"],
-        "train_peak_rss_anon_mb": train["peak_rss_anon_mb"], "train_seconds": train["seconds"],
-        "train_images_per_second": images_per_second(run), "steps": steps, "pairs": count,
-        "photo_size": list(PHOTO_SIZE), "pixels_gb": round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] * 17 / 16 / 1e9,
-                                                            2),
-        "data": data, "train_args": SR_TRAIN, "zoo": zoo_path or "this commit"})
+    full_size("pairs", f"paired:{PAIRS}", steps, zoo_path, label, pairs=count,
+              pixels_gb=round(count * 3 * PHOTO_SIZE[0] * PHOTO_SIZE[1] * 17 / 16 / 1e9, 2))
 
 
 def rss_anon_kb(pid: int) -> int:

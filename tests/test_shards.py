@@ -302,6 +302,17 @@ def photo_classes(root: Path, gray: bool = False, broken: bool = False) -> Path:
     return root
 
 
+def killed_at(calls: dict[str, int], name: str, n: int, real):  # type: ignore[no-untyped-def]
+    """``real``, counting its calls in ``calls[name]``; the ``n``th raises KeyboardInterrupt, as a
+    kill would leave the work."""
+    def counted(*args):  # type: ignore[no-untyped-def]
+        calls[name] += 1
+        if calls[name] == n:
+            raise KeyboardInterrupt
+        return real(*args)
+    return counted
+
+
 @pytest.mark.parametrize("gray", [False, True])
 def test_photos_at_their_own_sizes_are_read_one_at_a_time_into_the_files_a_whole_read_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gray: bool) -> None:
@@ -345,12 +356,7 @@ def test_a_photo_prep_cut_short_resumes_after_the_last_photo_it_recorded_and_giv
     calls = {"fitted": 0, "write": 0}
 
     def dies_at(name: str, n: int, real):  # type: ignore[no-untyped-def]
-        def counted(*args):  # type: ignore[no-untyped-def]
-            calls[name] += 1
-            if calls[name] == n:
-                raise KeyboardInterrupt  # as a kill would leave it
-            return real(*args)
-        return counted
+        return killed_at(calls, name, n, real)
 
     monkeypatch.setattr(Streamed, "fitted", dies_at("fitted", 6, fitted))  # while reading the sixth photo
     with pytest.raises(KeyboardInterrupt):
@@ -450,24 +456,17 @@ def test_a_photo_pair_prep_cut_short_resumes_after_the_last_pair_it_recorded(
     expected = {p.name: p.read_bytes() for p in reference.path.glob("*.safetensors")}
     partial = reference.path.with_name(reference.path.name + ".partial")
     monkeypatch.setattr(streamed_photos, "SAVE_SECONDS", 0.0)  # a record after every pair
-    real, opened = images.read_image, []
-
-    def dies(path, *args):  # type: ignore[no-untyped-def]
-        opened.append(Path(path).name)
-        if len(opened) == 9:  # the fifth pair's A photo
-            raise KeyboardInterrupt
-        return real(path, *args)
-
-    monkeypatch.setattr(streamed_photos, "read_image", dies)
+    real, calls = images.read_image, {"read": 0}
+    monkeypatch.setattr(streamed_photos, "read_image", killed_at(calls, "read", 9, real))  # the fifth pair's A
     with pytest.raises(KeyboardInterrupt):
         prepare(f"paired:{root}", size="full", force=True)
     assert json.loads((partial / "progress.json").read_text())["read"]["train"]["done"] == 4
     for name in ("train.raw", "train.target.raw"):
         with (partial / name).open("ab") as raw:
             raw.write(b"half a photo")  # pixels appended after the record, before the kill
-    monkeypatch.setattr(streamed_photos, "read_image", lambda path, *a: opened.append(path.name) or real(path, *a))
+    monkeypatch.setattr(streamed_photos, "read_image", killed_at(calls, "read", 10**9, real))
     again = prepare(f"paired:{root}", size="full", force=True)
-    assert len(opened) == 9 + 2 * (12 - 4)  # the four recorded pairs were not read again
+    assert calls["read"] == 9 + 2 * (12 - 4)  # the four recorded pairs were not read again
     assert not partial.exists() and {p.name: p.read_bytes() for p in again.path.glob("*.safetensors")} == expected
     assert not list(again.path.glob("*.raw"))
 
